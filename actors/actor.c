@@ -1,0 +1,120 @@
+/*  =========================================================================
+    actor - zloop, pipe, bus worker and dispatch shared by every actor
+    =========================================================================
+*/
+#include "actor.h"
+
+#include "log.h"
+#include "system.h"
+
+typedef struct {
+    const actor_def_t *def;          //  What kind of actor
+    void *state;                     //  Its state
+    bus_worker_t *worker;            //  Our connection to the broker
+} loop_ctx_t;
+
+static int
+s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    char *cmd = zstr_recv (pipe);
+    int rc = 0;
+    if (!cmd || streq (cmd, "$TERM"))
+        rc = -1;    //  Ends zloop_start
+    else
+        log_warn ("actor", "unknown pipe command %s", cmd);
+    zstr_free (&cmd);
+    return rc;
+}
+
+static int
+s_on_bus (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    loop_ctx_t *ctx = (loop_ctx_t *) arg;
+    //  Serve what is queued, but hand control back to the loop now and then
+    //  so timers and other fds are not starved.
+    for (int budget = 0; budget < 64; budget++) {
+        bus_request_t req;
+        int rc = bus_worker_recv (ctx->worker, &req);
+        if (rc < 0)
+            break;
+        if (rc == 1) {
+            ctx->def->handle (ctx->state, ctx->worker, &req);
+            bus_request_fini (&req);
+        }
+    }
+    return 0;
+}
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    bus_worker_tick (((loop_ctx_t *) arg)->worker);
+    return 0;
+}
+
+void
+actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
+{
+    const cg_config_t *cfg = args->config;
+    loop_ctx_t ctx = {def, NULL, NULL};
+    zloop_t *loop = zloop_new ();
+    ctx.worker = bus_worker_new (args->broker, def->service, cfg->heartbeat_ms,
+                                 cfg->liveness);
+    if (ctx.worker)
+        ctx.state = def->create (args, loop, ctx.worker);
+    if (!ctx.worker || !ctx.state) {
+        log_error ("actor", "%s: could not start", def->service);
+        bus_worker_destroy (&ctx.worker);
+        zloop_destroy (&loop);
+        args->failed = true;
+        zsock_signal (pipe, 1);
+        return;
+    }
+    args->failed = false;
+    zloop_set_nonstop (loop, true);   //  We stop on $TERM, not on signals
+    zloop_reader (loop, pipe, s_on_pipe, &ctx);
+    zloop_reader (loop, bus_worker_sock (ctx.worker), s_on_bus, &ctx);
+    //  Half the heartbeat interval keeps us well inside the broker's window.
+    int tick = cfg->heartbeat_ms / 2 > 0 ? cfg->heartbeat_ms / 2 : 1;
+    zloop_timer (loop, (size_t) tick, 0, s_on_tick, &ctx);
+    zsock_signal (pipe, 0);
+    log_debug ("actor", "%s: serving", def->service);
+    zloop_start (loop);
+    def->destroy (&ctx.state);
+    zloop_destroy (&loop);
+    bus_worker_destroy (&ctx.worker);
+}
+
+//  ---- Registry of actors -----------------------------------------------------
+
+typedef struct {
+    const char *name;
+    zactor_fn *fn;
+} actor_entry_t;
+
+static const actor_entry_t s_registry[] = {
+    {"system", system_actor},
+    {NULL, NULL},
+};
+
+const char *const *
+actor_names (void)
+{
+    static const char *names[sizeof (s_registry) / sizeof (s_registry[0])];
+    for (size_t i = 0; s_registry[i].name; i++)
+        names[i] = s_registry[i].name;
+    return names;
+}
+
+zactor_t *
+actor_start (const char *name, actor_args_t *args)
+{
+    for (const actor_entry_t *e = s_registry; e->name; e++)
+        if (streq (e->name, name)) {
+            zactor_t *actor = zactor_new (e->fn, args);
+            if (actor && args->failed)
+                zactor_destroy (&actor);
+            return actor;
+        }
+    return NULL;
+}

@@ -1,0 +1,56 @@
+/*  =========================================================================
+    actor - the loop every service actor shares
+
+    An actor is a czmq zactor that serves one service on the broker.  Its
+    body calls actor_run () with a definition: a constructor for its state,
+    a request handler and a destructor.  actor_run owns the zloop, the pipe
+    ($TERM), the bus_worker (registration, heartbeats) and the dispatch of
+    validated requests.  Actors may add their own timers and raw fds to the
+    loop from their constructor (libcurl's sockets, for instance).
+
+    Contract kept from czmq: the actor signals 0 once initialised (1 if it
+    could not start, then returns at once), and returns when it gets $TERM.
+    =========================================================================
+*/
+#ifndef CG_ACTOR_H
+#define CG_ACTOR_H
+
+#include <czmq.h>
+
+#include "config.h"
+#include "worker.h"
+
+//  What every actor gets from its starter.  Read before the actor signals;
+//  config must outlive the actor.
+typedef struct {
+    const char *broker;              //  Broker requests endpoint
+    const cg_config_t *config;       //  Whole configuration (read only)
+    bool failed;                     //  Set before signalling if start failed
+} actor_args_t;
+
+typedef struct {
+    const char *service;             //  Service name to register
+    //  Makes the actor's state; NULL means it could not start.
+    void *(*create) (const actor_args_t *args, zloop_t *loop,
+                     bus_worker_t *worker);
+    //  Handles one validated request; must reply (or arrange to) exactly once.
+    void (*handle) (void *state, bus_worker_t *worker, bus_request_t *req);
+    //  Frees the state and sets *state_p to NULL.
+    void (*destroy) (void **state_p);
+} actor_def_t;
+
+//  Runs the actor until $TERM.  Call from the zactor body.
+void
+actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def);
+
+//  Starts a service actor by name ("system", ...).  Returns NULL if the name
+//  is unknown or the actor could not start.  Caller owns the return value
+//  and must zactor_destroy it.
+zactor_t *
+actor_start (const char *name, actor_args_t *args);
+
+//  Names actor_start knows, NULL-terminated.
+const char *const *
+actor_names (void);
+
+#endif

@@ -1,0 +1,97 @@
+/*  =========================================================================
+    system - the status actor
+    =========================================================================
+*/
+#include "system.h"
+
+#include "actor.h"
+#include "log.h"
+
+#include <unistd.h>
+
+static const char *s_channels[] = {"whatsapp", "telegram", "discord", "slack",
+                                   "webhook", NULL};
+
+typedef struct {
+    const cg_config_t *config;       //  Read only, not owned
+    int64_t started;                 //  zclock_mono () at start
+    char worker_name[128];           //  "<host>:<pid>"
+} self_t;
+
+static void *
+s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+{
+    self_t *self = (self_t *) calloc (1, sizeof (self_t));
+    if (!self)
+        return NULL;
+    self->config = args->config;
+    self->started = zclock_mono ();
+    char host[64] = "localhost";
+    gethostname (host, sizeof (host) - 1);
+    snprintf (self->worker_name, sizeof (self->worker_name), "%s:%d", host,
+              (int) getpid ());
+    return self;
+}
+
+static void
+s_destroy (void **state_p)
+{
+    free (*state_p);
+    *state_p = NULL;
+}
+
+//  A channel's status until the channel actors exist: configured channels are
+//  "disconnected" (enabled) or "disabled"; the rest "not_configured".
+static const char *
+s_channel_status (const cg_config_t *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->n_channels; i++)
+        if (streq (cfg->channels[i].id, id))
+            return cfg->channels[i].enabled ? "disconnected" : "disabled";
+    return "not_configured";
+}
+
+static void
+s_status (self_t *self, bus_worker_t *worker, bus_request_t *req)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 5);
+    mp_kv_str (&w, "status", "ok");
+    mp_kv_str (&w, "version", CLAWGATE_VERSION);
+    mp_kv_int (&w, "uptime", (zclock_mono () - self->started) / 1000);
+    mp_key (&w, "channels");
+    int n = 0;
+    while (s_channels[n])
+        n++;
+    msgpack_pack_map (&w.pk, (size_t) n);
+    for (int i = 0; s_channels[i]; i++)
+        mp_kv_str (&w, s_channels[i], s_channel_status (self->config, s_channels[i]));
+    mp_kv_str (&w, "worker", self->worker_name);
+    bus_worker_reply (worker, req, "SYSTEM_STATUS_OK", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+}
+
+static void
+s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+{
+    self_t *self = (self_t *) state;
+    if (streq (req->env.type, "SYSTEM_STATUS"))
+        s_status (self, worker, req);
+    else if (streq (req->env.type, "SYSTEM_PING")) {
+        static const unsigned char empty_map = 0x80;
+        bus_worker_reply (worker, req, "SYSTEM_PONG", 200, &empty_map, 1);
+    }
+    else
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Unknown system request", NULL);
+}
+
+static const actor_def_t s_def = {"system", s_create, s_handle, s_destroy};
+
+void
+system_actor (zsock_t *pipe, void *args)
+{
+    actor_run (pipe, (actor_args_t *) args, &s_def);
+}

@@ -1,0 +1,193 @@
+/*  =========================================================================
+    front - send requests to the broker and wait for replies and events
+    =========================================================================
+*/
+#include "front.h"
+
+#include "log.h"
+
+#include <string.h>
+
+struct bus_front_t {
+    zsock_t *sock;               //  DEALER to the broker
+    void *handle;                //  Raw libzmq handle
+    char id[40];                 //  Our routing identity (a uuid)
+    uint64_t next_corr;          //  Next correlation id
+};
+
+bus_front_t *
+bus_front_new (const char *endpoint)
+{
+    bus_front_t *self = (bus_front_t *) calloc (1, sizeof (bus_front_t));
+    if (!self)
+        return NULL;
+    self->sock = zsock_new (ZMQ_DEALER);
+    if (!self->sock) {
+        free (self);
+        return NULL;
+    }
+    zuuid_t *uuid = zuuid_new ();
+    snprintf (self->id, sizeof (self->id), "%s", zuuid_str (uuid));
+    zuuid_destroy (&uuid);
+    zsock_set_identity (self->sock, self->id);
+    zsock_set_sndhwm (self->sock, 10000);
+    zsock_set_rcvhwm (self->sock, 100000);
+    zsock_set_linger (self->sock, 0);
+    if (zsock_connect (self->sock, "%s", endpoint) < 0) {
+        log_error ("front", "cannot connect to broker %s", endpoint);
+        zsock_destroy (&self->sock);
+        free (self);
+        return NULL;
+    }
+    self->handle = zsock_resolve (self->sock);
+    self->next_corr = 1;
+    return self;
+}
+
+void
+bus_front_destroy (bus_front_t **self_p)
+{
+    bus_front_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->sock);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+bus_front_id (bus_front_t *self)
+{
+    return self->id;
+}
+
+int
+bus_front_send (bus_front_t *self, const char *service, envelope_t *env,
+                const void *body, size_t size)
+{
+    env->corr_id = self->next_corr++;
+    env->status = 0;
+    msgpack_sbuffer ebuf;
+    msgpack_sbuffer_init (&ebuf);
+    if (envelope_pack (env, &ebuf)) {
+        msgpack_sbuffer_destroy (&ebuf);
+        return -1;
+    }
+    const void *data[] = {BUS_FRONT, BUS_REQUEST, service, ebuf.data, body};
+    size_t sizes[] = {strlen (BUS_FRONT), strlen (BUS_REQUEST),
+                      strlen (service), ebuf.size, size};
+    int rc = 0;
+    for (int i = 0; i < 5 && rc == 0; i++)
+        if (zmq_send (self->handle, data[i], sizes[i],
+                      ZMQ_DONTWAIT | (i < 4 ? ZMQ_SNDMORE : 0))
+            < 0)
+            rc = -1;
+    msgpack_sbuffer_destroy (&ebuf);
+    return rc;
+}
+
+void
+bus_msg_fini (bus_msg_t *msg)
+{
+    mp_reader_fini (&msg->body);
+    zmq_msg_close (&msg->raw);
+}
+
+static bool
+s_is (zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen (s);
+    return zmq_msg_size (m) == n && memcmp (zmq_msg_data (m), s, n) == 0;
+}
+
+//  Reads one message that is already waiting; 0 with msg filled, -1 if it
+//  was malformed (dropped) or nothing was there.
+static int
+s_read (bus_front_t *self, bus_msg_t *msg)
+{
+    zmq_msg_t f[4];
+    int count = 0, more = 1, rc = -1;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *m = count < 4 ? &f[count] : &scratch;
+        zmq_msg_init (m);
+        if (zmq_msg_recv (m, self->handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (m);
+            break;
+        }
+        more = zmq_msg_more (m);
+        if (m == &scratch)
+            zmq_msg_close (m);
+        count++;
+    }
+    int kept = count < 4 ? count : 4;
+    if (more || count != 4 || !s_is (&f[0], BUS_FRONT))
+        goto done;
+    memset (msg, 0, sizeof (*msg));
+    if (s_is (&f[1], BUS_REPLY)) {
+        msg->kind = BUS_MSG_REPLY;
+        if (envelope_unpack (&msg->env, zmq_msg_data (&f[2]),
+                             zmq_msg_size (&f[2])))
+            goto done;
+    }
+    else if (s_is (&f[1], BUS_EVENT) && zmq_msg_size (&f[2]) <= BUS_MAX_TOPIC) {
+        msg->kind = BUS_MSG_EVENT;
+        memcpy (msg->topic, zmq_msg_data (&f[2]), zmq_msg_size (&f[2]));
+        msg->topic[zmq_msg_size (&f[2])] = 0;
+    }
+    else
+        goto done;
+    zmq_msg_init (&msg->raw);
+    zmq_msg_move (&msg->raw, &f[3]);
+    if (mp_reader_init (&msg->body, zmq_msg_data (&msg->raw),
+                        zmq_msg_size (&msg->raw))) {
+        bus_msg_fini (msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    if (rc && count > 0)
+        log_warn ("front", "dropped a malformed message from the broker");
+    for (int i = 0; i < kept; i++)
+        zmq_msg_close (&f[i]);
+    return rc;
+}
+
+int
+bus_front_recv (bus_front_t *self, int timeout_ms, bus_msg_t *msg)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        zmq_pollitem_t item = {self->handle, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll (&item, 1, left > 0 ? left : 0);
+        if (rc < 0 && zmq_errno () == EINTR && left > 0)
+            continue;
+        if (rc <= 0)
+            return -1;
+        if (s_read (self, msg) == 0)
+            return 0;
+        if (left <= 0)
+            return -1;
+    }
+}
+
+int
+bus_front_call (bus_front_t *self, const char *service, envelope_t *env,
+                const void *body, size_t size, int timeout_ms,
+                bus_msg_t *reply)
+{
+    if (bus_front_send (self, service, env, body, size))
+        return -1;
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            return -1;
+        if (bus_front_recv (self, (int) left, reply))
+            return -1;
+        if (reply->kind == BUS_MSG_REPLY && reply->env.corr_id == env->corr_id)
+            return 0;
+        bus_msg_fini (reply);   //  Stale or stray: drop it
+    }
+}

@@ -1,0 +1,747 @@
+/*  =========================================================================
+    config - load, merge and check clawgate's configuration
+    =========================================================================
+*/
+#include "config.h"
+
+#include "bus_proto.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CFG_MAX_FILE (1024 * 1024)
+
+static const char *s_channel_ids[] = {"whatsapp", "telegram", "discord",
+                                      "slack", "webhook", NULL};
+
+static void
+s_err (char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (err, errlen, fmt, ap);
+    va_end (ap);
+}
+
+static char *
+s_dup (const char *s)
+{
+    return s ? strdup (s) : NULL;
+}
+
+static void
+s_set (char **field, const char *value)
+{
+    free (*field);
+    *field = s_dup (value);
+}
+
+const char *
+config_auth_name (auth_mode_t mode)
+{
+    switch (mode) {
+    case AUTH_TOKEN: return "token";
+    case AUTH_PASSWORD: return "password";
+    case AUTH_BOTH: return "token+password";
+    case AUTH_NONE: return "none";
+    }
+    return "?";
+}
+
+static int
+s_auth_parse (const char *name, auth_mode_t *mode)
+{
+    if (!strcmp (name, "token"))
+        *mode = AUTH_TOKEN;
+    else if (!strcmp (name, "password"))
+        *mode = AUTH_PASSWORD;
+    else if (!strcmp (name, "token+password") || !strcmp (name, "both"))
+        *mode = AUTH_BOTH;
+    else if (!strcmp (name, "none"))
+        *mode = AUTH_NONE;
+    else
+        return -1;
+    return 0;
+}
+
+unsigned
+config_scope_bit (const char *name)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } scopes[] = {{"chat", SCOPE_CHAT},         {"sessions", SCOPE_SESSIONS},
+                  {"channels", SCOPE_CHANNELS}, {"browser", SCOPE_BROWSER},
+                  {"admin", SCOPE_ADMIN},       {NULL, 0}};
+    for (int i = 0; scopes[i].name; i++)
+        if (!strcmp (scopes[i].name, name))
+            return scopes[i].bit;
+    return 0;
+}
+
+bool
+config_is_loopback (const char *addr)
+{
+    return addr
+           && (!strncmp (addr, "127.", 4) || !strcmp (addr, "::1")
+               || !strcmp (addr, "[::1]") || !strcmp (addr, "localhost"));
+}
+
+//  ---- JSON file ------------------------------------------------------------
+
+//  Checks that obj has only keys from allowed; names the first other key.
+static int
+s_known_keys (const cJSON *obj, const char *where, const char *const allowed[],
+              char *err, size_t errlen)
+{
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        bool ok = false;
+        for (int i = 0; allowed[i] && !ok; i++)
+            ok = !strcmp (c->string, allowed[i]);
+        if (!ok) {
+            s_err (err, errlen, "%s%s: unknown key", where, c->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_get_str (const cJSON *obj, const char *key, const char *where, char **out,
+           char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsString (v) || !v->valuestring) {
+        s_err (err, errlen, "%s%s: must be a string", where, key);
+        return -1;
+    }
+    s_set (out, v->valuestring);
+    return 0;
+}
+
+static int
+s_get_int (const cJSON *obj, const char *key, const char *where, long long min,
+           long long max, long long *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsNumber (v) || v->valuedouble != (double) (long long) v->valuedouble
+        || v->valuedouble < (double) min || v->valuedouble > (double) max) {
+        s_err (err, errlen, "%s%s: must be an integer from %lld to %lld", where,
+               key, min, max);
+        return -1;
+    }
+    *out = (long long) v->valuedouble;
+    return 0;
+}
+
+static int
+s_get_intv (const cJSON *obj, const char *key, const char *where, long long min,
+            long long max, int *out, char *err, size_t errlen)
+{
+    long long v = *out;
+    if (s_get_int (obj, key, where, min, max, &v, err, errlen))
+        return -1;
+    *out = (int) v;
+    return 0;
+}
+
+static const cJSON *
+s_get_obj (const cJSON *obj, const char *key, const char *where, char *err,
+           size_t errlen, int *rc)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
+    if (v && !cJSON_IsObject (v)) {
+        s_err (err, errlen, "%s%s: must be an object", where, key);
+        *rc = -1;
+        return NULL;
+    }
+    return v;
+}
+
+static unsigned
+s_parse_scopes (const cJSON *arr, const char *where, char *err, size_t errlen)
+{
+    if (!cJSON_IsArray (arr)) {
+        s_err (err, errlen, "%sscopes: must be an array of scope names", where);
+        return 0;
+    }
+    unsigned bits = 0;
+    for (const cJSON *c = arr->child; c; c = c->next) {
+        unsigned bit = cJSON_IsString (c) ? config_scope_bit (c->valuestring) : 0;
+        if (!bit) {
+            s_err (err, errlen,
+                   "%sscopes: unknown scope (use chat, sessions, channels, "
+                   "browser, admin)",
+                   where);
+            return 0;
+        }
+        bits |= bit;
+    }
+    if (!bits)
+        s_err (err, errlen, "%sscopes: must name at least one scope", where);
+    return bits;
+}
+
+static int
+s_load_auth (cg_config_t *self, const cJSON *auth, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"mode", "token", "password", "tokens",
+                                       NULL};
+    if (s_known_keys (auth, "auth.", keys, err, errlen))
+        return -1;
+    char *mode = NULL;
+    if (s_get_str (auth, "mode", "auth.", &mode, err, errlen))
+        return -1;
+    if (mode && s_auth_parse (mode, &self->auth_mode)) {
+        free (mode);
+        s_err (err, errlen,
+               "auth.mode: must be token, password, token+password or none");
+        return -1;
+    }
+    free (mode);
+    if (s_get_str (auth, "token", "auth.", &self->token, err, errlen)
+        || s_get_str (auth, "password", "auth.", &self->password, err, errlen))
+        return -1;
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive (auth, "tokens");
+    if (!tokens)
+        return 0;
+    if (!cJSON_IsArray (tokens)) {
+        s_err (err, errlen, "auth.tokens: must be an array");
+        return -1;
+    }
+    size_t n = (size_t) cJSON_GetArraySize (tokens);
+    self->tokens = (cfg_token_t *) calloc (n ? n : 1, sizeof (cfg_token_t));
+    if (!self->tokens)
+        return -1;
+    for (const cJSON *t = tokens->child; t; t = t->next) {
+        char where[48];
+        snprintf (where, sizeof (where), "auth.tokens[%zu].", self->n_tokens);
+        cfg_token_t *tok = &self->tokens[self->n_tokens++];
+        tok->scopes = SCOPE_ALL;
+        static const char *const tkeys[] = {"token", "name", "scopes", NULL};
+        if (!cJSON_IsObject (t)) {
+            s_err (err, errlen, "%s must be an object", where);
+            return -1;
+        }
+        if (s_known_keys (t, where, tkeys, err, errlen)
+            || s_get_str (t, "token", where, &tok->token, err, errlen)
+            || s_get_str (t, "name", where, &tok->name, err, errlen))
+            return -1;
+        if (!tok->token || strlen (tok->token) < 16) {
+            s_err (err, errlen, "%stoken: required, at least 16 characters",
+                   where);
+            return -1;
+        }
+        const cJSON *scopes = cJSON_GetObjectItemCaseSensitive (t, "scopes");
+        if (scopes && !(tok->scopes = s_parse_scopes (scopes, where, err, errlen)))
+            return -1;
+        if (!tok->name) {
+            char name[32];
+            snprintf (name, sizeof (name), "token-%zu", self->n_tokens - 1);
+            tok->name = strdup (name);
+        }
+    }
+    return 0;
+}
+
+static int
+s_add_model (cg_config_t *self, const char *provider, const char *model,
+             const char *description)
+{
+    cfg_model_t *grown = (cfg_model_t *) realloc (
+        self->models, (self->n_models + 1) * sizeof (cfg_model_t));
+    if (!grown)
+        return -1;
+    self->models = grown;
+    cfg_model_t *m = &self->models[self->n_models++];
+    size_t len = strlen (provider) + strlen (model) + 2;
+    m->id = (char *) malloc (len);
+    if (m->id)
+        snprintf (m->id, len, "%s/%s", provider, model);
+    m->owned_by = strdup (provider);
+    m->description = s_dup (description);
+    return 0;
+}
+
+static int
+s_load_providers (cg_config_t *self, const cJSON *providers, char *err,
+                  size_t errlen)
+{
+    for (const cJSON *p = providers->child; p; p = p->next) {
+        char where[96];
+        snprintf (where, sizeof (where), "providers.%.64s.", p->string);
+        if (!cJSON_IsObject (p)) {
+            s_err (err, errlen, "providers.%s: must be an object", p->string);
+            return -1;
+        }
+        if (!strcmp (p->string, "local"))
+            continue;   //  Built in; cannot be redefined
+        const cJSON *models = cJSON_GetObjectItemCaseSensitive (p, "models");
+        if (!cJSON_IsArray (models) || cJSON_GetArraySize (models) == 0) {
+            s_err (err, errlen, "%smodels: must be a non-empty array of names",
+                   where);
+            return -1;
+        }
+        for (const cJSON *m = models->child; m; m = m->next) {
+            if (!cJSON_IsString (m) || !*m->valuestring) {
+                s_err (err, errlen, "%smodels: must hold model names", where);
+                return -1;
+            }
+            s_add_model (self, p->string, m->valuestring, NULL);
+        }
+    }
+    return 0;
+}
+
+static int
+s_load_channels (cg_config_t *self, const cJSON *channels, char *err,
+                 size_t errlen)
+{
+    size_t n = (size_t) cJSON_GetArraySize (channels);
+    self->channels = (cfg_channel_t *) calloc (n ? n : 1, sizeof (cfg_channel_t));
+    if (!self->channels)
+        return -1;
+    for (const cJSON *c = channels->child; c; c = c->next) {
+        bool known = false;
+        for (int i = 0; s_channel_ids[i]; i++)
+            known |= !strcmp (s_channel_ids[i], c->string);
+        if (!known) {
+            s_err (err, errlen,
+                   "channels.%.64s: unknown channel (use whatsapp, telegram, "
+                   "discord, slack, webhook)",
+                   c->string);
+            return -1;
+        }
+        if (!cJSON_IsObject (c)) {
+            s_err (err, errlen, "channels.%s: must be an object", c->string);
+            return -1;
+        }
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive (c, "enabled");
+        if (en && !cJSON_IsBool (en)) {
+            s_err (err, errlen, "channels.%s.enabled: must be true or false",
+                   c->string);
+            return -1;
+        }
+        cfg_channel_t *ch = &self->channels[self->n_channels++];
+        ch->id = strdup (c->string);
+        ch->enabled = !en || cJSON_IsTrue (en);
+    }
+    return 0;
+}
+
+static int
+s_load_string_list (char ***out, const cJSON *arr, const char *where, char *err,
+                    size_t errlen)
+{
+    if (!cJSON_IsArray (arr)) {
+        s_err (err, errlen, "%s: must be an array of strings", where);
+        return -1;
+    }
+    size_t n = (size_t) cJSON_GetArraySize (arr);
+    char **list = (char **) calloc (n + 1, sizeof (char *));
+    if (!list)
+        return -1;
+    size_t i = 0;
+    for (const cJSON *c = arr->child; c; c = c->next) {
+        if (!cJSON_IsString (c) || !*c->valuestring
+            || strlen (c->valuestring) > BUS_MAX_SERVICE) {
+            s_err (err, errlen, "%s: must be an array of service names", where);
+            for (size_t j = 0; j < i; j++)
+                free (list[j]);
+            free (list);
+            return -1;
+        }
+        list[i++] = strdup (c->valuestring);
+    }
+    for (char **p = *out; p && *p; p++)
+        free (*p);
+    free (*out);
+    *out = list;
+    return 0;
+}
+
+static int
+s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen (path, "rb");
+    if (!f) {
+        s_err (err, errlen, "config file %s: %s", path, strerror (errno));
+        return -1;
+    }
+    char *text = (char *) malloc (CFG_MAX_FILE + 1);
+    size_t n = text ? fread (text, 1, CFG_MAX_FILE + 1, f) : 0;
+    fclose (f);
+    if (!text || n > CFG_MAX_FILE) {
+        free (text);
+        s_err (err, errlen, "config file %s: larger than 1 MiB", path);
+        return -1;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts (text, n, &end, false);
+    if (!root) {
+        size_t at = end && end >= text ? (size_t) (end - text) : 0;
+        s_err (err, errlen, "config file %s: not valid JSON near byte %zu",
+               path, at);
+        free (text);
+        return -1;
+    }
+    free (text);
+    int rc = -1;
+    if (!cJSON_IsObject (root)) {
+        s_err (err, errlen, "config file %s: must hold a JSON object", path);
+        goto done;
+    }
+    static const char *const keys[] = {
+        "bind", "port", "stateDir", "logLevel", "auth", "gateway", "limits",
+        "broker", "providers", "channels", "ready", NULL};
+    if (s_known_keys (root, "", keys, err, errlen))
+        goto done;
+    long long port = self->port;
+    if (s_get_str (root, "bind", "", &self->bind, err, errlen)
+        || s_get_int (root, "port", "", 0, 65535, &port, err, errlen)
+        || s_get_str (root, "stateDir", "", &self->state_dir, err, errlen)
+        || s_get_str (root, "logLevel", "", &self->log_level, err, errlen))
+        goto done;
+    self->port = (int) port;
+
+    int orc = 0;
+    const cJSON *auth = s_get_obj (root, "auth", "", err, errlen, &orc);
+    if (orc || (auth && s_load_auth (self, auth, err, errlen)))
+        goto done;
+
+    const cJSON *gw = s_get_obj (root, "gateway", "", err, errlen, &orc);
+    if (orc)
+        goto done;
+    if (gw) {
+        static const char *const gkeys[] = {
+            "threads", "maxBodyBytes", "requestTimeoutMs", "controlTimeoutMs",
+            "drainTimeoutMs", NULL};
+        if (s_known_keys (gw, "gateway.", gkeys, err, errlen)
+            || s_get_intv (gw, "threads", "gateway.", 1, 4096, &self->threads,
+                           err, errlen)
+            || s_get_int (gw, "maxBodyBytes", "gateway.", 1024,
+                          1024LL * 1024 * 1024, &self->max_body, err, errlen)
+            || s_get_intv (gw, "requestTimeoutMs", "gateway.", 100, 86400000,
+                           &self->request_timeout_ms, err, errlen)
+            || s_get_intv (gw, "controlTimeoutMs", "gateway.", 100, 600000,
+                           &self->control_timeout_ms, err, errlen)
+            || s_get_intv (gw, "drainTimeoutMs", "gateway.", 0, 3600000,
+                           &self->drain_timeout_ms, err, errlen))
+            goto done;
+    }
+    const cJSON *limits = s_get_obj (root, "limits", "", err, errlen, &orc);
+    if (orc)
+        goto done;
+    if (limits) {
+        static const char *const lkeys[] = {"rateLimit", "maxConcurrent", NULL};
+        if (s_known_keys (limits, "limits.", lkeys, err, errlen)
+            || s_get_intv (limits, "rateLimit", "limits.", 0, 100000000,
+                           &self->rate_limit, err, errlen)
+            || s_get_intv (limits, "maxConcurrent", "limits.", 1, 1000000,
+                           &self->max_concurrent, err, errlen))
+            goto done;
+    }
+    const cJSON *broker = s_get_obj (root, "broker", "", err, errlen, &orc);
+    if (orc)
+        goto done;
+    if (broker) {
+        static const char *const bkeys[] = {"requests", "events", "heartbeatMs",
+                                            "liveness", NULL};
+        if (s_known_keys (broker, "broker.", bkeys, err, errlen)
+            || s_get_str (broker, "requests", "broker.", &self->requests_ep,
+                          err, errlen)
+            || s_get_str (broker, "events", "broker.", &self->events_ep, err,
+                          errlen)
+            || s_get_intv (broker, "heartbeatMs", "broker.", 50, 60000,
+                           &self->heartbeat_ms, err, errlen)
+            || s_get_intv (broker, "liveness", "broker.", 1, 100,
+                           &self->liveness, err, errlen))
+            goto done;
+    }
+    const cJSON *providers = s_get_obj (root, "providers", "", err, errlen, &orc);
+    if (orc || (providers && s_load_providers (self, providers, err, errlen)))
+        goto done;
+    const cJSON *channels = s_get_obj (root, "channels", "", err, errlen, &orc);
+    if (orc || (channels && s_load_channels (self, channels, err, errlen)))
+        goto done;
+    const cJSON *ready = cJSON_GetObjectItemCaseSensitive (root, "ready");
+    if (ready
+        && s_load_string_list (&self->ready_services, ready, "ready", err,
+                               errlen))
+        goto done;
+    rc = 0;
+done:
+    cJSON_Delete (root);
+    return rc;
+}
+
+//  ---- Environment ----------------------------------------------------------
+
+static int
+s_env_int (const char *name, long long min, long long max, int *out, char *err,
+           size_t errlen)
+{
+    const char *v = getenv (name);
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll (v, &end, 10);
+    if (errno || *end || n < min || n > max) {
+        s_err (err, errlen, "%s: must be an integer from %lld to %lld", name,
+               min, max);
+        return -1;
+    }
+    *out = (int) n;
+    return 0;
+}
+
+static int
+s_load_env (cg_config_t *self, char *err, size_t errlen)
+{
+    const char *v;
+    if ((v = getenv ("CLAWGATE_TOKEN")) && *v)
+        s_set (&self->token, v);
+    if ((v = getenv ("CLAWGATE_PASSWORD")) && *v)
+        s_set (&self->password, v);
+    if ((v = getenv ("CLAWGATE_AUTH")) && *v
+        && s_auth_parse (v, &self->auth_mode)) {
+        s_err (err, errlen,
+               "CLAWGATE_AUTH: must be token, password, token+password or none");
+        return -1;
+    }
+    if ((v = getenv ("CLAWGATE_BIND")) && *v)
+        s_set (&self->bind, v);
+    if ((v = getenv ("CLAWGATE_STATE_DIR")) && *v)
+        s_set (&self->state_dir, v);
+    if ((v = getenv ("CLAWGATE_LOG_LEVEL")) && *v)
+        s_set (&self->log_level, v);
+    if (s_env_int ("CLAWGATE_PORT", 0, 65535, &self->port, err, errlen)
+        || s_env_int ("CLAWGATE_RATE_LIMIT", 0, 100000000, &self->rate_limit,
+                      err, errlen)
+        || s_env_int ("CLAWGATE_MAX_CONCURRENT", 1, 1000000,
+                      &self->max_concurrent, err, errlen)
+        || s_env_int ("CLAWGATE_THREADS", 1, 4096, &self->threads, err, errlen))
+        return -1;
+    return 0;
+}
+
+//  ---- Load ------------------------------------------------------------------
+
+static void
+s_defaults (cg_config_t *self)
+{
+    self->bind = strdup ("127.0.0.1");
+    self->port = 18789;
+    const char *home = getenv ("HOME");
+    char dir[PATH_MAX];
+    snprintf (dir, sizeof (dir), "%s/.clawgate", home && *home ? home : ".");
+    self->state_dir = strdup (dir);
+    self->log_level = strdup ("info");
+    self->auth_mode = AUTH_TOKEN;
+    self->threads = 64;
+    self->max_body = 10LL * 1024 * 1024;
+    self->request_timeout_ms = 300000;
+    self->control_timeout_ms = 5000;
+    self->drain_timeout_ms = 10000;
+    self->rate_limit = 100;
+    self->max_concurrent = 10;
+    self->requests_ep = strdup (BUS_INPROC_REQUESTS);
+    self->events_ep = strdup (BUS_INPROC_EVENTS);
+    self->heartbeat_ms = 1000;
+    self->liveness = 3;
+    self->ready_services = (char **) calloc (2, sizeof (char *));
+    if (self->ready_services)
+        self->ready_services[0] = strdup ("system");
+    self->started_at = (long long) time (NULL);
+}
+
+cg_config_t *
+config_load (const cfg_flags_t *flags, char *err, size_t errlen)
+{
+    cg_config_t *self = (cg_config_t *) calloc (1, sizeof (cg_config_t));
+    if (!self) {
+        s_err (err, errlen, "out of memory");
+        return NULL;
+    }
+    s_defaults (self);
+    s_add_model (self, "local", "echo",
+                 "Built-in test/demo provider: deterministic, echoes the last "
+                 "message back word by word. Not a real model.");
+    const char *path = flags && flags->config_path ? flags->config_path
+                                                   : getenv ("CLAWGATE_CONFIG");
+    if (path && *path && s_load_file (self, path, err, errlen))
+        goto fail;
+    if (s_load_env (self, err, errlen))
+        goto fail;
+    if (flags) {
+        if (flags->bind)
+            s_set (&self->bind, flags->bind);
+        if (flags->port >= 0)
+            self->port = flags->port;
+        if (flags->state_dir)
+            s_set (&self->state_dir, flags->state_dir);
+        if (flags->broker)
+            s_set (&self->requests_ep, flags->broker);
+        if (flags->events)
+            s_set (&self->events_ep, flags->events);
+    }
+    if (log_level_parse (self->log_level) < 0) {
+        s_err (err, errlen, "logLevel: must be debug, info, warn or error");
+        goto fail;
+    }
+    if (!*self->bind || strchr (self->bind, ',') || strchr (self->bind, ' ')) {
+        s_err (err, errlen, "bind: must be one address");
+        goto fail;
+    }
+    return self;
+fail:
+    config_destroy (&self);
+    return NULL;
+}
+
+//  ---- State directory --------------------------------------------------------
+
+static int
+s_read_token (const char *path, char **token)
+{
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return -1;
+    char buf[256] = {0};
+    size_t n = fread (buf, 1, sizeof (buf) - 1, f);
+    fclose (f);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = 0;
+    if (n < 16)
+        return -1;
+    *token = strdup (buf);
+    return 0;
+}
+
+static int
+s_generate_token (const char *path, char **token, char *err, size_t errlen)
+{
+    unsigned char raw[32];
+    int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read (fd, raw, sizeof (raw)) != (ssize_t) sizeof (raw)) {
+        if (fd >= 0)
+            close (fd);
+        s_err (err, errlen, "cannot read /dev/urandom to generate a token");
+        return -1;
+    }
+    close (fd);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf (hex + 2 * i, 3, "%02x", raw[i]);
+    fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        s_err (err, errlen, "cannot create %s: %s", path, strerror (errno));
+        return -1;
+    }
+    bool ok = write (fd, hex, 64) == 64 && write (fd, "\n", 1) == 1;
+    ok = (fsync (fd) == 0) && ok;
+    close (fd);
+    if (!ok) {
+        unlink (path);
+        s_err (err, errlen, "cannot write %s", path);
+        return -1;
+    }
+    *token = strdup (hex);
+    return 0;
+}
+
+int
+config_prepare_state (cg_config_t *self, char *err, size_t errlen)
+{
+    if (mkdir (self->state_dir, 0700) && errno != EEXIST) {
+        s_err (err, errlen, "stateDir %s: %s", self->state_dir, strerror (errno));
+        return -1;
+    }
+    if (self->token || !(self->auth_mode & AUTH_TOKEN)
+        || self->auth_mode == AUTH_NONE)
+        return 0;
+    char path[PATH_MAX];
+    snprintf (path, sizeof (path), "%s/token", self->state_dir);
+    if (s_read_token (path, &self->token) == 0)
+        return 0;
+    if (access (path, F_OK) == 0) {
+        s_err (err, errlen, "%s: exists but holds no usable token", path);
+        return -1;
+    }
+    if (s_generate_token (path, &self->token, err, errlen))
+        return -1;
+    self->token_generated = true;
+    return 0;
+}
+
+int
+config_check_serving (const cg_config_t *self, char *err, size_t errlen)
+{
+    if (self->auth_mode == AUTH_NONE && !config_is_loopback (self->bind)) {
+        s_err (err, errlen,
+               "auth: mode 'none' is refused on non-loopback bind %s; set a "
+               "token or bind 127.0.0.1",
+               self->bind);
+        return -1;
+    }
+    if ((self->auth_mode == AUTH_PASSWORD || self->auth_mode == AUTH_BOTH)
+        && (!self->password || !*self->password)) {
+        s_err (err, errlen,
+               "auth.password: required by auth mode %s (or CLAWGATE_PASSWORD)",
+               config_auth_name (self->auth_mode));
+        return -1;
+    }
+    if (self->token && strlen (self->token) < 16) {
+        s_err (err, errlen, "auth.token: must be at least 16 characters");
+        return -1;
+    }
+    return 0;
+}
+
+void
+config_destroy (cg_config_t **self_p)
+{
+    cg_config_t *self = *self_p;
+    if (!self)
+        return;
+    free (self->bind);
+    free (self->state_dir);
+    free (self->log_level);
+    free (self->token);
+    free (self->password);
+    for (size_t i = 0; i < self->n_tokens; i++) {
+        free (self->tokens[i].token);
+        free (self->tokens[i].name);
+    }
+    free (self->tokens);
+    free (self->requests_ep);
+    free (self->events_ep);
+    for (char **p = self->ready_services; p && *p; p++)
+        free (*p);
+    free (self->ready_services);
+    for (size_t i = 0; i < self->n_models; i++) {
+        free (self->models[i].id);
+        free (self->models[i].owned_by);
+        free (self->models[i].description);
+    }
+    free (self->models);
+    for (size_t i = 0; i < self->n_channels; i++)
+        free (self->channels[i].id);
+    free (self->channels);
+    free (self);
+    *self_p = NULL;
+}

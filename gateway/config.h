@@ -1,0 +1,126 @@
+/*  =========================================================================
+    config - clawgate's configuration: defaults < JSON file < env < flags
+
+    One cg_config_t is built at start-up on the main thread and then only
+    read, from any thread, until it is destroyed at exit.  Every string in it
+    is owned by it.
+    =========================================================================
+*/
+#ifndef CG_CONFIG_H
+#define CG_CONFIG_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    AUTH_TOKEN = 1,              //  Bearer token (or ?token=)
+    AUTH_PASSWORD = 2,           //  Password (Basic, header or ?password=)
+    AUTH_BOTH = 3,               //  Either credential
+    AUTH_NONE = 4,               //  Anyone (loopback binds only)
+} auth_mode_t;
+
+//  Token scopes (bit set).
+#define SCOPE_CHAT 0x01u
+#define SCOPE_SESSIONS 0x02u
+#define SCOPE_CHANNELS 0x04u
+#define SCOPE_BROWSER 0x08u
+#define SCOPE_ADMIN 0x10u
+#define SCOPE_ALL 0x1fu
+
+typedef struct {
+    char *token;                 //  Secret
+    char *name;                  //  Shown in logs instead of the secret
+    unsigned scopes;             //  SCOPE_* bits
+} cfg_token_t;
+
+typedef struct {
+    char *id;                    //  "<provider>/<model>"
+    char *owned_by;              //  Provider name
+    char *description;           //  Shown in /v1/models, may be NULL
+} cfg_model_t;
+
+typedef struct {
+    char *id;                    //  Channel id, e.g. "telegram"
+    bool enabled;                //  Configured as enabled
+} cfg_channel_t;
+
+typedef struct {
+    //  Where and how we listen.
+    char *bind;                  //  Address, default 127.0.0.1
+    int port;                    //  Default 18789; 0 picks a free port
+    char *state_dir;             //  Default ~/.clawgate
+    char *log_level;             //  debug|info|warn|error
+    //  Authentication.
+    auth_mode_t auth_mode;
+    char *token;                 //  Main token (all scopes), may be NULL
+    char *password;              //  Password (all scopes), may be NULL
+    cfg_token_t *tokens;         //  Extra tokens with scopes
+    size_t n_tokens;
+    bool token_generated;        //  True if this start generated the token
+    //  HTTP front.
+    int threads;                 //  civetweb worker threads
+    long long max_body;          //  Bytes; larger bodies get 413
+    int request_timeout_ms;      //  Run / request deadline
+    int control_timeout_ms;      //  Deadline of control requests (status)
+    int drain_timeout_ms;        //  How long SIGTERM waits for in-flight work
+    //  Limits (enforced by the rate limiter actor, a later issue).
+    int rate_limit;              //  Requests per minute per credential, 0 off
+    int max_concurrent;          //  In-flight per credential
+    //  Broker.
+    char *requests_ep;           //  Broker ROUTER endpoint
+    char *events_ep;             //  Broker XPUB endpoint
+    int heartbeat_ms;
+    int liveness;
+    //  What /ready and /v1/models report.
+    char **ready_services;       //  NULL-terminated
+    cfg_model_t *models;
+    size_t n_models;
+    cfg_channel_t *channels;
+    size_t n_channels;
+    long long started_at;        //  Unix seconds at load (model "created")
+} cg_config_t;
+
+//  Command-line overrides; NULL/-1 fields are not set.
+typedef struct {
+    const char *config_path;
+    const char *bind;
+    int port;
+    const char *state_dir;
+    const char *broker;          //  --broker / --requests
+    const char *events;          //  --events
+} cfg_flags_t;
+
+//  Builds the configuration.  On error returns NULL and writes one sentence
+//  naming the offending key into err.  Caller owns the return value and
+//  must config_destroy it.  Does not touch the state directory.
+cg_config_t *
+config_load (const cfg_flags_t *flags, char *err, size_t errlen);
+
+//  Creates the state directory (0700) and, when token auth is on and no
+//  token is configured, reads or generates <state>/token (0600).  Returns 0,
+//  or -1 with a sentence in err.
+int
+config_prepare_state (cg_config_t *self, char *err, size_t errlen);
+
+//  Checks what only makes sense once all sources are merged (auth none on a
+//  non-loopback bind, a token mode with no token).  0, or -1 and err.
+int
+config_check_serving (const cg_config_t *self, char *err, size_t errlen);
+
+void
+config_destroy (cg_config_t **self_p);
+
+//  Name of an auth mode, as config and /status spell it.
+const char *
+config_auth_name (auth_mode_t mode);
+
+//  Parses a scope name list ("chat,sessions") or array; 0 on error.
+unsigned
+config_scope_bit (const char *name);
+
+//  True if addr is a loopback address (127.0.0.0/8, ::1, localhost).
+bool
+config_is_loopback (const char *addr);
+
+#endif

@@ -1,0 +1,226 @@
+/*  =========================================================================
+    http - responses, bodies and errors for the HTTP front
+    =========================================================================
+*/
+#include "http.h"
+
+#include "log.h"
+#include "mpjson.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+http_send_raw (http_req_t *r, int status, const char *body, size_t len,
+               const char *extra_headers)
+{
+    char clen[32];
+    snprintf (clen, sizeof (clen), "%zu", len);
+    mg_response_header_start (r->conn, status);
+    mg_response_header_add (r->conn, "Content-Type",
+                            "application/json; charset=utf-8", -1);
+    mg_response_header_add (r->conn, "Content-Length", clen, -1);
+    mg_response_header_add (r->conn, "Cache-Control", "no-store", -1);
+    mg_response_header_add (r->conn, "Access-Control-Allow-Origin", "*", -1);
+    if (extra_headers)
+        mg_response_header_add_lines (r->conn, extra_headers);
+    mg_response_header_send (r->conn);
+    if (len && strcmp (r->ri->request_method, "HEAD") != 0)
+        mg_write (r->conn, body, len);
+    r->status = status;
+    return status;
+}
+
+int
+http_send_json (http_req_t *r, int status, const cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted (json);
+    if (!text)
+        return http_send_error (r, 500, "internal_error", "Out of memory",
+                                NULL);
+    int rc = http_send_raw (r, status, text, strlen (text), NULL);
+    cJSON_free (text);
+    return rc;
+}
+
+int
+http_send_error_h (http_req_t *r, int status, const char *code,
+                   const char *message, const char *param,
+                   const char *extra_headers)
+{
+    cJSON *root = cJSON_CreateObject ();
+    cJSON *err = cJSON_AddObjectToObject (root, "error");
+    cJSON_AddStringToObject (err, "code", code);
+    cJSON_AddStringToObject (err, "message", message);
+    cJSON_AddStringToObject (err, "type",
+                             status >= 500 ? "server_error" : "client_error");
+    if (param)
+        cJSON_AddStringToObject (err, "param", param);
+    else
+        cJSON_AddNullToObject (err, "param");
+    char *text = cJSON_PrintUnformatted (root);
+    cJSON_Delete (root);
+    int rc = http_send_raw (r, status, text ? text : "{}",
+                            text ? strlen (text) : 2, extra_headers);
+    cJSON_free (text);
+    return rc;
+}
+
+int
+http_send_error (http_req_t *r, int status, const char *code,
+                 const char *message, const char *param)
+{
+    return http_send_error_h (r, status, code, message, param, NULL);
+}
+
+int
+http_send_bus_error (http_req_t *r, const bus_msg_t *reply)
+{
+    char code[48] = "internal_error", message[512] = "Internal error",
+         param[128] = "";
+    const msgpack_object *b = reply->body.root;
+    mp_copy_str (b, "code", code, sizeof (code));
+    mp_copy_str (b, "message", message, sizeof (message));
+    mp_copy_str (b, "param", param, sizeof (param));
+    int status = reply->env.status;
+    if (status < 400 || status > 599)
+        status = 500;
+    return http_send_error (r, status, code, message, param[0] ? param : NULL);
+}
+
+int
+http_read_body (http_req_t *r)
+{
+    long long max = r->config->max_body;
+    long long declared = r->ri->content_length;
+    char msg[128];
+    snprintf (msg, sizeof (msg), "Request body is larger than the %lld-byte limit",
+              max);
+    if (declared > max) {
+        //  Refuse before reading: the rest of the body is never read, so
+        //  the connection cannot be reused.
+        mg_disable_keep_alive (r->conn);
+        return http_send_error (r, 413, "invalid_request", msg, NULL);
+    }
+    size_t cap = declared >= 0 ? (size_t) declared : 64 * 1024;
+    char *buf = (char *) malloc (cap + 1);
+    if (!buf)
+        return http_send_error (r, 500, "internal_error", "Out of memory", NULL);
+    size_t len = 0;
+    while (true) {
+        if (len == cap) {
+            if (declared >= 0)
+                break;
+            //  Chunked: grow, but never past the limit.
+            if ((long long) cap > max) {
+                free (buf);
+                mg_disable_keep_alive (r->conn);
+                return http_send_error (r, 413, "invalid_request", msg, NULL);
+            }
+            size_t next = cap * 2;
+            if ((long long) next > max + 1)
+                next = (size_t) max + 1;
+            char *grown = (char *) realloc (buf, next + 1);
+            if (!grown) {
+                free (buf);
+                return http_send_error (r, 500, "internal_error",
+                                        "Out of memory", NULL);
+            }
+            buf = grown;
+            cap = next;
+        }
+        int n = mg_read (r->conn, buf + len, cap - len);
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+    }
+    if (declared >= 0 && (long long) len < declared) {
+        free (buf);
+        mg_disable_keep_alive (r->conn);
+        return http_send_error (r, 400, "invalid_request",
+                                "Request body ended before its Content-Length",
+                                NULL);
+    }
+    if ((long long) len > max) {
+        free (buf);
+        mg_disable_keep_alive (r->conn);
+        return http_send_error (r, 413, "invalid_request", msg, NULL);
+    }
+    buf[len] = 0;
+    r->body = buf;
+    r->body_len = len;
+    return 0;
+}
+
+bool
+http_utf8_valid (const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, cp = c & 0x07;
+        else
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
+            || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+cJSON *
+http_parse_json (http_req_t *r)
+{
+    if (!r->body || r->body_len == 0) {
+        http_send_error (r, 400, "invalid_request", "Request body is empty",
+                         NULL);
+        return NULL;
+    }
+    if (!http_utf8_valid (r->body, r->body_len)) {
+        http_send_error (r, 400, "invalid_request",
+                         "Request body is not valid UTF-8", NULL);
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts (r->body, r->body_len, &end, false);
+    if (!json) {
+        char msg[96];
+        snprintf (msg, sizeof (msg), "Request body is not valid JSON (near byte %zu)",
+                  end && end >= r->body ? (size_t) (end - r->body) : (size_t) 0);
+        http_send_error (r, 400, "invalid_request", msg, NULL);
+        return NULL;
+    }
+    //  Only whitespace may follow the value.
+    size_t at = (size_t) (end - r->body);
+    while (at < r->body_len && strchr (" \t\r\n", r->body[at]))
+        at++;
+    if (at < r->body_len || !cJSON_IsObject (json)) {
+        cJSON_Delete (json);
+        http_send_error (r, 400, "invalid_request",
+                         at < r->body_len
+                             ? "Request body has data after the JSON value"
+                             : "Request body must be a JSON object",
+                         NULL);
+        return NULL;
+    }
+    return json;
+}

@@ -1,0 +1,76 @@
+/*  =========================================================================
+    http - one request's context and the JSON responses of SPEC section 5
+
+    An http_req_t lives on the stack of the civetweb thread serving the
+    request; nothing in it may be kept past the handler's return.
+    =========================================================================
+*/
+#ifndef CG_HTTP_H
+#define CG_HTTP_H
+
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "config.h"
+#include "front.h"
+
+typedef struct server_t server_t;
+
+typedef struct {
+    struct mg_connection *conn;          //  civetweb connection
+    const struct mg_request_info *ri;    //  Its request line and headers
+    const cg_config_t *config;           //  Read only
+    server_t *server;                    //  The front that serves us
+    bus_front_t *bus;                    //  This thread's broker socket
+    auth_ctx_t auth;                     //  Who is asking
+    char *body;                          //  Request body, NUL-terminated (owned)
+    size_t body_len;                     //  Its length
+    int status;                          //  Status sent, for the log
+} http_req_t;
+
+//  Sends body (len bytes) as application/json with status.  extra_headers
+//  are whole "Name: value\r\n" lines, or NULL.  Returns status.
+int
+http_send_raw (http_req_t *r, int status, const char *body, size_t len,
+               const char *extra_headers);
+
+//  Serialises json (not consumed) and sends it.  Returns status.
+int
+http_send_json (http_req_t *r, int status, const cJSON *json);
+
+//  Sends {"error":{code,message,type,param}}; type follows from status.
+//  param may be NULL.  Returns status.
+int
+http_send_error (http_req_t *r, int status, const char *code,
+                 const char *message, const char *param);
+
+//  Same, with extra header lines.
+int
+http_send_error_h (http_req_t *r, int status, const char *code,
+                   const char *message, const char *param,
+                   const char *extra_headers);
+
+//  Sends an ERROR reply that came back over the bus as the HTTP error it
+//  describes.  Returns status.
+int
+http_send_bus_error (http_req_t *r, const bus_msg_t *reply);
+
+//  Reads the whole body into r->body, refusing (413, without reading it
+//  all) anything over the configured limit.  Returns 0, or the status of
+//  the error response it sent.
+int
+http_read_body (http_req_t *r);
+
+//  Parses r->body as a JSON object.  Returns it (caller owns, cJSON_Delete)
+//  or NULL after sending 400 (malformed JSON, broken UTF-8, not an object).
+cJSON *
+http_parse_json (http_req_t *r);
+
+//  True if s[len] is well-formed UTF-8 (no overlongs, no surrogates).
+bool
+http_utf8_valid (const char *s, size_t len);
+
+#endif

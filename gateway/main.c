@@ -1,0 +1,46 @@
+/*  =========================================================================
+    clawgate - one binary, several roles (SPEC section 0 and 10)
+    =========================================================================
+*/
+#include "roles.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *s_usage =
+    "clawgate " CLAWGATE_VERSION " - a self-hosted OpenClaw gateway\n"
+    "\n"
+    "usage: clawgate <role> [options]   (clawgate <role> --help for each)\n"
+    "  serve     everything in one process (the default deployment)\n"
+    "  broker    route requests between gateways and workers on tcp://\n"
+    "  gateway   the HTTP/WS front, against a remote broker\n"
+    "  worker    actors serving a remote broker (--actors system,...)\n"
+    "  tap       print the events a broker publishes\n"
+    "  version   print the version\n";
+
+int
+main (int argc, char **argv)
+{
+    if (argc < 2 || !strcmp (argv[1], "--help") || !strcmp (argv[1], "-h")
+        || !strcmp (argv[1], "help")) {
+        printf ("%s", s_usage);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *role = argv[1];
+    if (!strcmp (role, "version") || !strcmp (role, "--version")) {
+        printf ("clawgate %s\n", CLAWGATE_VERSION);
+        return 0;
+    }
+    if (!strcmp (role, "serve"))
+        return role_serve (argc - 1, argv + 1);
+    if (!strcmp (role, "broker"))
+        return role_broker (argc - 1, argv + 1);
+    if (!strcmp (role, "gateway"))
+        return role_gateway (argc - 1, argv + 1);
+    if (!strcmp (role, "worker"))
+        return role_worker (argc - 1, argv + 1);
+    if (!strcmp (role, "tap"))
+        return role_tap (argc - 1, argv + 1);
+    fprintf (stderr, "clawgate: unknown role '%s'\n\n%s", role, s_usage);
+    return 2;
+}

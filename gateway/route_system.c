@@ -1,0 +1,149 @@
+/*  =========================================================================
+    route_system - /health, /ready, /status and /v1/models
+
+    /status and /ready cross the broker (front -> broker -> system actor ->
+    front); /health answers from the front alone, so it stays true while
+    the process lives.  /v1/models comes from the configuration.
+    =========================================================================
+*/
+#include "routes.h"
+
+#include "mpjson.h"
+
+#include <string.h>
+
+//  An empty msgpack map: the body of requests that carry no fields.
+static const unsigned char s_empty_map = 0x80;
+
+static int
+s_health (http_req_t *r)
+{
+    static const char body[] = "{\"ok\":true}";
+    return http_send_raw (r, 200, body, sizeof (body) - 1, NULL);
+}
+
+static int
+s_ready (http_req_t *r)
+{
+    if (server_draining (r->server))
+        return http_send_error (r, 503, "service_unavailable",
+                                "Not ready: the gateway is shutting down", NULL);
+    envelope_t env;
+    envelope_init (&env, "MMI_SERVICES");
+    bus_msg_t reply;
+    int timeout = r->config->control_timeout_ms < 2000
+                      ? r->config->control_timeout_ms
+                      : 2000;
+    if (bus_front_call (r->bus, BUS_SERVICE_BROKER, &env, &s_empty_map, 1,
+                        timeout, &reply))
+        return http_send_error (r, 503, "service_unavailable",
+                                "Not ready: the broker does not answer", NULL);
+    const msgpack_object *services = mp_get (reply.body.root, "services");
+    char missing[256] = "";
+    for (char **s = r->config->ready_services; s && *s; s++) {
+        int64_t n = 0;
+        if (!mp_get_int (services, *s, &n) || n < 1) {
+            size_t used = strlen (missing);
+            snprintf (missing + used, sizeof (missing) - used, "%s%s",
+                      used ? ", " : "", *s);
+        }
+    }
+    int status;
+    if (missing[0]) {
+        char msg[320];
+        snprintf (msg, sizeof (msg), "Not ready: no live worker for %s",
+                  missing);
+        status = http_send_error (r, 503, "service_unavailable", msg, NULL);
+    }
+    else {
+        cJSON *root = cJSON_CreateObject ();
+        cJSON_AddBoolToObject (root, "ready", true);
+        cJSON *svc = services ? mpjson_to_json (services) : NULL;
+        cJSON_AddItemToObject (root, "services",
+                               svc ? svc : cJSON_CreateObject ());
+        status = http_send_json (r, 200, root);
+        cJSON_Delete (root);
+    }
+    bus_msg_fini (&reply);
+    return status;
+}
+
+static int
+s_status (http_req_t *r)
+{
+    envelope_t env;
+    envelope_init (&env, "SYSTEM_STATUS");
+    env.timeout_ms = r->config->control_timeout_ms;
+    bus_msg_t reply;
+    if (bus_front_call (r->bus, "system", &env, &s_empty_map, 1,
+                        r->config->control_timeout_ms, &reply))
+        return http_send_error (r, 503, "service_unavailable",
+                                "The system actor did not answer in time",
+                                NULL);
+    int status;
+    if (reply.env.status != 200)
+        status = http_send_bus_error (r, &reply);
+    else {
+        cJSON *root = mpjson_to_json (reply.body.root);
+        if (!cJSON_IsObject (root)) {
+            cJSON_Delete (root);
+            root = NULL;
+        }
+        if (root) {
+            //  Each front reports itself: port, bind and auth are its own.
+            cJSON *gw = cJSON_CreateObject ();
+            cJSON_AddNumberToObject (gw, "port", server_port (r->server));
+            cJSON_AddStringToObject (gw, "bind", r->config->bind);
+            cJSON_AddStringToObject (gw, "auth",
+                                     config_auth_name (r->config->auth_mode));
+            cJSON_AddNumberToObject (gw, "inflight",
+                                     server_inflight (r->server));
+            cJSON_AddItemToObject (root, "gateway", gw);
+            status = http_send_json (r, 200, root);
+            cJSON_Delete (root);
+        }
+        else
+            status = http_send_error (r, 500, "internal_error",
+                                      "Malformed status from the system actor",
+                                      NULL);
+    }
+    bus_msg_fini (&reply);
+    return status;
+}
+
+static int
+s_models (http_req_t *r)
+{
+    cJSON *root = cJSON_CreateObject ();
+    cJSON_AddStringToObject (root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject (root, "data");
+    for (size_t i = 0; i < r->config->n_models; i++) {
+        const cfg_model_t *m = &r->config->models[i];
+        cJSON *item = cJSON_CreateObject ();
+        cJSON_AddStringToObject (item, "id", m->id);
+        cJSON_AddStringToObject (item, "object", "model");
+        cJSON_AddNumberToObject (item, "created", (double) r->config->started_at);
+        cJSON_AddStringToObject (item, "owned_by", m->owned_by);
+        if (m->description)
+            cJSON_AddStringToObject (item, "description", m->description);
+        cJSON_AddItemToArray (data, item);
+    }
+    int status = http_send_json (r, 200, root);
+    cJSON_Delete (root);
+    return status;
+}
+
+static const route_t s_routes[] = {
+    //  path         prefix public local  scope       GET       POST  DELETE
+    {"/health", false, true, true, 0, s_health, NULL, NULL},
+    {"/ready", false, true, false, 0, s_ready, NULL, NULL},
+    {"/status", false, false, false, 0, s_status, NULL, NULL},
+    {"/v1/models", false, false, true, SCOPE_CHAT, s_models, NULL, NULL},
+    {NULL, false, false, false, 0, NULL, NULL, NULL},
+};
+
+const route_t *
+routes_table (void)
+{
+    return s_routes;
+}

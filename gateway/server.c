@@ -1,0 +1,286 @@
+/*  =========================================================================
+    server - civetweb set-up and the dispatch every request goes through:
+    route -> preflight -> auth -> scope -> handler -> log line
+    =========================================================================
+*/
+#include "server.h"
+
+#include "log.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct server_t {
+    struct mg_context *ctx;          //  civetweb
+    const cg_config_t *config;       //  Read only
+    const route_t *routes;           //  Route table (not owned)
+    int port;                        //  Bound port
+    atomic_int inflight;             //  Requests being handled
+    atomic_bool draining;            //  Shutdown begun
+};
+
+static int64_t
+s_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+//  ---- Threads ----------------------------------------------------------------
+
+static void *
+s_init_thread (const struct mg_context *ctx, int thread_type)
+{
+    if (thread_type != 1)
+        return NULL;       //  Only request workers talk to the broker
+    server_t *self = (server_t *) mg_get_user_data (ctx);
+    bus_front_t *bus = bus_front_new (self->config->requests_ep);
+    if (!bus)
+        log_error ("http", "worker thread could not connect to the broker");
+    return bus;
+}
+
+static void
+s_exit_thread (const struct mg_context *ctx, int thread_type, void *ptr)
+{
+    bus_front_t *bus = (bus_front_t *) ptr;
+    bus_front_destroy (&bus);
+}
+
+//  ---- Dispatch ---------------------------------------------------------------
+
+static const route_t *
+s_route_find (const route_t *routes, const char *path)
+{
+    for (const route_t *rt = routes; rt->path; rt++) {
+        if (rt->prefix ? strncmp (path, rt->path, strlen (rt->path)) == 0
+                       : strcmp (path, rt->path) == 0)
+            return rt;
+    }
+    return NULL;
+}
+
+static void
+s_methods (const route_t *rt, char *buf, size_t cap)
+{
+    snprintf (buf, cap, "OPTIONS%s%s%s", rt->get ? ", GET" : "",
+              rt->post ? ", POST" : "", rt->del ? ", DELETE" : "");
+}
+
+//  Copies path for the log with anything unprintable replaced.
+static void
+s_log_path (char *dest, size_t cap, const char *path)
+{
+    size_t i = 0;
+    for (; path && path[i] && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char) path[i];
+        dest[i] = c < 0x20 || c == 0x7f || c == '"' ? '?' : (char) c;
+    }
+    dest[i] = 0;
+}
+
+static int
+s_dispatch_inner (server_t *self, http_req_t *r)
+{
+    const struct mg_request_info *ri = r->ri;
+    const char *method = ri->request_method;
+    const char *path = ri->local_uri ? ri->local_uri : "/";
+    const route_t *rt = s_route_find (self->routes, path);
+    if (!rt) {
+        char msg[160];
+        snprintf (msg, sizeof (msg), "No route for %.16s %.100s", method, path);
+        return http_send_error (r, 404, "not_found", msg, NULL);
+    }
+    char methods[64], allow[96];
+    s_methods (rt, methods, sizeof (methods));
+    snprintf (allow, sizeof (allow), "Allow: %s\r\n", methods);
+    if (strcmp (method, "OPTIONS") == 0) {
+        //  CORS preflight: never authenticated (SPEC section 1).
+        char headers[512];
+        snprintf (headers, sizeof (headers),
+                  "%sAccess-Control-Allow-Methods: %s\r\n"
+                  "Access-Control-Allow-Headers: Authorization, Content-Type, "
+                  "X-OpenClaw-Password, X-OpenClaw-Session-Key\r\n"
+                  "Access-Control-Max-Age: 600\r\n",
+                  allow, methods);
+        return http_send_raw (r, 204, "", 0, headers);
+    }
+    route_fn *fn = NULL;
+    if (strcmp (method, "GET") == 0)
+        fn = rt->get;
+    else if (strcmp (method, "POST") == 0)
+        fn = rt->post;
+    else if (strcmp (method, "DELETE") == 0)
+        fn = rt->del;
+    if (!fn) {
+        char msg[160];
+        snprintf (msg, sizeof (msg), "Method %.16s is not allowed on %.100s",
+                  method, path);
+        return http_send_error_h (r, 405, "invalid_request", msg, NULL, allow);
+    }
+    if (!rt->public_) {
+        auth_input_t in = {mg_get_header (r->conn, "Authorization"),
+                           mg_get_header (r->conn, "X-OpenClaw-Password"),
+                           ri->query_string};
+        auth_rc_t rc = auth_check (self->config, &in, &r->auth);
+        if (rc != AUTH_OK)
+            snprintf (r->auth.principal, sizeof (r->auth.principal), "-");
+        if (rc != AUTH_OK)
+            return http_send_error_h (
+                r, 401, "unauthorized",
+                rc == AUTH_MISSING
+                    ? "Authentication required: send Authorization: Bearer "
+                      "<token>"
+                    : "Invalid credentials",
+                NULL, "WWW-Authenticate: Bearer realm=\"clawgate\"\r\n");
+        if (rt->scope && !(r->auth.scopes & rt->scope))
+            return http_send_error (r, 403, "forbidden",
+                                    "This credential lacks the scope this "
+                                    "endpoint needs",
+                                    NULL);
+    }
+    if (!rt->public_ && atomic_load (&self->draining)) {
+        mg_disable_keep_alive (r->conn);
+        return http_send_error (r, 503, "service_unavailable",
+                                "The gateway is shutting down", NULL);
+    }
+    if (!r->bus && !rt->local)
+        return http_send_error (r, 503, "service_unavailable",
+                                "This front has no broker connection", NULL);
+    if (fn == rt->post) {
+        int rc = http_read_body (r);
+        if (rc)
+            return rc;
+    }
+    return fn (r);
+}
+
+static int
+s_dispatch (struct mg_connection *conn, void *cbdata)
+{
+    server_t *self = (server_t *) cbdata;
+    int64_t started = s_now_us ();
+    atomic_fetch_add (&self->inflight, 1);
+    http_req_t r = {0};
+    r.conn = conn;
+    r.ri = mg_get_request_info (conn);
+    r.config = self->config;
+    r.server = self;
+    r.bus = (bus_front_t *) mg_get_thread_pointer (conn);
+    snprintf (r.auth.principal, sizeof (r.auth.principal), "-");
+    int status = s_dispatch_inner (self, &r);
+    free (r.body);
+    atomic_fetch_sub (&self->inflight, 1);
+    if (log_get_level () <= CG_LOG_INFO) {
+        char path[256];
+        s_log_path (path, sizeof (path), r.ri->local_uri);
+        log_info ("http", "%s %s %d %lldus %s", r.ri->request_method, path,
+                  status, (long long) (s_now_us () - started), r.auth.principal);
+    }
+    return status;
+}
+
+//  civetweb's own errors (malformed request line, headers too large, ...)
+//  in our error format rather than its HTML page.
+static int
+s_http_error (struct mg_connection *conn, int status, const char *msg)
+{
+    http_req_t r = {0};
+    r.conn = conn;
+    r.ri = mg_get_request_info (conn);
+    static const struct mg_request_info empty = {.request_method = "GET"};
+    if (!r.ri || !r.ri->request_method)
+        r.ri = &empty;
+    const char *code = status == 404   ? "not_found"
+                       : status == 413 ? "invalid_request"
+                       : status >= 500 ? "internal_error"
+                                       : "invalid_request";
+    http_send_error (&r, status, code, msg && *msg ? msg : "Bad request", NULL);
+    return 0;
+}
+
+//  ---- Life cycle -------------------------------------------------------------
+
+server_t *
+server_start (const cg_config_t *cfg, const route_t *routes, char *err,
+              size_t errlen)
+{
+    server_t *self = (server_t *) calloc (1, sizeof (server_t));
+    if (!self)
+        return NULL;
+    self->config = cfg;
+    self->routes = routes;
+    char ports[128], threads[16];
+    const char *bind = strcmp (cfg->bind, "localhost") == 0 ? "127.0.0.1"
+                                                            : cfg->bind;
+    snprintf (ports, sizeof (ports), "%s:%d", bind, cfg->port);
+    snprintf (threads, sizeof (threads), "%d", cfg->threads);
+    const char *options[] = {"listening_ports", ports,
+                             "num_threads", threads,
+                             "enable_keep_alive", "yes",
+                             "keep_alive_timeout_ms", "30000",
+                             "request_timeout_ms", "30000",
+                             "listen_backlog", "1024",
+                             "connection_queue", "1024",
+                             "decode_url", "yes",
+                             NULL};
+    struct mg_callbacks callbacks;
+    memset (&callbacks, 0, sizeof (callbacks));
+    callbacks.init_thread = s_init_thread;
+    callbacks.exit_thread = s_exit_thread;
+    callbacks.http_error = s_http_error;
+    struct mg_init_data init = {&callbacks, self, options};
+    char cw_err[256] = "";
+    unsigned code = 0;
+    struct mg_error_data error = {&code, cw_err, sizeof (cw_err)};
+    self->ctx = mg_start2 (&init, &error);
+    if (!self->ctx) {
+        snprintf (err, errlen, "cannot listen on %s: %s", ports,
+                  cw_err[0] ? cw_err : "civetweb failed to start");
+        free (self);
+        return NULL;
+    }
+    struct mg_server_port sp[4];
+    int n = mg_get_server_ports (self->ctx, 4, sp);
+    self->port = n > 0 ? sp[0].port : cfg->port;
+    mg_set_request_handler (self->ctx, "/", s_dispatch, self);
+    return self;
+}
+
+int
+server_port (const server_t *self)
+{
+    return self->port;
+}
+
+int
+server_inflight (const server_t *self)
+{
+    return atomic_load (&self->inflight);
+}
+
+bool
+server_draining (const server_t *self)
+{
+    return atomic_load (&self->draining);
+}
+
+void
+server_stop (server_t **self_p)
+{
+    server_t *self = *self_p;
+    if (!self)
+        return;
+    atomic_store (&self->draining, true);
+    //  mg_stop closes the listener, lets running handlers finish (each has
+    //  its own deadline) and joins every thread, whose exit_thread closes
+    //  that thread's broker socket.
+    mg_stop (self->ctx);
+    free (self);
+    *self_p = NULL;
+}

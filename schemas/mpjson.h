@@ -1,0 +1,27 @@
+/*  =========================================================================
+    mpjson - the JSON mapping of message bodies (cJSON <-> msgpack)
+
+    Field names map one to one.  Integral JSON numbers within int64 become
+    msgpack integers, others doubles; msgpack bin/ext have no JSON form and
+    become null.  Nesting deeper than MPJSON_MAX_DEPTH is refused.
+    =========================================================================
+*/
+#ifndef CG_MPJSON_H
+#define CG_MPJSON_H
+
+#include <cjson/cJSON.h>
+#include <msgpack.h>
+
+#define MPJSON_MAX_DEPTH 64
+
+//  Packs json into pk.  Returns 0, or -1 if it nests too deep (pk then holds
+//  a partial value and must be discarded).
+int
+mpjson_pack (msgpack_packer *pk, const cJSON *json);
+
+//  Builds a cJSON tree from obj.  Caller owns the return value and must
+//  cJSON_Delete it.  Returns NULL if obj nests too deep or memory runs out.
+cJSON *
+mpjson_to_json (const msgpack_object *obj);
+
+#endif
