@@ -4,7 +4,7 @@
 function (cg_test name)
     add_executable (${name} ${ARGN})
     target_link_libraries (${name} PRIVATE cg_testsupport ${CRITERION_LIB})
-    add_test (NAME ${name} COMMAND ${name} --jobs 1)
+    add_test (NAME ${name} COMMAND ${name})
     set_tests_properties (${name} PROPERTIES
         ENVIRONMENT "CLAWGATE_BIN=$<TARGET_FILE:clawgate>"
         TIMEOUT 600)

@@ -188,39 +188,43 @@ http_utf8_valid (const char *s, size_t len)
 }
 
 cJSON *
-http_parse_json (http_req_t *r)
+http_json_object (const char *text, size_t len, char *msg, size_t cap)
 {
-    if (!r->body || r->body_len == 0) {
-        http_send_error (r, 400, "invalid_request", "Request body is empty",
-                         NULL);
+    if (!text || len == 0) {
+        snprintf (msg, cap, "Request body is empty");
         return NULL;
     }
-    if (!http_utf8_valid (r->body, r->body_len)) {
-        http_send_error (r, 400, "invalid_request",
-                         "Request body is not valid UTF-8", NULL);
+    if (!http_utf8_valid (text, len)) {
+        snprintf (msg, cap, "Request body is not valid UTF-8");
         return NULL;
     }
     const char *end = NULL;
-    cJSON *json = cJSON_ParseWithLengthOpts (r->body, r->body_len, &end, false);
+    cJSON *json = cJSON_ParseWithLengthOpts (text, len, &end, false);
     if (!json) {
-        char msg[96];
-        snprintf (msg, sizeof (msg), "Request body is not valid JSON (near byte %zu)",
-                  end && end >= r->body ? (size_t) (end - r->body) : (size_t) 0);
-        http_send_error (r, 400, "invalid_request", msg, NULL);
+        snprintf (msg, cap, "Request body is not valid JSON (near byte %zu)",
+                  end && end >= text ? (size_t) (end - text) : (size_t) 0);
         return NULL;
     }
     //  Only whitespace may follow the value.
-    size_t at = (size_t) (end - r->body);
-    while (at < r->body_len && strchr (" \t\r\n", r->body[at]))
+    size_t at = (size_t) (end - text);
+    while (at < len && strchr (" \t\r\n", text[at]) && text[at])
         at++;
-    if (at < r->body_len || !cJSON_IsObject (json)) {
+    if (at < len || !cJSON_IsObject (json)) {
         cJSON_Delete (json);
-        http_send_error (r, 400, "invalid_request",
-                         at < r->body_len
-                             ? "Request body has data after the JSON value"
-                             : "Request body must be a JSON object",
-                         NULL);
+        snprintf (msg, cap, "%s",
+                  at < len ? "Request body has data after the JSON value"
+                           : "Request body must be a JSON object");
         return NULL;
     }
+    return json;
+}
+
+cJSON *
+http_parse_json (http_req_t *r)
+{
+    char msg[128];
+    cJSON *json = http_json_object (r->body, r->body_len, msg, sizeof (msg));
+    if (!json)
+        http_send_error (r, 400, "invalid_request", msg, NULL);
     return json;
 }

@@ -96,6 +96,16 @@ s_dispatch_inner (server_t *self, http_req_t *r)
         snprintf (msg, sizeof (msg), "No route for %.16s %.100s", method, path);
         return http_send_error (r, 404, "not_found", msg, NULL);
     }
+    //  An oversized body is refused from its declared length alone, before
+    //  anything else is read, whatever the route and credential.
+    if (ri->content_length > self->config->max_body) {
+        char msg[128];
+        snprintf (msg, sizeof (msg),
+                  "Request body is larger than the %lld-byte limit",
+                  self->config->max_body);
+        mg_disable_keep_alive (r->conn);
+        return http_send_error (r, 413, "invalid_request", msg, NULL);
+    }
     char methods[64], allow[96];
     s_methods (rt, methods, sizeof (methods));
     snprintf (allow, sizeof (allow), "Allow: %s\r\n", methods);

@@ -1,0 +1,41 @@
+# Thin wrapper over CMake.  `make run` and `make test` install what is
+# missing (apt-get), configure, build, then run.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build build-asan run test test-plain test-asan bench clean
+
+all: build
+
+deps:
+	@./deploy/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLAWGATE_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+run: build
+	@./deploy/run.sh $(BUILD)/gateway/clawgate
+
+test-plain: build
+	@echo "== tests (plain build)"
+	@cd $(BUILD) && ctest --output-on-failure
+
+test-asan: build-asan
+	@echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
+
+test: test-plain test-asan
+
+bench: build
+	@./deploy/install-deps.sh --bench
+	@./bench/status_bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages clawgate needs to build, test and benchmark,
+# only those missing.  Idempotent; needs root (or sudo) only when something
+# is missing.
+set -euo pipefail
+pkgs=(cmake make gcc pkg-config curl
+      libzmq3-dev libczmq-dev libcivetweb-dev libmsgpack-dev libcjson-dev
+      libcurl4-openssl-dev libcriterion-dev libsqlite3-dev libpq-dev)
+[ "${1:-}" = "--bench" ] && pkgs+=(wrk)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
