@@ -12,11 +12,11 @@ deps:
 	@./deploy/install-deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLAWGATE_TESTS=ON >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLAWGATE_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLAWGATE_SANITIZE=ON -DCLAWGATE_TESTS=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 run: build

@@ -138,6 +138,10 @@ s_signals_block (void)
 {
     signal (SIGPIPE, SIG_IGN);
     zsys_handler_set (NULL);          //  czmq must not install its own
+    //  Initialise czmq here, on the main thread: left to the first zsock_new
+    //  it would run on many civetweb threads at once, and zsys_init is not
+    //  safe against that.
+    zsys_init ();
     sigemptyset (&s_signals);
     sigaddset (&s_signals, SIGINT);
     sigaddset (&s_signals, SIGTERM);
@@ -303,7 +307,9 @@ s_shutdown (const cg_config_t *cfg, server_t **server, zactor_t **actors,
     pthread_t thread;
     s_watchdog_start (&w, &thread, cfg->drain_timeout_ms);
     server_stop (server);
+    log_debug ("main", "front stopped");
     s_actors_stop (actors, n_actors);
+    log_debug ("main", "actors stopped");
     zactor_destroy (broker);
     s_watchdog_stop (&w, thread);
     log_info ("main", "stopped cleanly");
