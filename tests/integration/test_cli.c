@@ -15,18 +15,18 @@ Test (cli, version_and_help)
 {
     char err[4096];
     const char *v[] = {"version", NULL};
-    cr_assert_eq (proc_run (v, NULL, err, sizeof (err), 10000), 0);
+    cr_assert_eq (proc_run (v, NULL, err, sizeof (err), 30000), 0);
     const char *roles[] = {"serve", "broker", "gateway", "worker", "tap", NULL};
     for (int i = 0; roles[i]; i++) {
         const char *args[] = {roles[i], "--help", NULL};
-        cr_assert_eq (proc_run (args, NULL, err, sizeof (err), 10000), 0,
+        cr_assert_eq (proc_run (args, NULL, err, sizeof (err), 30000), 0,
                       "%s --help", roles[i]);
     }
     const char *bad[] = {"frobnicate", NULL};
-    cr_assert_eq (proc_run (bad, NULL, err, sizeof (err), 10000), 2);
+    cr_assert_eq (proc_run (bad, NULL, err, sizeof (err), 30000), 2);
     cr_assert (strstr (err, "unknown role"));
     const char *badopt[] = {"serve", "--actors", "x", NULL};
-    cr_assert_eq (proc_run (badopt, NULL, err, sizeof (err), 10000), 2);
+    cr_assert_eq (proc_run (badopt, NULL, err, sizeof (err), 30000), 2);
 }
 
 //  Each bad config exits 2 with one line naming the key.
@@ -53,7 +53,7 @@ Test (cli, bad_config_names_the_key, .timeout = 60)
         harness_write (path, cases[i].json);
         const char *args[] = {"serve", "--config", path, "--state-dir", dir,
                               NULL};
-        int rc = proc_run (args, NULL, err, sizeof (err), 10000);
+        int rc = proc_run (args, NULL, err, sizeof (err), 30000);
         cr_assert_eq (rc, 2, "case %zu exit %d: %s", i, rc, err);
         cr_assert (strstr (err, cases[i].expect), "case %zu: %s", i, err);
         cr_assert (strstr (err, "config error"), "case %zu: %s", i, err);
@@ -62,7 +62,7 @@ Test (cli, bad_config_names_the_key, .timeout = 60)
     }
     const char *env[] = {"CLAWGATE_PORT=abc", NULL};
     const char *args[] = {"serve", "--state-dir", dir, NULL};
-    cr_assert_eq (proc_run (args, env, err, sizeof (err), 10000), 2);
+    cr_assert_eq (proc_run (args, env, err, sizeof (err), 30000), 2);
     cr_assert (strstr (err, "CLAWGATE_PORT"), "%s", err);
 }
 
@@ -73,7 +73,7 @@ Test (cli, auth_none_refused_off_loopback)
     const char *env[] = {"CLAWGATE_AUTH=none", NULL};
     const char *args[] = {"serve", "--bind", "0.0.0.0", "--port", "0",
                           "--state-dir", dir, NULL};
-    cr_assert_eq (proc_run (args, env, err, sizeof (err), 10000), 2);
+    cr_assert_eq (proc_run (args, env, err, sizeof (err), 30000), 2);
     cr_assert (strstr (err, "none"), "%s", err);
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -82,6 +83,8 @@ proc_start (proc_t *p, const char *const args[], const char *const env[])
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        //  Die with the test process, even when an assertion ends it early.
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
         dup2 (fds[1], 1);
         dup2 (err_fd, 2);
         close (fds[0]);

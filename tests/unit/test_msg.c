@@ -1,0 +1,450 @@
+/*  =========================================================================
+    test_msg - message tables and validation, the mp helpers, mpjson
+
+    msg_lookup over every declared message, msg_validate's verdicts, the
+    bounded mp reader and its typed look-ups, and the JSON <-> msgpack
+    mapping including its depth limit.  Pure code: no ZeroMQ here.
+    =========================================================================
+*/
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mp.h"
+#include "mpjson.h"
+#include "msg.h"
+
+//  Decodes w's bytes into r; asserts that succeeded.
+static void
+s_read (mp_reader_t *r, const mp_writer_t *w)
+{
+    cr_assert_eq (mp_reader_init (r, w->buf.data, w->buf.size), 0);
+}
+
+//  ---- msg tables ------------------------------------------------------------
+
+//  Our own reading of messages.def, to check msg_all () against it.
+#define CG_MSG(type, service, doc) {#type, service},
+#define CG_FIELD(name, kind, req, doc)
+#define CG_MSG_END
+static const struct {
+    const char *type;            //  Declared type
+    const char *service;         //  Declared service
+} s_declared[] = {
+#include "messages.def"
+};
+#undef CG_MSG
+#undef CG_FIELD
+#undef CG_MSG_END
+#define DECLARED (sizeof (s_declared) / sizeof (s_declared[0]))
+
+Test (msg, lookup_finds_what_the_def_declares)
+{
+    for (size_t i = 0; i < DECLARED; i++) {
+        const msg_def_t *def = msg_lookup (s_declared[i].type);
+        cr_assert_not_null (def, "%s not found", s_declared[i].type);
+        cr_assert_str_eq (def->type, s_declared[i].type);
+        cr_assert_str_eq (def->service, s_declared[i].service);
+    }
+}
+
+Test (msg, lookup_every_declared_message)
+{
+    const msg_def_t *const *all = msg_all ();
+    cr_assert_not_null (all);
+    size_t count = 0;
+    for (const msg_def_t *const *d = all; *d; d++, count++) {
+        cr_assert_eq (msg_lookup ((*d)->type), *d, "lookup of %s",
+                      (*d)->type);
+        cr_assert ((*d)->service && *(*d)->service, "%s has no service",
+                   (*d)->type);
+        cr_assert ((*d)->doc && *(*d)->doc, "%s has no doc", (*d)->type);
+        cr_assert_not_null ((*d)->fields);
+        for (const msg_field_t *f = (*d)->fields; f->name; f++)
+            cr_assert (f->kind <= MSG_KIND_ANY && f->doc);
+        //  No type is declared twice.
+        for (const msg_def_t *const *e = d + 1; *e; e++)
+            cr_assert_str_neq ((*d)->type, (*e)->type);
+    }
+    cr_assert_eq (count, DECLARED);
+    cr_assert_str_eq (msg_lookup ("SYSTEM_PING")->service, "system");
+    cr_assert_str_eq (msg_lookup ("MMI_SERVICES")->service, "mmi.services");
+    cr_assert_str_eq (msg_lookup ("ERROR")->service, "reply");
+    cr_assert_null (msg_lookup ("NO_SUCH_MESSAGE"));
+    cr_assert_null (msg_lookup ("system_ping"));
+    cr_assert_null (msg_lookup (""));
+    cr_assert_null (msg_lookup (NULL));
+}
+
+Test (msg, validate_missing_required)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_str (&w, "message", "it broke");
+    mp_reader_t r;
+    s_read (&r, &w);
+    char err[128] = "", param[32] = "stale";
+    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
+                                sizeof (param)),
+                  -1);
+    cr_assert_str_eq (param, "code");
+    cr_assert (strstr (err, "code"), "err '%s' does not name the field", err);
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+
+    //  A nil value counts as missing.
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    mp_kv_str (&w, "code", "internal_error");
+    mp_kv_nil (&w, "message");
+    s_read (&r, &w);
+    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
+                                sizeof (param)),
+                  -1);
+    cr_assert_str_eq (param, "message");
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+Test (msg, validate_wrong_kind)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 3);
+    mp_kv_str (&w, "code", "internal_error");
+    mp_kv_str (&w, "message", "m");
+    mp_kv_int (&w, "param", 7);     //  Optional, but if present a string
+    mp_reader_t r;
+    s_read (&r, &w);
+    char err[128] = "", param[32] = "";
+    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
+                                sizeof (param)),
+                  -1);
+    cr_assert_str_eq (param, "param");
+    cr_assert (strstr (err, "string"), "err '%s'", err);
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_str (&w, "services", "system");   //  Must be a map
+    s_read (&r, &w);
+    cr_assert_eq (msg_validate ("MMI_SERVICES_OK", r.root, err, sizeof (err),
+                                param, sizeof (param)),
+                  -1);
+    cr_assert_str_eq (param, "services");
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+Test (msg, validate_unknown_type_and_non_map)
+{
+    char err[128] = "", param[32] = "x";
+    cr_assert_eq (msg_validate ("NO_SUCH", NULL, err, sizeof (err), param,
+                                sizeof (param)),
+                  -1);
+    cr_assert_neq (err[0], 0);
+    cr_assert_str_eq (param, "");
+    cr_assert_eq (msg_validate (NULL, NULL, err, sizeof (err), NULL, 0), -1);
+
+    msgpack_object arr = {.type = MSGPACK_OBJECT_ARRAY};
+    msgpack_object num = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    err[0] = 0;
+    cr_assert_eq (msg_validate ("SYSTEM_PING", &arr, err, sizeof (err), param,
+                                sizeof (param)),
+                  -1);
+    cr_assert (strstr (err, "not a map"), "err '%s'", err);
+    cr_assert_eq (msg_validate ("SYSTEM_PING", &num, err, sizeof (err), NULL,
+                                0),
+                  -1);
+}
+
+Test (msg, validate_nil_body_is_empty_map)
+{
+    char err[128], param[32];
+    msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    cr_assert_eq (msg_validate ("SYSTEM_PING", NULL, err, sizeof (err), param,
+                                sizeof (param)),
+                  0);
+    cr_assert_eq (msg_validate ("SYSTEM_STATUS", &nil, err, sizeof (err),
+                                param, sizeof (param)),
+                  0);
+    //  Empty still lacks what is required.
+    cr_assert_eq (msg_validate ("SYSTEM_STATUS_OK", NULL, err, sizeof (err),
+                                param, sizeof (param)),
+                  -1);
+    cr_assert_str_eq (param, "status");
+    cr_assert_eq (msg_validate ("ERROR", &nil, err, sizeof (err), param,
+                                sizeof (param)),
+                  -1);
+    cr_assert_str_eq (param, "code");
+}
+
+Test (msg, validate_status_ok_body)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 6);
+    mp_kv_str (&w, "status", "ok");
+    mp_kv_str (&w, "version", "0.1.0");
+    mp_kv_int (&w, "uptime", 12);
+    mp_key (&w, "channels");
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_str (&w, "telegram", "disconnected");
+    mp_kv_str (&w, "worker", "host:1");
+    mp_kv_bool (&w, "extra", true);   //  Unknown fields are ignored
+    mp_reader_t r;
+    s_read (&r, &w);
+    char err[128] = "", param[32] = "";
+    cr_assert_eq (msg_validate ("SYSTEM_STATUS_OK", r.root, err, sizeof (err),
+                                param, sizeof (param)),
+                  0, "refused: %s", err);
+    //  The same body is wrong for a message needing other fields.
+    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
+                                sizeof (param)),
+                  -1);
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+//  ---- mp reader -------------------------------------------------------------
+
+Test (mp, reader_refuses_bad_input)
+{
+    mp_reader_t r;
+    cr_assert_eq (mp_reader_init (&r, "", 0), -1);
+    cr_assert_null (r.root);
+    mp_reader_fini (&r);
+    cr_assert_eq (mp_reader_init (&r, NULL, 4), -1);
+    mp_reader_fini (&r);
+    //  An empty map and then one byte more.
+    cr_assert_eq (mp_reader_init (&r, "\x80\xc0", 2), -1);
+    mp_reader_fini (&r);
+    //  A map of one pair with only the key present.
+    cr_assert_eq (mp_reader_init (&r, "\x81\xa1k", 3), -1);
+    mp_reader_fini (&r);
+    //  A str8 header claiming more bytes than follow.
+    cr_assert_eq (mp_reader_init (&r, "\xd9\x10" "abc", 5), -1);
+    mp_reader_fini (&r);
+    //  0xc1 is never used.
+    cr_assert_eq (mp_reader_init (&r, "\xc1", 1), -1);
+    mp_reader_fini (&r);
+
+    cr_assert_eq (mp_reader_init (&r, "\x81\xa1k\x01", 4), 0);
+    cr_assert_not_null (r.root);
+    cr_assert_eq (r.root->type, MSGPACK_OBJECT_MAP);
+    mp_reader_fini (&r);
+    cr_assert_null (r.root);
+}
+
+Test (mp, reader_every_truncation)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 3);
+    mp_kv_str (&w, "name", "clawgate");
+    mp_kv_int (&w, "n", -123456789);
+    mp_key (&w, "list");
+    msgpack_pack_array (&w.pk, 2);
+    msgpack_pack_double (&w.pk, 1.5);
+    msgpack_pack_true (&w.pk);
+    for (size_t len = 1; len < w.buf.size; len++) {
+        char *copy = malloc (len);
+        memcpy (copy, w.buf.data, len);
+        mp_reader_t r;
+        cr_assert_eq (mp_reader_init (&r, copy, len), -1, "cut at %zu", len);
+        mp_reader_fini (&r);
+        free (copy);
+    }
+    mp_writer_fini (&w);
+}
+
+Test (mp, typed_lookups)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 6);
+    mp_kv_str (&w, "s", "héllo");
+    mp_kv_int (&w, "neg", -5);
+    mp_kv_int (&w, "pos", 7);
+    mp_kv_bool (&w, "b", false);
+    mp_kv_nil (&w, "nil");
+    mp_key (&w, "huge");
+    msgpack_pack_uint64 (&w.pk, UINT64_MAX);
+    mp_reader_t r;
+    s_read (&r, &w);
+    const msgpack_object *m = r.root;
+
+    size_t len = 0;
+    const char *s = mp_get_str (m, "s", &len);
+    cr_assert_not_null (s);
+    cr_assert_eq (len, strlen ("héllo"));
+    cr_assert_eq (memcmp (s, "héllo", len), 0);
+    cr_assert_null (mp_get_str (m, "neg", &len));
+    cr_assert_null (mp_get_str (m, "nil", &len));
+    cr_assert_null (mp_get_str (m, "absent", &len));
+    cr_assert_null (mp_get_str (m, "S", &len), "keys are case-sensitive");
+
+    int64_t n = 0;
+    cr_assert (mp_get_int (m, "neg", &n));
+    cr_assert_eq (n, -5);
+    cr_assert (mp_get_int (m, "pos", &n));
+    cr_assert_eq (n, 7);
+    n = 99;
+    cr_assert_not (mp_get_int (m, "s", &n));
+    cr_assert_not (mp_get_int (m, "b", &n));
+    cr_assert_not (mp_get_int (m, "huge", &n), "2^64-1 fits no int64");
+    cr_assert_eq (n, 99, "a refused look-up wrote its output");
+
+    bool b = true;
+    cr_assert (mp_get_bool (m, "b", &b));
+    cr_assert_not (b);
+    cr_assert_not (mp_get_bool (m, "pos", &b));
+    cr_assert_not (mp_get_bool (m, "nil", &b));
+
+    char small[4], big[16];
+    cr_assert_eq (mp_copy_str (m, "s", small, sizeof (small)), -1);
+    cr_assert_eq (mp_copy_str (m, "s", big, sizeof (big)), 0);
+    cr_assert_str_eq (big, "héllo");
+    cr_assert_eq (mp_copy_str (m, "pos", big, sizeof (big)), -1);
+
+    //  Look-ups in something that is not a map.
+    cr_assert_null (mp_get (mp_get (m, "s"), "s"));
+    cr_assert_null (mp_get (NULL, "s"));
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+//  ---- mpjson ----------------------------------------------------------------
+
+Test (mpjson, round_trip_nested)
+{
+    const char *text =
+        "{\"name\":\"Grüße ✓ 🦀\",\"n\":42,\"neg\":-17,\"big\":-9007199254740991,"
+        "\"pi\":3.25,\"tiny\":-0.5,\"yes\":true,\"no\":false,\"nothing\":null,"
+        "\"list\":[1,\"two\",[3,{\"four\":4}],[],{}],"
+        "\"deep\":{\"a\":{\"b\":{\"c\":[null,true,-1.75]}}}}";
+    cJSON *in = cJSON_Parse (text);
+    cr_assert_not_null (in);
+    mp_writer_t w;
+    mp_writer_init (&w);
+    cr_assert_eq (mpjson_pack (&w.pk, in), 0);
+
+    mp_reader_t r;
+    s_read (&r, &w);
+    //  Integral numbers travel as integers, others as doubles.
+    cr_assert_eq (mp_get (r.root, "n")->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    cr_assert_eq (mp_get (r.root, "neg")->type,
+                  MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    cr_assert_eq (mp_get (r.root, "pi")->type, MSGPACK_OBJECT_FLOAT64);
+    cr_assert_eq (mp_get (r.root, "nothing")->type, MSGPACK_OBJECT_NIL);
+    size_t len;
+    const char *name = mp_get_str (r.root, "name", &len);
+    cr_assert (name && len == strlen ("Grüße ✓ 🦀"));
+
+    cJSON *out = mpjson_to_json (r.root);
+    cr_assert_not_null (out);
+    char *a = cJSON_PrintUnformatted (in);
+    char *b = cJSON_PrintUnformatted (out);
+    cr_assert (cJSON_Compare (in, out, true), "%s\n!=\n%s", a, b);
+    cr_assert_str_eq (a, b);
+    cJSON_free (a);
+    cJSON_free (b);
+    cJSON_Delete (out);
+    cJSON_Delete (in);
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+Test (mpjson, non_json_msgpack_values)
+{
+    //  Non-string keys are skipped; bin has no JSON form and becomes null.
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    msgpack_pack_int (&w.pk, 5);
+    msgpack_pack_true (&w.pk);
+    mp_key (&w, "bin");
+    msgpack_pack_bin_with_body (&w.pk, "\x00\x01", 2);
+    mp_reader_t r;
+    s_read (&r, &w);
+    cJSON *out = mpjson_to_json (r.root);
+    cr_assert_not_null (out);
+    cr_assert_eq (cJSON_GetArraySize (out), 1);
+    cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (out, "bin")));
+    cJSON_Delete (out);
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+//  Builds depth nested one-element arrays around a null.
+static cJSON *
+s_deep_json (int depth)
+{
+    cJSON *json = cJSON_CreateNull ();
+    for (int i = 0; i < depth; i++) {
+        cJSON *arr = cJSON_CreateArray ();
+        cJSON_AddItemToArray (arr, json);
+        json = arr;
+    }
+    return json;
+}
+
+Test (mpjson, pack_refuses_deep_nesting)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    cJSON *ok = s_deep_json (MPJSON_MAX_DEPTH);
+    cr_assert_eq (mpjson_pack (&w.pk, ok), 0);
+    cJSON_Delete (ok);
+    mp_writer_fini (&w);
+
+    int depths[] = {MPJSON_MAX_DEPTH + 1, 2 * MPJSON_MAX_DEPTH, 500};
+    for (size_t i = 0; i < sizeof (depths) / sizeof (depths[0]); i++) {
+        mp_writer_init (&w);
+        cJSON *deep = s_deep_json (depths[i]);
+        cr_assert_eq (mpjson_pack (&w.pk, deep), -1, "depth %d", depths[i]);
+        cJSON_Delete (deep);
+        mp_writer_fini (&w);
+    }
+}
+
+Test (mpjson, to_json_refuses_deep_nesting)
+{
+    //  msgpack-c's own decoder stops at 32 levels, so the tree is built in
+    //  memory: obj[i] is a one-element array holding obj[i + 1].
+    enum { DEEP = 3 * MPJSON_MAX_DEPTH };
+    msgpack_object obj[DEEP + 1];
+    for (int i = 0; i < DEEP; i++) {
+        obj[i].type = MSGPACK_OBJECT_ARRAY;
+        obj[i].via.array.size = 1;
+        obj[i].via.array.ptr = &obj[i + 1];
+    }
+    obj[DEEP].type = MSGPACK_OBJECT_NIL;
+
+    cJSON *json = mpjson_to_json (&obj[DEEP - MPJSON_MAX_DEPTH]);
+    cr_assert_not_null (json, "depth %d refused", MPJSON_MAX_DEPTH);
+    cJSON_Delete (json);
+    cr_assert_null (mpjson_to_json (&obj[DEEP - MPJSON_MAX_DEPTH - 1]));
+    cr_assert_null (mpjson_to_json (&obj[0]));
+
+    //  The same through maps.
+    msgpack_object_kv kv[DEEP];
+    msgpack_object map[DEEP + 1];
+    //  Values are copies, so link from the innermost outwards.
+    map[DEEP].type = MSGPACK_OBJECT_NIL;
+    for (int i = DEEP - 1; i >= 0; i--) {
+        kv[i].key.type = MSGPACK_OBJECT_STR;
+        kv[i].key.via.str.ptr = "k";
+        kv[i].key.via.str.size = 1;
+        map[i].type = MSGPACK_OBJECT_MAP;
+        map[i].via.map.size = 1;
+        map[i].via.map.ptr = &kv[i];
+        kv[i].val = map[i + 1];
+    }
+    cr_assert_null (mpjson_to_json (&map[0]));
+    json = mpjson_to_json (&map[DEEP - MPJSON_MAX_DEPTH]);
+    cr_assert_not_null (json);
+    cJSON_Delete (json);
+}
