@@ -569,9 +569,12 @@ broker_actor (zsock_t *pipe, void *args)
         zsock_signal (pipe, 1);
         return;
     }
-    zsock_signal (pipe, 0);
+    //  cfg belongs to the caller's stack: read it before the signal, since
+    //  the caller may return the moment it arrives.
     log_info ("broker", "routing requests on %s, events on %s", cfg->requests,
               self->xpub ? cfg->events : "(off)");
+    cfg = NULL;
+    zsock_signal (pipe, 0);
 
     zpoller_t *poller = zpoller_new (pipe, self->router, self->xpub, NULL);
     self->heartbeat_at = zclock_mono () + self->heartbeat_ms;
