@@ -234,6 +234,8 @@ main (int argc, char **argv)
     snprintf (self.worker_name, sizeof (self.worker_name), "%s:%d", host,
               (int) getpid ());
 
+    //  The options of gateway/server.c server_start: keep the two in step,
+    //  or the benchmark compares configurations instead of paths.
     char ports[32], nthreads[16];
     snprintf (ports, sizeof (ports), "127.0.0.1:%d", port);
     snprintf (nthreads, sizeof (nthreads), "%d", threads);
@@ -245,6 +247,7 @@ main (int argc, char **argv)
                              "listen_backlog", "1024",
                              "connection_queue", "1024",
                              "decode_url", "yes",
+                             "tcp_nodelay", "1",
                              NULL};
     struct mg_callbacks callbacks;
     memset (&callbacks, 0, sizeof (callbacks));

@@ -51,7 +51,7 @@ typedef struct {
 } self_t;
 
 typedef struct {
-    zmq_msg_t part[BUS_MAX_FRAMES + 1];  //  Received frames
+    zmq_msg_t part[BUS_MAX_FRAMES];      //  Received frames (identity first)
     int count;                           //  How many are initialised
 } frames_t;
 
@@ -72,7 +72,7 @@ s_frames_recv (void *sock, frames_t *f)
     int more = 1;
     while (more) {
         zmq_msg_t scratch;
-        zmq_msg_t *msg = f->count < BUS_MAX_FRAMES + 1 ? &f->part[f->count]
+        zmq_msg_t *msg = f->count < BUS_MAX_FRAMES ? &f->part[f->count]
                                                        : &scratch;
         zmq_msg_init (msg);
         if (zmq_msg_recv (msg, sock, ZMQ_DONTWAIT) < 0) {

@@ -137,8 +137,10 @@ s_get_int (const cJSON *obj, const char *key, const char *where, long long min,
     const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
     if (!v)
         return 0;
-    if (!cJSON_IsNumber (v) || v->valuedouble != (double) (long long) v->valuedouble
-        || v->valuedouble < (double) min || v->valuedouble > (double) max) {
+    //  Range first: casting an out-of-range double to an integer is undefined.
+    if (!cJSON_IsNumber (v) || v->valuedouble < (double) min
+        || v->valuedouble > (double) max
+        || v->valuedouble != (double) (long long) v->valuedouble) {
         s_err (err, errlen, "%s%s: must be an integer from %lld to %lld", where,
                key, min, max);
         return -1;
@@ -428,7 +430,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     if (gw) {
         static const char *const gkeys[] = {
             "threads", "maxBodyBytes", "requestTimeoutMs", "controlTimeoutMs",
-            "drainTimeoutMs", NULL};
+            "drainTimeoutMs", "spinUs", NULL};
         if (s_known_keys (gw, "gateway.", gkeys, err, errlen)
             || s_get_intv (gw, "threads", "gateway.", 1, 4096, &self->threads,
                            err, errlen)
@@ -439,7 +441,9 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
             || s_get_intv (gw, "controlTimeoutMs", "gateway.", 100, 600000,
                            &self->control_timeout_ms, err, errlen)
             || s_get_intv (gw, "drainTimeoutMs", "gateway.", 0, 3600000,
-                           &self->drain_timeout_ms, err, errlen))
+                           &self->drain_timeout_ms, err, errlen)
+            || s_get_intv (gw, "spinUs", "gateway.", 0, 10000, &self->spin_us,
+                           err, errlen))
             goto done;
     }
     const cJSON *limits = s_get_obj (root, "limits", "", err, errlen, &orc);
@@ -557,6 +561,7 @@ s_defaults (cg_config_t *self)
     self->request_timeout_ms = 300000;
     self->control_timeout_ms = 5000;
     self->drain_timeout_ms = 10000;
+    self->spin_us = 50;
     self->rate_limit = 100;
     self->max_concurrent = 10;
     self->requests_ep = strdup (BUS_INPROC_REQUESTS);

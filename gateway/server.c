@@ -182,6 +182,14 @@ s_dispatch (struct mg_connection *conn, void *cbdata)
     r.config = self->config;
     r.server = self;
     r.bus = (bus_front_t *) mg_get_thread_pointer (conn);
+    //  Spin for the broker's reply only while this is the sole request in
+    //  flight: then a core is free and a wake-up is the main cost; under
+    //  load every core has work and spinning would only steal it.
+    if (r.bus)
+        bus_front_set_spin (r.bus,
+                            atomic_load (&self->inflight) <= 1
+                                ? self->config->spin_us
+                                : 0);
     snprintf (r.auth.principal, sizeof (r.auth.principal), "-");
     int status = s_dispatch_inner (self, &r);
     free (r.body);
@@ -238,6 +246,10 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
                              "listen_backlog", "1024",
                              "connection_queue", "1024",
                              "decode_url", "yes",
+                             //  civetweb writes headers and body apart; with
+                             //  Nagle on, the body would wait ~40 ms for the
+                             //  client's delayed ACK on keep-alive connections.
+                             "tcp_nodelay", "1",
                              NULL};
     struct mg_callbacks callbacks;
     memset (&callbacks, 0, sizeof (callbacks));

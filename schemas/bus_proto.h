@@ -39,7 +39,7 @@
 #define BUS_SERVICE_BROKER "mmi.services"
 
 //  Limits that keep a hostile peer from making us allocate without bound.
-#define BUS_MAX_FRAMES 8             //  More frames than this: dropped
+#define BUS_MAX_FRAMES 8             //  More frames (routing id included): dropped
 #define BUS_MAX_SERVICE 64           //  Longest service name
 #define BUS_MAX_ID 255               //  Longest routing identity (ZeroMQ's)
 #define BUS_MAX_TOPIC 256            //  Longest event topic

@@ -4,6 +4,8 @@
 */
 #include "envelope.h"
 
+#include "mp.h"
+
 #include <string.h>
 
 //  --------------------------------------------------------------------------
@@ -25,8 +27,11 @@ envelope_pack (const envelope_t *self, msgpack_sbuffer *buf)
 {
     size_t type_len = strnlen (self->type, sizeof (self->type));
     size_t key_len = strnlen (self->session_key, sizeof (self->session_key));
+    //  Refuse what envelope_unpack would refuse, so no peer ever sends an
+    //  envelope the other side drops.
     if (type_len == 0 || type_len > ENVELOPE_TYPE_MAX
-        || key_len > ENVELOPE_KEY_MAX)
+        || key_len > ENVELOPE_KEY_MAX || self->status < 0 || self->status > 999
+        || self->timeout_ms < 0)
         return -1;
 
     msgpack_packer pk;
@@ -52,7 +57,9 @@ s_copy_str (char *dest, size_t cap, const msgpack_object *obj)
 {
     if (obj->type != MSGPACK_OBJECT_STR || obj->via.str.size >= cap)
         return -1;
-    memcpy (dest, obj->via.str.ptr, obj->via.str.size);
+    //  msgpack-c may hand an empty string as a NULL pointer.
+    if (obj->via.str.size)
+        memcpy (dest, obj->via.str.ptr, obj->via.str.size);
     dest[obj->via.str.size] = 0;
     //  A NUL inside a type or key would make two peers disagree on it.
     if (memchr (dest, 0, obj->via.str.size))
@@ -67,7 +74,10 @@ int
 envelope_unpack (envelope_t *self, const void *data, size_t size)
 {
     envelope_init (self, NULL);
-    if (!data || size == 0 || size > 1024)
+    //  0x95 is a five-item array: anything else is refused before msgpack-c
+    //  sees (and allocates for) it.
+    if (!data || size == 0 || size > 1024
+        || *(const unsigned char *) data != 0x95 || mp_check (data, size))
         return -1;
 
     msgpack_unpacked up;

@@ -79,7 +79,7 @@ mp_reader_init (mp_reader_t *r, const void *data, size_t size)
 {
     msgpack_unpacked_init (&r->up);
     r->root = NULL;
-    if (!data || size == 0 || size > MP_MAX_BODY)
+    if (!data || size == 0 || size > MP_MAX_BODY || mp_check (data, size))
         return -1;
     size_t off = 0;
     if (msgpack_unpack_next (&r->up, data, size, &off)
@@ -88,6 +88,117 @@ mp_reader_init (mp_reader_t *r, const void *data, size_t size)
         return -1;
     r->root = &r->up.data;
     return 0;
+}
+
+//  Reads a big-endian length of n bytes at p[*pos]; -1 if it runs past size.
+static int
+s_len (const uint8_t *p, size_t size, size_t *pos, int n, uint64_t *out)
+{
+    if ((size_t) n > size - *pos)
+        return -1;
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[*pos + (size_t) i];
+    *pos += (size_t) n;
+    *out = v;
+    return 0;
+}
+
+int
+mp_check (const void *data, size_t size)
+{
+    const uint8_t *p = (const uint8_t *) data;
+    uint64_t left[MP_MAX_DEPTH + 1];  //  Items still due at each level
+    int depth = 1;
+    left[0] = 1;                      //  Level 0: the one top-level object
+    uint64_t pending = 1;             //  Items due at all levels together
+    size_t pos = 0;
+    while (depth > 0) {
+        if (pos >= size)
+            return -1;
+        left[depth - 1]--;
+        pending--;
+        uint8_t b = p[pos++];
+        uint64_t skip = 0, items = 0, n = 0;
+        bool container = false;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+            skip = 0;
+        else if (b >= 0x80 && b <= 0x8f)
+            container = true, items = 2u * (b & 0x0fu);
+        else if (b >= 0x90 && b <= 0x9f)
+            container = true, items = b & 0x0fu;
+        else if (b >= 0xa0 && b <= 0xbf)
+            skip = b & 0x1fu;
+        else
+            switch (b) {
+            case 0xc4: case 0xd9:
+                if (s_len (p, size, &pos, 1, &skip)) return -1;
+                break;
+            case 0xc5: case 0xda:
+                if (s_len (p, size, &pos, 2, &skip)) return -1;
+                break;
+            case 0xc6: case 0xdb:
+                if (s_len (p, size, &pos, 4, &skip)) return -1;
+                break;
+            case 0xc7:
+                if (s_len (p, size, &pos, 1, &skip)) return -1;
+                skip += 1;
+                break;
+            case 0xc8:
+                if (s_len (p, size, &pos, 2, &skip)) return -1;
+                skip += 1;
+                break;
+            case 0xc9:
+                if (s_len (p, size, &pos, 4, &skip)) return -1;
+                skip += 1;
+                break;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc:
+                if (s_len (p, size, &pos, 2, &n)) return -1;
+                container = true, items = n;
+                break;
+            case 0xdd:
+                if (s_len (p, size, &pos, 4, &n)) return -1;
+                container = true, items = n;
+                break;
+            case 0xde:
+                if (s_len (p, size, &pos, 2, &n)) return -1;
+                container = true, items = 2 * n;
+                break;
+            case 0xdf:
+                if (s_len (p, size, &pos, 4, &n)) return -1;
+                container = true, items = 2 * n;
+                break;
+            default: return -1;   //  0xc1 is never used
+            }
+        if (container) {
+            //  Every item takes at least one byte: a count the rest of the
+            //  buffer cannot hold is a lie, refused before anything allocates.
+            if (depth > MP_MAX_DEPTH || items > size - pos
+                || pending + items > size - pos)
+                return -1;
+            left[depth++] = items;
+            pending += items;
+        }
+        else {
+            if (skip > size - pos)
+                return -1;
+            pos += (size_t) skip;
+        }
+        while (depth > 0 && left[depth - 1] == 0)
+            depth--;
+    }
+    return pos == size ? 0 : -1;
 }
 
 void
@@ -158,7 +269,8 @@ mp_copy_str (const msgpack_object *map, const char *key, char *dest,
     const char *s = mp_get_str (map, key, &len);
     if (!s || len >= cap)
         return -1;
-    memcpy (dest, s, len);
+    if (len)
+        memcpy (dest, s, len);
     dest[len] = 0;
     return 0;
 }

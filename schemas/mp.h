@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+//  Deepest nesting of maps/arrays accepted (msgpack-c's own decoder stops
+//  at 32; we stay below it so every body we accept can be decoded).
+#define MP_MAX_DEPTH 30
+
 //  The largest body any peer may send us; bigger bodies are rejected before
 //  they are decoded (request bodies are bounded by the HTTP limit earlier).
 #define MP_MAX_BODY (16u * 1024u * 1024u)
@@ -58,6 +62,14 @@ int
 mp_reader_init (mp_reader_t *r, const void *data, size_t size);
 void
 mp_reader_fini (mp_reader_t *r);
+
+//  Checks, without allocating, that data[size] is exactly one well-formed
+//  msgpack object nested at most MP_MAX_DEPTH deep whose every claimed
+//  count fits in the bytes that remain.  msgpack-c allocates a container's
+//  items from its header before reading them, so this runs first: five bytes
+//  could otherwise ask for gigabytes.  Returns 0 or -1.
+int
+mp_check (const void *data, size_t size);
 
 //  Map look-ups.  Each returns NULL/false when map is not a map, the key is
 //  absent, or the value has another type.  Strings are not NUL-terminated:

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  depth counts the containers around j; j itself, if a container, makes
+//  one more, so at most MPJSON_MAX_DEPTH nest.
 static int
 s_pack (msgpack_packer *pk, const cJSON *j, int depth)
 {
-    if (depth > MPJSON_MAX_DEPTH)
+    if ((cJSON_IsArray (j) || cJSON_IsObject (j)) && depth >= MPJSON_MAX_DEPTH)
         return -1;
     if (cJSON_IsNull (j) || cJSON_IsInvalid (j))
         return msgpack_pack_nil (pk), 0;
@@ -69,7 +71,8 @@ s_strdup_n (const char *s, size_t n)
 {
     char *copy = malloc (n + 1);
     if (copy) {
-        memcpy (copy, s, n);
+        if (n)   //  msgpack-c may hand an empty string as a NULL pointer
+            memcpy (copy, s, n);
         copy[n] = 0;
     }
     return copy;
@@ -78,7 +81,8 @@ s_strdup_n (const char *s, size_t n)
 static cJSON *
 s_to_json (const msgpack_object *o, int depth)
 {
-    if (depth > MPJSON_MAX_DEPTH)
+    if ((o->type == MSGPACK_OBJECT_ARRAY || o->type == MSGPACK_OBJECT_MAP)
+        && depth >= MPJSON_MAX_DEPTH)
         return NULL;
     switch (o->type) {
     case MSGPACK_OBJECT_BOOLEAN: return cJSON_CreateBool (o->via.boolean);

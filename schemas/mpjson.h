@@ -3,7 +3,7 @@
 
     Field names map one to one.  Integral JSON numbers within int64 become
     msgpack integers, others doubles; msgpack bin/ext have no JSON form and
-    become null.  Nesting deeper than MPJSON_MAX_DEPTH is refused.
+    become null.  More than MPJSON_MAX_DEPTH nested containers are refused.
     =========================================================================
 */
 #ifndef CG_MPJSON_H
@@ -12,7 +12,10 @@
 #include <cjson/cJSON.h>
 #include <msgpack.h>
 
-#define MPJSON_MAX_DEPTH 64
+#include "mp.h"
+
+//  At most this many nested objects/arrays (what mp_check accepts).
+#define MPJSON_MAX_DEPTH MP_MAX_DEPTH
 
 //  Packs json into pk.  Returns 0, or -1 if it nests too deep (pk then holds
 //  a partial value and must be discarded).

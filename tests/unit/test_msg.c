@@ -14,6 +14,7 @@
 #include "mpjson.h"
 #include "msg.h"
 
+
 //  Decodes w's bytes into r; asserts that succeeded.
 static void
 s_read (mp_reader_t *r, const mp_writer_t *w)
@@ -38,26 +39,19 @@ static const struct {
 #undef CG_MSG_END
 #define DECLARED (sizeof (s_declared) / sizeof (s_declared[0]))
 
-Test (msg, lookup_finds_what_the_def_declares)
+Test (msg, lookup_every_declared_message)
 {
     for (size_t i = 0; i < DECLARED; i++) {
         const msg_def_t *def = msg_lookup (s_declared[i].type);
         cr_assert_not_null (def, "%s not found", s_declared[i].type);
-        cr_assert_str_eq (def->type, s_declared[i].type);
         cr_assert_str_eq (def->service, s_declared[i].service);
     }
-}
-
-Test (msg, lookup_every_declared_message)
-{
     const msg_def_t *const *all = msg_all ();
     cr_assert_not_null (all);
     size_t count = 0;
     for (const msg_def_t *const *d = all; *d; d++, count++) {
         cr_assert_eq (msg_lookup ((*d)->type), *d, "lookup of %s",
                       (*d)->type);
-        cr_assert ((*d)->service && *(*d)->service, "%s has no service",
-                   (*d)->type);
         cr_assert ((*d)->doc && *(*d)->doc, "%s has no doc", (*d)->type);
         cr_assert_not_null ((*d)->fields);
         for (const msg_field_t *f = (*d)->fields; f->name; f++)
@@ -67,75 +61,66 @@ Test (msg, lookup_every_declared_message)
             cr_assert_str_neq ((*d)->type, (*e)->type);
     }
     cr_assert_eq (count, DECLARED);
-    cr_assert_str_eq (msg_lookup ("SYSTEM_PING")->service, "system");
-    cr_assert_str_eq (msg_lookup ("MMI_SERVICES")->service, "mmi.services");
-    cr_assert_str_eq (msg_lookup ("ERROR")->service, "reply");
     cr_assert_null (msg_lookup ("NO_SUCH_MESSAGE"));
     cr_assert_null (msg_lookup ("system_ping"));
     cr_assert_null (msg_lookup (""));
     cr_assert_null (msg_lookup (NULL));
 }
 
+//  Validates w's bytes as type, then finishes w.  Returns the verdict, with
+//  the sentence in err (128 bytes) and the field in param (32 bytes).
+static int
+s_validate (const char *type, mp_writer_t *w, char *err, char *param)
+{
+    mp_reader_t r;
+    s_read (&r, w);
+    strcpy (param, "stale");
+    err[0] = 0;
+    int rc = msg_validate (type, r.root, err, 128, param, 32);
+    cr_assert (rc == 0 || err[0], "refused without a sentence");
+    mp_reader_fini (&r);
+    mp_writer_fini (w);
+    return rc;
+}
+
 Test (msg, validate_missing_required)
 {
+    char err[128], param[32];
     mp_writer_t w;
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 1);
     mp_kv_str (&w, "message", "it broke");
-    mp_reader_t r;
-    s_read (&r, &w);
-    char err[128] = "", param[32] = "stale";
-    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
-                                sizeof (param)),
-                  -1);
+    cr_assert_eq (s_validate ("ERROR", &w, err, param), -1);
     cr_assert_str_eq (param, "code");
     cr_assert (strstr (err, "code"), "err '%s' does not name the field", err);
-    mp_reader_fini (&r);
-    mp_writer_fini (&w);
 
     //  A nil value counts as missing.
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 2);
     mp_kv_str (&w, "code", "internal_error");
     mp_kv_nil (&w, "message");
-    s_read (&r, &w);
-    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
-                                sizeof (param)),
-                  -1);
+    cr_assert_eq (s_validate ("ERROR", &w, err, param), -1);
     cr_assert_str_eq (param, "message");
-    mp_reader_fini (&r);
-    mp_writer_fini (&w);
 }
 
 Test (msg, validate_wrong_kind)
 {
+    char err[128], param[32];
     mp_writer_t w;
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 3);
     mp_kv_str (&w, "code", "internal_error");
     mp_kv_str (&w, "message", "m");
     mp_kv_int (&w, "param", 7);     //  Optional, but if present a string
-    mp_reader_t r;
-    s_read (&r, &w);
-    char err[128] = "", param[32] = "";
-    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
-                                sizeof (param)),
-                  -1);
+    cr_assert_eq (s_validate ("ERROR", &w, err, param), -1);
     cr_assert_str_eq (param, "param");
     cr_assert (strstr (err, "string"), "err '%s'", err);
-    mp_reader_fini (&r);
-    mp_writer_fini (&w);
 
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 1);
     mp_kv_str (&w, "services", "system");   //  Must be a map
-    s_read (&r, &w);
-    cr_assert_eq (msg_validate ("MMI_SERVICES_OK", r.root, err, sizeof (err),
-                                param, sizeof (param)),
-                  -1);
+    cr_assert_eq (s_validate ("MMI_SERVICES_OK", &w, err, param), -1);
     cr_assert_str_eq (param, "services");
-    mp_reader_fini (&r);
-    mp_writer_fini (&w);
 }
 
 Test (msg, validate_unknown_type_and_non_map)
@@ -183,6 +168,7 @@ Test (msg, validate_nil_body_is_empty_map)
 
 Test (msg, validate_status_ok_body)
 {
+    char err[128], param[32];
     mp_writer_t w;
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 6);
@@ -194,48 +180,67 @@ Test (msg, validate_status_ok_body)
     mp_kv_str (&w, "telegram", "disconnected");
     mp_kv_str (&w, "worker", "host:1");
     mp_kv_bool (&w, "extra", true);   //  Unknown fields are ignored
-    mp_reader_t r;
-    s_read (&r, &w);
-    char err[128] = "", param[32] = "";
-    cr_assert_eq (msg_validate ("SYSTEM_STATUS_OK", r.root, err, sizeof (err),
-                                param, sizeof (param)),
-                  0, "refused: %s", err);
-    //  The same body is wrong for a message needing other fields.
-    cr_assert_eq (msg_validate ("ERROR", r.root, err, sizeof (err), param,
-                                sizeof (param)),
-                  -1);
-    mp_reader_fini (&r);
-    mp_writer_fini (&w);
+    cr_assert_eq (s_validate ("SYSTEM_STATUS_OK", &w, err, param), 0,
+                  "refused: %s", err);
+    cr_assert_str_eq (param, "");
+
+    //  Each required field's absence is caught.
+    const char *required[] = {"status", "version", "uptime", "channels",
+                              "worker"};
+    for (int skip = 0; skip < 5; skip++) {
+        mp_writer_init (&w);
+        msgpack_pack_map (&w.pk, 4);
+        for (int i = 0; i < 5; i++)
+            if (i != skip) {
+                mp_key (&w, required[i]);
+                if (i == 2)
+                    msgpack_pack_int (&w.pk, 1);
+                else if (i == 3)
+                    msgpack_pack_map (&w.pk, 0);
+                else
+                    mp_put_str (&w, "x");
+            }
+        cr_assert_eq (s_validate ("SYSTEM_STATUS_OK", &w, err, param), -1);
+        cr_assert_str_eq (param, required[skip]);
+    }
 }
 
 //  ---- mp reader -------------------------------------------------------------
 
 Test (mp, reader_refuses_bad_input)
 {
+    struct {
+        const char *bytes;
+        size_t size;
+    } bad[] = {
+        {"", 0},                     //  Empty
+        {NULL, 4},                   //  No data
+        {"\x80\xc0", 2},             //  An empty map and one byte more
+        {"\x81\xa1k", 3},            //  One pair with only its key
+        {"\xd9\x10" "abc", 5},       //  str8 longer than what follows
+        {"\xc1", 1},                 //  Never used
+    };
     mp_reader_t r;
-    cr_assert_eq (mp_reader_init (&r, "", 0), -1);
-    cr_assert_null (r.root);
-    mp_reader_fini (&r);
-    cr_assert_eq (mp_reader_init (&r, NULL, 4), -1);
-    mp_reader_fini (&r);
-    //  An empty map and then one byte more.
-    cr_assert_eq (mp_reader_init (&r, "\x80\xc0", 2), -1);
-    mp_reader_fini (&r);
-    //  A map of one pair with only the key present.
-    cr_assert_eq (mp_reader_init (&r, "\x81\xa1k", 3), -1);
-    mp_reader_fini (&r);
-    //  A str8 header claiming more bytes than follow.
-    cr_assert_eq (mp_reader_init (&r, "\xd9\x10" "abc", 5), -1);
-    mp_reader_fini (&r);
-    //  0xc1 is never used.
-    cr_assert_eq (mp_reader_init (&r, "\xc1", 1), -1);
-    mp_reader_fini (&r);
-
+    for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+        cr_assert_eq (mp_reader_init (&r, bad[i].bytes, bad[i].size), -1,
+                      "case %zu accepted", i);
+        cr_assert_null (r.root);
+        mp_reader_fini (&r);
+    }
     cr_assert_eq (mp_reader_init (&r, "\x81\xa1k\x01", 4), 0);
     cr_assert_not_null (r.root);
     cr_assert_eq (r.root->type, MSGPACK_OBJECT_MAP);
     mp_reader_fini (&r);
     cr_assert_null (r.root);
+}
+
+Test (mp, reader_huge_claimed_count)
+{
+    mp_reader_t r;
+    cr_assert_eq (mp_reader_init (&r, "\xdd\xff\xff\xff\xff", 5), -1);
+    mp_reader_fini (&r);
+    cr_assert_eq (mp_reader_init (&r, "\x81\xa1k\xdf\xff\xff\xff\xf0", 8), -1);
+    mp_reader_fini (&r);
 }
 
 Test (mp, reader_every_truncation)
@@ -357,23 +362,20 @@ Test (mpjson, round_trip_nested)
     mp_writer_fini (&w);
 }
 
-Test (mpjson, non_json_msgpack_values)
+Test (mpjson, round_trip_empty_strings)
 {
-    //  Non-string keys are skipped; bin has no JSON form and becomes null.
+    cJSON *in = cJSON_Parse ("{\"\":\"\",\"k\":[\"\",\"\"]}");
+    cr_assert_not_null (in);
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    msgpack_pack_int (&w.pk, 5);
-    msgpack_pack_true (&w.pk);
-    mp_key (&w, "bin");
-    msgpack_pack_bin_with_body (&w.pk, "\x00\x01", 2);
+    cr_assert_eq (mpjson_pack (&w.pk, in), 0);
     mp_reader_t r;
     s_read (&r, &w);
     cJSON *out = mpjson_to_json (r.root);
     cr_assert_not_null (out);
-    cr_assert_eq (cJSON_GetArraySize (out), 1);
-    cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (out, "bin")));
+    cr_assert (cJSON_Compare (in, out, true));
     cJSON_Delete (out);
+    cJSON_Delete (in);
     mp_reader_fini (&r);
     mp_writer_fini (&w);
 }
@@ -428,23 +430,29 @@ Test (mpjson, to_json_refuses_deep_nesting)
     cJSON_Delete (json);
     cr_assert_null (mpjson_to_json (&obj[DEEP - MPJSON_MAX_DEPTH - 1]));
     cr_assert_null (mpjson_to_json (&obj[0]));
+}
 
-    //  The same through maps.
-    msgpack_object_kv kv[DEEP];
-    msgpack_object map[DEEP + 1];
-    //  Values are copies, so link from the innermost outwards.
-    map[DEEP].type = MSGPACK_OBJECT_NIL;
-    for (int i = DEEP - 1; i >= 0; i--) {
-        kv[i].key.type = MSGPACK_OBJECT_STR;
-        kv[i].key.via.str.ptr = "k";
-        kv[i].key.via.str.size = 1;
-        map[i].type = MSGPACK_OBJECT_MAP;
-        map[i].via.map.size = 1;
-        map[i].via.map.ptr = &kv[i];
-        kv[i].val = map[i + 1];
-    }
-    cr_assert_null (mpjson_to_json (&map[0]));
-    json = mpjson_to_json (&map[DEEP - MPJSON_MAX_DEPTH]);
-    cr_assert_not_null (json);
-    cJSON_Delete (json);
+Test (mp, check_bounds_claims_and_depth)
+{
+    //  Well-formed: scalars, a map, nested arrays at the depth limit.
+    cr_assert_eq (mp_check ("\xc0", 1), 0);
+    cr_assert_eq (mp_check ("\x81\xa1k\x01", 4), 0);
+    unsigned char deep[MP_MAX_DEPTH + 2];
+    memset (deep, 0x91, sizeof (deep));
+    deep[MP_MAX_DEPTH] = 0xc0;
+    cr_assert_eq (mp_check (deep, MP_MAX_DEPTH + 1), 0);
+    //  One level more is refused.
+    memset (deep, 0x91, sizeof (deep));
+    deep[MP_MAX_DEPTH + 1] = 0xc0;
+    cr_assert_eq (mp_check (deep, MP_MAX_DEPTH + 2), -1);
+    //  Counts larger than the bytes left, alone or summed over levels.
+    cr_assert_eq (mp_check ("\xdc\x00\x03\x01\x02", 5), -1);
+    cr_assert_eq (mp_check ("\x92\x92\x01\x02", 4), -1);
+    cr_assert_eq (mp_check ("\xdf\xff\xff\xff\xff", 5), -1);
+    //  Lengths past the end, trailing bytes, the never-used 0xc1.
+    cr_assert_eq (mp_check ("\xd9\x05ab", 4), -1);
+    cr_assert_eq (mp_check ("\xcb\x00", 2), -1);
+    cr_assert_eq (mp_check ("\x01\x02", 2), -1);
+    cr_assert_eq (mp_check ("\xc1", 1), -1);
+    cr_assert_eq (mp_check ("", 0), -1);
 }
