@@ -28,8 +28,7 @@ test-plain: build
 
 test-asan: build-asan
 	@echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
-	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
+	@./tests/run-sanitized.sh $(ASAN_BUILD)
 
 test: test-plain test-asan
 

@@ -13,7 +13,6 @@ struct bus_front_t {
     void *handle;                //  Raw libzmq handle
     char id[40];                 //  Our routing identity (a uuid)
     uint64_t next_corr;          //  Next correlation id
-    int spin_us;                 //  Spin this long before sleeping
 };
 
 bus_front_t *
@@ -154,32 +153,9 @@ done:
     return rc;
 }
 
-void
-bus_front_set_spin (bus_front_t *self, int spin_us)
-{
-    self->spin_us = spin_us > 0 ? spin_us : 0;
-}
-
-//  Polls without blocking until something is readable or spin_us passes.
-static bool
-s_spin (bus_front_t *self)
-{
-    if (self->spin_us <= 0)
-        return false;
-    int64_t until = zclock_usecs () + self->spin_us;
-    zmq_pollitem_t item = {self->handle, 0, ZMQ_POLLIN, 0};
-    do {
-        if (zmq_poll (&item, 1, 0) > 0)
-            return true;
-    } while (zclock_usecs () < until);
-    return false;
-}
-
 int
 bus_front_recv (bus_front_t *self, int timeout_ms, bus_msg_t *msg)
 {
-    if (s_spin (self) && s_read (self, msg) == 0)
-        return 0;
     int64_t deadline = zclock_mono () + timeout_ms;
     while (true) {
         int64_t left = deadline - zclock_mono ();

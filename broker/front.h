@@ -62,11 +62,5 @@ bus_front_call (bus_front_t *self, const char *service, envelope_t *env,
 void
 bus_msg_fini (bus_msg_t *msg);
 
-//  Sets how long the next waits may spin (non-blocking polls) before they
-//  sleep, in microseconds; 0 turns spinning off.  Spinning saves the wake-up
-//  of a sleeping thread when a reply is due within microseconds, at the
-//  price of CPU, so callers enable it only when the machine is idle.
-void
-bus_front_set_spin (bus_front_t *self, int spin_us);
 
 #endif

@@ -430,7 +430,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     if (gw) {
         static const char *const gkeys[] = {
             "threads", "maxBodyBytes", "requestTimeoutMs", "controlTimeoutMs",
-            "drainTimeoutMs", "spinUs", NULL};
+            "drainTimeoutMs", NULL};
         if (s_known_keys (gw, "gateway.", gkeys, err, errlen)
             || s_get_intv (gw, "threads", "gateway.", 1, 4096, &self->threads,
                            err, errlen)
@@ -441,9 +441,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
             || s_get_intv (gw, "controlTimeoutMs", "gateway.", 100, 600000,
                            &self->control_timeout_ms, err, errlen)
             || s_get_intv (gw, "drainTimeoutMs", "gateway.", 0, 3600000,
-                           &self->drain_timeout_ms, err, errlen)
-            || s_get_intv (gw, "spinUs", "gateway.", 0, 10000, &self->spin_us,
-                           err, errlen))
+                           &self->drain_timeout_ms, err, errlen))
             goto done;
     }
     const cJSON *limits = s_get_obj (root, "limits", "", err, errlen, &orc);
@@ -561,7 +559,6 @@ s_defaults (cg_config_t *self)
     self->request_timeout_ms = 300000;
     self->control_timeout_ms = 5000;
     self->drain_timeout_ms = 10000;
-    self->spin_us = 50;
     self->rate_limit = 100;
     self->max_concurrent = 10;
     self->requests_ep = strdup (BUS_INPROC_REQUESTS);

@@ -64,7 +64,6 @@ typedef struct {
     int request_timeout_ms;      //  Run / request deadline
     int control_timeout_ms;      //  Deadline of control requests (status)
     int drain_timeout_ms;        //  How long SIGTERM waits for in-flight work
-    int spin_us;                 //  Reply spin of a lone request, 0 = off
     //  Limits (enforced by the rate limiter actor, a later issue).
     int rate_limit;              //  Requests per minute per credential, 0 off
     int max_concurrent;          //  In-flight per credential

@@ -182,14 +182,6 @@ s_dispatch (struct mg_connection *conn, void *cbdata)
     r.config = self->config;
     r.server = self;
     r.bus = (bus_front_t *) mg_get_thread_pointer (conn);
-    //  Spin for the broker's reply only while this is the sole request in
-    //  flight: then a core is free and a wake-up is the main cost; under
-    //  load every core has work and spinning would only steal it.
-    if (r.bus)
-        bus_front_set_spin (r.bus,
-                            atomic_load (&self->inflight) <= 1
-                                ? self->config->spin_us
-                                : 0);
     snprintf (r.auth.principal, sizeof (r.auth.principal), "-");
     int status = s_dispatch_inner (self, &r);
     free (r.body);
