@@ -5,6 +5,7 @@
 #include "actor.h"
 
 #include "log.h"
+#include "run.h"
 #include "system.h"
 
 typedef struct {
@@ -94,6 +95,7 @@ typedef struct {
 
 static const actor_entry_t s_registry[] = {
     {"system", system_actor},
+    {"run", run_actor},
     {NULL, NULL},
 };
 

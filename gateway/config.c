@@ -20,6 +20,10 @@
 
 #define CFG_MAX_FILE (1024 * 1024)
 
+static int
+s_load_string_list (char ***out, const cJSON *arr, const char *where, char *err,
+                    size_t errlen);
+
 static const char *s_channel_ids[] = {"whatsapp", "telegram", "discord",
                                       "slack", "webhook", NULL};
 
@@ -278,6 +282,44 @@ s_add_model (cg_config_t *self, const char *provider, const char *model,
     return 0;
 }
 
+static cfg_provider_t *
+s_add_provider (cg_config_t *self, const char *name, provider_type_t type)
+{
+    cfg_provider_t *grown = (cfg_provider_t *) realloc (
+        self->providers, (self->n_providers + 1) * sizeof (cfg_provider_t));
+    if (!grown)
+        return NULL;
+    self->providers = grown;
+    cfg_provider_t *p = &self->providers[self->n_providers++];
+    memset (p, 0, sizeof (*p));
+    p->name = strdup (name);
+    p->type = type;
+    p->connect_timeout_ms = 10000;
+    p->stall_timeout_ms = 60000;
+    if (type == PROVIDER_OPENAI && !strcmp (name, "openai"))
+        p->base_url = strdup ("https://api.openai.com/v1");
+    else if (type == PROVIDER_ANTHROPIC)
+        p->base_url = strdup ("https://api.anthropic.com");
+    return p;
+}
+
+static cfg_provider_t *
+s_provider (cg_config_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_providers; i++)
+        if (!strcmp (self->providers[i].name, name))
+            return &self->providers[i];
+    return NULL;
+}
+
+static void
+s_trim_slash (char *url)
+{
+    size_t n = url ? strlen (url) : 0;
+    while (n && url[n - 1] == '/')
+        url[--n] = 0;
+}
+
 static int
 s_load_providers (cg_config_t *self, const cJSON *providers, char *err,
                   size_t errlen)
@@ -289,8 +331,55 @@ s_load_providers (cg_config_t *self, const cJSON *providers, char *err,
             s_err (err, errlen, "providers.%s: must be an object", p->string);
             return -1;
         }
-        if (!strcmp (p->string, "local"))
-            continue;   //  Built in; cannot be redefined
+        if (!*p->string || strchr (p->string, '/')) {
+            s_err (err, errlen, "providers.%s: name must be non-empty, no '/'",
+                   p->string);
+            return -1;
+        }
+        if (!strcmp (p->string, "local")) {
+            static const char *const lkeys[] = {"echoDelayMs", NULL};
+            cfg_provider_t *local = s_provider (self, "local");
+            if (s_known_keys (p, where, lkeys, err, errlen)
+                || s_get_intv (p, "echoDelayMs", where, 0, 60000,
+                               &local->echo_delay_ms, err, errlen))
+                return -1;
+            continue;   //  Built in: only its pace can be set
+        }
+        static const char *const pkeys[] = {"type", "baseUrl", "apiKey",
+                                            "models", "connectTimeoutMs",
+                                            "stallTimeoutMs", NULL};
+        if (s_known_keys (p, where, pkeys, err, errlen))
+            return -1;
+        char *type = NULL;
+        if (s_get_str (p, "type", where, &type, err, errlen))
+            return -1;
+        provider_type_t t = !strcmp (p->string, "anthropic") ? PROVIDER_ANTHROPIC
+                                                              : PROVIDER_OPENAI;
+        if (type && !strcmp (type, "anthropic"))
+            t = PROVIDER_ANTHROPIC;
+        else if (type && !strcmp (type, "openai"))
+            t = PROVIDER_OPENAI;
+        else if (type) {
+            free (type);
+            s_err (err, errlen, "%stype: must be openai or anthropic", where);
+            return -1;
+        }
+        free (type);
+        cfg_provider_t *prov = s_add_provider (self, p->string, t);
+        if (!prov
+            || s_get_str (p, "baseUrl", where, &prov->base_url, err, errlen)
+            || s_get_str (p, "apiKey", where, &prov->api_key, err, errlen)
+            || s_get_intv (p, "connectTimeoutMs", where, 100, 600000,
+                           &prov->connect_timeout_ms, err, errlen)
+            || s_get_intv (p, "stallTimeoutMs", where, 100, 3600000,
+                           &prov->stall_timeout_ms, err, errlen))
+            return -1;
+        if (!prov->base_url || (strncmp (prov->base_url, "http://", 7)
+                                && strncmp (prov->base_url, "https://", 8))) {
+            s_err (err, errlen, "%sbaseUrl: required, an http(s):// URL", where);
+            return -1;
+        }
+        s_trim_slash (prov->base_url);
         const cJSON *models = cJSON_GetObjectItemCaseSensitive (p, "models");
         if (!cJSON_IsArray (models) || cJSON_GetArraySize (models) == 0) {
             s_err (err, errlen, "%smodels: must be a non-empty array of names",
@@ -306,6 +395,127 @@ s_load_providers (cg_config_t *self, const cJSON *providers, char *err,
         }
     }
     return 0;
+}
+
+static int
+s_load_agents (cg_config_t *self, const cJSON *agents, char *err, size_t errlen)
+{
+    for (const cJSON *a = agents->child; a; a = a->next) {
+        char where[96];
+        snprintf (where, sizeof (where), "agents.%.64s.", a->string);
+        static const char *const akeys[] = {"model", "system", "fallbacks",
+                                            "maxTokens", NULL};
+        if (!cJSON_IsObject (a)) {
+            s_err (err, errlen, "agents.%s: must be an object", a->string);
+            return -1;
+        }
+        if (s_known_keys (a, where, akeys, err, errlen))
+            return -1;
+        cfg_agent_t *agent = (cfg_agent_t *) config_find_agent (self, a->string);
+        if (!agent) {
+            cfg_agent_t *grown = (cfg_agent_t *) realloc (
+                self->agents, (self->n_agents + 1) * sizeof (cfg_agent_t));
+            if (!grown)
+                return -1;
+            self->agents = grown;
+            agent = &self->agents[self->n_agents++];
+            memset (agent, 0, sizeof (*agent));
+            agent->id = strdup (a->string);
+            agent->max_tokens = 1024;
+        }
+        if (s_get_str (a, "model", where, &agent->model, err, errlen)
+            || s_get_str (a, "system", where, &agent->system, err, errlen)
+            || s_get_intv (a, "maxTokens", where, 1, 1000000, &agent->max_tokens,
+                           err, errlen))
+            return -1;
+        const cJSON *fb = cJSON_GetObjectItemCaseSensitive (a, "fallbacks");
+        if (fb) {
+            char key[128];
+            snprintf (key, sizeof (key), "%sfallbacks", where);
+            if (s_load_string_list (&agent->fallbacks, fb, key, err, errlen))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+//  Every agent's model and fallbacks must name a configured model.
+static int
+s_check_agents (cg_config_t *self, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < self->n_agents; i++) {
+        cfg_agent_t *a = &self->agents[i];
+        const char *m;
+        if (!a->model) {
+            s_err (err, errlen, "agents.%s.model: required", a->id);
+            return -1;
+        }
+        if (!config_find_model (self, a->model, &m)) {
+            s_err (err, errlen, "agents.%s.model: unknown model %s", a->id,
+                   a->model);
+            return -1;
+        }
+        for (char **f = a->fallbacks; f && *f; f++)
+            if (!config_find_model (self, *f, &m)) {
+                s_err (err, errlen, "agents.%s.fallbacks: unknown model %s",
+                       a->id, *f);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+//  OPENAI_* and ANTHROPIC_* fill in (or create) those providers.
+static void
+s_provider_env (cg_config_t *self, const char *name, provider_type_t type,
+                const char *key_env, const char *url_env,
+                const char *default_model)
+{
+    const char *key = getenv (key_env);
+    const char *url = getenv (url_env);
+    cfg_provider_t *p = s_provider (self, name);
+    if (!p && !(key && *key))
+        return;
+    if (!p) {
+        p = s_add_provider (self, name, type);
+        if (!p)
+            return;
+        s_add_model (self, name, default_model, NULL);
+    }
+    if (key && *key)
+        s_set (&p->api_key, key);
+    if (url && *url) {
+        s_set (&p->base_url, url);
+        s_trim_slash (p->base_url);
+    }
+}
+
+const cfg_provider_t *
+config_find_model (const cg_config_t *self, const char *id, const char **model)
+{
+    const char *slash = id ? strchr (id, '/') : NULL;
+    if (!slash)
+        return NULL;
+    for (size_t i = 0; i < self->n_models; i++)
+        if (!strcmp (self->models[i].id, id)) {
+            size_t plen = (size_t) (slash - id);
+            for (size_t k = 0; k < self->n_providers; k++)
+                if (strlen (self->providers[k].name) == plen
+                    && !strncmp (self->providers[k].name, id, plen)) {
+                    *model = slash + 1;
+                    return &self->providers[k];
+                }
+        }
+    return NULL;
+}
+
+const cfg_agent_t *
+config_find_agent (const cg_config_t *self, const char *id)
+{
+    for (size_t i = 0; id && i < self->n_agents; i++)
+        if (!strcmp (self->agents[i].id, id))
+            return &self->agents[i];
+    return NULL;
 }
 
 static int
@@ -359,8 +569,8 @@ s_load_string_list (char ***out, const cJSON *arr, const char *where, char *err,
     size_t i = 0;
     for (const cJSON *c = arr->child; c; c = c->next) {
         if (!cJSON_IsString (c) || !*c->valuestring
-            || strlen (c->valuestring) > BUS_MAX_SERVICE) {
-            s_err (err, errlen, "%s: must be an array of service names", where);
+            || strlen (c->valuestring) > 200) {
+            s_err (err, errlen, "%s: must be an array of names", where);
             for (size_t j = 0; j < i; j++)
                 free (list[j]);
             free (list);
@@ -408,7 +618,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     }
     static const char *const keys[] = {
         "bind", "port", "stateDir", "logLevel", "auth", "gateway", "limits",
-        "broker", "providers", "channels", "ready", NULL};
+        "broker", "providers", "channels", "ready", "agents", NULL};
     if (s_known_keys (root, "", keys, err, errlen))
         goto done;
     long long port = self->port;
@@ -430,7 +640,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     if (gw) {
         static const char *const gkeys[] = {
             "threads", "maxBodyBytes", "requestTimeoutMs", "controlTimeoutMs",
-            "drainTimeoutMs", NULL};
+            "drainTimeoutMs", "sseKeepaliveMs", NULL};
         if (s_known_keys (gw, "gateway.", gkeys, err, errlen)
             || s_get_intv (gw, "threads", "gateway.", 1, 4096, &self->threads,
                            err, errlen)
@@ -441,7 +651,9 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
             || s_get_intv (gw, "controlTimeoutMs", "gateway.", 100, 600000,
                            &self->control_timeout_ms, err, errlen)
             || s_get_intv (gw, "drainTimeoutMs", "gateway.", 0, 3600000,
-                           &self->drain_timeout_ms, err, errlen))
+                           &self->drain_timeout_ms, err, errlen)
+            || s_get_intv (gw, "sseKeepaliveMs", "gateway.", 100, 600000,
+                           &self->sse_keepalive_ms, err, errlen))
             goto done;
     }
     const cJSON *limits = s_get_obj (root, "limits", "", err, errlen, &orc);
@@ -475,6 +687,9 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     }
     const cJSON *providers = s_get_obj (root, "providers", "", err, errlen, &orc);
     if (orc || (providers && s_load_providers (self, providers, err, errlen)))
+        goto done;
+    const cJSON *agents = s_get_obj (root, "agents", "", err, errlen, &orc);
+    if (orc || (agents && s_load_agents (self, agents, err, errlen)))
         goto done;
     const cJSON *channels = s_get_obj (root, "channels", "", err, errlen, &orc);
     if (orc || (channels && s_load_channels (self, channels, err, errlen)))
@@ -559,15 +774,18 @@ s_defaults (cg_config_t *self)
     self->request_timeout_ms = 300000;
     self->control_timeout_ms = 5000;
     self->drain_timeout_ms = 10000;
+    self->sse_keepalive_ms = 5000;
     self->rate_limit = 100;
     self->max_concurrent = 10;
     self->requests_ep = strdup (BUS_INPROC_REQUESTS);
     self->events_ep = strdup (BUS_INPROC_EVENTS);
     self->heartbeat_ms = 1000;
     self->liveness = 3;
-    self->ready_services = (char **) calloc (2, sizeof (char *));
-    if (self->ready_services)
+    self->ready_services = (char **) calloc (3, sizeof (char *));
+    if (self->ready_services) {
         self->ready_services[0] = strdup ("system");
+        self->ready_services[1] = strdup ("run");
+    }
     self->started_at = (long long) time (NULL);
 }
 
@@ -580,6 +798,14 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
         return NULL;
     }
     s_defaults (self);
+    s_add_provider (self, "local", PROVIDER_ECHO);
+    self->agents = (cfg_agent_t *) calloc (1, sizeof (cfg_agent_t));
+    if (self->agents) {
+        self->n_agents = 1;
+        self->agents[0].id = strdup ("default");
+        self->agents[0].model = strdup ("local/echo");
+        self->agents[0].max_tokens = 1024;
+    }
     s_add_model (self, "local", "echo",
                  "Built-in test/demo provider: deterministic, echoes the last "
                  "message back word by word. Not a real model.");
@@ -588,6 +814,12 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
     if (path && *path && s_load_file (self, path, err, errlen))
         goto fail;
     if (s_load_env (self, err, errlen))
+        goto fail;
+    s_provider_env (self, "openai", PROVIDER_OPENAI, "OPENAI_API_KEY",
+                    "OPENAI_BASE_URL", "gpt-4o-mini");
+    s_provider_env (self, "anthropic", PROVIDER_ANTHROPIC, "ANTHROPIC_API_KEY",
+                    "ANTHROPIC_BASE_URL", "claude-3-5-haiku-latest");
+    if (s_check_agents (self, err, errlen))
         goto fail;
     if (flags) {
         if (flags->bind)
@@ -741,6 +973,21 @@ config_destroy (cg_config_t **self_p)
         free (self->models[i].description);
     }
     free (self->models);
+    for (size_t i = 0; i < self->n_providers; i++) {
+        free (self->providers[i].name);
+        free (self->providers[i].base_url);
+        free (self->providers[i].api_key);
+    }
+    free (self->providers);
+    for (size_t i = 0; i < self->n_agents; i++) {
+        free (self->agents[i].id);
+        free (self->agents[i].model);
+        free (self->agents[i].system);
+        for (char **f = self->agents[i].fallbacks; f && *f; f++)
+            free (*f);
+        free (self->agents[i].fallbacks);
+    }
+    free (self->agents);
     for (size_t i = 0; i < self->n_channels; i++)
         free (self->channels[i].id);
     free (self->channels);

@@ -40,6 +40,30 @@ typedef struct {
     char *description;           //  Shown in /v1/models, may be NULL
 } cfg_model_t;
 
+typedef enum {
+    PROVIDER_ECHO = 1,           //  Built-in local/echo
+    PROVIDER_OPENAI = 2,         //  OpenAI Chat Completions or compatible
+    PROVIDER_ANTHROPIC = 3,      //  Anthropic Messages API
+} provider_type_t;
+
+typedef struct {
+    char *name;                  //  "openai", "anthropic", "vllm", "local"
+    provider_type_t type;
+    char *base_url;              //  Without trailing slash
+    char *api_key;               //  May be NULL (local servers)
+    int connect_timeout_ms;      //  TCP/TLS connect deadline
+    int stall_timeout_ms;        //  No byte for this long: upstream stalled
+    int echo_delay_ms;           //  local/echo only: pause between words
+} cfg_provider_t;
+
+typedef struct {
+    char *id;                    //  Agent id ("default")
+    char *model;                 //  "<provider>/<model>"
+    char *system;                //  System prompt, may be NULL
+    char **fallbacks;            //  Models tried in order, NULL-terminated
+    int max_tokens;              //  Default max tokens (Anthropic needs one)
+} cfg_agent_t;
+
 typedef struct {
     char *id;                    //  Channel id, e.g. "telegram"
     bool enabled;                //  Configured as enabled
@@ -64,6 +88,8 @@ typedef struct {
     int request_timeout_ms;      //  Run / request deadline
     int control_timeout_ms;      //  Deadline of control requests (status)
     int drain_timeout_ms;        //  How long SIGTERM waits for in-flight work
+    int sse_keepalive_ms;        //  SSE comment this often while idle: it
+                                 //  also finds clients that went away
     //  Limits (enforced by the rate limiter actor, a later issue).
     int rate_limit;              //  Requests per minute per credential, 0 off
     int max_concurrent;          //  In-flight per credential
@@ -76,6 +102,10 @@ typedef struct {
     char **ready_services;       //  NULL-terminated
     cfg_model_t *models;
     size_t n_models;
+    cfg_provider_t *providers;
+    size_t n_providers;
+    cfg_agent_t *agents;
+    size_t n_agents;
     cfg_channel_t *channels;
     size_t n_channels;
     long long started_at;        //  Unix seconds at load (model "created")
@@ -110,6 +140,15 @@ config_check_serving (const cg_config_t *self, char *err, size_t errlen);
 
 void
 config_destroy (cg_config_t **self_p);
+
+//  The provider serving model id "<provider>/<model>" (it must be listed in
+//  its models), with *model set to the part after the slash.  NULL if none.
+const cfg_provider_t *
+config_find_model (const cg_config_t *self, const char *id, const char **model);
+
+//  The agent with this id, or NULL.
+const cfg_agent_t *
+config_find_agent (const cg_config_t *self, const char *id);
 
 //  Name of an auth mode, as config and /status spell it.
 const char *

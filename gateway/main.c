@@ -4,6 +4,8 @@
 */
 #include "roles.h"
 
+#include <curl/curl.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +20,9 @@ static const char *s_usage =
     "  tap       print the events a broker publishes\n"
     "  version   print the version\n";
 
+static int
+s_role (int argc, char **argv);
+
 int
 main (int argc, char **argv)
 {
@@ -26,6 +31,17 @@ main (int argc, char **argv)
         printf ("%s", s_usage);
         return argc < 2 ? 2 : 0;
     }
+    //  Once, before any thread exists (libcurl's global state is not
+    //  thread-safe to set up).
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    int rc = s_role (argc, argv);
+    curl_global_cleanup ();
+    return rc;
+}
+
+static int
+s_role (int argc, char **argv)
+{
     const char *role = argv[1];
     if (!strcmp (role, "version") || !strcmp (role, "--version")) {
         printf ("clawgate %s\n", CLAWGATE_VERSION);

@@ -15,15 +15,15 @@
 //  An empty msgpack map: the body of requests that carry no fields.
 static const unsigned char s_empty_map = 0x80;
 
-static int
-s_health (http_req_t *r)
+int
+route_health (http_req_t *r)
 {
     static const char body[] = "{\"ok\":true}";
     return http_send_raw (r, 200, body, sizeof (body) - 1, NULL);
 }
 
-static int
-s_ready (http_req_t *r)
+int
+route_ready (http_req_t *r)
 {
     if (server_draining (r->server))
         return http_send_error (r, 503, "service_unavailable",
@@ -68,8 +68,8 @@ s_ready (http_req_t *r)
     return status;
 }
 
-static int
-s_status (http_req_t *r)
+int
+route_status (http_req_t *r)
 {
     envelope_t env;
     envelope_init (&env, "SYSTEM_STATUS");
@@ -111,8 +111,8 @@ s_status (http_req_t *r)
     return status;
 }
 
-static int
-s_models (http_req_t *r)
+int
+route_models (http_req_t *r)
 {
     cJSON *root = cJSON_CreateObject ();
     cJSON_AddStringToObject (root, "object", "list");
@@ -133,17 +133,3 @@ s_models (http_req_t *r)
     return status;
 }
 
-static const route_t s_routes[] = {
-    //  path         prefix public local  scope       GET       POST  DELETE
-    {"/health", false, true, true, 0, s_health, NULL, NULL},
-    {"/ready", false, true, false, 0, s_ready, NULL, NULL},
-    {"/status", false, false, false, 0, s_status, NULL, NULL},
-    {"/v1/models", false, false, true, SCOPE_CHAT, s_models, NULL, NULL},
-    {NULL, false, false, false, 0, NULL, NULL, NULL},
-};
-
-const route_t *
-routes_table (void)
-{
-    return s_routes;
-}

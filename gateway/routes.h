@@ -11,4 +11,13 @@
 const route_t *
 routes_table (void);
 
+//  Handlers, one file per resource family.
+int route_health (http_req_t *r);
+int route_ready (http_req_t *r);
+int route_status (http_req_t *r);
+int route_models (http_req_t *r);
+int route_chat_completions (http_req_t *r);
+int route_agent_run (http_req_t *r);
+int route_agent_run_stream (http_req_t *r);
+
 #endif

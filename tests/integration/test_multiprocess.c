@@ -35,7 +35,7 @@ static void
 s_start_worker (proc_t *p)
 {
     const char *args[] = {"worker", "--broker", s_c.requests, "--actors",
-                          "system", "--config", s_c.config, NULL};
+                          "all", "--config", s_c.config, NULL};
     cr_assert_eq (proc_start (p, args, s_env), 0);
     cr_assert_eq (proc_wait_line (p, "serving via", 20000, NULL, 0), 0,
                   "worker did not start");

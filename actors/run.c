@@ -1,0 +1,908 @@
+/*  =========================================================================
+    run - the run actor: provider calls on libcurl multi, fallbacks, aborts,
+    deadlines, and the built-in local/echo provider
+
+    Not built on actor_run's zloop: libcurl adds and drops sockets from inside
+    its callbacks, so this actor keeps its own poll set (pipe, broker socket,
+    libcurl's fds) and computes its wait from libcurl's timer, the runs'
+    deadlines, echo pacing and the heartbeat.
+    =========================================================================
+*/
+#include "run.h"
+
+#include "actor.h"
+#include "log.h"
+#include "mpjson.h"
+#include "provider.h"
+
+#include <curl/curl.h>
+#include <string.h>
+
+#define RUN_MAX_CANDIDATES 8
+#define RUN_MAX_SOCKETS 4096
+#define RUN_MAX_ERROR_BODY (64 * 1024)
+#define RUN_MAX_SEQ_SESSIONS 100000
+
+typedef struct self_t self_t;
+
+typedef struct {
+    self_t *self;                        //  Actor (not owned)
+    char id[80];                         //  runId
+    char session[ENVELOPE_KEY_MAX + 1];  //  sessionKey, may be empty
+    char topic_prefix[ENVELOPE_KEY_MAX + 90];  //  "<session>" or "run:<id>"
+    uint8_t front[BUS_MAX_ID];           //  Front that asked
+    size_t front_len;
+    //  The request, kept for fallbacks.
+    cJSON *messages;                     //  OpenAI-format conversation
+    cJSON *tools, *tool_choice, *temperature;
+    char thinking[16];
+    int64_t max_tokens;
+    bool stream;
+    const cfg_agent_t *agent;            //  Config (not owned)
+    char *candidates[RUN_MAX_CANDIDATES];    //  Model ids to try, in order
+    int n_candidates, candidate;
+    const cfg_provider_t *provider;      //  Of the current candidate
+    //  The transfer in flight.
+    CURL *easy;
+    struct curl_slist *headers;
+    char *url, *body;
+    provider_parser_t *parser;
+    long http_status;                    //  0 until known
+    char *error_body;                    //  Body of a non-2xx answer
+    size_t error_len;
+    //  The answer so far.
+    bool got_output;                     //  A delta reached the client
+    char *text;
+    size_t text_len, text_cap;
+    cJSON *tool_calls;                   //  Accumulated OpenAI tool_calls
+    int64_t prompt_tokens, completion_tokens;
+    char finish[24];                     //  Finish reason, once known
+    //  Failure of the current candidate.
+    int err_status;
+    char err_code[48];
+    char err_message[512];
+    bool err_retry;
+    //  local/echo.
+    char **words;
+    int n_words, next_word;
+    int64_t echo_next;                   //  zclock_mono () of the next word
+    int64_t deadline;                    //  zclock_mono () past which: timeout
+} run_t;
+
+typedef struct {
+    curl_socket_t fd;
+    short events;
+} sock_t;
+
+struct self_t {
+    zsock_t *pipe;
+    bus_worker_t *worker;
+    const cg_config_t *config;
+    CURLM *multi;
+    zhashx_t *runs;                      //  runId -> run_t (owned)
+    zhashx_t *seqs;                      //  sessionKey -> uint64_t * (owned)
+    sock_t socks[RUN_MAX_SOCKETS];       //  libcurl's sockets and interests
+    int n_socks;
+    int64_t curl_timeout_at;             //  -1: none
+    uint64_t stats_started, stats_failed;
+    bool terminated;
+};
+
+static int s_run_start_transfer (run_t *run);
+static void s_run_destroy (run_t **run_p);
+
+//  ---- Events -----------------------------------------------------------------
+
+static uint64_t
+s_next_seq (self_t *self, run_t *run)
+{
+    const char *key = run->session[0] ? run->session : run->topic_prefix;
+    uint64_t *seq = (uint64_t *) zhashx_lookup (self->seqs, key);
+    if (!seq) {
+        if (zhashx_size (self->seqs) >= RUN_MAX_SEQ_SESSIONS)
+            zhashx_purge (self->seqs);   //  Bounded memory beats perfect seqs
+        seq = (uint64_t *) calloc (1, sizeof (uint64_t));
+        if (!seq)
+            return 0;
+        zhashx_insert (self->seqs, key, seq);
+    }
+    return ++*seq;
+}
+
+//  Packs the fields every event shares; the caller adds n_extra pairs.
+static void
+s_event_head (mp_writer_t *w, run_t *run, size_t n_extra)
+{
+    msgpack_pack_map (&w->pk, 3 + n_extra);
+    mp_kv_str (w, "sessionKey", run->session);
+    mp_kv_str (w, "runId", run->id);
+    mp_kv_int (w, "seq", (int64_t) s_next_seq (run->self, run));
+}
+
+static void
+s_publish (run_t *run, const char *type, mp_writer_t *w)
+{
+    char topic[BUS_MAX_TOPIC + 1];
+    snprintf (topic, sizeof (topic), "%s/%s", run->topic_prefix, type);
+    if (bus_worker_event (run->self->worker, run->front, run->front_len, topic,
+                          w->buf.data, w->buf.size))
+        log_warn ("run", "%s: event %s dropped: broker not taking it", run->id,
+                  type);
+}
+
+static void
+s_emit_delta (run_t *run, const char *text, size_t len, const cJSON *calls)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    s_event_head (&w, run, calls ? 2 : 1);
+    mp_key (&w, "delta");
+    mp_put_strn (&w, text, len);
+    if (calls) {
+        mp_key (&w, "toolCalls");
+        mpjson_pack (&w.pk, calls);
+    }
+    s_publish (run, "chat.delta", &w);
+    mp_writer_fini (&w);
+}
+
+static void
+s_emit_done (run_t *run, const char *reason)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    bool calls = run->tool_calls && cJSON_GetArraySize (run->tool_calls) > 0;
+    s_event_head (&w, run, calls ? 5 : 4);
+    mp_kv_str (&w, "finishReason", reason);
+    mp_key (&w, "usage");
+    msgpack_pack_map (&w.pk, 3);
+    mp_kv_int (&w, "promptTokens", run->prompt_tokens);
+    mp_kv_int (&w, "completionTokens", run->completion_tokens);
+    mp_kv_int (&w, "totalTokens", run->prompt_tokens + run->completion_tokens);
+    mp_key (&w, "response");
+    mp_put_strn (&w, run->text ? run->text : "", run->text_len);
+    mp_kv_str (&w, "model", run->candidates[run->candidate]);
+    if (calls) {
+        mp_key (&w, "toolCalls");
+        mpjson_pack (&w.pk, run->tool_calls);
+    }
+    s_publish (run, "chat.done", &w);
+    mp_writer_fini (&w);
+    log_info ("run", "%s done: %s, model %s, %lld+%lld tokens", run->id, reason,
+              run->candidates[run->candidate], (long long) run->prompt_tokens,
+              (long long) run->completion_tokens);
+}
+
+static void
+s_emit_error (run_t *run)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    s_event_head (&w, run, 2);
+    mp_key (&w, "error");
+    msgpack_pack_map (&w.pk, 3);
+    mp_kv_str (&w, "code", run->err_code);
+    mp_kv_str (&w, "message", run->err_message);
+    mp_kv_str (&w, "type", run->err_status >= 500 ? "server_error"
+                                                   : "client_error");
+    mp_kv_int (&w, "status", run->err_status);
+    s_publish (run, "chat.error", &w);
+    mp_writer_fini (&w);
+    run->self->stats_failed++;
+    log_warn ("run", "%s failed: %d %s: %s", run->id, run->err_status,
+              run->err_code, run->err_message);
+}
+
+//  ---- Provider sink -------------------------------------------------------------
+
+static void
+s_append_text (run_t *run, const char *text, size_t len)
+{
+    if (run->text_len + len + 1 > run->text_cap) {
+        size_t cap = run->text_cap ? run->text_cap : 256;
+        while (cap < run->text_len + len + 1)
+            cap *= 2;
+        char *grown = (char *) realloc (run->text, cap);
+        if (!grown)
+            return;
+        run->text = grown;
+        run->text_cap = cap;
+    }
+    memcpy (run->text + run->text_len, text, len);
+    run->text_len += len;
+    run->text[run->text_len] = 0;
+}
+
+//  Folds OpenAI chunk-format tool-call deltas into complete tool calls.
+static void
+s_merge_tool_calls (run_t *run, const cJSON *deltas)
+{
+    if (!run->tool_calls)
+        run->tool_calls = cJSON_CreateArray ();
+    for (const cJSON *d = deltas->child; d; d = d->next) {
+        const cJSON *ix = cJSON_GetObjectItem (d, "index");
+        int index = cJSON_IsNumber (ix) ? ix->valueint : 0;
+        if (index < 0 || index > 127)
+            continue;
+        while (cJSON_GetArraySize (run->tool_calls) <= index) {
+            cJSON *c = cJSON_CreateObject ();
+            cJSON_AddStringToObject (c, "id", "");
+            cJSON_AddStringToObject (c, "type", "function");
+            cJSON *fn = cJSON_AddObjectToObject (c, "function");
+            cJSON_AddStringToObject (fn, "name", "");
+            cJSON_AddStringToObject (fn, "arguments", "");
+            cJSON_AddItemToArray (run->tool_calls, c);
+        }
+        cJSON *call = cJSON_GetArrayItem (run->tool_calls, index);
+        const cJSON *id = cJSON_GetObjectItem (d, "id");
+        if (cJSON_IsString (id) && *id->valuestring)
+            cJSON_ReplaceItemInObject (call, "id", cJSON_CreateString (id->valuestring));
+        const cJSON *fn = cJSON_GetObjectItem (d, "function");
+        cJSON *cfn = cJSON_GetObjectItem (call, "function");
+        const cJSON *name = cJSON_GetObjectItem (fn, "name");
+        if (cJSON_IsString (name) && *name->valuestring)
+            cJSON_ReplaceItemInObject (cfn, "name",
+                                       cJSON_CreateString (name->valuestring));
+        const cJSON *args = cJSON_GetObjectItem (fn, "arguments");
+        if (cJSON_IsString (args) && *args->valuestring) {
+            const char *old = cJSON_GetObjectItem (cfn, "arguments")->valuestring;
+            size_t n = strlen (old) + strlen (args->valuestring) + 1;
+            char *joined = (char *) malloc (n);
+            if (joined) {
+                snprintf (joined, n, "%s%s", old, args->valuestring);
+                cJSON_ReplaceItemInObject (cfn, "arguments",
+                                           cJSON_CreateString (joined));
+                free (joined);
+            }
+        }
+    }
+}
+
+static void
+s_sink_delta (void *arg, const char *text, size_t len, const cJSON *calls)
+{
+    run_t *run = (run_t *) arg;
+    run->got_output = true;
+    s_append_text (run, text, len);
+    if (calls)
+        s_merge_tool_calls (run, calls);
+    s_emit_delta (run, text, len, calls);
+}
+
+static void
+s_sink_usage (void *arg, int64_t prompt, int64_t completion)
+{
+    run_t *run = (run_t *) arg;
+    run->prompt_tokens = prompt;
+    if (completion)
+        run->completion_tokens = completion;
+}
+
+static void
+s_sink_finish (void *arg, const char *reason)
+{
+    run_t *run = (run_t *) arg;
+    snprintf (run->finish, sizeof (run->finish), "%s", reason);
+}
+
+static void
+s_sink_error (void *arg, int status, const char *code, const char *message)
+{
+    run_t *run = (run_t *) arg;
+    run->err_status = status;
+    snprintf (run->err_code, sizeof (run->err_code), "%s", code);
+    snprintf (run->err_message, sizeof (run->err_message), "%s", message);
+    run->err_retry = status != 400;
+}
+
+static const provider_sink_t s_sink = {s_sink_delta, s_sink_usage,
+                                       s_sink_finish, s_sink_error};
+
+//  ---- libcurl glue ----------------------------------------------------------------
+
+static size_t
+s_on_write (char *data, size_t size, size_t nmemb, void *arg)
+{
+    run_t *run = (run_t *) arg;
+    size_t len = size * nmemb;
+    if (!run->http_status)
+        curl_easy_getinfo (run->easy, CURLINFO_RESPONSE_CODE, &run->http_status);
+    if (run->http_status < 200 || run->http_status > 299) {
+        //  Keep the start of an error body to explain the failure.
+        size_t room = RUN_MAX_ERROR_BODY - run->error_len;
+        size_t n = len < room ? len : room;
+        char *grown = (char *) realloc (run->error_body, run->error_len + n + 1);
+        if (grown) {
+            run->error_body = grown;
+            memcpy (run->error_body + run->error_len, data, n);
+            run->error_len += n;
+            run->error_body[run->error_len] = 0;
+        }
+        return len;
+    }
+    //  A parse failure stops the transfer at once (libcurl sees a short
+    //  write and ends it with CURLE_WRITE_ERROR).
+    return provider_parser_feed (run->parser, data, len) == 0 ? len : 0;
+}
+
+static int
+s_on_socket (CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+    self_t *self = (self_t *) arg;
+    int i = 0;
+    while (i < self->n_socks && self->socks[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < self->n_socks)
+            self->socks[i] = self->socks[--self->n_socks];
+        return 0;
+    }
+    if (i == self->n_socks) {
+        if (self->n_socks == RUN_MAX_SOCKETS)
+            return -1;
+        self->n_socks++;
+    }
+    self->socks[i].fd = fd;
+    self->socks[i].events = (short) (((what & CURL_POLL_IN) ? ZMQ_POLLIN : 0)
+                                     | ((what & CURL_POLL_OUT) ? ZMQ_POLLOUT : 0));
+    return 0;
+}
+
+static int
+s_on_timer (CURLM *multi, long timeout_ms, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    self->curl_timeout_at = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    return 0;
+}
+
+static void
+s_transfer_end (run_t *run)
+{
+    if (run->easy) {
+        curl_multi_remove_handle (run->self->multi, run->easy);
+        curl_easy_cleanup (run->easy);
+        run->easy = NULL;
+    }
+    curl_slist_free_all (run->headers);
+    run->headers = NULL;
+    free (run->url);
+    free (run->body);
+    run->url = run->body = NULL;
+    provider_parser_destroy (&run->parser);
+    free (run->error_body);
+    run->error_body = NULL;
+    run->error_len = 0;
+    run->http_status = 0;
+}
+
+//  ---- Run life cycle --------------------------------------------------------------
+
+static void
+s_run_destroy (run_t **run_p)
+{
+    run_t *run = *run_p;
+    if (!run)
+        return;
+    s_transfer_end (run);
+    cJSON_Delete (run->messages);
+    cJSON_Delete (run->tools);
+    cJSON_Delete (run->tool_choice);
+    cJSON_Delete (run->temperature);
+    cJSON_Delete (run->tool_calls);
+    for (int i = 0; i < run->n_candidates; i++)
+        free (run->candidates[i]);
+    for (int i = 0; i < run->n_words; i++)
+        free (run->words[i]);
+    free (run->words);
+    free (run->text);
+    free (run);
+    *run_p = NULL;
+}
+
+static void
+s_hash_run_free (void **item)
+{
+    s_run_destroy ((run_t **) item);
+}
+
+//  Ends a run with chat.done and forgets it.
+static void
+s_run_finish (run_t *run, const char *reason)
+{
+    s_transfer_end (run);
+    s_emit_done (run, reason);
+    zhashx_delete (run->self->runs, run->id);
+}
+
+static void
+s_run_fail (run_t *run)
+{
+    s_transfer_end (run);
+    s_emit_error (run);
+    zhashx_delete (run->self->runs, run->id);
+}
+
+//  local/echo: the last user message, back word by word.
+static void
+s_echo_prepare (run_t *run)
+{
+    const cJSON *last = NULL;
+    int64_t prompt_words = 0;
+    for (const cJSON *m = run->messages->child; m; m = m->next) {
+        const cJSON *role = cJSON_GetObjectItem (m, "role");
+        const cJSON *content = cJSON_GetObjectItem (m, "content");
+        if (cJSON_IsString (content)) {
+            bool in_word = false;
+            for (const char *p = content->valuestring; *p; p++) {
+                bool space = *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r';
+                prompt_words += !space && !in_word;
+                in_word = !space;
+            }
+            if (cJSON_IsString (role) && !strcmp (role->valuestring, "user"))
+                last = content;
+        }
+    }
+    run->prompt_tokens = prompt_words;
+    const char *text = last ? last->valuestring : "";
+    //  Split on spaces; every word but the first keeps its leading space.
+    size_t n = strlen (text);
+    run->words = (char **) calloc (n / 2 + 2, sizeof (char *));
+    const char *p = text;
+    while (run->words && *p) {
+        const char *start = p;
+        while (*p == ' ')
+            p++;
+        while (*p && *p != ' ')
+            p++;
+        size_t len = (size_t) (p - start);
+        if (!len)
+            break;
+        run->words[run->n_words] = strndup (start, len);
+        if (!run->words[run->n_words])
+            break;
+        run->n_words++;
+    }
+    run->completion_tokens = run->n_words;
+}
+
+//  Emits the echo words that are due; finishes the run after the last one.
+//  Returns false if the run ended.
+static bool
+s_echo_step (run_t *run)
+{
+    int delay = run->provider->echo_delay_ms;
+    while (run->next_word < run->n_words && zclock_mono () >= run->echo_next) {
+        const char *w = run->words[run->next_word++];
+        s_sink_delta (run, w, strlen (w), NULL);
+        run->echo_next = zclock_mono () + delay;
+    }
+    if (run->next_word < run->n_words)
+        return true;
+    s_run_finish (run, "stop");
+    return false;
+}
+
+//  Starts the current candidate: echo runs at once, others on libcurl.
+static int
+s_run_start_transfer (run_t *run)
+{
+    const char *model = NULL;
+    run->provider = config_find_model (run->self->config,
+                                       run->candidates[run->candidate], &model);
+    if (!run->provider) {
+        run->err_status = 404;
+        snprintf (run->err_code, sizeof (run->err_code), "not_found");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "Unknown model %s", run->candidates[run->candidate]);
+        return -1;
+    }
+    run->err_status = 0;
+    if (run->provider->type == PROVIDER_ECHO) {
+        s_echo_prepare (run);
+        run->echo_next = zclock_mono ();
+        return 0;
+    }
+    provider_request_t req = {
+        .model = model,
+        .system = run->agent ? run->agent->system : NULL,
+        .thinking = run->thinking[0] ? run->thinking : NULL,
+        .messages = run->messages,
+        .tools = run->tools,
+        .tool_choice = run->tool_choice,
+        .temperature = run->temperature,
+        .max_tokens = run->max_tokens,
+        .agent_max_tokens = run->agent ? run->agent->max_tokens : 1024,
+        .stream = run->stream,
+    };
+    char err[256];
+    if (provider_build (run->provider, &req, &run->url, &run->headers, &run->body,
+                        err, sizeof (err))) {
+        run->err_status = 400;
+        snprintf (run->err_code, sizeof (run->err_code), "invalid_request");
+        snprintf (run->err_message, sizeof (run->err_message), "%s", err);
+        return -1;
+    }
+    run->parser = provider_parser_new (run->provider->type, run->stream, &s_sink,
+                                       run);
+    run->easy = curl_easy_init ();
+    if (!run->parser || !run->easy) {
+        run->err_status = 500;
+        snprintf (run->err_code, sizeof (run->err_code), "internal_error");
+        snprintf (run->err_message, sizeof (run->err_message), "Out of memory");
+        return -1;
+    }
+    CURL *e = run->easy;
+    curl_easy_setopt (e, CURLOPT_URL, run->url);
+    curl_easy_setopt (e, CURLOPT_POSTFIELDS, run->body);
+    curl_easy_setopt (e, CURLOPT_HTTPHEADER, run->headers);
+    curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, s_on_write);
+    curl_easy_setopt (e, CURLOPT_WRITEDATA, run);
+    curl_easy_setopt (e, CURLOPT_PRIVATE, run);
+    curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT_MS,
+                      (long) run->provider->connect_timeout_ms);
+    //  A stream with no byte for the stall time is dead (seconds: libcurl's
+    //  granularity).
+    long stall = (run->provider->stall_timeout_ms + 999) / 1000;
+    curl_easy_setopt (e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt (e, CURLOPT_LOW_SPEED_TIME, stall > 0 ? stall : 1L);
+    curl_easy_setopt (e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (curl_multi_add_handle (run->self->multi, e) != CURLM_OK) {
+        run->err_status = 500;
+        snprintf (run->err_code, sizeof (run->err_code), "internal_error");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "Could not start the provider call");
+        return -1;
+    }
+    return 0;
+}
+
+//  The current candidate failed: try the next one if allowed, else fail.
+static void
+s_run_next_or_fail (run_t *run)
+{
+    while (!run->got_output && run->err_retry
+           && run->candidate + 1 < run->n_candidates) {
+        log_warn ("run", "%s: %s failed (%s); falling back to %s", run->id,
+                  run->candidates[run->candidate], run->err_message,
+                  run->candidates[run->candidate + 1]);
+        s_transfer_end (run);
+        run->candidate++;
+        run->prompt_tokens = run->completion_tokens = 0;
+        run->finish[0] = 0;
+        if (s_run_start_transfer (run) == 0)
+            return;
+    }
+    s_run_fail (run);
+}
+
+//  A libcurl transfer completed (well or not).
+static void
+s_transfer_done (self_t *self, CURL *easy, CURLcode result)
+{
+    run_t *run = NULL;
+    curl_easy_getinfo (easy, CURLINFO_PRIVATE, (char **) &run);
+    if (!run)
+        return;
+    if (!run->http_status)
+        curl_easy_getinfo (easy, CURLINFO_RESPONSE_CODE, &run->http_status);
+    if (run->err_status) {
+        //  The parser already explained the failure.
+    }
+    else if (result != CURLE_OK) {
+        run->err_status = 503;
+        run->err_retry = true;
+        snprintf (run->err_code, sizeof (run->err_code), "service_unavailable");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "Provider %s %s: %s", run->provider->name,
+                  result == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out"
+                                                     : "unreachable",
+                  curl_easy_strerror (result));
+    }
+    else if (run->http_status < 200 || run->http_status > 299) {
+        run->err_retry = provider_map_error (
+            run->provider, run->http_status, run->error_body, run->error_len,
+            &run->err_status, run->err_code, sizeof (run->err_code),
+            run->err_message, sizeof (run->err_message));
+    }
+    else
+        provider_parser_finish (run->parser);
+    if (run->err_status)
+        s_run_next_or_fail (run);
+    else
+        s_run_finish (run, run->finish[0] ? run->finish : "stop");
+}
+
+static void
+s_curl_drain (self_t *self)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read (self->multi, &left)))
+        if (msg->msg == CURLMSG_DONE)
+            s_transfer_done (self, msg->easy_handle, msg->data.result);
+}
+
+//  ---- Requests ----------------------------------------------------------------------
+
+static cJSON *
+s_json_field (const msgpack_object *body, const char *key)
+{
+    const msgpack_object *v = mp_get (body, key);
+    return v && v->type != MSGPACK_OBJECT_NIL ? mpjson_to_json (v) : NULL;
+}
+
+static void
+s_handle_start (self_t *self, bus_request_t *req)
+{
+    const msgpack_object *b = req->body.root;
+    run_t *run = (run_t *) calloc (1, sizeof (run_t));
+    if (!run) {
+        bus_worker_error (self->worker, req, 500, "internal_error",
+                          "Out of memory", NULL);
+        return;
+    }
+    run->self = self;
+    if (mp_copy_str (b, "runId", run->id, sizeof (run->id)) || !run->id[0]) {
+        s_run_destroy (&run);
+        bus_worker_error (self->worker, req, 400, "invalid_request",
+                          "runId is missing or too long", "runId");
+        return;
+    }
+    if (zhashx_lookup (self->runs, run->id)) {
+        s_run_destroy (&run);
+        bus_worker_error (self->worker, req, 400, "invalid_request",
+                          "A run with this runId is already in flight", "runId");
+        return;
+    }
+    mp_copy_str (b, "sessionKey", run->session, sizeof (run->session));
+    if (run->session[0])
+        snprintf (run->topic_prefix, sizeof (run->topic_prefix), "%s",
+                  run->session);
+    else
+        snprintf (run->topic_prefix, sizeof (run->topic_prefix), "run:%s",
+                  run->id);
+    memcpy (run->front, req->front, req->front_len);
+    run->front_len = req->front_len;
+    char agent_id[128] = "default";
+    mp_copy_str (b, "agentId", agent_id, sizeof (agent_id));
+    run->agent = config_find_agent (self->config, agent_id);
+    if (!run->agent) {
+        s_run_destroy (&run);
+        bus_worker_error (self->worker, req, 404, "not_found", "Unknown agent",
+                          "agentId");
+        return;
+    }
+    char model[256] = "";
+    mp_copy_str (b, "model", model, sizeof (model));
+    run->candidates[run->n_candidates++] = strdup (model[0] ? model
+                                                            : run->agent->model);
+    //  The agent's fallbacks follow whichever model was asked for.
+    for (char **f = run->agent->fallbacks;
+         f && *f && run->n_candidates < RUN_MAX_CANDIDATES; f++)
+        if (strcmp (*f, run->candidates[0]) != 0)
+            run->candidates[run->n_candidates++] = strdup (*f);
+    const char *unused;
+    if (!config_find_model (self->config, run->candidates[0], &unused)) {
+        char msg[320];
+        snprintf (msg, sizeof (msg), "The model '%.256s' does not exist",
+                  run->candidates[0]);
+        s_run_destroy (&run);
+        bus_worker_error (self->worker, req, 404, "not_found", msg, "model");
+        return;
+    }
+    run->messages = s_json_field (b, "messages");
+    run->tools = s_json_field (b, "tools");
+    run->tool_choice = s_json_field (b, "toolChoice");
+    run->temperature = s_json_field (b, "temperature");
+    mp_copy_str (b, "thinking", run->thinking, sizeof (run->thinking));
+    mp_get_int (b, "maxTokens", &run->max_tokens);
+    mp_get_bool (b, "stream", &run->stream);
+    int64_t timeout = self->config->request_timeout_ms;
+    mp_get_int (b, "timeoutMs", &timeout);
+    if (timeout <= 0 || timeout > self->config->request_timeout_ms)
+        timeout = self->config->request_timeout_ms;
+    run->deadline = zclock_mono () + timeout;
+    if (!cJSON_IsArray (run->messages) || !run->messages->child) {
+        s_run_destroy (&run);
+        bus_worker_error (self->worker, req, 400, "invalid_request",
+                          "messages must be a non-empty array", "messages");
+        return;
+    }
+    //  Accept first, so the front knows the run exists before its events.
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    mp_kv_str (&w, "runId", run->id);
+    mp_kv_str (&w, "model", run->candidates[0]);
+    bus_worker_reply (self->worker, req, "RUN_ACCEPTED", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+    self->stats_started++;
+    zhashx_insert (self->runs, run->id, run);
+    log_debug ("run", "%s started on %s for session %s", run->id,
+               run->candidates[0], run->session[0] ? run->session : "-");
+    if (s_run_start_transfer (run))
+        s_run_next_or_fail (run);
+}
+
+static void
+s_handle_abort (self_t *self, bus_request_t *req)
+{
+    char id[80] = "";
+    mp_copy_str (req->body.root, "runId", id, sizeof (id));
+    run_t *run = (run_t *) zhashx_lookup (self->runs, id);
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    mp_kv_str (&w, "runId", id);
+    mp_kv_bool (&w, "aborted", run != NULL);
+    bus_worker_reply (self->worker, req, "RUN_ABORTED", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+    if (run) {
+        log_info ("run", "%s aborted", id);
+        s_run_finish (run, "aborted");
+    }
+}
+
+static void
+s_handle_bus (self_t *self)
+{
+    for (int budget = 0; budget < 64; budget++) {
+        bus_request_t req;
+        int rc = bus_worker_recv (self->worker, &req);
+        if (rc < 0)
+            break;
+        if (rc == 0)
+            continue;
+        if (streq (req.env.type, "RUN_START"))
+            s_handle_start (self, &req);
+        else if (streq (req.env.type, "RUN_ABORT"))
+            s_handle_abort (self, &req);
+        else
+            bus_worker_error (self->worker, &req, 400, "invalid_request",
+                              "Unknown run request", NULL);
+        bus_request_fini (&req);
+    }
+}
+
+//  Timeouts and echo pacing; returns ms until the next thing is due.
+static int64_t
+s_sweep (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    int64_t next = 1000;
+    zlistx_t *due = zlistx_new ();
+    for (run_t *run = (run_t *) zhashx_first (self->runs); run;
+         run = (run_t *) zhashx_next (self->runs))
+        zlistx_add_end (due, run);
+    for (run_t *run = (run_t *) zlistx_first (due); run;
+         run = (run_t *) zlistx_next (due)) {
+        if (now >= run->deadline) {
+            log_warn ("run", "%s timed out", run->id);
+            s_run_finish (run, "timeout");
+            continue;
+        }
+        if (run->provider && run->provider->type == PROVIDER_ECHO
+            && !run->err_status && !s_echo_step (run))
+            continue;
+        int64_t wait = run->deadline - now;
+        if (run->provider && run->provider->type == PROVIDER_ECHO)
+            wait = run->echo_next - now < wait ? run->echo_next - now : wait;
+        next = wait < next ? wait : next;
+    }
+    zlistx_destroy (&due);
+    return next > 0 ? next : 0;
+}
+
+//  ---- The loop ------------------------------------------------------------------------
+
+static void
+s_loop (self_t *self)
+{
+    void *pipe_h = zsock_resolve (self->pipe);
+    void *bus_h = zsock_resolve (bus_worker_sock (self->worker));
+    zmq_pollitem_t items[RUN_MAX_SOCKETS + 2];
+    while (!self->terminated) {
+        int64_t wait = s_sweep (self);
+        int tick = bus_worker_tick (self->worker);
+        if (tick < wait)
+            wait = tick;
+        if (self->curl_timeout_at >= 0) {
+            int64_t c = self->curl_timeout_at - zclock_mono ();
+            wait = c < wait ? (c > 0 ? c : 0) : wait;
+        }
+        items[0] = (zmq_pollitem_t) {pipe_h, 0, ZMQ_POLLIN, 0};
+        items[1] = (zmq_pollitem_t) {bus_h, 0, ZMQ_POLLIN, 0};
+        int n = 2;
+        for (int i = 0; i < self->n_socks; i++)
+            items[n++] = (zmq_pollitem_t) {NULL, self->socks[i].fd,
+                                           self->socks[i].events, 0};
+        int rc = zmq_poll (items, n, (long) wait);
+        if (rc < 0 && zmq_errno () != EINTR)
+            break;
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
+            char *cmd = zstr_recv (self->pipe);
+            if (!cmd || streq (cmd, "$TERM"))
+                self->terminated = true;
+            zstr_free (&cmd);
+        }
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
+            s_handle_bus (self);
+        int running;
+        for (int i = 2; rc > 0 && i < n; i++) {
+            if (!items[i].revents)
+                continue;
+            int flags = ((items[i].revents & ZMQ_POLLIN) ? CURL_CSELECT_IN : 0)
+                        | ((items[i].revents & ZMQ_POLLOUT) ? CURL_CSELECT_OUT : 0)
+                        | ((items[i].revents & ZMQ_POLLERR) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action (self->multi, items[i].fd, flags, &running);
+        }
+        if (self->curl_timeout_at >= 0 && zclock_mono () >= self->curl_timeout_at) {
+            self->curl_timeout_at = -1;
+            curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0,
+                                      &running);
+        }
+        s_curl_drain (self);
+    }
+}
+
+void
+run_actor (zsock_t *pipe, void *args_)
+{
+    actor_args_t *args = (actor_args_t *) args_;
+    self_t *self = (self_t *) calloc (1, sizeof (self_t));
+    if (self) {
+        self->pipe = pipe;
+        self->config = args->config;
+        self->curl_timeout_at = -1;
+        self->runs = zhashx_new ();
+        zhashx_set_destructor (self->runs, s_hash_run_free);
+        self->seqs = zhashx_new ();
+        zhashx_set_destructor (self->seqs, (zhashx_destructor_fn *) zstr_free);
+        self->multi = curl_multi_init ();
+        self->worker = bus_worker_new (args->broker, "run",
+                                       args->config->heartbeat_ms,
+                                       args->config->liveness);
+    }
+    if (!self || !self->multi || !self->worker) {
+        log_error ("run", "could not start");
+        if (self) {
+            bus_worker_destroy (&self->worker);
+            if (self->multi)
+                curl_multi_cleanup (self->multi);
+            zhashx_destroy (&self->runs);
+            zhashx_destroy (&self->seqs);
+            free (self);
+        }
+        args->failed = true;
+        zsock_signal (pipe, 1);
+        return;
+    }
+    curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
+    curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
+    curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
+    args->failed = false;
+    zsock_signal (pipe, 0);
+    s_loop (self);
+    //  Shutting down: runs still in flight end as aborted, so their clients
+    //  hear about it (the drain gave them their chance to finish).
+    zlistx_t *left = zlistx_new ();
+    for (run_t *run = (run_t *) zhashx_first (self->runs); run;
+         run = (run_t *) zhashx_next (self->runs))
+        zlistx_add_end (left, run);
+    for (run_t *run = (run_t *) zlistx_first (left); run;
+         run = (run_t *) zlistx_next (left))
+        s_run_finish (run, "aborted");
+    zlistx_destroy (&left);
+    zhashx_destroy (&self->runs);
+    zhashx_destroy (&self->seqs);
+    curl_multi_cleanup (self->multi);
+    bus_worker_destroy (&self->worker);
+    free (self);
+}

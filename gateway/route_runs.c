@@ -1,0 +1,808 @@
+/*  =========================================================================
+    route_runs - agent runs over HTTP: /v1/chat/completions (OpenAI format),
+    /v1/agent/run and /v1/agent/run/stream (OpenClaw format)
+
+    Each request becomes a RUN_START to the run actor; its events come back
+    on this thread's own broker socket (the direct path, no subscription).
+    Nothing is sent to the client until the first event, so a run that fails
+    before any output is answered with a real HTTP status.  While streaming,
+    an SSE comment every sseKeepaliveMs finds clients that went away; a
+    failed write aborts the run, which closes the upstream transfer.
+    =========================================================================
+*/
+#include "routes.h"
+
+#include "log.h"
+#include "mpjson.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum { EV_DELTA = 1, EV_DONE, EV_ERROR, EV_IDLE } ev_kind_t;
+
+//  One run as the front sees it.
+typedef struct {
+    http_req_t *r;
+    char run_id[80];                     //  "run-<32 hex>"
+    char session[ENVELOPE_KEY_MAX + 1];  //  May be empty
+    char model[256];                     //  As the client named it
+    int64_t deadline;                    //  zclock_mono () past which we give up
+    //  The event just read.
+    bus_msg_t msg;
+    bool have_msg;
+    //  Results, filled by events.
+    char *text;
+    size_t text_len, text_cap;
+    cJSON *tool_calls;                   //  From chat.done (owned)
+    char finish[24];
+    int64_t prompt, completion;
+    int err_status;
+    char err_code[48];
+    char err_message[512];
+} run_call_t;
+
+static void
+s_call_fini (run_call_t *c)
+{
+    if (c->have_msg)
+        bus_msg_fini (&c->msg);
+    c->have_msg = false;
+    free (c->text);
+    cJSON_Delete (c->tool_calls);
+}
+
+static void
+s_new_run_id (char *buf, size_t cap)
+{
+    zuuid_t *uuid = zuuid_new ();
+    snprintf (buf, cap, "run-%s", zuuid_str (uuid));
+    zuuid_destroy (&uuid);
+    for (char *p = buf; *p; p++)
+        *p = (char) tolower ((unsigned char) *p);
+}
+
+//  SPEC: 1-128 characters of [A-Za-z0-9._:-].
+static bool
+s_valid_session_key (const char *key)
+{
+    size_t n = strlen (key);
+    if (n < 1 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum ((unsigned char) key[i]) && !strchr ("._:-", key[i]))
+            return false;
+    return true;
+}
+
+//  Sends RUN_START with the packed body.  Returns 0 once accepted, else the
+//  status of the error response it sent.
+static int
+s_start (run_call_t *c, mp_writer_t *body)
+{
+    http_req_t *r = c->r;
+    envelope_t env;
+    envelope_init (&env, "RUN_START");
+    snprintf (env.session_key, sizeof (env.session_key), "%s", c->session);
+    env.timeout_ms = r->config->request_timeout_ms;
+    c->deadline = zclock_mono () + r->config->request_timeout_ms + 5000;
+    bus_msg_t reply;
+    if (bus_front_call (r->bus, "run", &env, body->buf.data, body->buf.size,
+                        r->config->control_timeout_ms, &reply))
+        return http_send_error (r, 503, "service_unavailable",
+                                "The run actor did not answer in time", NULL);
+    int status = 0;
+    if (reply.env.status != 200)
+        status = http_send_bus_error (r, &reply);
+    bus_msg_fini (&reply);
+    return status;
+}
+
+//  Asks the run actor to stop our run (client gone, or we gave up).
+static void
+s_abort (run_call_t *c)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_str (&w, "runId", c->run_id);
+    envelope_t env;
+    envelope_init (&env, "RUN_ABORT");
+    bus_msg_t reply;
+    if (bus_front_call (c->r->bus, "run", &env, w.buf.data, w.buf.size,
+                        c->r->config->control_timeout_ms, &reply) == 0)
+        bus_msg_fini (&reply);
+    mp_writer_fini (&w);
+    log_info ("http", "%s aborted: the client went away", c->run_id);
+}
+
+static void
+s_append (run_call_t *c, const char *text, size_t len)
+{
+    if (c->text_len + len + 1 > c->text_cap) {
+        size_t cap = c->text_cap ? c->text_cap * 2 : 1024;
+        while (cap < c->text_len + len + 1)
+            cap *= 2;
+        char *grown = (char *) realloc (c->text, cap);
+        if (!grown)
+            return;
+        c->text = grown;
+        c->text_cap = cap;
+    }
+    memcpy (c->text + c->text_len, text, len);
+    c->text_len += len;
+    c->text[c->text_len] = 0;
+}
+
+//  Waits up to idle_ms for our run's next event.  Records what a done or
+//  error event says.  The event stays in c->msg until the next call.
+static ev_kind_t
+s_next (run_call_t *c, int idle_ms)
+{
+    if (c->have_msg) {
+        bus_msg_fini (&c->msg);
+        c->have_msg = false;
+    }
+    int64_t until = zclock_mono () + idle_ms;
+    while (true) {
+        int64_t left = until - zclock_mono ();
+        if (left <= 0 || bus_front_recv (c->r->bus, (int) left, &c->msg))
+            return EV_IDLE;
+        const msgpack_object *b = c->msg.body.root;
+        size_t idlen;
+        const char *id = mp_get_str (b, "runId", &idlen);
+        const char *slash = strrchr (c->msg.topic, '/');
+        //  Events of earlier runs on this socket, and stray replies: drop.
+        if (c->msg.kind != BUS_MSG_EVENT || !slash || !id
+            || idlen != strlen (c->run_id) || memcmp (id, c->run_id, idlen)) {
+            bus_msg_fini (&c->msg);
+            continue;
+        }
+        c->have_msg = true;
+        const char *type = slash + 1;
+        if (!strcmp (type, "chat.delta")) {
+            size_t len;
+            const char *d = mp_get_str (b, "delta", &len);
+            if (d)
+                s_append (c, d, len);
+            return EV_DELTA;
+        }
+        if (!strcmp (type, "chat.done")) {
+            mp_copy_str (b, "finishReason", c->finish, sizeof (c->finish));
+            const msgpack_object *u = mp_get (b, "usage");
+            mp_get_int (u, "promptTokens", &c->prompt);
+            mp_get_int (u, "completionTokens", &c->completion);
+            const msgpack_object *calls = mp_get (b, "toolCalls");
+            if (calls && calls->type == MSGPACK_OBJECT_ARRAY)
+                c->tool_calls = mpjson_to_json (calls);
+            return EV_DONE;
+        }
+        if (!strcmp (type, "chat.error")) {
+            const msgpack_object *e = mp_get (b, "error");
+            int64_t status = 500;
+            mp_get_int (b, "status", &status);
+            c->err_status = status >= 400 && status <= 599 ? (int) status : 500;
+            snprintf (c->err_code, sizeof (c->err_code), "internal_error");
+            snprintf (c->err_message, sizeof (c->err_message), "Run failed");
+            mp_copy_str (e, "code", c->err_code, sizeof (c->err_code));
+            mp_copy_str (e, "message", c->err_message, sizeof (c->err_message));
+            return EV_ERROR;
+        }
+        bus_msg_fini (&c->msg);   //  Other event types: not ours to relay
+        c->have_msg = false;
+    }
+}
+
+//  Waits for the end of a run, collecting its text.  Returns EV_DONE or
+//  EV_ERROR; on timeout, aborts and fills in a 503.
+static ev_kind_t
+s_collect (run_call_t *c)
+{
+    while (true) {
+        int64_t left = c->deadline - zclock_mono ();
+        ev_kind_t ev = left > 0 ? s_next (c, (int) left) : EV_IDLE;
+        if (ev == EV_DONE || ev == EV_ERROR)
+            return ev;
+        if (ev == EV_IDLE) {
+            s_abort (c);
+            c->err_status = 503;
+            snprintf (c->err_code, sizeof (c->err_code), "service_unavailable");
+            snprintf (c->err_message, sizeof (c->err_message),
+                      "The run did not finish in time");
+            return EV_ERROR;
+        }
+    }
+}
+
+static int
+s_send_run_error (run_call_t *c)
+{
+    char headers[64] = "";
+    if (c->err_status == 429)
+        snprintf (headers, sizeof (headers), "Retry-After: 1\r\n");
+    return http_send_error_h (c->r, c->err_status, c->err_code, c->err_message,
+                              NULL, headers[0] ? headers : NULL);
+}
+
+//  ---- SSE -----------------------------------------------------------------------
+
+static void
+s_sse_begin (http_req_t *r)
+{
+    mg_response_header_start (r->conn, 200);
+    mg_response_header_add (r->conn, "Content-Type", "text/event-stream", -1);
+    mg_response_header_add (r->conn, "Cache-Control", "no-cache", -1);
+    mg_response_header_add (r->conn, "Transfer-Encoding", "chunked", -1);
+    mg_response_header_add (r->conn, "X-Accel-Buffering", "no", -1);
+    mg_response_header_add (r->conn, "Access-Control-Allow-Origin", "*", -1);
+    mg_response_header_send (r->conn);
+    r->status = 200;
+}
+
+//  Writes one SSE frame; false if the client is gone.
+static bool
+s_sse_write (http_req_t *r, const char *event, const char *data)
+{
+    char head[64] = "";
+    if (event)
+        snprintf (head, sizeof (head), "event: %s\n", event);
+    size_t hl = strlen (head), dl = strlen (data);
+    char *frame = (char *) malloc (hl + dl + 9);
+    if (!frame)
+        return false;
+    int n = snprintf (frame, hl + dl + 9, "%sdata: %s\n\n", head, data);
+    bool ok = mg_send_chunk (r->conn, frame, (unsigned) n) > 0;
+    free (frame);
+    return ok;
+}
+
+static bool
+s_sse_json (http_req_t *r, const char *event, cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted (json);
+    bool ok = text && s_sse_write (r, event, text);
+    cJSON_free (text);
+    cJSON_Delete (json);
+    return ok;
+}
+
+static void
+s_sse_end (http_req_t *r)
+{
+    mg_send_chunk (r->conn, "", 0);
+}
+
+//  ---- OpenAI Chat Completions --------------------------------------------------------
+
+static cJSON *
+s_usage_json (const run_call_t *c)
+{
+    cJSON *u = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (u, "prompt_tokens", (double) c->prompt);
+    cJSON_AddNumberToObject (u, "completion_tokens", (double) c->completion);
+    cJSON_AddNumberToObject (u, "total_tokens", (double) (c->prompt + c->completion));
+    return u;
+}
+
+static cJSON *
+s_chunk (const run_call_t *c, const char *id, long created)
+{
+    cJSON *j = cJSON_CreateObject ();
+    cJSON_AddStringToObject (j, "id", id);
+    cJSON_AddStringToObject (j, "object", "chat.completion.chunk");
+    cJSON_AddNumberToObject (j, "created", (double) created);
+    cJSON_AddStringToObject (j, "model", c->model);
+    cJSON_AddNullToObject (j, "system_fingerprint");
+    return j;
+}
+
+static cJSON *
+s_chunk_choice (cJSON *chunk, cJSON *delta, const char *finish)
+{
+    cJSON *choices = cJSON_AddArrayToObject (chunk, "choices");
+    cJSON *ch = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (ch, "index", 0);
+    cJSON_AddItemToObject (ch, "delta", delta);
+    cJSON_AddNullToObject (ch, "logprobs");
+    if (finish)
+        cJSON_AddStringToObject (ch, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject (ch, "finish_reason");
+    cJSON_AddItemToArray (choices, ch);
+    return chunk;
+}
+
+//  Checks the OpenAI request; sends 400 and returns its status on a problem.
+static int
+s_check_openai (http_req_t *r, const cJSON *req)
+{
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive (req, "model");
+    if (!cJSON_IsString (model) || !*model->valuestring)
+        return http_send_error (r, 400, "invalid_request",
+                                "'model' is required and must be a string",
+                                "model");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (req, "messages");
+    if (!cJSON_IsArray (msgs) || !msgs->child)
+        return http_send_error (r, 400, "invalid_request",
+                                "'messages' is required and must be a non-empty "
+                                "array",
+                                "messages");
+    int i = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+        char param[48];
+        snprintf (param, sizeof (param), "messages[%d]", i);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive (m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive (m, "content");
+        if (!cJSON_IsObject (m) || !cJSON_IsString (role)
+            || (strcmp (role->valuestring, "system")
+                && strcmp (role->valuestring, "developer")
+                && strcmp (role->valuestring, "user")
+                && strcmp (role->valuestring, "assistant")
+                && strcmp (role->valuestring, "tool")))
+            return http_send_error (r, 400, "invalid_request",
+                                    "Each message needs a role: system, "
+                                    "developer, user, assistant or tool",
+                                    param);
+        if (content && !cJSON_IsString (content) && !cJSON_IsArray (content)
+            && !cJSON_IsNull (content))
+            return http_send_error (r, 400, "invalid_request",
+                                    "A message's content must be a string or "
+                                    "an array of parts",
+                                    param);
+    }
+    struct {
+        const char *key;
+        int type;  //  1 bool, 2 number, 3 int>0, 4 array, 5 object
+    } fields[] = {{"stream", 1},     {"temperature", 2}, {"top_p", 2},
+                  {"max_tokens", 3}, {"max_completion_tokens", 3},
+                  {"tools", 4},      {"stream_options", 5}, {"n", 3}};
+    for (size_t k = 0; k < sizeof (fields) / sizeof (fields[0]); k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive (req, fields[k].key);
+        if (!v || cJSON_IsNull (v))
+            continue;
+        bool ok = fields[k].type == 1   ? cJSON_IsBool (v)
+                  : fields[k].type == 2 ? cJSON_IsNumber (v)
+                  : fields[k].type == 3 ? cJSON_IsNumber (v) && v->valuedouble >= 1
+                                              && v->valuedouble <= 1e9
+                                              && v->valuedouble == (double) (long) v->valuedouble
+                  : fields[k].type == 4 ? cJSON_IsArray (v)
+                                        : cJSON_IsObject (v);
+        if (!ok) {
+            char msg[128];
+            static const char *what[] = {"", "a boolean", "a number",
+                                         "a positive integer", "an array",
+                                         "an object"};
+            snprintf (msg, sizeof (msg), "'%s' must be %s", fields[k].key,
+                      what[fields[k].type]);
+            return http_send_error (r, 400, "invalid_request", msg,
+                                    fields[k].key);
+        }
+    }
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive (req, "n");
+    if (cJSON_IsNumber (n) && n->valuedouble != 1)
+        return http_send_error (r, 400, "invalid_request",
+                                "Only n=1 is supported", "n");
+    const char *unused;
+    if (!config_find_model (r->config, model->valuestring, &unused)) {
+        char msg[384];
+        snprintf (msg, sizeof (msg),
+                  "The model '%.256s' does not exist (see GET /v1/models)",
+                  model->valuestring);
+        return http_send_error (r, 404, "not_found", msg, "model");
+    }
+    return 0;
+}
+
+static void
+s_pack_json_field (mp_writer_t *w, const char *key, const cJSON *v)
+{
+    mp_key (w, key);
+    mpjson_pack (&w->pk, v);
+}
+
+int
+route_chat_completions (http_req_t *r)
+{
+    cJSON *req = http_parse_json (r);
+    if (!req)
+        return r->status;
+    int status = s_check_openai (r, req);
+    if (status) {
+        cJSON_Delete (req);
+        return status;
+    }
+    run_call_t c;
+    memset (&c, 0, sizeof (c));
+    c.r = r;
+    s_new_run_id (c.run_id, sizeof (c.run_id));
+    const char *key = mg_get_header (r->conn, "X-OpenClaw-Session-Key");
+    if (key) {
+        if (!s_valid_session_key (key)) {
+            cJSON_Delete (req);
+            return http_send_error (r, 400, "invalid_request",
+                                    "Invalid session key", "sessionKey");
+        }
+        snprintf (c.session, sizeof (c.session), "%s", key);
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive (req, "model");
+    snprintf (c.model, sizeof (c.model), "%s", model->valuestring);
+    bool stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (req, "stream"));
+    bool include_usage = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (
+        cJSON_GetObjectItemCaseSensitive (req, "stream_options"),
+        "include_usage"));
+    const cJSON *fields[] = {
+        cJSON_GetObjectItemCaseSensitive (req, "temperature"),
+        cJSON_GetObjectItemCaseSensitive (req, "tools"),
+        cJSON_GetObjectItemCaseSensitive (req, "tool_choice"),
+        cJSON_GetObjectItemCaseSensitive (req, "reasoning_effort"),
+    };
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive (req, "max_completion_tokens");
+    if (!cJSON_IsNumber (max))
+        max = cJSON_GetObjectItemCaseSensitive (req, "max_tokens");
+    size_t n = 6;
+    for (int i = 0; i < 4; i++)
+        n += fields[i] && !cJSON_IsNull (fields[i]);
+    n += cJSON_IsNumber (max);
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, n);
+    mp_kv_str (&w, "runId", c.run_id);
+    mp_kv_str (&w, "sessionKey", c.session);
+    mp_kv_str (&w, "model", c.model);
+    s_pack_json_field (&w, "messages",
+                       cJSON_GetObjectItemCaseSensitive (req, "messages"));
+    mp_kv_bool (&w, "stream", stream);
+    mp_kv_int (&w, "timeoutMs", r->config->request_timeout_ms);
+    const char *names[] = {"temperature", "tools", "toolChoice", "thinking"};
+    for (int i = 0; i < 4; i++)
+        if (fields[i] && !cJSON_IsNull (fields[i]))
+            s_pack_json_field (&w, names[i], fields[i]);
+    if (cJSON_IsNumber (max))
+        mp_kv_int (&w, "maxTokens", (int64_t) max->valuedouble);
+    cJSON_Delete (req);
+    status = s_start (&c, &w);
+    mp_writer_fini (&w);
+    if (status)
+        return status;
+
+    char id[96];
+    snprintf (id, sizeof (id), "chatcmpl-%.60s", c.run_id + 4);
+    long created = (long) time (NULL);
+    if (!stream) {
+        ev_kind_t ev = s_collect (&c);
+        if (ev == EV_ERROR) {
+            status = s_send_run_error (&c);
+            s_call_fini (&c);
+            return status;
+        }
+        cJSON *j = cJSON_CreateObject ();
+        cJSON_AddStringToObject (j, "id", id);
+        cJSON_AddStringToObject (j, "object", "chat.completion");
+        cJSON_AddNumberToObject (j, "created", (double) created);
+        cJSON_AddStringToObject (j, "model", c.model);
+        cJSON *choices = cJSON_AddArrayToObject (j, "choices");
+        cJSON *ch = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (ch, "index", 0);
+        cJSON *m = cJSON_AddObjectToObject (ch, "message");
+        cJSON_AddStringToObject (m, "role", "assistant");
+        bool calls = c.tool_calls && cJSON_GetArraySize (c.tool_calls) > 0;
+        if (calls && !c.text_len)
+            cJSON_AddNullToObject (m, "content");
+        else
+            cJSON_AddStringToObject (m, "content", c.text ? c.text : "");
+        if (calls) {
+            //  Complete tool calls carry no "index" in OpenAI's message form.
+            for (cJSON *tc = c.tool_calls->child; tc; tc = tc->next)
+                cJSON_DeleteItemFromObject (tc, "index");
+            cJSON_AddItemToObject (m, "tool_calls", c.tool_calls);
+            c.tool_calls = NULL;
+        }
+        cJSON_AddNullToObject (m, "refusal");
+        cJSON_AddNullToObject (ch, "logprobs");
+        cJSON_AddStringToObject (ch, "finish_reason", c.finish[0] ? c.finish : "stop");
+        cJSON_AddItemToArray (choices, ch);
+        cJSON_AddItemToObject (j, "usage", s_usage_json (&c));
+        cJSON_AddNullToObject (j, "system_fingerprint");
+        status = http_send_json (r, 200, j);
+        cJSON_Delete (j);
+        s_call_fini (&c);
+        return status;
+    }
+
+    bool begun = false, alive = true;
+    while (alive) {
+        int64_t left = c.deadline - zclock_mono ();
+        int idle = left < r->config->sse_keepalive_ms ? (int) left
+                                                      : r->config->sse_keepalive_ms;
+        ev_kind_t ev = left > 0 ? s_next (&c, idle) : EV_IDLE;
+        if (ev == EV_IDLE) {
+            if (zclock_mono () >= c.deadline) {
+                s_abort (&c);
+                c.err_status = 503;
+                snprintf (c.err_code, sizeof (c.err_code), "service_unavailable");
+                snprintf (c.err_message, sizeof (c.err_message),
+                          "The run did not finish in time");
+                ev = EV_ERROR;
+            }
+            else {
+                //  A comment keeps proxies from timing out and shows us a
+                //  client that left.
+                if (begun && mg_send_chunk (r->conn, ": keep-alive\n\n", 14) <= 0) {
+                    s_abort (&c);
+                    break;
+                }
+                continue;
+            }
+        }
+        if (ev == EV_ERROR && !begun) {
+            status = s_send_run_error (&c);
+            s_call_fini (&c);
+            return status;
+        }
+        if (!begun) {
+            s_sse_begin (r);
+            begun = true;
+            cJSON *d = cJSON_CreateObject ();
+            cJSON_AddStringToObject (d, "role", "assistant");
+            cJSON_AddStringToObject (d, "content", "");
+            alive = s_sse_json (r, NULL, s_chunk_choice (s_chunk (&c, id, created),
+                                                         d, NULL));
+        }
+        if (!alive)
+            break;
+        if (ev == EV_DELTA) {
+            size_t len;
+            const char *text = mp_get_str (c.msg.body.root, "delta", &len);
+            const msgpack_object *calls = mp_get (c.msg.body.root, "toolCalls");
+            if ((!text || !len) && !calls)
+                continue;
+            cJSON *d = cJSON_CreateObject ();
+            if (text && len) {
+                char *copy = strndup (text, len);
+                cJSON_AddStringToObject (d, "content", copy ? copy : "");
+                free (copy);
+            }
+            if (calls) {
+                cJSON *cj = mpjson_to_json (calls);
+                if (cj)
+                    cJSON_AddItemToObject (d, "tool_calls", cj);
+            }
+            alive = s_sse_json (r, NULL, s_chunk_choice (s_chunk (&c, id, created),
+                                                         d, NULL));
+            if (!alive)
+                s_abort (&c);
+        }
+        else if (ev == EV_DONE) {
+            alive = s_sse_json (r, NULL,
+                                s_chunk_choice (s_chunk (&c, id, created),
+                                                cJSON_CreateObject (),
+                                                c.finish[0] ? c.finish : "stop"));
+            if (alive && include_usage) {
+                cJSON *u = s_chunk (&c, id, created);
+                cJSON_AddArrayToObject (u, "choices");
+                cJSON_AddItemToObject (u, "usage", s_usage_json (&c));
+                alive = s_sse_json (r, NULL, u);
+            }
+            if (alive && s_sse_write (r, NULL, "[DONE]"))
+                s_sse_end (r);
+            break;
+        }
+        else {   //  EV_ERROR after output began
+            cJSON *e = cJSON_CreateObject ();
+            cJSON *err = cJSON_AddObjectToObject (e, "error");
+            cJSON_AddStringToObject (err, "message", c.err_message);
+            cJSON_AddStringToObject (err, "type", c.err_status >= 500
+                                                      ? "server_error"
+                                                      : "invalid_request_error");
+            cJSON_AddStringToObject (err, "code", c.err_code);
+            if (s_sse_json (r, NULL, e) && s_sse_write (r, NULL, "[DONE]"))
+                s_sse_end (r);
+            break;
+        }
+    }
+    s_call_fini (&c);
+    return 200;
+}
+
+//  ---- OpenClaw agent runs ---------------------------------------------------------------
+
+//  Parses and checks an agent run body, starts the run.  Returns 0 when the
+//  run started, else the status of the error sent.
+static int
+s_agent_start (http_req_t *r, run_call_t *c, bool stream)
+{
+    cJSON *req = http_parse_json (r);
+    if (!req)
+        return r->status;
+    int status = 0;
+    const cJSON *message = cJSON_GetObjectItemCaseSensitive (req, "message");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive (req, "sessionKey");
+    const cJSON *agent = cJSON_GetObjectItemCaseSensitive (req, "agentId");
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive (req, "options");
+    const cJSON *thinking = cJSON_GetObjectItemCaseSensitive (opts, "thinking");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive (opts, "model");
+    if (!cJSON_IsString (message) || !*message->valuestring)
+        status = http_send_error (r, 400, "invalid_request",
+                                  "'message' is required and must be a "
+                                  "non-empty string",
+                                  "message");
+    else if (key && !cJSON_IsNull (key)
+             && (!cJSON_IsString (key) || !s_valid_session_key (key->valuestring)))
+        status = http_send_error (r, 400, "invalid_request",
+                                  "Invalid session key", "sessionKey");
+    else if (agent && !cJSON_IsNull (agent)
+             && (!cJSON_IsString (agent)
+                 || !config_find_agent (r->config, agent->valuestring)))
+        status = http_send_error (r, cJSON_IsString (agent) ? 404 : 400,
+                                  cJSON_IsString (agent) ? "not_found"
+                                                         : "invalid_request",
+                                  "Unknown agent", "agentId");
+    else if (opts && !cJSON_IsNull (opts) && !cJSON_IsObject (opts))
+        status = http_send_error (r, 400, "invalid_request",
+                                  "'options' must be an object", "options");
+    else if (thinking && !cJSON_IsNull (thinking)
+             && (!cJSON_IsString (thinking)
+                 || (strcmp (thinking->valuestring, "off")
+                     && strcmp (thinking->valuestring, "minimal")
+                     && strcmp (thinking->valuestring, "low")
+                     && strcmp (thinking->valuestring, "medium")
+                     && strcmp (thinking->valuestring, "high"))))
+        status = http_send_error (r, 400, "invalid_request",
+                                  "options.thinking must be off, minimal, low, "
+                                  "medium or high",
+                                  "options.thinking");
+    else if (model && !cJSON_IsNull (model) && !cJSON_IsString (model))
+        status = http_send_error (r, 400, "invalid_request",
+                                  "options.model must be a string",
+                                  "options.model");
+    if (status) {
+        cJSON_Delete (req);
+        return status;
+    }
+    s_new_run_id (c->run_id, sizeof (c->run_id));
+    if (cJSON_IsString (key))
+        snprintf (c->session, sizeof (c->session), "%s", key->valuestring);
+    else {
+        zuuid_t *uuid = zuuid_new ();
+        snprintf (c->session, sizeof (c->session), "session-%s",
+                  zuuid_str_canonical (uuid));
+        zuuid_destroy (&uuid);
+    }
+    mp_writer_t w;
+    mp_writer_init (&w);
+    bool has_model = cJSON_IsString (model), has_thinking = cJSON_IsString (thinking);
+    msgpack_pack_map (&w.pk, 6 + has_model + has_thinking);
+    mp_kv_str (&w, "runId", c->run_id);
+    mp_kv_str (&w, "sessionKey", c->session);
+    mp_kv_str (&w, "agentId", cJSON_IsString (agent) ? agent->valuestring
+                                                      : "default");
+    mp_key (&w, "messages");
+    msgpack_pack_array (&w.pk, 1);
+    msgpack_pack_map (&w.pk, 2);
+    mp_kv_str (&w, "role", "user");
+    mp_kv_str (&w, "content", message->valuestring);
+    mp_kv_bool (&w, "stream", stream);
+    mp_kv_int (&w, "timeoutMs", r->config->request_timeout_ms);
+    if (has_model) {
+        mp_kv_str (&w, "model", model->valuestring);
+        snprintf (c->model, sizeof (c->model), "%s", model->valuestring);
+    }
+    if (has_thinking)
+        mp_kv_str (&w, "thinking", thinking->valuestring);
+    cJSON_Delete (req);
+    status = s_start (c, &w);
+    mp_writer_fini (&w);
+    return status;
+}
+
+static cJSON *
+s_agent_usage (const run_call_t *c)
+{
+    cJSON *u = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (u, "promptTokens", (double) c->prompt);
+    cJSON_AddNumberToObject (u, "completionTokens", (double) c->completion);
+    cJSON_AddNumberToObject (u, "totalTokens", (double) (c->prompt + c->completion));
+    return u;
+}
+
+int
+route_agent_run (http_req_t *r)
+{
+    run_call_t c;
+    memset (&c, 0, sizeof (c));
+    c.r = r;
+    int status = s_agent_start (r, &c, false);
+    if (status)
+        return status;
+    if (s_collect (&c) == EV_ERROR) {
+        status = s_send_run_error (&c);
+        s_call_fini (&c);
+        return status;
+    }
+    cJSON *j = cJSON_CreateObject ();
+    cJSON_AddStringToObject (j, "runId", c.run_id);
+    cJSON_AddStringToObject (j, "sessionKey", c.session);
+    cJSON_AddStringToObject (j, "response", c.text ? c.text : "");
+    cJSON_AddStringToObject (j, "finishReason", c.finish[0] ? c.finish : "stop");
+    cJSON_AddItemToObject (j, "usage", s_agent_usage (&c));
+    status = http_send_json (r, 200, j);
+    cJSON_Delete (j);
+    s_call_fini (&c);
+    return status;
+}
+
+int
+route_agent_run_stream (http_req_t *r)
+{
+    run_call_t c;
+    memset (&c, 0, sizeof (c));
+    c.r = r;
+    int status = s_agent_start (r, &c, true);
+    if (status)
+        return status;
+    bool begun = false;
+    while (true) {
+        int64_t left = c.deadline - zclock_mono ();
+        int idle = left < r->config->sse_keepalive_ms ? (int) left
+                                                      : r->config->sse_keepalive_ms;
+        ev_kind_t ev = left > 0 ? s_next (&c, idle) : EV_IDLE;
+        if (ev == EV_IDLE && zclock_mono () < c.deadline) {
+            if (begun && mg_send_chunk (r->conn, ": keep-alive\n\n", 14) <= 0) {
+                s_abort (&c);
+                break;
+            }
+            continue;
+        }
+        if (ev == EV_IDLE) {
+            s_abort (&c);
+            c.err_status = 503;
+            snprintf (c.err_code, sizeof (c.err_code), "service_unavailable");
+            snprintf (c.err_message, sizeof (c.err_message),
+                      "The run did not finish in time");
+            ev = EV_ERROR;
+        }
+        if (ev == EV_ERROR && !begun) {
+            status = s_send_run_error (&c);
+            break;
+        }
+        if (!begun) {
+            s_sse_begin (r);
+            begun = true;
+        }
+        cJSON *d = cJSON_CreateObject ();
+        cJSON_AddStringToObject (d, "runId", c.run_id);
+        if (ev == EV_DELTA) {
+            size_t len;
+            const char *text = mp_get_str (c.msg.body.root, "delta", &len);
+            char *copy = strndup (text ? text : "", text ? len : 0);
+            cJSON_AddStringToObject (d, "delta", copy ? copy : "");
+            free (copy);
+            if (!s_sse_json (r, "delta", d)) {
+                s_abort (&c);
+                break;
+            }
+            continue;
+        }
+        if (ev == EV_DONE) {
+            cJSON_AddStringToObject (d, "sessionKey", c.session);
+            cJSON_AddStringToObject (d, "finishReason",
+                                     c.finish[0] ? c.finish : "stop");
+            cJSON_AddItemToObject (d, "usage", s_agent_usage (&c));
+            if (s_sse_json (r, "done", d))
+                s_sse_end (r);
+            break;
+        }
+        cJSON *e = cJSON_AddObjectToObject (d, "error");
+        cJSON_AddStringToObject (e, "code", c.err_code);
+        cJSON_AddStringToObject (e, "message", c.err_message);
+        cJSON_AddStringToObject (e, "type", c.err_status >= 500 ? "server_error"
+                                                                : "client_error");
+        if (s_sse_json (r, "error", d))
+            s_sse_end (r);
+        break;
+    }
+    s_call_fini (&c);
+    return begun ? 200 : status;
+}

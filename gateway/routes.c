@@ -1,0 +1,26 @@
+/*  =========================================================================
+    routes - the route table of the HTTP API
+    =========================================================================
+*/
+#include "routes.h"
+
+static const route_t s_routes[] = {
+    //  path                  prefix public local  scope
+    {"/health", false, true, true, 0, route_health, NULL, NULL},
+    {"/ready", false, true, false, 0, route_ready, NULL, NULL},
+    {"/status", false, false, false, 0, route_status, NULL, NULL},
+    {"/v1/models", false, false, true, SCOPE_CHAT, route_models, NULL, NULL},
+    {"/v1/chat/completions", false, false, false, SCOPE_CHAT, NULL,
+     route_chat_completions, NULL},
+    {"/v1/agent/run", false, false, false, SCOPE_CHAT, NULL, route_agent_run,
+     NULL},
+    {"/v1/agent/run/stream", false, false, false, SCOPE_CHAT, NULL,
+     route_agent_run_stream, NULL},
+    {NULL, false, false, false, 0, NULL, NULL, NULL},
+};
+
+const route_t *
+routes_table (void)
+{
+    return s_routes;
+}
