@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan run test test-plain test-asan bench clean
+.PHONY: all deps build build-asan run test test-deps test-plain test-asan bench clean
 
 all: build
 
@@ -22,11 +22,15 @@ build-asan: deps
 run: build
 	@./deploy/run.sh $(BUILD)/gateway/clawgate
 
-test-plain: build
+test-deps:
+	@./deploy/install-deps.sh --test
+	@cd tests/clients && npm install --no-audit --no-fund --silent
+
+test-plain: build test-deps
 	@echo "== tests (plain build)"
 	@cd $(BUILD) && ctest --output-on-failure
 
-test-asan: build-asan
+test-asan: build-asan test-deps
 	@echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
 	@./tests/run-sanitized.sh $(ASAN_BUILD)
 

@@ -6,6 +6,6 @@ function (cg_test name)
     target_link_libraries (${name} PRIVATE cg_testsupport ${CRITERION_LIB})
     add_test (NAME ${name} COMMAND ${name})
     set_tests_properties (${name} PROPERTIES
-        ENVIRONMENT "CLAWGATE_BIN=$<TARGET_FILE:clawgate>"
+        ENVIRONMENT "CLAWGATE_BIN=$<TARGET_FILE:clawgate>;CLAWGATE_STANDIN=$<TARGET_FILE:cg_standin>;CLAWGATE_CLIENTS=${PROJECT_SOURCE_DIR}/tests/clients"
         TIMEOUT 600)
 endfunction ()

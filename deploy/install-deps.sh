@@ -7,6 +7,11 @@ pkgs=(cmake make gcc pkg-config curl
       libzmq3-dev libczmq-dev libcivetweb-dev libmsgpack-dev libcjson-dev
       libcurl4-openssl-dev libcriterion-dev libsqlite3-dev libpq-dev)
 [ "${1:-}" = "--bench" ] && pkgs+=(wrk)
+# The client-library tests run the official OpenAI SDK on Node.js; a machine
+# that already has node (e.g. from NodeSource) keeps it.
+if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null 2>&1; then
+    pkgs+=(nodejs npm)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
