@@ -124,7 +124,9 @@ s_publish (run_t *run, const char *type, mp_writer_t *w)
 {
     char topic[BUS_MAX_TOPIC + 1];
     snprintf (topic, sizeof (topic), "%s/%s", run->topic_prefix, type);
-    if (bus_worker_event (run->self->worker, run->front, run->front_len, topic,
+    if (bus_worker_event (run->self->worker,
+                          run->front_len ? run->front : NULL, run->front_len,
+                          topic,
                           w->buf.data, w->buf.size))
         log_warn ("run", "%s: event %s dropped: broker not taking it", run->id,
                   type);
@@ -133,6 +135,11 @@ s_publish (run_t *run, const char *type, mp_writer_t *w)
 static void
 s_emit_delta (run_t *run, const char *text, size_t len, const cJSON *calls)
 {
+    //  A front that did not ask for a stream gets the whole text in
+    //  chat.done; the bus (taps, watchers) still sees every delta.
+    size_t front_len = run->front_len;
+    if (!run->stream)
+        run->front_len = 0;
     mp_writer_t w;
     mp_writer_init (&w);
     s_event_head (&w, run, calls ? 2 : 1);
@@ -144,6 +151,7 @@ s_emit_delta (run_t *run, const char *text, size_t len, const cJSON *calls)
     }
     s_publish (run, "chat.delta", &w);
     mp_writer_fini (&w);
+    run->front_len = front_len;
 }
 
 static void
@@ -712,15 +720,8 @@ s_handle_start (self_t *self, bus_request_t *req)
                           "messages must be a non-empty array", "messages");
         return;
     }
-    //  Accept first, so the front knows the run exists before its events.
-    mp_writer_t w;
-    mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_str (&w, "runId", run->id);
-    mp_kv_str (&w, "model", run->candidates[0]);
-    bus_worker_reply (self->worker, req, "RUN_ACCEPTED", 200, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    //  No reply on success: the run's events are the answer, and a reply
+    //  would cost the front two more thread hand-offs per run.
     self->stats_started++;
     zhashx_insert (self->runs, run->id, run);
     log_debug ("run", "%s started on %s for session %s", run->id,

@@ -10,26 +10,135 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void
+http_close (http_req_t *r)
+{
+    r->close = true;
+    mg_disable_keep_alive (r->conn);
+}
+
+//  RFC 9110 wants a Date on responses; formatting it once a second per
+//  thread keeps it off the hot path.
+static const char *
+s_date (void)
+{
+    static __thread time_t last;
+    static __thread char text[40];
+    time_t now = time (NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r (&now, &tm);
+        strftime (text, sizeof (text), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return text;
+}
+
+static bool
+s_keep_alive (http_req_t *r)
+{
+    if (r->close)
+        return false;
+    const char *conn = mg_get_header (r->conn, "Connection");
+    if (conn && !strcasecmp (conn, "close"))
+        return false;
+    const char *v = r->ri->http_version;
+    if (v && !strcmp (v, "1.0"))
+        return conn && !strcasecmp (conn, "keep-alive");
+    return true;
+}
+
+//  Formats the status line and headers into head; returns the length or -1.
+static int
+s_format_head (http_req_t *r, char *head, size_t cap, int status,
+               const char *type, const char *framing, const char *extra)
+{
+    int n = snprintf (head, cap,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
+                      "Access-Control-Allow-Origin: *\r\nDate: %s\r\n"
+                      "Connection: %s\r\n%s\r\n",
+                      status, mg_get_response_code_text (r->conn, status), type,
+                      framing, s_date (), s_keep_alive (r) ? "keep-alive" : "close",
+                      extra ? extra : "");
+    return n < 0 || (size_t) n >= cap ? -1 : n;
+}
+
+//  Writes the status line and headers (and body, if any) in one write:
+//  civetweb's header API sends every line as its own packet.
+static bool
+s_write_head (http_req_t *r, int status, const char *type, const char *framing,
+              const char *extra, const char *body, size_t len)
+{
+    char head[2048];
+    int n = s_format_head (r, head, sizeof (head), status, type, framing, extra);
+    if (n < 0)
+        return false;
+    r->status = status;
+    bool head_only = !strcmp (r->ri->request_method, "HEAD");
+    if (head_only || len == 0)
+        return mg_write (r->conn, head, (size_t) n) > 0;
+    if ((size_t) n + len <= 16384) {
+        char one[16384];
+        memcpy (one, head, (size_t) n);
+        memcpy (one + n, body, len);
+        return mg_write (r->conn, one, (size_t) n + len) > 0;
+    }
+    return mg_write (r->conn, head, (size_t) n) > 0
+           && mg_write (r->conn, body, len) > 0;
+}
 
 int
 http_send_raw (http_req_t *r, int status, const char *body, size_t len,
                const char *extra_headers)
 {
-    char clen[32];
-    snprintf (clen, sizeof (clen), "%zu", len);
-    mg_response_header_start (r->conn, status);
-    mg_response_header_add (r->conn, "Content-Type",
-                            "application/json; charset=utf-8", -1);
-    mg_response_header_add (r->conn, "Content-Length", clen, -1);
-    mg_response_header_add (r->conn, "Cache-Control", "no-store", -1);
-    mg_response_header_add (r->conn, "Access-Control-Allow-Origin", "*", -1);
-    if (extra_headers)
-        mg_response_header_add_lines (r->conn, extra_headers);
-    mg_response_header_send (r->conn);
-    if (len && strcmp (r->ri->request_method, "HEAD") != 0)
-        mg_write (r->conn, body, len);
-    r->status = status;
+    char framing[96];
+    snprintf (framing, sizeof (framing),
+              "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
+    s_write_head (r, status, "application/json; charset=utf-8", framing,
+                  extra_headers, body, len);
     return status;
+}
+
+void
+http_stream_begin (http_req_t *r)
+{
+    char head[1024];
+    int n = s_format_head (r, head, sizeof (head), 200, "text/event-stream",
+                           "Transfer-Encoding: chunked\r\nCache-Control: "
+                           "no-cache\r\nX-Accel-Buffering: no\r\n",
+                           NULL);
+    r->status = 200;
+    free (r->stream_head);
+    r->stream_head = n > 0 ? strndup (head, (size_t) n) : NULL;
+    r->stream_head_len = r->stream_head ? (size_t) n : 0;
+}
+
+bool
+http_stream_chunk (http_req_t *r, const char *data, size_t len)
+{
+    //  [held-back head] chunk size line, data, CRLF: one write, one packet.
+    char small[4096];
+    size_t need = r->stream_head_len + len + 32;
+    char *buf = need <= sizeof (small) ? small : (char *) malloc (need);
+    if (!buf)
+        return false;
+    size_t n = r->stream_head_len;
+    if (n)
+        memcpy (buf, r->stream_head, n);
+    n += (size_t) snprintf (buf + n, 32, "%zx\r\n", len);
+    memcpy (buf + n, data, len);
+    memcpy (buf + n + len, "\r\n", 2);
+    size_t total = n + len + 2;
+    bool ok = mg_write (r->conn, buf, total) == (int) total;
+    if (buf != small)
+        free (buf);
+    free (r->stream_head);
+    r->stream_head = NULL;
+    r->stream_head_len = 0;
+    return ok;
 }
 
 int
@@ -100,7 +209,7 @@ http_read_body (http_req_t *r)
     if (declared > max) {
         //  Refuse before reading: the rest of the body is never read, so
         //  the connection cannot be reused.
-        mg_disable_keep_alive (r->conn);
+        http_close (r);
         return http_send_error (r, 413, "invalid_request", msg, NULL);
     }
     size_t cap = declared >= 0 ? (size_t) declared : 64 * 1024;
@@ -115,7 +224,7 @@ http_read_body (http_req_t *r)
             //  Chunked: grow, but never past the limit.
             if ((long long) cap > max) {
                 free (buf);
-                mg_disable_keep_alive (r->conn);
+                http_close (r);
                 return http_send_error (r, 413, "invalid_request", msg, NULL);
             }
             size_t next = cap * 2;
@@ -137,14 +246,14 @@ http_read_body (http_req_t *r)
     }
     if (declared >= 0 && (long long) len < declared) {
         free (buf);
-        mg_disable_keep_alive (r->conn);
+        http_close (r);
         return http_send_error (r, 400, "invalid_request",
                                 "Request body ended before its Content-Length",
                                 NULL);
     }
     if ((long long) len > max) {
         free (buf);
-        mg_disable_keep_alive (r->conn);
+        http_close (r);
         return http_send_error (r, 413, "invalid_request", msg, NULL);
     }
     buf[len] = 0;

@@ -29,6 +29,9 @@ typedef struct {
     char *body;                          //  Request body, NUL-terminated (owned)
     size_t body_len;                     //  Its length
     int status;                          //  Status sent, for the log
+    bool close;                          //  Close the connection after this
+    char *stream_head;                   //  Stream head not yet sent (owned)
+    size_t stream_head_len;
 } http_req_t;
 
 //  Sends body (len bytes) as application/json with status.  extra_headers
@@ -36,6 +39,21 @@ typedef struct {
 int
 http_send_raw (http_req_t *r, int status, const char *body, size_t len,
                const char *extra_headers);
+
+//  Marks the connection to be closed after this response (the rest of a
+//  refused body will never be read).
+void
+http_close (http_req_t *r);
+
+//  Starts a chunked text/event-stream response.  The head is held back and
+//  sent in the same write as the first chunk (one packet, not two).
+void
+http_stream_begin (http_req_t *r);
+
+//  Sends len bytes as one chunk, in one write; len 0 ends the stream.
+//  Returns false if the client is gone.
+bool
+http_stream_chunk (http_req_t *r, const char *data, size_t len);
 
 //  Serialises json (not consumed) and sends it.  Returns status.
 int

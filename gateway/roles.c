@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -125,6 +126,15 @@ s_config (const opts_t *o, const char *role)
         return NULL;
     }
     log_set_level ((log_level_t) log_level_parse (cfg->log_level));
+    //  Every HTTP thread owns a ZeroMQ socket: size the context for them
+    //  (libzmq's default is 1,024) before any socket exists.
+    zsys_set_max_sockets ((size_t) cfg->threads + 256);
+    //  Sockets, their eventfds and client connections all need descriptors.
+    struct rlimit lim;
+    if (getrlimit (RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &lim);
+    }
     return cfg;
 }
 

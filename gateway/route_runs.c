@@ -16,6 +16,8 @@
 #include "mpjson.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ typedef struct {
     char run_id[80];                     //  "run-<32 hex>"
     char session[ENVELOPE_KEY_MAX + 1];  //  May be empty
     char model[256];                     //  As the client named it
+    uint64_t corr_id;                    //  Of our RUN_START
     int64_t deadline;                    //  zclock_mono () past which we give up
     //  The event just read.
     bus_msg_t msg;
@@ -42,6 +45,7 @@ typedef struct {
     int err_status;
     char err_code[48];
     char err_message[512];
+    char err_param[64];
 } run_call_t;
 
 static void
@@ -54,14 +58,40 @@ s_call_fini (run_call_t *c)
     cJSON_Delete (c->tool_calls);
 }
 
+//  Writes prefix plus 32 random hex digits.  One getrandom call: libuuid
+//  (zuuid_new) spends five more syscalls gathering entropy per id.
+static void
+s_random_id (char *buf, size_t cap, const char *prefix)
+{
+    unsigned char raw[16];
+    if (getrandom (raw, sizeof (raw), 0) != (ssize_t) sizeof (raw)) {
+        //  Cannot happen for 16 bytes once the pool is ready; stay unique.
+        static _Atomic unsigned long counter;
+        unsigned long n = ++counter;
+        memset (raw, 0, sizeof (raw));
+        memcpy (raw, &n, sizeof (n));
+    }
+    size_t used = (size_t) snprintf (buf, cap, "%s", prefix);
+    for (int i = 0; i < 16 && used + 2 < cap; i++, used += 2)
+        snprintf (buf + used, cap - used, "%02x", raw[i]);
+}
+
+//  "session-" plus a random (version 4) UUID, as SPEC section 3 decides.
+static void
+s_new_session_key (char *buf, size_t cap)
+{
+    char hex[40];
+    s_random_id (hex, sizeof (hex), "");
+    hex[12] = '4';                                   //  Version 4
+    hex[16] = "89ab"[(hex[16] - '0') & 3];           //  RFC 4122 variant
+    snprintf (buf, cap, "session-%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+              hex + 12, hex + 16, hex + 20);
+}
+
 static void
 s_new_run_id (char *buf, size_t cap)
 {
-    zuuid_t *uuid = zuuid_new ();
-    snprintf (buf, cap, "run-%s", zuuid_str (uuid));
-    zuuid_destroy (&uuid);
-    for (char *p = buf; *p; p++)
-        *p = (char) tolower ((unsigned char) *p);
+    s_random_id (buf, cap, "run-");
 }
 
 //  SPEC: 1-128 characters of [A-Za-z0-9._:-].
@@ -77,8 +107,9 @@ s_valid_session_key (const char *key)
     return true;
 }
 
-//  Sends RUN_START with the packed body.  Returns 0 once accepted, else the
-//  status of the error response it sent.
+//  Sends RUN_START with the packed body.  The actor replies only to refuse
+//  (ERROR); otherwise the run's events are the answer, read by s_next.
+//  Returns 0, or the status of the error response it sent.
 static int
 s_start (run_call_t *c, mp_writer_t *body)
 {
@@ -88,16 +119,11 @@ s_start (run_call_t *c, mp_writer_t *body)
     snprintf (env.session_key, sizeof (env.session_key), "%s", c->session);
     env.timeout_ms = r->config->request_timeout_ms;
     c->deadline = zclock_mono () + r->config->request_timeout_ms + 5000;
-    bus_msg_t reply;
-    if (bus_front_call (r->bus, "run", &env, body->buf.data, body->buf.size,
-                        r->config->control_timeout_ms, &reply))
+    if (bus_front_send (r->bus, "run", &env, body->buf.data, body->buf.size))
         return http_send_error (r, 503, "service_unavailable",
-                                "The run actor did not answer in time", NULL);
-    int status = 0;
-    if (reply.env.status != 200)
-        status = http_send_bus_error (r, &reply);
-    bus_msg_fini (&reply);
-    return status;
+                                "The broker is not taking requests", NULL);
+    c->corr_id = env.corr_id;
+    return 0;
 }
 
 //  Asks the run actor to stop our run (client gone, or we gave up).
@@ -151,6 +177,20 @@ s_next (run_call_t *c, int idle_ms)
         if (left <= 0 || bus_front_recv (c->r->bus, (int) left, &c->msg))
             return EV_IDLE;
         const msgpack_object *b = c->msg.body.root;
+        if (c->msg.kind == BUS_MSG_REPLY && c->msg.env.corr_id == c->corr_id
+            && c->msg.env.status != 200) {
+            //  The run was refused (or no run actor is alive).
+            c->have_msg = true;
+            c->err_status = c->msg.env.status >= 400 && c->msg.env.status <= 599
+                                ? c->msg.env.status
+                                : 500;
+            snprintf (c->err_code, sizeof (c->err_code), "internal_error");
+            snprintf (c->err_message, sizeof (c->err_message), "Run refused");
+            mp_copy_str (b, "code", c->err_code, sizeof (c->err_code));
+            mp_copy_str (b, "message", c->err_message, sizeof (c->err_message));
+            mp_copy_str (b, "param", c->err_param, sizeof (c->err_param));
+            return EV_ERROR;
+        }
         size_t idlen;
         const char *id = mp_get_str (b, "runId", &idlen);
         const char *slash = strrchr (c->msg.topic, '/');
@@ -171,6 +211,12 @@ s_next (run_call_t *c, int idle_ms)
         }
         if (!strcmp (type, "chat.done")) {
             mp_copy_str (b, "finishReason", c->finish, sizeof (c->finish));
+            //  The full text is authoritative (deltas go only to streams).
+            size_t rlen;
+            const char *resp = mp_get_str (b, "response", &rlen);
+            c->text_len = 0;
+            if (resp)
+                s_append (c, resp, rlen);
             const msgpack_object *u = mp_get (b, "usage");
             mp_get_int (u, "promptTokens", &c->prompt);
             mp_get_int (u, "completionTokens", &c->completion);
@@ -223,7 +269,8 @@ s_send_run_error (run_call_t *c)
     if (c->err_status == 429)
         snprintf (headers, sizeof (headers), "Retry-After: 1\r\n");
     return http_send_error_h (c->r, c->err_status, c->err_code, c->err_message,
-                              NULL, headers[0] ? headers : NULL);
+                              c->err_param[0] ? c->err_param : NULL,
+                              headers[0] ? headers : NULL);
 }
 
 //  ---- SSE -----------------------------------------------------------------------
@@ -231,47 +278,60 @@ s_send_run_error (run_call_t *c)
 static void
 s_sse_begin (http_req_t *r)
 {
-    mg_response_header_start (r->conn, 200);
-    mg_response_header_add (r->conn, "Content-Type", "text/event-stream", -1);
-    mg_response_header_add (r->conn, "Cache-Control", "no-cache", -1);
-    mg_response_header_add (r->conn, "Transfer-Encoding", "chunked", -1);
-    mg_response_header_add (r->conn, "X-Accel-Buffering", "no", -1);
-    mg_response_header_add (r->conn, "Access-Control-Allow-Origin", "*", -1);
-    mg_response_header_send (r->conn);
-    r->status = 200;
+    http_stream_begin (r);
 }
 
-//  Writes one SSE frame; false if the client is gone.
+//  Writes one SSE frame (after *pending, a frame held back, if any: the two
+//  then share one write); false if the client is gone.
 static bool
-s_sse_write (http_req_t *r, const char *event, const char *data)
+s_sse_write_after (http_req_t *r, char **pending, const char *event,
+                   const char *data)
 {
     char head[64] = "";
     if (event)
         snprintf (head, sizeof (head), "event: %s\n", event);
+    size_t pl = pending && *pending ? strlen (*pending) : 0;
     size_t hl = strlen (head), dl = strlen (data);
-    char *frame = (char *) malloc (hl + dl + 9);
+    char *frame = (char *) malloc (pl + hl + dl + 9);
     if (!frame)
         return false;
-    int n = snprintf (frame, hl + dl + 9, "%sdata: %s\n\n", head, data);
-    bool ok = mg_send_chunk (r->conn, frame, (unsigned) n) > 0;
+    int n = snprintf (frame, pl + hl + dl + 9, "%s%sdata: %s\n\n",
+                      pl ? *pending : "", head, data);
+    bool ok = http_stream_chunk (r, frame, (size_t) n);
     free (frame);
+    if (pending) {
+        free (*pending);
+        *pending = NULL;
+    }
+    return ok;
+}
+
+static bool
+s_sse_write (http_req_t *r, const char *event, const char *data)
+{
+    return s_sse_write_after (r, NULL, event, data);
+}
+
+static bool
+s_sse_json_after (http_req_t *r, char **pending, const char *event, cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted (json);
+    bool ok = text && s_sse_write_after (r, pending, event, text);
+    cJSON_free (text);
+    cJSON_Delete (json);
     return ok;
 }
 
 static bool
 s_sse_json (http_req_t *r, const char *event, cJSON *json)
 {
-    char *text = cJSON_PrintUnformatted (json);
-    bool ok = text && s_sse_write (r, event, text);
-    cJSON_free (text);
-    cJSON_Delete (json);
-    return ok;
+    return s_sse_json_after (r, NULL, event, json);
 }
 
 static void
 s_sse_end (http_req_t *r)
 {
-    mg_send_chunk (r->conn, "", 0);
+    http_stream_chunk (r, "", 0);
 }
 
 //  ---- OpenAI Chat Completions --------------------------------------------------------
@@ -512,6 +572,7 @@ route_chat_completions (http_req_t *r)
     }
 
     bool begun = false, alive = true;
+    char *pending = NULL;     //  Role chunk, sent with the first frame
     while (alive) {
         int64_t left = c.deadline - zclock_mono ();
         int idle = left < r->config->sse_keepalive_ms ? (int) left
@@ -529,7 +590,7 @@ route_chat_completions (http_req_t *r)
             else {
                 //  A comment keeps proxies from timing out and shows us a
                 //  client that left.
-                if (begun && mg_send_chunk (r->conn, ": keep-alive\n\n", 14) <= 0) {
+                if (begun && !http_stream_chunk (r, ": keep-alive\n\n", 14)) {
                     s_abort (&c);
                     break;
                 }
@@ -542,16 +603,22 @@ route_chat_completions (http_req_t *r)
             return status;
         }
         if (!begun) {
+            //  The role chunk waits for the first real frame: head, role
+            //  and first delta leave in one packet.
             s_sse_begin (r);
             begun = true;
             cJSON *d = cJSON_CreateObject ();
             cJSON_AddStringToObject (d, "role", "assistant");
             cJSON_AddStringToObject (d, "content", "");
-            alive = s_sse_json (r, NULL, s_chunk_choice (s_chunk (&c, id, created),
-                                                         d, NULL));
+            cJSON *role = s_chunk_choice (s_chunk (&c, id, created), d, NULL);
+            char *text = cJSON_PrintUnformatted (role);
+            cJSON_Delete (role);
+            size_t n = text ? strlen (text) + 9 : 0;
+            pending = text ? (char *) malloc (n) : NULL;
+            if (pending)
+                snprintf (pending, n, "data: %s\n\n", text);
+            cJSON_free (text);
         }
-        if (!alive)
-            break;
         if (ev == EV_DELTA) {
             size_t len;
             const char *text = mp_get_str (c.msg.body.root, "delta", &len);
@@ -569,13 +636,13 @@ route_chat_completions (http_req_t *r)
                 if (cj)
                     cJSON_AddItemToObject (d, "tool_calls", cj);
             }
-            alive = s_sse_json (r, NULL, s_chunk_choice (s_chunk (&c, id, created),
+            alive = s_sse_json_after (r, &pending, NULL, s_chunk_choice (s_chunk (&c, id, created),
                                                          d, NULL));
             if (!alive)
                 s_abort (&c);
         }
         else if (ev == EV_DONE) {
-            alive = s_sse_json (r, NULL,
+            alive = s_sse_json_after (r, &pending, NULL,
                                 s_chunk_choice (s_chunk (&c, id, created),
                                                 cJSON_CreateObject (),
                                                 c.finish[0] ? c.finish : "stop"));
@@ -583,7 +650,7 @@ route_chat_completions (http_req_t *r)
                 cJSON *u = s_chunk (&c, id, created);
                 cJSON_AddArrayToObject (u, "choices");
                 cJSON_AddItemToObject (u, "usage", s_usage_json (&c));
-                alive = s_sse_json (r, NULL, u);
+                alive = s_sse_json_after (r, &pending, NULL, u);
             }
             if (alive && s_sse_write (r, NULL, "[DONE]"))
                 s_sse_end (r);
@@ -597,11 +664,12 @@ route_chat_completions (http_req_t *r)
                                                       ? "server_error"
                                                       : "invalid_request_error");
             cJSON_AddStringToObject (err, "code", c.err_code);
-            if (s_sse_json (r, NULL, e) && s_sse_write (r, NULL, "[DONE]"))
+            if (s_sse_json_after (r, &pending, NULL, e) && s_sse_write (r, NULL, "[DONE]"))
                 s_sse_end (r);
             break;
         }
     }
+    free (pending);
     s_call_fini (&c);
     return 200;
 }
@@ -665,10 +733,7 @@ s_agent_start (http_req_t *r, run_call_t *c, bool stream)
     if (cJSON_IsString (key))
         snprintf (c->session, sizeof (c->session), "%s", key->valuestring);
     else {
-        zuuid_t *uuid = zuuid_new ();
-        snprintf (c->session, sizeof (c->session), "session-%s",
-                  zuuid_str_canonical (uuid));
-        zuuid_destroy (&uuid);
+        s_new_session_key (c->session, sizeof (c->session));
     }
     mp_writer_t w;
     mp_writer_init (&w);
@@ -749,7 +814,7 @@ route_agent_run_stream (http_req_t *r)
                                                       : r->config->sse_keepalive_ms;
         ev_kind_t ev = left > 0 ? s_next (&c, idle) : EV_IDLE;
         if (ev == EV_IDLE && zclock_mono () < c.deadline) {
-            if (begun && mg_send_chunk (r->conn, ": keep-alive\n\n", 14) <= 0) {
+            if (begun && !http_stream_chunk (r, ": keep-alive\n\n", 14)) {
                 s_abort (&c);
                 break;
             }

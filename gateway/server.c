@@ -103,7 +103,7 @@ s_dispatch_inner (server_t *self, http_req_t *r)
         snprintf (msg, sizeof (msg),
                   "Request body is larger than the %lld-byte limit",
                   self->config->max_body);
-        mg_disable_keep_alive (r->conn);
+        http_close (r);
         return http_send_error (r, 413, "invalid_request", msg, NULL);
     }
     char methods[64], allow[96];
@@ -155,7 +155,7 @@ s_dispatch_inner (server_t *self, http_req_t *r)
                                     NULL);
     }
     if (!rt->public_ && atomic_load (&self->draining)) {
-        mg_disable_keep_alive (r->conn);
+        http_close (r);
         return http_send_error (r, 503, "service_unavailable",
                                 "The gateway is shutting down", NULL);
     }
@@ -185,6 +185,7 @@ s_dispatch (struct mg_connection *conn, void *cbdata)
     snprintf (r.auth.principal, sizeof (r.auth.principal), "-");
     int status = s_dispatch_inner (self, &r);
     free (r.body);
+    free (r.stream_head);
     atomic_fetch_sub (&self->inflight, 1);
     if (log_get_level () <= CG_LOG_INFO) {
         char path[256];
