@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <string.h>
+#include <strings.h>
 
 #define RUN_MAX_CANDIDATES 8
 #define RUN_MAX_SOCKETS 4096
@@ -48,6 +49,7 @@ typedef struct {
     char *url, *body;
     provider_parser_t *parser;
     long http_status;                    //  0 until known
+    int retry_after;                     //  Upstream Retry-After (s), 0 if none
     char *error_body;                    //  Body of a non-2xx answer
     size_t error_len;
     //  The answer so far.
@@ -186,7 +188,9 @@ s_emit_error (run_t *run)
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    s_event_head (&w, run, 2);
+    s_event_head (&w, run, run->retry_after ? 3 : 2);
+    if (run->retry_after)
+        mp_kv_int (&w, "retryAfter", run->retry_after);
     mp_key (&w, "error");
     msgpack_pack_map (&w.pk, 3);
     mp_kv_str (&w, "code", run->err_code);
@@ -331,6 +335,19 @@ s_on_write (char *data, size_t size, size_t nmemb, void *arg)
     //  A parse failure stops the transfer at once (libcurl sees a short
     //  write and ends it with CURLE_WRITE_ERROR).
     return provider_parser_feed (run->parser, data, len) == 0 ? len : 0;
+}
+
+//  Keeps the upstream's Retry-After, so a 429 can pass it on.
+static size_t
+s_on_header (char *data, size_t size, size_t nmemb, void *arg)
+{
+    run_t *run = (run_t *) arg;
+    size_t len = size * nmemb;
+    if (len > 12 && !strncasecmp (data, "Retry-After:", 12)) {
+        long v = strtol (data + 12, NULL, 10);
+        run->retry_after = v > 0 && v < 86400 ? (int) v : 0;
+    }
+    return len;
 }
 
 static int
@@ -546,6 +563,8 @@ s_run_start_transfer (run_t *run)
     curl_easy_setopt (e, CURLOPT_HTTPHEADER, run->headers);
     curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, s_on_write);
     curl_easy_setopt (e, CURLOPT_WRITEDATA, run);
+    curl_easy_setopt (e, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt (e, CURLOPT_HEADERDATA, run);
     curl_easy_setopt (e, CURLOPT_PRIVATE, run);
     curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);

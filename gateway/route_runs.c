@@ -46,6 +46,7 @@ typedef struct {
     char err_code[48];
     char err_message[512];
     char err_param[64];
+    int64_t retry_after;                 //  Seconds, from chat.error
 } run_call_t;
 
 static void
@@ -229,6 +230,7 @@ s_next (run_call_t *c, int idle_ms)
             const msgpack_object *e = mp_get (b, "error");
             int64_t status = 500;
             mp_get_int (b, "status", &status);
+            mp_get_int (b, "retryAfter", &c->retry_after);
             c->err_status = status >= 400 && status <= 599 ? (int) status : 500;
             snprintf (c->err_code, sizeof (c->err_code), "internal_error");
             snprintf (c->err_message, sizeof (c->err_message), "Run failed");
@@ -267,7 +269,8 @@ s_send_run_error (run_call_t *c)
 {
     char headers[64] = "";
     if (c->err_status == 429)
-        snprintf (headers, sizeof (headers), "Retry-After: 1\r\n");
+        snprintf (headers, sizeof (headers), "Retry-After: %lld\r\n",
+                  (long long) (c->retry_after > 0 ? c->retry_after : 1));
     return http_send_error_h (c->r, c->err_status, c->err_code, c->err_message,
                               c->err_param[0] ? c->err_param : NULL,
                               headers[0] ? headers : NULL);
@@ -613,10 +616,10 @@ route_chat_completions (http_req_t *r)
             cJSON *role = s_chunk_choice (s_chunk (&c, id, created), d, NULL);
             char *text = cJSON_PrintUnformatted (role);
             cJSON_Delete (role);
-            size_t n = text ? strlen (text) + 9 : 0;
-            pending = text ? (char *) malloc (n) : NULL;
+            size_t cap = text ? strlen (text) + 9 : 0;
+            pending = text ? (char *) malloc (cap) : NULL;
             if (pending)
-                snprintf (pending, n, "data: %s\n\n", text);
+                snprintf (pending, cap, "data: %s\n\n", text);
             cJSON_free (text);
         }
         if (ev == EV_DELTA) {
