@@ -50,6 +50,7 @@ typedef struct {
     provider_parser_t *parser;
     long http_status;                    //  0 until known
     int retry_after;                     //  Upstream Retry-After (s), 0 if none
+    int64_t last_byte;                   //  zclock_mono () of the last byte in
     char *error_body;                    //  Body of a non-2xx answer
     size_t error_len;
     //  The answer so far.
@@ -317,6 +318,7 @@ s_on_write (char *data, size_t size, size_t nmemb, void *arg)
 {
     run_t *run = (run_t *) arg;
     size_t len = size * nmemb;
+    run->last_byte = zclock_mono ();
     if (!run->http_status)
         curl_easy_getinfo (run->easy, CURLINFO_RESPONSE_CODE, &run->http_status);
     if (run->http_status < 200 || run->http_status > 299) {
@@ -343,6 +345,7 @@ s_on_header (char *data, size_t size, size_t nmemb, void *arg)
 {
     run_t *run = (run_t *) arg;
     size_t len = size * nmemb;
+    run->last_byte = zclock_mono ();
     if (len > 12 && !strncasecmp (data, "Retry-After:", 12)) {
         long v = strtol (data + 12, NULL, 10);
         run->retry_after = v > 0 && v < 86400 ? (int) v : 0;
@@ -570,11 +573,10 @@ s_run_start_transfer (run_t *run)
     curl_easy_setopt (e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT_MS,
                       (long) run->provider->connect_timeout_ms);
-    //  A stream with no byte for the stall time is dead (seconds: libcurl's
-    //  granularity).
-    long stall = (run->provider->stall_timeout_ms + 999) / 1000;
-    curl_easy_setopt (e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt (e, CURLOPT_LOW_SPEED_TIME, stall > 0 ? stall : 1L);
+    //  Stalls (no byte for stallTimeoutMs) are watched by s_sweep, to the
+    //  millisecond: libcurl's low-speed check counts whole seconds and
+    //  averages, so it fires late.
+    run->last_byte = zclock_mono ();
     curl_easy_setopt (e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);
     if (curl_multi_add_handle (run->self->multi, e) != CURLM_OK) {
@@ -810,6 +812,22 @@ s_sweep (self_t *self)
         if (run->provider && run->provider->type == PROVIDER_ECHO
             && !run->err_status && !s_echo_step (run))
             continue;
+        if (run->easy) {
+            int64_t stall = run->provider->stall_timeout_ms;
+            if (now - run->last_byte >= stall) {
+                run->err_status = 503;
+                run->err_retry = true;
+                snprintf (run->err_code, sizeof (run->err_code),
+                          "service_unavailable");
+                snprintf (run->err_message, sizeof (run->err_message),
+                          "Provider %s stalled: no data for %lld ms",
+                          run->provider->name, (long long) stall);
+                s_run_next_or_fail (run);
+                continue;
+            }
+            int64_t until = run->last_byte + stall - now;
+            next = until < next ? until : next;
+        }
         int64_t wait = run->deadline - now;
         if (run->provider && run->provider->type == PROVIDER_ECHO)
             wait = run->echo_next - now < wait ? run->echo_next - now : wait;

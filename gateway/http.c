@@ -303,6 +303,11 @@ http_json_object (const char *text, size_t len, char *msg, size_t cap)
         snprintf (msg, cap, "Request body is empty");
         return NULL;
     }
+    //  cJSON reads C strings: a NUL would silently cut a value short.
+    if (memchr (text, 0, len)) {
+        snprintf (msg, cap, "Request body contains a NUL byte");
+        return NULL;
+    }
     if (!http_utf8_valid (text, len)) {
         snprintf (msg, cap, "Request body is not valid UTF-8");
         return NULL;

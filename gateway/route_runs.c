@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-typedef enum { EV_DELTA = 1, EV_DONE, EV_ERROR, EV_IDLE } ev_kind_t;
+typedef enum { EV_DELTA = 1, EV_DONE, EV_ERROR, EV_IDLE, EV_GONE } ev_kind_t;
 
 //  One run as the front sees it.
 typedef struct {
@@ -243,8 +243,20 @@ s_next (run_call_t *c, int idle_ms)
     }
 }
 
+//  We stop waiting for a run: abort it and answer 503.
+static ev_kind_t
+s_give_up (run_call_t *c)
+{
+    s_abort (c);
+    c->err_status = 503;
+    snprintf (c->err_code, sizeof (c->err_code), "service_unavailable");
+    snprintf (c->err_message, sizeof (c->err_message),
+              "The run did not finish in time");
+    return EV_ERROR;
+}
+
 //  Waits for the end of a run, collecting its text.  Returns EV_DONE or
-//  EV_ERROR; on timeout, aborts and fills in a 503.
+//  EV_ERROR (a 503 after giving up at the deadline).
 static ev_kind_t
 s_collect (run_call_t *c)
 {
@@ -253,13 +265,35 @@ s_collect (run_call_t *c)
         ev_kind_t ev = left > 0 ? s_next (c, (int) left) : EV_IDLE;
         if (ev == EV_DONE || ev == EV_ERROR)
             return ev;
-        if (ev == EV_IDLE) {
+        if (ev == EV_IDLE)
+            return s_give_up (c);
+    }
+}
+
+//  The next event of a streamed run.  While idle it sends an SSE comment
+//  every sseKeepaliveMs: that keeps proxies from timing out and shows us a
+//  client that left, whose run is then aborted (EV_GONE).  A run silent for
+//  a whole interval before its first event begins the stream (*begun) so
+//  that a client gone early is noticed too; failures before that still get
+//  real HTTP statuses.  Gives up at the deadline (EV_ERROR).
+static ev_kind_t
+s_stream_next (run_call_t *c, bool *begun)
+{
+    int keepalive = c->r->config->sse_keepalive_ms;
+    while (true) {
+        int64_t left = c->deadline - zclock_mono ();
+        if (left <= 0)
+            return s_give_up (c);
+        ev_kind_t ev = s_next (c, left < keepalive ? (int) left : keepalive);
+        if (ev != EV_IDLE)
+            return ev;
+        if (!*begun) {
+            http_stream_begin (c->r);
+            *begun = true;
+        }
+        if (!http_stream_chunk (c->r, ": keep-alive\n\n", 14)) {
             s_abort (c);
-            c->err_status = 503;
-            snprintf (c->err_code, sizeof (c->err_code), "service_unavailable");
-            snprintf (c->err_message, sizeof (c->err_message),
-                      "The run did not finish in time");
-            return EV_ERROR;
+            return EV_GONE;
         }
     }
 }
@@ -576,40 +610,24 @@ route_chat_completions (http_req_t *r)
 
     bool begun = false, alive = true;
     char *pending = NULL;     //  Role chunk, sent with the first frame
+    bool role_sent = false;
     while (alive) {
-        int64_t left = c.deadline - zclock_mono ();
-        int idle = left < r->config->sse_keepalive_ms ? (int) left
-                                                      : r->config->sse_keepalive_ms;
-        ev_kind_t ev = left > 0 ? s_next (&c, idle) : EV_IDLE;
-        if (ev == EV_IDLE) {
-            if (zclock_mono () >= c.deadline) {
-                s_abort (&c);
-                c.err_status = 503;
-                snprintf (c.err_code, sizeof (c.err_code), "service_unavailable");
-                snprintf (c.err_message, sizeof (c.err_message),
-                          "The run did not finish in time");
-                ev = EV_ERROR;
-            }
-            else {
-                //  A comment keeps proxies from timing out and shows us a
-                //  client that left.
-                if (begun && !http_stream_chunk (r, ": keep-alive\n\n", 14)) {
-                    s_abort (&c);
-                    break;
-                }
-                continue;
-            }
-        }
+        ev_kind_t ev = s_stream_next (&c, &begun);
+        if (ev == EV_GONE)
+            break;
         if (ev == EV_ERROR && !begun) {
             status = s_send_run_error (&c);
             s_call_fini (&c);
             return status;
         }
         if (!begun) {
-            //  The role chunk waits for the first real frame: head, role
-            //  and first delta leave in one packet.
             s_sse_begin (r);
             begun = true;
+        }
+        if (!role_sent) {
+            //  The role chunk waits for the first real frame: head, role
+            //  and first delta leave in one packet.
+            role_sent = true;
             cJSON *d = cJSON_CreateObject ();
             cJSON_AddStringToObject (d, "role", "assistant");
             cJSON_AddStringToObject (d, "content", "");
@@ -812,25 +830,9 @@ route_agent_run_stream (http_req_t *r)
         return status;
     bool begun = false;
     while (true) {
-        int64_t left = c.deadline - zclock_mono ();
-        int idle = left < r->config->sse_keepalive_ms ? (int) left
-                                                      : r->config->sse_keepalive_ms;
-        ev_kind_t ev = left > 0 ? s_next (&c, idle) : EV_IDLE;
-        if (ev == EV_IDLE && zclock_mono () < c.deadline) {
-            if (begun && !http_stream_chunk (r, ": keep-alive\n\n", 14)) {
-                s_abort (&c);
-                break;
-            }
-            continue;
-        }
-        if (ev == EV_IDLE) {
-            s_abort (&c);
-            c.err_status = 503;
-            snprintf (c.err_code, sizeof (c.err_code), "service_unavailable");
-            snprintf (c.err_message, sizeof (c.err_message),
-                      "The run did not finish in time");
-            ev = EV_ERROR;
-        }
+        ev_kind_t ev = s_stream_next (&c, &begun);
+        if (ev == EV_GONE)
+            break;
         if (ev == EV_ERROR && !begun) {
             status = s_send_run_error (&c);
             break;

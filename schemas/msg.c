@@ -4,6 +4,8 @@
 */
 #include "msg.h"
 
+#include "mp.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -78,19 +80,6 @@ s_kind_matches (msg_kind_t kind, const msgpack_object *v)
     }
 }
 
-static const msgpack_object *
-s_find (const msgpack_object *map, const char *key)
-{
-    size_t klen = strlen (key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
-            && memcmp (k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
 int
 msg_validate (const char *type, const msgpack_object *body, char *err,
               size_t errlen, char *param, size_t paramlen)
@@ -110,7 +99,7 @@ msg_validate (const char *type, const msgpack_object *body, char *err,
         return -1;
     }
     for (const msg_field_t *f = def->fields; f->name; f++) {
-        const msgpack_object *v = s_find (body, f->name);
+        const msgpack_object *v = mp_get (body, f->name);
         if ((!v || v->type == MSGPACK_OBJECT_NIL) && f->required) {
             snprintf (err, errlen, "'%s' is required", f->name);
             if (param && paramlen)
