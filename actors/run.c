@@ -526,6 +526,7 @@ s_run_start_transfer (run_t *run)
         return -1;
     }
     run->err_status = 0;
+    run->retry_after = 0;    //  A fallback must not inherit the last one's
     if (run->provider->type == PROVIDER_ECHO) {
         s_echo_prepare (run);
         run->echo_next = zclock_mono ();
@@ -812,6 +813,8 @@ s_sweep (self_t *self)
         if (run->provider && run->provider->type == PROVIDER_ECHO
             && !run->err_status && !s_echo_step (run))
             continue;
+        //  "No byte for stallTimeoutMs" holds for every call: for a
+        //  non-streamed one it bounds the whole answer (documented).
         if (run->easy) {
             int64_t stall = run->provider->stall_timeout_ms;
             if (now - run->last_byte >= stall) {

@@ -295,7 +295,7 @@ s_add_provider (cg_config_t *self, const char *name, provider_type_t type)
     p->name = strdup (name);
     p->type = type;
     p->connect_timeout_ms = 10000;
-    p->stall_timeout_ms = 60000;
+    p->stall_timeout_ms = 120000;
     if (type == PROVIDER_OPENAI && !strcmp (name, "openai"))
         p->base_url = strdup ("https://api.openai.com/v1");
     else if (type == PROVIDER_ANTHROPIC)

@@ -304,7 +304,7 @@ http_json_object (const char *text, size_t len, char *msg, size_t cap)
         return NULL;
     }
     //  cJSON reads C strings: a NUL would silently cut a value short.
-    if (memchr (text, 0, len)) {
+    if (memchr (text, 0, len) || memmem (text, len, "\\u0000", 6)) {
         snprintf (msg, cap, "Request body contains a NUL byte");
         return NULL;
     }

@@ -118,7 +118,8 @@ Test (json_object, refuses_bad_bodies)
     REFUSED ("{\"a\":1}x", "after");
     REFUSED ("{\"a\":1}{\"b\":2}", "after");
     REFUSED ("{\"a\":1} \n,", "after");
-    REFUSED ("{\"a\":1}\0", "after");
+    REFUSED ("{\"a\":1}\0", "NUL");
+    REFUSED ("{\"a\":\"x\\u0000y\"}", "NUL");
     REFUSED ("[1,2]", "object");
     REFUSED ("\"text\"", "object");
     REFUSED ("42", "object");
