@@ -89,9 +89,11 @@ struct self_t {
     int64_t curl_timeout_at;             //  -1: none
     uint64_t stats_started, stats_failed;
     bool terminated;
+    bool curl_inited;                    //  This actor called curl_global_init
 };
 
 static int s_run_start_transfer (run_t *run);
+static bool s_curl_ready (self_t *self);
 static void s_run_destroy (run_t **run_p);
 
 //  ---- Events -----------------------------------------------------------------
@@ -552,6 +554,13 @@ s_run_start_transfer (run_t *run)
         snprintf (run->err_message, sizeof (run->err_message), "%s", err);
         return -1;
     }
+    if (!s_curl_ready (run->self)) {
+        run->err_status = 500;
+        snprintf (run->err_code, sizeof (run->err_code), "internal_error");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "libcurl could not be initialised");
+        return -1;
+    }
     run->parser = provider_parser_new (run->provider->type, run->stream, &s_sink,
                                        run);
     run->easy = curl_easy_init ();
@@ -651,6 +660,8 @@ s_curl_drain (self_t *self)
 {
     CURLMsg *msg;
     int left;
+    if (!self->multi)
+        return;
     while ((msg = curl_multi_info_read (self->multi, &left)))
         if (msg->msg == CURLMSG_DONE)
             s_transfer_done (self, msg->easy_handle, msg->data.result);
@@ -892,6 +903,28 @@ s_loop (self_t *self)
     }
 }
 
+//  libcurl (and with it OpenSSL, ~3 MiB) is set up on the first provider
+//  call, not at start: an idle or echo-only gateway never needs it.
+//  curl_global_init is thread-safe from libcurl 7.84 on (what Debian 12
+//  ships); main () still does it up front on an older one.
+static bool
+s_curl_ready (self_t *self)
+{
+    if (self->multi)
+        return true;
+    if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return false;
+    self->curl_inited = true;
+    self->multi = curl_multi_init ();
+    if (!self->multi)
+        return false;
+    curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
+    curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
+    curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
+    return true;
+}
+
 void
 run_actor (zsock_t *pipe, void *args_)
 {
@@ -905,12 +938,11 @@ run_actor (zsock_t *pipe, void *args_)
         zhashx_set_destructor (self->runs, s_hash_run_free);
         self->seqs = zhashx_new ();
         zhashx_set_destructor (self->seqs, (zhashx_destructor_fn *) zstr_free);
-        self->multi = curl_multi_init ();
         self->worker = bus_worker_new (args->broker, "run",
                                        args->config->heartbeat_ms,
                                        args->config->liveness);
     }
-    if (!self || !self->multi || !self->worker) {
+    if (!self || !self->worker) {
         log_error ("run", "could not start");
         if (self) {
             bus_worker_destroy (&self->worker);
@@ -924,10 +956,6 @@ run_actor (zsock_t *pipe, void *args_)
         zsock_signal (pipe, 1);
         return;
     }
-    curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
-    curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
-    curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
-    curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
     args->failed = false;
     zsock_signal (pipe, 0);
     s_loop (self);
@@ -943,7 +971,10 @@ run_actor (zsock_t *pipe, void *args_)
     zlistx_destroy (&left);
     zhashx_destroy (&self->runs);
     zhashx_destroy (&self->seqs);
-    curl_multi_cleanup (self->multi);
+    if (self->multi)
+        curl_multi_cleanup (self->multi);
+    if (self->curl_inited)
+        curl_global_cleanup ();
     bus_worker_destroy (&self->worker);
     free (self);
 }

@@ -5,6 +5,7 @@
 #include "roles.h"
 
 #include <curl/curl.h>
+#include <stdbool.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -31,11 +32,17 @@ main (int argc, char **argv)
         printf ("%s", s_usage);
         return argc < 2 ? 2 : 0;
     }
-    //  Once, before any thread exists (libcurl's global state is not
-    //  thread-safe to set up).
-    curl_global_init (CURL_GLOBAL_DEFAULT);
+    //  A libcurl whose global set-up is not thread-safe gets it here, before
+    //  any thread exists; a thread-safe one (7.84+) is set up by the run
+    //  actor when a provider is first called, so an idle gateway never loads
+    //  OpenSSL's state.
+    bool early = !(curl_version_info (CURLVERSION_NOW)->features
+                   & CURL_VERSION_THREADSAFE);
+    if (early)
+        curl_global_init (CURL_GLOBAL_DEFAULT);
     int rc = s_role (argc, argv);
-    curl_global_cleanup ();
+    if (early)
+        curl_global_cleanup ();
     return rc;
 }
 
