@@ -23,6 +23,7 @@
 #define RUN_MAX_SOCKETS 4096
 #define RUN_MAX_ERROR_BODY (64 * 1024)
 #define RUN_MAX_SEQ_SESSIONS 100000
+#define RUN_SPARE_EASY 256               //  Easy handles kept for reuse
 
 typedef struct self_t self_t;
 
@@ -90,6 +91,8 @@ struct self_t {
     uint64_t stats_started, stats_failed;
     bool terminated;
     bool curl_inited;                    //  This actor called curl_global_init
+    CURL *spare[RUN_SPARE_EASY];         //  Reset easy handles kept for reuse
+    int n_spare;
 };
 
 static int s_run_start_transfer (run_t *run);
@@ -390,8 +393,16 @@ static void
 s_transfer_end (run_t *run)
 {
     if (run->easy) {
-        curl_multi_remove_handle (run->self->multi, run->easy);
-        curl_easy_cleanup (run->easy);
+        self_t *self = run->self;
+        curl_multi_remove_handle (self->multi, run->easy);
+        //  Keep the handle (and its receive buffer) for the next run: one
+        //  handle made and freed per run showed up as malloc churn.
+        if (self->n_spare < RUN_SPARE_EASY) {
+            curl_easy_reset (run->easy);
+            self->spare[self->n_spare++] = run->easy;
+        }
+        else
+            curl_easy_cleanup (run->easy);
         run->easy = NULL;
     }
     curl_slist_free_all (run->headers);
@@ -563,7 +574,8 @@ s_run_start_transfer (run_t *run)
     }
     run->parser = provider_parser_new (run->provider->type, run->stream, &s_sink,
                                        run);
-    run->easy = curl_easy_init ();
+    run->easy = run->self->n_spare ? run->self->spare[--run->self->n_spare]
+                                   : curl_easy_init ();
     if (!run->parser || !run->easy) {
         run->err_status = 500;
         snprintf (run->err_code, sizeof (run->err_code), "internal_error");
@@ -971,6 +983,8 @@ run_actor (zsock_t *pipe, void *args_)
     zlistx_destroy (&left);
     zhashx_destroy (&self->runs);
     zhashx_destroy (&self->seqs);
+    while (self->n_spare)
+        curl_easy_cleanup (self->spare[--self->n_spare]);
     if (self->multi)
         curl_multi_cleanup (self->multi);
     if (self->curl_inited)
