@@ -33,23 +33,48 @@ s_now_us (void)
 
 //  ---- Threads ----------------------------------------------------------------
 
+//  What each civetweb worker thread owns.  Its broker socket is made on
+//  the thread's first request, not at start: most of a large thread pool
+//  sits idle, and an idle thread then holds no socket.
+typedef struct {
+    server_t *server;                //  Not owned
+    bus_front_t *bus;                //  This thread's socket, or NULL
+} thread_t;
+
 static void *
 s_init_thread (const struct mg_context *ctx, int thread_type)
 {
     if (thread_type != 1)
         return NULL;       //  Only request workers talk to the broker
-    server_t *self = (server_t *) mg_get_user_data (ctx);
-    bus_front_t *bus = bus_front_new (self->config->requests_ep);
-    if (!bus)
-        log_error ("http", "worker thread could not connect to the broker");
-    return bus;
+    thread_t *t = (thread_t *) calloc (1, sizeof (thread_t));
+    if (t)
+        t->server = (server_t *) mg_get_user_data (ctx);
+    return t;
 }
 
 static void
 s_exit_thread (const struct mg_context *ctx, int thread_type, void *ptr)
 {
-    bus_front_t *bus = (bus_front_t *) ptr;
-    bus_front_destroy (&bus);
+    thread_t *t = (thread_t *) ptr;
+    if (t) {
+        bus_front_destroy (&t->bus);
+        free (t);
+    }
+}
+
+//  This thread's broker socket, made on first use.  NULL if it cannot be.
+static bus_front_t *
+s_thread_bus (struct mg_connection *conn)
+{
+    thread_t *t = (thread_t *) mg_get_thread_pointer (conn);
+    if (!t)
+        return NULL;
+    if (!t->bus) {
+        t->bus = bus_front_new (t->server->config->requests_ep);
+        if (!t->bus)
+            log_error ("http", "worker thread could not connect to the broker");
+    }
+    return t->bus;
 }
 
 //  ---- Dispatch ---------------------------------------------------------------
@@ -181,7 +206,7 @@ s_dispatch (struct mg_connection *conn, void *cbdata)
     r.ri = mg_get_request_info (conn);
     r.config = self->config;
     r.server = self;
-    r.bus = (bus_front_t *) mg_get_thread_pointer (conn);
+    r.bus = s_thread_bus (conn);
     snprintf (r.auth.principal, sizeof (r.auth.principal), "-");
     int status = s_dispatch_inner (self, &r);
     free (r.body);

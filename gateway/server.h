@@ -1,9 +1,9 @@
 /*  =========================================================================
     server - the HTTP front: civetweb, routing, auth, per-thread sockets
 
-    Each civetweb worker thread owns one bus_front_t (made in init_thread,
-    destroyed in exit_thread); handlers fetch it with mg_get_thread_pointer
-    and never share it.  server_* functions are called from the main thread.
+    Each civetweb worker thread owns one bus_front_t (made on the thread's
+    first request, destroyed in exit_thread); handlers get it in r->bus and
+    never share it.  server_* functions are called from the main thread.
     =========================================================================
 */
 #ifndef CG_SERVER_H
