@@ -12,6 +12,7 @@
 
 #include "bus_proto.h"
 #include "envelope.h"
+#include "frames.h"
 #include "log.h"
 #include "mp.h"
 
@@ -69,36 +70,16 @@ static int
 s_frames_recv (void *sock, frames_t *f)
 {
     f->count = 0;
-    int more = 1;
-    while (more) {
-        zmq_msg_t scratch;
-        zmq_msg_t *msg = f->count < BUS_MAX_FRAMES ? &f->part[f->count]
-                                                       : &scratch;
-        zmq_msg_init (msg);
-        if (zmq_msg_recv (msg, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (msg);
-            s_frames_close (f);
-            return -1;
-        }
-        more = zmq_msg_more (msg);
-        if (msg == &scratch)
-            zmq_msg_close (msg);
-        else
-            f->count++;
-        if (!more && msg == &scratch) {
-            log_warn ("broker", "dropped a message of too many frames");
-            s_frames_close (f);
-            return -1;
-        }
+    int n = bus_frames_recv (sock, f->part, BUS_MAX_FRAMES, ZMQ_DONTWAIT);
+    if (n < 0)
+        return -1;
+    if (n > BUS_MAX_FRAMES) {
+        log_warn ("broker", "dropped a message of too many frames");
+        bus_frames_close (f->part, n, BUS_MAX_FRAMES);
+        return -1;
     }
+    f->count = n;
     return 0;
-}
-
-static bool
-s_frame_is (zmq_msg_t *m, const char *s)
-{
-    size_t n = strlen (s);
-    return zmq_msg_size (m) == n && memcmp (zmq_msg_data (m), s, n) == 0;
 }
 
 static void
@@ -273,7 +254,7 @@ static void
 s_handle_front (self_t *self, frames_t *f)
 {
     //  [id][CGC1][REQUEST][service][envelope][body]
-    if (f->count != 6 || !s_frame_is (&f->part[2], BUS_REQUEST)) {
+    if (f->count != 6 || !bus_frame_is (&f->part[2], BUS_REQUEST)) {
         log_warn ("broker", "dropped a malformed front message (%d frames)",
                   f->count);
         return;
@@ -346,7 +327,7 @@ s_handle_worker (self_t *self, frames_t *f)
         worker->expires_at =
             zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
 
-    if (s_frame_is (cmd, BUS_READY) && f->count == 4) {
+    if (bus_frame_is (cmd, BUS_READY) && f->count == 4) {
         size_t slen = zmq_msg_size (&f->part[3]);
         if (slen == 0 || slen > BUS_MAX_SERVICE) {
             s_send_worker_cmd (self, id, id_len, BUS_DISCONNECT);
@@ -388,7 +369,7 @@ s_handle_worker (self_t *self, frames_t *f)
         log_info ("broker", "worker %.16s ready for service %s (%zu live)",
                   key, name, service->count);
     }
-    else if (s_frame_is (cmd, BUS_REPLY) && f->count == 6) {
+    else if (bus_frame_is (cmd, BUS_REPLY) && f->count == 6) {
         //  [id][CGW1][REPLY][front][envelope][body] -> front
         zmq_msg_t m[2];
         s_msg_str (&m[0], BUS_FRONT);
@@ -401,7 +382,7 @@ s_handle_worker (self_t *self, frames_t *f)
         if (!worker)
             s_send_worker_cmd (self, id, id_len, BUS_DISCONNECT);
     }
-    else if (s_frame_is (cmd, BUS_EVENT) && f->count == 6) {
+    else if (bus_frame_is (cmd, BUS_EVENT) && f->count == 6) {
         //  [id][CGW1][EVENT][front|""][topic][body] -> front and XPUB
         if (zmq_msg_size (&f->part[4]) > BUS_MAX_TOPIC)
             return;
@@ -432,11 +413,11 @@ s_handle_worker (self_t *self, frames_t *f)
             f->count = 4;
         }
     }
-    else if (s_frame_is (cmd, BUS_HEARTBEAT)) {
+    else if (bus_frame_is (cmd, BUS_HEARTBEAT)) {
         if (!worker)
             s_send_worker_cmd (self, id, id_len, BUS_DISCONNECT);
     }
-    else if (s_frame_is (cmd, BUS_DISCONNECT)) {
+    else if (bus_frame_is (cmd, BUS_DISCONNECT)) {
         if (worker)
             s_worker_delete (self, worker, "said goodbye");
     }
@@ -452,9 +433,9 @@ s_handle_router (self_t *self)
         frames_t f;
         if (s_frames_recv (self->router_h, &f))
             return;
-        if (f.count >= 3 && s_frame_is (&f.part[1], BUS_FRONT))
+        if (f.count >= 3 && bus_frame_is (&f.part[1], BUS_FRONT))
             s_handle_front (self, &f);
-        else if (f.count >= 3 && s_frame_is (&f.part[1], BUS_WORKER))
+        else if (f.count >= 3 && bus_frame_is (&f.part[1], BUS_WORKER))
             s_handle_worker (self, &f);
         else
             log_warn ("broker", "dropped a message with an unknown header");

@@ -4,6 +4,7 @@
 */
 #include "front.h"
 
+#include "frames.h"
 #include "log.h"
 
 #include <string.h>
@@ -93,13 +94,6 @@ bus_msg_fini (bus_msg_t *msg)
     zmq_msg_close (&msg->raw);
 }
 
-static bool
-s_is (zmq_msg_t *m, const char *s)
-{
-    size_t n = strlen (s);
-    return zmq_msg_size (m) == n && memcmp (zmq_msg_data (m), s, n) == 0;
-}
-
 //  Reads one message, waiting up to timeout_ms for its first frame (a
 //  blocking receive with ZMQ_RCVTIMEO: cheaper than zmq_poll, which costs an
 //  extra poll and getpid syscall before it sleeps).  Returns 0 with msg
@@ -109,34 +103,21 @@ s_read (bus_front_t *self, int timeout_ms, bus_msg_t *msg)
 {
     zsock_set_rcvtimeo (self->sock, timeout_ms);
     zmq_msg_t f[4];
-    int count = 0, more = 1, rc = -1;
-    while (more) {
-        zmq_msg_t scratch;
-        zmq_msg_t *m = count < 4 ? &f[count] : &scratch;
-        zmq_msg_init (m);
-        //  Later frames of a message arrive with the first: never wait.
-        if (zmq_msg_recv (m, self->handle, count ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close (m);
-            break;
-        }
-        more = zmq_msg_more (m);
-        if (m == &scratch)
-            zmq_msg_close (m);
-        count++;
-    }
-    if (count == 0)
+    int rc = -1;
+    int count = bus_frames_recv (self->handle, f, 4, 0);
+    if (count < 0)
         return -1;    //  Timed out or interrupted
     int kept = count < 4 ? count : 4;
-    if (more || count != 4 || !s_is (&f[0], BUS_FRONT))
+    if (count != 4 || !bus_frame_is (&f[0], BUS_FRONT))
         goto done;
     memset (msg, 0, sizeof (*msg));
-    if (s_is (&f[1], BUS_REPLY)) {
+    if (bus_frame_is (&f[1], BUS_REPLY)) {
         msg->kind = BUS_MSG_REPLY;
         if (envelope_unpack (&msg->env, zmq_msg_data (&f[2]),
                              zmq_msg_size (&f[2])))
             goto done;
     }
-    else if (s_is (&f[1], BUS_EVENT) && zmq_msg_size (&f[2]) <= BUS_MAX_TOPIC) {
+    else if (bus_frame_is (&f[1], BUS_EVENT) && zmq_msg_size (&f[2]) <= BUS_MAX_TOPIC) {
         msg->kind = BUS_MSG_EVENT;
         memcpy (msg->topic, zmq_msg_data (&f[2]), zmq_msg_size (&f[2]));
         msg->topic[zmq_msg_size (&f[2])] = 0;
@@ -154,8 +135,7 @@ s_read (bus_front_t *self, int timeout_ms, bus_msg_t *msg)
 done:
     if (rc)
         log_warn ("front", "dropped a malformed message from the broker");
-    for (int i = 0; i < kept; i++)
-        zmq_msg_close (&f[i]);
+    bus_frames_close (f, kept, 4);
     return rc;
 }
 

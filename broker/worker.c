@@ -4,6 +4,7 @@
 */
 #include "worker.h"
 
+#include "frames.h"
 #include "log.h"
 #include "msg.h"
 
@@ -129,43 +130,11 @@ bus_request_fini (bus_request_t *req)
     zmq_msg_close (&req->raw);
 }
 
-//  Receives into frames[]; returns the frame count, or -1.  Extra frames are
-//  read off and dropped (count then exceeds max).
-static int
-s_recv_frames (void *handle, zmq_msg_t *frames, int max)
-{
-    int count = 0;
-    int more = 1;
-    while (more) {
-        zmq_msg_t scratch;
-        zmq_msg_t *m = count < max ? &frames[count] : &scratch;
-        zmq_msg_init (m);
-        if (zmq_msg_recv (m, handle, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (m);
-            for (int i = 0; i < count && i < max; i++)
-                zmq_msg_close (&frames[i]);
-            return -1;
-        }
-        more = zmq_msg_more (m);
-        if (m == &scratch)
-            zmq_msg_close (m);
-        count++;
-    }
-    return count;
-}
-
-static bool
-s_is (zmq_msg_t *m, const char *s)
-{
-    size_t n = strlen (s);
-    return zmq_msg_size (m) == n && memcmp (zmq_msg_data (m), s, n) == 0;
-}
-
 int
 bus_worker_recv (bus_worker_t *self, bus_request_t *req)
 {
     zmq_msg_t f[6];
-    int count = s_recv_frames (self->handle, f, 6);
+    int count = bus_frames_recv (self->handle, f, 6, ZMQ_DONTWAIT);
     if (count < 0)
         return -1;
     int kept = count < 6 ? count : 6;
@@ -173,20 +142,20 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
     self->broker_expires =
         zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
 
-    if (count < 2 || !s_is (&f[0], BUS_WORKER)) {
+    if (count < 2 || !bus_frame_is (&f[0], BUS_WORKER)) {
         log_warn ("worker", "%s: dropped a malformed message", self->service);
         goto done;
     }
-    if (s_is (&f[1], BUS_HEARTBEAT))
+    if (bus_frame_is (&f[1], BUS_HEARTBEAT))
         goto done;
-    if (s_is (&f[1], BUS_DISCONNECT)) {
+    if (bus_frame_is (&f[1], BUS_DISCONNECT)) {
         log_info ("worker", "%s: broker asked us to register again",
                   self->service);
         s_register (self);
         goto done;
     }
     //  [CGW1][REQUEST][front][envelope][body]
-    if (!s_is (&f[1], BUS_REQUEST) || count != 5
+    if (!bus_frame_is (&f[1], BUS_REQUEST) || count != 5
         || zmq_msg_size (&f[2]) > BUS_MAX_ID) {
         log_warn ("worker", "%s: dropped a malformed request", self->service);
         goto done;
@@ -233,8 +202,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
     }
     result = 1;
 done:
-    for (int i = 0; i < kept; i++)
-        zmq_msg_close (&f[i]);
+    bus_frames_close (f, kept, 6);
     return result;
 }
 
