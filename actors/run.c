@@ -88,7 +88,7 @@ struct self_t {
     sock_t socks[RUN_MAX_SOCKETS];       //  libcurl's sockets and interests
     int n_socks;
     int64_t curl_timeout_at;             //  -1: none
-    uint64_t stats_started, stats_failed;
+    int64_t sweep_at;                    //  zclock_mono () of the next sweep
     bool terminated;
     bool curl_inited;                    //  This actor called curl_global_init
     CURL *spare[RUN_SPARE_EASY];         //  Reset easy handles kept for reuse
@@ -206,7 +206,6 @@ s_emit_error (run_t *run)
     mp_kv_int (&w, "status", run->err_status);
     s_publish (run, "chat.error", &w);
     mp_writer_fini (&w);
-    run->self->stats_failed++;
     log_warn ("run", "%s failed: %d %s: %s", run->id, run->err_status,
               run->err_code, run->err_message);
 }
@@ -540,6 +539,7 @@ s_run_start_transfer (run_t *run)
     }
     run->err_status = 0;
     run->retry_after = 0;    //  A fallback must not inherit the last one's
+    run->self->sweep_at = 0; //  Its deadline, stall and echo timers start now
     if (run->provider->type == PROVIDER_ECHO) {
         s_echo_prepare (run);
         run->echo_next = zclock_mono ();
@@ -767,7 +767,6 @@ s_handle_start (self_t *self, bus_request_t *req)
     }
     //  No reply on success: the run's events are the answer, and a reply
     //  would cost the front two more thread hand-offs per run.
-    self->stats_started++;
     zhashx_insert (self->runs, run->id, run);
     log_debug ("run", "%s started on %s for session %s", run->id,
                run->candidates[0], run->session[0] ? run->session : "-");
@@ -872,7 +871,15 @@ s_loop (self_t *self)
     void *bus_h = zsock_resolve (bus_worker_sock (self->worker));
     zmq_pollitem_t items[RUN_MAX_SOCKETS + 2];
     while (!self->terminated) {
-        int64_t wait = s_sweep (self);
+        //  Deadlines, stalls and echo pacing need a walk over every run:
+        //  only when one of them is due, not on every wake-up (with a
+        //  thousand streams that walk would cost more than the deltas).
+        int64_t now = zclock_mono ();
+        if (now >= self->sweep_at)
+            self->sweep_at = now + s_sweep (self);
+        int64_t wait = self->sweep_at - zclock_mono ();
+        if (wait < 0)
+            wait = 0;
         int tick = bus_worker_tick (self->worker);
         if (tick < wait)
             wait = tick;

@@ -312,12 +312,6 @@ s_send_run_error (run_call_t *c)
 
 //  ---- SSE -----------------------------------------------------------------------
 
-static void
-s_sse_begin (http_req_t *r)
-{
-    http_stream_begin (r);
-}
-
 //  Writes one SSE frame (after *pending, a frame held back, if any: the two
 //  then share one write); false if the client is gone.
 static bool
@@ -621,7 +615,7 @@ route_chat_completions (http_req_t *r)
             return status;
         }
         if (!begun) {
-            s_sse_begin (r);
+            http_stream_begin (r);
             begun = true;
         }
         if (!role_sent) {
@@ -838,7 +832,7 @@ route_agent_run_stream (http_req_t *r)
             break;
         }
         if (!begun) {
-            s_sse_begin (r);
+            http_stream_begin (r);
             begun = true;
         }
         cJSON *d = cJSON_CreateObject ();
