@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "run.h"
+#include "session.h"
 #include "system.h"
 
 typedef struct {
@@ -96,6 +97,7 @@ typedef struct {
 static const actor_entry_t s_registry[] = {
     {"system", system_actor},
     {"run", run_actor},
+    {"session", session_actor},
     {NULL, NULL},
 };
 

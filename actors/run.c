@@ -32,8 +32,13 @@ typedef struct {
     char id[80];                         //  runId
     char session[ENVELOPE_KEY_MAX + 1];  //  sessionKey, may be empty
     char topic_prefix[ENVELOPE_KEY_MAX + 90];  //  "<session>" or "run:<id>"
-    uint8_t front[BUS_MAX_ID];           //  Front that asked
+    uint8_t front[BUS_MAX_ID];           //  Front the events go to
     size_t front_len;
+    //  Session runs (RUN_START with replyTo): the end goes back as a
+    //  RUN_RESULT reply to the asker, and seq counts from seqBase.
+    bool result_mode;
+    bus_request_t asker;                 //  front and env only
+    int64_t seq;                         //  Last seq used (result_mode)
     //  The request, kept for fallbacks.
     cJSON *messages;                     //  OpenAI-format conversation
     cJSON *tools, *tool_choice, *temperature;
@@ -104,6 +109,8 @@ static void s_run_destroy (run_t **run_p);
 static uint64_t
 s_next_seq (self_t *self, run_t *run)
 {
+    if (run->result_mode)
+        return (uint64_t) ++run->seq;
     const char *key = run->session[0] ? run->session : run->topic_prefix;
     uint64_t *seq = (uint64_t *) zhashx_lookup (self->seqs, key);
     if (!seq) {
@@ -127,9 +134,27 @@ s_event_head (mp_writer_t *w, run_t *run, size_t n_extra)
     mp_kv_int (w, "seq", (int64_t) s_next_seq (run->self, run));
 }
 
+//  Head of chat.done / chat.error: in result mode the body is a RUN_RESULT
+//  and says which event it stands for.
+static void
+s_end_head (mp_writer_t *w, run_t *run, const char *type, size_t n_extra)
+{
+    s_event_head (w, run, n_extra + (run->result_mode ? 1 : 0));
+    if (run->result_mode)
+        mp_kv_str (w, "event", type);
+}
+
 static void
 s_publish (run_t *run, const char *type, mp_writer_t *w)
 {
+    if (run->result_mode && strcmp (type, "chat.delta") != 0) {
+        //  The session actor commits the reply, then publishes the end.
+        if (bus_worker_reply (run->self->worker, &run->asker, "RUN_RESULT", 200,
+                              w->buf.data, w->buf.size))
+            log_warn ("run", "%s: result dropped: broker not taking it",
+                      run->id);
+        return;
+    }
     char topic[BUS_MAX_TOPIC + 1];
     snprintf (topic, sizeof (topic), "%s/%s", run->topic_prefix, type);
     if (bus_worker_event (run->self->worker,
@@ -168,7 +193,7 @@ s_emit_done (run_t *run, const char *reason)
     mp_writer_t w;
     mp_writer_init (&w);
     bool calls = run->tool_calls && cJSON_GetArraySize (run->tool_calls) > 0;
-    s_event_head (&w, run, calls ? 5 : 4);
+    s_end_head (&w, run, "chat.done", calls ? 5 : 4);
     mp_kv_str (&w, "finishReason", reason);
     mp_key (&w, "usage");
     msgpack_pack_map (&w.pk, 3);
@@ -194,7 +219,7 @@ s_emit_error (run_t *run)
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    s_event_head (&w, run, run->retry_after ? 3 : 2);
+    s_end_head (&w, run, "chat.error", run->retry_after ? 3 : 2);
     if (run->retry_after)
         mp_kv_int (&w, "retryAfter", run->retry_after);
     mp_key (&w, "error");
@@ -720,6 +745,17 @@ s_handle_start (self_t *self, bus_request_t *req)
                   run->id);
     memcpy (run->front, req->front, req->front_len);
     run->front_len = req->front_len;
+    size_t to_len = 0;
+    const char *to = mp_get_str (b, "replyTo", &to_len);
+    if (to && to_len <= BUS_MAX_ID) {
+        run->result_mode = true;
+        memcpy (run->asker.front, req->front, req->front_len);
+        run->asker.front_len = req->front_len;
+        run->asker.env = req->env;
+        memcpy (run->front, to, to_len);
+        run->front_len = to_len;
+        mp_get_int (b, "seqBase", &run->seq);
+    }
     char agent_id[128] = "default";
     mp_copy_str (b, "agentId", agent_id, sizeof (agent_id));
     run->agent = config_find_agent (self->config, agent_id);

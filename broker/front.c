@@ -62,6 +62,12 @@ bus_front_id (bus_front_t *self)
     return self->id;
 }
 
+zsock_t *
+bus_front_sock (bus_front_t *self)
+{
+    return self->sock;
+}
+
 int
 bus_front_send (bus_front_t *self, const char *service, envelope_t *env,
                 const void *body, size_t size)

@@ -39,6 +39,11 @@ bus_front_destroy (bus_front_t **self_p);
 const char *
 bus_front_id (bus_front_t *self);
 
+//  The DEALER itself, for an actor that polls it in its own loop (then
+//  read with bus_front_recv (self, 0, ...) when it is readable).  Lent.
+zsock_t *
+bus_front_sock (bus_front_t *self);
+
 //  Sends a request.  Assigns env->corr_id.  Body is copied.  Returns 0, or
 //  -1 if the broker cannot take it now.
 int

@@ -618,7 +618,8 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     }
     static const char *const keys[] = {
         "bind", "port", "stateDir", "logLevel", "auth", "gateway", "limits",
-        "broker", "providers", "channels", "ready", "agents", NULL};
+        "broker", "providers", "channels", "ready", "agents", "sessions",
+        NULL};
     if (s_known_keys (root, "", keys, err, errlen))
         goto done;
     long long port = self->port;
@@ -685,6 +686,23 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
                            &self->liveness, err, errlen))
             goto done;
     }
+    const cJSON *sessions = s_get_obj (root, "sessions", "", err, errlen, &orc);
+    if (orc)
+        goto done;
+    if (sessions) {
+        static const char *const skeys[] = {"store", "contextMessages",
+                                            "contextChars", "maxQueued", NULL};
+        if (s_known_keys (sessions, "sessions.", skeys, err, errlen)
+            || s_get_str (sessions, "store", "sessions.", &self->store, err,
+                          errlen)
+            || s_get_intv (sessions, "contextMessages", "sessions.", 0, 100000,
+                           &self->context_messages, err, errlen)
+            || s_get_intv (sessions, "contextChars", "sessions.", 0, 100000000,
+                           &self->context_chars, err, errlen)
+            || s_get_intv (sessions, "maxQueued", "sessions.", 1, 100000,
+                           &self->max_queued, err, errlen))
+            goto done;
+    }
     const cJSON *providers = s_get_obj (root, "providers", "", err, errlen, &orc);
     if (orc || (providers && s_load_providers (self, providers, err, errlen)))
         goto done;
@@ -746,6 +764,8 @@ s_load_env (cg_config_t *self, char *err, size_t errlen)
         s_set (&self->state_dir, v);
     if ((v = getenv ("CLAWGATE_LOG_LEVEL")) && *v)
         s_set (&self->log_level, v);
+    if ((v = getenv ("CLAWGATE_STORE")) && *v)
+        s_set (&self->store, v);
     if (s_env_int ("CLAWGATE_PORT", 0, 65535, &self->port, err, errlen)
         || s_env_int ("CLAWGATE_RATE_LIMIT", 0, 100000000, &self->rate_limit,
                       err, errlen)
@@ -781,10 +801,14 @@ s_defaults (cg_config_t *self)
     self->events_ep = strdup (BUS_INPROC_EVENTS);
     self->heartbeat_ms = 1000;
     self->liveness = 3;
-    self->ready_services = (char **) calloc (3, sizeof (char *));
+    self->context_messages = 50;
+    self->context_chars = 200000;
+    self->max_queued = 32;
+    self->ready_services = (char **) calloc (4, sizeof (char *));
     if (self->ready_services) {
         self->ready_services[0] = strdup ("system");
         self->ready_services[1] = strdup ("run");
+        self->ready_services[2] = strdup ("session");
     }
     self->started_at = (long long) time (NULL);
 }
@@ -832,6 +856,8 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
             s_set (&self->requests_ep, flags->broker);
         if (flags->events)
             s_set (&self->events_ep, flags->events);
+        if (flags->store)
+            s_set (&self->store, flags->store);
     }
     if (log_level_parse (self->log_level) < 0) {
         s_err (err, errlen, "logLevel: must be debug, info, warn or error");
@@ -964,6 +990,7 @@ config_destroy (cg_config_t **self_p)
     free (self->tokens);
     free (self->requests_ep);
     free (self->events_ep);
+    free (self->store);
     for (char **p = self->ready_services; p && *p; p++)
         free (*p);
     free (self->ready_services);

@@ -98,6 +98,11 @@ typedef struct {
     char *events_ep;             //  Broker XPUB endpoint
     int heartbeat_ms;
     int liveness;
+    //  Sessions.
+    char *store;                 //  Store URL; NULL: SQLite in the state dir
+    int context_messages;        //  Earlier messages sent as context, at most
+    int context_chars;           //  ... and at most this many characters
+    int max_queued;              //  Runs waiting per session; more -> 429
     //  What /ready and /v1/models report.
     char **ready_services;       //  NULL-terminated
     cfg_model_t *models;
@@ -119,6 +124,7 @@ typedef struct {
     const char *state_dir;
     const char *broker;          //  --broker / --requests
     const char *events;          //  --events
+    const char *store;           //  --store
 } cfg_flags_t;
 
 //  Builds the configuration.  On error returns NULL and writes one sentence

@@ -38,7 +38,7 @@ typedef struct {
 } opts_t;
 
 enum { OPT_CONFIG = 1000, OPT_BIND, OPT_PORT, OPT_STATE, OPT_BROKER, OPT_EVENTS,
-       OPT_REQUESTS, OPT_ACTORS, OPT_SESSION, OPT_JSON, OPT_HELP };
+       OPT_REQUESTS, OPT_ACTORS, OPT_SESSION, OPT_JSON, OPT_STORE, OPT_HELP };
 
 static const struct option s_long[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -51,6 +51,7 @@ static const struct option s_long[] = {
     {"actors", required_argument, NULL, OPT_ACTORS},
     {"session", required_argument, NULL, OPT_SESSION},
     {"json", no_argument, NULL, OPT_JSON},
+    {"store", required_argument, NULL, OPT_STORE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -104,6 +105,7 @@ s_parse (int argc, char **argv, const char *const allowed[], const char *usage,
         case OPT_ACTORS: o->actors = optarg; break;
         case OPT_SESSION: o->session = optarg; break;
         case OPT_JSON: o->json = true; break;
+        case OPT_STORE: o->flags.store = optarg; break;
         }
     }
     if (optind < argc) {
@@ -333,9 +335,10 @@ role_serve (int argc, char **argv)
     static const char *usage =
         "usage: clawgate serve [--config FILE] [--bind ADDR] [--port N]\n"
         "                      [--state-dir DIR] [--events tcp://ADDR:PORT]\n"
+        "                      [--store sqlite:PATH]\n"
         "Runs the broker, every actor and the HTTP/WS front in one process.\n";
     static const char *allowed[] = {"config", "bind", "port", "state-dir",
-                                    "events", NULL};
+                                    "events", "store", NULL};
     opts_t o;
     int rc = s_parse (argc, argv, allowed, usage, &o);
     if (rc)
@@ -472,9 +475,10 @@ role_worker (int argc, char **argv)
     static const char *usage =
         "usage: clawgate worker --broker tcp://ADDR:PORT --actors "
         "NAME[,NAME...]|all\n"
-        "                       [--config FILE]\n"
+        "                       [--config FILE] [--store sqlite:PATH]\n"
         "Runs actors that serve requests from a remote broker.\n";
-    static const char *allowed[] = {"config", "broker", "actors", NULL};
+    static const char *allowed[] = {"config", "broker", "actors", "store",
+                                    NULL};
     opts_t o;
     int rc = s_parse (argc, argv, allowed, usage, &o);
     if (rc)

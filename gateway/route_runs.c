@@ -2,8 +2,12 @@
     route_runs - agent runs over HTTP: /v1/chat/completions (OpenAI format),
     /v1/agent/run and /v1/agent/run/stream (OpenClaw format)
 
-    Each request becomes a RUN_START to the run actor; its events come back
-    on this thread's own broker socket (the direct path, no subscription).
+    A run on a session (every agent run; an OpenAI call only with
+    X-OpenClaw-Session-Key) becomes a SESSION_RUN to the session actor, which
+    records it and passes it on to the run actor in the session's order; a
+    stateless OpenAI call is a RUN_START straight to the run actor.  Either
+    way the events come back on this thread's own broker socket (the direct
+    path, no subscription).
     Nothing is sent to the client until the first event, so a run that fails
     before any output is answered with a real HTTP status.  While streaming,
     an SSE comment every sseKeepaliveMs finds clients that went away; a
@@ -115,12 +119,16 @@ static int
 s_start (run_call_t *c, mp_writer_t *body)
 {
     http_req_t *r = c->r;
+    //  Runs on a session go through the session actor (recorded, queued
+    //  behind the session's earlier runs); stateless ones straight to run.
+    bool recorded = c->session[0] != 0;
     envelope_t env;
-    envelope_init (&env, "RUN_START");
+    envelope_init (&env, recorded ? "SESSION_RUN" : "RUN_START");
     snprintf (env.session_key, sizeof (env.session_key), "%s", c->session);
     env.timeout_ms = r->config->request_timeout_ms;
     c->deadline = zclock_mono () + r->config->request_timeout_ms + 5000;
-    if (bus_front_send (r->bus, "run", &env, body->buf.data, body->buf.size))
+    if (bus_front_send (r->bus, recorded ? "session" : "run", &env,
+                        body->buf.data, body->buf.size))
         return http_send_error (r, 503, "service_unavailable",
                                 "The broker is not taking requests", NULL);
     c->corr_id = env.corr_id;
@@ -135,10 +143,11 @@ s_abort (run_call_t *c)
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 1);
     mp_kv_str (&w, "runId", c->run_id);
+    bool recorded = c->session[0] != 0;
     envelope_t env;
-    envelope_init (&env, "RUN_ABORT");
+    envelope_init (&env, recorded ? "SESSION_ABORT" : "RUN_ABORT");
     bus_msg_t reply;
-    if (bus_front_call (c->r->bus, "run", &env, w.buf.data, w.buf.size,
+    if (bus_front_call (c->r->bus, recorded ? "session" : "run", &env, w.buf.data, w.buf.size,
                         c->r->config->control_timeout_ms, &reply) == 0)
         bus_msg_fini (&reply);
     mp_writer_fini (&w);
@@ -532,7 +541,7 @@ route_chat_completions (http_req_t *r)
     const cJSON *max = cJSON_GetObjectItemCaseSensitive (req, "max_completion_tokens");
     if (!cJSON_IsNumber (max))
         max = cJSON_GetObjectItemCaseSensitive (req, "max_tokens");
-    size_t n = 6;
+    size_t n = c.session[0] ? 7 : 6;
     for (int i = 0; i < 4; i++)
         n += fields[i] && !cJSON_IsNull (fields[i]);
     n += cJSON_IsNumber (max);
@@ -541,6 +550,8 @@ route_chat_completions (http_req_t *r)
     msgpack_pack_map (&w.pk, n);
     mp_kv_str (&w, "runId", c.run_id);
     mp_kv_str (&w, "sessionKey", c.session);
+    if (c.session[0])
+        mp_kv_str (&w, "channel", "openai");
     mp_kv_str (&w, "model", c.model);
     s_pack_json_field (&w, "messages",
                        cJSON_GetObjectItemCaseSensitive (req, "messages"));
@@ -753,16 +764,13 @@ s_agent_start (http_req_t *r, run_call_t *c, bool stream)
     mp_writer_t w;
     mp_writer_init (&w);
     bool has_model = cJSON_IsString (model), has_thinking = cJSON_IsString (thinking);
-    msgpack_pack_map (&w.pk, 6 + has_model + has_thinking);
+    msgpack_pack_map (&w.pk, 7 + has_model + has_thinking);
     mp_kv_str (&w, "runId", c->run_id);
     mp_kv_str (&w, "sessionKey", c->session);
     mp_kv_str (&w, "agentId", cJSON_IsString (agent) ? agent->valuestring
                                                       : "default");
-    mp_key (&w, "messages");
-    msgpack_pack_array (&w.pk, 1);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_str (&w, "role", "user");
-    mp_kv_str (&w, "content", message->valuestring);
+    mp_kv_str (&w, "channel", "api");
+    mp_kv_str (&w, "message", message->valuestring);
     mp_kv_bool (&w, "stream", stream);
     mp_kv_int (&w, "timeoutMs", r->config->request_timeout_ms);
     if (has_model) {

@@ -16,6 +16,10 @@ static const route_t s_routes[] = {
      NULL},
     {"/v1/agent/run/stream", false, false, false, SCOPE_CHAT, NULL,
      route_agent_run_stream, NULL},
+    {"/v1/sessions", false, false, false, SCOPE_SESSIONS, route_sessions_list,
+     NULL, NULL},
+    {"/v1/sessions/", true, false, false, SCOPE_SESSIONS, route_session_get,
+     NULL, route_session_delete},
     {NULL, false, false, false, 0, NULL, NULL, NULL},
 };
 

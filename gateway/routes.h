@@ -19,5 +19,8 @@ int route_models (http_req_t *r);
 int route_chat_completions (http_req_t *r);
 int route_agent_run (http_req_t *r);
 int route_agent_run_stream (http_req_t *r);
+int route_sessions_list (http_req_t *r);
+int route_session_get (http_req_t *r);
+int route_session_delete (http_req_t *r);
 
 #endif

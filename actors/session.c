@@ -1,0 +1,1127 @@
+/*  =========================================================================
+    session - the session actor (see session.h for the flow)
+
+    Memory: a live_t exists only while its session has a run queued or
+    going; a pending_t for each such run.  Both are freed by this file alone
+    (s_pending_end, s_pump); the hash tables only index them.
+    =========================================================================
+*/
+#include "session.h"
+
+#include "actor.h"
+#include "front.h"
+#include "log.h"
+#include "mpjson.h"
+#include "store.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+#define SESSION_GRACE_MS 5000        //  Past a run's deadline: run actor lost
+#define SESSION_TICK_MS 250          //  Deadline checks
+#define SESSION_PAGE_MAX 1000        //  Largest page of sessions or messages
+
+typedef struct live_t live_t;
+
+//  One run from its arrival to its end.
+typedef struct {
+    live_t *live;                    //  Its session (not owned)
+    char run_id[80];
+    bus_request_t origin;            //  Asking front and envelope (front/env
+                                     //  only: raw and body are not used)
+    uint8_t *body;                   //  The SESSION_RUN body (owned)
+    size_t body_len;
+    char model[256];                 //  As asked, or the agent's
+    int64_t deadline;                //  zclock_mono () past which: timeout
+    int64_t run_seq;                 //  Position in the session
+    char corr[24];                   //  Our RUN_START's corr id, once sent
+    bool dispatched;                 //  Went to the run actor
+} pending_t;
+
+//  A session with runs queued or going.
+struct live_t {
+    char key[ENVELOPE_KEY_MAX + 1];
+    int64_t id;                      //  Store row id
+    int64_t seq;                     //  Last event seq published
+    int64_t next_run;                //  run_seq of the next arrival
+    pending_t *running;              //  At the run actor, or NULL
+    zlistx_t *queue;                 //  pending_t waiting, in arrival order
+    bool detached;                   //  Session deleted; not in lives
+};
+
+typedef struct {
+    const cg_config_t *config;       //  Read only
+    bus_worker_t *worker;            //  Our service socket (not owned)
+    bus_front_t *front;              //  Our requests to the run actor
+    store_t *store;
+    zhashx_t *lives;                 //  key -> live_t (index only)
+    zhashx_t *runs;                  //  runId -> pending_t (index only)
+    zhashx_t *inflight;              //  RUN_START corr id -> pending_t
+} self_t;
+
+static void s_pump (self_t *self, live_t *live);
+
+//  ---- Small helpers -------------------------------------------------------------
+
+static int64_t
+s_now_ms (void)
+{
+    return zclock_time ();
+}
+
+//  ISO-8601 UTC with milliseconds: 2026-11-24T03:07:55.123Z
+static void
+s_iso (char *buf, size_t cap, int64_t ms)
+{
+    time_t secs = (time_t) (ms / 1000);
+    struct tm tm;
+    gmtime_r (&secs, &tm);
+    size_t n = strftime (buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (buf + n, cap - n, ".%03dZ", (int) (ms % 1000));
+}
+
+static void
+s_kv_time (mp_writer_t *w, const char *key, int64_t ms)
+{
+    char iso[40];
+    s_iso (iso, sizeof (iso), ms);
+    mp_kv_str (w, key, iso);
+}
+
+//  SPEC section 3: 1-128 characters of [A-Za-z0-9._:-].
+static bool
+s_valid_key (const char *key)
+{
+    size_t n = strlen (key);
+    if (n < 1 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum ((unsigned char) key[i]) && !strchr ("._:-", key[i]))
+            return false;
+    return true;
+}
+
+//  Characters (code points) of UTF-8 text: bytes that do not continue one.
+static int64_t
+s_chars (const char *s, size_t len)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char) s[i] & 0xC0) != 0x80;
+    return n;
+}
+
+//  Packs JSON text as its msgpack value (nil if it does not parse).
+static void
+s_pack_json_text (mp_writer_t *w, const char *text)
+{
+    cJSON *j = text ? cJSON_Parse (text) : NULL;
+    if (!j || mpjson_pack (&w->pk, j))
+        msgpack_pack_nil (&w->pk);
+    cJSON_Delete (j);
+}
+
+//  Packs every pair of map except the keys in skip (NULL-terminated), after
+//  a map header counting them plus n_extra pairs the caller adds.
+static void
+s_pack_map_except (mp_writer_t *w, const msgpack_object *map,
+                   const char *const *skip, size_t n_extra)
+{
+    size_t n = 0;
+    const msgpack_object_kv *kv = map->via.map.ptr;
+    bool keep[map->via.map.size + 1];
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        keep[i] = true;
+        if (kv[i].key.type == MSGPACK_OBJECT_STR)
+            for (const char *const *s = skip; *s; s++)
+                if (kv[i].key.via.str.size == strlen (*s)
+                    && !memcmp (kv[i].key.via.str.ptr, *s, strlen (*s)))
+                    keep[i] = false;
+        n += keep[i];
+    }
+    msgpack_pack_map (&w->pk, n + n_extra);
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (keep[i]) {
+            msgpack_pack_object (&w->pk, kv[i].key);
+            msgpack_pack_object (&w->pk, kv[i].val);
+        }
+}
+
+//  ---- Sessions in memory ---------------------------------------------------------
+
+//  The live session for key, loading or creating its row.  NULL on a store
+//  failure.
+static live_t *
+s_live_get (self_t *self, const char *key, const char *agent_id,
+            const char *channel)
+{
+    live_t *live = (live_t *) zhashx_lookup (self->lives, key);
+    if (live)
+        return live;
+    store_session_t row;
+    if (store_session_open (self->store, key, agent_id, channel, s_now_ms (),
+                            &row))
+        return NULL;
+    live = (live_t *) calloc (1, sizeof (live_t));
+    if (!live)
+        return NULL;
+    snprintf (live->key, sizeof (live->key), "%s", key);
+    live->id = row.id;
+    live->seq = row.last_seq;
+    live->next_run = row.next_run;
+    live->queue = zlistx_new ();
+    zhashx_insert (self->lives, live->key, live);
+    return live;
+}
+
+//  Frees live once nothing is queued or going.
+static void
+s_live_release (self_t *self, live_t *live)
+{
+    if (live->running || zlistx_size (live->queue))
+        return;
+    if (!live->detached)
+        zhashx_delete (self->lives, live->key);
+    zlistx_destroy (&live->queue);
+    free (live);
+}
+
+//  Forgets p everywhere and frees it.  Does not pump its session.
+static void
+s_pending_end (self_t *self, pending_t *p)
+{
+    live_t *live = p->live;
+    if (live->running == p)
+        live->running = NULL;
+    else {
+        void *h = zlistx_find (live->queue, p);
+        if (h)
+            zlistx_delete (live->queue, h);
+    }
+    if (p->corr[0])
+        zhashx_delete (self->inflight, p->corr);
+    zhashx_delete (self->runs, p->run_id);
+    free (p->body);
+    free (p);
+}
+
+//  ---- Ends of runs -------------------------------------------------------------------
+
+static void
+s_emit (self_t *self, pending_t *p, const char *type, mp_writer_t *w)
+{
+    char topic[BUS_MAX_TOPIC + 1];
+    snprintf (topic, sizeof (topic), "%s/%s", p->live->key, type);
+    if (bus_worker_event (self->worker, p->origin.front, p->origin.front_len,
+                          topic, w->buf.data, w->buf.size))
+        log_warn ("session", "%s: %s dropped: broker not taking it", p->run_id,
+                  type);
+}
+
+static void
+s_record_end (self_t *self, pending_t *p, const store_message_t *reply)
+{
+    if (store_run_end (self->store, p->run_id, reply, p->live->seq, s_now_ms ()))
+        log_error ("session", "%s: could not record the end of the run "
+                              "(%s); it will read as interrupted",
+                   p->run_id, reply->finish_reason);
+}
+
+//  Ends a run that never reached (or never came back from) the run actor:
+//  finish is "aborted" or "timeout" (chat.done), or NULL for a failure
+//  (chat.error with status, code, message).
+static void
+s_end_local (self_t *self, pending_t *p, const char *finish, int status,
+             const char *code, const char *message)
+{
+    live_t *live = p->live;
+    live->seq++;
+    char error[768] = "";
+    if (!finish) {
+        cJSON *e = cJSON_CreateObject ();
+        cJSON_AddStringToObject (e, "code", code);
+        cJSON_AddStringToObject (e, "message", message);
+        char *text = cJSON_PrintUnformatted (e);
+        snprintf (error, sizeof (error), "%s", text ? text : "");
+        free (text);
+        cJSON_Delete (e);
+    }
+    store_message_t reply = {.role = "assistant", .content = "",
+                             .run_id = p->run_id, .created_at = s_now_ms (),
+                             .model = p->model,
+                             .finish_reason = finish ? finish : "error",
+                             .error = finish ? NULL : error};
+    s_record_end (self, p, &reply);
+    mp_writer_t w;
+    mp_writer_init (&w);
+    if (finish) {
+        msgpack_pack_map (&w.pk, 7);
+        mp_kv_str (&w, "sessionKey", live->key);
+        mp_kv_str (&w, "runId", p->run_id);
+        mp_kv_int (&w, "seq", live->seq);
+        mp_kv_str (&w, "finishReason", finish);
+        mp_key (&w, "usage");
+        msgpack_pack_map (&w.pk, 3);
+        mp_kv_int (&w, "promptTokens", 0);
+        mp_kv_int (&w, "completionTokens", 0);
+        mp_kv_int (&w, "totalTokens", 0);
+        mp_kv_str (&w, "response", "");
+        mp_kv_str (&w, "model", p->model);
+        s_emit (self, p, "chat.done", &w);
+    }
+    else {
+        msgpack_pack_map (&w.pk, 5);
+        mp_kv_str (&w, "sessionKey", live->key);
+        mp_kv_str (&w, "runId", p->run_id);
+        mp_kv_int (&w, "seq", live->seq);
+        mp_key (&w, "error");
+        msgpack_pack_map (&w.pk, 3);
+        mp_kv_str (&w, "code", code);
+        mp_kv_str (&w, "message", message);
+        mp_kv_str (&w, "type", status >= 500 ? "server_error" : "client_error");
+        mp_kv_int (&w, "status", status);
+        s_emit (self, p, "chat.error", &w);
+    }
+    mp_writer_fini (&w);
+    log_info ("session", "%s on %s ended here: %s", p->run_id, live->key,
+              finish ? finish : message);
+    s_pending_end (self, p);
+}
+
+//  The run actor's RUN_RESULT: commit the reply, then tell the front.
+static void
+s_on_result (self_t *self, pending_t *p, const msgpack_object *b)
+{
+    live_t *live = p->live;
+    char event[16] = "", finish[24] = "error", model[256] = "";
+    mp_copy_str (b, "event", event, sizeof (event));
+    mp_copy_str (b, "finishReason", finish, sizeof (finish));
+    mp_copy_str (b, "model", model, sizeof (model));
+    int64_t seq = live->seq + 1;
+    mp_get_int (b, "seq", &seq);
+    live->seq = seq > live->seq ? seq : live->seq + 1;
+    bool done = streq (event, "chat.done");
+    store_message_t reply = {.role = "assistant", .content = "",
+                             .run_id = p->run_id, .created_at = s_now_ms (),
+                             .model = model[0] ? model : p->model,
+                             .finish_reason = done ? finish : "error"};
+    size_t len = 0;
+    const char *text = mp_get_str (b, "response", &len);
+    if (text) {
+        reply.content = text;
+        reply.content_len = len;
+    }
+    const msgpack_object *u = mp_get (b, "usage");
+    mp_get_int (u, "promptTokens", &reply.prompt_tokens);
+    mp_get_int (u, "completionTokens", &reply.completion_tokens);
+    char *calls = NULL, *error = NULL;
+    const msgpack_object *tc = mp_get (b, "toolCalls");
+    if (tc && tc->type == MSGPACK_OBJECT_ARRAY) {
+        cJSON *j = mpjson_to_json (tc);
+        calls = j ? cJSON_PrintUnformatted (j) : NULL;
+        cJSON_Delete (j);
+        reply.tool_calls = calls;
+    }
+    const msgpack_object *e = mp_get (b, "error");
+    if (!done && e) {
+        cJSON *j = mpjson_to_json (e);
+        error = j ? cJSON_PrintUnformatted (j) : NULL;
+        cJSON_Delete (j);
+        reply.error = error;
+    }
+    s_record_end (self, p, &reply);
+    free (calls);
+    free (error);
+    //  The event is the run actor's body with our seq and without "event".
+    static const char *const skip[] = {"event", "seq", NULL};
+    mp_writer_t w;
+    mp_writer_init (&w);
+    s_pack_map_except (&w, b, skip, 1);
+    mp_kv_int (&w, "seq", live->seq);
+    s_emit (self, p, done ? "chat.done" : "chat.error", &w);
+    mp_writer_fini (&w);
+    s_pending_end (self, p);
+    s_pump (self, live);
+}
+
+//  ---- Dispatch to the run actor ----------------------------------------------------------
+
+typedef struct {
+    const cg_config_t *config;
+    int64_t budget;                  //  Characters left
+    char **roles, **texts;           //  Collected, newest first (owned)
+    size_t *lens;
+    int n, cap;
+} context_t;
+
+static int
+s_context_add (void *arg, const store_message_t *m)
+{
+    context_t *c = (context_t *) arg;
+    if (!m->content_len && !strcmp (m->role, "assistant"))
+        return 0;   //  Tool calls alone: no text to give back
+    int64_t chars = s_chars (m->content, m->content_len);
+    if (chars > c->budget)
+        return 1;   //  Newest kept: stop at the first that does not fit
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 16;
+        char **r = (char **) realloc (c->roles, cap * sizeof (char *));
+        if (r)
+            c->roles = r;
+        char **t = (char **) realloc (c->texts, cap * sizeof (char *));
+        if (t)
+            c->texts = t;
+        size_t *l = (size_t *) realloc (c->lens, cap * sizeof (size_t));
+        if (l)
+            c->lens = l;
+        if (!r || !t || !l)
+            return 1;
+        c->cap = cap;
+    }
+    c->roles[c->n] = strdup (m->role);
+    c->texts[c->n] = (char *) malloc (m->content_len + 1);
+    if (!c->roles[c->n] || !c->texts[c->n]) {
+        free (c->roles[c->n]);
+        free (c->texts[c->n]);
+        return 1;
+    }
+    memcpy (c->texts[c->n], m->content, m->content_len);
+    c->texts[c->n][m->content_len] = 0;
+    c->lens[c->n] = m->content_len;
+    c->n++;
+    c->budget -= chars;
+    return 0;
+}
+
+static void
+s_context_fini (context_t *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        free (c->roles[i]);
+        free (c->texts[i]);
+    }
+    free (c->roles);
+    free (c->texts);
+    free (c->lens);
+}
+
+//  Packs "messages": the session's context (oldest first) and the new user
+//  message, or the conversation the client sent whole.
+static void
+s_pack_messages (self_t *self, pending_t *p, const msgpack_object *b,
+                 mp_writer_t *w)
+{
+    mp_key (w, "messages");
+    const msgpack_object *given = mp_get (b, "messages");
+    if (given && given->type == MSGPACK_OBJECT_ARRAY) {
+        msgpack_pack_object (&w->pk, *given);
+        return;
+    }
+    size_t len = 0;
+    const char *text = mp_get_str (b, "message", &len);
+    context_t c = {.config = self->config,
+                   .budget = self->config->context_chars - s_chars (text, len)};
+    if (self->config->context_messages > 0 && c.budget > 0
+        && store_context (self->store, p->live->id,
+                          self->config->context_messages, s_context_add, &c)
+               < 0)
+        log_warn ("session", "%s: context unavailable, sending the message "
+                             "alone",
+                  p->run_id);
+    msgpack_pack_array (&w->pk, (size_t) c.n + 1);
+    for (int i = c.n - 1; i >= 0; i--) {
+        msgpack_pack_map (&w->pk, 2);
+        mp_kv_str (w, "role", c.roles[i]);
+        mp_key (w, "content");
+        mp_put_strn (w, c.texts[i], c.lens[i]);
+    }
+    msgpack_pack_map (&w->pk, 2);
+    mp_kv_str (w, "role", "user");
+    mp_key (w, "content");
+    mp_put_strn (w, text ? text : "", len);
+    s_context_fini (&c);
+}
+
+//  Sends p to the run actor, or ends it if it can no longer run.
+static void
+s_dispatch (self_t *self, pending_t *p)
+{
+    live_t *live = p->live;
+    int64_t left = p->deadline - zclock_mono ();
+    if (left <= 0) {
+        s_end_local (self, p, "timeout", 0, NULL, NULL);
+        return;
+    }
+    mp_reader_t rd;
+    if (mp_reader_init (&rd, p->body, p->body_len)) {
+        mp_reader_fini (&rd);
+        s_end_local (self, p, NULL, 500, "internal_error", "Run body lost");
+        return;
+    }
+    static const char *const skip[] = {"message", "messages", "channel",
+                                       "timeoutMs", NULL};
+    mp_writer_t w;
+    mp_writer_init (&w);
+    s_pack_map_except (&w, rd.root, skip, 4);
+    s_pack_messages (self, p, rd.root, &w);
+    mp_key (&w, "replyTo");
+    mp_put_strn (&w, (const char *) p->origin.front, p->origin.front_len);
+    mp_kv_int (&w, "seqBase", live->seq);
+    mp_kv_int (&w, "timeoutMs", left);
+    mp_reader_fini (&rd);
+    envelope_t env;
+    envelope_init (&env, "RUN_START");
+    snprintf (env.session_key, sizeof (env.session_key), "%s", live->key);
+    env.timeout_ms = left;
+    int rc = bus_front_send (self->front, "run", &env, w.buf.data, w.buf.size);
+    mp_writer_fini (&w);
+    if (rc) {
+        s_end_local (self, p, NULL, 503, "service_unavailable",
+                     "The broker is not taking requests");
+        return;
+    }
+    snprintf (p->corr, sizeof (p->corr), "%llu",
+              (unsigned long long) env.corr_id);
+    zhashx_insert (self->inflight, p->corr, p);
+    p->dispatched = true;
+    live->running = p;
+    log_debug ("session", "%s on %s sent to the run actor", p->run_id,
+               live->key);
+}
+
+//  Sends the next queued runs of live while it is idle; frees live when
+//  nothing is left.  live must not be used after this.
+static void
+s_pump (self_t *self, live_t *live)
+{
+    while (!live->running) {
+        pending_t *p = (pending_t *) zlistx_first (live->queue);
+        if (!p)
+            break;
+        zlistx_delete (live->queue, zlistx_cursor (live->queue));
+        //  Not in the queue any more; s_pending_end copes with that.
+        s_dispatch (self, p);
+    }
+    s_live_release (self, live);
+}
+
+//  ---- Requests ----------------------------------------------------------------------------
+
+//  The text of the last user message of an OpenAI conversation (string
+//  content, or its text parts joined).  Caller owns the return value.
+static char *
+s_last_user_text (const msgpack_object *messages, size_t *len)
+{
+    for (uint32_t i = messages->via.array.size; i-- > 0;) {
+        const msgpack_object *m = &messages->via.array.ptr[i];
+        size_t rl;
+        const char *role = mp_get_str (m, "role", &rl);
+        if (!role || rl != 4 || memcmp (role, "user", 4))
+            continue;
+        size_t cl;
+        const char *content = mp_get_str (m, "content", &cl);
+        if (content) {
+            *len = cl;
+            return strndup (content, cl);
+        }
+        const msgpack_object *parts = mp_get (m, "content");
+        zchunk_t *buf = zchunk_new (NULL, 0);
+        for (uint32_t j = 0; parts && parts->type == MSGPACK_OBJECT_ARRAY
+                             && j < parts->via.array.size;
+             j++) {
+            size_t tl;
+            const char *t = mp_get_str (&parts->via.array.ptr[j], "text", &tl);
+            if (t)
+                zchunk_extend (buf, t, tl);
+        }
+        *len = zchunk_size (buf);
+        char *out = strndup ((const char *) zchunk_data (buf), *len);
+        zchunk_destroy (&buf);
+        return out;
+    }
+    *len = 0;
+    return strdup ("");
+}
+
+static void
+s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
+{
+    const msgpack_object *b = req->body.root;
+    char run_id[80] = "", key[ENVELOPE_KEY_MAX + 1] = "";
+    char agent_id[128] = "default", channel[64] = "api", model[256] = "";
+    if (mp_copy_str (b, "runId", run_id, sizeof (run_id)) || !run_id[0]) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "runId is missing or too long", "runId");
+        return;
+    }
+    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !s_valid_key (key)) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Invalid session key", "sessionKey");
+        return;
+    }
+    mp_copy_str (b, "agentId", agent_id, sizeof (agent_id));
+    mp_copy_str (b, "channel", channel, sizeof (channel));
+    const cfg_agent_t *agent = config_find_agent (self->config, agent_id);
+    if (!agent) {
+        bus_worker_error (worker, req, 404, "not_found", "Unknown agent",
+                          "agentId");
+        return;
+    }
+    mp_copy_str (b, "model", model, sizeof (model));
+    const char *unused;
+    if (model[0] && !config_find_model (self->config, model, &unused)) {
+        char msg[320];
+        snprintf (msg, sizeof (msg), "The model '%.256s' does not exist", model);
+        bus_worker_error (worker, req, 404, "not_found", msg, "model");
+        return;
+    }
+    const msgpack_object *given = mp_get (b, "messages");
+    size_t text_len = 0;
+    const char *text = mp_get_str (b, "message", &text_len);
+    if ((!given || !given->via.array.size) && (!text || !text_len)) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "A non-empty message is required", "message");
+        return;
+    }
+    if (zhashx_lookup (self->runs, run_id)) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "A run with this runId is already in flight", "runId");
+        return;
+    }
+    live_t *live = s_live_get (self, key, agent_id, channel);
+    if (!live) {
+        bus_worker_error (worker, req, 500, "internal_error",
+                          "The session store is not answering", NULL);
+        return;
+    }
+    if ((live->running ? 1 : 0) + zlistx_size (live->queue)
+        >= (size_t) self->config->max_queued) {
+        bus_worker_error (worker, req, 429, "rate_limited",
+                          "Too many runs are waiting on this session", NULL);
+        s_live_release (self, live);
+        return;
+    }
+    char *user = given && !text ? s_last_user_text (given, &text_len)
+                                : strndup (text, text_len);
+    store_message_t m = {.role = "user", .content = user ? user : "",
+                         .content_len = user ? text_len : 0, .run_id = run_id,
+                         .created_at = s_now_ms ()};
+    int rc = store_run_begin (self->store, live->id, run_id, live->next_run, &m,
+                              m.created_at);
+    free (user);
+    pending_t *p = rc ? NULL : (pending_t *) calloc (1, sizeof (pending_t));
+    size_t size = zmq_msg_size (&req->raw);
+    if (p)
+        p->body = (uint8_t *) malloc (size);
+    if (!p || !p->body) {
+        if (p)
+            free (p);
+        bus_worker_error (worker, req, 500, "internal_error",
+                          rc ? "Could not record the message"
+                             : "Out of memory",
+                          NULL);
+        s_live_release (self, live);
+        return;
+    }
+    memcpy (p->body, zmq_msg_data (&req->raw), size);
+    p->body_len = size;
+    p->live = live;
+    p->run_seq = live->next_run++;
+    snprintf (p->run_id, sizeof (p->run_id), "%s", run_id);
+    snprintf (p->model, sizeof (p->model), "%s", model[0] ? model : agent->model);
+    memcpy (p->origin.front, req->front, req->front_len);
+    p->origin.front_len = req->front_len;
+    p->origin.env = req->env;
+    int64_t timeout = self->config->request_timeout_ms;
+    mp_get_int (b, "timeoutMs", &timeout);
+    if (timeout <= 0 || timeout > self->config->request_timeout_ms)
+        timeout = self->config->request_timeout_ms;
+    p->deadline = zclock_mono () + timeout;
+    zhashx_insert (self->runs, p->run_id, p);
+    zlistx_add_end (live->queue, p);
+    log_debug ("session", "%s queued on %s at %lld (%zu waiting)", p->run_id,
+               key, (long long) p->run_seq, zlistx_size (live->queue));
+    s_pump (self, live);
+}
+
+//  Asks the run actor to stop p (its RUN_RESULT then ends it).
+static void
+s_abort_running (self_t *self, pending_t *p)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_str (&w, "runId", p->run_id);
+    envelope_t env;
+    envelope_init (&env, "RUN_ABORT");
+    if (bus_front_send (self->front, "run", &env, w.buf.data, w.buf.size))
+        log_warn ("session", "%s: abort not sent: broker not taking it",
+                  p->run_id);
+    mp_writer_fini (&w);
+}
+
+static void
+s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
+{
+    char id[80] = "";
+    mp_copy_str (req->body.root, "runId", id, sizeof (id));
+    pending_t *p = (pending_t *) zhashx_lookup (self->runs, id);
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    mp_kv_str (&w, "runId", id);
+    mp_kv_bool (&w, "aborted", p != NULL);
+    bus_worker_reply (worker, req, "RUN_ABORTED", 200, w.buf.data, w.buf.size);
+    mp_writer_fini (&w);
+    if (!p)
+        return;
+    log_info ("session", "%s aborted", id);
+    if (p->dispatched)
+        s_abort_running (self, p);
+    else {
+        live_t *live = p->live;
+        s_end_local (self, p, "aborted", 0, NULL, NULL);
+        s_pump (self, live);
+    }
+}
+
+static void
+s_pack_session (mp_writer_t *w, const store_session_t *s)
+{
+    msgpack_pack_map (&w->pk, 6);
+    mp_kv_str (w, "sessionKey", s->key);
+    mp_kv_str (w, "agentId", s->agent_id);
+    mp_kv_str (w, "channel", s->channel);
+    s_kv_time (w, "createdAt", s->created_at);
+    s_kv_time (w, "updatedAt", s->updated_at);
+    mp_kv_int (w, "messageCount", s->message_count);
+}
+
+typedef struct {
+    mp_writer_t items;               //  Packed items
+    int n, limit;                    //  Packed so far, page size
+    char next[64];                   //  Cursor after the last packed item
+    bool more;                       //  A row past the page exists
+} page_t;
+
+static int
+s_list_row (void *arg, const store_session_t *s)
+{
+    page_t *pg = (page_t *) arg;
+    if (pg->n == pg->limit) {
+        pg->more = true;
+        return 1;
+    }
+    s_pack_session (&pg->items, s);
+    snprintf (pg->next, sizeof (pg->next), "%lld-%lld",
+              (long long) s->updated_at, (long long) s->id);
+    pg->n++;
+    return 0;
+}
+
+//  Reads limit (1..SESSION_PAGE_MAX, default dflt).  0 or the error sent.
+static int
+s_get_limit (bus_worker_t *worker, bus_request_t *req, int dflt, int *limit)
+{
+    int64_t v = dflt;
+    const msgpack_object *o = mp_get (req->body.root, "limit");
+    if (o && !mp_get_int (req->body.root, "limit", &v))
+        v = -1;
+    if (v < 1 || v > SESSION_PAGE_MAX) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "limit must be an integer from 1 to 1000", "limit");
+        return 400;
+    }
+    *limit = (int) v;
+    return 0;
+}
+
+static void
+s_finish_page (mp_writer_t *w, page_t *pg)
+{
+    msgpack_sbuffer_write (&w->buf, pg->items.buf.data, pg->items.buf.size);
+    mp_key (w, "nextCursor");
+    if (pg->more)
+        mp_put_str (w, pg->next);
+    else
+        msgpack_pack_nil (&w->pk);
+}
+
+static void
+s_handle_list (self_t *self, bus_worker_t *worker, bus_request_t *req)
+{
+    const msgpack_object *b = req->body.root;
+    page_t pg = {0};
+    if (s_get_limit (worker, req, 50, &pg.limit))
+        return;
+    store_query_t q = {.limit = pg.limit + 1};
+    char channel[64], agent[128], cursor[64];
+    if (!mp_copy_str (b, "channel", channel, sizeof (channel)))
+        q.channel = channel;
+    if (!mp_copy_str (b, "agentId", agent, sizeof (agent)))
+        q.agent_id = agent;
+    if (mp_get (b, "cursor")) {
+        long long u, id;
+        char tail;
+        if (mp_copy_str (b, "cursor", cursor, sizeof (cursor))
+            || sscanf (cursor, "%lld-%lld%c", &u, &id, &tail) != 2) {
+            bus_worker_error (worker, req, 400, "invalid_request",
+                              "cursor is not one this gateway gave out",
+                              "cursor");
+            return;
+        }
+        q.after = true;
+        q.after_updated = u;
+        q.after_id = id;
+    }
+    mp_writer_init (&pg.items);
+    int rc = store_session_list (self->store, &q, s_list_row, &pg);
+    if (rc < 0) {
+        mp_writer_fini (&pg.items);
+        bus_worker_error (worker, req, 500, "internal_error",
+                          "The session store failed", NULL);
+        return;
+    }
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    mp_key (&w, "sessions");
+    msgpack_pack_array (&w.pk, (size_t) pg.n);
+    s_finish_page (&w, &pg);
+    bus_worker_reply (worker, req, "SESSION_LIST_OK", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+    mp_writer_fini (&pg.items);
+}
+
+static int
+s_message_row (void *arg, const store_message_t *m)
+{
+    page_t *pg = (page_t *) arg;
+    if (pg->n == pg->limit) {
+        pg->more = true;
+        return 1;
+    }
+    mp_writer_t *w = &pg->items;
+    bool reply = m->finish_reason != NULL;
+    size_t n = 4 + (reply ? 3 : 0) + (m->tool_calls ? 1 : 0)
+               + (m->tool_call_id ? 1 : 0) + (m->error ? 1 : 0);
+    msgpack_pack_map (&w->pk, n);
+    mp_kv_str (w, "role", m->role);
+    mp_key (w, "content");
+    mp_put_strn (w, m->content, m->content_len);
+    s_kv_time (w, "createdAt", m->created_at);
+    if (m->run_id)
+        mp_kv_str (w, "runId", m->run_id);
+    else
+        mp_kv_nil (w, "runId");
+    if (reply) {
+        mp_kv_str (w, "model", m->model ? m->model : "");
+        mp_kv_str (w, "finishReason", m->finish_reason);
+        mp_key (w, "usage");
+        msgpack_pack_map (&w->pk, 3);
+        mp_kv_int (w, "promptTokens", m->prompt_tokens);
+        mp_kv_int (w, "completionTokens", m->completion_tokens);
+        mp_kv_int (w, "totalTokens", m->prompt_tokens + m->completion_tokens);
+    }
+    if (m->tool_calls) {
+        mp_key (w, "toolCalls");
+        s_pack_json_text (w, m->tool_calls);
+    }
+    if (m->tool_call_id)
+        mp_kv_str (w, "toolCallId", m->tool_call_id);
+    if (m->error) {
+        mp_key (w, "error");
+        s_pack_json_text (w, m->error);
+    }
+    snprintf (pg->next, sizeof (pg->next), "%lld", (long long) m->pos);
+    pg->n++;
+    return 0;
+}
+
+static void
+s_handle_get (self_t *self, bus_worker_t *worker, bus_request_t *req)
+{
+    const msgpack_object *b = req->body.root;
+    char key[ENVELOPE_KEY_MAX + 1] = "";
+    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !s_valid_key (key)) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Invalid session key", "sessionKey");
+        return;
+    }
+    page_t pg = {0};
+    if (s_get_limit (worker, req, 100, &pg.limit))
+        return;
+    int64_t after = -1;
+    if (mp_get (b, "cursor")) {
+        char cursor[32];
+        long long pos;
+        char tail;
+        if (mp_copy_str (b, "cursor", cursor, sizeof (cursor))
+            || sscanf (cursor, "%lld%c", &pos, &tail) != 1 || pos < 0) {
+            bus_worker_error (worker, req, 400, "invalid_request",
+                              "cursor is not one this gateway gave out",
+                              "cursor");
+            return;
+        }
+        after = pos;
+    }
+    store_session_t s;
+    int rc = store_session_get (self->store, key, &s);
+    if (rc) {
+        if (rc > 0)
+            bus_worker_error (worker, req, 404, "not_found", "Unknown session",
+                              "sessionKey");
+        else
+            bus_worker_error (worker, req, 500, "internal_error",
+                              "The session store failed", NULL);
+        return;
+    }
+    //  The row is lent until the next store call: pack it first.
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 8);
+    mp_kv_str (&w, "sessionKey", s.key);
+    mp_kv_str (&w, "agentId", s.agent_id);
+    mp_kv_str (&w, "channel", s.channel);
+    s_kv_time (&w, "createdAt", s.created_at);
+    s_kv_time (&w, "updatedAt", s.updated_at);
+    mp_kv_int (&w, "messageCount", s.message_count);
+    int64_t id = s.id;
+    mp_writer_init (&pg.items);
+    rc = store_messages (self->store, id, after, pg.limit + 1, s_message_row,
+                         &pg);
+    if (rc < 0) {
+        mp_writer_fini (&pg.items);
+        mp_writer_fini (&w);
+        bus_worker_error (worker, req, 500, "internal_error",
+                          "The session store failed", NULL);
+        return;
+    }
+    mp_key (&w, "messages");
+    msgpack_pack_array (&w.pk, (size_t) pg.n);
+    s_finish_page (&w, &pg);
+    bus_worker_reply (worker, req, "SESSION_GET_OK", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+    mp_writer_fini (&pg.items);
+}
+
+static void
+s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
+{
+    char key[ENVELOPE_KEY_MAX + 1] = "";
+    if (mp_copy_str (req->body.root, "sessionKey", key, sizeof (key))
+        || !s_valid_key (key)) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Invalid session key", "sessionKey");
+        return;
+    }
+    int rc = store_session_delete (self->store, key);
+    if (rc) {
+        if (rc > 0)
+            bus_worker_error (worker, req, 404, "not_found", "Unknown session",
+                              "sessionKey");
+        else
+            bus_worker_error (worker, req, 500, "internal_error",
+                              "The session store failed", NULL);
+        return;
+    }
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    mp_kv_str (&w, "sessionKey", key);
+    mp_kv_bool (&w, "deleted", true);
+    bus_worker_reply (worker, req, "SESSION_DELETED", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+    log_info ("session", "%s deleted", key);
+    //  Its runs end now: queued ones here, the running one at the run actor
+    //  (whose result then finds no run row to write to).
+    live_t *live = (live_t *) zhashx_lookup (self->lives, key);
+    if (!live)
+        return;
+    zhashx_delete (self->lives, key);
+    live->detached = true;
+    pending_t *p;
+    while ((p = (pending_t *) zlistx_first (live->queue)))
+        s_end_local (self, p, "aborted", 0, NULL, NULL);
+    if (live->running)
+        s_abort_running (self, live->running);
+    s_live_release (self, live);
+}
+
+static void
+s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+{
+    self_t *self = (self_t *) state;
+    const char *type = req->env.type;
+    if (streq (type, "SESSION_RUN"))
+        s_handle_run (self, worker, req);
+    else if (streq (type, "SESSION_ABORT"))
+        s_handle_abort (self, worker, req);
+    else if (streq (type, "SESSION_LIST"))
+        s_handle_list (self, worker, req);
+    else if (streq (type, "SESSION_GET"))
+        s_handle_get (self, worker, req);
+    else if (streq (type, "SESSION_DELETE"))
+        s_handle_delete (self, worker, req);
+    else
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Unknown session request", NULL);
+}
+
+//  ---- Replies from the run actor, deadlines ---------------------------------------------------
+
+static int
+s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    for (int budget = 0; budget < 64; budget++) {
+        bus_msg_t msg;
+        if (bus_front_recv (self->front, 0, &msg))
+            break;
+        char corr[24];
+        snprintf (corr, sizeof (corr), "%llu",
+                  (unsigned long long) msg.env.corr_id);
+        pending_t *p = msg.kind == BUS_MSG_REPLY
+                           ? (pending_t *) zhashx_lookup (self->inflight, corr)
+                           : NULL;
+        if (!p)
+            ;   //  RUN_ABORTED, or the answer to a run we gave up on
+        else if (msg.env.status == 200 && streq (msg.env.type, "RUN_RESULT"))
+            s_on_result (self, p, msg.body.root);
+        else {
+            //  Refused by the run actor (or none alive): the front waits
+            //  for a reply to its SESSION_RUN, so it gets this one.
+            char code[48] = "internal_error", message[512] = "Run refused";
+            mp_copy_str (msg.body.root, "code", code, sizeof (code));
+            mp_copy_str (msg.body.root, "message", message, sizeof (message));
+            int status = msg.env.status >= 400 && msg.env.status <= 599
+                             ? msg.env.status
+                             : 500;
+            bus_worker_reply (self->worker, &p->origin, "ERROR", status,
+                              zmq_msg_data (&msg.raw), zmq_msg_size (&msg.raw));
+            live_t *live = p->live;
+            //  The front has its answer; watchers get chat.error.
+            p->origin.front_len = 0;
+            s_end_local (self, p, NULL, status, code, message);
+            s_pump (self, live);
+        }
+        bus_msg_fini (&msg);
+    }
+    return 0;
+}
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    int64_t now = zclock_mono ();
+    zlistx_t *due = zlistx_new ();
+    for (pending_t *p = (pending_t *) zhashx_first (self->runs); p;
+         p = (pending_t *) zhashx_next (self->runs))
+        if (now >= p->deadline + (p->dispatched ? SESSION_GRACE_MS : 0))
+            zlistx_add_end (due, p);
+    for (pending_t *p = (pending_t *) zlistx_first (due); p;
+         p = (pending_t *) zlistx_next (due)) {
+        live_t *live = p->live;
+        if (p->dispatched) {
+            log_warn ("session", "%s: no result from the run actor %d ms "
+                                 "past the deadline",
+                      p->run_id, SESSION_GRACE_MS);
+            s_end_local (self, p, NULL, 503, "service_unavailable",
+                         "The run actor did not finish the run");
+        }
+        else
+            s_end_local (self, p, "timeout", 0, NULL, NULL);
+        s_pump (self, live);
+    }
+    zlistx_destroy (&due);
+    return 0;
+}
+
+//  ---- Life cycle -------------------------------------------------------------------------------
+
+static void s_destroy (void **state_p);
+
+static void *
+s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+{
+    self_t *self = (self_t *) calloc (1, sizeof (self_t));
+    if (!self)
+        return NULL;
+    const cg_config_t *cfg = args->config;
+    self->config = cfg;
+    self->worker = worker;
+    self->lives = zhashx_new ();
+    self->runs = zhashx_new ();
+    self->inflight = zhashx_new ();
+    char url[4200], err[512];
+    if (cfg->store && *cfg->store)
+        snprintf (url, sizeof (url), "%s", cfg->store);
+    else
+        snprintf (url, sizeof (url), "sqlite:%s/clawgate.db", cfg->state_dir);
+    self->store = store_open (url, err, sizeof (err));
+    if (!self->store) {
+        log_error ("session", "%s", err);
+        s_destroy ((void **) &self);
+        return NULL;
+    }
+    int n = store_recover (self->store, s_now_ms ());
+    if (n > 0)
+        log_warn ("session", "%d run(s) left open by the last stop are now "
+                             "marked interrupted",
+                  n);
+    self->front = bus_front_new (args->broker);
+    if (!self->front) {
+        s_destroy ((void **) &self);
+        return NULL;
+    }
+    zloop_reader (loop, bus_front_sock (self->front), s_on_front, self);
+    zloop_timer (loop, SESSION_TICK_MS, 0, s_on_tick, self);
+    log_info ("session", "store %s, schema version %d", url,
+              store_schema_version (self->store));
+    return self;
+}
+
+static void
+s_destroy (void **state_p)
+{
+    self_t *self = (self_t *) *state_p;
+    if (!self)
+        return;
+    //  Runs still queued or going are recorded as interrupted.
+    zlistx_t *all = zlistx_new ();
+    for (pending_t *p = (pending_t *) zhashx_first (self->runs); p;
+         p = (pending_t *) zhashx_next (self->runs))
+        zlistx_add_end (all, p);
+    for (pending_t *p = (pending_t *) zlistx_first (all); p;
+         p = (pending_t *) zlistx_next (all)) {
+        live_t *live = p->live;
+        s_pending_end (self, p);
+        s_live_release (self, live);
+    }
+    zlistx_destroy (&all);
+    if (self->store) {
+        int n = store_recover (self->store, s_now_ms ());
+        if (n > 0)
+            log_warn ("session", "stopping: %d run(s) marked interrupted", n);
+    }
+    store_close (&self->store);
+    bus_front_destroy (&self->front);
+    zhashx_destroy (&self->lives);
+    zhashx_destroy (&self->runs);
+    zhashx_destroy (&self->inflight);
+    free (self);
+    *state_p = NULL;
+}
+
+static const actor_def_t s_def = {"session", s_create, s_handle, s_destroy};
+
+void
+session_actor (zsock_t *pipe, void *args)
+{
+    actor_run (pipe, (actor_args_t *) args, &s_def);
+}

@@ -1,0 +1,737 @@
+/*  =========================================================================
+    store_sqlite - the embedded store: one SQLite file in WAL mode
+
+    Durability: WAL with synchronous=NORMAL.  A committed transaction is in
+    the WAL file before COMMIT returns, so it survives the process being
+    killed (kill -9, a crash); on power loss the last few commits may be
+    lost, which is SQLite's documented trade for NORMAL.  Set the URL
+    parameter ?sync=full for power-loss durability at the cost of an fsync
+    per commit.
+
+    Schema: versioned in schema_version, upgraded at open by the migrations
+    below, each in its own transaction.  The SQL sticks to what SQLite and
+    PostgreSQL both accept (BIGINT, ON CONFLICT DO NOTHING, CASE instead of
+    MAX(a, b), partial indexes), so the PostgreSQL backend can reuse it with
+    $n placeholders.  Statements are prepared once per connection.
+    =========================================================================
+*/
+#include "store.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+//  Each migration moves the schema from version i to i + 1.
+static const char *const s_migrations[] = {
+    //  1: sessions, runs, messages.
+    "CREATE TABLE sessions ("
+    " id INTEGER PRIMARY KEY,"
+    " session_key TEXT NOT NULL UNIQUE,"
+    " agent_id TEXT NOT NULL,"
+    " channel TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " message_count BIGINT NOT NULL DEFAULT 0,"
+    " last_seq BIGINT NOT NULL DEFAULT 0,"
+    " next_run BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX sessions_by_update ON sessions (updated_at, id);"
+    "CREATE INDEX sessions_by_channel ON sessions (channel, updated_at, id);"
+    "CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at, id);"
+    "CREATE TABLE runs ("
+    " run_id TEXT PRIMARY KEY,"
+    " session_id BIGINT NOT NULL,"
+    " run_seq BIGINT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " ended_at BIGINT);"
+    "CREATE INDEX runs_by_session ON runs (session_id);"
+    "CREATE INDEX runs_open ON runs (status) WHERE status = 'open';"
+    "CREATE TABLE messages ("
+    " id INTEGER PRIMARY KEY,"
+    " session_id BIGINT NOT NULL,"
+    " pos BIGINT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " content TEXT NOT NULL,"
+    " run_id TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " model TEXT,"
+    " finish_reason TEXT,"
+    " prompt_tokens BIGINT,"
+    " completion_tokens BIGINT,"
+    " tool_calls TEXT,"
+    " tool_call_id TEXT,"
+    " error TEXT,"
+    " in_context INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE (session_id, pos));",
+};
+#define S_VERSION ((int) (sizeof (s_migrations) / sizeof (s_migrations[0])))
+
+#define S_SESSION_COLS                                                        \
+    "id, session_key, agent_id, channel, created_at, updated_at, "            \
+    "message_count, last_seq, next_run"
+#define S_MESSAGE_COLS                                                        \
+    "pos, role, content, run_id, created_at, model, finish_reason, "          \
+    "prompt_tokens, completion_tokens, tool_calls, tool_call_id, error"
+
+enum {
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
+    Q_SESSION_INSERT, Q_SESSION_GET, Q_SESSION_DELETE, Q_SESSION_RUNS_DELETE,
+    Q_SESSION_MESSAGES_DELETE, Q_SESSION_BUMP, Q_SESSION_END,
+    Q_RUN_INSERT, Q_RUN_CLOSE, Q_RUN_GET, Q_RUNS_OPEN,
+    Q_MESSAGE_INSERT, Q_MESSAGE_CONTEXT, Q_MESSAGES, Q_CONTEXT,
+    Q_COUNT
+};
+
+static const char *const s_sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SESSION_INSERT] =
+        "INSERT INTO sessions (session_key, agent_id, channel, created_at, "
+        "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_key) DO NOTHING",
+    [Q_SESSION_GET] = "SELECT " S_SESSION_COLS " FROM sessions WHERE session_key = ?",
+    [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?",
+    [Q_SESSION_RUNS_DELETE] = "DELETE FROM runs WHERE session_id = ?",
+    [Q_SESSION_MESSAGES_DELETE] = "DELETE FROM messages WHERE session_id = ?",
+    [Q_SESSION_BUMP] =
+        "UPDATE sessions SET next_run = ?, message_count = message_count + 1, "
+        "updated_at = ? WHERE id = ?",
+    [Q_SESSION_END] =
+        "UPDATE sessions SET message_count = message_count + 1, updated_at = ?, "
+        "last_seq = CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE id = ?",
+    [Q_RUN_INSERT] =
+        "INSERT INTO runs (run_id, session_id, run_seq, status, created_at) "
+        "VALUES (?, ?, ?, 'open', ?)",
+    [Q_RUN_CLOSE] =
+        "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'open'",
+    [Q_RUN_GET] = "SELECT session_id, run_seq FROM runs WHERE run_id = ?",
+    [Q_RUNS_OPEN] = "SELECT run_id FROM runs WHERE status = 'open'",
+    [Q_MESSAGE_INSERT] =
+        "INSERT INTO messages (session_id, pos, role, content, run_id, "
+        "created_at, model, finish_reason, prompt_tokens, completion_tokens, "
+        "tool_calls, tool_call_id, error, in_context) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [Q_MESSAGE_CONTEXT] =
+        "UPDATE messages SET in_context = 1 WHERE session_id = ? AND pos = ?",
+    [Q_MESSAGES] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "
+                   "AND pos > ? ORDER BY pos LIMIT ?",
+    [Q_CONTEXT] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "
+                  "AND in_context = 1 ORDER BY pos DESC LIMIT ?",
+};
+
+//  Session lists: one statement per filter combination (channel, agent,
+//  cursor), so each can use its index.
+#define S_LIST_VARIANTS 8
+
+struct store_t {
+    sqlite3 *db;                             //  The connection
+    sqlite3_stmt *q[Q_COUNT];                //  Prepared statements
+    sqlite3_stmt *list[S_LIST_VARIANTS];     //  Made on first use
+    char path[4096];                         //  File, for logs
+};
+
+//  ---- Helpers ---------------------------------------------------------------------
+
+static int
+s_fail (store_t *self, const char *what)
+{
+    log_error ("store", "%s: %s", what, sqlite3_errmsg (self->db));
+    return -1;
+}
+
+//  Resets st for reuse (its bindings are rebound by each caller).
+static sqlite3_stmt *
+s_stmt (store_t *self, int which)
+{
+    sqlite3_stmt *st = self->q[which];
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return st;
+}
+
+static int
+s_exec_one (store_t *self, int which)
+{
+    sqlite3_stmt *st = s_stmt (self, which);
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    return rc == SQLITE_DONE ? 0 : s_fail (self, s_sql[which]);
+}
+
+static int
+s_begin (store_t *self)
+{
+    //  A session row lent by store_session_get ends here (see store.h).
+    sqlite3_reset (self->q[Q_SESSION_GET]);
+    return s_exec_one (self, Q_BEGIN);
+}
+
+static int
+s_commit (store_t *self)
+{
+    return s_exec_one (self, Q_COMMIT);
+}
+
+static int
+s_rollback (store_t *self)
+{
+    return s_exec_one (self, Q_ROLLBACK);
+}
+
+static void
+s_bind_text (sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text (st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null (st, i);
+}
+
+static const char *
+s_col_text (sqlite3_stmt *st, int i)
+{
+    return (const char *) sqlite3_column_text (st, i);
+}
+
+static void
+s_read_session (sqlite3_stmt *st, store_session_t *out)
+{
+    out->id = sqlite3_column_int64 (st, 0);
+    out->key = s_col_text (st, 1);
+    out->agent_id = s_col_text (st, 2);
+    out->channel = s_col_text (st, 3);
+    out->created_at = sqlite3_column_int64 (st, 4);
+    out->updated_at = sqlite3_column_int64 (st, 5);
+    out->message_count = sqlite3_column_int64 (st, 6);
+    out->last_seq = sqlite3_column_int64 (st, 7);
+    out->next_run = sqlite3_column_int64 (st, 8);
+}
+
+static void
+s_read_message (sqlite3_stmt *st, store_message_t *m)
+{
+    memset (m, 0, sizeof (*m));
+    m->pos = sqlite3_column_int64 (st, 0);
+    m->role = s_col_text (st, 1);
+    m->content = s_col_text (st, 2);
+    m->content_len = (size_t) sqlite3_column_bytes (st, 2);
+    if (!m->content)
+        m->content = "";
+    m->run_id = s_col_text (st, 3);
+    m->created_at = sqlite3_column_int64 (st, 4);
+    m->model = s_col_text (st, 5);
+    m->finish_reason = s_col_text (st, 6);
+    m->prompt_tokens = sqlite3_column_int64 (st, 7);
+    m->completion_tokens = sqlite3_column_int64 (st, 8);
+    m->tool_calls = s_col_text (st, 9);
+    m->tool_call_id = s_col_text (st, 10);
+    m->error = s_col_text (st, 11);
+}
+
+//  Inserts m into the session at pos.
+static int
+s_insert_message (store_t *self, int64_t session_id, int64_t pos,
+                  const store_message_t *m, bool in_context)
+{
+    sqlite3_stmt *st = s_stmt (self, Q_MESSAGE_INSERT);
+    sqlite3_bind_int64 (st, 1, session_id);
+    sqlite3_bind_int64 (st, 2, pos);
+    s_bind_text (st, 3, m->role);
+    sqlite3_bind_text (st, 4, m->content ? m->content : "",
+                       m->content ? (int) m->content_len : 0, SQLITE_STATIC);
+    s_bind_text (st, 5, m->run_id);
+    sqlite3_bind_int64 (st, 6, m->created_at);
+    s_bind_text (st, 7, m->model);
+    s_bind_text (st, 8, m->finish_reason);
+    sqlite3_bind_int64 (st, 9, m->prompt_tokens);
+    sqlite3_bind_int64 (st, 10, m->completion_tokens);
+    s_bind_text (st, 11, m->tool_calls);
+    s_bind_text (st, 12, m->tool_call_id);
+    s_bind_text (st, 13, m->error);
+    sqlite3_bind_int (st, 14, in_context);
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    return rc == SQLITE_DONE ? 0 : s_fail (self, "insert message");
+}
+
+//  ---- Open, migrate, close ---------------------------------------------------------------
+
+static int
+s_version (store_t *self)
+{
+    sqlite3_stmt *st = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2 (self->db, "SELECT version FROM schema_version", -1,
+                            &st, NULL)
+        == SQLITE_OK) {
+        version = sqlite3_step (st) == SQLITE_ROW ? sqlite3_column_int (st, 0)
+                                                  : 0;
+        sqlite3_finalize (st);
+    }
+    return version;
+}
+
+static int
+s_migrate (store_t *self, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec (self->db,
+                      "CREATE TABLE IF NOT EXISTS schema_version "
+                      "(version INTEGER NOT NULL)",
+                      NULL, NULL, &msg)
+        != SQLITE_OK)
+        goto fail;
+    int version = s_version (self);
+    if (version > S_VERSION) {
+        snprintf (err, errlen,
+                  "store %s: schema version %d is newer than this clawgate "
+                  "(%d)",
+                  self->path, version, S_VERSION);
+        return -1;
+    }
+    for (int v = version; v < S_VERSION; v++) {
+        char bump[128];
+        snprintf (bump, sizeof (bump),
+                  "DELETE FROM schema_version; "
+                  "INSERT INTO schema_version (version) VALUES (%d);",
+                  v + 1);
+        if (sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, &msg)
+            != SQLITE_OK)
+            goto fail;
+        //  Another process may have migrated while we waited for the lock.
+        if (s_version (self) > v) {
+            sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+            continue;
+        }
+        if (sqlite3_exec (self->db, s_migrations[v], NULL, NULL, &msg) != SQLITE_OK
+            || sqlite3_exec (self->db, bump, NULL, NULL, &msg) != SQLITE_OK
+            || sqlite3_exec (self->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
+            goto fail;
+        }
+        log_info ("store", "%s: migrated to schema version %d", self->path,
+                  v + 1);
+    }
+    return 0;
+fail:
+    snprintf (err, errlen, "store %s: %s", self->path,
+              msg ? msg : sqlite3_errmsg (self->db));
+    sqlite3_free (msg);
+    return -1;
+}
+
+//  Creates the directory holding path (one level, mode 0700) if missing.
+static void
+s_make_parent (const char *path)
+{
+    char dir[4096];
+    snprintf (dir, sizeof (dir), "%s", path);
+    char *slash = strrchr (dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = 0;
+    if (mkdir (dir, 0700) && errno != EEXIST)
+        log_warn ("store", "cannot create %s: %s", dir, strerror (errno));
+}
+
+store_t *
+store_open (const char *url, char *err, size_t errlen)
+{
+    bool full_sync = false;
+    const char *path = url;
+    if (!strncmp (url, "postgres://", 11) || !strncmp (url, "postgresql://", 13)) {
+        snprintf (err, errlen,
+                  "store %s: the PostgreSQL backend is not built yet; use "
+                  "sqlite:PATH",
+                  url);
+        return NULL;
+    }
+    if (!strncmp (url, "sqlite:", 7))
+        path = url + 7;
+    store_t *self = (store_t *) calloc (1, sizeof (store_t));
+    if (!self) {
+        snprintf (err, errlen, "store: out of memory");
+        return NULL;
+    }
+    snprintf (self->path, sizeof (self->path), "%s", path);
+    char *query = strchr (self->path, '?');
+    if (query) {
+        *query++ = 0;
+        full_sync = strstr (query, "sync=full") != NULL;
+    }
+    if (!self->path[0]) {
+        snprintf (err, errlen, "store %s: no file name", url);
+        free (self);
+        return NULL;
+    }
+    s_make_parent (self->path);
+    if (sqlite3_open_v2 (self->path, &self->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                             | SQLITE_OPEN_NOMUTEX,
+                         NULL)
+        != SQLITE_OK) {
+        snprintf (err, errlen, "store %s: %s", self->path,
+                  self->db ? sqlite3_errmsg (self->db) : "cannot open");
+        goto fail;
+    }
+    chmod (self->path, 0600);
+    sqlite3_busy_timeout (self->db, 5000);
+    char *msg = NULL;
+    const char *pragmas = full_sync ? "PRAGMA journal_mode=WAL; "
+                                      "PRAGMA synchronous=FULL; "
+                                      "PRAGMA foreign_keys=OFF;"
+                                    : "PRAGMA journal_mode=WAL; "
+                                      "PRAGMA synchronous=NORMAL; "
+                                      "PRAGMA foreign_keys=OFF;";
+    if (sqlite3_exec (self->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf (err, errlen, "store %s: %s", self->path, msg ? msg : "pragma");
+        sqlite3_free (msg);
+        goto fail;
+    }
+    if (s_migrate (self, err, errlen))
+        goto fail;
+    for (int i = 0; i < Q_COUNT; i++)
+        if (sqlite3_prepare_v3 (self->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                &self->q[i], NULL)
+            != SQLITE_OK) {
+            snprintf (err, errlen, "store %s: %s", self->path,
+                      sqlite3_errmsg (self->db));
+            goto fail;
+        }
+    return self;
+fail:
+    store_close (&self);
+    return NULL;
+}
+
+void
+store_close (store_t **self_p)
+{
+    store_t *self = *self_p;
+    if (!self)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize (self->q[i]);
+    for (int i = 0; i < S_LIST_VARIANTS; i++)
+        sqlite3_finalize (self->list[i]);
+    sqlite3_close (self->db);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+store_schema_version (store_t *self)
+{
+    return s_version (self);
+}
+
+//  ---- Sessions ------------------------------------------------------------------------------
+
+int
+store_session_get (store_t *self, const char *key, store_session_t *out)
+{
+    sqlite3_stmt *st = s_stmt (self, Q_SESSION_GET);
+    s_bind_text (st, 1, key);
+    int rc = sqlite3_step (st);
+    if (rc == SQLITE_ROW) {
+        s_read_session (st, out);   //  Lent until the next reset
+        return 0;
+    }
+    sqlite3_reset (st);
+    return rc == SQLITE_DONE ? 1 : s_fail (self, "get session");
+}
+
+int
+store_session_open (store_t *self, const char *key, const char *agent_id,
+                    const char *channel, int64_t now, store_session_t *out)
+{
+    int rc = store_session_get (self, key, out);
+    if (rc <= 0)
+        return rc;
+    sqlite3_stmt *st = s_stmt (self, Q_SESSION_INSERT);
+    s_bind_text (st, 1, key);
+    s_bind_text (st, 2, agent_id);
+    s_bind_text (st, 3, channel);
+    sqlite3_bind_int64 (st, 4, now);
+    sqlite3_bind_int64 (st, 5, now);
+    rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE)
+        return s_fail (self, "create session");
+    return store_session_get (self, key, out) == 0 ? 0 : -1;
+}
+
+int
+store_session_list (store_t *self, const store_query_t *q, store_session_fn *fn,
+                    void *arg)
+{
+    int variant = (q->channel ? 1 : 0) | (q->agent_id ? 2 : 0) | (q->after ? 4 : 0);
+    sqlite3_stmt *st = self->list[variant];
+    if (!st) {
+        char sql[512];
+        snprintf (sql, sizeof (sql),
+                  "SELECT " S_SESSION_COLS " FROM sessions WHERE 1 = 1%s%s%s "
+                  "ORDER BY updated_at DESC, id DESC LIMIT ?",
+                  q->channel ? " AND channel = ?" : "",
+                  q->agent_id ? " AND agent_id = ?" : "",
+                  q->after ? " AND (updated_at < ? OR (updated_at = ? AND id < ?))"
+                           : "");
+        if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &st, NULL)
+            != SQLITE_OK)
+            return s_fail (self, "prepare session list");
+        self->list[variant] = st;
+    }
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    int i = 1;
+    if (q->channel)
+        s_bind_text (st, i++, q->channel);
+    if (q->agent_id)
+        s_bind_text (st, i++, q->agent_id);
+    if (q->after) {
+        sqlite3_bind_int64 (st, i++, q->after_updated);
+        sqlite3_bind_int64 (st, i++, q->after_updated);
+        sqlite3_bind_int64 (st, i++, q->after_id);
+    }
+    sqlite3_bind_int (st, i, q->limit);
+    int n = 0, rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        store_session_t s;
+        s_read_session (st, &s);
+        n++;
+        if (fn (arg, &s))
+            break;
+    }
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    sqlite3_reset (st);
+    return failed ? s_fail (self, "list sessions") : n;
+}
+
+int
+store_session_delete (store_t *self, const char *key)
+{
+    store_session_t s;
+    if (s_begin (self))
+        return -1;
+    int rc = store_session_get (self, key, &s);
+    if (rc) {
+        s_rollback (self);
+        return rc;
+    }
+    int64_t id = s.id;
+    sqlite3_reset (self->q[Q_SESSION_GET]);
+    static const int order[] = {Q_SESSION_MESSAGES_DELETE, Q_SESSION_RUNS_DELETE,
+                                Q_SESSION_DELETE};
+    for (size_t i = 0; i < sizeof (order) / sizeof (order[0]); i++) {
+        sqlite3_stmt *st = s_stmt (self, order[i]);
+        sqlite3_bind_int64 (st, 1, id);
+        rc = sqlite3_step (st);
+        sqlite3_reset (st);
+        if (rc != SQLITE_DONE) {
+            s_fail (self, "delete session");
+            s_rollback (self);
+            return -1;
+        }
+    }
+    return s_commit (self) ? (s_rollback (self), -1) : 0;
+}
+
+//  ---- Runs ------------------------------------------------------------------------------------
+
+int
+store_run_begin (store_t *self, int64_t session_id, const char *run_id,
+                 int64_t run_seq, const store_message_t *user, int64_t now)
+{
+    if (s_begin (self))
+        return -1;
+    sqlite3_stmt *st = s_stmt (self, Q_RUN_INSERT);
+    s_bind_text (st, 1, run_id);
+    sqlite3_bind_int64 (st, 2, session_id);
+    sqlite3_bind_int64 (st, 3, run_seq);
+    sqlite3_bind_int64 (st, 4, now);
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "insert run");
+        goto fail;
+    }
+    if (s_insert_message (self, session_id, run_seq * STORE_POS_RUN, user, false))
+        goto fail;
+    st = s_stmt (self, Q_SESSION_BUMP);
+    sqlite3_bind_int64 (st, 1, run_seq + 1);
+    sqlite3_bind_int64 (st, 2, now);
+    sqlite3_bind_int64 (st, 3, session_id);
+    rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "bump session");
+        goto fail;
+    }
+    if (s_commit (self))
+        goto fail;
+    return 0;
+fail:
+    s_rollback (self);
+    return -1;
+}
+
+//  Whether an ended run's exchange is sent to the model with later runs:
+//  finished answers are; cut-off answers only if some text came; failed
+//  and interrupted runs are not (they are kept in the transcript).
+static bool
+s_counts_as_context (const store_message_t *reply)
+{
+    const char *f = reply->finish_reason ? reply->finish_reason : "";
+    if (!strcmp (f, "stop") || !strcmp (f, "length") || !strcmp (f, "tool_calls"))
+        return true;
+    if (!strcmp (f, "aborted") || !strcmp (f, "timeout"))
+        return reply->content_len > 0;
+    return false;
+}
+
+int
+store_run_end (store_t *self, const char *run_id, const store_message_t *reply,
+               int64_t last_seq, int64_t now)
+{
+    if (s_begin (self))
+        return -1;
+    sqlite3_stmt *st = s_stmt (self, Q_RUN_CLOSE);
+    s_bind_text (st, 1, reply->finish_reason ? reply->finish_reason : "error");
+    sqlite3_bind_int64 (st, 2, now);
+    s_bind_text (st, 3, run_id);
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "close run");
+        goto fail;
+    }
+    if (sqlite3_changes (self->db) == 0) {
+        //  Session deleted meanwhile, or ended already: nothing to record.
+        s_commit (self);
+        return 0;
+    }
+    st = s_stmt (self, Q_RUN_GET);
+    s_bind_text (st, 1, run_id);
+    if (sqlite3_step (st) != SQLITE_ROW) {
+        sqlite3_reset (st);
+        s_fail (self, "read run");
+        goto fail;
+    }
+    int64_t session_id = sqlite3_column_int64 (st, 0);
+    int64_t run_seq = sqlite3_column_int64 (st, 1);
+    sqlite3_reset (st);
+    bool ctx = s_counts_as_context (reply);
+    if (s_insert_message (self, session_id, run_seq * STORE_POS_RUN + 1, reply,
+                          ctx))
+        goto fail;
+    if (ctx) {
+        st = s_stmt (self, Q_MESSAGE_CONTEXT);
+        sqlite3_bind_int64 (st, 1, session_id);
+        sqlite3_bind_int64 (st, 2, run_seq * STORE_POS_RUN);
+        rc = sqlite3_step (st);
+        sqlite3_reset (st);
+        if (rc != SQLITE_DONE) {
+            s_fail (self, "mark context");
+            goto fail;
+        }
+    }
+    st = s_stmt (self, Q_SESSION_END);
+    sqlite3_bind_int64 (st, 1, now);
+    sqlite3_bind_int64 (st, 2, last_seq);
+    sqlite3_bind_int64 (st, 3, last_seq);
+    sqlite3_bind_int64 (st, 4, session_id);
+    rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    if (rc != SQLITE_DONE) {
+        s_fail (self, "end session run");
+        goto fail;
+    }
+    if (s_commit (self))
+        goto fail;
+    return 0;
+fail:
+    s_rollback (self);
+    return -1;
+}
+
+int
+store_recover (store_t *self, int64_t now)
+{
+    //  Collect first: store_run_end resets the statements we would iterate.
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *st = s_stmt (self, Q_RUNS_OPEN);
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = (char **) realloc (ids, cap * sizeof (char *));
+            if (!grown)
+                break;
+            ids = grown;
+        }
+        ids[n] = strdup (s_col_text (st, 0));
+        if (ids[n])
+            n++;
+    }
+    sqlite3_reset (st);
+    int done = 0;
+    for (size_t i = 0; i < n; i++) {
+        store_message_t reply = {.role = "assistant", .content = "",
+                                 .run_id = ids[i], .created_at = now,
+                                 .finish_reason = "interrupted",
+                                 .error = "{\"code\":\"service_unavailable\","
+                                          "\"message\":\"The gateway stopped "
+                                          "during the run\"}"};
+        if (store_run_end (self, ids[i], &reply, 0, now) == 0)
+            done++;
+        free (ids[i]);
+    }
+    free (ids);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? done : s_fail (self, "recover");
+}
+
+//  ---- Messages ----------------------------------------------------------------------------------
+
+static int
+s_each_message (store_t *self, sqlite3_stmt *st, store_message_fn *fn, void *arg)
+{
+    int n = 0, rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        store_message_t m;
+        s_read_message (st, &m);
+        n++;
+        if (fn (arg, &m))
+            break;
+    }
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    sqlite3_reset (st);
+    return failed ? s_fail (self, "read messages") : n;
+}
+
+int
+store_messages (store_t *self, int64_t session_id, int64_t after, int limit,
+                store_message_fn *fn, void *arg)
+{
+    sqlite3_stmt *st = s_stmt (self, Q_MESSAGES);
+    sqlite3_bind_int64 (st, 1, session_id);
+    sqlite3_bind_int64 (st, 2, after);
+    sqlite3_bind_int (st, 3, limit);
+    return s_each_message (self, st, fn, arg);
+}
+
+int
+store_context (store_t *self, int64_t session_id, int limit,
+               store_message_fn *fn, void *arg)
+{
+    sqlite3_stmt *st = s_stmt (self, Q_CONTEXT);
+    sqlite3_bind_int64 (st, 1, session_id);
+    sqlite3_bind_int (st, 2, limit);
+    return s_each_message (self, st, fn, arg);
+}

@@ -1,0 +1,173 @@
+/*  =========================================================================
+    route_sessions - /v1/sessions and /v1/sessions/{key}
+
+    GET /v1/sessions?limit=&cursor=&channel=&agentId=   -> SESSION_LIST
+    GET /v1/sessions/{key}?limit=&cursor=               -> SESSION_GET
+    DELETE /v1/sessions/{key}                           -> SESSION_DELETE
+
+    The session actor answers; its msgpack replies map one to one onto the
+    JSON bodies (schemas/messages.def).  Control requests: they wait at most
+    controlTimeoutMs and never queue behind runs (the session actor does no
+    provider work).
+    =========================================================================
+*/
+#include "routes.h"
+
+#include "log.h"
+#include "mpjson.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_PREFIX "/v1/sessions/"
+
+//  Reads query parameter name into buf.  Returns its length, or -1 when
+//  absent (or too long, which is then refused by the caller's check).
+static int
+s_query (http_req_t *r, const char *name, char *buf, size_t cap)
+{
+    const char *q = r->ri->query_string;
+    if (!q)
+        return -1;
+    int n = mg_get_var (q, strlen (q), name, buf, cap);
+    return n >= 0 ? n : (n == -2 ? -2 : -1);
+}
+
+//  Packs the optional query parameters listed in names (strings) and limit
+//  (an integer) as one map.  Returns 0, or the status of the 400 it sent.
+static int
+s_pack_query (http_req_t *r, mp_writer_t *w, const char *key,
+              const char *const *names)
+{
+    char values[4][256];
+    const char *present[4];
+    size_t n = 0, np = 0;
+    int64_t limit = 0;
+    bool has_limit = false;
+    char buf[32];
+    int len = s_query (r, "limit", buf, sizeof (buf));
+    if (len != -1) {
+        char *end;
+        errno = 0;
+        long long v = strtoll (buf, &end, 10);
+        if (len <= 0 || *end || errno)
+            return http_send_error (r, 400, "invalid_request",
+                                    "limit must be an integer from 1 to 1000",
+                                    "limit");
+        limit = v;
+        has_limit = true;
+    }
+    for (int i = 0; names[i] && i < 4; i++) {
+        int got = s_query (r, names[i], values[np], sizeof (values[np]));
+        if (got == -2 || got == 0) {
+            char msg[96];
+            snprintf (msg, sizeof (msg), "%s must be a non-empty string of at "
+                      "most 255 bytes", names[i]);
+            return http_send_error (r, 400, "invalid_request", msg, names[i]);
+        }
+        if (got > 0)
+            present[np++] = names[i];
+    }
+    n = np + (has_limit ? 1 : 0) + (key ? 1 : 0);
+    msgpack_pack_map (&w->pk, n);
+    if (key)
+        mp_kv_str (w, "sessionKey", key);
+    if (has_limit)
+        mp_kv_int (w, "limit", limit);
+    for (size_t i = 0; i < np; i++)
+        mp_kv_str (w, present[i], values[i]);
+    return 0;
+}
+
+//  Sends type with body to the session actor and relays its answer.
+static int
+s_call (http_req_t *r, const char *type, const char *key, mp_writer_t *w)
+{
+    envelope_t env;
+    envelope_init (&env, type);
+    if (key)
+        snprintf (env.session_key, sizeof (env.session_key), "%s", key);
+    env.timeout_ms = r->config->control_timeout_ms;
+    bus_msg_t reply;
+    if (bus_front_call (r->bus, "session", &env, w->buf.data, w->buf.size,
+                        r->config->control_timeout_ms, &reply))
+        return http_send_error (r, 503, "service_unavailable",
+                                "The session actor did not answer in time",
+                                NULL);
+    int status;
+    if (reply.env.status != 200)
+        status = http_send_bus_error (r, &reply);
+    else {
+        cJSON *root = mpjson_to_json (reply.body.root);
+        status = cJSON_IsObject (root)
+                     ? http_send_json (r, 200, root)
+                     : http_send_error (r, 500, "internal_error",
+                                        "Malformed reply from the session actor",
+                                        NULL);
+        cJSON_Delete (root);
+    }
+    bus_msg_fini (&reply);
+    return status;
+}
+
+int
+route_sessions_list (http_req_t *r)
+{
+    static const char *const names[] = {"cursor", "channel", "agentId", NULL};
+    mp_writer_t w;
+    mp_writer_init (&w);
+    int status = s_pack_query (r, &w, NULL, names);
+    if (!status)
+        status = s_call (r, "SESSION_LIST", NULL, &w);
+    mp_writer_fini (&w);
+    return status;
+}
+
+//  The {key} of /v1/sessions/{key}, checked (SPEC section 3).  NULL after
+//  sending 400.
+static const char *
+s_key (http_req_t *r)
+{
+    const char *key = r->ri->local_uri + strlen (S_PREFIX);
+    size_t n = strlen (key);
+    bool ok = n >= 1 && n <= 128;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (key[i] >= 'a' && key[i] <= 'z') || (key[i] >= 'A' && key[i] <= 'Z')
+             || (key[i] >= '0' && key[i] <= '9') || strchr ("._:-", key[i]);
+    if (!ok)
+        http_send_error (r, 400, "invalid_request", "Invalid session key",
+                         "sessionKey");
+    return ok ? key : NULL;
+}
+
+int
+route_session_get (http_req_t *r)
+{
+    const char *key = s_key (r);
+    if (!key)
+        return r->status;
+    static const char *const names[] = {"cursor", NULL};
+    mp_writer_t w;
+    mp_writer_init (&w);
+    int status = s_pack_query (r, &w, key, names);
+    if (!status)
+        status = s_call (r, "SESSION_GET", key, &w);
+    mp_writer_fini (&w);
+    return status;
+}
+
+int
+route_session_delete (http_req_t *r)
+{
+    const char *key = s_key (r);
+    if (!key)
+        return r->status;
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_str (&w, "sessionKey", key);
+    int status = s_call (r, "SESSION_DELETE", key, &w);
+    mp_writer_fini (&w);
+    return status;
+}
