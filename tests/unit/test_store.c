@@ -1,0 +1,283 @@
+/*  =========================================================================
+    test_store - the SQLite store behind actors/store.h, on real files
+    =========================================================================
+*/
+#include <criterion/criterion.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "store.h"
+
+static char s_dir[256];
+static char s_url[512];
+static store_t *s_store;
+
+static void
+s_setup (void)
+{
+    harness_tmpdir (s_dir, sizeof (s_dir));
+    snprintf (s_url, sizeof (s_url), "sqlite:%s/sub/clawgate.db", s_dir);
+    char err[512] = "";
+    s_store = store_open (s_url, err, sizeof (err));
+    cr_assert_not_null (s_store, "open: %s", err);
+}
+
+static void
+s_teardown (void)
+{
+    store_close (&s_store);
+    char cmd[600];
+    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", s_dir);
+    cr_assert_eq (system (cmd), 0);
+}
+
+TestSuite (store, .init = s_setup, .fini = s_teardown, .timeout = 30);
+
+//  ---- Helpers ---------------------------------------------------------------------
+
+static int64_t
+s_session (const char *key, const char *agent, const char *channel, int64_t now)
+{
+    store_session_t s;
+    cr_assert_eq (store_session_open (s_store, key, agent, channel, now, &s), 0);
+    cr_assert_str_eq (s.key, key);
+    return s.id;
+}
+
+static void
+s_begin (int64_t sid, const char *run, int64_t seq, const char *text, int64_t now)
+{
+    store_message_t m = {.role = "user", .content = text,
+                         .content_len = strlen (text), .run_id = run,
+                         .created_at = now};
+    cr_assert_eq (store_run_begin (s_store, sid, run, seq, &m, now), 0);
+}
+
+static void
+s_end (const char *run, const char *finish, const char *text, int64_t seq,
+       int64_t now)
+{
+    store_message_t m = {.role = "assistant", .content = text,
+                         .content_len = strlen (text), .run_id = run,
+                         .created_at = now, .model = "local/echo",
+                         .finish_reason = finish, .prompt_tokens = 3,
+                         .completion_tokens = 4};
+    cr_assert_eq (store_run_end (s_store, run, &m, seq, now), 0);
+}
+
+typedef struct {
+    char roles[32][16];
+    char texts[32][64];
+    char finish[32][16];
+    int64_t pos[32];
+    size_t lens[32];
+    int n;
+} collected_t;
+
+static int
+s_collect (void *arg, const store_message_t *m)
+{
+    collected_t *c = (collected_t *) arg;
+    cr_assert (c->n < 32);
+    snprintf (c->roles[c->n], 16, "%s", m->role);
+    snprintf (c->texts[c->n], 64, "%.*s", (int) m->content_len, m->content);
+    snprintf (c->finish[c->n], 16, "%s", m->finish_reason ? m->finish_reason : "");
+    c->pos[c->n] = m->pos;
+    c->lens[c->n] = m->content_len;
+    c->n++;
+    return 0;
+}
+
+typedef struct {
+    char keys[16][32];
+    int64_t updated[16], ids[16];
+    int n;
+} listed_t;
+
+static int
+s_list_row (void *arg, const store_session_t *s)
+{
+    listed_t *l = (listed_t *) arg;
+    cr_assert (l->n < 16);
+    snprintf (l->keys[l->n], 32, "%s", s->key);
+    l->updated[l->n] = s->updated_at;
+    l->ids[l->n] = s->id;
+    l->n++;
+    return 0;
+}
+
+//  ---- Tests -------------------------------------------------------------------------------
+
+Test (store, creates_the_schema_and_keeps_data_across_reopen)
+{
+    cr_assert_eq (store_schema_version (s_store), 1);
+    int64_t sid = s_session ("k1", "default", "api", 1000);
+    s_begin (sid, "r1", 0, "hello", 1000);
+    s_end ("r1", "stop", "hello back", 1, 1001);
+    store_close (&s_store);
+    char err[512];
+    s_store = store_open (s_url, err, sizeof (err));
+    cr_assert_not_null (s_store, "%s", err);
+    store_session_t s;
+    cr_assert_eq (store_session_get (s_store, "k1", &s), 0);
+    cr_assert_eq (s.message_count, 2);
+    cr_assert_eq (s.last_seq, 1);
+    cr_assert_eq (s.next_run, 1);
+    cr_assert_eq (s.updated_at, 1001);
+    cr_assert_eq (store_session_get (s_store, "nobody", &s), 1);
+}
+
+Test (store, refuses_a_newer_schema_and_postgres_urls)
+{
+    store_close (&s_store);
+    char path[512];
+    snprintf (path, sizeof (path), "%s/sub/clawgate.db", s_dir);
+    sqlite3 *db;
+    cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
+    cr_assert_eq (sqlite3_exec (db, "UPDATE schema_version SET version = 99",
+                                NULL, NULL, NULL),
+                  SQLITE_OK);
+    sqlite3_close (db);
+    char err[512] = "";
+    cr_assert_null (store_open (s_url, err, sizeof (err)));
+    cr_assert (strstr (err, "newer"), "%s", err);
+    cr_assert_null (store_open ("postgres://db/clawgate", err, sizeof (err)));
+    cr_assert (strstr (err, "PostgreSQL"), "%s", err);
+    cr_assert_null (store_open ("sqlite:", err, sizeof (err)));
+}
+
+Test (store, session_open_keeps_the_creation_agent_and_channel)
+{
+    int64_t a = s_session ("k", "agent-a", "telegram", 5);
+    store_session_t s;
+    cr_assert_eq (store_session_open (s_store, "k", "agent-b", "api", 9, &s), 0);
+    cr_assert_eq (s.id, a);
+    cr_assert_str_eq (s.agent_id, "agent-a");
+    cr_assert_str_eq (s.channel, "telegram");
+    cr_assert_eq (s.created_at, 5);
+}
+
+Test (store, replies_sort_after_their_own_question_even_when_queued)
+{
+    int64_t sid = s_session ("q", "default", "api", 1);
+    //  Run 0 is going when run 1 arrives: its question is committed first.
+    s_begin (sid, "r0", 0, "question 0", 10);
+    s_begin (sid, "r1", 1, "question 1", 11);
+    s_end ("r0", "stop", "answer 0", 3, 12);
+    s_end ("r1", "stop", "answer 1", 6, 13);
+    collected_t c = {0};
+    cr_assert_eq (store_messages (s_store, sid, -1, 100, s_collect, &c), 4);
+    const char *want[] = {"question 0", "answer 0", "question 1", "answer 1"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_str_eq (c.texts[i], want[i]);
+    cr_assert_str_eq (c.finish[1], "stop");
+    cr_assert_str_eq (c.finish[0], "");
+    //  Paging resumes after a position.
+    collected_t d = {0};
+    cr_assert_eq (store_messages (s_store, sid, c.pos[1], 1, s_collect, &d), 1);
+    cr_assert_str_eq (d.texts[0], "question 1");
+}
+
+Test (store, context_is_the_finished_exchanges_newest_first)
+{
+    int64_t sid = s_session ("c", "default", "api", 1);
+    s_begin (sid, "r0", 0, "q0", 1);
+    s_end ("r0", "stop", "a0", 1, 2);
+    s_begin (sid, "r1", 1, "q1", 3);
+    s_end ("r1", "error", "", 2, 4);           //  Failed: not context
+    s_begin (sid, "r2", 2, "q2", 5);
+    s_end ("r2", "aborted", "partial", 3, 6);  //  Cut off with text: context
+    s_begin (sid, "r3", 3, "q3", 7);
+    s_end ("r3", "aborted", "", 4, 8);         //  Cut off, nothing said: not
+    s_begin (sid, "r4", 4, "q4", 9);           //  Still going: not context
+    collected_t c = {0};
+    cr_assert_eq (store_context (s_store, sid, 100, s_collect, &c), 4);
+    const char *want[] = {"partial", "q2", "a0", "q0"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_str_eq (c.texts[i], want[i], "item %d", i);
+    collected_t d = {0};
+    cr_assert_eq (store_context (s_store, sid, 2, s_collect, &d), 2);
+    cr_assert_str_eq (d.texts[1], "q2");
+}
+
+Test (store, recover_marks_open_runs_interrupted)
+{
+    int64_t sid = s_session ("r", "default", "api", 1);
+    s_begin (sid, "done", 0, "finished", 1);
+    s_end ("done", "stop", "yes", 1, 2);
+    s_begin (sid, "open-1", 1, "cut by a crash", 3);
+    s_begin (sid, "open-2", 2, "queued at the crash", 4);
+    cr_assert_eq (store_recover (s_store, 100), 2);
+    cr_assert_eq (store_recover (s_store, 101), 0);   //  Nothing left open
+    collected_t c = {0};
+    cr_assert_eq (store_messages (s_store, sid, -1, 100, s_collect, &c), 6);
+    cr_assert_str_eq (c.finish[3], "interrupted");
+    cr_assert_str_eq (c.finish[5], "interrupted");
+    cr_assert_str_eq (c.roles[5], "assistant");
+    //  A late end of an interrupted run does not write a second reply.
+    s_end ("open-1", "stop", "too late", 9, 200);
+    collected_t d = {0};
+    cr_assert_eq (store_messages (s_store, sid, -1, 100, s_collect, &d), 6);
+}
+
+Test (store, delete_removes_everything_and_late_ends_are_ignored)
+{
+    int64_t sid = s_session ("d", "default", "api", 1);
+    s_begin (sid, "r0", 0, "q", 1);
+    cr_assert_eq (store_session_delete (s_store, "d"), 0);
+    cr_assert_eq (store_session_delete (s_store, "d"), 1);
+    s_end ("r0", "stop", "after the delete", 1, 2);
+    store_session_t s;
+    cr_assert_eq (store_session_get (s_store, "d", &s), 1);
+    collected_t c = {0};
+    cr_assert_eq (store_messages (s_store, sid, -1, 100, s_collect, &c), 0);
+    //  The key can be used again from scratch.
+    cr_assert_eq (store_session_open (s_store, "d", "default", "api", 3, &s), 0);
+    cr_assert_eq (s.message_count, 0);
+    cr_assert_eq (s.next_run, 0);
+    collected_t d = {0};
+    cr_assert_eq (store_messages (s_store, s.id, -1, 100, s_collect, &d), 0);
+}
+
+Test (store, list_is_newest_first_with_filters_and_a_cursor)
+{
+    s_session ("a", "x", "api", 10);
+    s_session ("b", "y", "api", 30);
+    s_session ("c", "x", "telegram", 20);
+    s_session ("d", "x", "api", 30);   //  Same time as b: the newer id first
+    listed_t l = {0};
+    store_query_t q = {.limit = 10};
+    cr_assert_eq (store_session_list (s_store, &q, s_list_row, &l), 4);
+    const char *want[] = {"d", "b", "c", "a"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_str_eq (l.keys[i], want[i]);
+    listed_t m = {0};
+    store_query_t page = {.limit = 2, .after = true,
+                          .after_updated = l.updated[1], .after_id = l.ids[1]};
+    cr_assert_eq (store_session_list (s_store, &page, s_list_row, &m), 2);
+    cr_assert_str_eq (m.keys[0], "c");
+    cr_assert_str_eq (m.keys[1], "a");
+    listed_t f = {0};
+    store_query_t byagent = {.limit = 10, .agent_id = "x", .channel = "api"};
+    cr_assert_eq (store_session_list (s_store, &byagent, s_list_row, &f), 2);
+    cr_assert_str_eq (f.keys[0], "d");
+    cr_assert_str_eq (f.keys[1], "a");
+}
+
+Test (store, binary_safe_content)
+{
+    int64_t sid = s_session ("bin", "default", "api", 1);
+    static const char text[] = "nul\0inside and \xc3\xa9";
+    store_message_t m = {.role = "user", .content = text,
+                         .content_len = sizeof (text) - 1, .run_id = "r",
+                         .created_at = 1};
+    cr_assert_eq (store_run_begin (s_store, sid, "r", 0, &m, 1), 0);
+    collected_t c = {0};
+    store_messages (s_store, sid, -1, 10, s_collect, &c);
+    cr_assert_eq (c.n, 1);
+    cr_assert_eq (c.lens[0], sizeof (text) - 1);
+    cr_assert_eq (memcmp (c.texts[0], "nul", 4), 0);
+}
