@@ -619,7 +619,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     static const char *const keys[] = {
         "bind", "port", "stateDir", "logLevel", "auth", "gateway", "limits",
         "broker", "providers", "channels", "ready", "agents", "sessions",
-        NULL};
+        "websocket", NULL};
     if (s_known_keys (root, "", keys, err, errlen))
         goto done;
     long long port = self->port;
@@ -701,6 +701,23 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
                            &self->context_chars, err, errlen)
             || s_get_intv (sessions, "maxQueued", "sessions.", 1, 100000,
                            &self->max_queued, err, errlen))
+            goto done;
+    }
+    const cJSON *ws = s_get_obj (root, "websocket", "", err, errlen, &orc);
+    if (orc)
+        goto done;
+    if (ws) {
+        static const char *const wkeys[] = {"maxFrameBytes", "heartbeatMs",
+                                            "queueFrames", "writers", NULL};
+        if (s_known_keys (ws, "websocket.", wkeys, err, errlen)
+            || s_get_int (ws, "maxFrameBytes", "websocket.", 128,
+                          64LL * 1024 * 1024, &self->ws_max_frame, err, errlen)
+            || s_get_intv (ws, "heartbeatMs", "websocket.", 100, 3600000,
+                           &self->ws_heartbeat_ms, err, errlen)
+            || s_get_intv (ws, "queueFrames", "websocket.", 1, 1000000,
+                           &self->ws_queue_frames, err, errlen)
+            || s_get_intv (ws, "writers", "websocket.", 1, 64,
+                           &self->ws_writers, err, errlen))
             goto done;
     }
     const cJSON *providers = s_get_obj (root, "providers", "", err, errlen, &orc);
@@ -804,6 +821,10 @@ s_defaults (cg_config_t *self)
     self->context_messages = 50;
     self->context_chars = 200000;
     self->max_queued = 32;
+    self->ws_max_frame = 1024 * 1024;
+    self->ws_heartbeat_ms = 30000;
+    self->ws_queue_frames = 4096;
+    self->ws_writers = 4;
     self->ready_services = (char **) calloc (4, sizeof (char *));
     if (self->ready_services) {
         self->ready_services[0] = strdup ("system");

@@ -103,6 +103,11 @@ typedef struct {
     int context_messages;        //  Earlier messages sent as context, at most
     int context_chars;           //  ... and at most this many characters
     int max_queued;              //  Runs waiting per session; more -> 429
+    //  WebSocket.
+    long long ws_max_frame;      //  Bytes; larger frames get an error
+    int ws_heartbeat_ms;         //  heartbeat event this often
+    int ws_queue_frames;         //  Frames queued per client before "lagged"
+    int ws_writers;              //  Threads writing to WebSocket clients
     //  What /ready and /v1/models report.
     char **ready_services;       //  NULL-terminated
     cfg_model_t *models;

@@ -6,6 +6,7 @@
 #include "server.h"
 
 #include "log.h"
+#include "ws.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ struct server_t {
     int port;                        //  Bound port
     atomic_int inflight;             //  Requests being handled
     atomic_bool draining;            //  Shutdown begun
+    ws_hub_t *ws;                    //  WebSocket side
 };
 
 static int64_t
@@ -289,6 +291,14 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
     int n = mg_get_server_ports (self->ctx, 4, sp);
     self->port = n > 0 ? sp[0].port : cfg->port;
     mg_set_request_handler (self->ctx, "/", s_dispatch, self);
+    self->ws = ws_hub_new (cfg, self);
+    if (!self->ws) {
+        snprintf (err, errlen, "cannot start the WebSocket hub");
+        mg_stop (self->ctx);
+        free (self);
+        return NULL;
+    }
+    ws_register (self->ws, self->ctx, "/");
     return self;
 }
 
@@ -321,6 +331,8 @@ server_stop (server_t **self_p)
     //  its own deadline) and joins every thread, whose exit_thread closes
     //  that thread's broker socket.
     mg_stop (self->ctx);
+    //  After mg_stop: the close handlers of WebSocket clients use the hub.
+    ws_hub_destroy (&self->ws);
     free (self);
     *self_p = NULL;
 }

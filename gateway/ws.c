@@ -1,0 +1,1333 @@
+/*  =========================================================================
+    ws - WebSocket clients, the hub that speaks to the broker for them, and
+    the writers that send their frames (see ws.h for who owns what)
+    =========================================================================
+*/
+#include "ws.h"
+
+#include "auth.h"
+#include "front.h"
+#include "http.h"
+#include "log.h"
+#include "mpjson.h"
+#include "server.h"
+
+#include <czmq.h>
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define WS_IDEMPOTENCY_MS (5 * 60 * 1000)
+
+//  ---- Frames: reference-counted text shared by every client that gets it --------
+
+typedef struct frame_t frame_t;
+struct frame_t {
+    atomic_int refs;
+    int opcode;                      //  MG_WEBSOCKET_OPCODE_*
+    size_t len;
+    frame_t *next;                   //  In one client's queue (see qitem_t)
+    char data[];
+};
+
+//  Caller owns the return value (one reference).
+static frame_t *
+s_frame_new (int opcode, const char *data, size_t len)
+{
+    frame_t *f = (frame_t *) malloc (sizeof (frame_t) + len + 1);
+    if (!f)
+        return NULL;
+    atomic_init (&f->refs, 1);
+    f->opcode = opcode;
+    f->len = len;
+    f->next = NULL;
+    memcpy (f->data, data, len);
+    f->data[len] = 0;
+    return f;
+}
+
+static void
+s_frame_unref (frame_t *f)
+{
+    if (f && atomic_fetch_sub (&f->refs, 1) == 1)
+        free (f);
+}
+
+//  Serialises json into a text frame.  Caller owns the return value.
+static frame_t *
+s_frame_json (const cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted (json);
+    frame_t *f = text ? s_frame_new (MG_WEBSOCKET_OPCODE_TEXT, text, strlen (text))
+                      : NULL;
+    cJSON_free (text);
+    return f;
+}
+
+//  ---- Clients ------------------------------------------------------------------------------
+
+typedef struct qitem_t qitem_t;
+struct qitem_t {
+    frame_t *frame;                  //  One reference, owned
+    qitem_t *next;
+};
+
+typedef struct {
+    uint64_t id;
+    char client_id[40];              //  uuid sent in `connected`
+    struct mg_connection *conn;      //  civetweb's (valid until close)
+    auth_ctx_t auth;                 //  Who, and which scopes
+    pthread_mutex_t lock;            //  Guards everything below
+    pthread_cond_t idle;             //  users fell to 0
+    qitem_t *head, *tail;            //  Frames to send
+    int queued;
+    int users;                       //  Threads holding a pointer
+    bool scheduled;                  //  On the writers' work list
+    bool dead;                       //  Closed, lagged or failed: no writes
+    bool closing;                    //  Send a close frame after the queue
+} ws_client_t;
+
+struct ws_hub_t {
+    const cg_config_t *config;
+    server_t *server;                //  Lent
+    //  Clients by id (registry_lock).
+    pthread_mutex_t registry_lock;
+    zhashx_t *clients;               //  "id" -> ws_client_t
+    atomic_uint_fast64_t next_id;
+    //  Requests from the connection threads to the hub.
+    pthread_mutex_t inbox_lock;
+    zlistx_t *inbox;                 //  inbox_t *
+    int inbox_fd;                    //  eventfd: the inbox has items
+    //  Work for the writers.
+    pthread_mutex_t work_lock;
+    pthread_cond_t work_cond;
+    zlistx_t *work;                  //  ws_client_t * (each holds a user)
+    bool stopping;
+    pthread_t hub_thread;
+    pthread_t *writers;
+    int n_writers;
+    bool hub_started;
+};
+
+typedef struct {
+    uint64_t client;                 //  Client id
+    cJSON *request;                  //  Parsed request (owned); NULL: closed
+} inbox_t;
+
+//  A pointer to client id with a user counted, or NULL if it is gone.
+static ws_client_t *
+s_client_get (ws_hub_t *hub, uint64_t id)
+{
+    char key[24];
+    snprintf (key, sizeof (key), "%llu", (unsigned long long) id);
+    pthread_mutex_lock (&hub->registry_lock);
+    ws_client_t *c = (ws_client_t *) zhashx_lookup (hub->clients, key);
+    if (c) {
+        pthread_mutex_lock (&c->lock);
+        c->users++;
+        pthread_mutex_unlock (&c->lock);
+    }
+    pthread_mutex_unlock (&hub->registry_lock);
+    return c;
+}
+
+static void
+s_client_put (ws_client_t *c)
+{
+    pthread_mutex_lock (&c->lock);
+    if (--c->users == 0)
+        pthread_cond_broadcast (&c->idle);
+    pthread_mutex_unlock (&c->lock);
+}
+
+//  Drops the queue; lock held.
+static void
+s_client_flush (ws_client_t *c)
+{
+    while (c->head) {
+        qitem_t *q = c->head;
+        c->head = q->next;
+        s_frame_unref (q->frame);
+        free (q);
+    }
+    c->tail = NULL;
+    c->queued = 0;
+}
+
+//  Queues f on c (adds a reference) and wakes a writer.  Past the queue
+//  limit the client is lagged: queue replaced by the notice, then closed.
+static void
+s_send (ws_hub_t *hub, ws_client_t *c, frame_t *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock (&c->lock);
+    if (c->dead || c->closing) {
+        pthread_mutex_unlock (&c->lock);
+        return;
+    }
+    frame_t *add = f;
+    if (c->queued >= hub->config->ws_queue_frames) {
+        log_warn ("ws", "client %llu lagged %d frames behind: dropping it",
+                  (unsigned long long) c->id, c->queued);
+        s_client_flush (c);
+        static const char lagged[] = "{\"type\":\"lagged\"}";
+        add = s_frame_new (MG_WEBSOCKET_OPCODE_TEXT, lagged, sizeof (lagged) - 1);
+        c->closing = true;
+    }
+    else
+        atomic_fetch_add (&add->refs, 1);
+    qitem_t *q = add ? (qitem_t *) calloc (1, sizeof (qitem_t)) : NULL;
+    if (q) {
+        q->frame = add;
+        if (c->tail)
+            c->tail->next = q;
+        else
+            c->head = q;
+        c->tail = q;
+        c->queued++;
+    }
+    else
+        s_frame_unref (add);
+    bool wake = !c->scheduled;
+    if (wake) {
+        c->scheduled = true;
+        c->users++;   //  The work list's
+    }
+    pthread_mutex_unlock (&c->lock);
+    if (wake) {
+        pthread_mutex_lock (&hub->work_lock);
+        zlistx_add_end (hub->work, c);
+        pthread_cond_signal (&hub->work_cond);
+        pthread_mutex_unlock (&hub->work_lock);
+    }
+}
+
+//  Queues f on client id, if it is still there.
+static void
+s_send_to (ws_hub_t *hub, uint64_t id, frame_t *f)
+{
+    ws_client_t *c = s_client_get (hub, id);
+    if (c) {
+        s_send (hub, c, f);
+        s_client_put (c);
+    }
+}
+
+//  ---- Writers ------------------------------------------------------------------------------
+
+static void *
+s_writer (void *arg)
+{
+    ws_hub_t *hub = (ws_hub_t *) arg;
+    while (true) {
+        pthread_mutex_lock (&hub->work_lock);
+        while (!hub->stopping && zlistx_size (hub->work) == 0)
+            pthread_cond_wait (&hub->work_cond, &hub->work_lock);
+        ws_client_t *c = (ws_client_t *) zlistx_first (hub->work);
+        if (c)
+            zlistx_delete (hub->work, zlistx_cursor (hub->work));
+        bool stop = !c && hub->stopping;
+        pthread_mutex_unlock (&hub->work_lock);
+        if (stop)
+            break;
+        if (!c)
+            continue;
+        //  This writer owns c's sending until its queue is empty.
+        while (true) {
+            pthread_mutex_lock (&c->lock);
+            qitem_t *q = c->dead ? NULL : c->head;
+            if (q) {
+                c->head = q->next;
+                if (!c->head)
+                    c->tail = NULL;
+                c->queued--;
+            }
+            bool close_now = !q && c->closing && !c->dead;
+            if (!q)
+                c->scheduled = false;
+            pthread_mutex_unlock (&c->lock);
+            if (close_now) {
+                //  After the lagged notice: a close frame, then silence.
+                mg_websocket_write (c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE,
+                                    "\x03\xe8", 2);
+                pthread_mutex_lock (&c->lock);
+                c->dead = true;
+                s_client_flush (c);
+                pthread_mutex_unlock (&c->lock);
+            }
+            if (!q)
+                break;
+            int rc = mg_websocket_write (c->conn, q->frame->opcode,
+                                         q->frame->data, q->frame->len);
+            s_frame_unref (q->frame);
+            free (q);
+            if (rc <= 0) {
+                pthread_mutex_lock (&c->lock);
+                c->dead = true;
+                s_client_flush (c);
+                c->scheduled = false;
+                pthread_mutex_unlock (&c->lock);
+                break;
+            }
+        }
+        s_client_put (c);
+    }
+    return NULL;
+}
+
+//  ---- Replies --------------------------------------------------------------------------------
+
+//  {"type":"response","id":id,"result":result}; takes result.
+static void
+s_reply (ws_hub_t *hub, uint64_t client, const cJSON *id, cJSON *result)
+{
+    cJSON *j = cJSON_CreateObject ();
+    cJSON_AddStringToObject (j, "type", "response");
+    cJSON_AddItemToObject (j, "id", id ? cJSON_Duplicate (id, 1) : cJSON_CreateNull ());
+    cJSON_AddItemToObject (j, "result", result ? result : cJSON_CreateObject ());
+    frame_t *f = s_frame_json (j);
+    cJSON_Delete (j);
+    s_send_to (hub, client, f);
+    s_frame_unref (f);
+}
+
+static cJSON *
+s_error_json (const cJSON *id, int status, const char *code, const char *message,
+              const char *param)
+{
+    cJSON *j = cJSON_CreateObject ();
+    cJSON_AddStringToObject (j, "type", "error");
+    cJSON_AddItemToObject (j, "id", id ? cJSON_Duplicate (id, 1) : cJSON_CreateNull ());
+    cJSON *e = cJSON_AddObjectToObject (j, "error");
+    cJSON_AddStringToObject (e, "code", code);
+    cJSON_AddStringToObject (e, "message", message);
+    cJSON_AddStringToObject (e, "type", status >= 500 ? "server_error"
+                                                      : "client_error");
+    if (param)
+        cJSON_AddStringToObject (e, "param", param);
+    else
+        cJSON_AddNullToObject (e, "param");
+    return j;
+}
+
+static void
+s_reply_error (ws_hub_t *hub, uint64_t client, const cJSON *id, int status,
+               const char *code, const char *message, const char *param)
+{
+    cJSON *j = s_error_json (id, status, code, message, param);
+    frame_t *f = s_frame_json (j);
+    cJSON_Delete (j);
+    s_send_to (hub, client, f);
+    s_frame_unref (f);
+}
+
+//  ---- The hub ------------------------------------------------------------------------------------
+
+typedef struct {
+    uint64_t client;
+    cJSON *id;                       //  Request id (owned)
+    char method[32];
+    char key[ENVELOPE_KEY_MAX + 1];  //  chat.run: its session
+    char run_id[80];                 //  chat.run / chat.abort: the run
+    char corr[24];                   //  Its key in calls
+} call_t;
+
+typedef struct {
+    uint64_t client;                 //  Who started it
+    char key[ENVELOPE_KEY_MAX + 1];
+    char corr[24];                   //  Its SESSION_RUN's entry in calls
+    int64_t started;                 //  zclock_mono ()
+} run_t;
+
+typedef struct {
+    char run_id[80];
+    char key[ENVELOPE_KEY_MAX + 1];
+    int64_t expires;                 //  zclock_mono ()
+} idem_t;
+
+typedef struct {
+    ws_hub_t *hub;
+    bus_front_t *front;              //  Requests; direct events of our runs
+    zsock_t *sub;                    //  Events of subscribed sessions
+    zhashx_t *calls;                 //  corr id -> call_t (owned)
+    zhashx_t *runs;                  //  runId -> run_t (owned)
+    zhashx_t *subs;                  //  sessionKey -> zlistx of client ids
+    zhashx_t *idem;                  //  principal + key -> idem_t (owned)
+    int64_t next_heartbeat;
+    int64_t next_sweep;
+} hub_t;
+
+static void
+s_call_free (void **item)
+{
+    call_t *c = (call_t *) *item;
+    if (c) {
+        cJSON_Delete (c->id);
+        free (c);
+    }
+    *item = NULL;
+}
+
+static void
+s_list_free (void **item)
+{
+    zlistx_t *l = (zlistx_t *) *item;
+    zlistx_destroy (&l);
+    *item = NULL;
+}
+
+//  Sends a request for client; the reply finds its way back by corr id.
+//  Takes body's bytes (copied).  Returns 0 or replies 503 itself.
+static int
+s_call (hub_t *h, uint64_t client, const cJSON *id, const char *method,
+        const char *service, const char *type, mp_writer_t *body,
+        call_t **call_out)
+{
+    envelope_t env;
+    envelope_init (&env, type);
+    env.timeout_ms = h->hub->config->control_timeout_ms;
+    if (bus_front_send (h->front, service, &env, body->buf.data, body->buf.size)) {
+        s_reply_error (h->hub, client, id, 503, "service_unavailable",
+                       "The broker is not taking requests", NULL);
+        return -1;
+    }
+    call_t *c = (call_t *) calloc (1, sizeof (call_t));
+    if (!c)
+        return -1;
+    c->client = client;
+    c->id = id ? cJSON_Duplicate (id, 1) : NULL;
+    snprintf (c->method, sizeof (c->method), "%s", method);
+    char key[24];
+    snprintf (key, sizeof (key), "%llu", (unsigned long long) env.corr_id);
+    snprintf (c->corr, sizeof (c->corr), "%s", key);
+    zhashx_insert (h->calls, key, c);
+    if (call_out)
+        *call_out = c;
+    return 0;
+}
+
+static bool
+s_valid_key (const char *key)
+{
+    size_t n = strlen (key);
+    if (n < 1 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum ((unsigned char) key[i]) && !strchr ("._:-", key[i]))
+            return false;
+    return true;
+}
+
+static void
+s_random_hex (char *buf, size_t cap, const char *prefix)
+{
+    unsigned char raw[16];
+    if (getrandom (raw, sizeof (raw), 0) != (ssize_t) sizeof (raw))
+        memset (raw, 0, sizeof (raw));
+    size_t used = (size_t) snprintf (buf, cap, "%s", prefix);
+    for (int i = 0; i < 16 && used + 2 < cap; i++, used += 2)
+        snprintf (buf + used, cap - used, "%02x", raw[i]);
+}
+
+static void
+s_uuid (char *buf, size_t cap, const char *prefix)
+{
+    char hex[40];
+    s_random_hex (hex, sizeof (hex), "");
+    hex[12] = '4';
+    hex[16] = "89ab"[(hex[16] - '0') & 3];
+    snprintf (buf, cap, "%s%.8s-%.4s-%.4s-%.4s-%.12s", prefix, hex, hex + 8,
+              hex + 12, hex + 16, hex + 20);
+}
+
+//  ---- Methods ----------------------------------------------------------------
+
+static void
+s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params)
+{
+    ws_hub_t *hub = h->hub;
+    const cJSON *message = cJSON_GetObjectItemCaseSensitive (params, "message");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive (params, "options");
+    const cJSON *idem = cJSON_GetObjectItemCaseSensitive (params, "idempotencyKey");
+    const cJSON *agent = cJSON_GetObjectItemCaseSensitive (opts, "agentId");
+    if (!agent)
+        agent = cJSON_GetObjectItemCaseSensitive (params, "agentId");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive (opts, "model");
+    const cJSON *thinking = cJSON_GetObjectItemCaseSensitive (opts, "thinking");
+    const cJSON *stream = cJSON_GetObjectItemCaseSensitive (opts, "stream");
+    const char *bad = NULL, *param = NULL;
+    int status = 400;
+    if (!cJSON_IsString (message) || !*message->valuestring)
+        bad = "'message' is required and must be a non-empty string",
+        param = "message";
+    else if (key && !cJSON_IsNull (key)
+             && (!cJSON_IsString (key) || !s_valid_key (key->valuestring)))
+        bad = "Invalid session key", param = "sessionKey";
+    else if (opts && !cJSON_IsNull (opts) && !cJSON_IsObject (opts))
+        bad = "'options' must be an object", param = "options";
+    else if (agent && !cJSON_IsNull (agent)
+             && (!cJSON_IsString (agent)
+                 || !config_find_agent (hub->config, agent->valuestring)))
+        bad = "Unknown agent", param = "agentId",
+        status = cJSON_IsString (agent) ? 404 : 400;
+    else if (model && !cJSON_IsNull (model) && !cJSON_IsString (model))
+        bad = "options.model must be a string", param = "options.model";
+    else if (thinking && !cJSON_IsNull (thinking)
+             && (!cJSON_IsString (thinking)
+                 || !strstr (" off minimal low medium high ", thinking->valuestring)
+                 || !*thinking->valuestring || strchr (thinking->valuestring, ' ')))
+        bad = "options.thinking must be off, minimal, low, medium or high",
+        param = "options.thinking";
+    else if (stream && !cJSON_IsNull (stream) && !cJSON_IsBool (stream))
+        bad = "options.stream must be a boolean", param = "options.stream";
+    else if (idem && !cJSON_IsNull (idem)
+             && (!cJSON_IsString (idem) || !*idem->valuestring
+                 || strlen (idem->valuestring) > 256))
+        bad = "idempotencyKey must be a string of 1-256 characters",
+        param = "idempotencyKey";
+    if (bad) {
+        s_reply_error (hub, cl->id, id, status,
+                       status == 404 ? "not_found" : "invalid_request", bad, param);
+        return;
+    }
+    char idem_key[400] = "";
+    if (cJSON_IsString (idem)) {
+        snprintf (idem_key, sizeof (idem_key), "%s\n%s", cl->auth.principal,
+                  idem->valuestring);
+        idem_t *seen = (idem_t *) zhashx_lookup (h->idem, idem_key);
+        if (seen && seen->expires > zclock_mono ()) {
+            cJSON *r = cJSON_CreateObject ();
+            cJSON_AddStringToObject (r, "runId", seen->run_id);
+            cJSON_AddStringToObject (r, "sessionKey", seen->key);
+            cJSON_AddBoolToObject (r, "duplicate", true);
+            s_reply (hub, cl->id, id, r);
+            return;
+        }
+    }
+    run_t *run = (run_t *) calloc (1, sizeof (run_t));
+    if (!run)
+        return;
+    run->client = cl->id;
+    char run_id[80];
+    s_random_hex (run_id, sizeof (run_id), "run-");
+    if (cJSON_IsString (key))
+        snprintf (run->key, sizeof (run->key), "%s", key->valuestring);
+    else
+        s_uuid (run->key, sizeof (run->key), "session-");
+    bool has_model = cJSON_IsString (model), has_thinking = cJSON_IsString (thinking);
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 7 + has_model + has_thinking);
+    mp_kv_str (&w, "runId", run_id);
+    mp_kv_str (&w, "sessionKey", run->key);
+    mp_kv_str (&w, "agentId", cJSON_IsString (agent) ? agent->valuestring
+                                                      : "default");
+    mp_kv_str (&w, "channel", "webchat");
+    mp_kv_str (&w, "message", message->valuestring);
+    //  Deltas are what a WebSocket client is for: stream unless told not to.
+    mp_kv_bool (&w, "stream", !cJSON_IsFalse (stream));
+    mp_kv_int (&w, "timeoutMs", hub->config->request_timeout_ms);
+    if (has_model)
+        mp_kv_str (&w, "model", model->valuestring);
+    if (has_thinking)
+        mp_kv_str (&w, "thinking", thinking->valuestring);
+    call_t *call = NULL;
+    int rc = s_call (h, cl->id, id, "chat.run", "session", "SESSION_RUN", &w, &call);
+    mp_writer_fini (&w);
+    if (rc) {
+        free (run);
+        return;
+    }
+    snprintf (call->run_id, sizeof (call->run_id), "%s", run_id);
+    snprintf (call->key, sizeof (call->key), "%s", run->key);
+    run->started = zclock_mono ();
+    snprintf (run->corr, sizeof (run->corr), "%s", call->corr);
+    zhashx_insert (h->runs, run_id, run);
+    if (idem_key[0]) {
+        idem_t *i = (idem_t *) calloc (1, sizeof (idem_t));
+        if (i) {
+            snprintf (i->run_id, sizeof (i->run_id), "%s", run_id);
+            snprintf (i->key, sizeof (i->key), "%s", run->key);
+            i->expires = zclock_mono () + WS_IDEMPOTENCY_MS;
+            zhashx_update (h->idem, idem_key, i);
+        }
+    }
+    //  The session actor answers only a refusal; the run's id is ours, so
+    //  the client has it now and its events follow.
+    cJSON *r = cJSON_CreateObject ();
+    cJSON_AddStringToObject (r, "runId", run_id);
+    cJSON_AddStringToObject (r, "sessionKey", run->key);
+    s_reply (hub, cl->id, id, r);
+}
+
+static void
+s_chat_abort (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params)
+{
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive (params, "runId");
+    if (!cJSON_IsString (run) || !*run->valuestring
+        || strlen (run->valuestring) >= 80) {
+        s_reply_error (h->hub, cl->id, id, 400, "invalid_request",
+                       "'runId' is required", "runId");
+        return;
+    }
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_str (&w, "runId", run->valuestring);
+    s_call (h, cl->id, id, "chat.abort", "session", "SESSION_ABORT", &w, NULL);
+    mp_writer_fini (&w);
+}
+
+static void
+s_session_call (hub_t *h, ws_client_t *cl, const cJSON *id, const char *method,
+                const cJSON *params)
+{
+    bool get = streq (method, "session.get");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
+    if (get && (!cJSON_IsString (key) || !s_valid_key (key->valuestring))) {
+        s_reply_error (h->hub, cl->id, id, 400, "invalid_request",
+                       "Invalid session key", "sessionKey");
+        return;
+    }
+    //  Optional paging and filters pass through; the actor checks them.
+    static const char *const names[] = {"limit", "cursor", "channel", "agentId",
+                                        NULL};
+    mp_writer_t w;
+    mp_writer_init (&w);
+    size_t n = get ? 1 : 0;
+    for (int i = 0; names[i]; i++)
+        n += cJSON_GetObjectItemCaseSensitive (params, names[i]) != NULL
+             && !cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (params, names[i]));
+    msgpack_pack_map (&w.pk, n);
+    if (get)
+        mp_kv_str (&w, "sessionKey", key->valuestring);
+    for (int i = 0; names[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive (params, names[i]);
+        if (v && !cJSON_IsNull (v)) {
+            mp_key (&w, names[i]);
+            mpjson_pack (&w.pk, v);
+        }
+    }
+    s_call (h, cl->id, id, method, "session", get ? "SESSION_GET" : "SESSION_LIST",
+            &w, NULL);
+    mp_writer_fini (&w);
+}
+
+static void
+s_system_status (hub_t *h, ws_client_t *cl, const cJSON *id)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 0);
+    s_call (h, cl->id, id, "system.status", "system", "SYSTEM_STATUS", &w, NULL);
+    mp_writer_fini (&w);
+}
+
+//  session.subscribe / unsubscribe: the hub's SUB follows the union of its
+//  clients' sessions.
+static void
+s_subscribe (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+             bool on)
+{
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
+    if (!cJSON_IsString (key) || !s_valid_key (key->valuestring)) {
+        s_reply_error (h->hub, cl->id, id, 400, "invalid_request",
+                       "Invalid session key", "sessionKey");
+        return;
+    }
+    const char *k = key->valuestring;
+    zlistx_t *list = (zlistx_t *) zhashx_lookup (h->subs, k);
+    void *who = (void *) (uintptr_t) cl->id;
+    char prefix[ENVELOPE_KEY_MAX + 2];
+    snprintf (prefix, sizeof (prefix), "%s/", k);
+    if (on && !(list && zlistx_find (list, who))) {
+        if (!list) {
+            list = zlistx_new ();
+            zhashx_insert (h->subs, k, list);
+            zsock_set_subscribe (h->sub, prefix);
+        }
+        zlistx_add_end (list, who);
+    }
+    else if (!on && list && zlistx_find (list, who)) {
+        zlistx_delete (list, zlistx_find (list, who));
+        if (zlistx_size (list) == 0) {
+            zsock_set_unsubscribe (h->sub, prefix);
+            zhashx_delete (h->subs, k);
+        }
+    }
+    cJSON *r = cJSON_CreateObject ();
+    cJSON_AddStringToObject (r, "sessionKey", k);
+    cJSON_AddBoolToObject (r, "subscribed", on);
+    s_reply (h->hub, cl->id, id, r);
+}
+
+static bool
+s_subscribed (hub_t *h, uint64_t client, const char *key)
+{
+    zlistx_t *list = (zlistx_t *) zhashx_lookup (h->subs, key);
+    return list && zlistx_find (list, (void *) (uintptr_t) client);
+}
+
+//  Drops everything the hub holds for a client that closed.  Its runs go
+//  on (SPEC: a WebSocket client that disconnects does not kill its run).
+static void
+s_forget_client (hub_t *h, uint64_t client)
+{
+    void *who = (void *) (uintptr_t) client;
+    zlistx_t *empty = zlistx_new ();
+    for (zlistx_t *list = (zlistx_t *) zhashx_first (h->subs); list;
+         list = (zlistx_t *) zhashx_next (h->subs)) {
+        void *handle = zlistx_find (list, who);
+        if (handle)
+            zlistx_delete (list, handle);
+        if (zlistx_size (list) == 0)
+            zlistx_add_end (empty, (void *) zhashx_cursor (h->subs));
+    }
+    for (const char *k = (const char *) zlistx_first (empty); k;
+         k = (const char *) zlistx_next (empty)) {
+        char prefix[ENVELOPE_KEY_MAX + 2];
+        snprintf (prefix, sizeof (prefix), "%s/", k);
+        zsock_set_unsubscribe (h->sub, prefix);
+        zhashx_delete (h->subs, k);
+    }
+    zlistx_destroy (&empty);
+}
+
+//  Scope each method needs (SPEC section 1).
+static unsigned
+s_scope (const char *method)
+{
+    if (!strncmp (method, "chat.", 5))
+        return SCOPE_CHAT;
+    if (!strncmp (method, "session.", 8))
+        return SCOPE_SESSIONS;
+    if (!strncmp (method, "channel.", 8))
+        return SCOPE_CHANNELS;
+    if (!strncmp (method, "browser.", 8))
+        return SCOPE_BROWSER;
+    return 0;
+}
+
+static void
+s_dispatch (hub_t *h, ws_client_t *cl, const cJSON *req)
+{
+    ws_hub_t *hub = h->hub;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive (req, "id");
+    if (id && !cJSON_IsNumber (id) && !cJSON_IsString (id) && !cJSON_IsNull (id))
+        id = NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive (req, "method");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive (req, "params");
+    if (!cJSON_IsString (m)) {
+        s_reply_error (hub, cl->id, id, 400, "invalid_request",
+                       "'method' is required and must be a string", "method");
+        return;
+    }
+    if (params && !cJSON_IsNull (params) && !cJSON_IsObject (params)) {
+        s_reply_error (hub, cl->id, id, 400, "invalid_request",
+                       "'params' must be an object", "params");
+        return;
+    }
+    const char *method = m->valuestring;
+    unsigned scope = s_scope (method);
+    if (scope && !(cl->auth.scopes & scope)) {
+        s_reply_error (hub, cl->id, id, 403, "forbidden",
+                       "This credential lacks the scope this method needs",
+                       NULL);
+        return;
+    }
+    if (streq (method, "chat.run"))
+        s_chat_run (h, cl, id, params);
+    else if (streq (method, "chat.abort"))
+        s_chat_abort (h, cl, id, params);
+    else if (streq (method, "session.list") || streq (method, "session.get"))
+        s_session_call (h, cl, id, method, params);
+    else if (streq (method, "session.subscribe"))
+        s_subscribe (h, cl, id, params, true);
+    else if (streq (method, "session.unsubscribe"))
+        s_subscribe (h, cl, id, params, false);
+    else if (streq (method, "system.status"))
+        s_system_status (h, cl, id);
+    else if (streq (method, "channel.list") || streq (method, "channel.status")
+             || streq (method, "browser.screenshot"))
+        s_reply_error (hub, cl->id, id, 503, "service_unavailable",
+                       "This gateway has no channel or browser actor yet", NULL);
+    else {
+        char msg[96];
+        snprintf (msg, sizeof (msg), "Unknown method '%.40s'", method);
+        s_reply_error (hub, cl->id, id, 400, "invalid_request", msg, "method");
+    }
+}
+
+//  ---- Bus traffic ------------------------------------------------------------------------------
+
+//  {"type":type,"data":body} as a frame.  Caller owns it.
+static frame_t *
+s_event_frame (const char *type, const msgpack_object *body)
+{
+    cJSON *j = cJSON_CreateObject ();
+    cJSON_AddStringToObject (j, "type", type);
+    cJSON *data = body ? mpjson_to_json (body) : NULL;
+    cJSON_AddItemToObject (j, "data", data ? data : cJSON_CreateObject ());
+    frame_t *f = s_frame_json (j);
+    cJSON_Delete (j);
+    return f;
+}
+
+static void
+s_on_reply (hub_t *h, bus_msg_t *msg)
+{
+    ws_hub_t *hub = h->hub;
+    char key[24];
+    snprintf (key, sizeof (key), "%llu", (unsigned long long) msg->env.corr_id);
+    call_t *c = (call_t *) zhashx_lookup (h->calls, key);
+    if (!c)
+        return;
+    const msgpack_object *b = msg->body.root;
+    if (msg->env.status != 200) {
+        char code[48] = "internal_error", message[512] = "Request failed",
+             param[64] = "";
+        mp_copy_str (b, "code", code, sizeof (code));
+        mp_copy_str (b, "message", message, sizeof (message));
+        mp_copy_str (b, "param", param, sizeof (param));
+        if (streq (c->method, "chat.run")) {
+            //  Refused after we answered with its runId: end it as an event.
+            cJSON *ev = cJSON_CreateObject ();
+            cJSON_AddStringToObject (ev, "type", "chat.error");
+            cJSON *d = cJSON_AddObjectToObject (ev, "data");
+            cJSON_AddStringToObject (d, "sessionKey", c->key);
+            cJSON_AddStringToObject (d, "runId", c->run_id);
+            cJSON *e = cJSON_AddObjectToObject (d, "error");
+            cJSON_AddStringToObject (e, "code", code);
+            cJSON_AddStringToObject (e, "message", message);
+            cJSON_AddStringToObject (e, "type", msg->env.status >= 500
+                                                    ? "server_error"
+                                                    : "client_error");
+            frame_t *f = s_frame_json (ev);
+            cJSON_Delete (ev);
+            s_send_to (hub, c->client, f);
+            s_frame_unref (f);
+            zhashx_delete (h->runs, c->run_id);
+        }
+        else
+            s_reply_error (hub, c->client, c->id, msg->env.status, code, message,
+                           param[0] ? param : NULL);
+    }
+    else {
+        cJSON *result = b ? mpjson_to_json (b) : cJSON_CreateObject ();
+        if (streq (c->method, "system.status") && cJSON_IsObject (result)) {
+            cJSON *gw = cJSON_CreateObject ();
+            cJSON_AddNumberToObject (gw, "port", server_port (hub->server));
+            cJSON_AddStringToObject (gw, "bind", hub->config->bind);
+            cJSON_AddStringToObject (gw, "auth",
+                                     config_auth_name (hub->config->auth_mode));
+            cJSON_AddNumberToObject (gw, "inflight", server_inflight (hub->server));
+            cJSON_AddNumberToObject (gw, "websocketClients", ws_clients (hub));
+            cJSON_AddItemToObject (result, "gateway", gw);
+        }
+        s_reply (hub, c->client, c->id, result);
+    }
+    zhashx_delete (h->calls, key);
+}
+
+//  An event of one of our clients' runs, routed to us directly.
+static void
+s_on_direct_event (hub_t *h, bus_msg_t *msg)
+{
+    const char *slash = strrchr (msg->topic, '/');
+    char run_id[80];
+    if (!slash || mp_copy_str (msg->body.root, "runId", run_id, sizeof (run_id)))
+        return;
+    run_t *run = (run_t *) zhashx_lookup (h->runs, run_id);
+    if (!run)
+        return;
+    const char *type = slash + 1;
+    //  A client subscribed to the session gets it from the bus instead.
+    if (!s_subscribed (h, run->client, run->key)) {
+        frame_t *f = s_event_frame (type, msg->body.root);
+        s_send_to (h->hub, run->client, f);
+        s_frame_unref (f);
+    }
+    if (streq (type, "chat.done") || streq (type, "chat.error")) {
+        zhashx_delete (h->calls, run->corr);   //  Its SESSION_RUN is over
+        zhashx_delete (h->runs, run_id);
+    }
+}
+
+static void
+s_on_front (hub_t *h)
+{
+    for (int budget = 0; budget < 256; budget++) {
+        bus_msg_t msg;
+        if (bus_front_recv (h->front, 0, &msg))
+            break;
+        if (msg.kind == BUS_MSG_REPLY)
+            s_on_reply (h, &msg);
+        else
+            s_on_direct_event (h, &msg);
+        bus_msg_fini (&msg);
+    }
+}
+
+//  A session event from the bus: one frame for every subscriber.
+static void
+s_on_sub (hub_t *h)
+{
+    for (int budget = 0; budget < 256; budget++) {
+        zmq_msg_t topic, body;
+        zmq_msg_init (&topic);
+        zmq_msg_init (&body);
+        void *sock = zsock_resolve (h->sub);
+        if (zmq_msg_recv (&topic, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&topic);
+            zmq_msg_close (&body);
+            break;
+        }
+        bool two = zmq_msg_more (&topic) && zmq_msg_recv (&body, sock, 0) >= 0;
+        while (zmq_msg_more (two ? &body : &topic)) {   //  Drain extra parts
+            zmq_msg_t extra;
+            zmq_msg_init (&extra);
+            zmq_msg_recv (&extra, sock, 0);
+            bool more = zmq_msg_more (&extra);
+            zmq_msg_close (&extra);
+            if (!more)
+                break;
+        }
+        char t[BUS_MAX_TOPIC + 1];
+        size_t tl = zmq_msg_size (&topic);
+        const char *slash = NULL;
+        if (two && tl <= BUS_MAX_TOPIC) {
+            memcpy (t, zmq_msg_data (&topic), tl);
+            t[tl] = 0;
+            slash = strrchr (t, '/');
+        }
+        mp_reader_t rd;
+        memset (&rd, 0, sizeof (rd));
+        if (slash && mp_reader_init (&rd, zmq_msg_data (&body), zmq_msg_size (&body)) == 0) {
+            char key[ENVELOPE_KEY_MAX + 1];
+            snprintf (key, sizeof (key), "%.*s", (int) (slash - t), t);
+            zlistx_t *list = (zlistx_t *) zhashx_lookup (h->subs, key);
+            if (list && zlistx_size (list)) {
+                frame_t *f = s_event_frame (slash + 1, rd.root);
+                for (void *who = zlistx_first (list); who; who = zlistx_next (list))
+                    s_send_to (h->hub, (uint64_t) (uintptr_t) who, f);
+                s_frame_unref (f);
+            }
+        }
+        mp_reader_fini (&rd);
+        zmq_msg_close (&topic);
+        zmq_msg_close (&body);
+    }
+}
+
+static void
+s_heartbeat (hub_t *h)
+{
+    ws_hub_t *hub = h->hub;
+    char text[128];
+    snprintf (text, sizeof (text),
+              "{\"type\":\"heartbeat\",\"data\":{\"timestamp\":%lld,"
+              "\"status\":\"ok\"}}",
+              (long long) zclock_time ());
+    frame_t *f = s_frame_new (MG_WEBSOCKET_OPCODE_TEXT, text, strlen (text));
+    pthread_mutex_lock (&hub->registry_lock);
+    zlistx_t *ids = zlistx_new ();
+    for (ws_client_t *c = (ws_client_t *) zhashx_first (hub->clients); c;
+         c = (ws_client_t *) zhashx_next (hub->clients))
+        zlistx_add_end (ids, (void *) (uintptr_t) c->id);
+    pthread_mutex_unlock (&hub->registry_lock);
+    for (void *id = zlistx_first (ids); id; id = zlistx_next (ids))
+        s_send_to (hub, (uint64_t) (uintptr_t) id, f);
+    zlistx_destroy (&ids);
+    s_frame_unref (f);
+}
+
+//  Forgets idempotency keys past their 5 minutes.
+static void
+s_sweep (hub_t *h)
+{
+    int64_t now = zclock_mono ();
+    zlistx_t *old = zlistx_new ();
+    zlistx_set_destructor (old, NULL);
+    for (idem_t *i = (idem_t *) zhashx_first (h->idem); i;
+         i = (idem_t *) zhashx_next (h->idem))
+        if (i->expires <= now)
+            zlistx_add_end (old, strdup ((const char *) zhashx_cursor (h->idem)));
+    for (char *k = (char *) zlistx_first (old); k; k = (char *) zlistx_next (old)) {
+        zhashx_delete (h->idem, k);
+        free (k);
+    }
+    zlistx_destroy (&old);
+    //  Runs whose end never reached us (a lost actor): forget them.
+    int64_t too_old = now - h->hub->config->request_timeout_ms - 60000;
+    zlistx_t *lost = zlistx_new ();
+    for (run_t *r = (run_t *) zhashx_first (h->runs); r;
+         r = (run_t *) zhashx_next (h->runs))
+        if (r->started < too_old)
+            zlistx_add_end (lost, strdup ((const char *) zhashx_cursor (h->runs)));
+    for (char *k = (char *) zlistx_first (lost); k; k = (char *) zlistx_next (lost)) {
+        run_t *r = (run_t *) zhashx_lookup (h->runs, k);
+        if (r)
+            zhashx_delete (h->calls, r->corr);
+        zhashx_delete (h->runs, k);
+        free (k);
+    }
+    zlistx_destroy (&lost);
+}
+
+static void
+s_on_inbox (hub_t *h)
+{
+    ws_hub_t *hub = h->hub;
+    uint64_t n;
+    if (read (hub->inbox_fd, &n, sizeof (n)) < 0)
+        n = 0;
+    while (true) {
+        pthread_mutex_lock (&hub->inbox_lock);
+        inbox_t *item = (inbox_t *) zlistx_first (hub->inbox);
+        if (item)
+            zlistx_delete (hub->inbox, zlistx_cursor (hub->inbox));
+        pthread_mutex_unlock (&hub->inbox_lock);
+        if (!item)
+            break;
+        if (!item->request)
+            s_forget_client (h, item->client);
+        else {
+            ws_client_t *c = s_client_get (hub, item->client);
+            if (c) {
+                s_dispatch (h, c, item->request);
+                s_client_put (c);
+            }
+            cJSON_Delete (item->request);
+        }
+        free (item);
+    }
+}
+
+static void *
+s_hub_thread (void *arg)
+{
+    ws_hub_t *hub = (ws_hub_t *) arg;
+    hub_t h = {0};
+    h.hub = hub;
+    h.front = bus_front_new (hub->config->requests_ep);
+    h.sub = zsock_new (ZMQ_SUB);
+    if (h.sub) {
+        zsock_set_rcvhwm (h.sub, 100000);
+        if (zsock_connect (h.sub, "%s", hub->config->events_ep) < 0)
+            log_error ("ws", "cannot subscribe to %s", hub->config->events_ep);
+    }
+    h.calls = zhashx_new ();
+    zhashx_set_destructor (h.calls, s_call_free);
+    h.runs = zhashx_new ();
+    zhashx_set_destructor (h.runs, (zhashx_destructor_fn *) zstr_free);
+    h.subs = zhashx_new ();
+    zhashx_set_destructor (h.subs, s_list_free);
+    h.idem = zhashx_new ();
+    zhashx_set_destructor (h.idem, (zhashx_destructor_fn *) zstr_free);
+    if (!h.front || !h.sub)
+        log_error ("ws", "the WebSocket hub has no broker connection");
+    h.next_heartbeat = zclock_mono () + hub->config->ws_heartbeat_ms;
+    h.next_sweep = zclock_mono () + 60000;
+    while (true) {
+        pthread_mutex_lock (&hub->work_lock);
+        bool stop = hub->stopping;
+        pthread_mutex_unlock (&hub->work_lock);
+        if (stop)
+            break;
+        zmq_pollitem_t items[3] = {
+            {NULL, hub->inbox_fd, ZMQ_POLLIN, 0},
+            {h.front ? zsock_resolve (bus_front_sock (h.front)) : NULL, 0,
+             ZMQ_POLLIN, 0},
+            {h.sub ? zsock_resolve (h.sub) : NULL, 0, ZMQ_POLLIN, 0},
+        };
+        int n = h.front && h.sub ? 3 : 1;
+        int64_t wait = h.next_heartbeat - zclock_mono ();
+        if (wait > 200)
+            wait = 200;   //  Notice `stopping` soon
+        if (wait < 0)
+            wait = 0;
+        if (zmq_poll (items, n, (long) wait) < 0 && errno != EINTR)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            s_on_inbox (&h);
+        if (n > 1 && (items[1].revents & ZMQ_POLLIN))
+            s_on_front (&h);
+        if (n > 2 && (items[2].revents & ZMQ_POLLIN))
+            s_on_sub (&h);
+        int64_t now = zclock_mono ();
+        if (now >= h.next_heartbeat) {
+            s_heartbeat (&h);
+            h.next_heartbeat = now + hub->config->ws_heartbeat_ms;
+        }
+        if (now >= h.next_sweep) {
+            s_sweep (&h);
+            h.next_sweep = now + 60000;
+        }
+    }
+    zhashx_destroy (&h.calls);
+    zhashx_destroy (&h.runs);
+    zhashx_destroy (&h.subs);
+    zhashx_destroy (&h.idem);
+    zsock_destroy (&h.sub);
+    bus_front_destroy (&h.front);
+    return NULL;
+}
+
+//  ---- civetweb handlers (connection threads) -----------------------------------------------------
+
+static void
+s_inbox_push (ws_hub_t *hub, uint64_t client, cJSON *request)
+{
+    inbox_t *item = (inbox_t *) calloc (1, sizeof (inbox_t));
+    if (!item) {
+        cJSON_Delete (request);
+        return;
+    }
+    item->client = client;
+    item->request = request;
+    pthread_mutex_lock (&hub->inbox_lock);
+    zlistx_add_end (hub->inbox, item);
+    pthread_mutex_unlock (&hub->inbox_lock);
+    uint64_t one = 1;
+    if (write (hub->inbox_fd, &one, sizeof (one)) < 0)
+        log_warn ("ws", "cannot wake the hub");
+}
+
+static int
+s_on_connect (const struct mg_connection *conn, void *cbdata)
+{
+    ws_hub_t *hub = (ws_hub_t *) cbdata;
+    struct mg_connection *c = (struct mg_connection *) conn;
+    const struct mg_request_info *ri = mg_get_request_info (conn);
+    auth_ctx_t auth;
+    auth_input_t in = {mg_get_header (conn, "Authorization"),
+                       mg_get_header (conn, "X-OpenClaw-Password"),
+                       ri->query_string};
+    auth_rc_t rc = auth_check (hub->config, &in, &auth);
+    if (rc != AUTH_OK || server_draining (hub->server)) {
+        //  Refused before the handshake: a plain HTTP error, no event.
+        http_req_t r = {0};
+        r.conn = c;
+        r.ri = ri;
+        r.config = hub->config;
+        r.close = true;
+        if (rc != AUTH_OK)
+            http_send_error_h (&r, 401, "unauthorized",
+                               rc == AUTH_MISSING
+                                   ? "Authentication required: ?token=<token> "
+                                     "or Authorization: Bearer <token>"
+                                   : "Invalid credentials",
+                               NULL, "WWW-Authenticate: Bearer realm=\"clawgate\"\r\n");
+        else
+            http_send_error (&r, 503, "service_unavailable",
+                             "The gateway is shutting down", NULL);
+        log_info ("ws", "upgrade refused: %d", r.status);
+        return 1;
+    }
+    ws_client_t *cl = (ws_client_t *) calloc (1, sizeof (ws_client_t));
+    if (!cl)
+        return 1;
+    cl->id = atomic_fetch_add (&hub->next_id, 1);
+    cl->conn = c;
+    cl->auth = auth;
+    pthread_mutex_init (&cl->lock, NULL);
+    pthread_cond_init (&cl->idle, NULL);
+    s_uuid (cl->client_id, sizeof (cl->client_id), "");
+    mg_set_user_connection_data (c, cl);
+    return 0;
+}
+
+static void
+s_on_ready (struct mg_connection *conn, void *cbdata)
+{
+    ws_hub_t *hub = (ws_hub_t *) cbdata;
+    ws_client_t *cl = (ws_client_t *) mg_get_user_connection_data (conn);
+    if (!cl)
+        return;
+    char key[24];
+    snprintf (key, sizeof (key), "%llu", (unsigned long long) cl->id);
+    pthread_mutex_lock (&hub->registry_lock);
+    zhashx_insert (hub->clients, key, cl);
+    pthread_mutex_unlock (&hub->registry_lock);
+    char text[256];
+    snprintf (text, sizeof (text),
+              "{\"type\":\"connected\",\"data\":{\"clientId\":\"%s\","
+              "\"gatewayVersion\":\"%s\",\"capabilities\":[\"chat\","
+              "\"channels\",\"browser\"]}}",
+              cl->client_id, CLAWGATE_VERSION);
+    //  Queued like every frame, so it is first in line.
+    frame_t *f = s_frame_new (MG_WEBSOCKET_OPCODE_TEXT, text, strlen (text));
+    s_send (hub, cl, f);
+    s_frame_unref (f);
+    log_info ("ws", "client %llu connected (%s) as %s",
+              (unsigned long long) cl->id, cl->client_id, cl->auth.principal);
+}
+
+static int
+s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
+           void *cbdata)
+{
+    ws_hub_t *hub = (ws_hub_t *) cbdata;
+    ws_client_t *cl = (ws_client_t *) mg_get_user_connection_data (conn);
+    int opcode = bits & 0x0f;
+    if (!cl)
+        return 0;
+    if (opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE) {
+        //  RFC 6455 5.5.1: answer with a close frame echoing the status.
+        pthread_mutex_lock (&cl->lock);
+        bool dead = cl->dead;
+        cl->dead = true;
+        s_client_flush (cl);
+        pthread_mutex_unlock (&cl->lock);
+        if (!dead)
+            mg_websocket_write (conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data,
+                                len >= 2 ? 2 : 0);
+        return 0;
+    }
+    if (opcode == MG_WEBSOCKET_OPCODE_PING) {
+        //  RFC 6455 5.5.2: answer with the same payload.
+        mg_websocket_write (conn, MG_WEBSOCKET_OPCODE_PONG, data,
+                            len <= 125 ? len : 125);
+        return 1;
+    }
+    if (opcode == MG_WEBSOCKET_OPCODE_PONG)
+        return 1;
+    const char *problem = NULL;
+    char msg[160];
+    cJSON *req = NULL;
+    if (opcode == MG_WEBSOCKET_OPCODE_BINARY)
+        problem = "Binary frames are not accepted: send JSON text";
+    else if ((long long) len > hub->config->ws_max_frame) {
+        snprintf (msg, sizeof (msg), "Frame is larger than the %lld-byte limit",
+                  hub->config->ws_max_frame);
+        problem = msg;
+    }
+    else if (!(req = http_json_object (data, len, msg, sizeof (msg))))
+        problem = msg;
+    if (problem) {
+        //  id null, and the connection stays open (SPEC section 2).
+        const cJSON *id = NULL;
+        cJSON *j = s_error_json (id, 400, "invalid_request", problem, NULL);
+        frame_t *f = s_frame_json (j);
+        cJSON_Delete (j);
+        s_send (hub, cl, f);
+        s_frame_unref (f);
+        return 1;
+    }
+    s_inbox_push (hub, cl->id, req);
+    return 1;
+}
+
+static void
+s_on_close (const struct mg_connection *conn, void *cbdata)
+{
+    ws_hub_t *hub = (ws_hub_t *) cbdata;
+    ws_client_t *cl = (ws_client_t *) mg_get_user_connection_data (conn);
+    if (!cl)
+        return;
+    char key[24];
+    snprintf (key, sizeof (key), "%llu", (unsigned long long) cl->id);
+    pthread_mutex_lock (&hub->registry_lock);
+    zhashx_delete (hub->clients, key);
+    pthread_mutex_unlock (&hub->registry_lock);
+    //  No new users can find it now; wait for the ones that have it.
+    pthread_mutex_lock (&cl->lock);
+    cl->dead = true;
+    s_client_flush (cl);
+    while (cl->users > 0)
+        pthread_cond_wait (&cl->idle, &cl->lock);
+    pthread_mutex_unlock (&cl->lock);
+    s_inbox_push (hub, cl->id, NULL);
+    log_info ("ws", "client %llu closed", (unsigned long long) cl->id);
+    pthread_cond_destroy (&cl->idle);
+    pthread_mutex_destroy (&cl->lock);
+    mg_set_user_connection_data ((struct mg_connection *) conn, NULL);
+    free (cl);
+}
+
+//  ---- Life cycle ----------------------------------------------------------------------------------
+
+ws_hub_t *
+ws_hub_new (const cg_config_t *cfg, server_t *server)
+{
+    ws_hub_t *hub = (ws_hub_t *) calloc (1, sizeof (ws_hub_t));
+    if (!hub)
+        return NULL;
+    hub->config = cfg;
+    hub->server = server;
+    atomic_init (&hub->next_id, 1);
+    pthread_mutex_init (&hub->registry_lock, NULL);
+    pthread_mutex_init (&hub->inbox_lock, NULL);
+    pthread_mutex_init (&hub->work_lock, NULL);
+    pthread_cond_init (&hub->work_cond, NULL);
+    hub->clients = zhashx_new ();
+    hub->inbox = zlistx_new ();
+    hub->work = zlistx_new ();
+    hub->inbox_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+    hub->writers = (pthread_t *) calloc ((size_t) cfg->ws_writers, sizeof (pthread_t));
+    if (hub->inbox_fd < 0 || !hub->writers
+        || pthread_create (&hub->hub_thread, NULL, s_hub_thread, hub)) {
+        ws_hub_destroy (&hub);
+        return NULL;
+    }
+    hub->hub_started = true;
+    for (int i = 0; i < cfg->ws_writers; i++)
+        if (pthread_create (&hub->writers[i], NULL, s_writer, hub) == 0)
+            hub->n_writers++;
+    return hub;
+}
+
+void
+ws_hub_destroy (ws_hub_t **self_p)
+{
+    ws_hub_t *hub = *self_p;
+    if (!hub)
+        return;
+    pthread_mutex_lock (&hub->work_lock);
+    hub->stopping = true;
+    pthread_cond_broadcast (&hub->work_cond);
+    pthread_mutex_unlock (&hub->work_lock);
+    for (int i = 0; i < hub->n_writers; i++)
+        pthread_join (hub->writers[i], NULL);
+    if (hub->hub_started)
+        pthread_join (hub->hub_thread, NULL);
+    //  mg_stop has closed every client by now; drain what is left.
+    for (inbox_t *i = (inbox_t *) zlistx_first (hub->inbox); i;
+         i = (inbox_t *) zlistx_next (hub->inbox)) {
+        cJSON_Delete (i->request);
+        free (i);
+    }
+    zlistx_destroy (&hub->inbox);
+    zlistx_destroy (&hub->work);
+    zhashx_destroy (&hub->clients);
+    if (hub->inbox_fd >= 0)
+        close (hub->inbox_fd);
+    free (hub->writers);
+    pthread_cond_destroy (&hub->work_cond);
+    pthread_mutex_destroy (&hub->work_lock);
+    pthread_mutex_destroy (&hub->inbox_lock);
+    pthread_mutex_destroy (&hub->registry_lock);
+    free (hub);
+    *self_p = NULL;
+}
+
+void
+ws_register (ws_hub_t *self, struct mg_context *ctx, const char *path)
+{
+    mg_set_websocket_handler (ctx, path, s_on_connect, s_on_ready, s_on_data,
+                              s_on_close, self);
+}
+
+int
+ws_clients (ws_hub_t *self)
+{
+    pthread_mutex_lock (&self->registry_lock);
+    int n = (int) zhashx_size (self->clients);
+    pthread_mutex_unlock (&self->registry_lock);
+    return n;
+}
