@@ -37,6 +37,7 @@ typedef struct {
     int64_t run_seq;                 //  Position in the session
     char corr[24];                   //  Our RUN_START's corr id, once sent
     bool dispatched;                 //  Went to the run actor
+    bool interrupted;                //  Aborted because the gateway stops
 } pending_t;
 
 //  A session with runs queued or going.
@@ -298,6 +299,10 @@ s_on_result (self_t *self, pending_t *p, const msgpack_object *b)
     mp_copy_str (b, "event", event, sizeof (event));
     mp_copy_str (b, "finishReason", finish, sizeof (finish));
     mp_copy_str (b, "model", model, sizeof (model));
+    //  Stopped by a shutdown, not by a user: say so.
+    bool interrupted = p->interrupted && streq (finish, "aborted");
+    if (interrupted)
+        snprintf (finish, sizeof (finish), "interrupted");
     int64_t seq = live->seq + 1;
     mp_get_int (b, "seq", &seq);
     live->seq = seq > live->seq ? seq : live->seq + 1;
@@ -335,10 +340,15 @@ s_on_result (self_t *self, pending_t *p, const msgpack_object *b)
     free (error);
     //  The event is the run actor's body with our seq and without "event".
     static const char *const skip[] = {"event", "seq", NULL};
+    static const char *const skip_finish[] = {"event", "seq", "finishReason",
+                                              NULL};
     mp_writer_t w;
     mp_writer_init (&w);
-    s_pack_map_except (&w, b, skip, 1);
+    s_pack_map_except (&w, b, interrupted ? skip_finish : skip,
+                       interrupted ? 2 : 1);
     mp_kv_int (&w, "seq", live->seq);
+    if (interrupted)
+        mp_kv_str (&w, "finishReason", "interrupted");
     s_emit (self, p, done ? "chat.done" : "chat.error", &w);
     mp_writer_fini (&w);
     s_pending_end (self, p);
@@ -676,12 +686,16 @@ s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
     mp_writer_fini (&w);
     if (!p)
         return;
-    log_info ("session", "%s aborted", id);
+    char reason[16] = "";
+    mp_copy_str (req->body.root, "reason", reason, sizeof (reason));
+    p->interrupted = streq (reason, "shutdown");
+    log_info ("session", "%s %s", id, p->interrupted ? "interrupted" : "aborted");
     if (p->dispatched)
         s_abort_running (self, p);
     else {
         live_t *live = p->live;
-        s_end_local (self, p, "aborted", 0, NULL, NULL);
+        s_end_local (self, p, p->interrupted ? "interrupted" : "aborted", 0,
+                     NULL, NULL);
         s_pump (self, live);
     }
 }

@@ -317,7 +317,9 @@ s_shutdown (const cg_config_t *cfg, server_t **server, zactor_t **actors,
               *server ? server_inflight (*server) : 0, cfg->drain_timeout_ms);
     watchdog_t w;
     pthread_t thread;
-    s_watchdog_start (&w, &thread, cfg->drain_timeout_ms);
+    //  The front waits up to the drain budget for requests in flight; the
+    //  rest (interrupting what is left, stopping actors) gets 5 s more.
+    s_watchdog_start (&w, &thread, cfg->drain_timeout_ms + 5000);
     server_stop (server);
     log_debug ("main", "front stopped");
     s_actors_stop (actors, n_actors);

@@ -135,14 +135,18 @@ s_start (run_call_t *c, mp_writer_t *body)
     return 0;
 }
 
-//  Asks the run actor to stop our run (client gone, or we gave up).
+//  Asks the run actor to stop our run (client gone, or we gave up).  While
+//  the gateway shuts down, the session records it as interrupted.
 static void
 s_abort (run_call_t *c)
 {
+    bool shutdown = server_draining (c->r->server);
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 1);
+    msgpack_pack_map (&w.pk, shutdown ? 2 : 1);
     mp_kv_str (&w, "runId", c->run_id);
+    if (shutdown)
+        mp_kv_str (&w, "reason", "shutdown");
     bool recorded = c->session[0] != 0;
     envelope_t env;
     envelope_init (&env, recorded ? "SESSION_ABORT" : "RUN_ABORT");
@@ -151,7 +155,20 @@ s_abort (run_call_t *c)
                         c->r->config->control_timeout_ms, &reply) == 0)
         bus_msg_fini (&reply);
     mp_writer_fini (&w);
-    log_info ("http", "%s aborted: the client went away", c->run_id);
+    log_info ("http", "%s aborted: %s", c->run_id,
+              shutdown ? "the gateway is stopping" : "the client went away");
+}
+
+//  The drain budget is spent: interrupt our run and answer 503.
+static ev_kind_t
+s_interrupt (run_call_t *c)
+{
+    s_abort (c);
+    c->err_status = 503;
+    snprintf (c->err_code, sizeof (c->err_code), "service_unavailable");
+    snprintf (c->err_message, sizeof (c->err_message),
+              "The gateway stopped before the run finished");
+    return EV_ERROR;
 }
 
 static void
@@ -271,11 +288,14 @@ s_collect (run_call_t *c)
 {
     while (true) {
         int64_t left = c->deadline - zclock_mono ();
-        ev_kind_t ev = left > 0 ? s_next (c, (int) left) : EV_IDLE;
+        if (left <= 0)
+            return s_give_up (c);
+        //  Wake now and then to notice a gateway that is stopping.
+        ev_kind_t ev = s_next (c, left < 250 ? (int) left : 250);
         if (ev == EV_DONE || ev == EV_ERROR)
             return ev;
-        if (ev == EV_IDLE)
-            return s_give_up (c);
+        if (ev == EV_IDLE && server_stopping (c->r->server))
+            return s_interrupt (c);
     }
 }
 
@@ -293,9 +313,20 @@ s_stream_next (run_call_t *c, bool *begun)
         int64_t left = c->deadline - zclock_mono ();
         if (left <= 0)
             return s_give_up (c);
-        ev_kind_t ev = s_next (c, left < keepalive ? (int) left : keepalive);
+        int slice = keepalive < 250 ? keepalive : 250;
+        int64_t idle_until = zclock_mono () + keepalive;
+        ev_kind_t ev = EV_IDLE;
+        while (ev == EV_IDLE && zclock_mono () < idle_until
+               && zclock_mono () < c->deadline) {
+            if (server_stopping (c->r->server))
+                return s_interrupt (c);
+            int64_t rest = idle_until - zclock_mono ();
+            ev = s_next (c, rest < slice ? (int) (rest > 0 ? rest : 1) : slice);
+        }
         if (ev != EV_IDLE)
             return ev;
+        if (zclock_mono () >= c->deadline)
+            continue;   //  The loop's head gives up
         if (!*begun) {
             http_stream_begin (c->r);
             *begun = true;

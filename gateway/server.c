@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 struct server_t {
     struct mg_context *ctx;          //  civetweb
@@ -21,7 +22,8 @@ struct server_t {
     const route_t *routes;           //  Route table (not owned)
     int port;                        //  Bound port
     atomic_int inflight;             //  Requests being handled
-    atomic_bool draining;            //  Shutdown begun
+    atomic_bool draining;            //  Shutdown begun: no new requests
+    atomic_bool stopping;            //  Drain window over: end what is left
     ws_hub_t *ws;                    //  WebSocket side
 };
 
@@ -320,6 +322,12 @@ server_draining (const server_t *self)
     return atomic_load (&self->draining);
 }
 
+bool
+server_stopping (const server_t *self)
+{
+    return atomic_load (&self->stopping);
+}
+
 void
 server_stop (server_t **self_p)
 {
@@ -327,9 +335,20 @@ server_stop (server_t **self_p)
     if (!self)
         return;
     atomic_store (&self->draining, true);
-    //  mg_stop closes the listener, lets running handlers finish (each has
-    //  its own deadline) and joins every thread, whose exit_thread closes
-    //  that thread's broker socket.
+    //  Drain: new requests get 503 while those in flight run to their end,
+    //  for up to the drain budget.  (mg_stop at once would fail every
+    //  stream's next write, which reads as a client that left.)
+    int64_t until = s_now_us () + (int64_t) self->config->drain_timeout_ms * 1000;
+    while (atomic_load (&self->inflight) > 0 && s_now_us () < until)
+        usleep (20000);
+    if (atomic_load (&self->inflight) > 0)
+        log_warn ("http", "drain budget spent with %d request(s) in flight: "
+                          "interrupting them",
+                  atomic_load (&self->inflight));
+    atomic_store (&self->stopping, true);
+    //  mg_stop closes the listener and joins every thread, whose
+    //  exit_thread closes that thread's broker socket; handlers still
+    //  waiting on runs see `stopping` within a poll slice and return.
     mg_stop (self->ctx);
     //  After mg_stop: the close handlers of WebSocket clients use the hub.
     ws_hub_destroy (&self->ws);

@@ -48,7 +48,13 @@ server_inflight (const server_t *self);
 bool
 server_draining (const server_t *self);
 
-//  Stops accepting and waits for in-flight requests, then frees.
+//  True once the drain budget is spent: handlers still waiting on work
+//  must interrupt it and return.
+bool
+server_stopping (const server_t *self);
+
+//  Refuses new requests (503), waits up to drainTimeoutMs for those in
+//  flight, interrupts the rest, stops civetweb, then frees.
 void
 server_stop (server_t **self_p);
 
