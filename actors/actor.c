@@ -5,6 +5,7 @@
 #include "actor.h"
 
 #include "log.h"
+#include "ratelimit.h"
 #include "run.h"
 #include "system.h"
 
@@ -96,6 +97,7 @@ typedef struct {
 static const actor_entry_t s_registry[] = {
     {"system", system_actor},
     {"run", run_actor},
+    {"ratelimit", ratelimit_actor},
     {NULL, NULL},
 };
 
