@@ -371,35 +371,46 @@ ratelimit_front_acquire (ratelimit_front_t *self, bus_front_t *bus,
         pthread_mutex_unlock (&e->io);
         return 0;
     }
-    rl_call_t c = {0};
-    c.take = e->rate > 0 && e->tokens == 0 ? e->batch : 0;
-    c.slots = e->conc > 0 ? (e->slots > e->in_use ? e->slots : e->in_use + 1)
-                          : 0;
-    pthread_mutex_unlock (&e->lock);
-    int64_t sent = s_now ();
-    int rc = s_call (self, bus, e, &c);
-    pthread_mutex_lock (&e->lock);
-    now = s_now ();
+    //  Other threads keep spending what we hold while we ask (the fast
+    //  path needs no io lock), so a shortfall after the answer may be in
+    //  something we did not ask for: then ask again.  Only the actor's own
+    //  no is a refusal.
     int status = 0;
-    if (rc)
-        s_fail_open (e, t, now);
-    else {
+    for (int attempt = 0; attempt < 4; attempt++) {
+        rl_call_t c = {0};
+        c.take = e->rate > 0 && e->tokens == 0 ? e->batch : 0;
+        c.slots = e->conc > 0 ? (e->slots > e->in_use ? e->slots
+                                                      : e->in_use + 1)
+                              : 0;
+        pthread_mutex_unlock (&e->lock);
+        int64_t sent = s_now ();
+        int rc = s_call (self, bus, e, &c);
+        pthread_mutex_lock (&e->lock);
+        now = s_now ();
+        if (rc) {
+            s_fail_open (e, t, now);
+            break;
+        }
         s_apply (e, &c, sent);
-        if (e->rate > 0 && e->tokens == 0) {
+        if (s_fits (e)) {
+            s_consume (e, t, now);
+            break;
+        }
+        if (e->rate > 0 && e->tokens == 0 && c.take > 0 && c.granted == 0) {
             t->verdict = RL_RATE;
             t->retry_after = (int) ((c.retry_ms + 999) / 1000);
         }
-        else if (e->conc > 0 && e->in_use >= e->slots) {
+        else if (e->conc > 0 && e->in_use >= e->slots && c.held < c.slots)
             t->verdict = RL_CONCURRENCY;
-            t->retry_after = 1;
-        }
+        else if (attempt == 3)
+            t->verdict = e->rate > 0 && e->tokens == 0 ? RL_RATE
+                                                       : RL_CONCURRENCY;
         if (t->verdict != RL_OK) {
             if (t->retry_after < 1)
                 t->retry_after = 1;
             status = 429;
+            break;
         }
-        else
-            s_consume (e, t, now);
     }
     s_headers (e, t, now);
     pthread_mutex_unlock (&e->lock);
