@@ -9,7 +9,7 @@
 #  that wrk is never refused (rateLimit 100,000,000/min, maxConcurrent
 #  1000), so every request takes the limiter's whole path: lease look-up,
 #  a token and a slot, X-RateLimit-* headers, lease calls to the ratelimit
-#  actor in batches of 64 tokens, the keeper thread's renewals.  "off" has
+#  actor in batches of 256 tokens, the keeper thread's renewals.  "off" has
 #  rateLimit 0 and maxConcurrent 0.  Runs wrk against them in turn (off,
 #  on, off, on) on GET /v1/models (answered by the front alone: the
 #  limiter's cost is not hidden in the broker round trip) and GET /status

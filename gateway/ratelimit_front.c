@@ -33,6 +33,7 @@ typedef struct {
     int tokens;                      //  Rate tokens held
     int slots;                       //  Slots leased
     int in_use;                      //  Slots in use by requests
+    int peak;                        //  Most in use since the last keep
     int64_t valid_until;             //  Leased slots are ours until then
     int64_t renew_at;                //  Keeper renews the slots from then
     int remaining;                   //  Bucket tokens at the last reply
@@ -88,8 +89,8 @@ s_entry_init (rl_entry_t *e, const char *principal, int rate, int burst,
     e->batch = rate / 20;
     if (e->batch < 1)
         e->batch = 1;
-    if (e->batch > 64)
-        e->batch = 64;
+    if (e->batch > 256)
+        e->batch = 256;
     e->remaining = burst > 0 ? burst : rate;
     pthread_mutex_init (&e->lock, NULL);
     pthread_mutex_init (&e->io, NULL);
@@ -287,6 +288,8 @@ s_consume (rl_entry_t *e, rl_ticket_t *t, int64_t now)
         e->tokens--;
     if (e->conc > 0) {
         e->in_use++;
+        if (e->in_use > e->peak)
+            e->peak = e->in_use;
         t->slot = e;
     }
     e->last_used = now;
@@ -449,9 +452,15 @@ s_keep (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e, int tick,
     bool idle = final || now - e->last_used >= tick;
     rl_call_t c = {0};
     c.give = idle ? e->tokens : 0;
-    //  Keep one spare slot while busy: the next request then needs no call.
-    int spare = idle || e->slots <= e->in_use ? 0 : 1;
-    c.slots = e->conc > 0 ? e->in_use + spare : 0;
+    //  While busy keep what the last tick needed at most (and no more than
+    //  we hold): the next burst then needs no call.  Idle slots go back.
+    int keep = idle ? e->in_use : e->peak;
+    if (keep < e->in_use)
+        keep = e->in_use;
+    if (keep > e->slots && e->slots >= e->in_use)
+        keep = e->slots;
+    c.slots = e->conc > 0 ? keep : 0;
+    e->peak = e->in_use;
     bool due = (e->slots > 0 || e->in_use > 0) && now >= e->renew_at;
     bool change = c.give > 0 || (e->conc > 0 && c.slots != e->slots);
     if (!due && !change) {
@@ -460,6 +469,10 @@ s_keep (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e, int tick,
         return;
     }
     e->tokens -= c.give;     //  Given back whatever the answer: never twice
+    //  Shrink here, before the call: requests on the fast path (which does
+    //  not wait for io) must not take slots we are giving back.
+    if (e->conc > 0 && c.slots < e->slots)
+        e->slots = c.slots;
     pthread_mutex_unlock (&e->lock);
     int64_t sent = s_now ();
     int rc = s_call (self, bus, e, &c);

@@ -13,13 +13,14 @@
     (taken from the actor's bucket in batches, so the hot path is a mutex
     and two counters) and a number of concurrency slots.  It asks the actor
     only when it runs out of either: rate tokens come in batches of up to
-    max(1, rateLimit/20) (at most 64), never more than half of what the
+    max(1, rateLimit/20) (at most 256), never more than half of what the
     bucket still holds, so fronts sharing one bucket end with little unused
     quota each; slots come one at a time, only when every held slot is in
     use, so the sum of slots held by all fronts never exceeds
     maxConcurrent.  A freed slot stays cached for the next request; the
-    keeper gives idle slots and idle tokens back, and renews held slots,
-    every leaseMs/4.  Slots lapse at the actor leaseMs after the last
+    keeper renews held slots every leaseMs/4 and then keeps at most as many
+    as were in use at once during the last quarter lease, giving the rest
+    (and tokens unused for that long) back.  Slots lapse at the actor leaseMs after the last
     renewal, so a gateway that dies frees them within one lease time.
 
     Actor unreachable: fail open.  A lease call that fails (no live
