@@ -5,6 +5,7 @@
 #include "actor.h"
 
 #include "log.h"
+#include "ratelimit.h"
 #include "run.h"
 #include "session.h"
 #include "system.h"
@@ -98,6 +99,7 @@ static const actor_entry_t s_registry[] = {
     {"system", system_actor},
     {"run", run_actor},
     {"session", session_actor},
+    {"ratelimit", ratelimit_actor},
     {NULL, NULL},
 };
 

@@ -18,7 +18,8 @@
 #  Exits non-zero only when it cannot set up or run (missing binary, a
 #  server that does not start or dies, wrk giving no result); a missed
 #  target is reported, not failed: this is a benchmark, not a test.
-#  Takes about 1.5 minutes.
+#  The gateway runs with its rate and concurrency limits off (the limiter
+#  has its own bench, bench/ratelimit_bench.sh).  Takes about 1.5 minutes.
 #  =========================================================================
 set -euo pipefail
 
@@ -117,6 +118,7 @@ wait_ok () {
 env -u CLAWGATE_CONFIG -u CLAWGATE_PORT -u CLAWGATE_AUTH \
     CLAWGATE_TOKEN="$TOKEN" CLAWGATE_BIND=127.0.0.1 \
     CLAWGATE_LOG_LEVEL=warn CLAWGATE_THREADS=$THREADS \
+    CLAWGATE_RATE_LIMIT=0 CLAWGATE_MAX_CONCURRENT=0 \
     "$CLAWGATE" serve --port 0 --state-dir "$TMP/state" \
     >"$TMP/gateway.log" 2>"$TMP/gateway.log.err" &
 GW_PID=$!

@@ -237,14 +237,24 @@ s_load_auth (cg_config_t *self, const cJSON *auth, char *err, size_t errlen)
         snprintf (where, sizeof (where), "auth.tokens[%zu].", self->n_tokens);
         cfg_token_t *tok = &self->tokens[self->n_tokens++];
         tok->scopes = SCOPE_ALL;
-        static const char *const tkeys[] = {"token", "name", "scopes", NULL};
+        tok->rate_limit = tok->burst = tok->max_concurrent = -1;
+        static const char *const tkeys[] = {"token",     "name",
+                                            "scopes",    "rateLimit",
+                                            "burst",     "maxConcurrent",
+                                            NULL};
         if (!cJSON_IsObject (t)) {
             s_err (err, errlen, "%s must be an object", where);
             return -1;
         }
         if (s_known_keys (t, where, tkeys, err, errlen)
             || s_get_str (t, "token", where, &tok->token, err, errlen)
-            || s_get_str (t, "name", where, &tok->name, err, errlen))
+            || s_get_str (t, "name", where, &tok->name, err, errlen)
+            || s_get_intv (t, "rateLimit", where, 0, 100000000,
+                           &tok->rate_limit, err, errlen)
+            || s_get_intv (t, "burst", where, 0, 100000000, &tok->burst, err,
+                           errlen)
+            || s_get_intv (t, "maxConcurrent", where, 0, 1000000,
+                           &tok->max_concurrent, err, errlen))
             return -1;
         if (!tok->token || strlen (tok->token) < 16) {
             s_err (err, errlen, "%stoken: required, at least 16 characters",
@@ -641,7 +651,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     if (gw) {
         static const char *const gkeys[] = {
             "threads", "maxBodyBytes", "requestTimeoutMs", "controlTimeoutMs",
-            "drainTimeoutMs", "sseKeepaliveMs", NULL};
+            "drainTimeoutMs", "sseKeepaliveMs", "maxFrameBytes", NULL};
         if (s_known_keys (gw, "gateway.", gkeys, err, errlen)
             || s_get_intv (gw, "threads", "gateway.", 1, 4096, &self->threads,
                            err, errlen)
@@ -654,19 +664,32 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
             || s_get_intv (gw, "drainTimeoutMs", "gateway.", 0, 3600000,
                            &self->drain_timeout_ms, err, errlen)
             || s_get_intv (gw, "sseKeepaliveMs", "gateway.", 100, 600000,
-                           &self->sse_keepalive_ms, err, errlen))
+                           &self->sse_keepalive_ms, err, errlen)
+            || s_get_intv (gw, "maxFrameBytes", "gateway.", 1024,
+                           1024 * 1024 * 1024, &self->max_frame_bytes, err,
+                           errlen))
             goto done;
     }
     const cJSON *limits = s_get_obj (root, "limits", "", err, errlen, &orc);
     if (orc)
         goto done;
     if (limits) {
-        static const char *const lkeys[] = {"rateLimit", "maxConcurrent", NULL};
+        static const char *const lkeys[] = {
+            "rateLimit", "burst", "maxConcurrent", "authFailures",
+            "maxConnectionsPerAddress", "leaseMs", NULL};
         if (s_known_keys (limits, "limits.", lkeys, err, errlen)
             || s_get_intv (limits, "rateLimit", "limits.", 0, 100000000,
                            &self->rate_limit, err, errlen)
-            || s_get_intv (limits, "maxConcurrent", "limits.", 1, 1000000,
-                           &self->max_concurrent, err, errlen))
+            || s_get_intv (limits, "burst", "limits.", 0, 100000000,
+                           &self->burst, err, errlen)
+            || s_get_intv (limits, "maxConcurrent", "limits.", 0, 1000000,
+                           &self->max_concurrent, err, errlen)
+            || s_get_intv (limits, "authFailures", "limits.", 0, 1000000,
+                           &self->auth_failures, err, errlen)
+            || s_get_intv (limits, "maxConnectionsPerAddress", "limits.", 0,
+                           1000000, &self->max_conns_per_addr, err, errlen)
+            || s_get_intv (limits, "leaseMs", "limits.", 300, 600000,
+                           &self->lease_ms, err, errlen))
             goto done;
     }
     const cJSON *broker = s_get_obj (root, "broker", "", err, errlen, &orc);
@@ -707,11 +730,9 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     if (orc)
         goto done;
     if (ws) {
-        static const char *const wkeys[] = {"maxFrameBytes", "heartbeatMs",
-                                            "queueFrames", "writers", NULL};
+        static const char *const wkeys[] = {"heartbeatMs", "queueFrames",
+                                            "writers", NULL};
         if (s_known_keys (ws, "websocket.", wkeys, err, errlen)
-            || s_get_int (ws, "maxFrameBytes", "websocket.", 128,
-                          64LL * 1024 * 1024, &self->ws_max_frame, err, errlen)
             || s_get_intv (ws, "heartbeatMs", "websocket.", 100, 3600000,
                            &self->ws_heartbeat_ms, err, errlen)
             || s_get_intv (ws, "queueFrames", "websocket.", 1, 1000000,
@@ -786,7 +807,7 @@ s_load_env (cg_config_t *self, char *err, size_t errlen)
     if (s_env_int ("CLAWGATE_PORT", 0, 65535, &self->port, err, errlen)
         || s_env_int ("CLAWGATE_RATE_LIMIT", 0, 100000000, &self->rate_limit,
                       err, errlen)
-        || s_env_int ("CLAWGATE_MAX_CONCURRENT", 1, 1000000,
+        || s_env_int ("CLAWGATE_MAX_CONCURRENT", 0, 1000000,
                       &self->max_concurrent, err, errlen)
         || s_env_int ("CLAWGATE_THREADS", 1, 4096, &self->threads, err, errlen))
         return -1;
@@ -812,8 +833,13 @@ s_defaults (cg_config_t *self)
     self->control_timeout_ms = 5000;
     self->drain_timeout_ms = 10000;
     self->sse_keepalive_ms = 5000;
+    self->max_frame_bytes = 1024 * 1024;
     self->rate_limit = 100;
+    self->burst = 0;                 //  = rate_limit: a minute's worth
     self->max_concurrent = 10;
+    self->auth_failures = 10;        //  SPEC: on by default
+    self->max_conns_per_addr = 0;    //  Off: proxies put many behind one
+    self->lease_ms = 5000;
     self->requests_ep = strdup (BUS_INPROC_REQUESTS);
     self->events_ep = strdup (BUS_INPROC_EVENTS);
     self->heartbeat_ms = 1000;
@@ -821,15 +847,15 @@ s_defaults (cg_config_t *self)
     self->context_messages = 50;
     self->context_chars = 200000;
     self->max_queued = 32;
-    self->ws_max_frame = 1024 * 1024;
     self->ws_heartbeat_ms = 30000;
     self->ws_queue_frames = 4096;
     self->ws_writers = 4;
-    self->ready_services = (char **) calloc (4, sizeof (char *));
+    self->ready_services = (char **) calloc (5, sizeof (char *));
     if (self->ready_services) {
         self->ready_services[0] = strdup ("system");
         self->ready_services[1] = strdup ("run");
         self->ready_services[2] = strdup ("session");
+        self->ready_services[3] = strdup ("ratelimit");
     }
     self->started_at = (long long) time (NULL);
 }

@@ -32,6 +32,9 @@ typedef struct {
     char *token;                 //  Secret
     char *name;                  //  Shown in logs instead of the secret
     unsigned scopes;             //  SCOPE_* bits
+    int rate_limit;              //  Own requests/minute, -1 = limits.rateLimit
+    int burst;                   //  Own bucket size, -1 = limits.burst
+    int max_concurrent;          //  Own in-flight cap, -1 = limits.maxConcurrent
 } cfg_token_t;
 
 typedef struct {
@@ -90,9 +93,15 @@ typedef struct {
     int drain_timeout_ms;        //  How long SIGTERM waits for in-flight work
     int sse_keepalive_ms;        //  SSE comment this often while idle: it
                                  //  also finds clients that went away
-    //  Limits (enforced by the rate limiter actor, a later issue).
+    int max_frame_bytes;         //  WebSocket frame limit (for the WS front)
+    //  Limits, enforced by the ratelimit actor through leases (see
+    //  gateway/ratelimit_front.h).  Per-token overrides sit in tokens[].
     int rate_limit;              //  Requests per minute per credential, 0 off
-    int max_concurrent;          //  In-flight per credential
+    int burst;                   //  Token bucket size, 0 = rate_limit
+    int max_concurrent;          //  In-flight per credential, 0 off
+    int auth_failures;           //  Failed auths per address per minute, 0 off
+    int max_conns_per_addr;      //  Open connections per address, 0 off
+    int lease_ms;                //  Life of a front's lease on quota
     //  Broker.
     char *requests_ep;           //  Broker ROUTER endpoint
     char *events_ep;             //  Broker XPUB endpoint
@@ -104,7 +113,6 @@ typedef struct {
     int context_chars;           //  ... and at most this many characters
     int max_queued;              //  Runs waiting per session; more -> 429
     //  WebSocket.
-    long long ws_max_frame;      //  Bytes; larger frames get an error
     int ws_heartbeat_ms;         //  heartbeat event this often
     int ws_queue_frames;         //  Frames queued per client before "lagged"
     int ws_writers;              //  Threads writing to WebSocket clients

@@ -59,9 +59,10 @@ s_format_head (http_req_t *r, char *head, size_t cap, int status,
     int n = snprintf (head, cap,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
                       "Access-Control-Allow-Origin: *\r\nDate: %s\r\n"
-                      "Connection: %s\r\n%s\r\n",
+                      "Connection: %s\r\n%s%s\r\n",
                       status, mg_get_response_code_text (r->conn, status), type,
                       framing, s_date (), s_keep_alive (r) ? "keep-alive" : "close",
+                      r->limit_headers ? r->limit_headers : "",
                       extra ? extra : "");
     return n < 0 || (size_t) n >= cap ? -1 : n;
 }

@@ -32,6 +32,9 @@ typedef struct {
     bool close;                          //  Close the connection after this
     char *stream_head;                   //  Stream head not yet sent (owned)
     size_t stream_head_len;
+    const char *limit_headers;           //  Header lines every response of
+                                         //  this request carries (the
+                                         //  X-RateLimit-* set), or NULL; lent
 } http_req_t;
 
 //  Sends body (len bytes) as application/json with status.  extra_headers

@@ -99,6 +99,25 @@ route_status (http_req_t *r)
             cJSON_AddNumberToObject (gw, "inflight",
                                      server_inflight (r->server));
             cJSON_AddItemToObject (root, "gateway", gw);
+            //  The limits this front enforces (0 = off); per-token
+            //  overrides are not listed (they would name the tokens).
+            const cg_config_t *cfg = r->config;
+            cJSON *lim = cJSON_CreateObject ();
+            cJSON_AddNumberToObject (lim, "rateLimit", cfg->rate_limit);
+            cJSON_AddNumberToObject (lim, "burst", cfg->burst > 0
+                                                       ? cfg->burst
+                                                       : cfg->rate_limit);
+            cJSON_AddNumberToObject (lim, "maxConcurrent", cfg->max_concurrent);
+            cJSON_AddNumberToObject (lim, "authFailures", cfg->auth_failures);
+            cJSON_AddNumberToObject (lim, "maxConnectionsPerAddress",
+                                     cfg->max_conns_per_addr);
+            cJSON_AddNumberToObject (lim, "maxBodyBytes",
+                                     (double) cfg->max_body);
+            cJSON_AddNumberToObject (lim, "requestTimeoutMs",
+                                     cfg->request_timeout_ms);
+            cJSON_AddNumberToObject (lim, "maxFrameBytes", cfg->max_frame_bytes);
+            cJSON_AddNumberToObject (lim, "leaseMs", cfg->lease_ms);
+            cJSON_AddItemToObject (root, "limits", lim);
             status = http_send_json (r, 200, root);
             cJSON_Delete (root);
         }

@@ -1,11 +1,12 @@
 /*  =========================================================================
     server - civetweb set-up and the dispatch every request goes through:
-    route -> preflight -> auth -> scope -> handler -> log line
+    route -> preflight -> auth -> limits -> scope -> handler -> log line
     =========================================================================
 */
 #include "server.h"
 
 #include "log.h"
+#include "ratelimit_front.h"
 #include "ws.h"
 
 #include <stdatomic.h>
@@ -25,6 +26,7 @@ struct server_t {
     atomic_bool draining;            //  Shutdown begun: no new requests
     atomic_bool stopping;            //  Drain window over: end what is left
     ws_hub_t *ws;                    //  WebSocket side
+    ratelimit_front_t *limits;       //  Leases, auth blocks, connections
 };
 
 static int64_t
@@ -43,6 +45,8 @@ s_now_us (void)
 typedef struct {
     server_t *server;                //  Not owned
     bus_front_t *bus;                //  This thread's socket, or NULL
+    bool conn_counted;               //  Its connection counts against
+    char conn_addr[48];              //  this address's limit
 } thread_t;
 
 static void *
@@ -63,6 +67,18 @@ s_exit_thread (const struct mg_context *ctx, int thread_type, void *ptr)
     if (t) {
         bus_front_destroy (&t->bus);
         free (t);
+    }
+}
+
+//  civetweb closes a connection, on the thread that served it (a thread
+//  serves one connection at a time, so the count lives with the thread).
+static void
+s_conn_close (const struct mg_connection *conn)
+{
+    thread_t *t = (thread_t *) mg_get_thread_pointer (conn);
+    if (t && t->conn_counted) {
+        ratelimit_front_conn_close (t->server->limits, t->conn_addr);
+        t->conn_counted = false;
     }
 }
 
@@ -113,10 +129,43 @@ s_log_path (char *dest, size_t cap, const char *path)
     dest[i] = 0;
 }
 
+//  429 rate_limited for a refusal by the limits; t's headers (Retry-After
+//  among them) go with it.
 static int
-s_dispatch_inner (server_t *self, http_req_t *r)
+s_send_limited (http_req_t *r, rl_ticket_t *t)
+{
+    r->limit_headers = t->headers;
+    return http_send_error (r, 429, "rate_limited",
+                            ratelimit_front_message (t), NULL);
+}
+
+//  Counts this request's connection against its address, once per
+//  connection.  Returns 0, or the status of the 429 it sent.
+static int
+s_count_connection (server_t *self, http_req_t *r)
+{
+    if (self->config->max_conns_per_addr <= 0)
+        return 0;
+    thread_t *t = (thread_t *) mg_get_thread_pointer (r->conn);
+    if (!t || t->conn_counted)
+        return 0;
+    rl_ticket_t ticket;
+    if (ratelimit_front_conn_open (self->limits, r->ri->remote_addr, &ticket)) {
+        http_close (r);
+        return s_send_limited (r, &ticket);
+    }
+    snprintf (t->conn_addr, sizeof (t->conn_addr), "%s", r->ri->remote_addr);
+    t->conn_counted = true;
+    return 0;
+}
+
+static int
+s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
 {
     const struct mg_request_info *ri = r->ri;
+    int limited = s_count_connection (self, r);
+    if (limited)
+        return limited;
     const char *method = ri->request_method;
     const char *path = ri->local_uri ? ri->local_uri : "/";
     const route_t *rt = s_route_find (self->routes, path);
@@ -163,12 +212,23 @@ s_dispatch_inner (server_t *self, http_req_t *r)
         return http_send_error_h (r, 405, "invalid_request", msg, NULL, allow);
     }
     if (!rt->public_) {
+        //  An address blocked after failed authentications is refused
+        //  before its credential is even looked at.
+        if (ratelimit_front_check_address (self->limits, ri->remote_addr,
+                                           ticket))
+            return s_send_limited (r, ticket);
         auth_input_t in = {mg_get_header (r->conn, "Authorization"),
                            mg_get_header (r->conn, "X-OpenClaw-Password"),
                            ri->query_string};
         auth_rc_t rc = auth_check (self->config, &in, &r->auth);
         if (rc != AUTH_OK)
             snprintf (r->auth.principal, sizeof (r->auth.principal), "-");
+        //  A wrong credential counts against the address (SPEC section 1);
+        //  a missing one is not a guess.
+        if (rc == AUTH_INVALID
+            && ratelimit_front_auth_failed (self->limits, r->bus,
+                                            ri->remote_addr, ticket))
+            return s_send_limited (r, ticket);
         if (rc != AUTH_OK)
             return http_send_error_h (
                 r, 401, "unauthorized",
@@ -177,6 +237,12 @@ s_dispatch_inner (server_t *self, http_req_t *r)
                       "<token>"
                     : "Invalid credentials",
                 NULL, "WWW-Authenticate: Bearer realm=\"clawgate\"\r\n");
+        //  Rate and concurrency per credential.  The slot is held until
+        //  the handler returns, so a streaming run holds it to its end.
+        if (ratelimit_front_acquire (self->limits, r->bus, r->auth.principal,
+                                     ticket))
+            return s_send_limited (r, ticket);
+        r->limit_headers = ticket->headers[0] ? ticket->headers : NULL;
         if (rt->scope && !(r->auth.scopes & rt->scope))
             return http_send_error (r, 403, "forbidden",
                                     "This credential lacks the scope this "
@@ -212,7 +278,10 @@ s_dispatch (struct mg_connection *conn, void *cbdata)
     r.server = self;
     r.bus = s_thread_bus (conn);
     snprintf (r.auth.principal, sizeof (r.auth.principal), "-");
-    int status = s_dispatch_inner (self, &r);
+    rl_ticket_t ticket;
+    memset (&ticket, 0, sizeof (ticket));
+    int status = s_dispatch_inner (self, &r, &ticket);
+    ratelimit_front_release (self->limits, &ticket);
     free (r.body);
     free (r.stream_head);
     atomic_fetch_sub (&self->inflight, 1);
@@ -255,6 +324,12 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
         return NULL;
     self->config = cfg;
     self->routes = routes;
+    self->limits = ratelimit_front_new (cfg);
+    if (!self->limits) {
+        snprintf (err, errlen, "cannot set up the rate limits");
+        free (self);
+        return NULL;
+    }
     char ports[128], threads[16];
     const char *bind = strcmp (cfg->bind, "localhost") == 0 ? "127.0.0.1"
                                                             : cfg->bind;
@@ -278,6 +353,7 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
     callbacks.init_thread = s_init_thread;
     callbacks.exit_thread = s_exit_thread;
     callbacks.http_error = s_http_error;
+    callbacks.connection_close = s_conn_close;
     struct mg_init_data init = {&callbacks, self, options};
     char cw_err[256] = "";
     unsigned code = 0;
@@ -286,6 +362,7 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
     if (!self->ctx) {
         snprintf (err, errlen, "cannot listen on %s: %s", ports,
                   cw_err[0] ? cw_err : "civetweb failed to start");
+        ratelimit_front_destroy (&self->limits);
         free (self);
         return NULL;
     }
@@ -352,6 +429,8 @@ server_stop (server_t **self_p)
     mg_stop (self->ctx);
     //  After mg_stop: the close handlers of WebSocket clients use the hub.
     ws_hub_destroy (&self->ws);
+    //  No request is in flight now: the limits give back what they hold.
+    ratelimit_front_destroy (&self->limits);
     free (self);
     *self_p = NULL;
 }

@@ -1202,9 +1202,9 @@ s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
     cJSON *req = NULL;
     if (opcode == MG_WEBSOCKET_OPCODE_BINARY)
         problem = "Binary frames are not accepted: send JSON text";
-    else if ((long long) len > hub->config->ws_max_frame) {
-        snprintf (msg, sizeof (msg), "Frame is larger than the %lld-byte limit",
-                  hub->config->ws_max_frame);
+    else if ((long long) len > hub->config->max_frame_bytes) {
+        snprintf (msg, sizeof (msg), "Frame is larger than the %d-byte limit",
+                  hub->config->max_frame_bytes);
         problem = msg;
     }
     else if (!(req = http_json_object (data, len, msg, sizeof (msg))))

@@ -50,7 +50,10 @@ s_setup (void)
     //  Fast heartbeats so a hung worker is noticed in well under a second.
     harness_write (s_c.config,
                    "{\"broker\":{\"heartbeatMs\":200,\"liveness\":3},"
-                   "\"gateway\":{\"controlTimeoutMs\":2000}}");
+                   "\"gateway\":{\"controlTimeoutMs\":2000},"
+                   //  Polling /status every 50 ms for seconds is not what
+                   //  this suite tests: no rate limit here.
+                   "\"limits\":{\"rateLimit\":0}}");
     snprintf (s_c.requests, sizeof (s_c.requests), "tcp://127.0.0.1:%d",
               harness_free_port ());
     snprintf (s_c.events, sizeof (s_c.events), "tcp://127.0.0.1:%d",

@@ -1,0 +1,188 @@
+/*  =========================================================================
+    test_ratelimit_cluster - one truth across fronts: a broker, a worker
+    (every actor, the ratelimit one among them) and two gateways as separate
+    processes over tcp://.  The two gateways together keep one rate limit
+    and one concurrency limit per credential, and a gateway killed with
+    runs in flight gives its slots back within the lease time.
+    =========================================================================
+*/
+#include <signal.h>
+
+#include "ratelimit_common.h"
+
+#define TOKEN "cluster-token-0123456789abcdef"
+#define LEASE_MS 2000
+#define RATE 100
+#define CONCURRENT 4
+
+typedef struct {
+    proc_t broker, worker, gw[2];
+    char requests[64];
+    char events[64];
+    char base[2][64];
+    char dir[128];
+    char config[256];
+} cluster_t;
+
+static cluster_t s_c;
+static const char *s_env[] = {"CLAWGATE_TOKEN=" TOKEN, "CLAWGATE_LOG_LEVEL=warn",
+                              NULL};
+
+static void
+s_setup (void)
+{
+    memset (&s_c, 0, sizeof (s_c));
+    harness_tmpdir (s_c.dir, sizeof (s_c.dir));
+    snprintf (s_c.config, sizeof (s_c.config), "%s/cluster.json", s_c.dir);
+    char config[512];
+    snprintf (config, sizeof (config),
+              "{\"broker\":{\"heartbeatMs\":200,\"liveness\":3},"
+              "\"gateway\":{\"controlTimeoutMs\":2000,\"drainTimeoutMs\":2000},"
+              "\"limits\":{\"rateLimit\":%d,\"maxConcurrent\":%d,"
+              "\"leaseMs\":%d},"
+              "\"providers\":{\"local\":{\"echoDelayMs\":100}}}",
+              RATE, CONCURRENT, LEASE_MS);
+    harness_write (s_c.config, config);
+    snprintf (s_c.requests, sizeof (s_c.requests), "tcp://127.0.0.1:%d",
+              harness_free_port ());
+    snprintf (s_c.events, sizeof (s_c.events), "tcp://127.0.0.1:%d",
+              harness_free_port ());
+    const char *bargs[] = {"broker", "--requests", s_c.requests, "--events",
+                           s_c.events, "--config", s_c.config, NULL};
+    cr_assert_eq (proc_start (&s_c.broker, bargs, s_env), 0);
+    cr_assert_eq (proc_wait_line (&s_c.broker, "requests on", 20000, NULL, 0),
+                  0, "broker did not start");
+    const char *wargs[] = {"worker", "--broker", s_c.requests, "--actors",
+                           "all", "--config", s_c.config, NULL};
+    cr_assert_eq (proc_start (&s_c.worker, wargs, s_env), 0);
+    cr_assert_eq (proc_wait_line (&s_c.worker, "serving via", 20000, NULL, 0),
+                  0, "worker did not start");
+    for (int i = 0; i < 2; i++) {
+        char state[160];
+        snprintf (state, sizeof (state), "%s/gw%d", s_c.dir, i);
+        const char *gargs[] = {"gateway", "--broker", s_c.requests, "--port",
+                               "0", "--state-dir", state, "--config",
+                               s_c.config, NULL};
+        cr_assert_eq (proc_start (&s_c.gw[i], gargs, s_env), 0);
+        char line[256], err[4096];
+        int rc = proc_wait_line (&s_c.gw[i], "listening on http://", 20000,
+                                 line, sizeof (line));
+        proc_stderr (&s_c.gw[i], err, sizeof (err));
+        cr_assert_eq (rc, 0, "gateway %d did not start: %s", i, err);
+        char *colon = strrchr (strstr (line, "http://") + 7, ':');
+        snprintf (s_c.base[i], sizeof (s_c.base[i]), "http://127.0.0.1:%d",
+                  atoi (colon + 1));
+        //  /ready is not limited: waiting on it spends no quota.
+        char url[128];
+        snprintf (url, sizeof (url), "%s/ready", s_c.base[i]);
+        cr_assert_geq (http_wait_status (url, NULL, 200, 20000), 0,
+                       "gateway %d never ready", i);
+    }
+    curl_global_init (CURL_GLOBAL_ALL);
+}
+
+static void
+s_teardown (void)
+{
+    proc_t *all[] = {&s_c.gw[0], &s_c.gw[1], &s_c.worker, &s_c.broker};
+    for (int i = 0; i < 4; i++)
+        if (all[i]->pid > 0)
+            proc_stop (all[i], SIGKILL, 5000);
+}
+
+TestSuite (ratelimit_cluster, .init = s_setup, .fini = s_teardown,
+           .timeout = 180);
+
+Test (ratelimit_cluster, two_gateways_keep_one_combined_rate_limit)
+{
+    long long start = rl_now_ms ();
+    int ok[2] = {0, 0}, limited = 0;
+    for (int i = 0; i < 2 * RATE; i++) {
+        http_resp_t r;
+        long status = rl_get (s_c.base[i % 2], "/status", TOKEN, &r);
+        if (status == 200)
+            ok[i % 2]++;
+        else {
+            rl_assert_429 (&r, 5);
+            limited++;
+        }
+        http_resp_free (&r);
+    }
+    double elapsed_s = (rl_now_ms () - start) / 1000.0;
+    int total = ok[0] + ok[1];
+    //  One bucket of RATE for both, plus what drips in while we ask.  The
+    //  leases can leave a few tokens unused on one gateway (the slack,
+    //  documented in the README), never add any.
+    int ceiling = RATE + (int) (elapsed_s * RATE / 60) + 1;
+    cr_log_info ("200s: %d + %d = %d of %d in %.2f s (ceiling %d)", ok[0],
+                 ok[1], total, 2 * RATE, elapsed_s, ceiling);
+    cr_assert_leq (total, ceiling, "%d + %d = %d answered 200 in %.1f s",
+                   ok[0], ok[1], total, elapsed_s);
+    cr_assert_geq (total, RATE - 10, "%d + %d: too few", ok[0], ok[1]);
+    cr_assert_geq (ok[0], RATE / 4, "gateway 0 got only %d", ok[0]);
+    cr_assert_geq (ok[1], RATE / 4, "gateway 1 got only %d", ok[1]);
+    cr_assert_eq (total + limited, 2 * RATE);
+}
+
+Test (ratelimit_cluster, one_concurrency_limit_and_a_killed_gateway_frees_its_slots)
+{
+    rl_stream_t st[2][CONCURRENT + 1];
+    memset (st, 0, sizeof (st));
+    //  Half the slots through each gateway.
+    for (int g = 0; g < 2; g++)
+        for (int i = 0; i < CONCURRENT / 2; i++)
+            cr_assert_eq (rl_stream_start (&st[g][i], s_c.base[g], TOKEN, 900,
+                                           20000),
+                          200, "gateway %d stream %d", g, i);
+    //  Together they are at the limit: both refuse one more.
+    for (int g = 0; g < 2; g++) {
+        http_resp_t r;
+        rl_get (s_c.base[g], "/status", TOKEN, &r);
+        rl_assert_429 (&r, 5);
+        cr_assert (strstr (r.body, "concurrent"), "%s", r.body);
+        http_resp_free (&r);
+    }
+    //  Gateway 0 dies with its runs in flight.  Its slots come back when
+    //  its lease lapses at the actor (gateway 1's own leases are renewed
+    //  all along, so its two streams keep theirs).
+    long long killed = rl_now_ms ();
+    proc_stop (&s_c.gw[0], SIGKILL, 5000);
+    for (int i = 0; i < CONCURRENT / 2; i++)
+        rl_stream_stop (&st[0][i]);
+    long status = 0;
+    int tries = 0;
+    long long freed = 0, first_at = -1;
+    long first_status = 0;
+    while (rl_now_ms () - killed < 4 * LEASE_MS + 10000) {
+        long long asked = rl_now_ms ();
+        status = rl_stream_start (&st[1][2], s_c.base[1], TOKEN, 900, 20000);
+        if (tries++ == 0) {
+            first_at = asked - killed;
+            first_status = status;
+        }
+        if (status == 200) {
+            freed = rl_now_ms ();
+            break;
+        }
+        cr_assert_eq (status, 429, "try %d: %ld", tries, status);
+        rl_stream_stop (&st[1][2]);
+        usleep (100000);
+    }
+    cr_assert_eq (status, 200, "slots never came back after %d tries", tries);
+    cr_log_info ("slots freed %lld ms after the kill (lease %d ms)",
+                 freed - killed, LEASE_MS);
+    //  Well inside the lease the slots were still the dead gateway's.
+    if (first_at < LEASE_MS / 2)
+        cr_assert_eq (first_status, 429, "free %lld ms after the kill",
+                      first_at);
+    //  Freed within the lease time (plus the polling, on a busy machine).
+    cr_assert_leq (freed - killed, 2 * LEASE_MS + 3000, "freed after %lld ms",
+                   freed - killed);
+    //  Both of the dead gateway's slots came back, and no more.
+    cr_assert_eq (rl_stream_start (&st[1][3], s_c.base[1], TOKEN, 900, 20000),
+                  200);
+    cr_assert_eq (rl_stream_start (&st[1][4], s_c.base[1], TOKEN, 900, 20000),
+                  429);
+    for (int i = 0; i <= CONCURRENT; i++)
+        rl_stream_stop (&st[1][i]);
+}
