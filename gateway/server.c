@@ -83,8 +83,8 @@ s_conn_close (const struct mg_connection *conn)
 }
 
 //  This thread's broker socket, made on first use.  NULL if it cannot be.
-static bus_front_t *
-s_thread_bus (struct mg_connection *conn)
+bus_front_t *
+server_thread_bus (struct mg_connection *conn)
 {
     thread_t *t = (thread_t *) mg_get_thread_pointer (conn);
     if (!t)
@@ -276,7 +276,7 @@ s_dispatch (struct mg_connection *conn, void *cbdata)
     r.ri = mg_get_request_info (conn);
     r.config = self->config;
     r.server = self;
-    r.bus = s_thread_bus (conn);
+    r.bus = server_thread_bus (conn);
     snprintf (r.auth.principal, sizeof (r.auth.principal), "-");
     rl_ticket_t ticket;
     memset (&ticket, 0, sizeof (ticket));
@@ -397,6 +397,12 @@ bool
 server_draining (const server_t *self)
 {
     return atomic_load (&self->draining);
+}
+
+ratelimit_front_t *
+server_limits (server_t *self)
+{
+    return self->limits;
 }
 
 bool

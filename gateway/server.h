@@ -48,6 +48,16 @@ server_inflight (const server_t *self);
 bool
 server_draining (const server_t *self);
 
+//  The calling civetweb thread's own broker socket, made on first use
+//  (lent; the thread's exit closes it).  NULL if it cannot be made.
+bus_front_t *
+server_thread_bus (struct mg_connection *conn);
+
+//  The front's rate limits (lent).
+typedef struct ratelimit_front_t ratelimit_front_t;
+ratelimit_front_t *
+server_limits (server_t *self);
+
 //  True once the drain budget is spent: handlers still waiting on work
 //  must interrupt it and return.
 bool

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "log.h"
 #include "mpjson.h"
+#include "ratelimit_front.h"
 #include "server.h"
 
 #include <czmq.h>
@@ -341,6 +342,7 @@ typedef struct {
     char key[ENVELOPE_KEY_MAX + 1];
     char corr[24];                   //  Its SESSION_RUN's entry in calls
     int64_t started;                 //  zclock_mono ()
+    rl_ticket_t ticket;              //  Its concurrency slot, held to its end
 } run_t;
 
 typedef struct {
@@ -368,6 +370,23 @@ s_call_free (void **item)
     if (c) {
         cJSON_Delete (c->id);
         free (c);
+    }
+    *item = NULL;
+}
+
+static ratelimit_front_t *s_limits_of (ws_hub_t *hub);
+
+//  Frees a run_t, giving back its slot.  The hub is reached through a
+//  file static set by the hub thread (one hub per process).
+static ws_hub_t *s_run_hub;
+
+static void
+s_run_free (void **item)
+{
+    run_t *r = (run_t *) *item;
+    if (r) {
+        ratelimit_front_release (s_limits_of (s_run_hub), &r->ticket);
+        free (r);
     }
     *item = NULL;
 }
@@ -446,8 +465,15 @@ s_uuid (char *buf, size_t cap, const char *prefix)
 
 //  ---- Methods ----------------------------------------------------------------
 
+static ratelimit_front_t *
+s_limits_of (ws_hub_t *hub)
+{
+    return server_limits (hub->server);
+}
+
 static void
-s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params)
+s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+            rl_ticket_t *ticket)
 {
     ws_hub_t *hub = h->hub;
     const cJSON *message = cJSON_GetObjectItemCaseSensitive (params, "message");
@@ -513,6 +539,9 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params)
     if (!run)
         return;
     run->client = cl->id;
+    //  The run holds the slot until it ends (s_run_free gives it back).
+    run->ticket = *ticket;
+    ticket->slot = NULL;
     char run_id[80];
     s_random_hex (run_id, sizeof (run_id), "run-");
     if (cJSON_IsString (key))
@@ -540,7 +569,8 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params)
     int rc = s_call (h, cl->id, id, "chat.run", "session", "SESSION_RUN", &w, &call);
     mp_writer_fini (&w);
     if (rc) {
-        free (run);
+        void *item = run;
+        s_run_free (&item);
         return;
     }
     snprintf (call->run_id, sizeof (call->run_id), "%s", run_id);
@@ -740,8 +770,24 @@ s_dispatch (hub_t *h, ws_client_t *cl, const cJSON *req)
                        NULL);
         return;
     }
+    //  Limits hold for WebSocket calls as for HTTP requests (one lease
+    //  cache per front); subscriptions and status are not counted.
+    rl_ticket_t ticket;
+    memset (&ticket, 0, sizeof (ticket));
+    bool counted = strcmp (method, "session.subscribe")
+                   && strcmp (method, "session.unsubscribe")
+                   && strcmp (method, "system.status");
+    if (counted && ratelimit_front_acquire (s_limits_of (hub), h->front,
+                                            cl->auth.principal, &ticket)) {
+        cJSON *j = ratelimit_front_ws_error (&ticket, id);
+        frame_t *f = s_frame_json (j);
+        cJSON_Delete (j);
+        s_send (hub, cl, f);
+        s_frame_unref (f);
+        return;
+    }
     if (streq (method, "chat.run"))
-        s_chat_run (h, cl, id, params);
+        s_chat_run (h, cl, id, params, &ticket);
     else if (streq (method, "chat.abort"))
         s_chat_abort (h, cl, id, params);
     else if (streq (method, "session.list") || streq (method, "session.get"))
@@ -761,6 +807,7 @@ s_dispatch (hub_t *h, ws_client_t *cl, const cJSON *req)
         snprintf (msg, sizeof (msg), "Unknown method '%.40s'", method);
         s_reply_error (hub, cl->id, id, 400, "invalid_request", msg, "method");
     }
+    ratelimit_front_release (s_limits_of (hub), &ticket);   //  No-op if taken
 }
 
 //  ---- Bus traffic ------------------------------------------------------------------------------
@@ -1024,7 +1071,8 @@ s_hub_thread (void *arg)
     h.calls = zhashx_new ();
     zhashx_set_destructor (h.calls, s_call_free);
     h.runs = zhashx_new ();
-    zhashx_set_destructor (h.runs, (zhashx_destructor_fn *) zstr_free);
+    s_run_hub = hub;
+    zhashx_set_destructor (h.runs, s_run_free);
     h.subs = zhashx_new ();
     zhashx_set_destructor (h.subs, s_list_free);
     h.idem = zhashx_new ();
@@ -1108,7 +1156,26 @@ s_on_connect (const struct mg_connection *conn, void *cbdata)
     auth_input_t in = {mg_get_header (conn, "Authorization"),
                        mg_get_header (conn, "X-OpenClaw-Password"),
                        ri->query_string};
-    auth_rc_t rc = auth_check (hub->config, &in, &auth);
+    rl_ticket_t ticket;
+    memset (&ticket, 0, sizeof (ticket));
+    ratelimit_front_t *limits = s_limits_of (hub);
+    bool blocked = ratelimit_front_check_address (limits, ri->remote_addr,
+                                                  &ticket) != 0;
+    auth_rc_t rc = blocked ? AUTH_INVALID : auth_check (hub->config, &in, &auth);
+    if (!blocked && rc == AUTH_INVALID)
+        blocked = ratelimit_front_auth_failed (limits, server_thread_bus (c),
+                                               ri->remote_addr, &ticket) != 0;
+    if (blocked) {
+        http_req_t r = {0};
+        r.conn = c;
+        r.ri = ri;
+        r.config = hub->config;
+        r.close = true;
+        http_send_error_h (&r, 429, "rate_limited", ratelimit_front_message (&ticket),
+                           NULL, ticket.headers);
+        log_info ("ws", "upgrade refused: 429");
+        return 1;
+    }
     if (rc != AUTH_OK || server_draining (hub->server)) {
         //  Refused before the handshake: a plain HTTP error, no event.
         http_req_t r = {0};
