@@ -21,6 +21,7 @@
 #define SESSION_GRACE_MS 5000        //  Past a run's deadline: run actor lost
 #define SESSION_TICK_MS 250          //  Deadline checks
 #define SESSION_PAGE_MAX 1000        //  Largest page of sessions or messages
+#define SESSION_MAX_READERS 16
 
 typedef struct live_t live_t;
 
@@ -59,6 +60,8 @@ typedef struct {
     zhashx_t *lives;                 //  key -> live_t (index only)
     zhashx_t *runs;                  //  runId -> pending_t (index only)
     zhashx_t *inflight;              //  RUN_START corr id -> pending_t
+    zactor_t *readers[SESSION_MAX_READERS];  //  session.read actors
+    int n_readers;
 } self_t;
 
 static void s_pump (self_t *self, live_t *live);
@@ -223,7 +226,8 @@ s_emit (self_t *self, pending_t *p, const char *type, mp_writer_t *w)
 static void
 s_record_end (self_t *self, pending_t *p, const store_message_t *reply)
 {
-    if (store_run_end (self->store, p->run_id, reply, p->live->seq, s_now_ms ()))
+    if (store_run_end (self->store, p->live->id, p->run_seq, reply, p->live->seq,
+                       s_now_ms ()))
         log_error ("session", "%s: could not record the end of the run "
                               "(%s); it will read as interrupted",
                    p->run_id, reply->finish_reason);
@@ -763,7 +767,7 @@ s_finish_page (mp_writer_t *w, page_t *pg)
 }
 
 static void
-s_handle_list (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_handle_list (store_t *store, bus_worker_t *worker, bus_request_t *req)
 {
     const msgpack_object *b = req->body.root;
     page_t pg = {0};
@@ -790,7 +794,7 @@ s_handle_list (self_t *self, bus_worker_t *worker, bus_request_t *req)
         q.after_id = id;
     }
     mp_writer_init (&pg.items);
-    int rc = store_session_list (self->store, &q, s_list_row, &pg);
+    int rc = store_session_list (store, &q, s_list_row, &pg);
     if (rc < 0) {
         mp_writer_fini (&pg.items);
         bus_worker_error (worker, req, 500, "internal_error",
@@ -855,7 +859,7 @@ s_message_row (void *arg, const store_message_t *m)
 }
 
 static void
-s_handle_get (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_handle_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
 {
     const msgpack_object *b = req->body.root;
     char key[ENVELOPE_KEY_MAX + 1] = "";
@@ -882,7 +886,7 @@ s_handle_get (self_t *self, bus_worker_t *worker, bus_request_t *req)
         after = pos;
     }
     store_session_t s;
-    int rc = store_session_get (self->store, key, &s);
+    int rc = store_session_get (store, key, &s);
     if (rc) {
         if (rc > 0)
             bus_worker_error (worker, req, 404, "not_found", "Unknown session",
@@ -904,7 +908,7 @@ s_handle_get (self_t *self, bus_worker_t *worker, bus_request_t *req)
     mp_kv_int (&w, "messageCount", s.message_count);
     int64_t id = s.id;
     mp_writer_init (&pg.items);
-    rc = store_messages (self->store, id, after, pg.limit + 1, s_message_row,
+    rc = store_messages (store, id, after, pg.limit + 1, s_message_row,
                          &pg);
     if (rc < 0) {
         mp_writer_fini (&pg.items);
@@ -975,10 +979,10 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
         s_handle_run (self, worker, req);
     else if (streq (type, "SESSION_ABORT"))
         s_handle_abort (self, worker, req);
-    else if (streq (type, "SESSION_LIST"))
-        s_handle_list (self, worker, req);
+    else if (streq (type, "SESSION_LIST"))   //  Normally sent to session.read
+        s_handle_list (self->store, worker, req);
     else if (streq (type, "SESSION_GET"))
-        s_handle_get (self, worker, req);
+        s_handle_get (self->store, worker, req);
     else if (streq (type, "SESSION_DELETE"))
         s_handle_delete (self, worker, req);
     else
@@ -1056,6 +1060,62 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+//  ---- Readers: session.read, lists and gets on connections of their own -------------------------
+//
+//  SQLite in WAL mode lets readers run beside the writer, so lists and gets
+//  are served by sessionsReaders actors with a read connection each, never
+//  queued behind the session actor's commits; the broker spreads requests
+//  over them.  They see what the writer committed (a reply is committed
+//  before its chat.done goes out, so a get after a done finds it).
+
+static void
+s_store_url (const cg_config_t *cfg, char *url, size_t cap)
+{
+    if (cfg->store && *cfg->store)
+        snprintf (url, cap, "%s", cfg->store);
+    else
+        snprintf (url, cap, "sqlite:%s/clawgate.db", cfg->state_dir);
+}
+
+static void *
+s_reader_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+{
+    char url[4200], err[512];
+    s_store_url (args->config, url, sizeof (url));
+    store_t *store = store_open_reader (url, err, sizeof (err));
+    if (!store)
+        log_error ("session", "reader: %s", err);
+    return store;
+}
+
+static void
+s_reader_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+{
+    store_t *store = (store_t *) state;
+    if (streq (req->env.type, "SESSION_LIST"))
+        s_handle_list (store, worker, req);
+    else if (streq (req->env.type, "SESSION_GET"))
+        s_handle_get (store, worker, req);
+    else
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Unknown session.read request", NULL);
+}
+
+static void
+s_reader_destroy (void **state_p)
+{
+    store_close ((store_t **) state_p);
+}
+
+static const actor_def_t s_reader_def = {"session.read", s_reader_create,
+                                         s_reader_handle, s_reader_destroy};
+
+static void
+s_reader_actor (zsock_t *pipe, void *args)
+{
+    actor_run (pipe, (actor_args_t *) args, &s_reader_def);
+}
+
 //  ---- Life cycle -------------------------------------------------------------------------------
 
 static void s_destroy (void **state_p);
@@ -1073,10 +1133,7 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self->runs = zhashx_new ();
     self->inflight = zhashx_new ();
     char url[4200], err[512];
-    if (cfg->store && *cfg->store)
-        snprintf (url, sizeof (url), "%s", cfg->store);
-    else
-        snprintf (url, sizeof (url), "sqlite:%s/clawgate.db", cfg->state_dir);
+    s_store_url (cfg, url, sizeof (url));
     self->store = store_open (url, err, sizeof (err));
     if (!self->store) {
         log_error ("session", "%s", err);
@@ -1094,6 +1151,19 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
         return NULL;
     }
     zloop_reader (loop, bus_front_sock (self->front), s_on_front, self);
+    //  After store_open: the schema is migrated before any reader opens.
+    actor_args_t reader_args = *args;
+    for (int i = 0; i < cfg->session_readers && i < SESSION_MAX_READERS; i++) {
+        zactor_t *r = zactor_new (s_reader_actor, &reader_args);
+        if (r && reader_args.failed)
+            zactor_destroy (&r);
+        if (!r) {
+            log_error ("session", "a session.read actor could not start");
+            s_destroy ((void **) &self);
+            return NULL;
+        }
+        self->readers[self->n_readers++] = r;
+    }
     zloop_timer (loop, SESSION_TICK_MS, 0, s_on_tick, self);
     log_info ("session", "store %s, schema version %d", url,
               store_schema_version (self->store));
@@ -1123,6 +1193,8 @@ s_destroy (void **state_p)
         if (n > 0)
             log_warn ("session", "stopping: %d run(s) marked interrupted", n);
     }
+    for (int i = self->n_readers - 1; i >= 0; i--)
+        zactor_destroy (&self->readers[i]);
     store_close (&self->store);
     bus_front_destroy (&self->front);
     zhashx_destroy (&self->lives);

@@ -20,7 +20,9 @@
     run_seq * STORE_POS_RUN + index within the run (0 the user message,
     1 the reply, then tool messages).  A run's reply therefore sorts right
     after its own user message even when later runs' user messages were
-    committed before it (they queue while it runs).
+    committed before it (they queue while it runs).  A run has no row of
+    its own: its user message carries its status ('open' until it ends);
+    the `runs` view shows them as a table.
     =========================================================================
 */
 #ifndef CG_STORE_H
@@ -78,10 +80,19 @@ typedef struct {
 typedef int (store_session_fn) (void *arg, const store_session_t *session);
 typedef int (store_message_fn) (void *arg, const store_message_t *message);
 
-//  Opens (creating and migrating as needed) the store at url.  Returns the
-//  store (caller owns, store_close) or NULL with a sentence in err.
+//  Opens (creating and migrating as needed) the store at url, as the one
+//  writer: WAL checkpoints then run on a thread of the store's own, not in
+//  commits.  Returns the store (caller owns, store_close) or NULL with a
+//  sentence in err.
 store_t *
 store_open (const char *url, char *err, size_t errlen);
+
+//  Opens a second connection for reads only (session lists and gets on
+//  other threads).  Does not migrate: the writer (store_open) must have.
+//  Only the store_session_get/list and store_messages/context calls may be
+//  used on it.  Caller owns the return value (store_close).
+store_t *
+store_open_reader (const char *url, char *err, size_t errlen);
 
 //  Closes the store and sets *self_p to NULL; NULL is fine.
 void
@@ -113,20 +124,22 @@ store_session_list (store_t *self, const store_query_t *q, store_session_fn *fn,
 int
 store_session_delete (store_t *self, const char *key);
 
-//  Records a run's arrival in one transaction: the run (open), its user
-//  message at pos run_seq * STORE_POS_RUN, and the session's counters
-//  (next_run = run_seq + 1, message_count, updated_at).  Returns 0 or -1.
+//  Records a run's arrival in one transaction: its user message at pos
+//  run_seq * STORE_POS_RUN, marked open (a run is its user message, see
+//  above), and the session's counters (next_run = run_seq + 1,
+//  message_count).  updated_at moves when the run ends.  Returns 0 or -1.
 int
 store_run_begin (store_t *self, int64_t session_id, const char *run_id,
                  int64_t run_seq, const store_message_t *user, int64_t now);
 
-//  Records a run's end in one transaction: its reply (reply->finish_reason
-//  says how it ended), the run's status, whether the exchange counts as
-//  context for later runs, and the session's last_seq/updated_at.  A run
-//  whose session was deleted meanwhile is ignored.  Returns 0 or -1.
+//  Records the end of run run_seq of session_id in one transaction: its
+//  reply (reply->finish_reason says how it ended; it becomes the run's
+//  status), whether the exchange counts as context for later runs, and the
+//  session's last_seq/updated_at.  A run whose session was deleted
+//  meanwhile, or that ended already, is ignored.  Returns 0 or -1.
 int
-store_run_end (store_t *self, const char *run_id, const store_message_t *reply,
-               int64_t last_seq, int64_t now);
+store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
+               const store_message_t *reply, int64_t last_seq, int64_t now);
 
 //  Marks every run still open as interrupted (crash or shutdown mid-run),
 //  each with an empty reply whose finish_reason is "interrupted".  Returns

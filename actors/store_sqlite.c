@@ -20,6 +20,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,37 @@ static const char *const s_migrations[] = {
     " error TEXT,"
     " in_context INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE (session_id, pos));",
+    //  2: a run is its user message (run_status), not a row of a table of
+    //  its own: each index a commit touches costs a WAL page, about 12 us
+    //  here, and runs are the write path.  Session ids are never reused (a
+    //  late end of a deleted session's run must not land in a new one).
+    "CREATE TABLE sessions2 ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " session_key TEXT NOT NULL UNIQUE,"
+    " agent_id TEXT NOT NULL,"
+    " channel TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " message_count BIGINT NOT NULL DEFAULT 0,"
+    " last_seq BIGINT NOT NULL DEFAULT 0,"
+    " next_run BIGINT NOT NULL DEFAULT 0);"
+    "INSERT INTO sessions2 SELECT id, session_key, agent_id, channel, created_at,"
+    " updated_at, message_count, last_seq, next_run FROM sessions;"
+    "DROP TABLE sessions;"
+    "ALTER TABLE sessions2 RENAME TO sessions;"
+    "CREATE INDEX sessions_by_update ON sessions (updated_at, id);"
+    "CREATE INDEX sessions_by_channel ON sessions (channel, updated_at, id);"
+    "CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at, id);"
+    "ALTER TABLE messages ADD COLUMN run_status TEXT;"
+    "UPDATE messages SET run_status = (SELECT r.status FROM runs r"
+    " WHERE r.run_id = messages.run_id)"
+    " WHERE role = 'user' AND pos % 65536 = 0;"
+    "DROP TABLE runs;"
+    "CREATE INDEX messages_open ON messages (run_status)"
+    " WHERE run_status = 'open';"
+    "CREATE VIEW runs AS SELECT run_id, session_id, pos / 65536 AS run_seq,"
+    " run_status AS status, created_at FROM messages"
+    " WHERE run_status IS NOT NULL;",
 };
 #define S_VERSION ((int) (sizeof (s_migrations) / sizeof (s_migrations[0])))
 
@@ -80,10 +113,10 @@ static const char *const s_migrations[] = {
 
 enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    Q_SESSION_INSERT, Q_SESSION_GET, Q_SESSION_DELETE, Q_SESSION_RUNS_DELETE,
+    Q_SESSION_INSERT, Q_SESSION_GET, Q_SESSION_DELETE,
     Q_SESSION_MESSAGES_DELETE, Q_SESSION_BUMP, Q_SESSION_END,
-    Q_RUN_INSERT, Q_RUN_CLOSE, Q_RUN_GET, Q_RUNS_OPEN,
-    Q_MESSAGE_INSERT, Q_MESSAGE_CONTEXT, Q_MESSAGES, Q_CONTEXT,
+    Q_RUN_CLOSE, Q_RUNS_OPEN,
+    Q_MESSAGE_INSERT, Q_MESSAGES, Q_CONTEXT,
     Q_COUNT
 };
 
@@ -96,28 +129,22 @@ static const char *const s_sql[Q_COUNT] = {
         "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_key) DO NOTHING",
     [Q_SESSION_GET] = "SELECT " S_SESSION_COLS " FROM sessions WHERE session_key = ?",
     [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?",
-    [Q_SESSION_RUNS_DELETE] = "DELETE FROM runs WHERE session_id = ?",
     [Q_SESSION_MESSAGES_DELETE] = "DELETE FROM messages WHERE session_id = ?",
     [Q_SESSION_BUMP] =
-        "UPDATE sessions SET next_run = ?, message_count = message_count + 1, "
-        "updated_at = ? WHERE id = ?",
+        "UPDATE sessions SET next_run = ?, message_count = message_count + 1 "
+        "WHERE id = ?",
     [Q_SESSION_END] =
         "UPDATE sessions SET message_count = message_count + 1, updated_at = ?, "
         "last_seq = CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE id = ?",
-    [Q_RUN_INSERT] =
-        "INSERT INTO runs (run_id, session_id, run_seq, status, created_at) "
-        "VALUES (?, ?, ?, 'open', ?)",
     [Q_RUN_CLOSE] =
-        "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'open'",
-    [Q_RUN_GET] = "SELECT session_id, run_seq FROM runs WHERE run_id = ?",
-    [Q_RUNS_OPEN] = "SELECT run_id FROM runs WHERE status = 'open'",
+        "UPDATE messages SET run_status = ?, in_context = ? WHERE session_id = ? "
+        "AND pos = ? AND run_status = 'open'",
+    [Q_RUNS_OPEN] = "SELECT session_id, pos FROM messages WHERE run_status = 'open'",
     [Q_MESSAGE_INSERT] =
         "INSERT INTO messages (session_id, pos, role, content, run_id, "
         "created_at, model, finish_reason, prompt_tokens, completion_tokens, "
-        "tool_calls, tool_call_id, error, in_context) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    [Q_MESSAGE_CONTEXT] =
-        "UPDATE messages SET in_context = 1 WHERE session_id = ? AND pos = ?",
+        "tool_calls, tool_call_id, error, in_context, run_status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [Q_MESSAGES] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "
                    "AND pos > ? ORDER BY pos LIMIT ?",
     [Q_CONTEXT] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "
@@ -133,7 +160,17 @@ struct store_t {
     sqlite3_stmt *q[Q_COUNT];                //  Prepared statements
     sqlite3_stmt *list[S_LIST_VARIANTS];     //  Made on first use
     char path[4096];                         //  File, for logs
+    //  The writer's checkpointer: WAL checkpoints fsync, so they run on a
+    //  thread of their own (own connection) instead of inside a commit,
+    //  where SQLite's auto-checkpoint would put a ~10 ms stall every 1000
+    //  pages into some run's write path.
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_cond;
+    bool ckpt_running, ckpt_stop;
 };
+
+#define S_CHECKPOINT_MS 500
 
 //  ---- Helpers ---------------------------------------------------------------------
 
@@ -236,7 +273,8 @@ s_read_message (sqlite3_stmt *st, store_message_t *m)
 //  Inserts m into the session at pos.
 static int
 s_insert_message (store_t *self, int64_t session_id, int64_t pos,
-                  const store_message_t *m, bool in_context)
+                  const store_message_t *m, bool in_context,
+                  const char *run_status)
 {
     sqlite3_stmt *st = s_stmt (self, Q_MESSAGE_INSERT);
     sqlite3_bind_int64 (st, 1, session_id);
@@ -254,6 +292,7 @@ s_insert_message (store_t *self, int64_t session_id, int64_t pos,
     s_bind_text (st, 12, m->tool_call_id);
     s_bind_text (st, 13, m->error);
     sqlite3_bind_int (st, 14, in_context);
+    s_bind_text (st, 15, run_status);
     int rc = sqlite3_step (st);
     sqlite3_reset (st);
     return rc == SQLITE_DONE ? 0 : s_fail (self, "insert message");
@@ -339,8 +378,60 @@ s_make_parent (const char *path)
         log_warn ("store", "cannot create %s: %s", dir, strerror (errno));
 }
 
+static void *
+s_checkpointer (void *arg)
+{
+    store_t *self = (store_t *) arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2 (self->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                         NULL)
+        != SQLITE_OK) {
+        log_error ("store", "%s: checkpointer cannot open the file", self->path);
+        sqlite3_close (db);
+        return NULL;
+    }
+    sqlite3_busy_timeout (db, 1000);
+    pthread_mutex_lock (&self->ckpt_lock);
+    while (!self->ckpt_stop) {
+        struct timespec until;
+        clock_gettime (CLOCK_REALTIME, &until);
+        until.tv_nsec += S_CHECKPOINT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait (&self->ckpt_cond, &self->ckpt_lock, &until);
+        pthread_mutex_unlock (&self->ckpt_lock);
+        int wal = 0, done = 0;
+        if (sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal,
+                                       &done)
+            != SQLITE_OK)
+            log_warn ("store", "checkpoint: %s", sqlite3_errmsg (db));
+        pthread_mutex_lock (&self->ckpt_lock);
+    }
+    pthread_mutex_unlock (&self->ckpt_lock);
+    //  A last full pass, so a clean stop leaves a short WAL.
+    sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    sqlite3_close (db);
+    return NULL;
+}
+
+static store_t *s_open (const char *url, bool writer, char *err, size_t errlen);
+
 store_t *
 store_open (const char *url, char *err, size_t errlen)
+{
+    return s_open (url, true, err, errlen);
+}
+
+store_t *
+store_open_reader (const char *url, char *err, size_t errlen)
+{
+    return s_open (url, false, err, errlen);
+}
+
+static store_t *
+s_open (const char *url, bool writer, char *err, size_t errlen)
 {
     bool full_sync = false;
     const char *path = url;
@@ -393,8 +484,13 @@ store_open (const char *url, char *err, size_t errlen)
         sqlite3_free (msg);
         goto fail;
     }
-    if (s_migrate (self, err, errlen))
+    if (writer && s_migrate (self, err, errlen))
         goto fail;
+    if (!writer && s_version (self) != S_VERSION) {
+        snprintf (err, errlen, "store %s: schema version %d, expected %d",
+                  self->path, s_version (self), S_VERSION);
+        goto fail;
+    }
     for (int i = 0; i < Q_COUNT; i++)
         if (sqlite3_prepare_v3 (self->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &self->q[i], NULL)
@@ -403,6 +499,20 @@ store_open (const char *url, char *err, size_t errlen)
                       sqlite3_errmsg (self->db));
             goto fail;
         }
+    if (writer) {
+        sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
+        pthread_mutex_init (&self->ckpt_lock, NULL);
+        pthread_cond_init (&self->ckpt_cond, NULL);
+        self->ckpt_running
+            = pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self) == 0;
+        if (!self->ckpt_running) {
+            //  No thread: let SQLite checkpoint inside commits after all.
+            sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL,
+                          NULL);
+            pthread_cond_destroy (&self->ckpt_cond);
+            pthread_mutex_destroy (&self->ckpt_lock);
+        }
+    }
     return self;
 fail:
     store_close (&self);
@@ -415,6 +525,15 @@ store_close (store_t **self_p)
     store_t *self = *self_p;
     if (!self)
         return;
+    if (self->ckpt_running) {
+        pthread_mutex_lock (&self->ckpt_lock);
+        self->ckpt_stop = true;
+        pthread_cond_signal (&self->ckpt_cond);
+        pthread_mutex_unlock (&self->ckpt_lock);
+        pthread_join (self->ckpt_thread, NULL);
+        pthread_cond_destroy (&self->ckpt_cond);
+        pthread_mutex_destroy (&self->ckpt_lock);
+    }
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize (self->q[i]);
     for (int i = 0; i < S_LIST_VARIANTS; i++)
@@ -526,8 +645,7 @@ store_session_delete (store_t *self, const char *key)
     }
     int64_t id = s.id;
     sqlite3_reset (self->q[Q_SESSION_GET]);
-    static const int order[] = {Q_SESSION_MESSAGES_DELETE, Q_SESSION_RUNS_DELETE,
-                                Q_SESSION_DELETE};
+    static const int order[] = {Q_SESSION_MESSAGES_DELETE, Q_SESSION_DELETE};
     for (size_t i = 0; i < sizeof (order) / sizeof (order[0]); i++) {
         sqlite3_stmt *st = s_stmt (self, order[i]);
         sqlite3_bind_int64 (st, 1, id);
@@ -550,24 +668,17 @@ store_run_begin (store_t *self, int64_t session_id, const char *run_id,
 {
     if (s_begin (self))
         return -1;
-    sqlite3_stmt *st = s_stmt (self, Q_RUN_INSERT);
-    s_bind_text (st, 1, run_id);
-    sqlite3_bind_int64 (st, 2, session_id);
-    sqlite3_bind_int64 (st, 3, run_seq);
-    sqlite3_bind_int64 (st, 4, now);
-    int rc = sqlite3_step (st);
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE) {
-        s_fail (self, "insert run");
+    store_message_t m = *user;
+    m.run_id = run_id;
+    if (s_insert_message (self, session_id, run_seq * STORE_POS_RUN, &m, false,
+                          "open"))
         goto fail;
-    }
-    if (s_insert_message (self, session_id, run_seq * STORE_POS_RUN, user, false))
-        goto fail;
-    st = s_stmt (self, Q_SESSION_BUMP);
+    //  Not updated_at: its three indexes would cost three more WAL pages;
+    //  a session counts as updated when a run ends (store.h).
+    sqlite3_stmt *st = s_stmt (self, Q_SESSION_BUMP);
     sqlite3_bind_int64 (st, 1, run_seq + 1);
-    sqlite3_bind_int64 (st, 2, now);
-    sqlite3_bind_int64 (st, 3, session_id);
-    rc = sqlite3_step (st);
+    sqlite3_bind_int64 (st, 2, session_id);
+    int rc = sqlite3_step (st);
     sqlite3_reset (st);
     if (rc != SQLITE_DONE) {
         s_fail (self, "bump session");
@@ -596,15 +707,18 @@ s_counts_as_context (const store_message_t *reply)
 }
 
 int
-store_run_end (store_t *self, const char *run_id, const store_message_t *reply,
-               int64_t last_seq, int64_t now)
+store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
+               const store_message_t *reply, int64_t last_seq, int64_t now)
 {
     if (s_begin (self))
         return -1;
+    bool ctx = s_counts_as_context (reply);
+    const char *finish = reply->finish_reason ? reply->finish_reason : "error";
     sqlite3_stmt *st = s_stmt (self, Q_RUN_CLOSE);
-    s_bind_text (st, 1, reply->finish_reason ? reply->finish_reason : "error");
-    sqlite3_bind_int64 (st, 2, now);
-    s_bind_text (st, 3, run_id);
+    s_bind_text (st, 1, finish);
+    sqlite3_bind_int (st, 2, ctx);
+    sqlite3_bind_int64 (st, 3, session_id);
+    sqlite3_bind_int64 (st, 4, run_seq * STORE_POS_RUN);
     int rc = sqlite3_step (st);
     sqlite3_reset (st);
     if (rc != SQLITE_DONE) {
@@ -616,31 +730,9 @@ store_run_end (store_t *self, const char *run_id, const store_message_t *reply,
         s_commit (self);
         return 0;
     }
-    st = s_stmt (self, Q_RUN_GET);
-    s_bind_text (st, 1, run_id);
-    if (sqlite3_step (st) != SQLITE_ROW) {
-        sqlite3_reset (st);
-        s_fail (self, "read run");
-        goto fail;
-    }
-    int64_t session_id = sqlite3_column_int64 (st, 0);
-    int64_t run_seq = sqlite3_column_int64 (st, 1);
-    sqlite3_reset (st);
-    bool ctx = s_counts_as_context (reply);
     if (s_insert_message (self, session_id, run_seq * STORE_POS_RUN + 1, reply,
-                          ctx))
+                          ctx, NULL))
         goto fail;
-    if (ctx) {
-        st = s_stmt (self, Q_MESSAGE_CONTEXT);
-        sqlite3_bind_int64 (st, 1, session_id);
-        sqlite3_bind_int64 (st, 2, run_seq * STORE_POS_RUN);
-        rc = sqlite3_step (st);
-        sqlite3_reset (st);
-        if (rc != SQLITE_DONE) {
-            s_fail (self, "mark context");
-            goto fail;
-        }
-    }
     st = s_stmt (self, Q_SESSION_END);
     sqlite3_bind_int64 (st, 1, now);
     sqlite3_bind_int64 (st, 2, last_seq);
@@ -664,36 +756,50 @@ int
 store_recover (store_t *self, int64_t now)
 {
     //  Collect first: store_run_end resets the statements we would iterate.
-    char **ids = NULL;
+    int64_t (*open)[2] = NULL;
     size_t n = 0, cap = 0;
     sqlite3_stmt *st = s_stmt (self, Q_RUNS_OPEN);
     int rc;
     while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            char **grown = (char **) realloc (ids, cap * sizeof (char *));
+            int64_t (*grown)[2] = realloc (open, cap * sizeof (*open));
             if (!grown)
                 break;
-            ids = grown;
+            open = grown;
         }
-        ids[n] = strdup (s_col_text (st, 0));
-        if (ids[n])
-            n++;
+        open[n][0] = sqlite3_column_int64 (st, 0);
+        open[n][1] = sqlite3_column_int64 (st, 1) / STORE_POS_RUN;
+        n++;
     }
     sqlite3_reset (st);
     int done = 0;
     for (size_t i = 0; i < n; i++) {
         store_message_t reply = {.role = "assistant", .content = "",
-                                 .run_id = ids[i], .created_at = now,
+                                 .created_at = now,
                                  .finish_reason = "interrupted",
                                  .error = "{\"code\":\"service_unavailable\","
                                           "\"message\":\"The gateway stopped "
                                           "during the run\"}"};
-        if (store_run_end (self, ids[i], &reply, 0, now) == 0)
+        //  The reply carries its run's id, read back from the user message.
+        char run_id[80] = "";
+        sqlite3_stmt *get = NULL;
+        if (sqlite3_prepare_v2 (self->db,
+                                "SELECT run_id FROM messages WHERE session_id = ? "
+                                "AND pos = ?",
+                                -1, &get, NULL)
+            == SQLITE_OK) {
+            sqlite3_bind_int64 (get, 1, open[i][0]);
+            sqlite3_bind_int64 (get, 2, open[i][1] * STORE_POS_RUN);
+            if (sqlite3_step (get) == SQLITE_ROW && s_col_text (get, 0))
+                snprintf (run_id, sizeof (run_id), "%s", s_col_text (get, 0));
+        }
+        sqlite3_finalize (get);
+        reply.run_id = run_id[0] ? run_id : NULL;
+        if (store_run_end (self, open[i][0], open[i][1], &reply, 0, now) == 0)
             done++;
-        free (ids[i]);
     }
-    free (ids);
+    free (open);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? done : s_fail (self, "recover");
 }
 

@@ -714,7 +714,8 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
         goto done;
     if (sessions) {
         static const char *const skeys[] = {"store", "contextMessages",
-                                            "contextChars", "maxQueued", NULL};
+                                            "contextChars", "maxQueued",
+                                            "readers", NULL};
         if (s_known_keys (sessions, "sessions.", skeys, err, errlen)
             || s_get_str (sessions, "store", "sessions.", &self->store, err,
                           errlen)
@@ -723,7 +724,9 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
             || s_get_intv (sessions, "contextChars", "sessions.", 0, 100000000,
                            &self->context_chars, err, errlen)
             || s_get_intv (sessions, "maxQueued", "sessions.", 1, 100000,
-                           &self->max_queued, err, errlen))
+                           &self->max_queued, err, errlen)
+            || s_get_intv (sessions, "readers", "sessions.", 1, 16,
+                           &self->session_readers, err, errlen))
             goto done;
     }
     const cJSON *ws = s_get_obj (root, "websocket", "", err, errlen, &orc);
@@ -847,6 +850,7 @@ s_defaults (cg_config_t *self)
     self->context_messages = 50;
     self->context_chars = 200000;
     self->max_queued = 32;
+    self->session_readers = 2;
     self->ws_heartbeat_ms = 30000;
     self->ws_queue_frames = 4096;
     self->ws_writers = 4;

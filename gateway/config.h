@@ -112,6 +112,7 @@ typedef struct {
     int context_messages;        //  Earlier messages sent as context, at most
     int context_chars;           //  ... and at most this many characters
     int max_queued;              //  Runs waiting per session; more -> 429
+    int session_readers;         //  session.read actors (lists and gets)
     //  WebSocket.
     int ws_heartbeat_ms;         //  heartbeat event this often
     int ws_queue_frames;         //  Frames queued per client before "lagged"

@@ -477,10 +477,11 @@ role_worker (int argc, char **argv)
     static const char *usage =
         "usage: clawgate worker --broker tcp://ADDR:PORT --actors "
         "NAME[,NAME...]|all\n"
-        "                       [--config FILE] [--store sqlite:PATH]\n"
+        "                       [--config FILE] [--state-dir DIR] "
+        "[--store sqlite:PATH]\n"
         "Runs actors that serve requests from a remote broker.\n";
     static const char *allowed[] = {"config", "broker", "actors", "store",
-                                    NULL};
+                                    "state-dir", NULL};
     opts_t o;
     int rc = s_parse (argc, argv, allowed, usage, &o);
     if (rc)

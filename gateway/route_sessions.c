@@ -90,7 +90,10 @@ s_call (http_req_t *r, const char *type, const char *key, mp_writer_t *w)
         snprintf (env.session_key, sizeof (env.session_key), "%s", key);
     env.timeout_ms = r->config->control_timeout_ms;
     bus_msg_t reply;
-    if (bus_front_call (r->bus, "session", &env, w->buf.data, w->buf.size,
+    //  Reads go to the session.read actors, which never wait on commits.
+    const char *service = strcmp (type, "SESSION_DELETE") ? "session.read"
+                                                          : "session";
+    if (bus_front_call (r->bus, service, &env, w->buf.data, w->buf.size,
                         r->config->control_timeout_ms, &reply))
         return http_send_error (r, 503, "service_unavailable",
                                 "The session actor did not answer in time",

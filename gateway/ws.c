@@ -643,7 +643,7 @@ s_session_call (hub_t *h, ws_client_t *cl, const cJSON *id, const char *method,
             mpjson_pack (&w.pk, v);
         }
     }
-    s_call (h, cl->id, id, method, "session", get ? "SESSION_GET" : "SESSION_LIST",
+    s_call (h, cl->id, id, method, "session.read", get ? "SESSION_GET" : "SESSION_LIST",
             &w, NULL);
     mp_writer_fini (&w);
 }

@@ -34,8 +34,11 @@ static const char *s_auth[] = {"Authorization: Bearer " TOKEN, NULL};
 static void
 s_start_worker (proc_t *p)
 {
+    char state[160];
+    snprintf (state, sizeof (state), "%s/worker", s_c.dir);
     const char *args[] = {"worker", "--broker", s_c.requests, "--actors",
-                          "all", "--config", s_c.config, NULL};
+                          "all", "--config", s_c.config, "--state-dir", state,
+                          NULL};
     cr_assert_eq (proc_start (p, args, s_env), 0);
     cr_assert_eq (proc_wait_line (p, "serving via", 20000, NULL, 0), 0,
                   "worker did not start");

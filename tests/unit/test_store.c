@@ -56,16 +56,17 @@ s_begin (int64_t sid, const char *run, int64_t seq, const char *text, int64_t no
     cr_assert_eq (store_run_begin (s_store, sid, run, seq, &m, now), 0);
 }
 
+//  Ends run run_seq of session sid (run is its id, for the reply).
 static void
-s_end (const char *run, const char *finish, const char *text, int64_t seq,
-       int64_t now)
+s_end_at (int64_t sid, int64_t run_seq, const char *run, const char *finish,
+          const char *text, int64_t seq, int64_t now)
 {
     store_message_t m = {.role = "assistant", .content = text,
                          .content_len = strlen (text), .run_id = run,
                          .created_at = now, .model = "local/echo",
                          .finish_reason = finish, .prompt_tokens = 3,
                          .completion_tokens = 4};
-    cr_assert_eq (store_run_end (s_store, run, &m, seq, now), 0);
+    cr_assert_eq (store_run_end (s_store, sid, run_seq, &m, seq, now), 0);
 }
 
 typedef struct {
@@ -113,10 +114,10 @@ s_list_row (void *arg, const store_session_t *s)
 
 Test (store, creates_the_schema_and_keeps_data_across_reopen)
 {
-    cr_assert_eq (store_schema_version (s_store), 1);
+    cr_assert_eq (store_schema_version (s_store), 2);
     int64_t sid = s_session ("k1", "default", "api", 1000);
     s_begin (sid, "r1", 0, "hello", 1000);
-    s_end ("r1", "stop", "hello back", 1, 1001);
+    s_end_at (sid, 0, "r1", "stop", "hello back", 1, 1001);
     store_close (&s_store);
     char err[512];
     s_store = store_open (s_url, err, sizeof (err));
@@ -166,8 +167,8 @@ Test (store, replies_sort_after_their_own_question_even_when_queued)
     //  Run 0 is going when run 1 arrives: its question is committed first.
     s_begin (sid, "r0", 0, "question 0", 10);
     s_begin (sid, "r1", 1, "question 1", 11);
-    s_end ("r0", "stop", "answer 0", 3, 12);
-    s_end ("r1", "stop", "answer 1", 6, 13);
+    s_end_at (sid, 0, "r0", "stop", "answer 0", 3, 12);
+    s_end_at (sid, 1, "r1", "stop", "answer 1", 6, 13);
     collected_t c = {0};
     cr_assert_eq (store_messages (s_store, sid, -1, 100, s_collect, &c), 4);
     const char *want[] = {"question 0", "answer 0", "question 1", "answer 1"};
@@ -185,13 +186,13 @@ Test (store, context_is_the_finished_exchanges_newest_first)
 {
     int64_t sid = s_session ("c", "default", "api", 1);
     s_begin (sid, "r0", 0, "q0", 1);
-    s_end ("r0", "stop", "a0", 1, 2);
+    s_end_at (sid, 0, "r0", "stop", "a0", 1, 2);
     s_begin (sid, "r1", 1, "q1", 3);
-    s_end ("r1", "error", "", 2, 4);           //  Failed: not context
+    s_end_at (sid, 1, "r1", "error", "", 2, 4);           //  Failed: not context
     s_begin (sid, "r2", 2, "q2", 5);
-    s_end ("r2", "aborted", "partial", 3, 6);  //  Cut off with text: context
+    s_end_at (sid, 2, "r2", "aborted", "partial", 3, 6);  //  Cut off with text: context
     s_begin (sid, "r3", 3, "q3", 7);
-    s_end ("r3", "aborted", "", 4, 8);         //  Cut off, nothing said: not
+    s_end_at (sid, 3, "r3", "aborted", "", 4, 8);         //  Cut off, nothing said: not
     s_begin (sid, "r4", 4, "q4", 9);           //  Still going: not context
     collected_t c = {0};
     cr_assert_eq (store_context (s_store, sid, 100, s_collect, &c), 4);
@@ -207,7 +208,7 @@ Test (store, recover_marks_open_runs_interrupted)
 {
     int64_t sid = s_session ("r", "default", "api", 1);
     s_begin (sid, "done", 0, "finished", 1);
-    s_end ("done", "stop", "yes", 1, 2);
+    s_end_at (sid, 0, "done", "stop", "yes", 1, 2);
     s_begin (sid, "open-1", 1, "cut by a crash", 3);
     s_begin (sid, "open-2", 2, "queued at the crash", 4);
     cr_assert_eq (store_recover (s_store, 100), 2);
@@ -218,7 +219,7 @@ Test (store, recover_marks_open_runs_interrupted)
     cr_assert_str_eq (c.finish[5], "interrupted");
     cr_assert_str_eq (c.roles[5], "assistant");
     //  A late end of an interrupted run does not write a second reply.
-    s_end ("open-1", "stop", "too late", 9, 200);
+    s_end_at (sid, 1, "open-1", "stop", "too late", 9, 200);
     collected_t d = {0};
     cr_assert_eq (store_messages (s_store, sid, -1, 100, s_collect, &d), 6);
 }
@@ -229,7 +230,7 @@ Test (store, delete_removes_everything_and_late_ends_are_ignored)
     s_begin (sid, "r0", 0, "q", 1);
     cr_assert_eq (store_session_delete (s_store, "d"), 0);
     cr_assert_eq (store_session_delete (s_store, "d"), 1);
-    s_end ("r0", "stop", "after the delete", 1, 2);
+    s_end_at (sid, 0, "r0", "stop", "after the delete", 1, 2);
     store_session_t s;
     cr_assert_eq (store_session_get (s_store, "d", &s), 1);
     collected_t c = {0};
@@ -280,4 +281,69 @@ Test (store, binary_safe_content)
     cr_assert_eq (c.n, 1);
     cr_assert_eq (c.lens[0], sizeof (text) - 1);
     cr_assert_eq (memcmp (c.texts[0], "nul", 4), 0);
+}
+
+//  A file written by schema version 1 (runs in a table of their own, as the
+//  first release of the store wrote it) is migrated in place.
+Test (store, migrates_a_version_1_file)
+{
+    store_close (&s_store);
+    char path[512];
+    snprintf (path, sizeof (path), "%s/v1.db", s_dir);
+    sqlite3 *db;
+    cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+        "INSERT INTO schema_version VALUES (1);"
+        "CREATE TABLE sessions (id INTEGER PRIMARY KEY, session_key TEXT NOT NULL"
+        " UNIQUE, agent_id TEXT NOT NULL, channel TEXT NOT NULL, created_at BIGINT"
+        " NOT NULL, updated_at BIGINT NOT NULL, message_count BIGINT NOT NULL"
+        " DEFAULT 0, last_seq BIGINT NOT NULL DEFAULT 0, next_run BIGINT NOT NULL"
+        " DEFAULT 0);"
+        "CREATE INDEX sessions_by_update ON sessions (updated_at, id);"
+        "CREATE INDEX sessions_by_channel ON sessions (channel, updated_at, id);"
+        "CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at, id);"
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, session_id BIGINT NOT NULL,"
+        " run_seq BIGINT NOT NULL, status TEXT NOT NULL, created_at BIGINT NOT"
+        " NULL, ended_at BIGINT);"
+        "CREATE INDEX runs_by_session ON runs (session_id);"
+        "CREATE INDEX runs_open ON runs (status) WHERE status = 'open';"
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, session_id BIGINT NOT"
+        " NULL, pos BIGINT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,"
+        " run_id TEXT, created_at BIGINT NOT NULL, model TEXT, finish_reason"
+        " TEXT, prompt_tokens BIGINT, completion_tokens BIGINT, tool_calls TEXT,"
+        " tool_call_id TEXT, error TEXT, in_context INTEGER NOT NULL DEFAULT 0,"
+        " UNIQUE (session_id, pos));"
+        "INSERT INTO sessions VALUES (7, 'old', 'default', 'api', 1, 5, 3, 2, 2);"
+        "INSERT INTO runs VALUES ('r0', 7, 0, 'stop', 1, 2), ('r1', 7, 1, 'open',"
+        " 3, NULL);"
+        "INSERT INTO messages (session_id, pos, role, content, run_id,"
+        " created_at, finish_reason, in_context) VALUES"
+        " (7, 0, 'user', 'q0', 'r0', 1, NULL, 1),"
+        " (7, 1, 'assistant', 'a0', 'r0', 2, 'stop', 1),"
+        " (7, 65536, 'user', 'q1', 'r1', 3, NULL, 0);";
+    cr_assert_eq (sqlite3_exec (db, v1, NULL, NULL, NULL), SQLITE_OK, "%s",
+                  sqlite3_errmsg (db));
+    sqlite3_close (db);
+    char url[600], err[512] = "";
+    snprintf (url, sizeof (url), "sqlite:%s", path);
+    s_store = store_open (url, err, sizeof (err));
+    cr_assert_not_null (s_store, "%s", err);
+    cr_assert_eq (store_schema_version (s_store), 2);
+    store_session_t s;
+    cr_assert_eq (store_session_get (s_store, "old", &s), 0);
+    cr_assert_eq (s.id, 7);
+    cr_assert_eq (s.message_count, 3);
+    //  The open run of version 1 is still open, so recovery finds it.
+    cr_assert_eq (store_recover (s_store, 10), 1);
+    collected_t c = {0};
+    cr_assert_eq (store_messages (s_store, 7, -1, 10, s_collect, &c), 4);
+    cr_assert_str_eq (c.texts[1], "a0");
+    cr_assert_str_eq (c.finish[3], "interrupted");
+    collected_t ctx = {0};
+    cr_assert_eq (store_context (s_store, 7, 10, s_collect, &ctx), 2);
+    //  New sessions never take a deleted one's id.
+    cr_assert_eq (store_session_delete (s_store, "old"), 0);
+    cr_assert_eq (store_session_open (s_store, "new", "default", "api", 20, &s), 0);
+    cr_assert_gt (s.id, 7);
 }
