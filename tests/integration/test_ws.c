@@ -38,6 +38,8 @@
 
 typedef struct {
     const char *websocket;          //  Body of "websocket":{…} or NULL
+    const char *gateway;            //  More "gateway":{…} members, or NULL
+    const char *limits;             //  Body of "limits":{…}, or NULL
     int echo_delay_ms;
     bool standin;                   //  Also start the OpenAI stand-in
     int events_port;                //  > 0: broker.events on that TCP port
@@ -66,19 +68,24 @@ s_start (const opts_t *o)
         snprintf (broker, sizeof (broker),
                   "\"broker\":{\"events\":\"tcp://127.0.0.1:%d\"},",
                   o->events_port);
-    char threads[64] = "";
+    char threads[256] = "";
     if (o->threads > 0)
         snprintf (threads, sizeof (threads), "\"threads\":%d,", o->threads);
+    if (o->gateway)
+        snprintf (threads + strlen (threads), sizeof (threads) - strlen (threads),
+                  "%s,", o->gateway);
     char config[4096];
     snprintf (config, sizeof (config),
               "{\"auth\":{\"mode\":\"token+password\",\"token\":\"" MAIN_TOKEN
               "\",\"password\":\"" PASSWORD "\",\"tokens\":[{\"token\":\""
               CHAT_TOKEN "\",\"name\":\"chatonly\",\"scopes\":[\"chat\"]}]},"
               "\"gateway\":{%s\"drainTimeoutMs\":3000},"
-              "\"limits\":{\"rateLimit\":0,\"maxConcurrent\":1000},%s"
+              "\"limits\":{%s},%s"
               "\"websocket\":{%s},"
               "\"providers\":{%s}}",
-              threads, broker, o->websocket ? o->websocket : "", providers);
+              threads,
+              o->limits ? o->limits : "\"rateLimit\":0,\"maxConcurrent\":1000",
+              broker, o->websocket ? o->websocket : "", providers);
     const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
                          "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
                          "CLAWGATE_TOKEN=", "CLAWGATE_PASSWORD=", "CLAWGATE_AUTH=",
@@ -969,6 +976,38 @@ Test (ws, bad_or_missing_credentials_get_401_and_no_upgrade)
     http_resp_free (&r);
 }
 
+Test (ws, repeated_auth_failures_on_the_upgrade_get_429)
+{
+    opts_t o = {.limits = "\"rateLimit\":0,\"maxConcurrent\":1000,"
+                          "\"authFailures\":3"};
+    s_start (&o);
+    int first_429 = 0;
+    for (int i = 1; i <= 4 && !first_429; i++) {
+        raw_t r;
+        char head[2048], body[2048] = "";
+        int status = raw_open (&r, "/?token=wrong-token-0123456789abcdef", "", 0,
+                               head, sizeof (head), body, sizeof (body));
+        raw_close (&r);
+        if (status == 429)
+            first_429 = i;
+        else
+            cr_assert_eq (status, 401, "attempt %d: %s", i, head);
+    }
+    cr_assert (first_429 >= 3, "blocked after only %d failures", first_429);
+    //  Now even the right token is turned away, with Retry-After.
+    raw_t r;
+    char head[2048], body[2048] = "";
+    int status = raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head),
+                           body, sizeof (body));
+    cr_assert_eq (status, 429, "after %d failures: %s", first_429, head);
+    cr_assert (strcasestr (head, "Retry-After: "), "%s", head);
+    cJSON *j = cJSON_Parse (body);
+    cr_assert_not_null (j, "%s", body);
+    cr_assert_str_eq (s_at_str (j, "error.code"), "rate_limited", "%s", body);
+    cJSON_Delete (j);
+    raw_close (&r);
+}
+
 Test (ws, every_method_replies_once)
 {
     opts_t o = {0};
@@ -1464,7 +1503,7 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
 
 Test (ws, bad_frames_get_an_error_with_null_id_and_the_connection_stays)
 {
-    opts_t o = {.websocket = "\"maxFrameBytes\":1024"};
+    opts_t o = {.gateway = "\"maxFrameBytes\":1024"};
     s_start (&o);
     wsc_t *c = wsc_open_main ();
     s_assert_first_connected (c, NULL, 0);
