@@ -604,7 +604,7 @@ store_session_list (store_t *self, const store_query_t *q, store_session_fn *fn,
                   "ORDER BY updated_at DESC, id DESC LIMIT ?",
                   q->channel ? " AND channel = ?" : "",
                   q->agent_id ? " AND agent_id = ?" : "",
-                  q->after ? " AND (updated_at < ? OR (updated_at = ? AND id < ?))"
+                  q->after ? " AND (updated_at, id) < (?, ?)"
                            : "");
         if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
                                 &st, NULL)
@@ -620,7 +620,7 @@ store_session_list (store_t *self, const store_query_t *q, store_session_fn *fn,
     if (q->agent_id)
         s_bind_text (st, i++, q->agent_id);
     if (q->after) {
-        sqlite3_bind_int64 (st, i++, q->after_updated);
+        //  A row value: SQLite (and PostgreSQL) seek the index to it.
         sqlite3_bind_int64 (st, i++, q->after_updated);
         sqlite3_bind_int64 (st, i++, q->after_id);
     }
