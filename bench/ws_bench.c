@@ -534,6 +534,38 @@ s_mem (int pid, double *rss, double *hwm)
     fclose (f);
 }
 
+//  CPU seconds (user + system) of this process, and of pid.
+static double s_cpu_at_run, s_gw_cpu_at_run;
+
+static double
+s_cpu_self (void)
+{
+    struct rusage ru;
+    getrusage (RUSAGE_SELF, &ru);
+    return (double) ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+           + (double) ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double
+s_cpu_pid (int pid)
+{
+    char path[64], buf[2048];
+    snprintf (path, sizeof (path), "/proc/%d/stat", pid);
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread (buf, 1, sizeof (buf) - 1, f);
+    fclose (f);
+    buf[n] = 0;
+    //  Fields after the ")" of comm: state is 3rd; utime 14th, stime 15th.
+    char *p = strrchr (buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (p && sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                     &ut, &st) == 2)
+        return (double) (ut + st) / (double) sysconf (_SC_CLK_TCK);
+    return 0;
+}
+
 //  ---- Main -------------------------------------------------------------------------------------
 
 static void
@@ -664,6 +696,8 @@ main (int argc, char **argv)
                          probes);
                 phase = P_RUN;
                 run_started = s_now_ns ();
+                s_cpu_at_run = s_cpu_self ();
+                s_gw_cpu_at_run = s_gw_pid > 0 ? s_cpu_pid (s_gw_pid) : 0;
                 s_start_run ();
             }
             else {
@@ -707,6 +741,8 @@ main (int argc, char **argv)
         }
     }
     int64_t end = s_now_ns ();
+    double bench_cpu = s_cpu_self () - s_cpu_at_run;
+    double gw_cpu = s_gw_pid > 0 ? s_cpu_pid (s_gw_pid) - s_gw_cpu_at_run : 0;
     if (s_events) {
         atomic_store (&s_tap_stop, true);
         pthread_join (tap, NULL);
@@ -783,10 +819,12 @@ main (int argc, char **argv)
         printf (" delay_p50=%.2fms delay_p99=%.2fms delay_max=%.2fms",
                 s_pct (delay, di, 0.5), s_pct (delay, di, 0.99),
                 di ? delay[di - 1] : 0);
-    printf (" spread_p99=%.2fms rss=%.1fMB hwm=%.1fMB window=%.2fs total=%.1fs\n",
+    double run_s = (double) (end - run_started) / 1e9;
+    printf (" spread_p99=%.2fms rss=%.1fMB hwm=%.1fMB window=%.2fs"
+            " gw_cpu=%.0f%% bench_cpu=%.0f%%\n",
             s_pct (spread, si, 0.99), rss, hwm, window_s,
-            (double) (end - run_started) / 1e9);
-    (void) total;
+            run_s > 0 ? 100 * gw_cpu / run_s : 0,
+            run_s > 0 ? 100 * bench_cpu / run_s : 0);
     for (int i = 0; i <= s_n; i++) {
         if (s_conns[i].state != C_CLOSED && s_conns[i].fd >= 0)
             close (s_conns[i].fd);
