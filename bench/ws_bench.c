@@ -27,8 +27,17 @@
     recv() batch, after epoll_wait returns.
 
     Prints one line:
-      N=… deltas=… rate_in=…/s delivered=…/s loss=… lagged=… closed=…
-      delay_p50=…ms delay_p99=…ms delay_max=…ms spread_p99=…ms rss=…MB hwm=…MB
+      N=… words=… deltas=… rate_in=…/s delivered=…/s loss=… gaps=… lagged=…
+      closed=… delay_p50=…ms delay_p99=…ms delay_max=…ms spread_p99=…ms
+      rss=…MB hwm=…MB window=…s gw_cpu=…% bench_cpu=…%
+    rate_in: the provider's delta rate (tap stamps of the first and last
+    delta); delivered: deltas read by all N subscribers / window, the time
+    from the first delta any subscriber read to the last chat.done read;
+    loss: W*N - deltas read; gaps: seq jumps seen by a client; spread: read
+    time - the first subscriber's read time of that seq; rss/hwm: the
+    gateway's VmRSS / VmHWM at the end; gw_cpu / bench_cpu: CPU time of the
+    gateway / of this program over the measured run, in % of one core (the
+    two share the machine).
     Exit 1 if the set-up failed (connect, subscribe, probe, run).
     =========================================================================
 */

@@ -84,7 +84,9 @@ s_start (const opts_t *o)
               "\"websocket\":{%s},"
               "\"providers\":{%s}}",
               threads,
-              o->limits ? o->limits : "\"rateLimit\":0,\"maxConcurrent\":1000",
+              o->limits ? o->limits
+                        : "\"rateLimit\":0,\"maxConcurrent\":1000,"
+                          "\"authFailures\":1000",
               broker, o->websocket ? o->websocket : "", providers);
     const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
                          "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
