@@ -85,6 +85,8 @@ typedef struct {
     pthread_cond_t idle;             //  users fell to 0
     qitem_t *head, *tail;            //  Frames to send
     int queued;
+    int64_t progress;                //  zclock_mono () the queue last moved
+                                     //  (a write done, or queued onto empty)
     int users;                       //  Threads holding a pointer
     bool scheduled;                  //  On the writers' work list
     bool dead;                       //  Closed, lagged or failed: no writes
@@ -158,8 +160,17 @@ s_client_flush (ws_client_t *c)
     c->queued = 0;
 }
 
-//  Queues f on c (adds a reference) and wakes a writer.  Past the queue
-//  limit the client is lagged: queue replaced by the notice, then closed.
+//  A queue past queueFrames is a lagging client only if its writer has
+//  made no progress for this long: a burst (a fast model, thousands of
+//  deltas at once) briefly outruns any writer while the client reads fine.
+#define WS_LAG_MS 1000
+//  ... and past this many times queueFrames it is dropped regardless, so
+//  memory stays bounded.
+#define WS_HARD_FACTOR 16
+
+//  Queues f on c (adds a reference) and wakes a writer.  A client whose
+//  queue is over the limit and stuck is lagged: queue replaced by the
+//  notice, then closed.
 static void
 s_send (ws_hub_t *hub, ws_client_t *c, frame_t *f)
 {
@@ -171,7 +182,13 @@ s_send (ws_hub_t *hub, ws_client_t *c, frame_t *f)
         return;
     }
     frame_t *add = f;
-    if (c->queued >= hub->config->ws_queue_frames) {
+    int64_t now = zclock_mono ();
+    if (c->queued == 0)
+        c->progress = now;
+    int limit = hub->config->ws_queue_frames;
+    if (c->queued >= limit
+        && (now - c->progress >= WS_LAG_MS
+            || c->queued >= limit * WS_HARD_FACTOR)) {
         log_warn ("ws", "client %llu lagged %d frames behind: dropping it",
                   (unsigned long long) c->id, c->queued);
         s_client_flush (c);
@@ -266,6 +283,9 @@ s_writer (void *arg)
                                          q->frame->data, q->frame->len);
             s_frame_unref (q->frame);
             free (q);
+            pthread_mutex_lock (&c->lock);
+            c->progress = zclock_mono ();
+            pthread_mutex_unlock (&c->lock);
             if (rc <= 0) {
                 pthread_mutex_lock (&c->lock);
                 c->dead = true;
@@ -339,6 +359,9 @@ typedef struct {
 
 typedef struct {
     uint64_t client;                 //  Who started it
+    bool ended;                      //  Its end went out (kept a while so
+                                     //  its bus copies are still recognised)
+    int64_t ended_at;                //  zclock_mono ()
     char key[ENVELOPE_KEY_MAX + 1];
     char corr[24];                   //  Its SESSION_RUN's entry in calls
     int64_t started;                 //  zclock_mono ()
@@ -696,13 +719,6 @@ s_subscribe (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
     s_reply (h->hub, cl->id, id, r);
 }
 
-static bool
-s_subscribed (hub_t *h, uint64_t client, const char *key)
-{
-    zlistx_t *list = (zlistx_t *) zhashx_lookup (h->subs, key);
-    return list && zlistx_find (list, (void *) (uintptr_t) client);
-}
-
 //  Drops everything the hub holds for a client that closed.  Its runs go
 //  on (SPEC: a WebSocket client that disconnects does not kill its run).
 static void
@@ -893,15 +909,19 @@ s_on_direct_event (hub_t *h, bus_msg_t *msg)
     if (!run)
         return;
     const char *type = slash + 1;
-    //  A client subscribed to the session gets it from the bus instead.
-    if (!s_subscribed (h, run->client, run->key)) {
+    //  The starter always gets its run's events this way, never from the
+    //  bus (a subscription made just before could miss the first ones:
+    //  PITFALLS 1); s_on_sub skips the starter for them.
+    if (!run->ended) {
         frame_t *f = s_event_frame (type, msg->body.root);
         s_send_to (h->hub, run->client, f);
         s_frame_unref (f);
     }
     if (streq (type, "chat.done") || streq (type, "chat.error")) {
         zhashx_delete (h->calls, run->corr);   //  Its SESSION_RUN is over
-        zhashx_delete (h->runs, run_id);
+        run->ended = true;
+        run->ended_at = zclock_mono ();
+        ratelimit_front_release (s_limits_of (h->hub), &run->ticket);
     }
 }
 
@@ -959,9 +979,16 @@ s_on_sub (hub_t *h)
             snprintf (key, sizeof (key), "%.*s", (int) (slash - t), t);
             zlistx_t *list = (zlistx_t *) zhashx_lookup (h->subs, key);
             if (list && zlistx_size (list)) {
+                //  The starter of the run has it from the direct path.
+                char run_id[80];
+                run_t *run = mp_copy_str (rd.root, "runId", run_id, sizeof (run_id))
+                                 ? NULL
+                                 : (run_t *) zhashx_lookup (h->runs, run_id);
+                uint64_t skip = run ? run->client : 0;
                 frame_t *f = s_event_frame (slash + 1, rd.root);
                 for (void *who = zlistx_first (list); who; who = zlistx_next (list))
-                    s_send_to (h->hub, (uint64_t) (uintptr_t) who, f);
+                    if ((uint64_t) (uintptr_t) who != skip)
+                        s_send_to (h->hub, (uint64_t) (uintptr_t) who, f);
                 s_frame_unref (f);
             }
         }
@@ -1009,12 +1036,13 @@ s_sweep (hub_t *h)
         free (k);
     }
     zlistx_destroy (&old);
-    //  Runs whose end never reached us (a lost actor): forget them.
+    //  Runs ended over 10 s ago (their bus copies are through by now), and
+    //  runs whose end never reached us (a lost actor): forget them.
     int64_t too_old = now - h->hub->config->request_timeout_ms - 60000;
     zlistx_t *lost = zlistx_new ();
     for (run_t *r = (run_t *) zhashx_first (h->runs); r;
          r = (run_t *) zhashx_next (h->runs))
-        if (r->started < too_old)
+        if (r->started < too_old || (r->ended && now - r->ended_at > 10000))
             zlistx_add_end (lost, strdup ((const char *) zhashx_cursor (h->runs)));
     for (char *k = (char *) zlistx_first (lost); k; k = (char *) zlistx_next (lost)) {
         run_t *r = (run_t *) zhashx_lookup (h->runs, k);
@@ -1080,7 +1108,7 @@ s_hub_thread (void *arg)
     if (!h.front || !h.sub)
         log_error ("ws", "the WebSocket hub has no broker connection");
     h.next_heartbeat = zclock_mono () + hub->config->ws_heartbeat_ms;
-    h.next_sweep = zclock_mono () + 60000;
+    h.next_sweep = zclock_mono () + 5000;
     while (true) {
         pthread_mutex_lock (&hub->work_lock);
         bool stop = hub->stopping;
@@ -1114,7 +1142,7 @@ s_hub_thread (void *arg)
         }
         if (now >= h.next_sweep) {
             s_sweep (&h);
-            h.next_sweep = now + 60000;
+            h.next_sweep = now + 5000;
         }
     }
     zhashx_destroy (&h.calls);
