@@ -414,7 +414,8 @@ s_load_agents (cg_config_t *self, const cJSON *agents, char *err, size_t errlen)
         char where[96];
         snprintf (where, sizeof (where), "agents.%.64s.", a->string);
         static const char *const akeys[] = {"model", "system", "fallbacks",
-                                            "maxTokens", NULL};
+                                            "maxTokens", "tools",
+                                            "maxToolSteps", NULL};
         if (!cJSON_IsObject (a)) {
             s_err (err, errlen, "agents.%s: must be an object", a->string);
             return -1;
@@ -432,12 +433,27 @@ s_load_agents (cg_config_t *self, const cJSON *agents, char *err, size_t errlen)
             memset (agent, 0, sizeof (*agent));
             agent->id = strdup (a->string);
             agent->max_tokens = 1024;
+            agent->max_tool_steps = 5;
         }
         if (s_get_str (a, "model", where, &agent->model, err, errlen)
             || s_get_str (a, "system", where, &agent->system, err, errlen)
             || s_get_intv (a, "maxTokens", where, 1, 1000000, &agent->max_tokens,
-                           err, errlen))
+                           err, errlen)
+            || s_get_intv (a, "maxToolSteps", where, 1, 50,
+                           &agent->max_tool_steps, err, errlen))
             return -1;
+        const cJSON *tools = cJSON_GetObjectItemCaseSensitive (a, "tools");
+        if (tools) {
+            bool ok = cJSON_IsArray (tools);
+            for (const cJSON *t = ok ? tools->child : NULL; t; t = t->next)
+                ok = ok && cJSON_IsString (t) && !strcmp (t->valuestring, "browser");
+            if (!ok) {
+                s_err (err, errlen, "%stools: must be an array of tool sets "
+                       "(known: \"browser\")", where);
+                return -1;
+            }
+            agent->browser_tools = cJSON_GetArraySize (tools) > 0;
+        }
         const cJSON *fb = cJSON_GetObjectItemCaseSensitive (a, "fallbacks");
         if (fb) {
             char key[128];
@@ -880,6 +896,7 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
         self->agents[0].id = strdup ("default");
         self->agents[0].model = strdup ("local/echo");
         self->agents[0].max_tokens = 1024;
+        self->agents[0].max_tool_steps = 5;
     }
     s_add_model (self, "local", "echo",
                  "Built-in test/demo provider: deterministic, echoes the last "

@@ -65,6 +65,9 @@ typedef struct {
     char *system;                //  System prompt, may be NULL
     char **fallbacks;            //  Models tried in order, NULL-terminated
     int max_tokens;              //  Default max tokens (Anthropic needs one)
+    bool browser_tools;          //  tools: ["browser"]: browser_navigate and
+                                 //  browser_screenshot offered to the model
+    int max_tool_steps;          //  Model -> tools -> model rounds, at most
 } cfg_agent_t;
 
 typedef struct {

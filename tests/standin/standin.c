@@ -22,7 +22,8 @@
         slow        50 ms between deltas, 500 ms before a non-streamed reply
         split       body written 1-3 bytes at a time; reply has "héllo→"
         long        200 deltas, no delay
-        tool        a call to the first tool in "tools"
+        tool        a call to the first tool in "tools" (arguments: the last
+                    user message when it is a JSON object, else a fixed url)
         anything else: the normal reply
 
     Test hooks: GET /_last returns the last POST (path, parsed body and the
@@ -150,6 +151,8 @@ typedef struct {
     bool tool_call;                  //  Answer with a tool call
     const char *tool_name;           //  First tool's name (in root)
     bool tool_result;                //  Last message is a tool result
+    char tool_args[1024];            //  Arguments of the tool call made
+    bool custom_args;                //  ... taken from the user's message
     long prompt_tokens;              //  Words in the request's messages
     long completion_tokens;          //  Words in the answer
     bool keep_alive;                 //  Connection stays open afterwards
@@ -161,6 +164,26 @@ typedef struct {
     buf_t reply;                     //  Assistant text
     buf_t out;                       //  Response bytes being assembled
 } req_t;
+
+//  Scripted tool calls: when the last user message is itself a JSON object,
+//  the "tool" model calls its tool with that object as the arguments (so a
+//  test can make the model ask for any page); otherwise with s_tool_args.
+static void
+s_pick_tool_args (req_t *req, const cJSON *user_content)
+{
+    snprintf (req->tool_args, sizeof (req->tool_args), "%s", s_tool_args);
+    req->custom_args = false;
+    if (!cJSON_IsString (user_content) || user_content->valuestring[0] != '{')
+        return;
+    cJSON *j = cJSON_Parse (user_content->valuestring);
+    char *text = cJSON_IsObject (j) ? cJSON_PrintUnformatted (j) : NULL;
+    if (text && strlen (text) < sizeof (req->tool_args)) {
+        snprintf (req->tool_args, sizeof (req->tool_args), "%s", text);
+        req->custom_args = true;
+    }
+    cJSON_free (text);
+    cJSON_Delete (j);
+}
 
 static int64_t
 s_now_ms (void)
@@ -1082,7 +1105,7 @@ s_openai_tool_call (req_t *req, bool with_arguments)
     s_buf_json_str (out, req->tool_name);
     s_buf_puts (out, ",\"arguments\":");
     if (with_arguments)
-        s_buf_json_str (out, s_tool_args);
+        s_buf_json_str (out, req->tool_args);
     else
         s_buf_puts (out, "\"\"");
     s_buf_puts (out, "}}]");
@@ -1139,8 +1162,10 @@ s_openai_stream (req_t *req)
                                "\n\n");
         if (s_event_end (req) != 0 || s_delta_done (req) != 0)
             return 200;
-        for (int i = 0; s_tool_pieces[i]; i++) {
-            const char *piece = s_tool_pieces[i];
+        const char *mine[] = {req->tool_args, NULL};
+        const char **pieces = req->custom_args ? mine : s_tool_pieces;
+        for (int i = 0; pieces[i]; i++) {
+            const char *piece = pieces[i];
             if (s_openai_delta (req,
                                 "{\"tool_calls\":[{\"index\":0,\"function\":"
                                 "{\"arguments\":",
@@ -1268,6 +1293,7 @@ s_openai_serve (req_t *req)
         req->tool_name = name->valuestring;
     req->tool_call = req->knob == KNOB_TOOL && req->tool_name
                      && !req->tool_result;
+    s_pick_tool_args (req, user_content);
 
     if (req->knob == KNOB_ERROR)
         return s_knob_error (req);
@@ -1410,8 +1436,10 @@ s_anthropic_stream (req_t *req)
                                "", 0)
             != 0)
             return 200;
-        for (int i = 0; s_tool_pieces[i]; i++) {
-            const char *piece = s_tool_pieces[i];
+        const char *mine[] = {req->tool_args, NULL};
+        const char **pieces = req->custom_args ? mine : s_tool_pieces;
+        for (int i = 0; pieces[i]; i++) {
+            const char *piece = pieces[i];
             if (s_anthropic_delta (req, index, "input_json_delta",
                                    "partial_json", piece, strlen (piece))
                     != 0
@@ -1474,7 +1502,7 @@ s_anthropic_reply (req_t *req)
                          "\",\"name\":");
         s_buf_json_str (out, req->tool_name);
         s_buf_puts (out, ",\"input\":");
-        s_buf_puts (out, s_tool_args);
+        s_buf_puts (out, req->tool_args);
         s_buf_puts (out, "}");
     }
     else {
@@ -1569,6 +1597,7 @@ s_anthropic_serve (req_t *req)
         req->tool_name = name->valuestring;
     req->tool_call = req->knob == KNOB_TOOL && req->tool_name
                      && !req->tool_result;
+    s_pick_tool_args (req, user_content);
 
     if (req->knob == KNOB_ERROR)
         return s_knob_error (req);
