@@ -11,6 +11,7 @@
 #include "run.h"
 
 #include "actor.h"
+#include "front.h"
 #include "log.h"
 #include "mpjson.h"
 #include "provider.h"
@@ -76,6 +77,16 @@ typedef struct {
     int n_words, next_word;
     int64_t echo_next;                   //  zclock_mono () of the next word
     int64_t deadline;                    //  zclock_mono () past which: timeout
+    //  The tool loop (agents with tools: ["browser"]).
+    bool builtin_tools;                  //  We offered browser_* ourselves
+    int steps;                           //  Model -> tools rounds done
+    cJSON *log;                          //  Those rounds' messages, for the
+                                         //  session (owned)
+    cJSON *calls;                        //  Tool calls being carried out (owned)
+    cJSON *results;                      //  Their results, by index (owned)
+    int pending;                         //  Results still awaited
+    int64_t earlier_prompt;              //  Usage of the earlier rounds
+    int64_t earlier_completion;
 } run_t;
 
 typedef struct {
@@ -98,9 +109,13 @@ struct self_t {
     bool curl_inited;                    //  This actor called curl_global_init
     CURL *spare[RUN_SPARE_EASY];         //  Reset easy handles kept for reuse
     int n_spare;
+    bus_front_t *front;                  //  Our requests (the browser actor)
+    zhashx_t *tool_calls;                //  corr id -> "runId\tindex" (owned)
 };
 
 static int s_run_start_transfer (run_t *run);
+static bool s_wants_tool_round (run_t *run);
+static void s_tool_round (run_t *run);
 static bool s_curl_ready (self_t *self);
 static void s_run_destroy (run_t **run_p);
 
@@ -147,7 +162,8 @@ s_end_head (mp_writer_t *w, run_t *run, const char *type, size_t n_extra)
 static void
 s_publish (run_t *run, const char *type, mp_writer_t *w)
 {
-    if (run->result_mode && strcmp (type, "chat.delta") != 0) {
+    if (run->result_mode
+        && (!strcmp (type, "chat.done") || !strcmp (type, "chat.error"))) {
         //  The session actor commits the reply, then publishes the end.
         if (bus_worker_reply (run->self->worker, &run->asker, "RUN_RESULT", 200,
                               w->buf.data, w->buf.size))
@@ -193,19 +209,28 @@ s_emit_done (run_t *run, const char *reason)
     mp_writer_t w;
     mp_writer_init (&w);
     bool calls = run->tool_calls && cJSON_GetArraySize (run->tool_calls) > 0;
-    s_end_head (&w, run, "chat.done", calls ? 5 : 4);
+    bool steps = run->log && cJSON_GetArraySize (run->log) > 0;
+    s_end_head (&w, run, "chat.done", (calls ? 5 : 4) + (steps ? 1 : 0));
     mp_kv_str (&w, "finishReason", reason);
     mp_key (&w, "usage");
     msgpack_pack_map (&w.pk, 3);
-    mp_kv_int (&w, "promptTokens", run->prompt_tokens);
-    mp_kv_int (&w, "completionTokens", run->completion_tokens);
-    mp_kv_int (&w, "totalTokens", run->prompt_tokens + run->completion_tokens);
+    int64_t prompt = run->prompt_tokens + run->earlier_prompt;
+    int64_t completion = run->completion_tokens + run->earlier_completion;
+    mp_kv_int (&w, "promptTokens", prompt);
+    mp_kv_int (&w, "completionTokens", completion);
+    mp_kv_int (&w, "totalTokens", prompt + completion);
     mp_key (&w, "response");
     mp_put_strn (&w, run->text ? run->text : "", run->text_len);
     mp_kv_str (&w, "model", run->candidates[run->candidate]);
     if (calls) {
         mp_key (&w, "toolCalls");
         mpjson_pack (&w.pk, run->tool_calls);
+    }
+    if (steps) {
+        //  The tool rounds, for the session to store (OpenAI message format
+        //  plus "tool" on tool results).
+        mp_key (&w, "steps");
+        mpjson_pack (&w.pk, run->log);
     }
     s_publish (run, "chat.done", &w);
     mp_writer_fini (&w);
@@ -455,6 +480,9 @@ s_run_destroy (run_t **run_p)
     cJSON_Delete (run->tool_choice);
     cJSON_Delete (run->temperature);
     cJSON_Delete (run->tool_calls);
+    cJSON_Delete (run->log);
+    cJSON_Delete (run->calls);
+    cJSON_Delete (run->results);
     for (int i = 0; i < run->n_candidates; i++)
         free (run->candidates[i]);
     for (int i = 0; i < run->n_words; i++)
@@ -688,6 +716,8 @@ s_transfer_done (self_t *self, CURL *easy, CURLcode result)
         provider_parser_finish (run->parser);
     if (run->err_status)
         s_run_next_or_fail (run);
+    else if (!strcmp (run->finish, "tool_calls") && s_wants_tool_round (run))
+        s_tool_round (run);
     else
         s_run_finish (run, run->finish[0] ? run->finish : "stop");
 }
@@ -702,6 +732,278 @@ s_curl_drain (self_t *self)
     while ((msg = curl_multi_info_read (self->multi, &left)))
         if (msg->msg == CURLMSG_DONE)
             s_transfer_done (self, msg->easy_handle, msg->data.result);
+}
+
+//  ---- The tool loop ----------------------------------------------------------------
+//
+//  An agent with tools: ["browser"] offers browser_navigate and
+//  browser_screenshot to the model (unless the request brings tools of its
+//  own).  When the model answers with tool calls, each goes to the browser
+//  actor as a request on this actor's own DEALER; tool.call and tool.result
+//  events go out as for deltas; the assistant turn and the results join the
+//  conversation, and the model is called again, up to maxToolSteps rounds.
+//  The rounds travel with chat.done as "steps" so the session stores them.
+
+static const char *s_browser_tools =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"browser_navigate\","
+    "\"description\":\"Open a web page in the gateway's headless browser and "
+    "wait until it has loaded. Returns the final url, the page title and the "
+    "HTTP status.\",\"parameters\":{\"type\":\"object\",\"properties\":{\"url\":"
+    "{\"type\":\"string\",\"description\":\"An http:// or https:// URL\"}},"
+    "\"required\":[\"url\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"browser_screenshot\","
+    "\"description\":\"Take a PNG screenshot of the page open in the browser "
+    "(the viewport, the full page, or one element). The user sees the image; "
+    "you get its size.\",\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"selector\":{\"type\":\"string\",\"description\":\"CSS selector of one "
+    "element\"},\"fullPage\":{\"type\":\"boolean\"}}}}}]";
+
+static bool
+s_wants_tool_round (run_t *run)
+{
+    return run->builtin_tools && run->agent && run->tool_calls
+           && cJSON_GetArraySize (run->tool_calls) > 0
+           && run->steps < run->agent->max_tool_steps;
+}
+
+//  tool.call / tool.result: {sessionKey, runId, seq, tool, callId, key:value}
+static void
+s_emit_tool (run_t *run, const char *type, const char *tool,
+             const char *call_id, const char *key, const cJSON *value)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    s_event_head (&w, run, 3);
+    mp_kv_str (&w, "tool", tool);
+    mp_kv_str (&w, "callId", call_id);
+    mp_key (&w, key);
+    if (!value || mpjson_pack (&w.pk, value))
+        msgpack_pack_nil (&w.pk);
+    s_publish (run, type, &w);
+    mp_writer_fini (&w);
+}
+
+//  {"error":{code,message}}.  Caller owns the return value.
+static cJSON *
+s_tool_error (const char *code, const char *message)
+{
+    cJSON *j = cJSON_CreateObject ();
+    cJSON *e = cJSON_AddObjectToObject (j, "error");
+    cJSON_AddStringToObject (e, "code", code);
+    cJSON_AddStringToObject (e, "message", message);
+    return j;
+}
+
+static const char *
+s_json_str (const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
+    return cJSON_IsString (v) ? v->valuestring : NULL;
+}
+
+//  Every result is in: tell the clients, show the model, call it again.
+static void
+s_tool_round_done (run_t *run)
+{
+    int n = cJSON_GetArraySize (run->calls);
+    for (int i = 0; i < n; i++) {
+        const cJSON *call = cJSON_GetArrayItem (run->calls, i);
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive (call, "function");
+        const char *name = s_json_str (fn, "name");
+        const char *id = s_json_str (call, "id");
+        const cJSON *result = cJSON_GetArrayItem (run->results, i);
+        s_emit_tool (run, "tool.result", name ? name : "", id ? id : "", "result",
+                     result);
+        //  The model gets the result as JSON text, without the pixels of a
+        //  screenshot (they would fill its context; the user has them).
+        cJSON *brief = cJSON_Duplicate (result, 1);
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive (brief, "data");
+        if (cJSON_IsString (data)) {
+            double bytes = (double) strlen (data->valuestring) * 3 / 4;
+            cJSON_DeleteItemFromObjectCaseSensitive (brief, "data");
+            cJSON_AddNumberToObject (brief, "bytes", bytes);
+        }
+        char *text = brief ? cJSON_PrintUnformatted (brief) : NULL;
+        cJSON_Delete (brief);
+        cJSON *msg = cJSON_CreateObject ();
+        cJSON_AddStringToObject (msg, "role", "tool");
+        cJSON_AddStringToObject (msg, "tool_call_id", id ? id : "");
+        cJSON_AddStringToObject (msg, "content", text ? text : "null");
+        cJSON_free (text);
+        cJSON_AddItemToArray (run->messages, cJSON_Duplicate (msg, 1));
+        cJSON_AddStringToObject (msg, "tool", name ? name : "");
+        cJSON_AddItemToArray (run->log, msg);
+    }
+    cJSON_Delete (run->calls);
+    cJSON_Delete (run->results);
+    run->calls = run->results = NULL;
+    log_info ("run", "%s: tool round %d done, asking the model again", run->id,
+              run->steps);
+    if (s_run_start_transfer (run))
+        s_run_next_or_fail (run);
+}
+
+//  Records the result of call index (takes result); the last one ends the
+//  round.  run may be gone when this returns.
+static void
+s_tool_result (run_t *run, int index, cJSON *result)
+{
+    if (!run->results || index >= cJSON_GetArraySize (run->results)
+        || !cJSON_IsNull (cJSON_GetArrayItem (run->results, index))) {
+        cJSON_Delete (result);
+        return;
+    }
+    cJSON_ReplaceItemInArray (run->results, index, result ? result
+                                                          : cJSON_CreateNull ());
+    if (--run->pending == 0)
+        s_tool_round_done (run);
+}
+
+//  Sends one tool call to the browser actor.  Returns 0, or an error result
+//  (caller owns) to answer the model with at once.
+static cJSON *
+s_tool_send (run_t *run, int index, const char *name, const cJSON *args)
+{
+    self_t *self = run->self;
+    const char *type = !strcmp (name, "browser_navigate")     ? "BROWSER_NAVIGATE"
+                       : !strcmp (name, "browser_screenshot") ? "BROWSER_SCREENSHOT"
+                                                               : NULL;
+    if (!type)
+        return s_tool_error ("not_found", "No such tool");
+    if (!cJSON_IsObject (args))
+        return s_tool_error ("invalid_request",
+                             "The arguments are not a JSON object");
+    const char *url = s_json_str (args, "url");
+    const char *selector = s_json_str (args, "selector");
+    const cJSON *full = cJSON_GetObjectItemCaseSensitive (args, "fullPage");
+    if (!strcmp (type, "BROWSER_NAVIGATE") && !url)
+        return s_tool_error ("invalid_request", "'url' is required");
+    if (!self->front)
+        self->front = bus_front_new (self->config->requests_ep);
+    if (!self->front)
+        return s_tool_error ("service_unavailable", "No broker connection");
+    mp_writer_t w;
+    mp_writer_init (&w);
+    if (url) {
+        msgpack_pack_map (&w.pk, 1);
+        mp_kv_str (&w, "url", url);
+    }
+    else {
+        msgpack_pack_map (&w.pk, (selector ? 1 : 0) + (cJSON_IsBool (full) ? 1 : 0));
+        if (selector)
+            mp_kv_str (&w, "selector", selector);
+        if (cJSON_IsBool (full))
+            mp_kv_bool (&w, "fullPage", cJSON_IsTrue (full));
+    }
+    envelope_t env;
+    envelope_init (&env, type);
+    snprintf (env.session_key, sizeof (env.session_key), "%s", run->session);
+    int64_t left = run->deadline - zclock_mono ();
+    env.timeout_ms = left > 0 ? left : 1;
+    int rc = bus_front_send (self->front, "browser", &env, w.buf.data, w.buf.size);
+    mp_writer_fini (&w);
+    if (rc)
+        return s_tool_error ("service_unavailable",
+                             "The broker is not taking requests");
+    char key[24], value[100];
+    snprintf (key, sizeof (key), "%llu", (unsigned long long) env.corr_id);
+    snprintf (value, sizeof (value), "%s\t%d", run->id, index);
+    zhashx_insert (self->tool_calls, key, strdup (value));
+    return NULL;
+}
+
+//  The model asked for tools: carry them out (s_tool_round_done goes on).
+static void
+s_tool_round (run_t *run)
+{
+    s_transfer_end (run);
+    cJSON *calls = run->tool_calls;
+    run->tool_calls = NULL;
+    //  The assistant turn that asked, as the model must see it again.
+    cJSON *turn = cJSON_CreateObject ();
+    cJSON_AddStringToObject (turn, "role", "assistant");
+    if (run->text_len)
+        cJSON_AddStringToObject (turn, "content", run->text);
+    else
+        cJSON_AddNullToObject (turn, "content");
+    cJSON_AddItemToObject (turn, "tool_calls", cJSON_Duplicate (calls, 1));
+    cJSON_AddItemToArray (run->messages, cJSON_Duplicate (turn, 1));
+    if (!run->log)
+        run->log = cJSON_CreateArray ();
+    cJSON_AddItemToArray (run->log, turn);
+    run->earlier_prompt += run->prompt_tokens;
+    run->earlier_completion += run->completion_tokens;
+    run->prompt_tokens = run->completion_tokens = 0;
+    run->text_len = 0;
+    if (run->text)
+        run->text[0] = 0;
+    run->finish[0] = 0;
+    run->steps++;
+    int n = cJSON_GetArraySize (calls);
+    run->calls = calls;
+    run->results = cJSON_CreateArray ();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray (run->results, cJSON_CreateNull ());
+    run->pending = n;
+    log_info ("run", "%s: the model called %d tool(s), round %d", run->id, n,
+              run->steps);
+    for (int i = 0; i < n; i++) {
+        const cJSON *call = cJSON_GetArrayItem (calls, i);
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive (call, "function");
+        const char *name = s_json_str (fn, "name");
+        const char *id = s_json_str (call, "id");
+        const char *argtext = s_json_str (fn, "arguments");
+        cJSON *args = argtext ? cJSON_Parse (argtext) : NULL;
+        s_emit_tool (run, "tool.call", name ? name : "", id ? id : "", "params",
+                     args);
+        cJSON *error = s_tool_send (run, i, name ? name : "", args);
+        cJSON_Delete (args);
+        //  The last of these may end the round (and the run): nothing of
+        //  run is used after it.
+        if (error)
+            s_tool_result (run, i, error);
+    }
+}
+
+//  Replies of the browser actor to our tool calls.
+static void
+s_handle_front (self_t *self)
+{
+    for (int budget = 0; budget < 64; budget++) {
+        bus_msg_t msg;
+        if (bus_front_recv (self->front, 0, &msg))
+            break;
+        char key[24];
+        snprintf (key, sizeof (key), "%llu", (unsigned long long) msg.env.corr_id);
+        const char *value = msg.kind == BUS_MSG_REPLY
+                                ? (const char *) zhashx_lookup (self->tool_calls, key)
+                                : NULL;
+        if (value) {
+            char run_id[80] = "";
+            int index = -1;
+            const char *tab = strchr (value, '\t');
+            if (tab && (size_t) (tab - value) < sizeof (run_id)) {
+                memcpy (run_id, value, (size_t) (tab - value));
+                index = atoi (tab + 1);
+            }
+            zhashx_delete (self->tool_calls, key);
+            run_t *run = (run_t *) zhashx_lookup (self->runs, run_id);
+            if (run && index >= 0) {
+                cJSON *result;
+                if (msg.env.status == 200)
+                    result = mpjson_to_json (msg.body.root);
+                else {
+                    char code[48] = "internal_error", message[512] = "Tool failed";
+                    mp_copy_str (msg.body.root, "code", code, sizeof (code));
+                    mp_copy_str (msg.body.root, "message", message,
+                                 sizeof (message));
+                    result = s_tool_error (code, message);
+                }
+                s_tool_result (run, index, result);
+            }
+        }
+        bus_msg_fini (&msg);
+    }
 }
 
 //  ---- Requests ----------------------------------------------------------------------
@@ -785,6 +1087,10 @@ s_handle_start (self_t *self, bus_request_t *req)
     }
     run->messages = s_json_field (b, "messages");
     run->tools = s_json_field (b, "tools");
+    if (run->agent->browser_tools && !run->tools) {
+        run->tools = cJSON_Parse (s_browser_tools);
+        run->builtin_tools = run->tools != NULL;
+    }
     run->tool_choice = s_json_field (b, "toolChoice");
     run->temperature = s_json_field (b, "temperature");
     mp_copy_str (b, "thinking", run->thinking, sizeof (run->thinking));
@@ -905,7 +1211,7 @@ s_loop (self_t *self)
 {
     void *pipe_h = zsock_resolve (self->pipe);
     void *bus_h = zsock_resolve (bus_worker_sock (self->worker));
-    zmq_pollitem_t items[RUN_MAX_SOCKETS + 2];
+    zmq_pollitem_t items[RUN_MAX_SOCKETS + 3];
     while (!self->terminated) {
         //  Deadlines, stalls and echo pacing need a walk over every run:
         //  only when one of them is due, not on every wake-up (with a
@@ -926,6 +1232,13 @@ s_loop (self_t *self)
         items[0] = (zmq_pollitem_t) {pipe_h, 0, ZMQ_POLLIN, 0};
         items[1] = (zmq_pollitem_t) {bus_h, 0, ZMQ_POLLIN, 0};
         int n = 2;
+        int front_at = -1;
+        if (self->front) {
+            front_at = n;
+            items[n++] = (zmq_pollitem_t) {zsock_resolve (bus_front_sock (self->front)),
+                                           0, ZMQ_POLLIN, 0};
+        }
+        int first_sock = n;
         for (int i = 0; i < self->n_socks; i++)
             items[n++] = (zmq_pollitem_t) {NULL, self->socks[i].fd,
                                            self->socks[i].events, 0};
@@ -940,8 +1253,10 @@ s_loop (self_t *self)
         }
         if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
             s_handle_bus (self);
+        if (rc > 0 && front_at >= 0 && (items[front_at].revents & ZMQ_POLLIN))
+            s_handle_front (self);
         int running;
-        for (int i = 2; rc > 0 && i < n; i++) {
+        for (int i = first_sock; rc > 0 && i < n; i++) {
             if (!items[i].revents)
                 continue;
             int flags = ((items[i].revents & ZMQ_POLLIN) ? CURL_CSELECT_IN : 0)
@@ -993,6 +1308,8 @@ run_actor (zsock_t *pipe, void *args_)
         zhashx_set_destructor (self->runs, s_hash_run_free);
         self->seqs = zhashx_new ();
         zhashx_set_destructor (self->seqs, (zhashx_destructor_fn *) zstr_free);
+        self->tool_calls = zhashx_new ();
+        zhashx_set_destructor (self->tool_calls, (zhashx_destructor_fn *) zstr_free);
         self->worker = bus_worker_new (args->broker, "run",
                                        args->config->heartbeat_ms,
                                        args->config->liveness);
@@ -1005,6 +1322,7 @@ run_actor (zsock_t *pipe, void *args_)
                 curl_multi_cleanup (self->multi);
             zhashx_destroy (&self->runs);
             zhashx_destroy (&self->seqs);
+            zhashx_destroy (&self->tool_calls);
             free (self);
         }
         args->failed = true;
@@ -1026,6 +1344,8 @@ run_actor (zsock_t *pipe, void *args_)
     zlistx_destroy (&left);
     zhashx_destroy (&self->runs);
     zhashx_destroy (&self->seqs);
+    zhashx_destroy (&self->tool_calls);
+    bus_front_destroy (&self->front);
     while (self->n_spare)
         curl_easy_cleanup (self->spare[--self->n_spare]);
     if (self->multi)

@@ -224,10 +224,11 @@ s_emit (self_t *self, pending_t *p, const char *type, mp_writer_t *w)
 }
 
 static void
-s_record_end (self_t *self, pending_t *p, const store_message_t *reply)
+s_record_end (self_t *self, pending_t *p, const store_message_t *steps,
+              size_t n_steps, const store_message_t *reply)
 {
-    if (store_run_end (self->store, p->live->id, p->run_seq, reply, p->live->seq,
-                       s_now_ms ()))
+    if (store_run_end (self->store, p->live->id, p->run_seq, steps, n_steps,
+                       reply, p->live->seq, s_now_ms ()))
         log_error ("session", "%s: could not record the end of the run "
                               "(%s); it will read as interrupted",
                    p->run_id, reply->finish_reason);
@@ -257,7 +258,7 @@ s_end_local (self_t *self, pending_t *p, const char *finish, int status,
                              .model = p->model,
                              .finish_reason = finish ? finish : "error",
                              .error = finish ? NULL : error};
-    s_record_end (self, p, &reply);
+    s_record_end (self, p, NULL, 0, &reply);
     mp_writer_t w;
     mp_writer_init (&w);
     if (finish) {
@@ -339,7 +340,44 @@ s_on_result (self_t *self, pending_t *p, const msgpack_object *b)
         cJSON_Delete (j);
         reply.error = error;
     }
-    s_record_end (self, p, &reply);
+    //  The tool rounds, if the run had any: copies, as the store wants
+    //  NUL-terminated text.
+    const msgpack_object *steps = mp_get (b, "steps");
+    size_t n_steps = steps && steps->type == MSGPACK_OBJECT_ARRAY
+                         ? steps->via.array.size
+                         : 0;
+    store_message_t *step = n_steps ? (store_message_t *) calloc (
+                                          n_steps, sizeof (store_message_t))
+                                    : NULL;
+    char **owned = n_steps ? (char **) calloc (n_steps * 4, sizeof (char *)) : NULL;
+    if (!step || !owned)
+        n_steps = 0;
+    for (size_t i = 0; i < n_steps; i++) {
+        const msgpack_object *m = &steps->via.array.ptr[i];
+        size_t sl;
+        const char *role = mp_get_str (m, "role", &sl);
+        owned[4 * i] = role ? strndup (role, sl) : strdup ("assistant");
+        const char *content = mp_get_str (m, "content", &sl);
+        owned[4 * i + 1] = content ? strndup (content, sl) : strdup ("");
+        const msgpack_object *stc = mp_get (m, "tool_calls");
+        if (stc && stc->type == MSGPACK_OBJECT_ARRAY) {
+            cJSON *j = mpjson_to_json (stc);
+            owned[4 * i + 2] = j ? cJSON_PrintUnformatted (j) : NULL;
+            cJSON_Delete (j);
+        }
+        const char *call_id = mp_get_str (m, "tool_call_id", &sl);
+        owned[4 * i + 3] = call_id ? strndup (call_id, sl) : NULL;
+        step[i] = (store_message_t) {
+            .role = owned[4 * i], .content = owned[4 * i + 1],
+            .content_len = owned[4 * i + 1] ? strlen (owned[4 * i + 1]) : 0,
+            .run_id = p->run_id, .created_at = reply.created_at,
+            .tool_calls = owned[4 * i + 2], .tool_call_id = owned[4 * i + 3]};
+    }
+    s_record_end (self, p, step, n_steps, &reply);
+    for (size_t i = 0; owned && i < n_steps * 4; i++)
+        free (owned[i]);
+    free (owned);
+    free (step);
     free (calls);
     free (error);
     //  The event is the run actor's body with our seq and without "event".

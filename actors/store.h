@@ -133,12 +133,15 @@ store_run_begin (store_t *self, int64_t session_id, const char *run_id,
                  int64_t run_seq, const store_message_t *user, int64_t now);
 
 //  Records the end of run run_seq of session_id in one transaction: its
-//  reply (reply->finish_reason says how it ended; it becomes the run's
-//  status), whether the exchange counts as context for later runs, and the
-//  session's last_seq/updated_at.  A run whose session was deleted
-//  meanwhile, or that ended already, is ignored.  Returns 0 or -1.
+//  tool rounds (n_steps messages: assistant turns with tool_calls and tool
+//  results, may be 0), its reply (reply->finish_reason says how it ended;
+//  it becomes the run's status), whether the exchange counts as context
+//  for later runs, and the session's last_seq/updated_at.  A run whose
+//  session was deleted meanwhile, or that ended already, is ignored.
+//  Returns 0 or -1.
 int
 store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
+               const store_message_t *steps, size_t n_steps,
                const store_message_t *reply, int64_t last_seq, int64_t now);
 
 //  Marks every run still open as interrupted (crash or shutdown mid-run),

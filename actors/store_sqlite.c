@@ -134,7 +134,7 @@ static const char *const s_sql[Q_COUNT] = {
         "UPDATE sessions SET next_run = ?, message_count = message_count + 1 "
         "WHERE id = ?",
     [Q_SESSION_END] =
-        "UPDATE sessions SET message_count = message_count + 1, updated_at = ?, "
+        "UPDATE sessions SET message_count = message_count + 1 + ?, updated_at = ?, "
         "last_seq = CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE id = ?",
     [Q_RUN_CLOSE] =
         "UPDATE messages SET run_status = ?, in_context = ? WHERE session_id = ? "
@@ -714,6 +714,7 @@ s_counts_as_context (const store_message_t *reply)
 
 int
 store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
+               const store_message_t *steps, size_t n_steps,
                const store_message_t *reply, int64_t last_seq, int64_t now)
 {
     if (s_begin (self))
@@ -736,14 +737,26 @@ store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
         s_commit (self);
         return 0;
     }
-    if (s_insert_message (self, session_id, run_seq * STORE_POS_RUN + 1, reply,
+    //  Tool rounds first, then the reply: positions +1 .. +n, +n+1.  The
+    //  rounds are not context (a tool message without the call that asked
+    //  for it is not a valid conversation for a model).
+    if (n_steps > STORE_POS_RUN - 2)
+        n_steps = STORE_POS_RUN - 2;
+    for (size_t i = 0; i < n_steps; i++)
+        if (s_insert_message (self, session_id,
+                              run_seq * STORE_POS_RUN + 1 + (int64_t) i, &steps[i],
+                              false, NULL))
+            goto fail;
+    if (s_insert_message (self, session_id,
+                          run_seq * STORE_POS_RUN + 1 + (int64_t) n_steps, reply,
                           ctx, NULL))
         goto fail;
     st = s_stmt (self, Q_SESSION_END);
-    sqlite3_bind_int64 (st, 1, now);
-    sqlite3_bind_int64 (st, 2, last_seq);
+    sqlite3_bind_int64 (st, 1, (int64_t) n_steps);
+    sqlite3_bind_int64 (st, 2, now);
     sqlite3_bind_int64 (st, 3, last_seq);
-    sqlite3_bind_int64 (st, 4, session_id);
+    sqlite3_bind_int64 (st, 4, last_seq);
+    sqlite3_bind_int64 (st, 5, session_id);
     rc = sqlite3_step (st);
     sqlite3_reset (st);
     if (rc != SQLITE_DONE) {
@@ -802,7 +815,8 @@ store_recover (store_t *self, int64_t now)
         }
         sqlite3_finalize (get);
         reply.run_id = run_id[0] ? run_id : NULL;
-        if (store_run_end (self, open[i][0], open[i][1], &reply, 0, now) == 0)
+        if (store_run_end (self, open[i][0], open[i][1], NULL, 0, &reply, 0, now)
+            == 0)
             done++;
     }
     free (open);

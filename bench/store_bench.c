@@ -115,7 +115,7 @@ main (int argc, char **argv)
             return 1;
         }
         int64_t t1 = s_now_ns ();
-        if (store_run_end (store, ids[s], next[s], &reply, 0, now)) {
+        if (store_run_end (store, ids[s], next[s], NULL, 0, &reply, 0, now)) {
             fprintf (stderr, "store_bench: store_run_end failed\n");
             return 1;
         }

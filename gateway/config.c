@@ -645,7 +645,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     static const char *const keys[] = {
         "bind", "port", "stateDir", "logLevel", "auth", "gateway", "limits",
         "broker", "providers", "channels", "ready", "agents", "sessions",
-        "websocket", NULL};
+        "websocket", "browser", NULL};
     if (s_known_keys (root, "", keys, err, errlen))
         goto done;
     long long port = self->port;
@@ -760,6 +760,38 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
                            &self->ws_writers, err, errlen))
             goto done;
     }
+    const cJSON *browser = s_get_obj (root, "browser", "", err, errlen, &orc);
+    if (orc)
+        goto done;
+    if (browser) {
+        static const char *const brkeys[] = {"chromium", "navigateTimeoutMs",
+                                             "viewportWidth", "viewportHeight",
+                                             "headless", NULL};
+        if (s_known_keys (browser, "browser.", brkeys, err, errlen)
+            || s_get_str (browser, "chromium", "browser.",
+                          &self->browser_chromium, err, errlen)
+            || s_get_intv (browser, "navigateTimeoutMs", "browser.", 100,
+                           600000, &self->browser_navigate_timeout_ms, err,
+                           errlen)
+            || s_get_intv (browser, "viewportWidth", "browser.", 16, 8192,
+                           &self->browser_viewport_width, err, errlen)
+            || s_get_intv (browser, "viewportHeight", "browser.", 16, 8192,
+                           &self->browser_viewport_height, err, errlen))
+            goto done;
+        //  A server has no display: headless is forced, and saying
+        //  otherwise is an error rather than silently ignored.
+        const cJSON *headless = cJSON_GetObjectItemCaseSensitive (browser,
+                                                                  "headless");
+        if (headless && !cJSON_IsTrue (headless)) {
+            s_err (err, errlen, "browser.headless: must be true (Chromium "
+                   "always runs headless here)");
+            goto done;
+        }
+        if (!*self->browser_chromium) {
+            s_err (err, errlen, "browser.chromium: must not be empty");
+            goto done;
+        }
+    }
     const cJSON *providers = s_get_obj (root, "providers", "", err, errlen, &orc);
     if (orc || (providers && s_load_providers (self, providers, err, errlen)))
         goto done;
@@ -870,6 +902,10 @@ s_defaults (cg_config_t *self)
     self->ws_heartbeat_ms = 30000;
     self->ws_queue_frames = 4096;
     self->ws_writers = 4;
+    self->browser_chromium = strdup ("/usr/bin/chromium");
+    self->browser_navigate_timeout_ms = 15000;
+    self->browser_viewport_width = 1280;
+    self->browser_viewport_height = 800;
     self->ready_services = (char **) calloc (5, sizeof (char *));
     if (self->ready_services) {
         self->ready_services[0] = strdup ("system");
@@ -1059,6 +1095,7 @@ config_destroy (cg_config_t **self_p)
     free (self->requests_ep);
     free (self->events_ep);
     free (self->store);
+    free (self->browser_chromium);
     for (char **p = self->ready_services; p && *p; p++)
         free (*p);
     free (self->ready_services);

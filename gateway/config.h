@@ -120,6 +120,11 @@ typedef struct {
     int ws_heartbeat_ms;         //  heartbeat event this often
     int ws_queue_frames;         //  Frames queued per client before "lagged"
     int ws_writers;              //  Threads writing to WebSocket clients
+    //  Browser actor (Chromium is always headless).
+    char *browser_chromium;      //  Chromium binary, default /usr/bin/chromium
+    int browser_navigate_timeout_ms;   //  Default load deadline of a navigation
+    int browser_viewport_width;  //  Viewport in CSS pixels (device scale 1)
+    int browser_viewport_height;
     //  What /ready and /v1/models report.
     char **ready_services;       //  NULL-terminated
     cfg_model_t *models;

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-typedef enum { EV_DELTA = 1, EV_DONE, EV_ERROR, EV_IDLE, EV_GONE } ev_kind_t;
+typedef enum { EV_DELTA = 1, EV_DONE, EV_ERROR, EV_IDLE, EV_GONE, EV_TOOL } ev_kind_t;
 
 //  One run as the front sees it.
 typedef struct {
@@ -51,6 +51,8 @@ typedef struct {
     char err_message[512];
     char err_param[64];
     int64_t retry_after;                 //  Seconds, from chat.error
+    bool want_tools;                     //  Relay tool.call / tool.result
+    char tool_event[16];                 //  Type of the EV_TOOL just read
 } run_call_t;
 
 static void
@@ -263,6 +265,11 @@ s_next (run_call_t *c, int idle_ms)
             mp_copy_str (e, "code", c->err_code, sizeof (c->err_code));
             mp_copy_str (e, "message", c->err_message, sizeof (c->err_message));
             return EV_ERROR;
+        }
+        if (c->want_tools
+            && (!strcmp (type, "tool.call") || !strcmp (type, "tool.result"))) {
+            snprintf (c->tool_event, sizeof (c->tool_event), "%s", type);
+            return EV_TOOL;
         }
         bus_msg_fini (&c->msg);   //  Other event types: not ours to relay
         c->have_msg = false;
@@ -858,6 +865,7 @@ route_agent_run_stream (http_req_t *r)
     run_call_t c;
     memset (&c, 0, sizeof (c));
     c.r = r;
+    c.want_tools = true;   //  SPEC: event: tool.call / tool.result too
     int status = s_agent_start (r, &c, true);
     if (status)
         return status;
@@ -874,11 +882,30 @@ route_agent_run_stream (http_req_t *r)
             http_stream_begin (r);
             begun = true;
         }
+        if (ev == EV_TOOL) {
+            //  {runId, tool, callId, params | result} as the bus carries it.
+            cJSON *t = mpjson_to_json (c.msg.body.root);
+            if (t) {
+                cJSON_DeleteItemFromObjectCaseSensitive (t, "sessionKey");
+                cJSON_DeleteItemFromObjectCaseSensitive (t, "seq");
+            }
+            bool ok = !t || s_sse_json (r, c.tool_event, t);   //  Takes t
+            if (!ok) {
+                s_abort (&c);
+                break;
+            }
+            continue;
+        }
         cJSON *d = cJSON_CreateObject ();
         cJSON_AddStringToObject (d, "runId", c.run_id);
         if (ev == EV_DELTA) {
             size_t len;
             const char *text = mp_get_str (c.msg.body.root, "delta", &len);
+            if (!text || !len) {
+                //  Nothing to show (a tool call being streamed).
+                cJSON_Delete (d);
+                continue;
+            }
             char *copy = strndup (text ? text : "", text ? len : 0);
             cJSON_AddStringToObject (d, "delta", copy ? copy : "");
             free (copy);

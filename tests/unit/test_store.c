@@ -66,7 +66,7 @@ s_end_at (int64_t sid, int64_t run_seq, const char *run, const char *finish,
                          .created_at = now, .model = "local/echo",
                          .finish_reason = finish, .prompt_tokens = 3,
                          .completion_tokens = 4};
-    cr_assert_eq (store_run_end (s_store, sid, run_seq, &m, seq, now), 0);
+    cr_assert_eq (store_run_end (s_store, sid, run_seq, NULL, 0, &m, seq, now), 0);
 }
 
 typedef struct {
