@@ -4,6 +4,7 @@
 */
 #include "actor.h"
 
+#include "browser.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "run.h"
@@ -100,6 +101,7 @@ static const actor_entry_t s_registry[] = {
     {"run", run_actor},
     {"session", session_actor},
     {"ratelimit", ratelimit_actor},
+    {"browser", browser_actor},
     {NULL, NULL},
 };
 

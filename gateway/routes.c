@@ -20,6 +20,12 @@ static const route_t s_routes[] = {
      NULL, NULL},
     {"/v1/sessions/", true, false, false, SCOPE_SESSIONS, route_session_get,
      NULL, route_session_delete},
+    {"/v1/browser/status", false, false, false, SCOPE_BROWSER,
+     route_browser_status, NULL, NULL},
+    {"/v1/browser/navigate", false, false, false, SCOPE_BROWSER, NULL,
+     route_browser_navigate, NULL},
+    {"/v1/browser/screenshot", false, false, false, SCOPE_BROWSER, NULL,
+     route_browser_screenshot, NULL},
     {NULL, false, false, false, 0, NULL, NULL, NULL},
 };
 

@@ -22,5 +22,8 @@ int route_agent_run_stream (http_req_t *r);
 int route_sessions_list (http_req_t *r);
 int route_session_get (http_req_t *r);
 int route_session_delete (http_req_t *r);
+int route_browser_status (http_req_t *r);
+int route_browser_navigate (http_req_t *r);
+int route_browser_screenshot (http_req_t *r);
 
 #endif
