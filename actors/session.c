@@ -10,11 +10,11 @@
 
 #include "actor.h"
 #include "front.h"
+#include "ids.h"
 #include "log.h"
 #include "mpjson.h"
 #include "store.h"
 
-#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
@@ -91,19 +91,6 @@ s_kv_time (mp_writer_t *w, const char *key, int64_t ms)
     char iso[40];
     s_iso (iso, sizeof (iso), ms);
     mp_kv_str (w, key, iso);
-}
-
-//  SPEC section 3: 1-128 characters of [A-Za-z0-9._:-].
-static bool
-s_valid_key (const char *key)
-{
-    size_t n = strlen (key);
-    if (n < 1 || n > 128)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum ((unsigned char) key[i]) && !strchr ("._:-", key[i]))
-            return false;
-    return true;
 }
 
 //  Characters (code points) of UTF-8 text: bytes that do not continue one.
@@ -607,7 +594,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
                           "runId is missing or too long", "runId");
         return;
     }
-    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !s_valid_key (key)) {
+    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !ids_session_key_valid (key)) {
         bus_worker_error (worker, req, 400, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;
@@ -901,7 +888,7 @@ s_handle_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
 {
     const msgpack_object *b = req->body.root;
     char key[ENVELOPE_KEY_MAX + 1] = "";
-    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !s_valid_key (key)) {
+    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !ids_session_key_valid (key)) {
         bus_worker_error (worker, req, 400, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;
@@ -969,7 +956,7 @@ s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {
     char key[ENVELOPE_KEY_MAX + 1] = "";
     if (mp_copy_str (req->body.root, "sessionKey", key, sizeof (key))
-        || !s_valid_key (key)) {
+        || !ids_session_key_valid (key)) {
         bus_worker_error (worker, req, 400, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;

@@ -16,12 +16,11 @@
 */
 #include "routes.h"
 
+#include "ids.h"
 #include "log.h"
 #include "mpjson.h"
 
-#include <ctype.h>
 #include <stdatomic.h>
-#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,55 +62,6 @@ s_call_fini (run_call_t *c)
     c->have_msg = false;
     free (c->text);
     cJSON_Delete (c->tool_calls);
-}
-
-//  Writes prefix plus 32 random hex digits.  One getrandom call: libuuid
-//  (zuuid_new) spends five more syscalls gathering entropy per id.
-static void
-s_random_id (char *buf, size_t cap, const char *prefix)
-{
-    unsigned char raw[16];
-    if (getrandom (raw, sizeof (raw), 0) != (ssize_t) sizeof (raw)) {
-        //  Cannot happen for 16 bytes once the pool is ready; stay unique.
-        static _Atomic unsigned long counter;
-        unsigned long n = ++counter;
-        memset (raw, 0, sizeof (raw));
-        memcpy (raw, &n, sizeof (n));
-    }
-    size_t used = (size_t) snprintf (buf, cap, "%s", prefix);
-    for (int i = 0; i < 16 && used + 2 < cap; i++, used += 2)
-        snprintf (buf + used, cap - used, "%02x", raw[i]);
-}
-
-//  "session-" plus a random (version 4) UUID, as SPEC section 3 decides.
-static void
-s_new_session_key (char *buf, size_t cap)
-{
-    char hex[40];
-    s_random_id (hex, sizeof (hex), "");
-    hex[12] = '4';                                   //  Version 4
-    hex[16] = "89ab"[(hex[16] - '0') & 3];           //  RFC 4122 variant
-    snprintf (buf, cap, "session-%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
-              hex + 12, hex + 16, hex + 20);
-}
-
-static void
-s_new_run_id (char *buf, size_t cap)
-{
-    s_random_id (buf, cap, "run-");
-}
-
-//  SPEC: 1-128 characters of [A-Za-z0-9._:-].
-static bool
-s_valid_session_key (const char *key)
-{
-    size_t n = strlen (key);
-    if (n < 1 || n > 128)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum ((unsigned char) key[i]) && !strchr ("._:-", key[i]))
-            return false;
-    return true;
 }
 
 //  Sends RUN_START with the packed body.  The actor replies only to refuse
@@ -554,10 +504,10 @@ route_chat_completions (http_req_t *r)
     run_call_t c;
     memset (&c, 0, sizeof (c));
     c.r = r;
-    s_new_run_id (c.run_id, sizeof (c.run_id));
+    ids_random (c.run_id, sizeof (c.run_id), "run-");
     const char *key = mg_get_header (r->conn, "X-OpenClaw-Session-Key");
     if (key) {
-        if (!s_valid_session_key (key)) {
+        if (!ids_session_key_valid (key)) {
             cJSON_Delete (req);
             return http_send_error (r, 400, "invalid_request",
                                     "Invalid session key", "sessionKey");
@@ -761,7 +711,7 @@ s_agent_start (http_req_t *r, run_call_t *c, bool stream)
                                   "non-empty string",
                                   "message");
     else if (key && !cJSON_IsNull (key)
-             && (!cJSON_IsString (key) || !s_valid_session_key (key->valuestring)))
+             && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring)))
         status = http_send_error (r, 400, "invalid_request",
                                   "Invalid session key", "sessionKey");
     else if (agent && !cJSON_IsNull (agent)
@@ -793,11 +743,11 @@ s_agent_start (http_req_t *r, run_call_t *c, bool stream)
         cJSON_Delete (req);
         return status;
     }
-    s_new_run_id (c->run_id, sizeof (c->run_id));
+    ids_random (c->run_id, sizeof (c->run_id), "run-");
     if (cJSON_IsString (key))
         snprintf (c->session, sizeof (c->session), "%s", key->valuestring);
     else {
-        s_new_session_key (c->session, sizeof (c->session));
+        ids_uuid (c->session, sizeof (c->session), "session-");
     }
     mp_writer_t w;
     mp_writer_init (&w);

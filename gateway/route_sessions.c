@@ -13,6 +13,7 @@
 */
 #include "routes.h"
 
+#include "ids.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -133,11 +134,7 @@ static const char *
 s_key (http_req_t *r)
 {
     const char *key = r->ri->local_uri + strlen (S_PREFIX);
-    size_t n = strlen (key);
-    bool ok = n >= 1 && n <= 128;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (key[i] >= 'a' && key[i] <= 'z') || (key[i] >= 'A' && key[i] <= 'Z')
-             || (key[i] >= '0' && key[i] <= '9') || strchr ("._:-", key[i]);
+    bool ok = ids_session_key_valid (key);
     if (!ok)
         http_send_error (r, 400, "invalid_request", "Invalid session key",
                          "sessionKey");

@@ -8,17 +8,16 @@
 #include "auth.h"
 #include "front.h"
 #include "http.h"
+#include "ids.h"
 #include "log.h"
 #include "mpjson.h"
 #include "ratelimit_front.h"
 #include "server.h"
 
 #include <czmq.h>
-#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #define WS_IDEMPOTENCY_MS (5 * 60 * 1000)
@@ -452,40 +451,6 @@ s_call (hub_t *h, uint64_t client, const cJSON *id, const char *method,
     return 0;
 }
 
-static bool
-s_valid_key (const char *key)
-{
-    size_t n = strlen (key);
-    if (n < 1 || n > 128)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum ((unsigned char) key[i]) && !strchr ("._:-", key[i]))
-            return false;
-    return true;
-}
-
-static void
-s_random_hex (char *buf, size_t cap, const char *prefix)
-{
-    unsigned char raw[16];
-    if (getrandom (raw, sizeof (raw), 0) != (ssize_t) sizeof (raw))
-        memset (raw, 0, sizeof (raw));
-    size_t used = (size_t) snprintf (buf, cap, "%s", prefix);
-    for (int i = 0; i < 16 && used + 2 < cap; i++, used += 2)
-        snprintf (buf + used, cap - used, "%02x", raw[i]);
-}
-
-static void
-s_uuid (char *buf, size_t cap, const char *prefix)
-{
-    char hex[40];
-    s_random_hex (hex, sizeof (hex), "");
-    hex[12] = '4';
-    hex[16] = "89ab"[(hex[16] - '0') & 3];
-    snprintf (buf, cap, "%s%.8s-%.4s-%.4s-%.4s-%.12s", prefix, hex, hex + 8,
-              hex + 12, hex + 16, hex + 20);
-}
-
 //  ---- Methods ----------------------------------------------------------------
 
 static ratelimit_front_t *
@@ -515,7 +480,7 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
         bad = "'message' is required and must be a non-empty string",
         param = "message";
     else if (key && !cJSON_IsNull (key)
-             && (!cJSON_IsString (key) || !s_valid_key (key->valuestring)))
+             && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring)))
         bad = "Invalid session key", param = "sessionKey";
     else if (opts && !cJSON_IsNull (opts) && !cJSON_IsObject (opts))
         bad = "'options' must be an object", param = "options";
@@ -566,11 +531,11 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
     run->ticket = *ticket;
     ticket->slot = NULL;
     char run_id[80];
-    s_random_hex (run_id, sizeof (run_id), "run-");
+    ids_random (run_id, sizeof (run_id), "run-");
     if (cJSON_IsString (key))
         snprintf (run->key, sizeof (run->key), "%s", key->valuestring);
     else
-        s_uuid (run->key, sizeof (run->key), "session-");
+        ids_uuid (run->key, sizeof (run->key), "session-");
     bool has_model = cJSON_IsString (model), has_thinking = cJSON_IsString (thinking);
     mp_writer_t w;
     mp_writer_init (&w);
@@ -642,7 +607,7 @@ s_session_call (hub_t *h, ws_client_t *cl, const cJSON *id, const char *method,
 {
     bool get = streq (method, "session.get");
     const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
-    if (get && (!cJSON_IsString (key) || !s_valid_key (key->valuestring))) {
+    if (get && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring))) {
         s_reply_error (h->hub, cl->id, id, 400, "invalid_request",
                        "Invalid session key", "sessionKey");
         return;
@@ -681,6 +646,63 @@ s_system_status (hub_t *h, ws_client_t *cl, const cJSON *id)
     mp_writer_fini (&w);
 }
 
+//  browser.status / navigate / screenshot: the fields are checked for type
+//  here (param named on a 400), their values by the browser actor.  The
+//  actor answers every request itself, at its deadline at the latest.
+static void
+s_browser_call (hub_t *h, ws_client_t *cl, const cJSON *id, const char *method,
+                const cJSON *params)
+{
+    static const char *const status_f[] = {"profile", NULL};
+    static const char *const nav_f[] = {"url", "profile", "timeoutMs", NULL};
+    static const char *const shot_f[] = {"selector", "fullPage", "profile", NULL};
+    const char *type;
+    const char *const *names;
+    if (streq (method, "browser.status"))
+        type = "BROWSER_STATUS", names = status_f;
+    else if (streq (method, "browser.navigate"))
+        type = "BROWSER_NAVIGATE", names = nav_f;
+    else
+        type = "BROWSER_SCREENSHOT", names = shot_f;
+    size_t n = 0;
+    for (int i = 0; names[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive (params, names[i]);
+        bool absent = !v || cJSON_IsNull (v);
+        bool ok;
+        if (streq (names[i], "fullPage"))
+            ok = absent || cJSON_IsBool (v);
+        else if (streq (names[i], "timeoutMs"))
+            ok = absent || (cJSON_IsNumber (v) && v->valuedouble >= 100
+                            && v->valuedouble <= 600000
+                            && v->valuedouble == (double) (int) v->valuedouble);
+        else if (streq (names[i], "url"))
+            ok = cJSON_IsString (v) && *v->valuestring;
+        else
+            ok = absent || cJSON_IsString (v);
+        if (!ok) {
+            char msg[96];
+            snprintf (msg, sizeof (msg), "'%s' has the wrong type or value",
+                      names[i]);
+            s_reply_error (h->hub, cl->id, id, 400, "invalid_request", msg,
+                           names[i]);
+            return;
+        }
+        n += !absent;
+    }
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, n);
+    for (int i = 0; names[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive (params, names[i]);
+        if (v && !cJSON_IsNull (v)) {
+            mp_key (&w, names[i]);
+            mpjson_pack (&w.pk, v);
+        }
+    }
+    s_call (h, cl->id, id, method, "browser", type, &w, NULL);
+    mp_writer_fini (&w);
+}
+
 //  session.subscribe / unsubscribe: the hub's SUB follows the union of its
 //  clients' sessions.
 static void
@@ -688,7 +710,7 @@ s_subscribe (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
              bool on)
 {
     const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
-    if (!cJSON_IsString (key) || !s_valid_key (key->valuestring)) {
+    if (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring)) {
         s_reply_error (h->hub, cl->id, id, 400, "invalid_request",
                        "Invalid session key", "sessionKey");
         return;
@@ -814,10 +836,13 @@ s_dispatch (hub_t *h, ws_client_t *cl, const cJSON *req)
         s_subscribe (h, cl, id, params, false);
     else if (streq (method, "system.status"))
         s_system_status (h, cl, id);
-    else if (streq (method, "channel.list") || streq (method, "channel.status")
-             || streq (method, "browser.screenshot"))
+    else if (streq (method, "browser.screenshot")
+             || streq (method, "browser.navigate")
+             || streq (method, "browser.status"))
+        s_browser_call (h, cl, id, method, params);
+    else if (streq (method, "channel.list") || streq (method, "channel.status"))
         s_reply_error (hub, cl->id, id, 503, "service_unavailable",
-                       "This gateway has no channel or browser actor yet", NULL);
+                       "This gateway has no channel actor yet", NULL);
     else {
         char msg[96];
         snprintf (msg, sizeof (msg), "Unknown method '%.40s'", method);
@@ -1232,7 +1257,7 @@ s_on_connect (const struct mg_connection *conn, void *cbdata)
     cl->auth = auth;
     pthread_mutex_init (&cl->lock, NULL);
     pthread_cond_init (&cl->idle, NULL);
-    s_uuid (cl->client_id, sizeof (cl->client_id), "");
+    ids_uuid (cl->client_id, sizeof (cl->client_id), "");
     mg_set_user_connection_data (c, cl);
     return 0;
 }

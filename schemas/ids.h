@@ -1,0 +1,29 @@
+/*  =========================================================================
+    ids - the identifiers every side makes or checks, declared once
+
+    Run ids are "run-" and 32 hex digits; generated session keys are
+    "session-" and a version 4 UUID; a session key a client names is 1-128
+    characters of [A-Za-z0-9._:-] (SPEC section 3).  Pure functions, safe
+    on any thread.
+    =========================================================================
+*/
+#ifndef CG_IDS_H
+#define CG_IDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+//  True if key is a session key SPEC section 3 accepts.
+bool
+ids_session_key_valid (const char *key);
+
+//  Writes prefix and 32 random hex digits into buf (cap bytes, truncated
+//  to fit, always NUL-terminated).  One getrandom call.
+void
+ids_random (char *buf, size_t cap, const char *prefix);
+
+//  Writes prefix and a random version 4 UUID into buf.
+void
+ids_uuid (char *buf, size_t cap, const char *prefix);
+
+#endif
