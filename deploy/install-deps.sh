@@ -6,7 +6,9 @@ set -euo pipefail
 pkgs=(cmake make gcc pkg-config curl
       libzmq3-dev libczmq-dev libcivetweb-dev libmsgpack-dev libcjson-dev
       libcurl4-openssl-dev libcriterion-dev libsqlite3-dev libpq-dev)
-[ "${1:-}" = "--bench" ] && pkgs+=(wrk sqlite3)
+[ "${1:-}" = "--bench" ] && pkgs+=(wrk sqlite3 chromium)
+# The browser actor's tests drive a real headless Chromium (Debian's).
+[ "${1:-}" = "--test" ] && pkgs+=(chromium)
 # The client-library tests run the official OpenAI SDK on Node.js; a machine
 # that already has node (e.g. from NodeSource) keeps it.
 if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null 2>&1; then

@@ -1056,15 +1056,17 @@ Test (ws, every_method_replies_once)
     //  system.status
     res = wsc_result (c, 8, "system.status", NULL);
     cr_assert_str_eq (s_str (res, "status"), "ok");
-    //  No channel or browser actors yet
+    //  No channel actors yet
     s_assert_ws_error (wsc_call (c, 9, "channel.list", NULL), "service_unavailable",
                        "server_error", NULL);
     s_assert_ws_error (wsc_call (c, 10, "channel.status",
                                  "{\"channelId\":\"telegram\"}"),
                        "service_unavailable", "server_error", NULL);
+    //  The browser actor answers (refused here, so no Chromium starts;
+    //  tests/integration/test_browser.c drives the real one).
     s_assert_ws_error (wsc_call (c, 11, "browser.screenshot",
-                                 "{\"fullPage\":true}"),
-                       "service_unavailable", "server_error", NULL);
+                                 "{\"fullPage\":true,\"profile\":\"../x\"}"),
+                       "invalid_request", "client_error", "profile");
     //  Unknown method, bad params
     s_assert_ws_error (wsc_call (c, 12, "nope.nothing", NULL), "invalid_request",
                        "client_error", "method");

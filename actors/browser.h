@@ -1,0 +1,28 @@
+/*  =========================================================================
+    browser - headless Chromium driven over the DevTools Protocol
+
+    Service "browser".  Accepts BROWSER_STATUS (-> BROWSER_STATUS_OK),
+    BROWSER_NAVIGATE (-> BROWSER_NAVIGATED | ERROR) and BROWSER_SCREENSHOT
+    (-> BROWSER_SCREENSHOT_OK | ERROR); see schemas/messages.def.
+
+    One Chromium process per named profile ([A-Za-z0-9._-]{1,64}, default
+    "default", user data in <stateDir>/browser/<profile>), started on the
+    profile's first navigate or screenshot and restarted on the next one
+    after it dies.  Requests on one profile run one at a time in arrival
+    order; status is answered at once, even while a navigation waits.
+    Every Chromium is stopped (SIGTERM, then SIGKILL) and reaped on $TERM.
+
+    Threads: the actor's own (zloop), plus one civetweb reader thread per
+    DevTools connection that only queues parsed messages (actors/cdp.h).
+    Start: zactor_new (browser_actor, &actor_args).
+    =========================================================================
+*/
+#ifndef CG_BROWSER_H
+#define CG_BROWSER_H
+
+#include <czmq.h>
+
+void
+browser_actor (zsock_t *pipe, void *args);
+
+#endif
