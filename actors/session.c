@@ -729,16 +729,36 @@ s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
 }
 
+//  Answers a store call that did not return 0: 1 is an unknown session
+//  (404), anything else a store failure (500).
 static void
-s_pack_session (mp_writer_t *w, const store_session_t *s)
+s_reply_store_rc (bus_worker_t *worker, bus_request_t *req, int rc)
 {
-    msgpack_pack_map (&w->pk, 6);
+    if (rc > 0)
+        bus_worker_error (worker, req, 404, "not_found", "Unknown session",
+                          "sessionKey");
+    else
+        bus_worker_error (worker, req, 500, "internal_error",
+                          "The session store failed", NULL);
+}
+
+//  The six fields of a session as the client sees them (no map header).
+static void
+s_pack_session_fields (mp_writer_t *w, const store_session_t *s)
+{
     mp_kv_str (w, "sessionKey", s->key);
     mp_kv_str (w, "agentId", s->agent_id);
     mp_kv_str (w, "channel", s->channel);
     s_kv_time (w, "createdAt", s->created_at);
     s_kv_time (w, "updatedAt", s->updated_at);
     mp_kv_int (w, "messageCount", s->message_count);
+}
+
+static void
+s_pack_session (mp_writer_t *w, const store_session_t *s)
+{
+    msgpack_pack_map (&w->pk, 6);
+    s_pack_session_fields (w, s);
 }
 
 typedef struct {
@@ -913,24 +933,14 @@ s_handle_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
     store_session_t s;
     int rc = store_session_get (store, key, &s);
     if (rc) {
-        if (rc > 0)
-            bus_worker_error (worker, req, 404, "not_found", "Unknown session",
-                              "sessionKey");
-        else
-            bus_worker_error (worker, req, 500, "internal_error",
-                              "The session store failed", NULL);
+        s_reply_store_rc (worker, req, rc);
         return;
     }
     //  The row is lent until the next store call: pack it first.
     mp_writer_t w;
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 8);
-    mp_kv_str (&w, "sessionKey", s.key);
-    mp_kv_str (&w, "agentId", s.agent_id);
-    mp_kv_str (&w, "channel", s.channel);
-    s_kv_time (&w, "createdAt", s.created_at);
-    s_kv_time (&w, "updatedAt", s.updated_at);
-    mp_kv_int (&w, "messageCount", s.message_count);
+    s_pack_session_fields (&w, &s);
     int64_t id = s.id;
     mp_writer_init (&pg.items);
     rc = store_messages (store, id, after, pg.limit + 1, s_message_row,
@@ -963,12 +973,7 @@ s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
     int rc = store_session_delete (self->store, key);
     if (rc) {
-        if (rc > 0)
-            bus_worker_error (worker, req, 404, "not_found", "Unknown session",
-                              "sessionKey");
-        else
-            bus_worker_error (worker, req, 500, "internal_error",
-                              "The session store failed", NULL);
+        s_reply_store_rc (worker, req, rc);
         return;
     }
     mp_writer_t w;

@@ -200,6 +200,24 @@ http_send_bus_error (http_req_t *r, const bus_msg_t *reply)
 }
 
 int
+http_send_bus_reply (http_req_t *r, const bus_msg_t *reply, const char *from)
+{
+    if (reply->env.status != 200)
+        return http_send_bus_error (r, reply);
+    cJSON *root = mpjson_to_json (reply->body.root);
+    int status;
+    if (cJSON_IsObject (root))
+        status = http_send_json (r, 200, root);
+    else {
+        char msg[128];
+        snprintf (msg, sizeof (msg), "Malformed reply from the %s", from);
+        status = http_send_error (r, 500, "internal_error", msg, NULL);
+    }
+    cJSON_Delete (root);
+    return status;
+}
+
+int
 http_read_body (http_req_t *r)
 {
     long long max = r->config->max_body;

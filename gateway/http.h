@@ -79,6 +79,12 @@ http_send_error_h (http_req_t *r, int status, const char *code,
 int
 http_send_bus_error (http_req_t *r, const bus_msg_t *reply);
 
+//  Sends a reply from the bus as the HTTP response: an ERROR as the error
+//  it describes, a 200 body as its JSON mapping (500 naming `from` if it
+//  is not an object).  Does not free reply.  Returns the status sent.
+int
+http_send_bus_reply (http_req_t *r, const bus_msg_t *reply, const char *from);
+
 //  Reads the whole body into r->body, refusing (413, without reading it
 //  all) anything over the configured limit.  Returns 0, or the status of
 //  the error response it sent.

@@ -18,7 +18,6 @@
 #include "routes.h"
 
 #include "log.h"
-#include "mpjson.h"
 
 #include <string.h>
 
@@ -56,18 +55,7 @@ s_call (http_req_t *r, const char *type, mp_writer_t *w, int timeout_ms)
     if (!got)
         return http_send_error (r, 503, "service_unavailable",
                                 "The browser actor did not answer in time", NULL);
-    int status;
-    if (reply.env.status != 200)
-        status = http_send_bus_error (r, &reply);
-    else {
-        cJSON *root = mpjson_to_json (reply.body.root);
-        status = cJSON_IsObject (root)
-                     ? http_send_json (r, 200, root)
-                     : http_send_error (r, 500, "internal_error",
-                                        "Malformed reply from the browser actor",
-                                        NULL);
-        cJSON_Delete (root);
-    }
+    int status = http_send_bus_reply (r, &reply, "browser actor");
     bus_msg_fini (&reply);
     return status;
 }

@@ -15,7 +15,6 @@
 
 #include "ids.h"
 #include "log.h"
-#include "mpjson.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -99,18 +98,7 @@ s_call (http_req_t *r, const char *type, const char *key, mp_writer_t *w)
         return http_send_error (r, 503, "service_unavailable",
                                 "The session actor did not answer in time",
                                 NULL);
-    int status;
-    if (reply.env.status != 200)
-        status = http_send_bus_error (r, &reply);
-    else {
-        cJSON *root = mpjson_to_json (reply.body.root);
-        status = cJSON_IsObject (root)
-                     ? http_send_json (r, 200, root)
-                     : http_send_error (r, 500, "internal_error",
-                                        "Malformed reply from the session actor",
-                                        NULL);
-        cJSON_Delete (root);
-    }
+    int status = http_send_bus_reply (r, &reply, "session actor");
     bus_msg_fini (&reply);
     return status;
 }
