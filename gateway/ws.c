@@ -25,27 +25,51 @@
 //  ---- Frames: reference-counted text shared by every client that gets it --------
 
 typedef struct frame_t frame_t;
+//  The frame is kept as it goes on the wire (RFC 6455 section 5.2: FIN and
+//  opcode, the length, then the payload; a server's frames are not
+//  masked), so a writer sends it in one write, and a fan-out to N clients
+//  builds it once.  (mg_websocket_write makes two writes of every frame:
+//  its header, then its payload.)
 struct frame_t {
     atomic_int refs;
     int opcode;                      //  MG_WEBSOCKET_OPCODE_*
-    size_t len;
-    frame_t *next;                   //  In one client's queue (see qitem_t)
-    char data[];
+    size_t len;                      //  Payload bytes
+    size_t wire_len;                 //  Header and payload bytes
+    char wire[];                     //  Header, payload, NUL
 };
 
 //  Caller owns the return value (one reference).
 static frame_t *
 s_frame_new (int opcode, const char *data, size_t len)
 {
-    frame_t *f = (frame_t *) malloc (sizeof (frame_t) + len + 1);
+    frame_t *f = (frame_t *) malloc (sizeof (frame_t) + 10 + len + 1);
     if (!f)
         return NULL;
     atomic_init (&f->refs, 1);
     f->opcode = opcode;
     f->len = len;
-    f->next = NULL;
-    memcpy (f->data, data, len);
-    f->data[len] = 0;
+    unsigned char *h = (unsigned char *) f->wire;
+    size_t hdr;
+    h[0] = (unsigned char) (0x80 | (opcode & 0x0f));
+    if (len < 126) {
+        h[1] = (unsigned char) len;
+        hdr = 2;
+    }
+    else if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char) (len >> 8);
+        h[3] = (unsigned char) len;
+        hdr = 4;
+    }
+    else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (unsigned char) ((uint64_t) len >> (56 - 8 * i));
+        hdr = 10;
+    }
+    memcpy (f->wire + hdr, data, len);
+    f->wire[hdr + len] = 0;
+    f->wire_len = hdr + len;
     return f;
 }
 
@@ -106,6 +130,7 @@ struct ws_hub_t {
     //  Work for the writers.
     pthread_mutex_t work_lock;
     pthread_cond_t work_cond;
+    int idle_writers;                //  Writers waiting on work_cond
     zlistx_t *work;                  //  ws_client_t * (each holds a user)
     bool stopping;
     pthread_t hub_thread;
@@ -218,7 +243,11 @@ s_send (ws_hub_t *hub, ws_client_t *c, frame_t *f)
     if (wake) {
         pthread_mutex_lock (&hub->work_lock);
         zlistx_add_end (hub->work, c);
-        pthread_cond_signal (&hub->work_cond);
+        //  A busy writer comes back for more by itself: wake one only if
+        //  one sleeps (a fan-out to 1,000 clients would otherwise cost
+        //  1,000 futex wake-ups).
+        if (hub->idle_writers > 0)
+            pthread_cond_signal (&hub->work_cond);
         pthread_mutex_unlock (&hub->work_lock);
     }
 }
@@ -242,8 +271,11 @@ s_writer (void *arg)
     ws_hub_t *hub = (ws_hub_t *) arg;
     while (true) {
         pthread_mutex_lock (&hub->work_lock);
-        while (!hub->stopping && zlistx_size (hub->work) == 0)
+        while (!hub->stopping && zlistx_size (hub->work) == 0) {
+            hub->idle_writers++;
             pthread_cond_wait (&hub->work_cond, &hub->work_lock);
+            hub->idle_writers--;
+        }
         ws_client_t *c = (ws_client_t *) zlistx_first (hub->work);
         if (c)
             zlistx_delete (hub->work, zlistx_cursor (hub->work));
@@ -278,8 +310,13 @@ s_writer (void *arg)
             }
             if (!q)
                 break;
-            int rc = mg_websocket_write (c->conn, q->frame->opcode,
-                                         q->frame->data, q->frame->len);
+            //  civetweb's own writes to this connection (pongs, close
+            //  answers) take the same lock.
+            mg_lock_connection (c->conn);
+            int rc = mg_write (c->conn, q->frame->wire, q->frame->wire_len);
+            mg_unlock_connection (c->conn);
+            if (rc >= 0 && (size_t) rc < q->frame->wire_len)
+                rc = -1;   //  Cut short: the stream is no longer framed
             s_frame_unref (q->frame);
             free (q);
             pthread_mutex_lock (&c->lock);
