@@ -139,7 +139,8 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_RUN_CLOSE] =
         "UPDATE messages SET run_status = ?, in_context = ? WHERE session_id = ? "
         "AND pos = ? AND run_status = 'open'",
-    [Q_RUNS_OPEN] = "SELECT session_id, pos FROM messages WHERE run_status = 'open'",
+    [Q_RUNS_OPEN] =
+        "SELECT session_id, pos, run_id FROM messages WHERE run_status = 'open'",
     [Q_MESSAGE_INSERT] =
         "INSERT INTO messages (session_id, pos, role, content, run_id, "
         "created_at, model, finish_reason, prompt_tokens, completion_tokens, "
@@ -191,13 +192,20 @@ s_stmt (store_t *self, int which)
     return st;
 }
 
+//  Runs a statement that returns no rows and resets it.  0, or -1 logged
+//  as what.
+static int
+s_step_done (store_t *self, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    return rc == SQLITE_DONE ? 0 : s_fail (self, what);
+}
+
 static int
 s_exec_one (store_t *self, int which)
 {
-    sqlite3_stmt *st = s_stmt (self, which);
-    int rc = sqlite3_step (st);
-    sqlite3_reset (st);
-    return rc == SQLITE_DONE ? 0 : s_fail (self, s_sql[which]);
+    return s_step_done (self, s_stmt (self, which), s_sql[which]);
 }
 
 static int
@@ -293,9 +301,7 @@ s_insert_message (store_t *self, int64_t session_id, int64_t pos,
     s_bind_text (st, 13, m->error);
     sqlite3_bind_int (st, 14, in_context);
     s_bind_text (st, 15, run_status);
-    int rc = sqlite3_step (st);
-    sqlite3_reset (st);
-    return rc == SQLITE_DONE ? 0 : s_fail (self, "insert message");
+    return s_step_done (self, st, "insert message");
 }
 
 //  ---- Open, migrate, close ---------------------------------------------------------------
@@ -585,10 +591,8 @@ store_session_open (store_t *self, const char *key, const char *agent_id,
     s_bind_text (st, 3, channel);
     sqlite3_bind_int64 (st, 4, now);
     sqlite3_bind_int64 (st, 5, now);
-    rc = sqlite3_step (st);
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE)
-        return s_fail (self, "create session");
+    if (s_step_done (self, st, "create session"))
+        return -1;
     return store_session_get (self, key, out) == 0 ? 0 : -1;
 }
 
@@ -656,10 +660,7 @@ store_session_delete (store_t *self, const char *key)
     for (size_t i = 0; i < sizeof (order) / sizeof (order[0]); i++) {
         sqlite3_stmt *st = s_stmt (self, order[i]);
         sqlite3_bind_int64 (st, 1, id);
-        rc = sqlite3_step (st);
-        sqlite3_reset (st);
-        if (rc != SQLITE_DONE) {
-            s_fail (self, "delete session");
+        if (s_step_done (self, st, "delete session")) {
             s_rollback (self);
             return -1;
         }
@@ -685,12 +686,8 @@ store_run_begin (store_t *self, int64_t session_id, const char *run_id,
     sqlite3_stmt *st = s_stmt (self, Q_SESSION_BUMP);
     sqlite3_bind_int64 (st, 1, run_seq + 1);
     sqlite3_bind_int64 (st, 2, session_id);
-    int rc = sqlite3_step (st);
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE) {
-        s_fail (self, "bump session");
+    if (s_step_done (self, st, "bump session"))
         goto fail;
-    }
     if (s_commit (self))
         goto fail;
     return 0;
@@ -727,12 +724,8 @@ store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
     sqlite3_bind_int (st, 2, ctx);
     sqlite3_bind_int64 (st, 3, session_id);
     sqlite3_bind_int64 (st, 4, run_seq * STORE_POS_RUN);
-    int rc = sqlite3_step (st);
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE) {
-        s_fail (self, "close run");
+    if (s_step_done (self, st, "close run"))
         goto fail;
-    }
     if (sqlite3_changes (self->db) == 0) {
         //  Session deleted meanwhile, or ended already: nothing to record.
         s_commit (self);
@@ -758,12 +751,8 @@ store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
     sqlite3_bind_int64 (st, 3, last_seq);
     sqlite3_bind_int64 (st, 4, last_seq);
     sqlite3_bind_int64 (st, 5, session_id);
-    rc = sqlite3_step (st);
-    sqlite3_reset (st);
-    if (rc != SQLITE_DONE) {
-        s_fail (self, "end session run");
+    if (s_step_done (self, st, "end session run"))
         goto fail;
-    }
     if (s_commit (self))
         goto fail;
     return 0;
@@ -776,47 +765,41 @@ int
 store_recover (store_t *self, int64_t now)
 {
     //  Collect first: store_run_end resets the statements we would iterate.
-    int64_t (*open)[2] = NULL;
+    typedef struct {
+        int64_t session_id, run_seq;
+        char run_id[80];
+    } open_t;
+    open_t *open = NULL;
     size_t n = 0, cap = 0;
     sqlite3_stmt *st = s_stmt (self, Q_RUNS_OPEN);
     int rc;
     while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            int64_t (*grown)[2] = realloc (open, cap * sizeof (*open));
+            open_t *grown = (open_t *) realloc (open, cap * sizeof (open_t));
             if (!grown)
                 break;
             open = grown;
         }
-        open[n][0] = sqlite3_column_int64 (st, 0);
-        open[n][1] = sqlite3_column_int64 (st, 1) / STORE_POS_RUN;
+        open[n].session_id = sqlite3_column_int64 (st, 0);
+        open[n].run_seq = sqlite3_column_int64 (st, 1) / STORE_POS_RUN;
+        const char *id = s_col_text (st, 2);
+        snprintf (open[n].run_id, sizeof (open[n].run_id), "%s", id ? id : "");
         n++;
     }
     sqlite3_reset (st);
     int done = 0;
     for (size_t i = 0; i < n; i++) {
         store_message_t reply = {.role = "assistant", .content = "",
+                                 .run_id = open[i].run_id[0] ? open[i].run_id
+                                                             : NULL,
                                  .created_at = now,
                                  .finish_reason = "interrupted",
                                  .error = "{\"code\":\"service_unavailable\","
                                           "\"message\":\"The gateway stopped "
                                           "during the run\"}"};
-        //  The reply carries its run's id, read back from the user message.
-        char run_id[80] = "";
-        sqlite3_stmt *get = NULL;
-        if (sqlite3_prepare_v2 (self->db,
-                                "SELECT run_id FROM messages WHERE session_id = ? "
-                                "AND pos = ?",
-                                -1, &get, NULL)
-            == SQLITE_OK) {
-            sqlite3_bind_int64 (get, 1, open[i][0]);
-            sqlite3_bind_int64 (get, 2, open[i][1] * STORE_POS_RUN);
-            if (sqlite3_step (get) == SQLITE_ROW && s_col_text (get, 0))
-                snprintf (run_id, sizeof (run_id), "%s", s_col_text (get, 0));
-        }
-        sqlite3_finalize (get);
-        reply.run_id = run_id[0] ? run_id : NULL;
-        if (store_run_end (self, open[i][0], open[i][1], NULL, 0, &reply, 0, now)
+        if (store_run_end (self, open[i].session_id, open[i].run_seq, NULL, 0,
+                           &reply, 0, now)
             == 0)
             done++;
     }
