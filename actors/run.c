@@ -12,6 +12,7 @@
 
 #include "actor.h"
 #include "front.h"
+#include "frames.h"
 #include "log.h"
 #include "mpjson.h"
 #include "provider.h"
@@ -1136,14 +1137,15 @@ s_handle_abort (self_t *self, bus_request_t *req)
     }
 }
 
-static void
+//  Returns true if the bus socket was read until EAGAIN.
+static bool
 s_handle_bus (self_t *self)
 {
     for (int budget = 0; budget < 64; budget++) {
         bus_request_t req;
         int rc = bus_worker_recv (self->worker, &req);
         if (rc < 0)
-            break;
+            return zmq_errno () == EAGAIN;
         if (rc == 0)
             continue;
         if (streq (req.env.type, "RUN_START"))
@@ -1155,6 +1157,7 @@ s_handle_bus (self_t *self)
                               "Unknown run request", NULL);
         bus_request_fini (&req);
     }
+    return false;
 }
 
 //  Timeouts and echo pacing; returns ms until the next thing is due.
@@ -1212,6 +1215,10 @@ s_loop (self_t *self)
     void *pipe_h = zsock_resolve (self->pipe);
     void *bus_h = zsock_resolve (bus_worker_sock (self->worker));
     zmq_pollitem_t items[RUN_MAX_SOCKETS + 3];
+    //  bus_poll's drained bits: 0 the pipe, 1 the bus socket, which counts
+    //  as drained only while nothing has been sent on it since.
+    unsigned drained = 0;
+    uint64_t bus_sends = 0;
     while (!self->terminated) {
         //  Deadlines, stalls and echo pacing need a walk over every run:
         //  only when one of them is due, not on every wake-up (with a
@@ -1242,17 +1249,26 @@ s_loop (self_t *self)
         for (int i = 0; i < self->n_socks; i++)
             items[n++] = (zmq_pollitem_t) {NULL, self->socks[i].fd,
                                            self->socks[i].events, 0};
-        int rc = zmq_poll (items, n, (long) wait);
+        if (bus_worker_sends (self->worker) != bus_sends)
+            drained &= ~2u;
+        int rc = bus_poll (items, n, drained, (long) wait);
         if (rc < 0 && zmq_errno () != EINTR)
             break;
+        drained = 3;
+        bus_sends = bus_worker_sends (self->worker);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
             char *cmd = zstr_recv (self->pipe);
             if (!cmd || streq (cmd, "$TERM"))
                 self->terminated = true;
             zstr_free (&cmd);
+            drained &= ~1u;
         }
-        if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
-            s_handle_bus (self);
+        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            if (s_handle_bus (self))
+                bus_sends = bus_worker_sends (self->worker);
+            else
+                drained &= ~2u;
+        }
         if (rc > 0 && front_at >= 0 && (items[front_at].revents & ZMQ_POLLIN))
             s_handle_front (self);
         int running;

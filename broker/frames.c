@@ -4,6 +4,9 @@
 */
 #include "frames.h"
 
+#include <czmq.h>
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
 
 int
@@ -40,4 +43,88 @@ bus_frame_is (zmq_msg_t *m, const char *s)
 {
     size_t n = strlen (s);
     return zmq_msg_size (m) == n && memcmp (zmq_msg_data (m), s, n) == 0;
+}
+
+#define BUS_POLL_MAX 256
+
+//  Reads a ZeroMQ socket's pending events into item->revents; -1 on error.
+static int
+s_socket_events (zmq_pollitem_t *item)
+{
+    uint32_t events = 0;
+    size_t size = sizeof (events);
+    if (zmq_getsockopt (item->socket, ZMQ_EVENTS, &events, &size))
+        return -1;
+    item->revents = (short) (events & (uint32_t) item->events
+                             & (ZMQ_POLLIN | ZMQ_POLLOUT));
+    return 0;
+}
+
+int
+bus_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms)
+{
+    if (count < 0 || count > BUS_POLL_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct pollfd fds[BUS_POLL_MAX];
+    int ready = 0;
+    for (int i = 0; i < count; i++) {
+        items[i].revents = 0;
+        if (!items[i].socket) {
+            fds[i] = (struct pollfd) {items[i].fd, 0, 0};
+            if (items[i].events & ZMQ_POLLIN)
+                fds[i].events |= POLLIN;
+            if (items[i].events & ZMQ_POLLOUT)
+                fds[i].events |= POLLOUT;
+            continue;
+        }
+        size_t size = sizeof (fds[i].fd);
+        if (zmq_getsockopt (items[i].socket, ZMQ_FD, &fds[i].fd, &size))
+            return -1;
+        fds[i].events = POLLIN;
+        bool vouched = i < 32 && (drained & (1u << i));
+        if (!vouched) {
+            if (s_socket_events (&items[i]))
+                return -1;
+            if (items[i].revents)
+                ready++;
+        }
+    }
+    if (ready)
+        return ready;
+
+    int64_t end = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    while (true) {
+        int wait = -1;
+        if (end >= 0) {
+            int64_t left = end - zclock_mono ();
+            wait = left > 0 ? (int) (left < INT32_MAX ? left : INT32_MAX) : 0;
+        }
+        int rc = poll (fds, (nfds_t) count, wait);
+        if (rc < 0)
+            return -1;
+        for (int i = 0; rc > 0 && i < count; i++) {
+            if (!fds[i].revents)
+                continue;
+            if (items[i].socket) {
+                //  The fd only says the mailbox has commands; whether they
+                //  made a message readable, ZMQ_EVENTS tells.
+                if (s_socket_events (&items[i]))
+                    return -1;
+            }
+            else {
+                if (fds[i].revents & POLLIN)
+                    items[i].revents |= ZMQ_POLLIN;
+                if (fds[i].revents & POLLOUT)
+                    items[i].revents |= ZMQ_POLLOUT;
+                if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL))
+                    items[i].revents |= ZMQ_POLLERR;
+            }
+            if (items[i].revents)
+                ready++;
+        }
+        if (ready || wait == 0)
+            return ready;
+    }
 }

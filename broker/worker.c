@@ -18,6 +18,7 @@ struct bus_worker_t {
     int liveness;                //  Silent intervals before we re-register
     int64_t heartbeat_at;        //  When to send the next heartbeat
     int64_t broker_expires;      //  Broker is presumed gone past this
+    uint64_t sends;              //  Messages sent, for bus_poll's drained
 };
 
 static int
@@ -33,6 +34,7 @@ s_send_parts (bus_worker_t *self, const void *const data[],
             return -1;
         }
     }
+    self->sends++;
     return 0;
 }
 
@@ -128,6 +130,12 @@ bus_request_fini (bus_request_t *req)
 {
     mp_reader_fini (&req->body);
     zmq_msg_close (&req->raw);
+}
+
+uint64_t
+bus_worker_sends (bus_worker_t *self)
+{
+    return self->sends;
 }
 
 int

@@ -42,12 +42,19 @@ bus_worker_sock (bus_worker_t *self);
 //  Reads one message.  Returns 1 with req filled when a valid request
 //  arrived (call bus_request_fini when done), 0 when the message was
 //  protocol traffic or was refused (a request that fails its schema gets a
-//  400 ERROR reply from here, and is logged), -1 when nothing could be read.
+//  400 ERROR reply from here, and is logged), -1 when nothing could be read
+//  (zmq_errno () is EAGAIN when nothing was waiting).
 int
 bus_worker_recv (bus_worker_t *self, bus_request_t *req);
 
 void
 bus_request_fini (bus_request_t *req);
+
+//  How many messages this worker has sent so far.  A loop that read the
+//  socket until EAGAIN can tell from it whether it has sent since, which
+//  decides whether bus_poll must check the socket again (see frames.h).
+uint64_t
+bus_worker_sends (bus_worker_t *self);
 
 //  Sends heartbeats and re-registers when the broker has been silent too
 //  long.  Returns the milliseconds until it next needs calling.
