@@ -315,6 +315,18 @@ s_http_error (struct mg_connection *conn, int status, const char *msg)
 
 //  ---- Life cycle -------------------------------------------------------------
 
+//  Authentication is the routes' own (auth.c, SPEC section 1).  Without
+//  an auth handler civetweb falls back to looking for a .htpasswd file,
+//  a stat () of "/.htpasswd" on every request, since no document root is
+//  served: this handler lets every request through to the routes instead.
+static int
+s_auth_pass (struct mg_connection *conn, void *cbdata)
+{
+    (void) conn;
+    (void) cbdata;
+    return 1;
+}
+
 server_t *
 server_start (const cg_config_t *cfg, const route_t *routes, char *err,
               size_t errlen)
@@ -369,6 +381,7 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
     struct mg_server_port sp[4];
     int n = mg_get_server_ports (self->ctx, 4, sp);
     self->port = n > 0 ? sp[0].port : cfg->port;
+    mg_set_auth_handler (self->ctx, "/", s_auth_pass, NULL);
     mg_set_request_handler (self->ctx, "/", s_dispatch, self);
     self->ws = ws_hub_new (cfg, self);
     if (!self->ws) {

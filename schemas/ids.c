@@ -22,21 +22,47 @@ ids_session_key_valid (const char *key)
     return true;
 }
 
-//  libuuid (zuuid_new) spends five more syscalls gathering entropy per id.
+//  Fills raw from a per-thread pool of kernel randomness, refilled 512
+//  bytes at a time: one getrandom syscall per 32 ids instead of one each
+//  (libuuid's zuuid_new spends five).  The pool is the thread's own, so no
+//  lock; a process that forks and keeps running (clawgate only spawns)
+//  would repeat the child's ids, hence the note in ids.h.
+static void
+s_random_bytes (unsigned char *raw, size_t size)
+{
+    static _Thread_local unsigned char pool[512];
+    static _Thread_local size_t left;
+    if (left < size) {
+        if (getrandom (pool, sizeof (pool), 0) == (ssize_t) sizeof (pool))
+            left = sizeof (pool);
+        else {
+            //  Cannot happen once the kernel's pool is ready; stay unique.
+            static _Atomic unsigned long counter;
+            unsigned long n = ++counter;
+            memset (raw, 0, size);
+            memcpy (raw, &n, sizeof (n) < size ? sizeof (n) : size);
+            return;
+        }
+    }
+    left -= size;
+    memcpy (raw, pool + left, size);
+    memset (pool + left, 0, size);      //  Never handed out twice
+}
+
 void
 ids_random (char *buf, size_t cap, const char *prefix)
 {
+    static const char digits[] = "0123456789abcdef";
     unsigned char raw[16];
-    if (getrandom (raw, sizeof (raw), 0) != (ssize_t) sizeof (raw)) {
-        //  Cannot happen for 16 bytes once the pool is ready; stay unique.
-        static _Atomic unsigned long counter;
-        unsigned long n = ++counter;
-        memset (raw, 0, sizeof (raw));
-        memcpy (raw, &n, sizeof (n));
-    }
+    s_random_bytes (raw, sizeof (raw));
     size_t used = (size_t) snprintf (buf, cap, "%s", prefix);
-    for (int i = 0; i < 16 && used + 2 < cap; i++, used += 2)
-        snprintf (buf + used, cap - used, "%02x", raw[i]);
+    if (used >= cap)
+        return;
+    for (int i = 0; i < 16 && used + 2 < cap; i++) {
+        buf[used++] = digits[raw[i] >> 4];
+        buf[used++] = digits[raw[i] & 15];
+    }
+    buf[used] = 0;
 }
 
 void

@@ -18,7 +18,10 @@ bool
 ids_session_key_valid (const char *key);
 
 //  Writes prefix and 32 random hex digits into buf (cap bytes, truncated
-//  to fit, always NUL-terminated).  One getrandom call.
+//  to fit, always NUL-terminated).  Kernel randomness (getrandom), drawn
+//  from a per-thread pool; thread-safe.  Not fork-safe: a forked child
+//  that makes ids must not share its parent's pool (clawgate never forks
+//  without exec).
 void
 ids_random (char *buf, size_t cap, const char *prefix);
 
