@@ -1289,10 +1289,10 @@ s_loop (self_t *self)
     }
 }
 
-//  libcurl (and with it OpenSSL, ~3 MiB) is set up on the first provider
-//  call, not at start: an idle or echo-only gateway never needs it.
-//  curl_global_init is thread-safe from libcurl 7.84 on (what Debian 12
-//  ships); main () still does it up front on an older one.
+//  libcurl is loaded (curl_lazy.c) and set up on the first provider call,
+//  not at start: an idle or echo-only gateway never needs it.
+//  curl_global_init is thread-safe from libcurl 7.84 on, which the build
+//  requires.
 static bool
 s_curl_ready (self_t *self)
 {

@@ -4,7 +4,6 @@
 */
 #include "roles.h"
 
-#include <curl/curl.h>
 #include <stdbool.h>
 
 #include <stdio.h>
@@ -32,17 +31,10 @@ main (int argc, char **argv)
         printf ("%s", s_usage);
         return argc < 2 ? 2 : 0;
     }
-    //  A libcurl whose global set-up is not thread-safe gets it here, before
-    //  any thread exists; a thread-safe one (7.84+) is set up by the run
-    //  actor when a provider is first called, so an idle gateway never loads
-    //  OpenSSL's state.
-    bool early = !(curl_version_info (CURLVERSION_NOW)->features
-                   & CURL_VERSION_THREADSAFE);
-    if (early)
-        curl_global_init (CURL_GLOBAL_DEFAULT);
+    //  libcurl is neither loaded nor set up here: the run actor does both
+    //  on the first provider call (actors/curl_lazy.c), so an idle gateway
+    //  never carries it.
     int rc = s_role (argc, argv);
-    if (early)
-        curl_global_cleanup ();
     return rc;
 }
 

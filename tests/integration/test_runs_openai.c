@@ -87,6 +87,40 @@ s_assert_stream_shape (const oai_stream_t *s, const char *model,
         "assistant");
 }
 
+//  True if the process has libcurl mapped.
+static bool
+s_maps_libcurl (pid_t pid)
+{
+    char path[64], line[512];
+    snprintf (path, sizeof (path), "/proc/%d/maps", (int) pid);
+    FILE *f = fopen (path, "r");
+    cr_assert (f, "cannot read %s", path);
+    bool found = false;
+    while (!found && fgets (line, sizeof (line), f))
+        found = strstr (line, "libcurl") != NULL;
+    fclose (f);
+    return found;
+}
+
+//  libcurl and its twenty libraries cost 5 MiB of RSS: the gateway loads
+//  them on the first provider call (actors/curl_lazy.c), not before.
+Test (runs_openai, libcurl_loaded_on_first_provider_call)
+{
+    http_resp_t r;
+    s_gw_get ("/status", &r);
+    cr_assert_eq (r.status, 200);
+    http_resp_free (&r);
+    cr_assert_not (s_maps_libcurl (s_srv.proc.pid),
+                   "an idle gateway has libcurl loaded");
+    char body[512];
+    s_body (body, sizeof (body), "openai/gpt-4o-mini", "load it", NULL);
+    s_post ("/v1/chat/completions", body, &r);
+    s_assert_completion (&r, "openai/gpt-4o-mini", OPENAI_HELLO "load it");
+    http_resp_free (&r);
+    cr_assert (s_maps_libcurl (s_srv.proc.pid),
+               "a provider call worked without libcurl loaded?");
+}
+
 Test (runs_openai, openai_non_streamed)
 {
     char body[512];
