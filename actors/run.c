@@ -1252,8 +1252,11 @@ s_loop (self_t *self)
         if (bus_worker_sends (self->worker) != bus_sends)
             drained &= ~2u;
         int rc = bus_poll (items, n, drained, (long) wait);
-        if (rc < 0 && zmq_errno () != EINTR)
+        if (rc < 0 && zmq_errno () != EINTR) {
+            log_error ("run", "poll failed (%s): the run actor stops",
+                       zmq_strerror (zmq_errno ()));
             break;
+        }
         drained = 3;
         bus_sends = bus_worker_sends (self->worker);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {

@@ -7,6 +7,7 @@
 #include <czmq.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 
 int
@@ -45,7 +46,13 @@ bus_frame_is (zmq_msg_t *m, const char *s)
     return zmq_msg_size (m) == n && memcmp (zmq_msg_data (m), s, n) == 0;
 }
 
-#define BUS_POLL_MAX 256
+//  Items up to this many poll from the stack; more (the run actor with a
+//  thousand upstream streams) from a heap array for the call.
+#define BUS_POLL_STACK 256
+
+static int
+s_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms,
+        struct pollfd *fds);
 
 //  Reads a ZeroMQ socket's pending events into item->revents; -1 on error.
 static int
@@ -63,11 +70,29 @@ s_socket_events (zmq_pollitem_t *item)
 int
 bus_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms)
 {
-    if (count < 0 || count > BUS_POLL_MAX) {
+    if (count < 0) {
         errno = EINVAL;
         return -1;
     }
-    struct pollfd fds[BUS_POLL_MAX];
+    struct pollfd stack_fds[BUS_POLL_STACK];
+    struct pollfd *fds = stack_fds;
+    if (count > BUS_POLL_STACK) {
+        fds = (struct pollfd *) malloc ((size_t) count * sizeof (*fds));
+        if (!fds) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    int rc = s_poll (items, count, drained, timeout_ms, fds);
+    if (fds != stack_fds)
+        free (fds);
+    return rc;
+}
+
+static int
+s_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms,
+        struct pollfd *fds)
+{
     int ready = 0;
     for (int i = 0; i < count; i++) {
         items[i].revents = 0;
