@@ -27,4 +27,14 @@ mpjson_pack (msgpack_packer *pk, const cJSON *json);
 cJSON *
 mpjson_to_json (const msgpack_object *obj);
 
+//  Writes obj as JSON text straight into a buffer, the same text
+//  cJSON_PrintUnformatted (mpjson_to_json (obj)) gives except that integers
+//  print exactly (not through a double) and a string's NUL bytes are
+//  escaped instead of ending it.  No tree, one growing buffer: a reply of
+//  fifty messages is one allocation instead of over a thousand.  Returns
+//  the NUL-terminated text (caller frees) with its length in *len, or NULL
+//  if obj nests too deep or memory runs out.
+char *
+mpjson_write (const msgpack_object *obj, size_t *len);
+
 #endif

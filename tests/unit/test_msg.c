@@ -432,6 +432,86 @@ Test (mpjson, to_json_refuses_deep_nesting)
     cr_assert_null (mpjson_to_json (&obj[0]));
 }
 
+//  mpjson_write gives the text the cJSON path gives (the HTTP replies
+//  used that path before), for every kind of value and every escape.
+Test (mpjson, write_matches_the_cjson_text)
+{
+    const char *texts[] = {
+        "{\"name\":\"Grüße ✓ 🦀\",\"n\":42,\"neg\":-17,\"pi\":3.25,"
+        "\"tiny\":-0.5,\"third\":0.3333333333333333,\"e\":1e+300,"
+        "\"ts\":1795500153669,\"yes\":true,\"no\":false,\"nothing\":null,"
+        "\"list\":[1,\"two\",[3,{\"four\":4}],[],{}],"
+        "\"deep\":{\"a\":{\"b\":{\"c\":[null,true,-1.75]}}}}",
+        "{\"esc\":\"quote \\\" backslash \\\\ slash / nl \\n cr \\r tab \\t"
+        " bs \\b ff \\f bell \\u0007 unit \\u001f del \\u007f\"}",
+        "{\"\":\"\",\"k\":[\"\",\"\"],\"\\\"key\\\"\":0}",
+        "{}",
+    };
+    for (size_t i = 0; i < sizeof (texts) / sizeof (texts[0]); i++) {
+        cJSON *in = cJSON_Parse (texts[i]);
+        cr_assert_not_null (in, "%s", texts[i]);
+        mp_writer_t w;
+        mp_writer_init (&w);
+        cr_assert_eq (mpjson_pack (&w.pk, in), 0);
+        mp_reader_t r;
+        s_read (&r, &w);
+        cJSON *tree = mpjson_to_json (r.root);
+        char *expected = cJSON_PrintUnformatted (tree);
+        size_t len = 0;
+        char *got = mpjson_write (r.root, &len);
+        cr_assert_not_null (got);
+        cr_assert_eq (len, strlen (got));
+        cr_assert_str_eq (got, expected);
+        free (got);
+        cJSON_free (expected);
+        cJSON_Delete (tree);
+        cJSON_Delete (in);
+        mp_reader_fini (&r);
+        mp_writer_fini (&w);
+    }
+}
+
+//  Where the cJSON path lost data, mpjson_write does not: integers past
+//  2^53 print exactly, a NUL inside a string is escaped, not an end.
+Test (mpjson, write_is_exact_where_cjson_was_not)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 4);
+    mp_kv_int (&w, "big", 9007199254740993LL);
+    mp_key (&w, "max");
+    msgpack_pack_uint64 (&w.pk, UINT64_MAX);
+    mp_key (&w, "nul");
+    msgpack_pack_str_with_body (&w.pk, "a\0b", 3);
+    mp_key (&w, "bin");
+    msgpack_pack_bin_with_body (&w.pk, "xy", 2);
+    mp_reader_t r;
+    s_read (&r, &w);
+    char *got = mpjson_write (r.root, NULL);
+    cr_assert_str_eq (got, "{\"big\":9007199254740993,\"max\":18446744073709551615,"
+                           "\"nul\":\"a\\u0000b\",\"bin\":null}");
+    free (got);
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+Test (mpjson, write_refuses_deep_nesting)
+{
+    enum { DEEP = 3 * MPJSON_MAX_DEPTH };
+    msgpack_object obj[DEEP + 1];
+    for (int i = 0; i < DEEP; i++) {
+        obj[i].type = MSGPACK_OBJECT_ARRAY;
+        obj[i].via.array.size = 1;
+        obj[i].via.array.ptr = &obj[i + 1];
+    }
+    obj[DEEP].type = MSGPACK_OBJECT_NIL;
+    char *ok = mpjson_write (&obj[DEEP - MPJSON_MAX_DEPTH], NULL);
+    cr_assert_not_null (ok);
+    free (ok);
+    cr_assert_null (mpjson_write (&obj[DEEP - MPJSON_MAX_DEPTH - 1], NULL));
+    cr_assert_null (mpjson_write (&obj[0], NULL));
+}
+
 Test (mp, check_bounds_claims_and_depth)
 {
     //  Well-formed: scalars, a map, nested arrays at the depth limit.
