@@ -174,7 +174,8 @@ s_reserve (text_t *t, size_t more)
 static void
 s_put (text_t *t, const char *s, size_t n)
 {
-    if (s_reserve (t, n)) {
+    //  An empty msgpack string may have no pointer at all.
+    if (n > 0 && s_reserve (t, n)) {
         memcpy (t->data + t->size, s, n);
         t->size += n;
     }
