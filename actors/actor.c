@@ -61,6 +61,11 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
 {
     const cg_config_t *cfg = args->config;
     loop_ctx_t ctx = {def, NULL, NULL};
+    //  Named for top -H, perf and gdb: "cg-" and the service, cut to the
+    //  kernel's 15 characters.
+    char name[16];
+    snprintf (name, sizeof (name), "cg-%s", def->service);
+    pthread_setname_np (pthread_self (), name);
     zloop_t *loop = zloop_new ();
     ctx.worker = bus_worker_new (args->broker, def->service, cfg->heartbeat_ms,
                                  cfg->liveness);

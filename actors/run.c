@@ -1318,6 +1318,7 @@ void
 run_actor (zsock_t *pipe, void *args_)
 {
     actor_args_t *args = (actor_args_t *) args_;
+    pthread_setname_np (pthread_self (), "cg-run");
     self_t *self = (self_t *) calloc (1, sizeof (self_t));
     if (self) {
         self->pipe = pipe;

@@ -388,6 +388,7 @@ static void *
 s_checkpointer (void *arg)
 {
     store_t *self = (store_t *) arg;
+    pthread_setname_np (pthread_self (), "cg-checkpoint");
     sqlite3 *db = NULL;
     if (sqlite3_open_v2 (self->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                          NULL)

@@ -5,6 +5,7 @@
 #                         ~100 deltas/s from the provider)
 #          WORDS          deltas in the measured run (default 1000)
 #          QUEUE_FRAMES   websocket.queueFrames (default 4096, the default)
+#          WRITERS        websocket.writers (default: the gateway's, 4)
 # For each N it starts a fresh `clawgate serve` (so VmHWM is that N's peak),
 # runs build/bench/ws_bench against it and prints ws_bench's line: deltas
 # delivered in total per second, loss, lagged clients, p50/p99 delay from
@@ -41,13 +42,14 @@ port_of() { # file -> port from "listening on http://…:PORT"
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+writers_kv=${WRITERS:+,\"writers\":$WRITERS}
 echo "# ws fan-out: echoDelayMs=$delay words=$words queueFrames=$queue cores=$(nproc)"
 for n in "${ns[@]}"; do
     state="$tmp/state-$n"; mkdir -p "$state"
     cat > "$tmp/cfg-$n.json" <<JSON
 {"gateway":{"threads":$((n + 64))},
  "limits":{"rateLimit":0,"maxConcurrent":1000000},
- "websocket":{"queueFrames":$queue},
+ "websocket":{"queueFrames":$queue$writers_kv},
  "providers":{"local":{"echoDelayMs":$delay}}}
 JSON
     ev="tcp://127.0.0.1:$(free_port)"

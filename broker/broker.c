@@ -562,6 +562,7 @@ void
 broker_actor (zsock_t *pipe, void *args)
 {
     broker_config_t *cfg = (broker_config_t *) args;
+    pthread_setname_np (pthread_self (), "cg-broker");
     self_t *self = s_self_new (pipe, cfg);
     cfg->failed = self == NULL;
     if (!self) {

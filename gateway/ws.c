@@ -269,6 +269,7 @@ static void *
 s_writer (void *arg)
 {
     ws_hub_t *hub = (ws_hub_t *) arg;
+    pthread_setname_np (pthread_self (), "cg-ws-writer");
     while (true) {
         pthread_mutex_lock (&hub->work_lock);
         while (!hub->stopping && zlistx_size (hub->work) == 0) {
@@ -1149,6 +1150,7 @@ static void *
 s_hub_thread (void *arg)
 {
     ws_hub_t *hub = (ws_hub_t *) arg;
+    pthread_setname_np (pthread_self (), "cg-ws-hub");
     hub_t h = {0};
     h.hub = hub;
     h.front = bus_front_new (hub->config->requests_ep);
