@@ -169,11 +169,51 @@ struct store_t {
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     bool ckpt_running, ckpt_stop;
+    bool ckpt_wanted;                //  The writer's WAL is past S_WAL_COPY_FRAMES
+    char *row;                       //  store_session_get's strings (lent)
+    size_t row_cap;
 };
 
 #define S_CHECKPOINT_MS 500
+//  Past this many WAL frames (4 KiB pages; 64 MiB), the checkpointer also
+//  runs a RESTART checkpoint so the WAL is rewound, and the WAL file is cut
+//  back to S_WAL_LIMIT when it is (see s_checkpointer).
+#define S_WAL_RESTART_FRAMES 16384
+//  Past this many, a commit wakes the checkpointer at once instead of
+//  leaving it to its next round (a fast writer adds 30 MiB in 500 ms).
+#define S_WAL_COPY_FRAMES 4096
+#define S_WAL_LIMIT "67108864"
 
 //  ---- Helpers ---------------------------------------------------------------------
+
+//  Busy handler for both connections: SQLite's own sleeps 1, 2, 5, 10 ms
+//  and more between tries, so a writer that meets the checkpointer's lock
+//  for 1 ms waits 3 ms or more.  This one retries after 50 us, doubling to
+//  1 ms, for up to the milliseconds in arg.
+static int
+s_busy (void *arg, int tries)
+{
+    static const int64_t waits_us[] = {50, 100, 200, 400, 800};
+    int64_t limit_ms = (int64_t) (intptr_t) arg;
+    //  Time waited so far, from the schedule below (tries counts from 0).
+    int64_t waited = tries > 5 ? (int64_t) (tries - 5) * 1000 : 0;
+    for (int i = 0; i < tries && i < 5; i++)
+        waited += waits_us[i];
+    if (waited >= limit_ms * 1000)
+        return 0;
+    int64_t wait = tries < 5 ? waits_us[tries] : 1000;
+    struct timespec ts = {0, (long) wait * 1000};
+    nanosleep (&ts, NULL);
+    return 1;
+}
+
+static int64_t
+s_usecs (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int
 s_fail (store_t *self, const char *what)
@@ -211,8 +251,6 @@ s_exec_one (store_t *self, int which)
 static int
 s_begin (store_t *self)
 {
-    //  A session row lent by store_session_get ends here (see store.h).
-    sqlite3_reset (self->q[Q_SESSION_GET]);
     return s_exec_one (self, Q_BEGIN);
 }
 
@@ -384,6 +422,23 @@ s_make_parent (const char *path)
         log_warn ("store", "cannot create %s: %s", dir, strerror (errno));
 }
 
+//  The writer's WAL hook, called after each commit with the WAL's length
+//  in frames: past S_WAL_COPY_FRAMES it wakes the checkpointer.
+static int
+s_wal_hook (void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void) db;
+    (void) name;
+    store_t *self = (store_t *) arg;
+    if (frames >= S_WAL_COPY_FRAMES) {
+        pthread_mutex_lock (&self->ckpt_lock);
+        self->ckpt_wanted = true;
+        pthread_cond_signal (&self->ckpt_cond);
+        pthread_mutex_unlock (&self->ckpt_lock);
+    }
+    return SQLITE_OK;
+}
+
 static void *
 s_checkpointer (void *arg)
 {
@@ -397,7 +452,15 @@ s_checkpointer (void *arg)
         sqlite3_close (db);
         return NULL;
     }
-    sqlite3_busy_timeout (db, 1000);
+    sqlite3_busy_handler (db, s_busy, (void *) (intptr_t) 1000);
+    //  A connection learns that the file is in WAL mode only when it first
+    //  reads it; until then a checkpoint on it does nothing and reports a
+    //  log of -1 frames.  This one never reads anything else, so read the
+    //  mode now (it was: the WAL grew without bound, never copied back).
+    char *msg = NULL;
+    if (sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg) != SQLITE_OK)
+        log_warn ("store", "checkpointer: %s", msg ? msg : sqlite3_errmsg (db));
+    sqlite3_free (msg);
     pthread_mutex_lock (&self->ckpt_lock);
     while (!self->ckpt_stop) {
         struct timespec until;
@@ -407,13 +470,37 @@ s_checkpointer (void *arg)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait (&self->ckpt_cond, &self->ckpt_lock, &until);
+        while (!self->ckpt_stop && !self->ckpt_wanted)
+            if (pthread_cond_timedwait (&self->ckpt_cond, &self->ckpt_lock, &until))
+                break;      //  The round is due
+        self->ckpt_wanted = false;
         pthread_mutex_unlock (&self->ckpt_lock);
         int wal = 0, done = 0;
-        if (sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal,
-                                       &done)
-            != SQLITE_OK)
+        int rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                            &wal, &done);
+        if (rc == SQLITE_BUSY)
+            log_debug ("store", "checkpoint: busy, next round");
+        else if (rc != SQLITE_OK)
             log_warn ("store", "checkpoint: %s", sqlite3_errmsg (db));
+        //  A PASSIVE checkpoint copies the WAL into the database but never
+        //  rewinds it: the writer rewinds only when it begins a transaction
+        //  at a moment the whole WAL is copied, which under steady writes
+        //  is never, and the WAL grew by gigabytes (every write then
+        //  extending the file).  Past S_WAL_RESTART_FRAMES, a RESTART
+        //  checkpoint copies the little written since the PASSIVE one,
+        //  holding off the writer for that long, and waits for readers to
+        //  leave the WAL; the writer's next transaction rewinds it.
+        else if (wal >= S_WAL_RESTART_FRAMES) {
+            int64_t started = s_usecs ();
+            rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_RESTART,
+                                            &wal, &done);
+            int64_t took = s_usecs () - started;
+            if (rc != SQLITE_OK)
+                log_warn ("store", "restart checkpoint (%lld us): %s",
+                          (long long) took, sqlite3_errmsg (db));
+            else
+                log_debug ("store", "WAL rewound (%lld us)", (long long) took);
+        }
         pthread_mutex_lock (&self->ckpt_lock);
     }
     pthread_mutex_unlock (&self->ckpt_lock);
@@ -478,7 +565,7 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
         goto fail;
     }
     chmod (self->path, 0600);
-    sqlite3_busy_timeout (self->db, 5000);
+    sqlite3_busy_handler (self->db, s_busy, (void *) (intptr_t) 5000);
     char *msg = NULL;
     //  A 16 MiB page cache per connection.  No mmap: it made no measurable
     //  difference to list/get latency here, but every mapped page counts in
@@ -515,10 +602,15 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
         }
     if (writer) {
         sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
+        //  A rewound WAL is cut back to this size (S_WAL_RESTART_FRAMES).
+        sqlite3_exec (self->db, "PRAGMA journal_size_limit=" S_WAL_LIMIT, NULL,
+                      NULL, NULL);
         pthread_mutex_init (&self->ckpt_lock, NULL);
         pthread_cond_init (&self->ckpt_cond, NULL);
         self->ckpt_running
             = pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self) == 0;
+        if (self->ckpt_running)
+            sqlite3_wal_hook (self->db, s_wal_hook, self);
         if (!self->ckpt_running) {
             //  No thread: let SQLite checkpoint inside commits after all.
             sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL,
@@ -553,6 +645,7 @@ store_close (store_t **self_p)
     for (int i = 0; i < S_LIST_VARIANTS; i++)
         sqlite3_finalize (self->list[i]);
     sqlite3_close (self->db);
+    free (self->row);
     free (self);
     *self_p = NULL;
 }
@@ -571,12 +664,39 @@ store_session_get (store_t *self, const char *key, store_session_t *out)
     sqlite3_stmt *st = s_stmt (self, Q_SESSION_GET);
     s_bind_text (st, 1, key);
     int rc = sqlite3_step (st);
-    if (rc == SQLITE_ROW) {
-        s_read_session (st, out);   //  Lent until the next reset
-        return 0;
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset (st);
+        return rc == SQLITE_DONE ? 1 : s_fail (self, "get session");
+    }
+    //  The strings are copied into the store's row buffer and the statement
+    //  reset at once: an active statement is an open read transaction, and
+    //  one left open (on an idle reader, or after a refused run) pins the
+    //  WAL, which then cannot restart (see s_checkpointer).
+    s_read_session (st, out);
+    const char *text[3] = {out->key ? out->key : "",
+                           out->agent_id ? out->agent_id : "",
+                           out->channel ? out->channel : ""};
+    size_t len[3], need = 0;
+    for (int i = 0; i < 3; i++)
+        need += (len[i] = strlen (text[i])) + 1;
+    if (need > self->row_cap) {
+        char *row = (char *) realloc (self->row, need);
+        if (!row) {
+            sqlite3_reset (st);
+            return s_fail (self, "get session (out of memory)");
+        }
+        self->row = row;
+        self->row_cap = need;
+    }
+    char *at = self->row;
+    const char **dest[3] = {&out->key, &out->agent_id, &out->channel};
+    for (int i = 0; i < 3; i++) {
+        memcpy (at, text[i], len[i] + 1);
+        *dest[i] = at;
+        at += len[i] + 1;
     }
     sqlite3_reset (st);
-    return rc == SQLITE_DONE ? 1 : s_fail (self, "get session");
+    return 0;
 }
 
 int

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "store.h"
@@ -346,4 +348,59 @@ Test (store, migrates_a_version_1_file)
     cr_assert_eq (store_session_delete (s_store, "old"), 0);
     cr_assert_eq (store_session_open (s_store, "new", "default", "api", 20, &s), 0);
     cr_assert_gt (s.id, 7);
+}
+
+static long long
+s_file_size (const char *suffix)
+{
+    char path[600];
+    snprintf (path, sizeof (path), "%s/sub/clawgate.db%s", s_dir, suffix);
+    struct stat st;
+    return stat (path, &st) == 0 ? (long long) st.st_size : -1;
+}
+
+//  Steady writes must not grow the WAL without bound: the checkpointer
+//  copies it into the database file and has it rewound (it once did
+//  neither: its connection never learnt the file was in WAL mode, so the
+//  database file stayed empty and the WAL grew by gigabytes).
+Test (store, checkpointer_copies_and_rewinds_the_wal, .timeout = 60)
+{
+    int64_t sid[20];
+    for (int i = 0; i < 20; i++) {
+        char key[16];
+        snprintf (key, sizeof (key), "wal-%d", i);
+        sid[i] = s_session (key, "default", "api", 1);
+    }
+    char text[1024];
+    memset (text, 'x', sizeof (text) - 1);
+    text[sizeof (text) - 1] = 0;
+    //  About 100 MiB of WAL frames: well past the 64 MiB rewind point.
+    long long peak = 0;
+    for (int n = 0; n < 6000; n++) {
+        char run[32];
+        snprintf (run, sizeof (run), "run-%d", n);
+        int64_t seq = n / 20;
+        s_begin (sid[n % 20], run, seq, text, 10 + n);
+        s_end_at (sid[n % 20], seq, run, "stop", text, 2 * n, 10 + n);
+        if (n % 500 == 0) {
+            long long w = s_file_size ("-wal");
+            peak = w > peak ? w : peak;
+        }
+    }
+    //  The checkpointer runs every 500 ms: give it a few rounds, writing a
+    //  little meanwhile (a rewind happens at the next write transaction).
+    long long wal = -1;
+    for (int i = 0; i < 40; i++) {
+        usleep (100 * 1000);
+        char run[32];
+        snprintf (run, sizeof (run), "tail-%d", i);
+        s_begin (sid[0], run, 1000 + i, "t", 100000 + i);
+        wal = s_file_size ("-wal");
+        peak = wal > peak ? wal : peak;
+    }
+    long long db = s_file_size ("");
+    cr_assert_gt (db, 8LL << 20, "the database file holds %lld bytes: nothing "
+                  "was checkpointed into it", db);
+    cr_assert_leq (peak, 128LL << 20, "the WAL reached %lld bytes", peak);
+    cr_assert_leq (wal, 66LL << 20, "the WAL is %lld bytes", wal);
 }
