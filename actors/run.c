@@ -646,7 +646,7 @@ s_run_start_transfer (run_t *run)
     curl_easy_setopt (e, CURLOPT_HEADERDATA, run);
     curl_easy_setopt (e, CURLOPT_PRIVATE, run);
     curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt (e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt (e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
     curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT_MS,
                       (long) run->provider->connect_timeout_ms);
     //  Stalls (no byte for stallTimeoutMs) are watched by s_sweep, to the
@@ -1257,7 +1257,8 @@ s_loop (self_t *self)
                        zmq_strerror (zmq_errno ()));
             break;
         }
-        drained = 3;
+        //  After a failure, nothing is known to be drained.
+        drained = rc < 0 ? 0 : 3;
         bus_sends = bus_worker_sends (self->worker);
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
             char *cmd = zstr_recv (self->pipe);

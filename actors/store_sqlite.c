@@ -169,7 +169,8 @@ struct store_t {
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     bool ckpt_running, ckpt_stop;
-    bool ckpt_wanted;                //  The writer's WAL is past S_WAL_COPY_FRAMES
+    bool ckpt_wanted;                //  The writer added S_WAL_COPY_FRAMES
+    int hook_frames;                 //  WAL length at the last wake (writer's)
     char *row;                       //  store_session_get's strings (lent)
     size_t row_cap;
 };
@@ -182,6 +183,8 @@ struct store_t {
 //  Past this many, a commit wakes the checkpointer at once instead of
 //  leaving it to its next round (a fast writer adds 30 MiB in 500 ms).
 #define S_WAL_COPY_FRAMES 4096
+//  Checkpointer rounds without a RESTART after one was refused (5 s).
+#define S_RESTART_BACKOFF 10
 #define S_WAL_LIMIT "67108864"
 
 //  ---- Helpers ---------------------------------------------------------------------
@@ -423,14 +426,20 @@ s_make_parent (const char *path)
 }
 
 //  The writer's WAL hook, called after each commit with the WAL's length
-//  in frames: past S_WAL_COPY_FRAMES it wakes the checkpointer.
+//  in frames: every S_WAL_COPY_FRAMES more, it wakes the checkpointer.
 static int
 s_wal_hook (void *arg, sqlite3 *db, const char *name, int frames)
 {
     (void) db;
     (void) name;
     store_t *self = (store_t *) arg;
-    if (frames >= S_WAL_COPY_FRAMES) {
+    if (frames < self->hook_frames)
+        self->hook_frames = 0;          //  Rewound
+    //  Frames added since the last wake, not the WAL's length: a long WAL
+    //  stays long until it is rewound, and waking on every commit then
+    //  would run checkpoints (and their fsyncs) back to back.
+    if (frames - self->hook_frames >= S_WAL_COPY_FRAMES) {
+        self->hook_frames = frames;
         pthread_mutex_lock (&self->ckpt_lock);
         self->ckpt_wanted = true;
         pthread_cond_signal (&self->ckpt_cond);
@@ -452,7 +461,11 @@ s_checkpointer (void *arg)
         sqlite3_close (db);
         return NULL;
     }
-    sqlite3_busy_handler (db, s_busy, (void *) (intptr_t) 1000);
+    //  Only RESTART waits on locks here (PASSIVE never does), and while it
+    //  waits for readers it holds the writer off: so a short budget, and
+    //  after a refusal, some rounds without (S_RESTART_BACKOFF).
+    sqlite3_busy_handler (db, s_busy, (void *) (intptr_t) 20);
+    int restart_skip = 0;
     //  A connection learns that the file is in WAL mode only when it first
     //  reads it; until then a checkpoint on it does nothing and reports a
     //  log of -1 frames.  This one never reads anything else, so read the
@@ -490,14 +503,19 @@ s_checkpointer (void *arg)
         //  checkpoint copies the little written since the PASSIVE one,
         //  holding off the writer for that long, and waits for readers to
         //  leave the WAL; the writer's next transaction rewinds it.
+        else if (restart_skip > 0)
+            restart_skip--;
         else if (wal >= S_WAL_RESTART_FRAMES) {
             int64_t started = s_usecs ();
             rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_RESTART,
                                             &wal, &done);
             int64_t took = s_usecs () - started;
-            if (rc != SQLITE_OK)
-                log_warn ("store", "restart checkpoint (%lld us): %s",
-                          (long long) took, sqlite3_errmsg (db));
+            if (rc != SQLITE_OK) {
+                //  A reader holds the WAL (a long read, a backup, a shell).
+                log_warn ("store", "restart checkpoint (%lld us): %s; retrying in %d rounds",
+                          (long long) took, sqlite3_errmsg (db), S_RESTART_BACKOFF);
+                restart_skip = S_RESTART_BACKOFF;
+            }
             else
                 log_debug ("store", "WAL rewound (%lld us)", (long long) took);
         }

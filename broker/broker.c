@@ -590,10 +590,10 @@ broker_actor (zsock_t *pipe, void *args)
             {pipe_h, 0, ZMQ_POLLIN, 0},
             {self->router_h, 0, ZMQ_POLLIN, 0},
         };
-        if (bus_poll (items, 2, drained, wait > 0 ? (long) wait : 0) < 0
-        &&  zmq_errno () != EINTR)
+        int rc = bus_poll (items, 2, drained, wait > 0 ? (long) wait : 0);
+        if (rc < 0 && zmq_errno () != EINTR)
             break;
-        drained = 3;
+        drained = rc < 0 ? 0 : 3;
         if (items[0].revents & ZMQ_POLLIN) {
             s_handle_pipe (self);
             drained &= ~1u;

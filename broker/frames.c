@@ -54,6 +54,18 @@ static int
 s_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms,
         struct pollfd *fds);
 
+//  A plain fd's poll () result as zmq_poll reports it.
+static void
+s_fd_revents (zmq_pollitem_t *item, short revents)
+{
+    if (revents & POLLIN)
+        item->revents |= ZMQ_POLLIN;
+    if (revents & POLLOUT)
+        item->revents |= ZMQ_POLLOUT;
+    if (revents & (POLLERR | POLLHUP | POLLNVAL))
+        item->revents |= ZMQ_POLLERR;
+}
+
 //  Reads a ZeroMQ socket's pending events into item->revents; -1 on error.
 static int
 s_socket_events (zmq_pollitem_t *item)
@@ -116,8 +128,20 @@ s_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms,
                 ready++;
         }
     }
-    if (ready)
+    if (ready) {
+        //  Plain fds get their look too, as zmq_poll gives them: a busy
+        //  socket must not starve them.
+        bool plain = false;
+        for (int i = 0; i < count && !plain; i++)
+            plain = items[i].socket == NULL;
+        if (plain && poll (fds, (nfds_t) count, 0) > 0)
+            for (int i = 0; i < count; i++)
+                if (!items[i].socket && fds[i].revents) {
+                    s_fd_revents (&items[i], fds[i].revents);
+                    ready++;
+                }
         return ready;
+    }
 
     int64_t end = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     while (true) {
@@ -138,14 +162,8 @@ s_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms,
                 if (s_socket_events (&items[i]))
                     return -1;
             }
-            else {
-                if (fds[i].revents & POLLIN)
-                    items[i].revents |= ZMQ_POLLIN;
-                if (fds[i].revents & POLLOUT)
-                    items[i].revents |= ZMQ_POLLOUT;
-                if (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL))
-                    items[i].revents |= ZMQ_POLLERR;
-            }
+            else
+                s_fd_revents (&items[i], fds[i].revents);
             if (items[i].revents)
                 ready++;
         }

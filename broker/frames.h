@@ -39,8 +39,10 @@ bus_frame_is (zmq_msg_t *m, const char *s);
 //  Bit i of drained (i < 32) says item i is a ZeroMQ socket the caller has
 //  received from until EAGAIN and not sent on since: nothing is waiting
 //  that its ZMQ_FD would not announce, so it is not checked before the
-//  sleep.  A send may consume the socket's wake-up signal, hence the
-//  second condition.  Pass 0 to have every socket checked.  Returns the
+//  sleep.  A send, even a failed one, may consume the socket's wake-up
+//  signal, hence the second condition.  Pass 0 to have every socket
+//  checked.  When a checked socket is ready, plain fds are still polled
+//  (without waiting), so they are never starved.  Returns the
 //  number of items with revents set, 0 on timeout, -1 on error (errno).
 int
 bus_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms);

@@ -50,7 +50,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req);
 void
 bus_request_fini (bus_request_t *req);
 
-//  How many messages this worker has sent so far.  A loop that read the
+//  How many sends this worker has attempted so far (failed ones too).  A loop that read the
 //  socket until EAGAIN can tell from it whether it has sent since, which
 //  decides whether bus_poll must check the socket again (see frames.h).
 uint64_t

@@ -319,6 +319,8 @@ s_http_error (struct mg_connection *conn, int status, const char *msg)
 //  an auth handler civetweb falls back to looking for a .htpasswd file,
 //  a stat () of "/.htpasswd" on every request, since no document root is
 //  served: this handler lets every request through to the routes instead.
+//  civetweb's own password files (global_auth_file, .htpasswd) are
+//  therefore never consulted; clawgate sets neither.
 static int
 s_auth_pass (struct mg_connection *conn, void *cbdata)
 {

@@ -22,15 +22,16 @@ ids_session_key_valid (const char *key)
     return true;
 }
 
-//  Fills raw from a per-thread pool of kernel randomness, refilled 512
-//  bytes at a time: one getrandom syscall per 32 ids instead of one each
+//  Fills raw from a per-thread pool of kernel randomness, refilled 256
+//  bytes at a time: one getrandom syscall per 16 ids instead of one each
 //  (libuuid's zuuid_new spends five).  The pool is the thread's own, so no
 //  lock; a process that forks and keeps running (clawgate only spawns)
 //  would repeat the child's ids, hence the note in ids.h.
 static void
 s_random_bytes (unsigned char *raw, size_t size)
 {
-    static _Thread_local unsigned char pool[512];
+    //  256 bytes: getrandom never returns short up to that size.
+    static _Thread_local unsigned char pool[256];
     static _Thread_local size_t left;
     if (left < size) {
         if (getrandom (pool, sizeof (pool), 0) == (ssize_t) sizeof (pool))

@@ -230,7 +230,7 @@ s_put_double (text_t *t, double d)
         return;
     }
     int n;
-    if (d == (double) (long long) d && fabs (d) < 1e15)
+    if (fabs (d) < 1e15 && d == (double) (long long) d)
         n = snprintf (num, sizeof (num), "%lld", (long long) d);
     else {
         n = snprintf (num, sizeof (num), "%1.15g", d);

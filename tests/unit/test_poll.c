@@ -141,6 +141,30 @@ Test (bus_poll, plain_fd_and_socket_together)
     s_pair_destroy (&p);
 }
 
+//  A socket with a message waiting must not hide a ready plain fd: the
+//  run actor's upstream sockets would starve while the bus is busy.
+Test (bus_poll, ready_socket_does_not_hide_a_ready_fd)
+{
+    pair_t p = s_pair ("both");
+    int fds[2];
+    cr_assert_eq (pipe (fds), 0);
+    zstr_send (p.b, "busy");
+    zclock_sleep (20);
+    cr_assert_eq (write (fds[1], "x", 1), 1);
+    zmq_pollitem_t items[2] = {
+        {zsock_resolve (p.a), 0, ZMQ_POLLIN, 0},
+        {NULL, fds[0], ZMQ_POLLIN, 0},
+    };
+    cr_assert_eq (bus_poll (items, 2, 0, 5000), 2);
+    cr_assert (items[0].revents & ZMQ_POLLIN);
+    cr_assert (items[1].revents & ZMQ_POLLIN);
+    char *msg = zstr_recv (p.a);
+    zstr_free (&msg);
+    close (fds[0]);
+    close (fds[1]);
+    s_pair_destroy (&p);
+}
+
 //  The run actor polls one item per upstream stream: a thousand streams
 //  must not fail the call (past the stack array, it takes the heap).
 Test (bus_poll, many_items)
