@@ -363,7 +363,7 @@ s_file_size (const char *suffix)
 //  copies it into the database file and has it rewound (it once did
 //  neither: its connection never learnt the file was in WAL mode, so the
 //  database file stayed empty and the WAL grew by gigabytes).
-Test (store, checkpointer_copies_and_rewinds_the_wal, .timeout = 60)
+Test (store, checkpointer_copies_and_rewinds_the_wal)
 {
     int64_t sid[20];
     for (int i = 0; i < 20; i++) {
