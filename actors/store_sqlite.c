@@ -20,6 +20,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <time.h>
 #include <sqlite3.h>
@@ -168,8 +169,10 @@ struct store_t {
     pthread_t ckpt_thread;
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
+    pthread_cond_t ckpt_done;        //  A RESTART ended (ckpt_restarting)
     bool ckpt_running, ckpt_stop;
     bool ckpt_wanted;                //  The writer added S_WAL_COPY_FRAMES
+    _Atomic bool ckpt_restarting;    //  A RESTART runs: the writer waits
     int hook_frames;                 //  WAL length at the last wake (writer's)
     char *row;                       //  store_session_get's strings (lent)
     size_t row_cap;
@@ -254,6 +257,16 @@ s_exec_one (store_t *self, int which)
 static int
 s_begin (store_t *self)
 {
+    //  SQLite's write lock is not fair: a writer that commits back to back
+    //  takes it again before the checkpointer's RESTART ever gets it.  So
+    //  the writer steps aside while a RESTART runs (it holds the writer
+    //  off anyway); the wait is bounded by the RESTART's own lock budget.
+    if (self->ckpt_running && atomic_load (&self->ckpt_restarting)) {
+        pthread_mutex_lock (&self->ckpt_lock);
+        while (atomic_load (&self->ckpt_restarting) && !self->ckpt_stop)
+            pthread_cond_wait (&self->ckpt_done, &self->ckpt_lock);
+        pthread_mutex_unlock (&self->ckpt_lock);
+    }
     return s_exec_one (self, Q_BEGIN);
 }
 
@@ -507,8 +520,13 @@ s_checkpointer (void *arg)
             restart_skip--;
         else if (wal >= S_WAL_RESTART_FRAMES) {
             int64_t started = s_usecs ();
+            atomic_store (&self->ckpt_restarting, true);
             rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_RESTART,
                                             &wal, &done);
+            pthread_mutex_lock (&self->ckpt_lock);
+            atomic_store (&self->ckpt_restarting, false);
+            pthread_cond_broadcast (&self->ckpt_done);
+            pthread_mutex_unlock (&self->ckpt_lock);
             int64_t took = s_usecs () - started;
             if (rc != SQLITE_OK) {
                 //  A reader holds the WAL (a long read, a backup, a shell).
@@ -625,6 +643,7 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
                       NULL, NULL);
         pthread_mutex_init (&self->ckpt_lock, NULL);
         pthread_cond_init (&self->ckpt_cond, NULL);
+        pthread_cond_init (&self->ckpt_done, NULL);
         self->ckpt_running
             = pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self) == 0;
         if (self->ckpt_running)
@@ -634,6 +653,7 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
             sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL,
                           NULL);
             pthread_cond_destroy (&self->ckpt_cond);
+            pthread_cond_destroy (&self->ckpt_done);
             pthread_mutex_destroy (&self->ckpt_lock);
         }
     }
@@ -656,6 +676,7 @@ store_close (store_t **self_p)
         pthread_mutex_unlock (&self->ckpt_lock);
         pthread_join (self->ckpt_thread, NULL);
         pthread_cond_destroy (&self->ckpt_cond);
+        pthread_cond_destroy (&self->ckpt_done);
         pthread_mutex_destroy (&self->ckpt_lock);
     }
     for (int i = 0; i < Q_COUNT; i++)
