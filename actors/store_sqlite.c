@@ -183,8 +183,9 @@ struct store_t {
 //  runs a RESTART checkpoint so the WAL is rewound, and the WAL file is cut
 //  back to S_WAL_LIMIT when it is (see s_checkpointer).
 #define S_WAL_RESTART_FRAMES 16384
-//  Past this many, a commit wakes the checkpointer at once instead of
-//  leaving it to its next round (a fast writer adds 30 MiB in 500 ms).
+//  Every this many new frames, a commit wakes the checkpointer at once
+//  instead of leaving it to its next round (a fast writer adds 30 MiB in
+//  500 ms).
 #define S_WAL_COPY_FRAMES 4096
 //  Checkpointer rounds without a RESTART after one was refused (5 s).
 #define S_RESTART_BACKOFF 10
