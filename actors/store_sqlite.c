@@ -167,6 +167,7 @@ struct store_t {
     //  where SQLite's auto-checkpoint would put a ~10 ms stall every 1000
     //  pages into some run's write path.
     pthread_t ckpt_thread;
+    sqlite3 *ckpt_db;                //  The checkpointer's own connection
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
     pthread_cond_t ckpt_done;        //  A RESTART ended (ckpt_restarting)
@@ -462,16 +463,27 @@ s_wal_hook (void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-static void *
-s_checkpointer (void *arg)
+//  Opens the checkpointer's connection (on the opening thread, so that a
+//  failure leaves SQLite's in-commit checkpoints on instead of a WAL that
+//  nothing copies back).  Returns NULL on failure, logged.
+static sqlite3 *
+s_checkpointer_open (const char *path)
 {
-    store_t *self = (store_t *) arg;
-    pthread_setname_np (pthread_self (), "cg-checkpoint");
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2 (self->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+    char *msg = NULL;
+    if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                          NULL)
-        != SQLITE_OK) {
-        log_error ("store", "%s: checkpointer cannot open the file", self->path);
+            != SQLITE_OK
+        //  A connection learns that the file is in WAL mode only when it
+        //  first reads it; until then a checkpoint on it does nothing and
+        //  reports a log of -1 frames.  This one never reads anything else,
+        //  so read the mode now (it was not: the WAL grew without bound,
+        //  never copied back).
+        || sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg)
+               != SQLITE_OK) {
+        log_error ("store", "%s: checkpointer: %s", path,
+                   msg ? msg : sqlite3_errmsg (db));
+        sqlite3_free (msg);
         sqlite3_close (db);
         return NULL;
     }
@@ -479,15 +491,16 @@ s_checkpointer (void *arg)
     //  waits for readers it holds the writer off: so a short budget, and
     //  after a refusal, some rounds without (S_RESTART_BACKOFF).
     sqlite3_busy_handler (db, s_busy, (void *) (intptr_t) 20);
+    return db;
+}
+
+static void *
+s_checkpointer (void *arg)
+{
+    store_t *self = (store_t *) arg;
+    pthread_setname_np (pthread_self (), "cg-checkpoint");
+    sqlite3 *db = self->ckpt_db;     //  Opened by s_checkpointer_open
     int restart_skip = 0;
-    //  A connection learns that the file is in WAL mode only when it first
-    //  reads it; until then a checkpoint on it does nothing and reports a
-    //  log of -1 frames.  This one never reads anything else, so read the
-    //  mode now (it was: the WAL grew without bound, never copied back).
-    char *msg = NULL;
-    if (sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg) != SQLITE_OK)
-        log_warn ("store", "checkpointer: %s", msg ? msg : sqlite3_errmsg (db));
-    sqlite3_free (msg);
     pthread_mutex_lock (&self->ckpt_lock);
     while (!self->ckpt_stop) {
         struct timespec until;
@@ -645,12 +658,16 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
         pthread_mutex_init (&self->ckpt_lock, NULL);
         pthread_cond_init (&self->ckpt_cond, NULL);
         pthread_cond_init (&self->ckpt_done, NULL);
+        self->ckpt_db = s_checkpointer_open (self->path);
         self->ckpt_running
-            = pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self) == 0;
+            = self->ckpt_db
+              && pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self) == 0;
         if (self->ckpt_running)
             sqlite3_wal_hook (self->db, s_wal_hook, self);
         if (!self->ckpt_running) {
             //  No thread: let SQLite checkpoint inside commits after all.
+            sqlite3_close (self->ckpt_db);
+            self->ckpt_db = NULL;
             sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL,
                           NULL);
             pthread_cond_destroy (&self->ckpt_cond);
@@ -676,6 +693,7 @@ store_close (store_t **self_p)
         pthread_cond_signal (&self->ckpt_cond);
         pthread_mutex_unlock (&self->ckpt_lock);
         pthread_join (self->ckpt_thread, NULL);
+        self->ckpt_db = NULL;        //  Closed by the thread
         pthread_cond_destroy (&self->ckpt_cond);
         pthread_cond_destroy (&self->ckpt_done);
         pthread_mutex_destroy (&self->ckpt_lock);
