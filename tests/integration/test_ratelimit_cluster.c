@@ -60,18 +60,11 @@ s_setup (void)
     for (int i = 0; i < 2; i++) {
         char state[160];
         snprintf (state, sizeof (state), "%s/gw%d", s_c.dir, i);
-        const char *gargs[] = {"gateway", "--broker", s_c.requests, "--port",
-                               "0", "--state-dir", state, "--config",
-                               s_c.config, NULL};
-        cr_assert_eq (proc_start (&s_c.gw[i], gargs, s_env), 0);
-        char line[256], err[4096];
-        int rc = proc_wait_line (&s_c.gw[i], "listening on http://", 20000,
-                                 line, sizeof (line));
-        proc_stderr (&s_c.gw[i], err, sizeof (err));
+        char err[4096];
+        int rc = gateway_start (&s_c.gw[i], s_c.requests, state, s_c.config,
+                                s_env, s_c.base[i], sizeof (s_c.base[i]), err,
+                                sizeof (err));
         cr_assert_eq (rc, 0, "gateway %d did not start: %s", i, err);
-        char *colon = strrchr (strstr (line, "http://") + 7, ':');
-        snprintf (s_c.base[i], sizeof (s_c.base[i]), "http://127.0.0.1:%d",
-                  atoi (colon + 1));
         //  /ready is not limited: waiting on it spends no quota.
         char url[128];
         snprintf (url, sizeof (url), "%s/ready", s_c.base[i]);

@@ -305,6 +305,37 @@ http_wait_status (const char *url, const char *const headers[], long want,
 
 //  ---- A served gateway ------------------------------------------------------------
 
+//  Waits for a serve or gateway process's "listening on http://..." line;
+//  writes "http://127.0.0.1:PORT" into base.  Returns the port, or -1.
+static int
+s_wait_listening (proc_t *p, char *base, size_t cap)
+{
+    char line[512];
+    if (proc_wait_line (p, "listening on http://", 20000, line, sizeof (line)))
+        return -1;
+    char *colon = strrchr (strstr (line, "http://") + 7, ':');
+    int port = colon ? atoi (colon + 1) : 0;
+    snprintf (base, cap, "http://127.0.0.1:%d", port);
+    return port > 0 ? port : -1;
+}
+
+int
+gateway_start (proc_t *p, const char *requests, const char *state,
+               const char *config, const char *const env[], char *base,
+               size_t cap, char *err, size_t errcap)
+{
+    const char *args[] = {"gateway", "--broker", requests, "--port", "0",
+                          "--state-dir", state, "--config", config, NULL};
+    err[0] = 0;
+    if (proc_start (p, args, env))
+        return -1;
+    if (s_wait_listening (p, base, cap) < 0) {
+        proc_stderr (p, err, errcap);
+        return -1;
+    }
+    return 0;
+}
+
 int
 served_start (served_t *s, const char *config_json, const char *const env[])
 {
@@ -327,13 +358,9 @@ served_start (served_t *s, const char *config_json, const char *const env[])
     args[n] = NULL;
     if (proc_start (&s->proc, args, env))
         return -1;
-    char line[512];
-    if (proc_wait_line (&s->proc, "listening on http://", 20000, line,
-                        sizeof (line)))
+    s->port = s_wait_listening (&s->proc, s->base, sizeof (s->base));
+    if (s->port <= 0)
         return -1;
-    char *colon = strrchr (strstr (line, "http://") + 7, ':');
-    s->port = colon ? atoi (colon + 1) : 0;
-    snprintf (s->base, sizeof (s->base), "http://127.0.0.1:%d", s->port);
     char tok_path[300];
     snprintf (tok_path, sizeof (tok_path), "%s/token", s->state);
     FILE *f = fopen (tok_path, "r");

@@ -80,6 +80,15 @@ http_do (const char *method, const char *url, const char *const headers[],
 void
 http_resp_free (http_resp_t *resp);
 
+//  Starts `clawgate gateway --broker requests --port 0 --state-dir state
+//  --config config` and waits until it listens; writes its
+//  "http://127.0.0.1:PORT" into base.  Returns 0, or -1 with the child's
+//  stderr so far in err.
+int
+gateway_start (proc_t *p, const char *requests, const char *state,
+               const char *config, const char *const env[], char *base,
+               size_t cap, char *err, size_t errcap);
+
 //  A running `clawgate serve` with its own state dir on a free port.
 typedef struct {
     proc_t proc;
