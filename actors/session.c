@@ -482,40 +482,40 @@ s_pack_messages (self_t *self, pending_t *p, const msgpack_object *b,
     s_context_fini (&c);
 }
 
-//  Sends p to the run actor, or ends it if it can no longer run.
-static void
-s_dispatch (self_t *self, pending_t *p)
+//  Packs p's RUN_START body into w (an initialised writer): the client's
+//  fields, the context read from the store, where the deltas go.  left is
+//  the run's time left (ms).  -1 if p's stored body cannot be read.
+static int
+s_start_body (self_t *self, pending_t *p, int64_t left, mp_writer_t *w)
 {
-    live_t *live = p->live;
-    int64_t left = p->deadline - zclock_mono ();
-    if (left <= 0) {
-        s_end_local (self, p, "timeout", 0, NULL, NULL);
-        return;
-    }
     mp_reader_t rd;
     if (mp_reader_init (&rd, p->body, p->body_len)) {
         mp_reader_fini (&rd);
-        s_end_local (self, p, NULL, 500, "internal_error", "Run body lost");
-        return;
+        return -1;
     }
     static const char *const skip[] = {"message", "messages", "channel",
                                        "timeoutMs", NULL};
-    mp_writer_t w;
-    mp_writer_init (&w);
-    s_pack_map_except (&w, rd.root, skip, 4);
-    s_pack_messages (self, p, rd.root, &w);
-    mp_key (&w, "replyTo");
-    mp_put_strn (&w, (const char *) p->origin.front, p->origin.front_len);
-    mp_kv_int (&w, "seqBase", live->seq);
-    mp_kv_int (&w, "timeoutMs", left);
+    s_pack_map_except (w, rd.root, skip, 4);
+    s_pack_messages (self, p, rd.root, w);
+    mp_key (w, "replyTo");
+    mp_put_strn (w, (const char *) p->origin.front, p->origin.front_len);
+    mp_kv_int (w, "seqBase", p->live->seq);
+    mp_kv_int (w, "timeoutMs", left);
     mp_reader_fini (&rd);
+    return 0;
+}
+
+//  Sends p's RUN_START (body in w) to the run actor; p is then the
+//  session's running run, or ended if the broker refuses it.
+static void
+s_start_send (self_t *self, pending_t *p, int64_t left, const mp_writer_t *w)
+{
+    live_t *live = p->live;
     envelope_t env;
     envelope_init (&env, "RUN_START");
     snprintf (env.session_key, sizeof (env.session_key), "%s", live->key);
     env.timeout_ms = left;
-    int rc = bus_front_send (self->front, "run", &env, w.buf.data, w.buf.size);
-    mp_writer_fini (&w);
-    if (rc) {
+    if (bus_front_send (self->front, "run", &env, w->buf.data, w->buf.size)) {
         s_end_local (self, p, NULL, 503, "service_unavailable",
                      "The broker is not taking requests");
         return;
@@ -527,6 +527,24 @@ s_dispatch (self_t *self, pending_t *p)
     live->running = p;
     log_debug ("session", "%s on %s sent to the run actor", p->run_id,
                live->key);
+}
+
+//  Sends p to the run actor, or ends it if it can no longer run.
+static void
+s_dispatch (self_t *self, pending_t *p)
+{
+    int64_t left = p->deadline - zclock_mono ();
+    if (left <= 0) {
+        s_end_local (self, p, "timeout", 0, NULL, NULL);
+        return;
+    }
+    mp_writer_t w;
+    mp_writer_init (&w);
+    if (s_start_body (self, p, left, &w))
+        s_end_local (self, p, NULL, 500, "internal_error", "Run body lost");
+    else
+        s_start_send (self, p, left, &w);
+    mp_writer_fini (&w);
 }
 
 //  Sends the next queued runs of live while it is idle; frees live when
@@ -628,14 +646,22 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
                           "A run with this runId is already in flight", "runId");
         return;
     }
+    //  One transaction for the session row, the user message and, when the
+    //  session is idle, the context read for its RUN_START: one commit
+    //  where there were two or three.
+    bool batch = store_batch_begin (self->store) == 0;
     live_t *live = s_live_get (self, key, agent_id, channel);
     if (!live) {
+        if (batch)
+            store_batch_abort (self->store);
         bus_worker_error (worker, req, 500, "internal_error",
                           "The session store is not answering", NULL);
         return;
     }
     if ((live->running ? 1 : 0) + zlistx_size (live->queue)
         >= (size_t) self->config->max_queued) {
+        if (batch)
+            store_batch_abort (self->store);
         bus_worker_error (worker, req, 429, "rate_limited",
                           "Too many runs are waiting on this session", NULL);
         s_live_release (self, live);
@@ -653,31 +679,55 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     size_t size = zmq_msg_size (&req->raw);
     if (p)
         p->body = (uint8_t *) malloc (size);
-    if (!p || !p->body) {
-        if (p)
-            free (p);
-        bus_worker_error (worker, req, 500, "internal_error",
-                          rc ? "Could not record the message"
-                             : "Out of memory",
-                          NULL);
-        s_live_release (self, live);
-        return;
+    if (p && p->body) {
+        memcpy (p->body, zmq_msg_data (&req->raw), size);
+        p->body_len = size;
+        p->live = live;
+        p->run_seq = live->next_run;
+        snprintf (p->run_id, sizeof (p->run_id), "%s", run_id);
+        snprintf (p->model, sizeof (p->model), "%s",
+                  model[0] ? model : agent->model);
+        memcpy (p->origin.front, req->front, req->front_len);
+        p->origin.front_len = req->front_len;
+        p->origin.env = req->env;
     }
-    memcpy (p->body, zmq_msg_data (&req->raw), size);
-    p->body_len = size;
-    p->live = live;
-    p->run_seq = live->next_run++;
-    snprintf (p->run_id, sizeof (p->run_id), "%s", run_id);
-    snprintf (p->model, sizeof (p->model), "%s", model[0] ? model : agent->model);
-    memcpy (p->origin.front, req->front, req->front_len);
-    p->origin.front_len = req->front_len;
-    p->origin.env = req->env;
     int64_t timeout = self->config->request_timeout_ms;
     mp_get_int (b, "timeoutMs", &timeout);
     if (timeout <= 0 || timeout > self->config->request_timeout_ms)
         timeout = self->config->request_timeout_ms;
+    //  An idle session's run starts now: its context is read in the batch.
+    mp_writer_t start;
+    mp_writer_init (&start);
+    bool ready = p && p->body && batch && !live->running
+                 && !zlistx_size (live->queue)
+                 && s_start_body (self, p, timeout, &start) == 0;
+    bool recorded = p && p->body && (!batch || store_batch_commit (self->store) == 0);
+    if (!recorded) {
+        bool oom = !rc && (!p || !p->body);
+        if (batch && (!p || !p->body))
+            store_batch_abort (self->store);
+        mp_writer_fini (&start);
+        if (p)
+            free (p->body);
+        free (p);
+        bus_worker_error (worker, req, 500, "internal_error",
+                          oom ? "Out of memory" : "Could not record the message",
+                          NULL);
+        s_live_release (self, live);
+        return;
+    }
+    live->next_run++;
     p->deadline = zclock_mono () + timeout;
     zhashx_insert (self->runs, p->run_id, p);
+    if (ready) {
+        log_debug ("session", "%s on %s at %lld starts at once", p->run_id,
+                   key, (long long) p->run_seq);
+        s_start_send (self, p, timeout, &start);
+        mp_writer_fini (&start);
+        s_live_release (self, live);
+        return;
+    }
+    mp_writer_fini (&start);
     zlistx_add_end (live->queue, p);
     log_debug ("session", "%s queued on %s at %lld (%zu waiting)", p->run_id,
                key, (long long) p->run_seq, zlistx_size (live->queue));

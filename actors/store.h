@@ -102,6 +102,22 @@ store_close (store_t **self_p);
 int
 store_schema_version (store_t *self);
 
+//  Opens one write transaction that the store_* calls that follow join,
+//  until store_batch_commit: several steps then cost one commit, and
+//  reads inside see the batch's own writes.  Batches do not nest.  Returns
+//  0 or -1 (no batch is open then).
+int
+store_batch_begin (store_t *self);
+
+//  Commits the batch, or rolls it back whole if a call inside it failed.
+//  Returns 0 when committed, -1 when rolled back.
+int
+store_batch_commit (store_t *self);
+
+//  Rolls the batch back whole.
+void
+store_batch_abort (store_t *self);
+
 //  Finds the session key, creating it with agent_id and channel if absent
 //  (those two are kept from creation).  Fills *out.  Returns 0 or -1.
 int

@@ -19,6 +19,7 @@
 
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <pthread.h>
@@ -177,6 +178,8 @@ struct store_t {
     int hook_frames;                 //  WAL length at the last wake (writer's)
     char *row;                       //  store_session_get's strings (lent)
     size_t row_cap;
+    bool batch;                      //  store_batch_begin's transaction is open
+    bool batch_failed;               //  A call inside it failed: roll back
 };
 
 #define S_CHECKPOINT_MS 500
@@ -257,7 +260,7 @@ s_exec_one (store_t *self, int which)
 }
 
 static int
-s_begin (store_t *self)
+s_begin_now (store_t *self)
 {
     //  SQLite's write lock is not fair: a writer that commits back to back
     //  takes it again before the checkpointer's RESTART ever gets it.  So
@@ -272,16 +275,59 @@ s_begin (store_t *self)
     return s_exec_one (self, Q_BEGIN);
 }
 
+//  Inside a batch (store_batch_begin) the store_* calls join its
+//  transaction: their begin and commit do nothing, and their rollback
+//  dooms the batch, which store_batch_commit then rolls back.
+static int
+s_begin (store_t *self)
+{
+    return self->batch ? 0 : s_begin_now (self);
+}
+
 static int
 s_commit (store_t *self)
 {
-    return s_exec_one (self, Q_COMMIT);
+    return self->batch ? 0 : s_exec_one (self, Q_COMMIT);
 }
 
 static int
 s_rollback (store_t *self)
 {
+    if (self->batch) {
+        self->batch_failed = true;
+        return 0;
+    }
     return s_exec_one (self, Q_ROLLBACK);
+}
+
+int
+store_batch_begin (store_t *self)
+{
+    assert (!self->batch);
+    if (s_begin_now (self))
+        return -1;
+    self->batch = true;
+    self->batch_failed = false;
+    return 0;
+}
+
+int
+store_batch_commit (store_t *self)
+{
+    assert (self->batch);
+    self->batch = false;
+    if (!self->batch_failed && s_exec_one (self, Q_COMMIT) == 0)
+        return 0;
+    s_exec_one (self, Q_ROLLBACK);
+    return -1;
+}
+
+void
+store_batch_abort (store_t *self)
+{
+    assert (self->batch);
+    self->batch = false;
+    s_exec_one (self, Q_ROLLBACK);
 }
 
 static void

@@ -206,6 +206,44 @@ Test (store, context_is_the_finished_exchanges_newest_first)
     cr_assert_str_eq (d.texts[1], "q2");
 }
 
+Test (store, a_batch_commits_its_steps_together_or_not_at_all)
+{
+    //  Committed: a new session, its run's question, and a context read
+    //  inside the batch that sees the batch's own earlier writes.
+    cr_assert_eq (store_batch_begin (s_store), 0);
+    int64_t sid = s_session ("b", "default", "api", 1);
+    s_begin (sid, "r0", 0, "q0", 2);
+    s_end_at (sid, 0, "r0", "stop", "a0", 1, 3);
+    collected_t c = {0};
+    cr_assert_eq (store_context (s_store, sid, 10, s_collect, &c), 2);
+    cr_assert_eq (store_batch_commit (s_store), 0);
+    collected_t d = {0};
+    cr_assert_eq (store_messages (s_store, sid, -1, 10, s_collect, &d), 2);
+
+    //  A failed step dooms the batch: the run at an already used position
+    //  fails, and the session made before it in the batch is gone too.
+    cr_assert_eq (store_batch_begin (s_store), 0);
+    int64_t other = s_session ("b2", "default", "api", 4);
+    store_message_t m = {.role = "user", .content = "again", .content_len = 5,
+                         .run_id = "r0", .created_at = 5};
+    cr_assert_neq (store_run_begin (s_store, sid, "r0", 0, &m, 5), 0);
+    cr_assert_neq (store_batch_commit (s_store), 0);
+    store_session_t row;
+    cr_assert_eq (store_session_get (s_store, "b2", &row), 1);
+    (void) other;
+    collected_t e = {0};
+    cr_assert_eq (store_messages (s_store, sid, -1, 10, s_collect, &e), 2);
+
+    //  Aborted: nothing of it stays; the store takes transactions after.
+    cr_assert_eq (store_batch_begin (s_store), 0);
+    s_session ("b3", "default", "api", 6);
+    store_batch_abort (s_store);
+    cr_assert_eq (store_session_get (s_store, "b3", &row), 1);
+    s_begin (sid, "r1", 1, "q1", 7);
+    collected_t f = {0};
+    cr_assert_eq (store_messages (s_store, sid, -1, 10, s_collect, &f), 3);
+}
+
 Test (store, recover_marks_open_runs_interrupted)
 {
     int64_t sid = s_session ("r", "default", "api", 1);
