@@ -1,0 +1,276 @@
+/*  =========================================================================
+    platform_bench - what this machine charges for the gateway's primitives
+
+    The latency targets are sums of a few primitives: a system call, one
+    thread waking another, a ZeroMQ inproc hand-off, a loopback TCP send.
+    This measures each, so a figure like "the session path adds 300 us" can
+    be read against the floor the machine sets (README, Benchmarks):
+
+      syscall          getpid (), a system call that does nothing
+      eventfd hop      one thread wakes another through an eventfd: half
+                       the round trip of a ping-pong
+      zmq inproc hop   the same through a pair of ZeroMQ inproc sockets
+                       (what one step front -> broker -> actor costs)
+      zmq broker hop   front -> forwarding thread -> echo thread and back,
+                       DEALER/ROUTER as clawgate wires them: a quarter of
+                       the round trip is one hop through a broker
+      tcp send         one 200-byte send on a loopback TCP connection whose
+                       reader is busy (the WebSocket fan-out's unit)
+
+    Each is given as median and p99 of ROUNDS samples.  usage:
+    platform_bench [ROUNDS] (default 20000).
+    =========================================================================
+*/
+#include <zmq.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static int s_rounds = 20000;
+
+static double
+s_now_ns (void)
+{
+    struct timespec t;
+    clock_gettime (CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+static int
+s_cmp (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Prints median and p99 of samples (ns), each divided by per.
+static void
+s_report (const char *name, double *ns, int n, double per)
+{
+    qsort (ns, (size_t) n, sizeof (double), s_cmp);
+    printf ("result: %-16s median %8.2f us   p99 %8.2f us\n", name,
+            ns[n / 2] / per / 1e3, ns[n * 99 / 100] / per / 1e3);
+}
+
+//  ---- eventfd ping-pong ----------------------------------------------------
+
+static int s_efd[2];
+
+static void *
+s_efd_echo (void *arg)
+{
+    uint64_t v;
+    for (int i = 0; i < s_rounds; i++) {
+        if (read (s_efd[0], &v, 8) != 8 || write (s_efd[1], &v, 8) != 8)
+            break;
+    }
+    return NULL;
+}
+
+//  ---- ZeroMQ ------------------------------------------------------------------
+
+static void *s_ctx;
+
+static void *
+s_pair_echo (void *arg)
+{
+    void *s = zmq_socket (s_ctx, ZMQ_PAIR);
+    zmq_connect (s, "inproc://pair");
+    char buf[64];
+    for (int i = 0; i < s_rounds; i++) {
+        int n = zmq_recv (s, buf, sizeof (buf), 0);
+        if (n < 0 || zmq_send (s, buf, (size_t) n, 0) < 0)
+            break;
+    }
+    zmq_close (s);
+    return NULL;
+}
+
+//  The broker: ROUTER for fronts and one for the worker, forwarding
+//  [identity][payload] both ways, as broker/broker.c routes (simplified).
+static void *
+s_broker (void *arg)
+{
+    void *front = zmq_socket (s_ctx, ZMQ_ROUTER);
+    void *back = zmq_socket (s_ctx, ZMQ_DEALER);
+    zmq_bind (front, "inproc://front");
+    zmq_bind (back, "inproc://back");
+    zmq_pollitem_t items[2] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
+    int moved = 0;
+    while (moved < 2 * s_rounds) {
+        if (zmq_poll (items, 2, -1) < 0)
+            break;
+        for (int k = 0; k < 2; k++) {
+            if (!(items[k].revents & ZMQ_POLLIN))
+                continue;
+            void *from = k ? back : front, *to = k ? front : back;
+            int more = 1;
+            while (more) {
+                zmq_msg_t m;
+                zmq_msg_init (&m);
+                if (zmq_msg_recv (&m, from, 0) < 0)
+                    return NULL;
+                more = zmq_msg_more (&m);
+                zmq_msg_send (&m, to, more ? ZMQ_SNDMORE : 0);
+            }
+            moved++;
+        }
+    }
+    zmq_close (front);
+    zmq_close (back);
+    return NULL;
+}
+
+static void *
+s_worker (void *arg)
+{
+    void *s = zmq_socket (s_ctx, ZMQ_DEALER);
+    zmq_connect (s, "inproc://back");
+    for (int i = 0; i < s_rounds; i++) {
+        zmq_msg_t id, body;
+        zmq_msg_init (&id);
+        zmq_msg_init (&body);
+        if (zmq_msg_recv (&id, s, 0) < 0 || zmq_msg_recv (&body, s, 0) < 0)
+            break;
+        zmq_msg_send (&id, s, ZMQ_SNDMORE);
+        zmq_msg_send (&body, s, 0);
+    }
+    zmq_close (s);
+    return NULL;
+}
+
+//  ---- Loopback TCP --------------------------------------------------------------
+
+static volatile int s_reading = 1;
+
+static void *
+s_tcp_reader (void *arg)
+{
+    int fd = *(int *) arg;
+    char buf[65536];
+    while (s_reading && read (fd, buf, sizeof (buf)) > 0)
+        ;
+    return NULL;
+}
+
+static int
+s_tcp_pair (int *client, int *server)
+{
+    int l = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    socklen_t len = sizeof (a);
+    if (l < 0 || bind (l, (struct sockaddr *) &a, sizeof (a))
+        || listen (l, 1) || getsockname (l, (struct sockaddr *) &a, &len))
+        return -1;
+    *client = socket (AF_INET, SOCK_STREAM, 0);
+    if (connect (*client, (struct sockaddr *) &a, sizeof (a)))
+        return -1;
+    *server = accept (l, NULL, NULL);
+    close (l);
+    int one = 1;
+    setsockopt (*server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof (one));
+    return *server < 0 ? -1 : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    if (argc > 1)
+        s_rounds = atoi (argv[1]) > 100 ? atoi (argv[1]) : 100;
+    int n = s_rounds;
+    double *ns = (double *) malloc (sizeof (double) * (size_t) n);
+    if (!ns)
+        return 1;
+    printf ("platform_bench: %d rounds each, %ld CPUs\n", n,
+            sysconf (_SC_NPROCESSORS_ONLN));
+
+    //  A syscall: batches of 100, so the clock's own cost is amortised.
+    for (int i = 0; i < n; i++) {
+        double t = s_now_ns ();
+        for (int k = 0; k < 100; k++)
+            syscall (SYS_getpid);
+        ns[i] = s_now_ns () - t;
+    }
+    s_report ("syscall", ns, n, 100);
+
+    pthread_t th;
+    s_efd[0] = eventfd (0, 0);
+    s_efd[1] = eventfd (0, 0);
+    pthread_create (&th, NULL, s_efd_echo, NULL);
+    for (int i = 0; i < n; i++) {
+        uint64_t v = 1;
+        double t = s_now_ns ();
+        if (write (s_efd[0], &v, 8) != 8 || read (s_efd[1], &v, 8) != 8)
+            return 1;
+        ns[i] = s_now_ns () - t;
+    }
+    pthread_join (th, NULL);
+    s_report ("eventfd hop", ns, n, 2);
+
+    s_ctx = zmq_ctx_new ();
+    void *pair = zmq_socket (s_ctx, ZMQ_PAIR);
+    zmq_bind (pair, "inproc://pair");
+    pthread_create (&th, NULL, s_pair_echo, NULL);
+    char buf[64] = "0123456789abcdef";
+    for (int i = 0; i < n; i++) {
+        double t = s_now_ns ();
+        zmq_send (pair, buf, 16, 0);
+        zmq_recv (pair, buf, sizeof (buf), 0);
+        ns[i] = s_now_ns () - t;
+    }
+    pthread_join (th, NULL);
+    zmq_close (pair);
+    s_report ("zmq inproc hop", ns, n, 2);
+
+    pthread_t broker, worker;
+    pthread_create (&broker, NULL, s_broker, NULL);
+    usleep (50000);                  //  inproc: bind before connect
+    pthread_create (&worker, NULL, s_worker, NULL);
+    void *front = zmq_socket (s_ctx, ZMQ_DEALER);
+    zmq_connect (front, "inproc://front");
+    for (int i = 0; i < n; i++) {
+        double t = s_now_ns ();
+        zmq_send (front, buf, 16, 0);
+        zmq_recv (front, buf, sizeof (buf), 0);
+        ns[i] = s_now_ns () - t;
+    }
+    pthread_join (worker, NULL);
+    pthread_join (broker, NULL);
+    zmq_close (front);
+    zmq_ctx_term (s_ctx);
+    s_report ("zmq broker hop", ns, n, 4);
+
+    int client, server;
+    if (s_tcp_pair (&client, &server))
+        return 1;
+    pthread_t reader;
+    pthread_create (&reader, NULL, s_tcp_reader, &client);
+    char frame[200];
+    memset (frame, 'x', sizeof (frame));
+    for (int i = 0; i < n; i++) {
+        double t = s_now_ns ();
+        if (send (server, frame, sizeof (frame), 0) != (ssize_t) sizeof (frame))
+            return 1;
+        ns[i] = s_now_ns () - t;
+    }
+    s_reading = 0;
+    shutdown (server, SHUT_RDWR);
+    pthread_join (reader, NULL);
+    close (client);
+    close (server);
+    s_report ("tcp send", ns, n, 1);
+    free (ns);
+    return 0;
+}
