@@ -192,11 +192,41 @@ s_client_flush (ws_client_t *c)
 //  memory stays bounded.
 #define WS_HARD_FACTOR 16
 
-//  Queues f on c (adds a reference) and wakes a writer.  A client whose
-//  queue is over the limit and stuck is lagged: queue replaced by the
-//  notice, then closed.
+//  Clients that s_send found off the work list, put on it together: a
+//  fan-out to 1,000 clients then takes the writers' lock and wakes them
+//  some 16 times, not 1,000.
+#define WS_SCHED_BATCH 64
+typedef struct {
+    ws_client_t *c[WS_SCHED_BATCH];  //  Each holds a user for the work list
+    int n;
+} sched_t;
+
 static void
-s_send (ws_hub_t *hub, ws_client_t *c, frame_t *f)
+s_schedule_flush (ws_hub_t *hub, sched_t *s)
+{
+    if (!s->n)
+        return;
+    pthread_mutex_lock (&hub->work_lock);
+    for (int i = 0; i < s->n; i++)
+        zlistx_add_end (hub->work, s->c[i]);
+    //  A busy writer comes back for more by itself: wake only those that
+    //  sleep, all of them when there is work enough to share.
+    if (hub->idle_writers > 0) {
+        if (s->n > 1)
+            pthread_cond_broadcast (&hub->work_cond);
+        else
+            pthread_cond_signal (&hub->work_cond);
+    }
+    pthread_mutex_unlock (&hub->work_lock);
+    s->n = 0;
+}
+
+//  Queues f on c (adds a reference) and has a writer send it: through
+//  batch when given (the caller flushes it), else at once.  A client
+//  whose queue is over the limit and stuck is lagged: queue replaced by
+//  the notice, then closed.
+static void
+s_send_batched (ws_hub_t *hub, ws_client_t *c, frame_t *f, sched_t *batch)
 {
     if (!f)
         return;
@@ -241,29 +271,35 @@ s_send (ws_hub_t *hub, ws_client_t *c, frame_t *f)
     }
     pthread_mutex_unlock (&c->lock);
     if (wake) {
-        pthread_mutex_lock (&hub->work_lock);
-        zlistx_add_end (hub->work, c);
-        //  A busy writer comes back for more by itself: wake one only if
-        //  one sleeps (a fan-out to 1,000 clients would otherwise cost
-        //  1,000 futex wake-ups).
-        if (hub->idle_writers > 0)
-            pthread_cond_signal (&hub->work_cond);
-        pthread_mutex_unlock (&hub->work_lock);
+        sched_t one = {.n = 0};
+        sched_t *s = batch ? batch : &one;
+        s->c[s->n++] = c;
+        if (s->n == WS_SCHED_BATCH || !batch)
+            s_schedule_flush (hub, s);
     }
 }
 
-//  Queues f on client id, if it is still there.
 static void
-s_send_to (ws_hub_t *hub, uint64_t id, frame_t *f)
+s_send (ws_hub_t *hub, ws_client_t *c, frame_t *f)
+{
+    s_send_batched (hub, c, f, NULL);
+}
+
+//  Queues f on client id, if it is still there (through batch, if given).
+static void
+s_send_to (ws_hub_t *hub, uint64_t id, frame_t *f, sched_t *batch)
 {
     ws_client_t *c = s_client_get (hub, id);
     if (c) {
-        s_send (hub, c, f);
+        s_send_batched (hub, c, f, batch);
         s_client_put (c);
     }
 }
 
 //  ---- Writers ------------------------------------------------------------------------------
+
+static void
+s_write_queue (ws_client_t *c);
 
 static void *
 s_writer (void *arg)
@@ -277,64 +313,80 @@ s_writer (void *arg)
             pthread_cond_wait (&hub->work_cond, &hub->work_lock);
             hub->idle_writers--;
         }
-        ws_client_t *c = (ws_client_t *) zlistx_first (hub->work);
-        if (c)
+        //  A share of the list, so a fan-out is spread over the writers
+        //  with one lock each, not one per client.
+        size_t share = zlistx_size (hub->work) / (size_t) hub->n_writers;
+        int take = share < 1 ? 1 : share > WS_SCHED_BATCH ? WS_SCHED_BATCH
+                                                          : (int) share;
+        ws_client_t *mine[WS_SCHED_BATCH];
+        int n = 0;
+        ws_client_t *c;
+        while (n < take && (c = (ws_client_t *) zlistx_first (hub->work))) {
             zlistx_delete (hub->work, zlistx_cursor (hub->work));
-        bool stop = !c && hub->stopping;
+            mine[n++] = c;
+        }
+        bool stop = !n && hub->stopping;
         pthread_mutex_unlock (&hub->work_lock);
         if (stop)
             break;
-        if (!c)
-            continue;
-        //  This writer owns c's sending until its queue is empty.
-        while (true) {
-            pthread_mutex_lock (&c->lock);
-            qitem_t *q = c->dead ? NULL : c->head;
-            if (q) {
-                c->head = q->next;
-                if (!c->head)
-                    c->tail = NULL;
-                c->queued--;
-            }
-            bool close_now = !q && c->closing && !c->dead;
-            if (!q)
-                c->scheduled = false;
-            pthread_mutex_unlock (&c->lock);
-            if (close_now) {
-                //  After the lagged notice: a close frame, then silence.
-                mg_websocket_write (c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE,
-                                    "\x03\xe8", 2);
-                pthread_mutex_lock (&c->lock);
-                c->dead = true;
-                s_client_flush (c);
-                pthread_mutex_unlock (&c->lock);
-            }
-            if (!q)
-                break;
-            //  civetweb's own writes to this connection (pongs, close
-            //  answers) take the same lock.
-            mg_lock_connection (c->conn);
-            int rc = mg_write (c->conn, q->frame->wire, q->frame->wire_len);
-            mg_unlock_connection (c->conn);
-            if (rc >= 0 && (size_t) rc < q->frame->wire_len)
-                rc = -1;   //  Cut short: the stream is no longer framed
-            s_frame_unref (q->frame);
-            free (q);
-            pthread_mutex_lock (&c->lock);
-            c->progress = zclock_mono ();
-            pthread_mutex_unlock (&c->lock);
-            if (rc <= 0) {
-                pthread_mutex_lock (&c->lock);
-                c->dead = true;
-                s_client_flush (c);
-                c->scheduled = false;
-                pthread_mutex_unlock (&c->lock);
-                break;
-            }
+        for (int i = 0; i < n; i++) {
+            s_write_queue (mine[i]);
+            s_client_put (mine[i]);
         }
-        s_client_put (c);
     }
     return NULL;
+}
+
+//  Sends c's queue until it is empty (the calling writer owns c's sending
+//  meanwhile: c->scheduled).
+static void
+s_write_queue (ws_client_t *c)
+{
+    while (true) {
+        pthread_mutex_lock (&c->lock);
+        qitem_t *q = c->dead ? NULL : c->head;
+        if (q) {
+            c->head = q->next;
+            if (!c->head)
+                c->tail = NULL;
+            c->queued--;
+        }
+        bool close_now = !q && c->closing && !c->dead;
+        if (!q)
+            c->scheduled = false;
+        pthread_mutex_unlock (&c->lock);
+        if (close_now) {
+            //  After the lagged notice: a close frame, then silence.
+            mg_websocket_write (c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE,
+                                "\x03\xe8", 2);
+            pthread_mutex_lock (&c->lock);
+            c->dead = true;
+            s_client_flush (c);
+            pthread_mutex_unlock (&c->lock);
+        }
+        if (!q)
+            break;
+        //  civetweb's own writes to this connection (pongs, close
+        //  answers) take the same lock.
+        mg_lock_connection (c->conn);
+        int rc = mg_write (c->conn, q->frame->wire, q->frame->wire_len);
+        mg_unlock_connection (c->conn);
+        if (rc >= 0 && (size_t) rc < q->frame->wire_len)
+            rc = -1;   //  Cut short: the stream is no longer framed
+        s_frame_unref (q->frame);
+        free (q);
+        pthread_mutex_lock (&c->lock);
+        c->progress = zclock_mono ();
+        pthread_mutex_unlock (&c->lock);
+        if (rc <= 0) {
+            pthread_mutex_lock (&c->lock);
+            c->dead = true;
+            s_client_flush (c);
+            c->scheduled = false;
+            pthread_mutex_unlock (&c->lock);
+            break;
+        }
+    }
 }
 
 //  ---- Replies --------------------------------------------------------------------------------
@@ -349,7 +401,7 @@ s_reply (ws_hub_t *hub, uint64_t client, const cJSON *id, cJSON *result)
     cJSON_AddItemToObject (j, "result", result ? result : cJSON_CreateObject ());
     frame_t *f = s_frame_json (j);
     cJSON_Delete (j);
-    s_send_to (hub, client, f);
+    s_send_to (hub, client, f, NULL);
     s_frame_unref (f);
 }
 
@@ -379,7 +431,7 @@ s_reply_error (ws_hub_t *hub, uint64_t client, const cJSON *id, int status,
     cJSON *j = s_error_json (id, status, code, message, param);
     frame_t *f = s_frame_json (j);
     cJSON_Delete (j);
-    s_send_to (hub, client, f);
+    s_send_to (hub, client, f, NULL);
     s_frame_unref (f);
 }
 
@@ -935,7 +987,7 @@ s_on_reply (hub_t *h, bus_msg_t *msg)
                                                     : "client_error");
             frame_t *f = s_frame_json (ev);
             cJSON_Delete (ev);
-            s_send_to (hub, c->client, f);
+            s_send_to (hub, c->client, f, NULL);
             s_frame_unref (f);
             zhashx_delete (h->runs, c->run_id);
         }
@@ -977,7 +1029,7 @@ s_on_direct_event (hub_t *h, bus_msg_t *msg)
     //  PITFALLS 1); s_on_sub skips the starter for them.
     if (!run->ended) {
         frame_t *f = s_event_frame (type, msg->body.root);
-        s_send_to (h->hub, run->client, f);
+        s_send_to (h->hub, run->client, f, NULL);
         s_frame_unref (f);
     }
     if (streq (type, "chat.done") || streq (type, "chat.error")) {
@@ -1049,9 +1101,11 @@ s_on_sub (hub_t *h)
                                  : (run_t *) zhashx_lookup (h->runs, run_id);
                 uint64_t skip = run ? run->client : 0;
                 frame_t *f = s_event_frame (slash + 1, rd.root);
+                sched_t batch = {.n = 0};
                 for (void *who = zlistx_first (list); who; who = zlistx_next (list))
                     if ((uint64_t) (uintptr_t) who != skip)
-                        s_send_to (h->hub, (uint64_t) (uintptr_t) who, f);
+                        s_send_to (h->hub, (uint64_t) (uintptr_t) who, f, &batch);
+                s_schedule_flush (h->hub, &batch);
                 s_frame_unref (f);
             }
         }
@@ -1077,8 +1131,10 @@ s_heartbeat (hub_t *h)
          c = (ws_client_t *) zhashx_next (hub->clients))
         zlistx_add_end (ids, (void *) (uintptr_t) c->id);
     pthread_mutex_unlock (&hub->registry_lock);
+    sched_t batch = {.n = 0};
     for (void *id = zlistx_first (ids); id; id = zlistx_next (ids))
-        s_send_to (hub, (uint64_t) (uintptr_t) id, f);
+        s_send_to (hub, (uint64_t) (uintptr_t) id, f, &batch);
+    s_schedule_flush (hub, &batch);
     zlistx_destroy (&ids);
     s_frame_unref (f);
 }
