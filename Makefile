@@ -38,6 +38,7 @@ test: test-plain test-asan
 
 bench: build
 	@./deploy/install-deps.sh --bench
+	@$(BUILD)/bench/platform_bench
 	@./bench/status_bench.sh $(BUILD)
 
 clean:
