@@ -646,6 +646,15 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
                           "A run with this runId is already in flight", "runId");
         return;
     }
+    //  Checked before the batch: a refusal takes no write lock.  (A
+    //  session not in memory has nothing queued.)
+    live_t *known = (live_t *) zhashx_lookup (self->lives, key);
+    if (known && (known->running ? 1 : 0) + zlistx_size (known->queue)
+                     >= (size_t) self->config->max_queued) {
+        bus_worker_error (worker, req, 429, "rate_limited",
+                          "Too many runs are waiting on this session", NULL);
+        return;
+    }
     //  One transaction for the session row, the user message and, when the
     //  session is idle, the context read for its RUN_START: one commit
     //  where there were two or three.
@@ -656,15 +665,6 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
             store_batch_abort (self->store);
         bus_worker_error (worker, req, 500, "internal_error",
                           "The session store is not answering", NULL);
-        return;
-    }
-    if ((live->running ? 1 : 0) + zlistx_size (live->queue)
-        >= (size_t) self->config->max_queued) {
-        if (batch)
-            store_batch_abort (self->store);
-        bus_worker_error (worker, req, 429, "rate_limited",
-                          "Too many runs are waiting on this session", NULL);
-        s_live_release (self, live);
         return;
     }
     char *user = given && !text ? s_last_user_text (given, &text_len)

@@ -876,7 +876,10 @@ store_session_delete (store_t *self, const char *key)
         return -1;
     int rc = store_session_get (self, key, &s);
     if (rc) {
-        s_rollback (self);
+        //  Nothing written: end our transaction, but a batch's "not
+        //  found" is no failure of the batch.
+        if (rc < 0 || !self->batch)
+            s_rollback (self);
         return rc;
     }
     int64_t id = s.id;

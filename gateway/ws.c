@@ -313,25 +313,18 @@ s_writer (void *arg)
             pthread_cond_wait (&hub->work_cond, &hub->work_lock);
             hub->idle_writers--;
         }
-        //  A share of the list, so a fan-out is spread over the writers
-        //  with one lock each, not one per client.
-        size_t share = zlistx_size (hub->work) / (size_t) hub->n_writers;
-        int take = share < 1 ? 1 : share > WS_SCHED_BATCH ? WS_SCHED_BATCH
-                                                          : (int) share;
-        ws_client_t *mine[WS_SCHED_BATCH];
-        int n = 0;
-        ws_client_t *c;
-        while (n < take && (c = (ws_client_t *) zlistx_first (hub->work))) {
+        //  One client at a time: a writer blocked on a slow client's
+        //  socket must not hold others that another writer could serve.
+        ws_client_t *c = (ws_client_t *) zlistx_first (hub->work);
+        if (c)
             zlistx_delete (hub->work, zlistx_cursor (hub->work));
-            mine[n++] = c;
-        }
-        bool stop = !n && hub->stopping;
+        bool stop = !c && hub->stopping;
         pthread_mutex_unlock (&hub->work_lock);
         if (stop)
             break;
-        for (int i = 0; i < n; i++) {
-            s_write_queue (mine[i]);
-            s_client_put (mine[i]);
+        if (c) {
+            s_write_queue (c);
+            s_client_put (c);
         }
     }
     return NULL;
