@@ -298,38 +298,6 @@ s_send_to (ws_hub_t *hub, uint64_t id, frame_t *f, sched_t *batch)
 
 //  ---- Writers ------------------------------------------------------------------------------
 
-static void
-s_write_queue (ws_client_t *c);
-
-static void *
-s_writer (void *arg)
-{
-    ws_hub_t *hub = (ws_hub_t *) arg;
-    pthread_setname_np (pthread_self (), "cg-ws-writer");
-    while (true) {
-        pthread_mutex_lock (&hub->work_lock);
-        while (!hub->stopping && zlistx_size (hub->work) == 0) {
-            hub->idle_writers++;
-            pthread_cond_wait (&hub->work_cond, &hub->work_lock);
-            hub->idle_writers--;
-        }
-        //  One client at a time: a writer blocked on a slow client's
-        //  socket must not hold others that another writer could serve.
-        ws_client_t *c = (ws_client_t *) zlistx_first (hub->work);
-        if (c)
-            zlistx_delete (hub->work, zlistx_cursor (hub->work));
-        bool stop = !c && hub->stopping;
-        pthread_mutex_unlock (&hub->work_lock);
-        if (stop)
-            break;
-        if (c) {
-            s_write_queue (c);
-            s_client_put (c);
-        }
-    }
-    return NULL;
-}
-
 //  Sends c's queue until it is empty (the calling writer owns c's sending
 //  meanwhile: c->scheduled).
 static void
@@ -381,6 +349,36 @@ s_write_queue (ws_client_t *c)
         }
     }
 }
+
+static void *
+s_writer (void *arg)
+{
+    ws_hub_t *hub = (ws_hub_t *) arg;
+    pthread_setname_np (pthread_self (), "cg-ws-writer");
+    while (true) {
+        pthread_mutex_lock (&hub->work_lock);
+        while (!hub->stopping && zlistx_size (hub->work) == 0) {
+            hub->idle_writers++;
+            pthread_cond_wait (&hub->work_cond, &hub->work_lock);
+            hub->idle_writers--;
+        }
+        //  One client at a time: a writer blocked on a slow client's
+        //  socket must not hold others that another writer could serve.
+        ws_client_t *c = (ws_client_t *) zlistx_first (hub->work);
+        if (c)
+            zlistx_delete (hub->work, zlistx_cursor (hub->work));
+        bool stop = !c && hub->stopping;
+        pthread_mutex_unlock (&hub->work_lock);
+        if (stop)
+            break;
+        if (c) {
+            s_write_queue (c);
+            s_client_put (c);
+        }
+    }
+    return NULL;
+}
+
 
 //  ---- Replies --------------------------------------------------------------------------------
 
