@@ -150,6 +150,20 @@ s_worker (void *arg)
     return NULL;
 }
 
+//  n round trips of a 16-byte message on sock (its peer echoes), each
+//  into ns.
+static void
+s_round_trips (void *sock, double *ns, int n)
+{
+    char buf[64] = "0123456789abcdef";
+    for (int i = 0; i < n; i++) {
+        double t = s_now_ns ();
+        zmq_send (sock, buf, 16, 0);
+        zmq_recv (sock, buf, sizeof (buf), 0);
+        ns[i] = s_now_ns () - t;
+    }
+}
+
 //  ---- Loopback TCP --------------------------------------------------------------
 
 static volatile int s_reading = 1;
@@ -223,13 +237,7 @@ main (int argc, char **argv)
     void *pair = zmq_socket (s_ctx, ZMQ_PAIR);
     zmq_bind (pair, "inproc://pair");
     pthread_create (&th, NULL, s_pair_echo, NULL);
-    char buf[64] = "0123456789abcdef";
-    for (int i = 0; i < n; i++) {
-        double t = s_now_ns ();
-        zmq_send (pair, buf, 16, 0);
-        zmq_recv (pair, buf, sizeof (buf), 0);
-        ns[i] = s_now_ns () - t;
-    }
+    s_round_trips (pair, ns, n);
     pthread_join (th, NULL);
     zmq_close (pair);
     s_report ("zmq inproc hop", ns, n, 2);
@@ -240,12 +248,7 @@ main (int argc, char **argv)
     pthread_create (&worker, NULL, s_worker, NULL);
     void *front = zmq_socket (s_ctx, ZMQ_DEALER);
     zmq_connect (front, "inproc://front");
-    for (int i = 0; i < n; i++) {
-        double t = s_now_ns ();
-        zmq_send (front, buf, 16, 0);
-        zmq_recv (front, buf, sizeof (buf), 0);
-        ns[i] = s_now_ns () - t;
-    }
+    s_round_trips (front, ns, n);
     pthread_join (worker, NULL);
     pthread_join (broker, NULL);
     zmq_close (front);
