@@ -180,6 +180,7 @@ struct store_t {
     size_t row_cap;
     bool batch;                      //  store_batch_begin's transaction is open
     bool batch_failed;               //  A call inside it failed: roll back
+    int64_t last_stamp;              //  Last updated_at written (s_stamp)
 };
 
 #define S_CHECKPOINT_MS 500
@@ -697,6 +698,13 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
             goto fail;
         }
     if (writer) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2 (self->db, "SELECT max(updated_at) FROM sessions", -1,
+                                &st, NULL)
+                == SQLITE_OK
+            && sqlite3_step (st) == SQLITE_ROW)
+            self->last_stamp = sqlite3_column_int64 (st, 0);
+        sqlite3_finalize (st);
         sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
         //  A rewound WAL is cut back to this size (S_WAL_RESTART_FRAMES).
         sqlite3_exec (self->db, "PRAGMA journal_size_limit=" S_WAL_LIMIT, NULL,
@@ -803,6 +811,16 @@ store_session_get (store_t *self, const char *key, store_session_t *out)
     return 0;
 }
 
+//  The updated_at to write for an update at now: strictly later than the
+//  last one this store wrote, so sessions updated in the same millisecond
+//  still list in the order of their updates (newest first).
+static int64_t
+s_stamp (store_t *self, int64_t now)
+{
+    self->last_stamp = now > self->last_stamp ? now : self->last_stamp + 1;
+    return self->last_stamp;
+}
+
 int
 store_session_open (store_t *self, const char *key, const char *agent_id,
                     const char *channel, int64_t now, store_session_t *out)
@@ -815,7 +833,7 @@ store_session_open (store_t *self, const char *key, const char *agent_id,
     s_bind_text (st, 2, agent_id);
     s_bind_text (st, 3, channel);
     sqlite3_bind_int64 (st, 4, now);
-    sqlite3_bind_int64 (st, 5, now);
+    sqlite3_bind_int64 (st, 5, s_stamp (self, now));
     if (s_step_done (self, st, "create session"))
         return -1;
     return store_session_get (self, key, out) == 0 ? 0 : -1;
@@ -975,7 +993,7 @@ store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
         goto fail;
     st = s_stmt (self, Q_SESSION_END);
     sqlite3_bind_int64 (st, 1, (int64_t) n_steps);
-    sqlite3_bind_int64 (st, 2, now);
+    sqlite3_bind_int64 (st, 2, s_stamp (self, now));
     sqlite3_bind_int64 (st, 3, last_seq);
     sqlite3_bind_int64 (st, 4, last_seq);
     sqlite3_bind_int64 (st, 5, session_id);

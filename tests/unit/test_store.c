@@ -286,9 +286,9 @@ Test (store, delete_removes_everything_and_late_ends_are_ignored)
 Test (store, list_is_newest_first_with_filters_and_a_cursor)
 {
     s_session ("a", "x", "api", 10);
-    s_session ("b", "y", "api", 30);
     s_session ("c", "x", "telegram", 20);
-    s_session ("d", "x", "api", 30);   //  Same time as b: the newer id first
+    s_session ("b", "y", "api", 30);
+    s_session ("d", "x", "api", 30);   //  Same ms as b: stamped just after it
     listed_t l = {0};
     store_query_t q = {.limit = 10};
     cr_assert_eq (store_session_list (s_store, &q, s_list_row, &l), 4);
@@ -306,6 +306,18 @@ Test (store, list_is_newest_first_with_filters_and_a_cursor)
     cr_assert_eq (store_session_list (s_store, &byagent, s_list_row, &f), 2);
     cr_assert_str_eq (f.keys[0], "d");
     cr_assert_str_eq (f.keys[1], "a");
+    //  Runs ending in one millisecond list in the order they ended, even
+    //  against the order of the sessions' ids.
+    int64_t sa = l.ids[3], sc = l.ids[2];   //  a and c
+    s_begin (sc, "run-c", 1, "hi", 40);
+    s_begin (sa, "run-a", 1, "hi", 40);
+    s_end_at (sc, 1, "run-c", "stop", "c", 1, 50);
+    s_end_at (sa, 1, "run-a", "stop", "a", 1, 50);
+    listed_t e = {0};
+    cr_assert_eq (store_session_list (s_store, &q, s_list_row, &e), 4);
+    cr_assert_str_eq (e.keys[0], "a");
+    cr_assert_str_eq (e.keys[1], "c");
+    cr_assert_gt (e.updated[0], e.updated[1]);
 }
 
 Test (store, binary_safe_content)
