@@ -52,7 +52,8 @@
     X (multi_remove_handle, CURLMcode, (CURLM *m, CURL *e))                   \
     X (multi_socket_action, CURLMcode,                                        \
        (CURLM *m, curl_socket_t s, int ev, int *running))                     \
-    X (multi_info_read, CURLMsg *, (CURLM *m, int *left))
+    X (multi_info_read, CURLMsg *, (CURLM *m, int *left))                     \
+    X (multi_assign, CURLMcode, (CURLM *m, curl_socket_t s, void *p))
 
 static struct {
 #define S_FIELD(name, ret, params) ret (*name) params;
@@ -236,4 +237,10 @@ CURLMsg *
 curl_multi_info_read (CURLM *m, int *left)
 {
     return s_ready () ? s_api.multi_info_read (m, left) : NULL;
+}
+
+CURLMcode
+curl_multi_assign (CURLM *m, curl_socket_t s, void *p)
+{
+    return s_ready () ? s_api.multi_assign (m, s, p) : CURLM_INTERNAL_ERROR;
 }
