@@ -16,6 +16,7 @@
     =========================================================================
 */
 #include "store.h"
+#include "store_vfs.h"
 
 #include "log.h"
 
@@ -519,7 +520,7 @@ s_checkpointer_open (const char *path)
     sqlite3 *db = NULL;
     char *msg = NULL;
     if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                         NULL)
+                         store_vfs_name ())
             != SQLITE_OK
         //  A connection learns that the file is in WAL mode only when it
         //  first reads it; until then a checkpoint on it does nothing and
@@ -655,7 +656,7 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
     if (sqlite3_open_v2 (self->path, &self->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                              | SQLITE_OPEN_NOMUTEX,
-                         NULL)
+                         store_vfs_name ())
         != SQLITE_OK) {
         snprintf (err, errlen, "store %s: %s", self->path,
                   self->db ? sqlite3_errmsg (self->db) : "cannot open");
