@@ -22,6 +22,8 @@
 #define SESSION_TICK_MS 250          //  Deadline checks
 #define SESSION_PAGE_MAX 1000        //  Largest page of sessions or messages
 #define SESSION_MAX_READERS 16
+#define SESSION_STATS_MS 10000       //  Store write times logged this often
+#define SESSION_STATS_RUNS 4096      //  Runs whose times a line covers, at most
 
 typedef struct live_t live_t;
 
@@ -39,6 +41,7 @@ typedef struct {
     char corr[24];                   //  Our RUN_START's corr id, once sent
     bool dispatched;                 //  Went to the run actor
     bool interrupted;                //  Aborted because the gateway stops
+    int64_t store_us;                //  Spent in the store on its arrival
 } pending_t;
 
 //  A session with runs queued or going.
@@ -52,6 +55,12 @@ struct live_t {
     bool detached;                   //  Session deleted; not in lives
 };
 
+//  The last SESSION_STATS_RUNS timings of a window (us).
+typedef struct {
+    uint32_t us[SESSION_STATS_RUNS];
+    size_t n;                        //  Taken in the window (may be more)
+} timings_t;
+
 typedef struct {
     const cg_config_t *config;       //  Read only
     bus_worker_t *worker;            //  Our service socket (not owned)
@@ -62,6 +71,12 @@ typedef struct {
     zhashx_t *inflight;              //  RUN_START corr id -> pending_t
     zactor_t *readers[SESSION_MAX_READERS];  //  session.read actors
     int n_readers;
+    //  Logged every SESSION_STATS_MS (s_stats_log): the storage write
+    //  path's time per run (its arrival's transaction plus its end's,
+    //  without the context read), and the context reads made in the
+    //  arrival's transaction.
+    timings_t writes, reads;
+    int64_t stats_at;                //  zclock_mono () of the next line
 } self_t;
 
 static void s_pump (self_t *self, live_t *live);
@@ -211,14 +226,65 @@ s_emit (self_t *self, pending_t *p, const char *type, mp_writer_t *w)
 }
 
 static void
+s_timing_add (timings_t *t, int64_t us)
+{
+    t->us[t->n++ % SESSION_STATS_RUNS]
+        = us < 0 ? 0 : us < UINT32_MAX ? (uint32_t) us : UINT32_MAX;
+}
+
+static int
+s_cmp_u32 (const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+    return (x > y) - (x < y);
+}
+
+static void
 s_record_end (self_t *self, pending_t *p, const store_message_t *steps,
               size_t n_steps, const store_message_t *reply)
 {
+    int64_t t0 = zclock_usecs ();
     if (store_run_end (self->store, p->live->id, p->run_seq, steps, n_steps,
                        reply, p->live->seq, s_now_ms ()))
         log_error ("session", "%s: could not record the end of the run "
                               "(%s); it will read as interrupted",
                    p->run_id, reply->finish_reason);
+    s_timing_add (&self->writes, p->store_us + zclock_usecs () - t0);
+}
+
+//  Sorts t's timings; returns how many there are (at most the last
+//  SESSION_STATS_RUNS of the window).
+static size_t
+s_timings_sort (timings_t *t)
+{
+    size_t n = t->n < SESSION_STATS_RUNS ? t->n : SESSION_STATS_RUNS;
+    qsort (t->us, n, sizeof (uint32_t), s_cmp_u32);
+    return n;
+}
+
+//  One line per SESSION_STATS_MS with runs recorded in it: what the
+//  storage writes (a run's arrival transaction plus its end transaction,
+//  without the context read) added to each, and the context reads made in
+//  arrival transactions; median and p99 over the window's last
+//  SESSION_STATS_RUNS.  At stop (final), the window so far.
+static void
+s_stats_log (self_t *self, int64_t now, bool final)
+{
+    if (now < self->stats_at && !final)
+        return;
+    self->stats_at = now + SESSION_STATS_MS;
+    if (!self->writes.n)
+        return;
+    size_t n = s_timings_sort (&self->writes);
+    size_t r = s_timings_sort (&self->reads);
+    const uint32_t *w = self->writes.us, *c = self->reads.us;
+    log_info ("session", "%zu runs recorded in %s%d s; store writes per run: "
+                         "median %u us, p99 %u us, max %u us; %zu context reads: "
+                         "median %u us, p99 %u us",
+              self->writes.n, final ? "up to " : "", SESSION_STATS_MS / 1000,
+              w[(n - 1) / 2], w[(n - 1) * 99 / 100], w[n - 1], self->reads.n,
+              r ? c[(r - 1) / 2] : 0, r ? c[(r - 1) * 99 / 100] : 0);
+    self->writes.n = self->reads.n = 0;
 }
 
 //  Ends a run that never reached (or never came back from) the run actor:
@@ -658,6 +724,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     //  One transaction for the session row, the user message and, when the
     //  session is idle, the context read for its RUN_START: one commit
     //  where there were two or three.
+    int64_t t0 = zclock_usecs ();
     bool batch = store_batch_begin (self->store) == 0;
     live_t *live = s_live_get (self, key, agent_id, channel);
     if (!live) {
@@ -698,9 +765,11 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     //  An idle session's run starts now: its context is read in the batch.
     mp_writer_t start;
     mp_writer_init (&start);
+    int64_t read_at = zclock_usecs ();
     bool ready = p && p->body && batch && !live->running
                  && !zlistx_size (live->queue)
                  && s_start_body (self, p, timeout, &start) == 0;
+    int64_t read_us = zclock_usecs () - read_at;
     bool recorded = p && p->body && (!batch || store_batch_commit (self->store) == 0);
     if (!recorded) {
         bool oom = !rc && (!p || !p->body);
@@ -716,6 +785,9 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
         s_live_release (self, live);
         return;
     }
+    p->store_us = zclock_usecs () - t0 - (ready ? read_us : 0);
+    if (ready)
+        s_timing_add (&self->reads, read_us);
     live->next_run++;
     p->deadline = zclock_mono () + timeout;
     zhashx_insert (self->runs, p->run_id, p);
@@ -1117,6 +1189,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
     int64_t now = zclock_mono ();
+    s_stats_log (self, now, false);
     zlistx_t *due = zlistx_new ();
     for (pending_t *p = (pending_t *) zhashx_first (self->runs); p;
          p = (pending_t *) zhashx_next (self->runs))
@@ -1268,6 +1341,7 @@ s_destroy (void **state_p)
         s_live_release (self, live);
     }
     zlistx_destroy (&all);
+    s_stats_log (self, zclock_mono (), true);
     if (self->store) {
         int n = store_recover (self->store, s_now_ms ());
         if (n > 0)

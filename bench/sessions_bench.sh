@@ -17,8 +17,10 @@
 # 3. The write path: POST /v1/agent/run (local/echo, echoDelayMs 0, on a
 #    session: recorded) against POST /v1/chat/completions model local/echo
 #    without X-OpenClaw-Session-Key (stateless, not recorded), 1 connection,
-#    the difference of the medians; and store_bench, the two SQLite
-#    transactions alone.
+#    the difference of the medians; the storage write path inside the
+#    gateway (the session actor's own timing of its store calls per run,
+#    logged at info; a gateway of its own per case, 4 s each); and
+#    store_bench, the two SQLite transactions alone on a fresh file.
 # A benchmark, not a test: it exits non-zero only when it cannot set up.
 set -euo pipefail
 build="${1:?usage: $0 BUILD_DIR [SESSIONS]}"
@@ -51,8 +53,8 @@ cat > "$tmp/cfg.json" <<JSON
 {"limits":{"rateLimit":0,"maxConcurrent":1000},
  "providers":{"local":{"echoDelayMs":0}}}
 JSON
-start_gw() { # -> sets gw_pid, gp
-    CLAWGATE_LOG_LEVEL=warn "$gw" serve --port 0 --state-dir "$state" --config "$tmp/cfg.json" \
+start_gw() { # [LOG_LEVEL] -> sets gw_pid, gp
+    CLAWGATE_LOG_LEVEL=${1:-warn} "$gw" serve --port 0 --state-dir "$state" --config "$tmp/cfg.json" \
         > "$tmp/gw.out" 2> "$tmp/gw.err" & gw_pid=$!; pids+=($gw_pid)
     gp=$(port_of "$tmp/gw.out")
     until curl -sf "http://127.0.0.1:$gp/ready" >/dev/null; do sleep 0.1; done
@@ -202,6 +204,20 @@ for w in "agent/run, a new session per run|$W_sess" "agent/run, session bench-00
 done
 write_rss=$(rss_mb "$gw_pid")
 stop_gw
+# The storage write path inside the gateway: the session actor logs, at
+# info and at stop, the time its store writes took per run (the arrival's
+# transaction plus the end's, without the context read, which it times
+# apart).  One gateway per case, so the stop line covers that case.
+store_stats() { # BODY -> "median_us p99_us runs context_read_median_us"
+    start_gw info
+    BODY="$1" wrk_run "$tmp/post.lua" 1 4 "http://127.0.0.1:$gp/v1/agent/run" >/dev/null
+    stop_gw
+    grep 'store writes per run' "$tmp/gw.err" | tail -1 \
+        | sed -E 's/.* ([0-9]+) runs recorded.*store writes per run: median ([0-9]+) us, p99 ([0-9]+) us.*context reads: median ([0-9]+) us.*/\2 \3 \1 \4/'
+}
+S_new=$(FRESH=1 store_stats "{\"message\":\"$words\"")
+S_old=$(store_stats "{\"message\":\"$words\",\"sessionKey\":\"bench-00007\"}")
+echo "result: store writes per run in the gateway (median p99 runs; context read median): new session $S_new; session with 50+ messages $S_old"
 store_line=$("$sb" 5000 100 "$state" 2>/dev/null)
 echo "result: $store_line"
 
@@ -225,4 +241,7 @@ printf '| agent/run p50 (a new session per run) / (session with 50+ messages) | 
 printf '| chat/completions stateless p50 (best of two) | %s µs | |\n' "$stateless"
 printf '| added by the session path, p50 (new session, no context) | %s µs | <= 100 µs |\n' "$(awk -v a="$s50" -v b="$stateless" 'BEGIN {print a-b}')"
 printf '| added by the session path, p50 (session with 50 messages of context) | %s µs | <= 100 µs |\n' "$(awk -v a="$o50" -v b="$stateless" 'BEGIN {print a-b}')"
+read -r sn50 sn99 _ _ <<< "$S_new"; read -r so50 so99 _ ctx50 <<< "$S_old"
+printf '| storage write path per run in the gateway, median (p99): new session / session with 50+ messages | %s (%s) / %s (%s) µs | <= 100 µs median |\n' "$sn50" "$sn99" "$so50" "$so99"
+printf '| reading 50 messages of context for a run, in the gateway, median | %s µs | |\n' "$ctx50"
 printf '| the two transactions alone (store_bench) | %s | |\n' "${store_line#store_bench: }"
