@@ -16,7 +16,6 @@
 #include "store.h"
 
 #include <string.h>
-#include <time.h>
 
 #define SESSION_GRACE_MS 5000        //  Past a run's deadline: run actor lost
 #define SESSION_TICK_MS 250          //  Deadline checks
@@ -89,23 +88,11 @@ s_now_ms (void)
     return zclock_time ();
 }
 
-//  ISO-8601 UTC with milliseconds: 2026-11-24T03:07:55.123Z
-static void
-s_iso (char *buf, size_t cap, int64_t ms)
-{
-    time_t secs = (time_t) (ms / 1000);
-    struct tm tm;
-    gmtime_r (&secs, &tm);
-    size_t n = strftime (buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf (buf + n, cap - n, ".%03dZ", (int) (ms % 1000));
-}
-
 static void
 s_kv_time (mp_writer_t *w, const char *key, int64_t ms)
 {
-    char iso[40];
-    s_iso (iso, sizeof (iso), ms);
-    mp_kv_str (w, key, iso);
+    char iso[LOG_ISO_TIME_LEN + 1];
+    mp_kv_str (w, key, log_iso_time (iso, ms));
 }
 
 //  Characters (code points) of UTF-8 text: bytes that do not continue one.

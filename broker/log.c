@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 static atomic_int s_level = CG_LOG_INFO;
@@ -37,6 +36,54 @@ log_level_parse (const char *name)
     return -1;
 }
 
+static char *
+s_digits (char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char) ('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
+char *
+log_iso_time (char *buf, int64_t ms)
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    unsigned msec = (unsigned) (ms - secs * 1000);
+    unsigned sod = (unsigned) (secs - days * 86400);
+    //  The proleptic Gregorian date of a day count (H. Hinnant's
+    //  civil_from_days): eras of 400 years from 0000-03-01.
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned) (days - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned day = doy - (153 * mp + 2) / 5 + 1;
+    unsigned month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = (int64_t) yoe + era * 400 + (month <= 2);
+    if (year < 0 || year > 9999)
+        year = year < 0 ? 0 : 9999;   //  Not a time this gateway records
+    char *p = s_digits (buf, (unsigned) year, 4);
+    *p++ = '-';
+    p = s_digits (p, month, 2);
+    *p++ = '-';
+    p = s_digits (p, day, 2);
+    *p++ = 'T';
+    p = s_digits (p, sod / 3600, 2);
+    *p++ = ':';
+    p = s_digits (p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = s_digits (p, sod % 60, 2);
+    *p++ = '.';
+    p = s_digits (p, msec, 3);
+    *p++ = 'Z';
+    *p = 0;
+    return buf;
+}
+
 void
 log_write (log_level_t level, const char *module, const char *fmt, ...)
 {
@@ -46,13 +93,9 @@ log_write (log_level_t level, const char *module, const char *fmt, ...)
     char line[2048];
     struct timeval tv;
     gettimeofday (&tv, NULL);
-    struct tm tm;
-    gmtime_r (&tv.tv_sec, &tm);
-    int n = snprintf (line, sizeof (line),
-                      "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s: ",
-                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                      tm.tm_min, tm.tm_sec, (int) (tv.tv_usec / 1000),
-                      tags[level], module);
+    char when[LOG_ISO_TIME_LEN + 1];
+    log_iso_time (when, (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000);
+    int n = snprintf (line, sizeof (line), "%s %s %s: ", when, tags[level], module);
     va_list ap;
     va_start (ap, fmt);
     int m = vsnprintf (line + n, sizeof (line) - (size_t) n - 1, fmt, ap);
