@@ -803,6 +803,8 @@ s_abort_running (self_t *self, pending_t *p)
     mp_kv_str (&w, "runId", p->run_id);
     envelope_t env;
     envelope_init (&env, "RUN_ABORT");
+    //  Same key as its RUN_START: the broker routes both to one run actor.
+    snprintf (env.session_key, sizeof (env.session_key), "%s", p->live->key);
     if (bus_front_send (self->front, "run", &env, w.buf.data, w.buf.size))
         log_warn ("session", "%s: abort not sent: broker not taking it",
                   p->run_id);

@@ -251,6 +251,51 @@ s_answer_mmi (self_t *self, zmq_msg_t *front_id, const envelope_t *env)
 
 //  ---- Traffic from fronts --------------------------------------------------
 
+//  FNV-1a over the key and the worker's identity, then a finalizer that
+//  spreads the bits (splitmix64's), so that each key ranks the workers in
+//  its own order.
+static uint64_t
+s_rank (const char *key, const worker_t *worker)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *k = key; *k; k++)
+        h = (h ^ (uint8_t) *k) * 1099511628211ULL;
+    for (size_t i = 0; i < worker->id_len; i++)
+        h = (h ^ worker->id[i]) * 1099511628211ULL;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
+//  The worker of service (which has at least one) for a request.  A request
+//  with a session key goes where every request with that key goes while the
+//  service's workers stay the same: to the worker ranked first for the key
+//  (rendezvous hashing; a worker that comes or goes moves only the keys it
+//  ranks first).  So an abort reaches the run actor that runs the run, and
+//  a session's requests stay on one worker.  Requests without a key go
+//  round-robin.
+static worker_t *
+s_pick (service_t *service, const envelope_t *env)
+{
+    if (env->session_key[0] && service->count > 1) {
+        worker_t *best = service->workers[0];
+        uint64_t top = s_rank (env->session_key, best);
+        for (size_t i = 1; i < service->count; i++) {
+            uint64_t r = s_rank (env->session_key, service->workers[i]);
+            if (r > top) {
+                top = r;
+                best = service->workers[i];
+            }
+        }
+        return best;
+    }
+    if (service->next >= service->count)
+        service->next = 0;
+    return service->workers[service->next++];
+}
+
 static void
 s_handle_front (self_t *self, frames_t *f)
 {
@@ -281,9 +326,7 @@ s_handle_front (self_t *self, frames_t *f)
     }
     service_t *service = (service_t *) zhashx_lookup (self->services, name);
     while (service && service->count > 0) {
-        if (service->next >= service->count)
-            service->next = 0;
-        worker_t *worker = service->workers[service->next++];
+        worker_t *worker = s_pick (service, &env);
         zmq_msg_t m[3];
         s_msg_from (&m[0], worker->id, worker->id_len);
         s_msg_str (&m[1], BUS_WORKER);

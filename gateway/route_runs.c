@@ -76,7 +76,10 @@ s_start (run_call_t *c, mp_writer_t *body)
     bool recorded = c->session[0] != 0;
     envelope_t env;
     envelope_init (&env, recorded ? "SESSION_RUN" : "RUN_START");
-    snprintf (env.session_key, sizeof (env.session_key), "%s", c->session);
+    //  The key routes: a stateless run's abort must reach the run actor
+    //  that has it, so the run id stands in for a session (s_abort).
+    snprintf (env.session_key, sizeof (env.session_key), "%s",
+              recorded ? c->session : c->run_id);
     env.timeout_ms = r->config->request_timeout_ms;
     c->deadline = zclock_mono () + r->config->request_timeout_ms + 5000;
     if (bus_front_send (r->bus, recorded ? "session" : "run", &env,
@@ -102,6 +105,8 @@ s_abort (run_call_t *c)
     bool recorded = c->session[0] != 0;
     envelope_t env;
     envelope_init (&env, recorded ? "SESSION_ABORT" : "RUN_ABORT");
+    snprintf (env.session_key, sizeof (env.session_key), "%s",
+              recorded ? c->session : c->run_id);
     bus_msg_t reply;
     if (bus_front_call (c->r->bus, recorded ? "session" : "run", &env, w.buf.data, w.buf.size,
                         c->r->config->control_timeout_ms, &reply) == 0)

@@ -320,6 +320,64 @@ Test (broker, round_robin_and_worker_loss)
     zactor_destroy (&broker);
 }
 
+//  Pings with a session key; returns the id of the worker that answered.
+static int
+s_ping_keyed (bus_front_t *front, const char *key)
+{
+    envelope_t env;
+    envelope_init (&env, "SYSTEM_PING");
+    snprintf (env.session_key, sizeof (env.session_key), "%s", key);
+    bus_msg_t reply;
+    cr_assert_eq (bus_front_call (front, "system", &env, EMPTY_MAP, 1, 2000, &reply),
+                  0);
+    int64_t id = -1;
+    cr_assert (mp_get_int (reply.body.root, "worker", &id));
+    bus_msg_fini (&reply);
+    return (int) id;
+}
+
+Test (broker, a_keyed_request_goes_where_its_key_went_before)
+{
+    zactor_t *broker = s_broker_new ();
+    bus_front_t *front = bus_front_new (s_endpoint);
+    zactor_t *echo[3] = {s_echo_new (1), s_echo_new (2), s_echo_new (3)};
+    s_wait_live (front, "system", 3);
+    //  Forty keys: each always lands on one worker, whatever requests go
+    //  between; together they reach every worker.
+    int home[40], seen[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 40; k++) {
+        char key[32];
+        snprintf (key, sizeof (key), "run-%08x", k * 2654435761u);
+        home[k] = s_ping_keyed (front, key);
+        seen[home[k]]++;
+    }
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < 40; k++) {
+            char key[32];
+            snprintf (key, sizeof (key), "run-%08x", k * 2654435761u);
+            s_ping (front);   //  Unkeyed traffic moves the round-robin cursor
+            cr_assert_eq (s_ping_keyed (front, key), home[k], "key %d moved", k);
+        }
+    for (int w = 1; w <= 3; w++)
+        cr_assert_gt (seen[w], 0, "worker %d was home to none of 40 keys", w);
+    //  A worker leaves: only its keys move.
+    zactor_destroy (&echo[1]);
+    s_wait_live (front, "system", 2);
+    for (int k = 0; k < 40; k++) {
+        char key[32];
+        snprintf (key, sizeof (key), "run-%08x", k * 2654435761u);
+        int now = s_ping_keyed (front, key);
+        if (home[k] != 2)
+            cr_assert_eq (now, home[k], "key %d moved though its worker stayed", k);
+        else
+            cr_assert (now == 1 || now == 3);
+    }
+    zactor_destroy (&echo[0]);
+    zactor_destroy (&echo[2]);
+    bus_front_destroy (&front);
+    zactor_destroy (&broker);
+}
+
 Test (broker, malformed_requests_get_400)
 {
     zactor_t *broker = s_broker_new ();
