@@ -8,9 +8,12 @@
     the default VFS ("unix") and, for WAL files only, keeps consecutive
     writes in a buffer and hands them to the kernel as one write:
 
-    - a write that continues the buffered run, or falls inside it (SQLite
-      rewrites a frame of the open transaction in place), is copied in;
-    - anything else first writes the buffer out (flush);
+    - a write that appends to the log, or falls inside the buffer (SQLite
+      rewrites a spilled frame of the open transaction in place), is
+      copied in; any other write (a frame header rewritten at a commit)
+      goes to the file at once, after the buffer;
+    - a failed write-out keeps the buffer and reports the error: nothing
+      SQLite believes written is ever dropped;
     - the page of a commit frame ends the transaction: the buffer goes out
       with it (s_write), before SQLite publishes the commit in the
       wal-index, so no connection (in this process or another) can be told
@@ -51,6 +54,7 @@ struct vfile_t {
     size_t len;                      //  How many
     sqlite3_int64 off;               //  File offset of buf[0]
     bool commit_next;                //  Last write: a commit frame's header
+    sqlite3_int64 end;               //  Where the next append goes (s_write)
     //  SQLite reaches the WAL's shared memory (barrier, locks) through the
     //  main database file: each knows the other while both are open.
     vfile_t *wal_of_db;              //  A database file's open WAL, or NULL
@@ -62,27 +66,18 @@ static sqlite3_vfs *s_real;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static int s_registered = SQLITE_ERROR;
 
-//  Writes the buffer out; keeps it when that fails.  SQLITE_OK or SQLite's
-//  error of the write.
+//  Writes the buffer out.  A failed write keeps it, so no byte SQLite was
+//  told is written is ever dropped: the error goes to the operation that
+//  asked for the flush, and the next flush tries again (a commit whose
+//  frames cannot be written fails, as it would unbuffered).
 static int
-s_flush_keep (vfile_t *f)
+s_flush (vfile_t *f)
 {
     if (!f->len)
         return SQLITE_OK;
     int rc = f->real->pMethods->xWrite (f->real, f->buf, (int) f->len, f->off);
     if (rc == SQLITE_OK)
         f->len = 0;
-    return rc;
-}
-
-//  Writes the buffer out and empties it: a failed write is reported once,
-//  to the operation that caused the flush, as the unbuffered write's
-//  failure would have been.
-static int
-s_flush (vfile_t *f)
-{
-    int rc = s_flush_keep (f);
-    f->len = 0;
     return rc;
 }
 
@@ -128,6 +123,13 @@ s_is_commit_header (const void *data, int amt)
     return amt == WAL_FRAME_HDR && (h[4] | h[5] | h[6] | h[7]) != 0;
 }
 
+//  Only appends are gathered: writes at the end of the log as this handle
+//  knows it (f->end; a write at offset 0 is a new log's header and starts
+//  it again).  A write elsewhere rewrites an earlier frame (SQLite's
+//  checksum rewrite at a commit, which rewrites the commit frame's header
+//  last) and goes straight to the file after the buffer, so its error, if
+//  any, reaches SQLite at once.  A write inside the buffer (a spilled page
+//  written again before the commit) is copied over it.
 static int
 s_write (sqlite3_file *file, const void *data, int amt, sqlite3_int64 off)
 {
@@ -137,24 +139,31 @@ s_write (sqlite3_file *file, const void *data, int amt, sqlite3_int64 off)
     bool ends = f->commit_next && amt != WAL_FRAME_HDR;
     f->commit_next = s_is_commit_header (data, amt);
     size_t n = (size_t) amt;
-    if (f->len && off >= f->off && off + amt <= f->off + (sqlite3_int64) f->len)
-        memcpy (f->buf + (off - f->off), data, n);   //  A frame rewritten
+    sqlite3_int64 buf_end = f->off + (sqlite3_int64) f->len;
+    int rc = SQLITE_OK;
+    if (f->len && off >= f->off && off + amt <= buf_end)
+        memcpy (f->buf + (off - f->off), data, n);
     else {
-        if (f->len
-            && (off != f->off + (sqlite3_int64) f->len || f->len + n > STORE_VFS_BUF)) {
-            int rc = s_flush (f);
-            if (rc != SQLITE_OK)
+        if (off == 0)
+            f->end = 0;   //  A new log: its header comes first
+        bool append = off == (f->len ? buf_end : f->end);
+        if (f->len && (!append || f->len + n > STORE_VFS_BUF)) {
+            if ((rc = s_flush (f)) != SQLITE_OK)
                 return rc;
         }
-        if (n > STORE_VFS_BUF
+        if (!append || n > STORE_VFS_BUF
             || (!f->buf && !(f->buf = (unsigned char *) malloc (STORE_VFS_BUF))))
-            return f->real->pMethods->xWrite (f->real, data, amt, off);
-        if (!f->len)
-            f->off = off;
-        memcpy (f->buf + f->len, data, n);
-        f->len += n;
+            rc = f->real->pMethods->xWrite (f->real, data, amt, off);
+        else {
+            if (!f->len)
+                f->off = off;
+            memcpy (f->buf + f->len, data, n);
+            f->len += n;
+        }
     }
-    return ends ? s_flush (f) : SQLITE_OK;
+    if (rc == SQLITE_OK && off + amt > f->end)
+        f->end = off + amt;
+    return rc == SQLITE_OK && ends ? s_flush (f) : rc;
 }
 
 static int
@@ -162,7 +171,10 @@ s_truncate (sqlite3_file *file, sqlite3_int64 size)
 {
     vfile_t *f = (vfile_t *) file;
     int rc = s_flush (f);
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate (f->real, size);
+    if (rc == SQLITE_OK && (rc = f->real->pMethods->xTruncate (f->real, size)) == SQLITE_OK
+        && f->end > size)
+        f->end = size;
+    return rc;
 }
 
 static int
@@ -237,18 +249,23 @@ static int
 s_shm_lock (sqlite3_file *file, int offset, int n, int flags)
 {
     vfile_t *f = (vfile_t *) file;
-    int rc = f->wal_of_db ? s_flush (f->wal_of_db) : SQLITE_OK;
-    return rc != SQLITE_OK ? rc : f->real->pMethods->xShmLock (f->real, offset, n, flags);
+    //  The fallback write-out; its failure keeps the bytes for the WAL's
+    //  next operation to report, and never stands in the lock's way (a
+    //  refused unlock would hold the write lock for good).
+    if (f->wal_of_db)
+        s_flush (f->wal_of_db);
+    return f->real->pMethods->xShmLock (f->real, offset, n, flags);
 }
 
 static void
 s_shm_barrier (sqlite3_file *file)
 {
     vfile_t *f = (vfile_t *) file;
-    //  No way to report a failed write here: it is kept, and SQLite's
-    //  next write, sync or read of the WAL tries it again and fails.
-    if (f->wal_of_db && s_flush_keep (f->wal_of_db) != SQLITE_OK)
-        return;
+    //  The fallback write-out (s_write leaves nothing of a commit for
+    //  here).  A failure cannot be reported from a barrier: the bytes are
+    //  kept for the WAL's next operation to write or report.
+    if (f->wal_of_db)
+        s_flush (f->wal_of_db);
     f->real->pMethods->xShmBarrier (f->real);
 }
 
