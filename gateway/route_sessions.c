@@ -86,13 +86,17 @@ s_call (http_req_t *r, const char *type, const char *key, mp_writer_t *w)
 {
     envelope_t env;
     envelope_init (&env, type);
-    if (key)
-        snprintf (env.session_key, sizeof (env.session_key), "%s", key);
-    env.timeout_ms = r->config->control_timeout_ms;
-    bus_msg_t reply;
     //  Reads go to the session.read actors, which never wait on commits.
     const char *service = strcmp (type, "SESSION_DELETE") ? "session.read"
                                                           : "session";
+    //  The key routes (the broker keeps a key on one worker): a delete
+    //  goes where the session's runs go; reads carry none, so they spread
+    //  round-robin over the readers, which any of them can serve, instead
+    //  of by hash, which can queue concurrent gets unevenly.
+    if (key && strcmp (service, "session") == 0)
+        snprintf (env.session_key, sizeof (env.session_key), "%s", key);
+    env.timeout_ms = r->config->control_timeout_ms;
+    bus_msg_t reply;
     if (bus_front_call (r->bus, service, &env, w->buf.data, w->buf.size,
                         r->config->control_timeout_ms, &reply))
         return http_send_error (r, 503, "service_unavailable",
