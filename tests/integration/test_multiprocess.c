@@ -36,12 +36,8 @@ s_start_worker (proc_t *p)
 {
     char state[160];
     snprintf (state, sizeof (state), "%s/worker", s_c.dir);
-    const char *args[] = {"worker", "--broker", s_c.requests, "--actors",
-                          "all", "--config", s_c.config, "--state-dir", state,
-                          NULL};
-    cr_assert_eq (proc_start (p, args, s_env), 0);
-    cr_assert_eq (proc_wait_line (p, "serving via", 20000, NULL, 0), 0,
-                  "worker did not start");
+    cr_assert_eq (worker_start (p, s_c.requests, "all", s_c.config, state, s_env),
+                  0, "worker did not start");
 }
 
 static void
@@ -57,14 +53,8 @@ s_setup (void)
                    //  Polling /status every 50 ms for seconds is not what
                    //  this suite tests: no rate limit here.
                    "\"limits\":{\"rateLimit\":0}}");
-    snprintf (s_c.requests, sizeof (s_c.requests), "tcp://127.0.0.1:%d",
-              harness_free_port ());
-    snprintf (s_c.events, sizeof (s_c.events), "tcp://127.0.0.1:%d",
-              harness_free_port ());
-    const char *bargs[] = {"broker", "--requests", s_c.requests, "--events",
-                           s_c.events, "--config", s_c.config, NULL};
-    cr_assert_eq (proc_start (&s_c.broker, bargs, s_env), 0);
-    cr_assert_eq (proc_wait_line (&s_c.broker, "requests on", 20000, NULL, 0),
+    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests,
+                                s_c.events),
                   0, "broker did not start");
     s_start_worker (&s_c.worker);
     for (int i = 0; i < 2; i++) {

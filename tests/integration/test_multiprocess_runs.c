@@ -12,7 +12,6 @@
     =========================================================================
 */
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,12 +38,8 @@ s_worker (proc_t *p, const char *actors, const char *name)
 {
     char state[192];
     snprintf (state, sizeof (state), "%s/%s", s_c.dir, name);
-    const char *args[] = {"worker", "--broker", s_c.requests, "--actors",
-                          actors, "--config", s_c.config, "--state-dir", state,
-                          NULL};
-    cr_assert_eq (proc_start (p, args, s_env), 0);
-    cr_assert_eq (proc_wait_line (p, "serving via", 20000, NULL, 0), 0,
-                  "worker %s did not start", name);
+    cr_assert_eq (worker_start (p, s_c.requests, actors, s_c.config, state, s_env),
+                  0, "worker %s did not start", name);
 }
 
 static void
@@ -68,14 +63,8 @@ s_setup (void)
               "\"models\":[\"stall\"],\"stallTimeoutMs\":60000}}}",
               s_sbase);
     harness_write (s_c.config, config);
-    snprintf (s_c.requests, sizeof (s_c.requests), "tcp://127.0.0.1:%d",
-              harness_free_port ());
-    snprintf (s_c.events, sizeof (s_c.events), "tcp://127.0.0.1:%d",
-              harness_free_port ());
-    const char *bargs[] = {"broker", "--requests", s_c.requests, "--events",
-                           s_c.events, "--config", s_c.config, NULL};
-    cr_assert_eq (proc_start (&s_c.broker, bargs, s_env), 0);
-    cr_assert_eq (proc_wait_line (&s_c.broker, "requests on", 20000, NULL, 0),
+    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests,
+                                s_c.events),
                   0, "broker did not start");
     s_worker (&s_c.others, "system,session,ratelimit", "others");
     s_worker (&s_c.run[0], "run", "run0");
@@ -111,23 +100,11 @@ TestSuite (multi_runs, .init = s_setup, .fini = s_teardown, .timeout = 120);
 static int
 s_stream_started (void)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    cr_assert (fd >= 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons ((uint16_t) s_c.port);
-    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    cr_assert_eq (connect (fd, (struct sockaddr *) &a, sizeof (a)), 0);
     static const char body[] = "{\"model\":\"openai/stall\",\"stream\":true,"
                                "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-    char req[1024];
-    int n = snprintf (req, sizeof (req),
-                      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      "Authorization: Bearer " TOKEN "\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "\r\n%s",
-                      sizeof (body) - 1, body);
-    cr_assert_eq (send (fd, req, (size_t) n, MSG_NOSIGNAL), n);
+    int fd = http_raw_post (s_c.port, "/v1/chat/completions",
+                            "Authorization: Bearer " TOKEN, body);
+    cr_assert (fd >= 0, "could not post");
     char got[8192];
     size_t len = 0;
     long long until = s_now_ms () + 15000;

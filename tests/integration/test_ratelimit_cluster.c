@@ -43,19 +43,11 @@ s_setup (void)
               "\"providers\":{\"local\":{\"echoDelayMs\":100}}}",
               RATE, CONCURRENT, LEASE_MS);
     harness_write (s_c.config, config);
-    snprintf (s_c.requests, sizeof (s_c.requests), "tcp://127.0.0.1:%d",
-              harness_free_port ());
-    snprintf (s_c.events, sizeof (s_c.events), "tcp://127.0.0.1:%d",
-              harness_free_port ());
-    const char *bargs[] = {"broker", "--requests", s_c.requests, "--events",
-                           s_c.events, "--config", s_c.config, NULL};
-    cr_assert_eq (proc_start (&s_c.broker, bargs, s_env), 0);
-    cr_assert_eq (proc_wait_line (&s_c.broker, "requests on", 20000, NULL, 0),
+    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests,
+                                s_c.events),
                   0, "broker did not start");
-    const char *wargs[] = {"worker", "--broker", s_c.requests, "--actors",
-                           "all", "--config", s_c.config, NULL};
-    cr_assert_eq (proc_start (&s_c.worker, wargs, s_env), 0);
-    cr_assert_eq (proc_wait_line (&s_c.worker, "serving via", 20000, NULL, 0),
+    cr_assert_eq (worker_start (&s_c.worker, s_c.requests, "all", s_c.config, NULL,
+                                s_env),
                   0, "worker did not start");
     for (int i = 0; i < 2; i++) {
         char state[160];

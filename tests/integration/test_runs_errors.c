@@ -375,25 +375,12 @@ s_setup_patient (void)
 TestSuite (runs_disconnect, .init = s_setup_patient, .fini = s_stop_all,
            .timeout = 60);
 
-//  Connects to the gateway over a raw socket and sends a POST of body to
-//  path; returns the socket.
+//  Sends a POST of body to path over a raw socket; returns the socket.
 static int
 s_connect_and_post (const char *path, const char *body)
 {
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    cr_assert (fd >= 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_port = htons ((uint16_t) s_srv.port);
-    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    cr_assert_eq (connect (fd, (struct sockaddr *) &a, sizeof (a)), 0);
-    char req[2048];
-    int n = snprintf (req, sizeof (req),
-                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "\r\n%s",
-                      path, s_auth, strlen (body), body);
-    cr_assert_eq (send (fd, req, (size_t) n, MSG_NOSIGNAL), n);
+    int fd = http_raw_post (s_srv.port, path, s_auth, body);
+    cr_assert (fd >= 0, "could not post to %s", path);
     return fd;
 }
 

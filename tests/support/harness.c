@@ -337,6 +337,58 @@ gateway_start (proc_t *p, const char *requests, const char *state,
 }
 
 int
+http_raw_post (int port, const char *path, const char *header, const char *body)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons ((uint16_t) port);
+    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    char req[4096];
+    int n = snprintf (req, sizeof (req),
+                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "\r\n%s",
+                      path, header ? header : "", header ? "\r\n" : "",
+                      strlen (body), body);
+    if (n <= 0 || (size_t) n >= sizeof (req)
+        || connect (fd, (struct sockaddr *) &a, sizeof (a)) != 0
+        || send (fd, req, (size_t) n, MSG_NOSIGNAL) != n) {
+        close (fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+broker_start (proc_t *p, const char *config, const char *const env[],
+              char *requests, char *events)
+{
+    snprintf (requests, 32, "tcp://127.0.0.1:%d", harness_free_port ());
+    snprintf (events, 32, "tcp://127.0.0.1:%d", harness_free_port ());
+    const char *args[] = {"broker", "--requests", requests, "--events",
+                          events, "--config", config, NULL};
+    if (proc_start (p, args, env))
+        return -1;
+    return proc_wait_line (p, "requests on", 20000, NULL, 0);
+}
+
+int
+worker_start (proc_t *p, const char *requests, const char *actors,
+              const char *config, const char *state_dir,
+              const char *const env[])
+{
+    const char *args[] = {"worker", "--broker", requests, "--actors", actors,
+                          "--config", config, state_dir ? "--state-dir" : NULL,
+                          state_dir, NULL};
+    if (proc_start (p, args, env))
+        return -1;
+    return proc_wait_line (p, "serving via", 20000, NULL, 0);
+}
+
+int
 served_start (served_t *s, const char *config_json, const char *const env[])
 {
     memset (s, 0, sizeof (*s));

@@ -89,6 +89,27 @@ gateway_start (proc_t *p, const char *requests, const char *state,
                const char *config, const char *const env[], char *base,
                size_t cap, char *err, size_t errcap);
 
+//  Connects to 127.0.0.1:port and sends a POST of body (JSON) to path with
+//  one extra header line (e.g. "Authorization: Bearer x", no CRLF; NULL
+//  for none), for tests that must hang up mid-response.  Returns the
+//  socket, or -1.
+int
+http_raw_post (int port, const char *path, const char *header, const char *body);
+
+//  Starts `clawgate broker` on two free loopback ports (written as
+//  "tcp://127.0.0.1:PORT" into requests and events, each of at least 32
+//  bytes) and waits until it listens.  Returns 0 or -1.
+int
+broker_start (proc_t *p, const char *config, const char *const env[],
+              char *requests, char *events);
+
+//  Starts `clawgate worker --broker requests --actors actors` (state_dir
+//  may be NULL) and waits until it serves.  Returns 0 or -1.
+int
+worker_start (proc_t *p, const char *requests, const char *actors,
+              const char *config, const char *state_dir,
+              const char *const env[]);
+
 //  A running `clawgate serve` with its own state dir on a free port.
 typedef struct {
     proc_t proc;
