@@ -478,6 +478,52 @@ Test (mpjson, write_matches_the_cjson_text)
     }
 }
 
+//  Every byte that needs an escape, and bytes next to those that do not,
+//  at every position of strings of 1 to 40 bytes, come out escaped as
+//  JSON wants (so a faster scan of plain runs cannot skip one).
+Test (mpjson, write_escapes_at_every_position)
+{
+    static const unsigned char probes[] = {'"', '\\', '\n', 0x01, 0x1f, 0x00,
+                                           0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80,
+                                           0xc3, 0xff, '/'};
+    for (size_t len = 1; len <= 40; len++)
+        for (size_t at = 0; at < len; at++)
+            for (size_t k = 0; k < sizeof (probes); k++) {
+                char text[48];
+                memset (text, 'a', sizeof (text));
+                text[at] = (char) probes[k];
+                mp_writer_t w;
+                mp_writer_init (&w);
+                msgpack_pack_str_with_body (&w.pk, text, len);
+                mp_reader_t r;
+                s_read (&r, &w);
+                char *got = mpjson_write (r.root, NULL);
+                //  The expected text, escaped byte by byte.
+                char want[512];
+                size_t n = 0;
+                want[n++] = '"';
+                for (size_t i = 0; i < len; i++) {
+                    unsigned char c = (unsigned char) text[i];
+                    const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\"
+                                  : c == '\n' ? "\\n" : NULL;
+                    if (e)
+                        n += (size_t) snprintf (want + n, sizeof (want) - n, "%s", e);
+                    else if (c < 0x20)
+                        n += (size_t) snprintf (want + n, sizeof (want) - n, "\\u%04x", c);
+                    else
+                        want[n++] = (char) c;
+                }
+                want[n++] = '"';
+                want[n] = 0;
+                cr_assert_not_null (got);
+                cr_assert_eq (memcmp (got, want, n + 1), 0,
+                              "len %zu, byte 0x%02x at %zu: %s", len, probes[k], at, got);
+                free (got);
+                mp_reader_fini (&r);
+                mp_writer_fini (&w);
+            }
+}
+
 //  Where the cJSON path lost data, mpjson_write does not: integers past
 //  2^53 print exactly, a NUL inside a string is escaped, not an end.
 Test (mpjson, write_is_exact_where_cjson_was_not)
