@@ -64,6 +64,15 @@ s_call_fini (run_call_t *c)
     cJSON_Delete (c->tool_calls);
 }
 
+//  The envelope key of c's start and abort, which must be the same: the
+//  broker routes a key to one worker, so an abort reaches the run actor
+//  that has the run.  A stateless run's id stands in for a session.
+static const char *
+s_route_key (const run_call_t *c)
+{
+    return c->session[0] ? c->session : c->run_id;
+}
+
 //  Sends RUN_START with the packed body.  The actor replies only to refuse
 //  (ERROR); otherwise the run's events are the answer, read by s_next.
 //  Returns 0, or the status of the error response it sent.
@@ -76,10 +85,7 @@ s_start (run_call_t *c, mp_writer_t *body)
     bool recorded = c->session[0] != 0;
     envelope_t env;
     envelope_init (&env, recorded ? "SESSION_RUN" : "RUN_START");
-    //  The key routes: a stateless run's abort must reach the run actor
-    //  that has it, so the run id stands in for a session (s_abort).
-    snprintf (env.session_key, sizeof (env.session_key), "%s",
-              recorded ? c->session : c->run_id);
+    snprintf (env.session_key, sizeof (env.session_key), "%s", s_route_key (c));
     env.timeout_ms = r->config->request_timeout_ms;
     c->deadline = zclock_mono () + r->config->request_timeout_ms + 5000;
     if (bus_front_send (r->bus, recorded ? "session" : "run", &env,
@@ -105,8 +111,7 @@ s_abort (run_call_t *c)
     bool recorded = c->session[0] != 0;
     envelope_t env;
     envelope_init (&env, recorded ? "SESSION_ABORT" : "RUN_ABORT");
-    snprintf (env.session_key, sizeof (env.session_key), "%s",
-              recorded ? c->session : c->run_id);
+    snprintf (env.session_key, sizeof (env.session_key), "%s", s_route_key (c));
     bus_msg_t reply;
     if (bus_front_call (c->r->bus, recorded ? "session" : "run", &env, w.buf.data, w.buf.size,
                         c->r->config->control_timeout_ms, &reply) == 0)

@@ -12,7 +12,6 @@
     =========================================================================
 */
 #include <criterion/criterion.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,20 +105,9 @@ s_stream_started (void)
                             "Authorization: Bearer " TOKEN, body);
     cr_assert (fd >= 0, "could not post");
     char got[8192];
-    size_t len = 0;
-    long long until = s_now_ms () + 15000;
-    got[0] = 0;
-    while (!strstr (got, "\"content\":\"Hello\"")) {
-        long long left = until - s_now_ms ();
-        cr_assert (left > 0 && len < sizeof (got) - 1, "no first delta: %s", got);
-        struct pollfd pfd = {fd, POLLIN, 0};
-        if (poll (&pfd, 1, (int) left) > 0) {
-            ssize_t k = recv (fd, got + len, sizeof (got) - 1 - len, 0);
-            cr_assert (k > 0, "connection closed early: %s", got);
-            len += (size_t) k;
-            got[len] = 0;
-        }
-    }
+    cr_assert_eq (http_raw_read_until (fd, "\"content\":\"Hello\"", 15000, got,
+                                       sizeof (got)),
+                  0, "no first delta: %s", got);
     cr_assert (strstr (got, "HTTP/1.1 200"), "%s", got);
     return fd;
 }

@@ -391,22 +391,8 @@ s_stream_until (const char *path, const char *body, const char *needle)
 {
     int fd = s_connect_and_post (path, body);
     char got[16384];
-    size_t len = 0;
-    long long until = s_now_ms () + 15000;
-    while (true) {
-        got[len] = 0;
-        if (strstr (got, needle))
-            break;
-        long long left = until - s_now_ms ();
-        cr_assert (left > 0 && len < sizeof (got) - 1,
-                   "no '%s' in the stream: %s", needle, got);
-        struct pollfd pfd = {fd, POLLIN, 0};
-        if (poll (&pfd, 1, (int) left) > 0) {
-            ssize_t k = recv (fd, got + len, sizeof (got) - 1 - len, 0);
-            cr_assert (k > 0, "connection closed early: %s", got);
-            len += (size_t) k;
-        }
-    }
+    cr_assert_eq (http_raw_read_until (fd, needle, 15000, got, sizeof (got)), 0,
+                  "no '%s' in the stream: %s", needle, got);
     cr_assert (strstr (got, "HTTP/1.1 200"), "%s", got);
     return fd;
 }

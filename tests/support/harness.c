@@ -363,6 +363,32 @@ http_raw_post (int port, const char *path, const char *header, const char *body)
 }
 
 int
+http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got,
+                     size_t cap)
+{
+    size_t len = 0;
+    got[0] = 0;
+    struct timespec start, now;
+    clock_gettime (CLOCK_MONOTONIC, &start);
+    while (!strstr (got, needle)) {
+        clock_gettime (CLOCK_MONOTONIC, &now);
+        long left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000
+                                  + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0 || len + 1 >= cap)
+            return -1;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll (&pfd, 1, (int) left) > 0) {
+            ssize_t k = recv (fd, got + len, cap - 1 - len, 0);
+            if (k <= 0)
+                return -1;
+            len += (size_t) k;
+            got[len] = 0;
+        }
+    }
+    return 0;
+}
+
+int
 broker_start (proc_t *p, const char *config, const char *const env[],
               char *requests, char *events)
 {

@@ -96,6 +96,13 @@ gateway_start (proc_t *p, const char *requests, const char *state,
 int
 http_raw_post (int port, const char *path, const char *header, const char *body);
 
+//  Reads fd into got (cap bytes, NUL ended) until what was read holds
+//  needle.  Returns 0; -1 when timeout_ms pass, the peer closes or got is
+//  full first (got then holds what came).
+int
+http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got,
+                     size_t cap);
+
 //  Starts `clawgate broker` on two free loopback ports (written as
 //  "tcp://127.0.0.1:PORT" into requests and events, each of at least 32
 //  bytes) and waits until it listens.  Returns 0 or -1.
