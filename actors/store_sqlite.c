@@ -104,6 +104,41 @@ static const char *const s_migrations[] = {
     "CREATE VIEW runs AS SELECT run_id, session_id, pos / 65536 AS run_seq,"
     " run_status AS status, created_at FROM messages"
     " WHERE run_status IS NOT NULL;",
+    //  3: messages clustered by (session_id, pos): a session's messages
+    //  share a few pages instead of one page each wherever the file was
+    //  when they were written, so a read of 50 messages touches a handful
+    //  of pages, and a write updates one B-tree instead of a table and its
+    //  (session_id, pos) index.  Messages longer than about 1 KB keep
+    //  their head in place and the rest on overflow pages.
+    "DROP VIEW runs;"
+    "CREATE TABLE messages2 ("
+    " session_id BIGINT NOT NULL,"
+    " pos BIGINT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " content TEXT NOT NULL,"
+    " run_id TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " model TEXT,"
+    " finish_reason TEXT,"
+    " prompt_tokens BIGINT,"
+    " completion_tokens BIGINT,"
+    " tool_calls TEXT,"
+    " tool_call_id TEXT,"
+    " error TEXT,"
+    " in_context INTEGER NOT NULL DEFAULT 0,"
+    " run_status TEXT,"
+    " PRIMARY KEY (session_id, pos)) WITHOUT ROWID;"
+    "INSERT INTO messages2 SELECT session_id, pos, role, content, run_id,"
+    " created_at, model, finish_reason, prompt_tokens, completion_tokens,"
+    " tool_calls, tool_call_id, error, in_context, run_status FROM messages"
+    " ORDER BY session_id, pos;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages2 RENAME TO messages;"
+    "CREATE INDEX messages_open ON messages (run_status)"
+    " WHERE run_status = 'open';"
+    "CREATE VIEW runs AS SELECT run_id, session_id, pos / 65536 AS run_seq,"
+    " run_status AS status, created_at FROM messages"
+    " WHERE run_status IS NOT NULL;",
 };
 #define S_VERSION ((int) (sizeof (s_migrations) / sizeof (s_migrations[0])))
 

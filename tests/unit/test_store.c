@@ -117,7 +117,7 @@ s_list_row (void *arg, const store_session_t *s)
 
 Test (store, creates_the_schema_and_keeps_data_across_reopen)
 {
-    cr_assert_eq (store_schema_version (s_store), 2);
+    cr_assert_eq (store_schema_version (s_store), 3);
     int64_t sid = s_session ("k1", "default", "api", 1000);
     s_begin (sid, "r1", 0, "hello", 1000);
     s_end_at (sid, 0, "r1", "stop", "hello back", 1, 1001);
@@ -382,7 +382,12 @@ Test (store, migrates_a_version_1_file)
     snprintf (url, sizeof (url), "sqlite:%s", path);
     s_store = store_open (url, err, sizeof (err));
     cr_assert_not_null (s_store, "%s", err);
-    cr_assert_eq (store_schema_version (s_store), 2);
+    cr_assert_eq (store_schema_version (s_store), 3);
+    //  Version 3 clusters messages by (session_id, pos): no rowid table.
+    cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
+    cr_assert_neq (sqlite3_exec (db, "SELECT rowid FROM messages", NULL, NULL, NULL),
+                   SQLITE_OK);
+    sqlite3_close (db);
     store_session_t s;
     cr_assert_eq (store_session_get (s_store, "old", &s), 0);
     cr_assert_eq (s.id, 7);
