@@ -104,14 +104,13 @@ static const char *const s_migrations[] = {
     "CREATE VIEW runs AS SELECT run_id, session_id, pos / 65536 AS run_seq,"
     " run_status AS status, created_at FROM messages"
     " WHERE run_status IS NOT NULL;",
-    //  3: messages clustered by (session_id, pos): a session's messages
-    //  share a few pages instead of one page each wherever the file was
-    //  when they were written, so a read of 50 messages touches a handful
-    //  of pages, and a write updates one B-tree instead of a table and its
-    //  (session_id, pos) index.  Messages longer than about 1 KB keep
-    //  their head in place and the rest on overflow pages.
+    //  3: messages clustered by session: a message's rowid is its session's
+    //  id times 2^24 plus its number in the session, so a session's
+    //  messages share a few pages instead of one page each wherever the
+    //  file was when they were written.  Rows up to ~4 KB stay in the page.
     "DROP VIEW runs;"
     "CREATE TABLE messages2 ("
+    " id INTEGER PRIMARY KEY,"
     " session_id BIGINT NOT NULL,"
     " pos BIGINT NOT NULL,"
     " role TEXT NOT NULL,"
@@ -127,11 +126,12 @@ static const char *const s_migrations[] = {
     " error TEXT,"
     " in_context INTEGER NOT NULL DEFAULT 0,"
     " run_status TEXT,"
-    " PRIMARY KEY (session_id, pos)) WITHOUT ROWID;"
-    "INSERT INTO messages2 SELECT session_id, pos, role, content, run_id,"
-    " created_at, model, finish_reason, prompt_tokens, completion_tokens,"
-    " tool_calls, tool_call_id, error, in_context, run_status FROM messages"
-    " ORDER BY session_id, pos;"
+    " UNIQUE (session_id, pos));"
+    "INSERT INTO messages2 SELECT session_id * 16777216 + row_number() OVER"
+    " (PARTITION BY session_id ORDER BY pos) - 1, session_id, pos, role,"
+    " content, run_id, created_at, model, finish_reason, prompt_tokens,"
+    " completion_tokens, tool_calls, tool_call_id, error, in_context,"
+    " run_status FROM messages ORDER BY session_id, pos;"
     "DROP TABLE messages;"
     "ALTER TABLE messages2 RENAME TO messages;"
     "CREATE INDEX messages_open ON messages (run_status)"
@@ -180,10 +180,13 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_RUNS_OPEN] =
         "SELECT session_id, pos, run_id FROM messages WHERE run_status = 'open'",
     [Q_MESSAGE_INSERT] =
-        "INSERT INTO messages (session_id, pos, role, content, run_id, "
+        "INSERT INTO messages (id, session_id, pos, role, content, run_id, "
         "created_at, model, finish_reason, prompt_tokens, completion_tokens, "
         "tool_calls, tool_call_id, error, in_context, run_status) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES ((SELECT CASE WHEN n < (?1 + 1) * 16777216 THEN n END FROM"
+        " (SELECT coalesce (max (id) + 1, ?1 * 16777216) AS n FROM messages"
+        " WHERE id >= ?1 * 16777216 AND id < (?1 + 1) * 16777216)),"
+        " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [Q_MESSAGES] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "
                    "AND pos > ? ORDER BY pos LIMIT ?",
     [Q_CONTEXT] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "

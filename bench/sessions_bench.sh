@@ -6,6 +6,7 @@
 #    the sqlite3 CLI bulk-inserts SESSIONS (default 10,000) sessions of 25
 #    runs each (a user message and a reply per run: 50 messages) in one
 #    transaction, following the store's rules (pos = run_seq*65536 + 0 | 1,
+#    a message's id = session id * 2^24 + its number in the session,
 #    each run's user message marked 'stop', the session counters, context marks).  Runs are inserted
 #    in time order across all sessions, as live traffic would write them, so
 #    one session's messages are spread over the file (the pessimistic case
@@ -83,10 +84,10 @@ INSERT INTO sessions (id, session_key, agent_id, channel, created_at, updated_at
                      WHEN 3 THEN 'openai' WHEN 4 THEN 'openai' ELSE 'api' END,
          min(at), max(at) + 50, 50, 25 * 12, 25
   FROM plan GROUP BY i ORDER BY i;
-INSERT INTO messages (session_id, pos, role, content, run_id, created_at, model,
+INSERT INTO messages (id, session_id, pos, role, content, run_id, created_at, model,
                       finish_reason, prompt_tokens, completion_tokens, tool_calls,
                       tool_call_id, error, in_context, run_status)
-  SELECT i + 1, k * 65536 + m, CASE m WHEN 0 THEN 'user' ELSE 'assistant' END,
+  SELECT (i + 1) * 16777216 + k * 2 + m, i + 1, k * 65536 + m, CASE m WHEN 0 THEN 'user' ELSE 'assistant' END,
          CASE m WHEN 0 THEN printf('Question %d of session %d: what is the capital of France, and why?', k, i)
                 ELSE printf('Answer %d: Paris. %s', k, substr(replace(hex(zeroblob(150)), '00', 'lorem ipsum '), 1, 280)) END,
          printf('run-%08x%024x', i, k), at + m * 50,

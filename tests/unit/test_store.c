@@ -336,6 +336,78 @@ Test (store, binary_safe_content)
     cr_assert_eq (memcmp (c.texts[0], "nul", 4), 0);
 }
 
+static int64_t
+s_db_int64 (const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
+    cr_assert_eq (sqlite3_prepare_v2 (db, sql, -1, &st, NULL), SQLITE_OK, "%s",
+                  sqlite3_errmsg (db));
+    cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64 (st, 0);
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+    return v;
+}
+
+//  A session's messages are numbered from its id times 2^24, in the order
+//  they are written, so they share pages however sessions interleave; a
+//  session whose range is full still gets its messages (elsewhere).
+Test (store, numbers_messages_in_their_session_range)
+{
+    int64_t a = s_session ("a", "default", "api", 1);
+    int64_t b = s_session ("b", "default", "api", 1);
+    int64_t c3 = s_session ("c", "default", "api", 1);
+    cr_assert_eq (c3, b + 1);
+    s_begin (a, "ra0", 0, "a0", 2);
+    s_begin (c3, "rc0", 0, "c0", 2);
+    s_begin (b, "rb0", 0, "b0", 3);
+    s_end_at (a, 0, "ra0", "stop", "a0 back", 1, 4);
+    s_end_at (b, 0, "rb0", "stop", "b0 back", 1, 5);
+    s_begin (a, "ra1", 1, "a1", 6);
+    char path[600], sql[256];
+    snprintf (path, sizeof (path), "%s/sub/clawgate.db", s_dir);
+    snprintf (sql, sizeof (sql),
+              "SELECT group_concat ((id - session_id * 16777216) || ':' || content, ',')"
+              " FROM (SELECT id, session_id, content FROM messages WHERE"
+              " session_id = %lld ORDER BY id)", (long long) a);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
+    cr_assert_eq (sqlite3_prepare_v2 (db, sql, -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
+    cr_assert_str_eq ((const char *) sqlite3_column_text (st, 0),
+                      "0:a0,1:a0 back,2:a1");
+    sqlite3_finalize (st);
+    //  Fill b's range up to its last id: b's next message goes elsewhere
+    //  (not onto c's first id), and the others' numbering goes on.
+    snprintf (sql, sizeof (sql),
+              "INSERT INTO messages (id, session_id, pos, role, content,"
+              " created_at) VALUES (%lld * 16777216 - 1, %lld, 65535, 'user',"
+              " 'last', 6)", (long long) b + 1, (long long) b);
+    cr_assert_eq (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK, "%s",
+                  sqlite3_errmsg (db));
+    sqlite3_close (db);
+    s_begin (b, "rb1", 1, "b1", 7);
+    s_end_at (a, 1, "ra1", "stop", "a1 back", 3, 8);
+    s_end_at (c3, 0, "rc0", "stop", "c0 back", 1, 9);
+    collected_t c = {0};
+    cr_assert_eq (store_messages (s_store, b, -1, 10, s_collect, &c), 4);
+    cr_assert_str_eq (c.texts[3], "b1");
+    snprintf (sql, sizeof (sql),
+              "SELECT id >= %lld * 16777216 FROM messages WHERE content = 'b1'",
+              (long long) b + 1);
+    cr_assert_eq (s_db_int64 (path, sql), 1);
+    snprintf (sql, sizeof (sql),
+              "SELECT id - %lld * 16777216 FROM messages WHERE content = 'a1 back'",
+              (long long) a);
+    cr_assert_eq (s_db_int64 (path, sql), 3);
+    collected_t cc = {0};
+    cr_assert_eq (store_messages (s_store, c3, -1, 10, s_collect, &cc), 2);
+    cr_assert_str_eq (cc.texts[1], "c0 back");
+}
+
 //  A file written by schema version 1 (runs in a table of their own, as the
 //  first release of the store wrote it) is migrated in place.
 Test (store, migrates_a_version_1_file)
@@ -383,10 +455,15 @@ Test (store, migrates_a_version_1_file)
     s_store = store_open (url, err, sizeof (err));
     cr_assert_not_null (s_store, "%s", err);
     cr_assert_eq (store_schema_version (s_store), 3);
-    //  Version 3 clusters messages by (session_id, pos): no rowid table.
+    //  Version 3 numbers a session's messages from its id times 2^24.
     cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
-    cr_assert_neq (sqlite3_exec (db, "SELECT rowid FROM messages", NULL, NULL, NULL),
-                   SQLITE_OK);
+    sqlite3_stmt *st;
+    cr_assert_eq (sqlite3_prepare_v2 (db, "SELECT group_concat (id - 7 * 16777216)"
+                                      " FROM (SELECT id FROM messages ORDER BY id)",
+                                      -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
+    cr_assert_str_eq ((const char *) sqlite3_column_text (st, 0), "0,1,2");
+    sqlite3_finalize (st);
     sqlite3_close (db);
     store_session_t s;
     cr_assert_eq (store_session_get (s_store, "old", &s), 0);
