@@ -108,6 +108,14 @@ static const char *const s_migrations[] = {
     //  id times 2^24 plus its number in the session, so a session's
     //  messages share a few pages instead of one page each wherever the
     //  file was when they were written.  Rows up to ~4 KB stay in the page.
+    //  Open runs are counted in their session's row, which every run's
+    //  commits write anyway, instead of in an index of their own, which
+    //  cost two more WAL pages per run; recovery looks for them in the
+    //  sessions that count some.
+    "ALTER TABLE sessions ADD COLUMN open_runs BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE sessions SET open_runs = (SELECT count(*) FROM messages m"
+    " WHERE m.session_id = sessions.id AND m.run_status = 'open')"
+    " WHERE id IN (SELECT session_id FROM messages WHERE run_status = 'open');"
     "DROP VIEW runs;"
     "CREATE TABLE messages2 ("
     " id INTEGER PRIMARY KEY,"
@@ -134,8 +142,6 @@ static const char *const s_migrations[] = {
     " run_status FROM messages ORDER BY session_id, pos;"
     "DROP TABLE messages;"
     "ALTER TABLE messages2 RENAME TO messages;"
-    "CREATE INDEX messages_open ON messages (run_status)"
-    " WHERE run_status = 'open';"
     "CREATE VIEW runs AS SELECT run_id, session_id, pos / 65536 AS run_seq,"
     " run_status AS status, created_at FROM messages"
     " WHERE run_status IS NOT NULL;",
@@ -169,16 +175,19 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_SESSION_DELETE] = "DELETE FROM sessions WHERE id = ?",
     [Q_SESSION_MESSAGES_DELETE] = "DELETE FROM messages WHERE session_id = ?",
     [Q_SESSION_BUMP] =
-        "UPDATE sessions SET next_run = ?, message_count = message_count + 1 "
-        "WHERE id = ?",
+        "UPDATE sessions SET next_run = ?, message_count = message_count + 1, "
+        "open_runs = open_runs + 1 WHERE id = ?",
     [Q_SESSION_END] =
         "UPDATE sessions SET message_count = message_count + 1 + ?, updated_at = ?, "
+        "open_runs = open_runs - 1, "
         "last_seq = CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE id = ?",
     [Q_RUN_CLOSE] =
         "UPDATE messages SET run_status = ?, in_context = ? WHERE session_id = ? "
         "AND pos = ? AND run_status = 'open'",
     [Q_RUNS_OPEN] =
-        "SELECT session_id, pos, run_id FROM messages WHERE run_status = 'open'",
+        "SELECT m.session_id, m.pos, m.run_id FROM sessions s CROSS JOIN "
+        "messages m ON m.session_id = s.id WHERE s.open_runs > 0 AND "
+        "m.run_status = 'open'",
     [Q_MESSAGE_INSERT] =
         "INSERT INTO messages (id, session_id, pos, role, content, run_id, "
         "created_at, model, finish_reason, prompt_tokens, completion_tokens, "

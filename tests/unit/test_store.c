@@ -113,6 +113,8 @@ s_list_row (void *arg, const store_session_t *s)
     return 0;
 }
 
+static int64_t s_db_int64 (const char *path, const char *sql);
+
 //  ---- Tests -------------------------------------------------------------------------------
 
 Test (store, creates_the_schema_and_keeps_data_across_reopen)
@@ -252,8 +254,24 @@ Test (store, recover_marks_open_runs_interrupted)
     s_end_at (sid, 0, "done", "stop", "yes", 1, 2);
     s_begin (sid, "open-1", 1, "cut by a crash", 3);
     s_begin (sid, "open-2", 2, "queued at the crash", 4);
-    cr_assert_eq (store_recover (s_store, 100), 2);
+    //  Another session: a run ended out of order (the later one first),
+    //  one left open; a third with all its runs ended.
+    int64_t other = s_session ("r2", "default", "api", 1);
+    s_begin (other, "o0", 0, "first", 1);
+    s_begin (other, "o1", 1, "second", 1);
+    s_end_at (other, 1, "o1", "aborted", "", 1, 2);
+    int64_t idle = s_session ("r3", "default", "api", 1);
+    s_begin (idle, "i0", 0, "only", 1);
+    s_end_at (idle, 0, "i0", "stop", "done", 1, 2);
+    cr_assert_eq (store_recover (s_store, 100), 3);
     cr_assert_eq (store_recover (s_store, 101), 0);   //  Nothing left open
+    char path[600];
+    snprintf (path, sizeof (path), "%s/sub/clawgate.db", s_dir);
+    cr_assert_eq (s_db_int64 (path, "SELECT sum (open_runs) FROM sessions"), 0);
+    collected_t o = {0};
+    cr_assert_eq (store_messages (s_store, other, -1, 10, s_collect, &o), 4);
+    cr_assert_str_eq (o.finish[1], "interrupted");
+    cr_assert_str_eq (o.finish[3], "aborted");
     collected_t c = {0};
     cr_assert_eq (store_messages (s_store, sid, -1, 100, s_collect, &c), 6);
     cr_assert_str_eq (c.finish[3], "interrupted");
