@@ -11,8 +11,12 @@
     Schema: versioned in schema_version, upgraded at open by the migrations
     below, each in its own transaction.  The SQL sticks to what SQLite and
     PostgreSQL both accept (BIGINT, ON CONFLICT DO NOTHING, CASE instead of
-    MAX(a, b), partial indexes), so the PostgreSQL backend can reuse it with
-    $n placeholders.  Statements are prepared once per connection.
+    MAX(a, b)), so the PostgreSQL backend can reuse most of it with $n
+    placeholders.  Not the message ids: a message's rowid places it next to
+    its session's others (session id * 2^24 + its number; a NULL id, when a
+    session has used its 2^24, lets SQLite pick a free one), which a
+    PostgreSQL backend would leave to its own clustering.  Statements are
+    prepared once per connection.
     =========================================================================
 */
 #include "store.h"
@@ -158,7 +162,7 @@ static const char *const s_migrations[] = {
 enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
     Q_SESSION_INSERT, Q_SESSION_GET, Q_SESSION_DELETE,
-    Q_SESSION_MESSAGES_DELETE, Q_SESSION_BUMP, Q_SESSION_END,
+    Q_SESSION_MESSAGES_DELETE, Q_SESSION_BUMP, Q_SESSION_END, Q_SESSION_COUNT,
     Q_RUN_CLOSE, Q_RUNS_OPEN,
     Q_MESSAGE_INSERT, Q_MESSAGES, Q_CONTEXT,
     Q_COUNT
@@ -181,6 +185,9 @@ static const char *const s_sql[Q_COUNT] = {
         "UPDATE sessions SET message_count = message_count + 1 + ?, updated_at = ?, "
         "open_runs = open_runs - 1, "
         "last_seq = CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE id = ?",
+    //  A lookup by rowid: a seek whatever the planner's statistics say
+    //  (UPDATE ... RETURNING cost 10 us more per run).
+    [Q_SESSION_COUNT] = "SELECT message_count FROM sessions WHERE id = ?",
     [Q_RUN_CLOSE] =
         "UPDATE messages SET run_status = ?, in_context = ? WHERE session_id = ? "
         "AND pos = ? AND run_status = 'open'",
@@ -192,10 +199,7 @@ static const char *const s_sql[Q_COUNT] = {
         "INSERT INTO messages (id, session_id, pos, role, content, run_id, "
         "created_at, model, finish_reason, prompt_tokens, completion_tokens, "
         "tool_calls, tool_call_id, error, in_context, run_status) "
-        "VALUES ((SELECT CASE WHEN n < (?1 + 1) * 16777216 THEN n END FROM"
-        " (SELECT coalesce (max (id) + 1, ?1 * 16777216) AS n FROM messages"
-        " WHERE id >= ?1 * 16777216 AND id < (?1 + 1) * 16777216)),"
-        " ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [Q_MESSAGES] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "
                    "AND pos > ? ORDER BY pos LIMIT ?",
     [Q_CONTEXT] = "SELECT " S_MESSAGE_COLS " FROM messages WHERE session_id = ? "
@@ -429,30 +433,108 @@ s_read_message (sqlite3_stmt *st, store_message_t *m)
     m->error = s_col_text (st, 11);
 }
 
-//  Inserts m into the session at pos.
+//  A message's rowid: its session's id * 2^24 + its number in the session
+//  (number = the session's message_count before it), so that a session's
+//  messages share pages.  Session ranges end below 2^62; 0 past either
+//  range (the message then goes above 2^62, s_overflow_id).
+#define S_MSG_BITS 24
+#define S_OVERFLOW_ID (INT64_C (1) << 62)
+static int64_t
+s_message_id (int64_t session_id, int64_t number)
+{
+    if (session_id <= 0 || session_id >= (INT64_C (1) << (62 - S_MSG_BITS))
+        || number < 0 || number >= (INT64_C (1) << S_MSG_BITS))
+        return 0;
+    return (session_id << S_MSG_BITS) + number;
+}
+
+//  A free rowid above every session's range, for a message whose own is
+//  out of range or taken: never in another session's range, where it
+//  would take a number that session will want.  0 (SQLite picks) if none.
+static int64_t
+s_overflow_id (store_t *self)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t top = 0;
+    if (sqlite3_prepare_v2 (self->db, "SELECT max (id) FROM messages", -1, &st,
+                            NULL)
+            == SQLITE_OK
+        && sqlite3_step (st) == SQLITE_ROW)
+        top = sqlite3_column_int64 (st, 0);
+    sqlite3_finalize (st);
+    if (top < S_OVERFLOW_ID)
+        return S_OVERFLOW_ID;
+    return top < INT64_MAX ? top + 1 : 0;
+}
+
+//  Inserts m into the session at pos, as rowid id (0: out of range).  A
+//  count that drifted from the rows (a file edited by hand, say) can name
+//  a taken rowid: the message then goes above every session's range.
 static int
-s_insert_message (store_t *self, int64_t session_id, int64_t pos,
+s_insert_message (store_t *self, int64_t id, int64_t session_id, int64_t pos,
                   const store_message_t *m, bool in_context,
                   const char *run_status)
 {
     sqlite3_stmt *st = s_stmt (self, Q_MESSAGE_INSERT);
-    sqlite3_bind_int64 (st, 1, session_id);
-    sqlite3_bind_int64 (st, 2, pos);
-    s_bind_text (st, 3, m->role);
-    sqlite3_bind_text (st, 4, m->content ? m->content : "",
+    bool own = id > 0;
+    if (!own)
+        id = s_overflow_id (self);
+    if (id > 0)
+        sqlite3_bind_int64 (st, 1, id);
+    else
+        sqlite3_bind_null (st, 1);
+    sqlite3_bind_int64 (st, 2, session_id);
+    sqlite3_bind_int64 (st, 3, pos);
+    s_bind_text (st, 4, m->role);
+    sqlite3_bind_text (st, 5, m->content ? m->content : "",
                        m->content ? (int) m->content_len : 0, SQLITE_STATIC);
-    s_bind_text (st, 5, m->run_id);
-    sqlite3_bind_int64 (st, 6, m->created_at);
-    s_bind_text (st, 7, m->model);
-    s_bind_text (st, 8, m->finish_reason);
-    sqlite3_bind_int64 (st, 9, m->prompt_tokens);
-    sqlite3_bind_int64 (st, 10, m->completion_tokens);
-    s_bind_text (st, 11, m->tool_calls);
-    s_bind_text (st, 12, m->tool_call_id);
-    s_bind_text (st, 13, m->error);
-    sqlite3_bind_int (st, 14, in_context);
-    s_bind_text (st, 15, run_status);
-    return s_step_done (self, st, "insert message");
+    s_bind_text (st, 6, m->run_id);
+    sqlite3_bind_int64 (st, 7, m->created_at);
+    s_bind_text (st, 8, m->model);
+    s_bind_text (st, 9, m->finish_reason);
+    sqlite3_bind_int64 (st, 10, m->prompt_tokens);
+    sqlite3_bind_int64 (st, 11, m->completion_tokens);
+    s_bind_text (st, 12, m->tool_calls);
+    s_bind_text (st, 13, m->tool_call_id);
+    s_bind_text (st, 14, m->error);
+    sqlite3_bind_int (st, 15, in_context);
+    s_bind_text (st, 16, run_status);
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    if (rc == SQLITE_CONSTRAINT && own
+        && sqlite3_extended_errcode (self->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        log_warn ("store", "%s: message id %lld of session %lld is taken (its "
+                  "message count is off); placed elsewhere",
+                  self->path, (long long) id, (long long) session_id);
+        id = s_overflow_id (self);
+        if (id > 0)
+            sqlite3_bind_int64 (st, 1, id);
+        else
+            sqlite3_bind_null (st, 1);
+        rc = sqlite3_step (st);
+        sqlite3_reset (st);
+    }
+    sqlite3_clear_bindings (st);
+    return rc == SQLITE_DONE ? 0 : s_fail (self, "insert message");
+}
+
+//  Runs st, an UPDATE of one session row, then reads the session's
+//  message count: the count after it, or -1 (logged as what; no row, a
+//  session deleted meanwhile, is -1 too).
+static int64_t
+s_update_count (store_t *self, sqlite3_stmt *st, int64_t session_id,
+                const char *what)
+{
+    if (s_step_done (self, st, what))
+        return -1;
+    sqlite3_stmt *q = s_stmt (self, Q_SESSION_COUNT);
+    sqlite3_bind_int64 (q, 1, session_id);
+    int rc = sqlite3_step (q);
+    int64_t count = rc == SQLITE_ROW ? sqlite3_column_int64 (q, 0) : -1;
+    sqlite3_reset (q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        s_fail (self, what);
+    return count;
 }
 
 //  ---- Open, migrate, close ---------------------------------------------------------------
@@ -972,15 +1054,16 @@ store_run_begin (store_t *self, int64_t session_id, const char *run_id,
         return -1;
     store_message_t m = *user;
     m.run_id = run_id;
-    if (s_insert_message (self, session_id, run_seq * STORE_POS_RUN, &m, false,
-                          "open"))
-        goto fail;
     //  Not updated_at: its three indexes would cost three more WAL pages;
     //  a session counts as updated when a run ends (store.h).
     sqlite3_stmt *st = s_stmt (self, Q_SESSION_BUMP);
     sqlite3_bind_int64 (st, 1, run_seq + 1);
     sqlite3_bind_int64 (st, 2, session_id);
-    if (s_step_done (self, st, "bump session"))
+    int64_t count = s_update_count (self, st, session_id, "bump session");
+    if (count < 1)
+        goto fail;
+    if (s_insert_message (self, s_message_id (session_id, count - 1), session_id,
+                          run_seq * STORE_POS_RUN, &m, false, "open"))
         goto fail;
     if (s_commit (self))
         goto fail;
@@ -1030,22 +1113,26 @@ store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
     //  for it is not a valid conversation for a model).
     if (n_steps > STORE_POS_RUN - 2)
         n_steps = STORE_POS_RUN - 2;
-    for (size_t i = 0; i < n_steps; i++)
-        if (s_insert_message (self, session_id,
-                              run_seq * STORE_POS_RUN + 1 + (int64_t) i, &steps[i],
-                              false, NULL))
-            goto fail;
-    if (s_insert_message (self, session_id,
-                          run_seq * STORE_POS_RUN + 1 + (int64_t) n_steps, reply,
-                          ctx, NULL))
-        goto fail;
     st = s_stmt (self, Q_SESSION_END);
     sqlite3_bind_int64 (st, 1, (int64_t) n_steps);
     sqlite3_bind_int64 (st, 2, s_stamp (self, now));
     sqlite3_bind_int64 (st, 3, last_seq);
     sqlite3_bind_int64 (st, 4, last_seq);
     sqlite3_bind_int64 (st, 5, session_id);
-    if (s_step_done (self, st, "end session run"))
+    int64_t count = s_update_count (self, st, session_id, "end session run");
+    if (count < 0)
+        goto fail;
+    //  The count now includes this run's steps and reply: they are numbers
+    //  count - n_steps - 1 .. count - 1.
+    int64_t number = count - (int64_t) n_steps - 1;
+    for (size_t i = 0; i < n_steps; i++)
+        if (s_insert_message (self, s_message_id (session_id, number + (int64_t) i),
+                              session_id, run_seq * STORE_POS_RUN + 1 + (int64_t) i,
+                              &steps[i], false, NULL))
+            goto fail;
+    if (s_insert_message (self, s_message_id (session_id, number + (int64_t) n_steps),
+                          session_id, run_seq * STORE_POS_RUN + 1 + (int64_t) n_steps,
+                          reply, ctx, NULL))
         goto fail;
     if (s_commit (self))
         goto fail;

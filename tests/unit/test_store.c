@@ -371,7 +371,8 @@ s_db_int64 (const char *path, const char *sql)
 
 //  A session's messages are numbered from its id times 2^24, in the order
 //  they are written, so they share pages however sessions interleave; a
-//  session whose range is full still gets its messages (elsewhere).
+//  session whose count drifted, or whose range is full, still gets its
+//  messages (elsewhere).
 Test (store, numbers_messages_in_their_session_range)
 {
     int64_t a = s_session ("a", "default", "api", 1);
@@ -398,29 +399,47 @@ Test (store, numbers_messages_in_their_session_range)
     cr_assert_str_eq ((const char *) sqlite3_column_text (st, 0),
                       "0:a0,1:a0 back,2:a1");
     sqlite3_finalize (st);
-    //  Fill b's range up to its last id: b's next message goes elsewhere
-    //  (not onto c's first id), and the others' numbering goes on.
+    //  A count that drifted names a taken id: b's next message goes above
+    //  every session's range (2^62), not into the newest session's.  (A row written behind the store's back at the id b's
+    //  count will name next.)
     snprintf (sql, sizeof (sql),
               "INSERT INTO messages (id, session_id, pos, role, content,"
-              " created_at) VALUES (%lld * 16777216 - 1, %lld, 65535, 'user',"
-              " 'last', 6)", (long long) b + 1, (long long) b);
+              " created_at) VALUES (%lld * 16777216 + 2, %lld, 65535, 'user',"
+              " 'planted', 6)", (long long) b, (long long) b);
     cr_assert_eq (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK, "%s",
                   sqlite3_errmsg (db));
     sqlite3_close (db);
     s_begin (b, "rb1", 1, "b1", 7);
-    s_end_at (a, 1, "ra1", "stop", "a1 back", 3, 8);
-    s_end_at (c3, 0, "rc0", "stop", "c0 back", 1, 9);
     collected_t c = {0};
     cr_assert_eq (store_messages (s_store, b, -1, 10, s_collect, &c), 4);
+    cr_assert_str_eq (c.texts[2], "planted");
     cr_assert_str_eq (c.texts[3], "b1");
     snprintf (sql, sizeof (sql),
-              "SELECT id >= %lld * 16777216 FROM messages WHERE content = 'b1'",
-              (long long) b + 1);
+              "SELECT id >= 4611686018427387904 FROM messages WHERE content = 'b1'");
     cr_assert_eq (s_db_int64 (path, sql), 1);
+    //  A session that has used its 2^24 numbers: the next goes elsewhere
+    //  too, never onto the next session's first id.
+    cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
+    snprintf (sql, sizeof (sql),
+              "UPDATE sessions SET message_count = 16777216 WHERE id = %lld",
+              (long long) b);
+    cr_assert_eq (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close (db);
+    s_end_at (b, 1, "rb1", "stop", "b1 back", 2, 8);
+    snprintf (sql, sizeof (sql),
+              "SELECT id - 4611686018427387904 FROM messages WHERE content = 'b1 back'");
+    cr_assert_eq (s_db_int64 (path, sql), 1);       //  Right after b1's
+    //  The others' numbering goes on.
+    s_end_at (a, 1, "ra1", "stop", "a1 back", 3, 8);
+    s_end_at (c3, 0, "rc0", "stop", "c0 back", 1, 9);
     snprintf (sql, sizeof (sql),
               "SELECT id - %lld * 16777216 FROM messages WHERE content = 'a1 back'",
               (long long) a);
     cr_assert_eq (s_db_int64 (path, sql), 3);
+    snprintf (sql, sizeof (sql),
+              "SELECT id - %lld * 16777216 FROM messages WHERE content = 'c0 back'",
+              (long long) c3);
+    cr_assert_eq (s_db_int64 (path, sql), 1);
     collected_t cc = {0};
     cr_assert_eq (store_messages (s_store, c3, -1, 10, s_collect, &cc), 2);
     cr_assert_str_eq (cc.texts[1], "c0 back");
