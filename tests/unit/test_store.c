@@ -417,29 +417,30 @@ Test (store, numbers_messages_in_their_session_range)
     snprintf (sql, sizeof (sql),
               "SELECT id >= 4611686018427387904 FROM messages WHERE content = 'b1'");
     cr_assert_eq (s_db_int64 (path, sql), 1);
-    //  A session that has used its 2^24 numbers: the next goes elsewhere
-    //  too, never onto the next session's first id.
+    //  b's count went on past the taken number: its next is in its range.
+    s_end_at (b, 1, "rb1", "stop", "b1 back", 2, 8);
+    snprintf (sql, sizeof (sql),
+              "SELECT id - %lld * 16777216 FROM messages WHERE content = 'b1 back'",
+              (long long) b);
+    cr_assert_eq (s_db_int64 (path, sql), 3);
+    //  The newest session has used its 2^24 numbers: its next goes above
+    //  2^62, not into the range of a session yet to come.
     cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
     snprintf (sql, sizeof (sql),
               "UPDATE sessions SET message_count = 16777216 WHERE id = %lld",
-              (long long) b);
+              (long long) c3);
     cr_assert_eq (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close (db);
-    s_end_at (b, 1, "rb1", "stop", "b1 back", 2, 8);
+    s_end_at (c3, 0, "rc0", "stop", "c0 back", 1, 9);
     snprintf (sql, sizeof (sql),
-              "SELECT id - 4611686018427387904 FROM messages WHERE content = 'b1 back'");
+              "SELECT id - 4611686018427387904 FROM messages WHERE content = 'c0 back'");
     cr_assert_eq (s_db_int64 (path, sql), 1);       //  Right after b1's
     //  The others' numbering goes on.
     s_end_at (a, 1, "ra1", "stop", "a1 back", 3, 8);
-    s_end_at (c3, 0, "rc0", "stop", "c0 back", 1, 9);
     snprintf (sql, sizeof (sql),
               "SELECT id - %lld * 16777216 FROM messages WHERE content = 'a1 back'",
               (long long) a);
     cr_assert_eq (s_db_int64 (path, sql), 3);
-    snprintf (sql, sizeof (sql),
-              "SELECT id - %lld * 16777216 FROM messages WHERE content = 'c0 back'",
-              (long long) c3);
-    cr_assert_eq (s_db_int64 (path, sql), 1);
     collected_t cc = {0};
     cr_assert_eq (store_messages (s_store, c3, -1, 10, s_collect, &cc), 2);
     cr_assert_str_eq (cc.texts[1], "c0 back");
