@@ -13,10 +13,10 @@
     PostgreSQL both accept (BIGINT, ON CONFLICT DO NOTHING, CASE instead of
     MAX(a, b)), so the PostgreSQL backend can reuse most of it with $n
     placeholders.  Not the message ids: a message's rowid places it next to
-    its session's others (session id * 2^24 + its number; a NULL id, when a
-    session has used its 2^24, lets SQLite pick a free one), which a
-    PostgreSQL backend would leave to its own clustering.  Statements are
-    prepared once per connection.
+    its session's others (session id * 2^24 + its number; above 2^62 when
+    that number is taken or past 2^24), which a PostgreSQL backend would
+    leave to its own clustering.  Statements are prepared once per
+    connection.
     =========================================================================
 */
 #include "store.h"
