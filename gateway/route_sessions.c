@@ -87,13 +87,13 @@ s_call (http_req_t *r, const char *type, const char *key, mp_writer_t *w)
     envelope_t env;
     envelope_init (&env, type);
     //  Reads go to the session.read actors, which never wait on commits.
-    const char *service = strcmp (type, "SESSION_DELETE") ? "session.read"
-                                                          : "session";
+    bool write = strcmp (type, "SESSION_DELETE") == 0;
+    const char *service = write ? "session" : "session.read";
     //  The key routes (the broker keeps a key on one worker): a delete
     //  goes where the session's runs go; reads carry none, so they spread
     //  round-robin over the readers, which any of them can serve, instead
     //  of by hash, which can queue concurrent gets unevenly.
-    if (key && strcmp (service, "session") == 0)
+    if (key && write)
         snprintf (env.session_key, sizeof (env.session_key), "%s", key);
     env.timeout_ms = r->config->control_timeout_ms;
     bus_msg_t reply;
