@@ -16,6 +16,10 @@
                        the round trip is one hop through a broker
       tcp send         one 200-byte send on a loopback TCP connection whose
                        reader is busy (the WebSocket fan-out's unit)
+      tcp fan-out      one 120-byte frame to each of 1,000 loopback TCP
+                       connections, sent by two threads, read by one epoll
+                       thread: a sample is one connection's read time after
+                       the round began (issue 5's delay, with no gateway)
 
     Each is given as median and p99 of ROUNDS samples.  usage:
     platform_bench [ROUNDS] (default 20000).
@@ -31,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -178,24 +184,136 @@ s_tcp_reader (void *arg)
     return NULL;
 }
 
+//  A listening socket on 127.0.0.1, port of the kernel's choosing; -1 on failure.
 static int
-s_tcp_pair (int *client, int *server)
+s_tcp_listener (struct sockaddr_in *a)
 {
     int l = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof (a);
-    if (l < 0 || bind (l, (struct sockaddr *) &a, sizeof (a))
-        || listen (l, 1) || getsockname (l, (struct sockaddr *) &a, &len))
+    *a = (struct sockaddr_in) {.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    socklen_t len = sizeof (*a);
+    if (l < 0 || bind (l, (struct sockaddr *) a, sizeof (*a))
+        || listen (l, 1024) || getsockname (l, (struct sockaddr *) a, &len)) {
+        if (l >= 0)
+            close (l);
         return -1;
+    }
+    return l;
+}
+
+//  One connection through listener l: the server's end sends without delay.
+static int
+s_tcp_connect (int l, const struct sockaddr_in *a, int *client, int *server)
+{
     *client = socket (AF_INET, SOCK_STREAM, 0);
-    if (connect (*client, (struct sockaddr *) &a, sizeof (a)))
+    if (*client < 0 || connect (*client, (const struct sockaddr *) a, sizeof (*a)))
         return -1;
     *server = accept (l, NULL, NULL);
-    close (l);
     int one = 1;
     setsockopt (*server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof (one));
     return *server < 0 ? -1 : 0;
+}
+
+static int
+s_tcp_pair (int *client, int *server)
+{
+    struct sockaddr_in a;
+    int l = s_tcp_listener (&a);
+    int rc = l < 0 ? -1 : s_tcp_connect (l, &a, client, server);
+    if (l >= 0)
+        close (l);
+    return rc;
+}
+
+//  ---- Loopback TCP fan-out -------------------------------------------------------
+
+#define FAN_N        1000            //  Connections, as issue 5's bench
+#define FAN_SENDERS  2               //  Sending threads, one per core here
+#define FAN_ROUNDS   100             //  Frames to each connection
+
+typedef struct {
+    int *fds;                        //  Lent: server ends, every FAN_SENDERS-th
+    int go;                          //  eventfd: one count per round
+} fan_sender_t;
+
+static void *
+s_fan_sender (void *arg)
+{
+    fan_sender_t *self = (fan_sender_t *) arg;
+    char frame[120];
+    memset (frame, 'x', sizeof (frame));
+    uint64_t v;
+    for (int r = 0; r < FAN_ROUNDS; r++) {
+        if (read (self->go, &v, 8) != 8)
+            break;
+        for (int i = 0; i < FAN_N / FAN_SENDERS; i++)
+            if (send (self->fds[i], frame, sizeof (frame), MSG_NOSIGNAL) < 0)
+                return NULL;
+    }
+    return NULL;
+}
+
+//  Fills ns (FAN_N * FAN_ROUNDS samples) with each connection's read time
+//  after its round began.  Returns 0, or -1 if it could not set up.
+static int
+s_fan_out (double *ns)
+{
+    struct rlimit rl;
+    if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 2 * FAN_N + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &rl);
+    }
+    static int client[FAN_N], server[FAN_SENDERS][FAN_N / FAN_SENDERS];
+    struct sockaddr_in a;
+    int l = s_tcp_listener (&a);
+    int ep = epoll_create1 (0);
+    if (l < 0 || ep < 0)
+        return -1;
+    for (int i = 0; i < FAN_N; i++) {
+        if (s_tcp_connect (l, &a, &client[i], &server[i % FAN_SENDERS][i / FAN_SENDERS]))
+            return -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t) i};
+        epoll_ctl (ep, EPOLL_CTL_ADD, client[i], &ev);
+    }
+    close (l);
+    fan_sender_t senders[FAN_SENDERS];
+    pthread_t th[FAN_SENDERS];
+    for (int k = 0; k < FAN_SENDERS; k++) {
+        senders[k] = (fan_sender_t) {server[k], eventfd (0, 0)};
+        pthread_create (&th[k], NULL, s_fan_sender, &senders[k]);
+    }
+    int n = 0;
+    char buf[4096];
+    for (int r = 0; r < FAN_ROUNDS; r++) {
+        double t0 = s_now_ns ();
+        for (int k = 0; k < FAN_SENDERS; k++) {
+            uint64_t one = 1;
+            if (write (senders[k].go, &one, 8) != 8)
+                return -1;
+        }
+        struct epoll_event evs[256];
+        for (int got = 0; got < FAN_N;) {
+            int k = epoll_wait (ep, evs, 256, 1000);
+            if (k <= 0)
+                return -1;
+            for (int j = 0; j < k; j++)
+                if (recv (client[evs[j].data.u32], buf, sizeof (buf), 0) > 0) {
+                    ns[n++] = s_now_ns () - t0;
+                    got++;
+                }
+        }
+        usleep (10000);              //  Idle between frames, as a stream is
+    }
+    for (int k = 0; k < FAN_SENDERS; k++) {
+        pthread_join (th[k], NULL);
+        close (senders[k].go);
+        for (int i = 0; i < FAN_N / FAN_SENDERS; i++)
+            close (server[k][i]);
+    }
+    for (int i = 0; i < FAN_N; i++)
+        close (client[i]);
+    close (ep);
+    return 0;
 }
 
 int
@@ -274,6 +392,12 @@ main (int argc, char **argv)
     close (client);
     close (server);
     s_report ("tcp send", ns, n, 1);
+    free (ns);
+
+    ns = (double *) malloc (sizeof (double) * FAN_N * FAN_ROUNDS);
+    if (!ns || s_fan_out (ns))
+        return 1;
+    s_report ("tcp fan-out 1000", ns, FAN_N * FAN_ROUNDS, 1);
     free (ns);
     return 0;
 }
