@@ -21,7 +21,8 @@
                        thread: a sample is one connection's read time after
                        the round began (issue 5's delay, with no gateway)
 
-    Each is given as median and p99 of ROUNDS samples.  usage:
+    Each is given as median and p99 of ROUNDS samples (the fan-out: of
+    its 100 rounds x 1,000 connections, whatever ROUNDS says).  usage:
     platform_bench [ROUNDS] (default 20000).
     =========================================================================
 */
