@@ -4,6 +4,7 @@
 */
 #include "http.h"
 
+#include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -283,74 +284,16 @@ http_read_body (http_req_t *r)
     return 0;
 }
 
-bool
-http_utf8_valid (const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *) s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07;
-        else
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
-            || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 cJSON *
 http_json_object (const char *text, size_t len, char *msg, size_t cap)
 {
-    if (!text || len == 0) {
-        snprintf (msg, cap, "Request body is empty");
-        return NULL;
-    }
-    //  cJSON reads C strings: a NUL would silently cut a value short.
-    if (memchr (text, 0, len) || memmem (text, len, "\\u0000", 6)) {
-        snprintf (msg, cap, "Request body contains a NUL byte");
-        return NULL;
-    }
-    if (!http_utf8_valid (text, len)) {
-        snprintf (msg, cap, "Request body is not valid UTF-8");
-        return NULL;
-    }
-    const char *end = NULL;
-    cJSON *json = cJSON_ParseWithLengthOpts (text, len, &end, false);
-    if (!json) {
-        snprintf (msg, cap, "Request body is not valid JSON (near byte %zu)",
-                  end && end >= text ? (size_t) (end - text) : (size_t) 0);
-        return NULL;
-    }
-    //  Only whitespace may follow the value.
-    size_t at = (size_t) (end - text);
-    while (at < len && strchr (" \t\r\n", text[at]) && text[at])
-        at++;
-    if (at < len || !cJSON_IsObject (json)) {
-        cJSON_Delete (json);
-        snprintf (msg, cap, "%s",
-                  at < len ? "Request body has data after the JSON value"
-                           : "Request body must be a JSON object");
-        return NULL;
-    }
+    json_in_rc_t rc;
+    size_t at;
+    cJSON *json = json_in_parse (text, len, 0, JSON_IN_OBJECT, &rc, &at);
+    if (!json && rc == JSON_IN_MALFORMED)
+        snprintf (msg, cap, "Request body is not valid JSON (near byte %zu)", at);
+    else if (!json)
+        snprintf (msg, cap, "Request body %s", json_in_reason (rc));
     return json;
 }
 

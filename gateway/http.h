@@ -96,15 +96,11 @@ http_read_body (http_req_t *r);
 cJSON *
 http_parse_json (http_req_t *r);
 
-//  Parses text[len] as one JSON object (the pure part of http_parse_json).
-//  Returns the object (caller owns, cJSON_Delete), or NULL with a sentence
-//  for the client in msg: empty, broken UTF-8, malformed, trailing data, or
-//  not an object.
+//  Parses text[len] as one JSON object through json_in (the pure part of
+//  http_parse_json).  Returns the object (caller owns, cJSON_Delete), or
+//  NULL with a sentence for the client in msg: empty, NUL, broken UTF-8,
+//  nested deeper than 128, malformed, trailing data, or not an object.
 cJSON *
 http_json_object (const char *text, size_t len, char *msg, size_t cap);
-
-//  True if s[len] is well-formed UTF-8 (no overlongs, no surrogates).
-bool
-http_utf8_valid (const char *s, size_t len);
 
 #endif

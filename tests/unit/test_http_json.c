@@ -1,7 +1,7 @@
 /*  =========================================================================
     test_http_json - the pure parts of the HTTP front
 
-    http_utf8_valid over every class of malformed UTF-8, and
+    json_in_utf8_valid over every class of malformed UTF-8, and
     http_json_object's verdicts on request bodies.
     =========================================================================
 */
@@ -9,11 +9,12 @@
 #include <string.h>
 
 #include "http.h"
+#include "json_in.h"
 
 //  Checks s (given with its length, so NULs and stray bytes are exact).
-#define UTF8_OK(lit) cr_assert (http_utf8_valid (lit, sizeof (lit) - 1), \
+#define UTF8_OK(lit) cr_assert (json_in_utf8_valid (lit, sizeof (lit) - 1), \
                                 "refused: %s", #lit)
-#define UTF8_BAD(lit) cr_assert_not (http_utf8_valid (lit, sizeof (lit) - 1), \
+#define UTF8_BAD(lit) cr_assert_not (json_in_utf8_valid (lit, sizeof (lit) - 1), \
                                      "accepted: %s", #lit)
 
 Test (utf8, accepts_well_formed)
@@ -74,9 +75,9 @@ Test (utf8, refuses_truncated_and_stray)
     //  The length is honoured: a valid sequence cut by len is refused,
     //  and bytes past len are never looked at.
     const char *euro = "\xe2\x82\xac";
-    cr_assert_not (http_utf8_valid (euro, 2));
-    cr_assert (http_utf8_valid (euro, 0));
-    cr_assert (http_utf8_valid ("ok\xff", 2));
+    cr_assert_not (json_in_utf8_valid (euro, 2));
+    cr_assert (json_in_utf8_valid (euro, 0));
+    cr_assert (json_in_utf8_valid ("ok\xff", 2));
 }
 
 //  Parses text (exactly len bytes, in a heap copy so ASan sees over-reads).
@@ -111,7 +112,7 @@ Test (json_object, refuses_bad_bodies)
     REFUSED ("{\"a\" 1}", "JSON");
     REFUSED ("{'a':1}", "JSON");
     REFUSED ("nope", "JSON");
-    REFUSED ("   ", "JSON");
+    REFUSED ("   ", "empty");
     REFUSED ("{\"a\":\"\xc3\"}", "UTF-8");
     REFUSED ("{\"a\":\"\xed\xa0\x80\"}", "UTF-8");
     REFUSED ("{\"a\":\"\xc0\xaf\"}", "UTF-8");
@@ -166,4 +167,86 @@ Test (json_object, length_bounds_the_parse)
     cJSON_Delete (json);
     cr_assert_null (s_parse (text, 6, msg, sizeof (msg)));
     cr_assert_neq (msg[0], 0);
+}
+
+//  Text of n opening brackets, an inner value, then n closers (caller frees).
+static char *
+s_nested (size_t n, const char *open, const char *inner, const char *close,
+          size_t *len)
+{
+    size_t lo = strlen (open), li = strlen (inner), lc = strlen (close);
+    char *text = malloc (n * (lo + lc) + li + 1);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++, at += lo)
+        memcpy (text + at, open, lo);
+    memcpy (text + at, inner, li);
+    at += li;
+    for (size_t i = 0; i < n; i++, at += lc)
+        memcpy (text + at, close, lc);
+    text[at] = 0;
+    *len = at;
+    return text;
+}
+
+//  The request of issue 16 that took the gateway down: 100,000 brackets
+//  made cJSON recurse off the end of a 100 KiB worker stack.
+Test (json_object, refuses_deep_nesting_before_parsing)
+{
+    size_t len;
+    char *deep = s_nested (100000, "[", "", "]", &len);
+    cr_assert_eq (json_in_check (deep, len, 0, 0), JSON_IN_TOO_DEEP);
+    free (deep);
+    deep = s_nested (100000, "{\"a\":", "1", "}", &len);
+    s_refused (deep, len, "deeper than 128");
+    free (deep);
+    //  128 levels are the limit, inclusive.
+    char *ok = s_nested (JSON_IN_MAX_DEPTH - 1, "{\"a\":[", "1", "]}", &len);
+    memmove (ok + 1, ok, len + 1);
+    ok[0] = ' ';
+    json_in_rc_t rc;
+    cJSON *j = json_in_parse (ok, len + 1, 0, 0, &rc, NULL);
+    cr_assert_eq (rc, JSON_IN_TOO_DEEP, "254 levels are too deep");
+    free (ok);
+    ok = s_nested (JSON_IN_MAX_DEPTH - 1, "[", "{}", "]", &len);
+    j = json_in_parse (ok, len, 0, 0, &rc, NULL);
+    cr_assert_not_null (j, "128 levels are allowed (rc %d)", rc);
+    cJSON_Delete (j);
+    free (ok);
+    ok = s_nested (JSON_IN_MAX_DEPTH, "[", "{}", "]", &len);
+    cr_assert_eq (json_in_check (ok, len, 0, 0), JSON_IN_TOO_DEEP);
+    free (ok);
+}
+
+Test (json_object, brackets_in_strings_do_not_count)
+{
+    size_t len;
+    char *inner = s_nested (1000, "[", "", "{", &len);
+    size_t total = len + 16;
+    char *text = malloc (total);
+    int n = snprintf (text, total, "{\"a\":\"%s\"}", inner);
+    char msg[128];
+    cJSON *j = s_parse (text, (size_t) n, msg, sizeof (msg));
+    cr_assert_not_null (j, "%s", msg);
+    cJSON_Delete (j);
+    free (inner);
+    free (text);
+    //  An escaped quote does not end the string; an escaped backslash does
+    //  not make the following "u0000" an escape.
+    j = s_parse ("{\"a\":\"\\\"[[[\"}", 13, msg, sizeof (msg));
+    cr_assert_not_null (j, "%s", msg);
+    cJSON_Delete (j);
+    j = s_parse ("{\"a\":\"\\\\u0000\"}", 15, msg, sizeof (msg));
+    cr_assert_not_null (j, "%s", msg);
+    cr_assert_str_eq (cJSON_GetObjectItem (j, "a")->valuestring, "\\u0000");
+    cJSON_Delete (j);
+}
+
+Test (json_in, size_bound_and_nul_flag)
+{
+    cr_assert_eq (json_in_check ("[1]", 3, 2, 0), JSON_IN_TOO_LARGE);
+    cr_assert_eq (json_in_check ("[1]", 3, 3, 0), JSON_IN_OK);
+    cr_assert_eq (json_in_check ("\"\\u0000\"", 8, 0, 0), JSON_IN_NUL);
+    cr_assert_eq (json_in_check ("\"\\u0000\"", 8, 0, JSON_IN_NUL_OK),
+                  JSON_IN_OK);
+    cr_assert_eq (json_in_check ("\"a\0\"", 4, 0, JSON_IN_NUL_OK), JSON_IN_NUL);
 }
