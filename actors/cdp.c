@@ -10,6 +10,7 @@
 */
 #include "cdp.h"
 
+#include "json_in.h"
 #include "log.h"
 
 #include <civetweb.h>
@@ -101,8 +102,9 @@ s_oversize (cdp_t *self, const char *head, size_t len, size_t total)
 static void
 s_parse_push (cdp_t *self, const char *data, size_t len)
 {
-    cJSON *msg = cJSON_ParseWithLength (data, len);
-    if (!msg || !cJSON_IsObject (msg)) {
+    cJSON *msg = json_in_parse (data, len, 0, JSON_IN_OBJECT | JSON_IN_NUL_OK,
+                               NULL, NULL);
+    if (!msg) {
         log_warn ("cdp", "dropped a malformed %zu-byte message", len);
         cJSON_Delete (msg);
         return;

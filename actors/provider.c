@@ -4,6 +4,7 @@
 */
 #include "provider.h"
 
+#include "json_in.h"
 #include "sse.h"
 
 #include <stdio.h>
@@ -196,7 +197,9 @@ s_anthropic_body (const provider_request_t *req)
                 const char *args = s_str (fn, "arguments");
                 cJSON_AddStringToObject (b, "id", id ? id : "");
                 cJSON_AddStringToObject (b, "name", name ? name : "");
-                cJSON *input = args ? cJSON_Parse (args) : NULL;
+                cJSON *input = args ? json_in_parse (args, strlen (args), 0,
+                                                     JSON_IN_NUL_OK, NULL, NULL)
+                                     : NULL;
                 cJSON_AddItemToObject (b, "input",
                                        cJSON_IsObject (input) ? input
                                                               : cJSON_CreateObject ());
@@ -517,7 +520,7 @@ s_on_sse (void *arg, const char *event, const char *data, size_t len)
         self->done_marker = true;
         return 0;
     }
-    cJSON *j = cJSON_ParseWithLength (data, len);
+    cJSON *j = json_in_parse (data, len, 0, JSON_IN_NUL_OK, NULL, NULL);
     if (!cJSON_IsObject (j)) {
         cJSON_Delete (j);
         s_fail (self, 503, "service_unavailable",
@@ -683,7 +686,9 @@ provider_parser_finish (provider_parser_t *self)
                     "Provider stream ended before the answer did");
         return self->failed ? -1 : 0;
     }
-    cJSON *j = self->buf ? cJSON_ParseWithLength (self->buf, self->len) : NULL;
+    cJSON *j = self->buf ? json_in_parse (self->buf, self->len, 0, JSON_IN_NUL_OK,
+                                          NULL, NULL)
+                          : NULL;
     if (!cJSON_IsObject (j))
         s_fail (self, 503, "service_unavailable",
                 "Provider sent a response that is not JSON");
@@ -702,7 +707,9 @@ provider_map_error (const cfg_provider_t *provider, long http_status,
                     const char *body, size_t len, int *status, char *code,
                     size_t code_cap, char *message, size_t message_cap)
 {
-    cJSON *j = body && len ? cJSON_ParseWithLength (body, len) : NULL;
+    cJSON *j = body && len ? json_in_parse (body, len, 0, JSON_IN_NUL_OK, NULL,
+                                            NULL)
+                            : NULL;
     const cJSON *err = cJSON_GetObjectItem (j, "error");
     const char *detail = s_str (err, "message");
     bool retry = true;

@@ -13,6 +13,7 @@
 #include "actor.h"
 #include "front.h"
 #include "frames.h"
+#include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
 #include "provider.h"
@@ -960,7 +961,10 @@ s_tool_round (run_t *run)
         const char *name = s_json_str (fn, "name");
         const char *id = s_json_str (call, "id");
         const char *argtext = s_json_str (fn, "arguments");
-        cJSON *args = argtext ? cJSON_Parse (argtext) : NULL;
+        //  The model's text: through the intake like any outside JSON.
+        cJSON *args = argtext ? json_in_parse (argtext, strlen (argtext), 0,
+                                               JSON_IN_NUL_OK, NULL, NULL)
+                              : NULL;
         s_emit_tool (run, "tool.call", name ? name : "", id ? id : "", "params",
                      args);
         cJSON *error = s_tool_send (run, i, name ? name : "", args);

@@ -11,6 +11,7 @@
 #include "actor.h"
 #include "front.h"
 #include "ids.h"
+#include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
 #include "store.h"
@@ -109,7 +110,9 @@ s_chars (const char *s, size_t len)
 static void
 s_pack_json_text (mp_writer_t *w, const char *text)
 {
-    cJSON *j = text ? cJSON_Parse (text) : NULL;
+    cJSON *j = text ? json_in_parse (text, strlen (text), 0, JSON_IN_NUL_OK,
+                                     NULL, NULL)
+                     : NULL;
     if (!j || mpjson_pack (&w->pk, j))
         msgpack_pack_nil (&w->pk);
     cJSON_Delete (j);

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "bus_proto.h"
+#include "json_in.h"
 #include "log.h"
 
 #include <errno.h>
@@ -627,12 +628,15 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
         s_err (err, errlen, "config file %s: larger than 1 MiB", path);
         return -1;
     }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts (text, n, &end, false);
+    json_in_rc_t why;
+    size_t at;
+    cJSON *root = json_in_parse (text, n, CFG_MAX_FILE, JSON_IN_OBJECT, &why, &at);
     if (!root) {
-        size_t at = end && end >= text ? (size_t) (end - text) : 0;
-        s_err (err, errlen, "config file %s: not valid JSON near byte %zu",
-               path, at);
+        if (why == JSON_IN_MALFORMED)
+            s_err (err, errlen, "config file %s: not valid JSON near byte %zu",
+                   path, at);
+        else
+            s_err (err, errlen, "config file %s: %s", path, json_in_reason (why));
         free (text);
         return -1;
     }
