@@ -457,6 +457,8 @@ typedef struct {
 typedef struct {
     ws_hub_t *hub;
     bus_front_t *front;              //  Requests; direct events of our runs
+    bus_front_t *lease;              //  The limiter's round trips, and
+                                     //  nothing else (see s_dispatch)
     zsock_t *sub;                    //  Events of subscribed sessions
     zhashx_t *calls;                 //  corr id -> call_t (owned)
     zhashx_t *runs;                  //  runId -> run_t (owned)
@@ -890,13 +892,20 @@ s_dispatch (hub_t *h, ws_client_t *cl, const cJSON *req)
         return;
     }
     //  Limits hold for WebSocket calls as for HTTP requests (one lease
-    //  cache per front); subscriptions and status are not counted.
+    //  cache per front); subscriptions and status are not counted.  When
+    //  the cache runs short (every new concurrent run needs one more slot)
+    //  the limiter asks its actor with bus_front_call, which waits for its
+    //  reply and drops whatever else arrives meanwhile.  On h->front that
+    //  was the events of every run already streaming and the replies to
+    //  other clients' calls (issue 16: runs that never saw a delta or their
+    //  chat.done), so the lease calls go on a socket of their own, on
+    //  which nothing else ever arrives.
     rl_ticket_t ticket;
     memset (&ticket, 0, sizeof (ticket));
     bool counted = strcmp (method, "session.subscribe")
                    && strcmp (method, "session.unsubscribe")
                    && strcmp (method, "system.status");
-    if (counted && ratelimit_front_acquire (s_limits_of (hub), h->front,
+    if (counted && ratelimit_front_acquire (s_limits_of (hub), h->lease,
                                             cl->auth.principal, &ticket)) {
         cJSON *j = ratelimit_front_ws_error (&ticket, id);
         frame_t *f = s_frame_json (j);
@@ -1201,6 +1210,7 @@ s_hub_thread (void *arg)
     hub_t h = {0};
     h.hub = hub;
     h.front = bus_front_new (hub->config->requests_ep);
+    h.lease = bus_front_new (hub->config->requests_ep);
     h.sub = zsock_new (ZMQ_SUB);
     if (h.sub) {
         zsock_set_rcvhwm (h.sub, 100000);
@@ -1218,6 +1228,10 @@ s_hub_thread (void *arg)
     zhashx_set_destructor (h.idem, (zhashx_destructor_fn *) zstr_free);
     if (!h.front || !h.sub)
         log_error ("ws", "the WebSocket hub has no broker connection");
+    //  Without it the limiter cannot ask its actor and fails open, as it
+    //  does with no bus; it must never fall back on h.front.
+    if (!h.lease)
+        log_error ("ws", "the WebSocket hub has no socket for its leases");
     h.next_heartbeat = zclock_mono () + hub->config->ws_heartbeat_ms;
     h.next_sweep = zclock_mono () + 5000;
     while (true) {
@@ -1261,6 +1275,7 @@ s_hub_thread (void *arg)
     zhashx_destroy (&h.subs);
     zhashx_destroy (&h.idem);
     zsock_destroy (&h.sub);
+    bus_front_destroy (&h.lease);
     bus_front_destroy (&h.front);
     return NULL;
 }

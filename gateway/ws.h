@@ -8,9 +8,11 @@
       hands each parsed request to the hub; it never touches ZeroMQ.
     - One hub thread per front owns every ZeroMQ socket of the WebSocket
       side: a DEALER to the broker (requests, and the events of runs its
-      clients started, routed to it directly) and a SUB on the event bus
-      (sessions its clients subscribed to).  It turns replies and events
-      into frames and queues them on the clients.
+      clients started, routed to it directly), a second DEALER for the
+      rate limiter's lease round trips alone (a blocking call drops what
+      else arrives on its socket), and a SUB on the event bus (sessions
+      its clients subscribed to).  It turns replies and events into
+      frames and queues them on the clients.
     - A few writer threads send the queued frames, so a slow client delays
       only itself.  A client whose queue passes websocket.queueFrames is
       told {"type":"lagged"}, sent a close frame and not written to again.

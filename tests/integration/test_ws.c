@@ -1839,3 +1839,87 @@ Test (ws, tap_sees_the_same_events_as_the_client)
     cJSON_Delete (tap.lines);
     free (tap.buf);
 }
+
+//  Issue 16: under the default limits (maxConcurrent 10, rateLimit 100)
+//  every chat.run past the first few made the hub ask the ratelimit actor
+//  for one more concurrency slot, and that round trip on the hub's own
+//  socket threw away every event of the runs already streaming.  Eight
+//  clients start eight 300-word runs at once, each on its own session:
+//  every one must get its response, all 300 deltas in order (adding up to
+//  the echo) and exactly one chat.done.
+#define CONCURRENT_CLIENTS 8
+#define CONCURRENT_WORDS 300
+
+Test (ws, concurrent_runs_under_default_limits_get_every_event)
+{
+    //  "limits":{} leaves every limit at its default: the concurrency
+    //  lease path is the one under test.
+    opts_t o = {.limits = ""};
+    s_start (&o);
+    wsc_t *c[CONCURRENT_CLIENTS];
+    char *message[CONCURRENT_CLIENTS];
+    char key[CONCURRENT_CLIENTS][32];
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        c[i] = wsc_open_main ();
+        s_assert_first_connected (c[i], NULL, 0);
+        char prefix[16];
+        snprintf (prefix, sizeof (prefix), "c%dw", i);
+        message[i] = s_words (prefix, CONCURRENT_WORDS);
+        snprintf (key[i], sizeof (key[i]), "ws-conc-%d", i);
+    }
+    //  All the requests leave before any reply is read, so the hub takes
+    //  them in one go while the first runs already stream.
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        cJSON *req = cJSON_CreateObject ();
+        cJSON_AddStringToObject (req, "method", "chat.run");
+        cJSON *p = cJSON_AddObjectToObject (req, "params");
+        cJSON_AddStringToObject (p, "message", message[i]);
+        cJSON_AddStringToObject (p, "sessionKey", key[i]);
+        cJSON_AddNumberToObject (req, "id", 1);
+        char *text = cJSON_PrintUnformatted (req);
+        wsc_send (c[i], text);
+        free (text);
+        cJSON_Delete (req);
+    }
+    char run_id[CONCURRENT_CLIENTS][80];
+    int one = 1;
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        const cJSON *r = wsc_wait (c[i], NULL, s_match_id, &one, WAIT_MS);
+        cr_assert_not_null (r, "client %d: no reply to chat.run", i);
+        char *dump = cJSON_PrintUnformatted (r);
+        cr_assert_str_eq (s_type (r), "response", "client %d: %s", i, dump);
+        free (dump);
+        const char *rid = s_at_str (r, "result.runId");
+        cr_assert (rid && !strncmp (rid, "run-", 4), "client %d: bad runId", i);
+        snprintf (run_id[i], sizeof (run_id[i]), "%s", rid);
+    }
+    //  Every client: its end, then the whole stream checked.  The end is
+    //  awaited first so that a lost stream fails with a count, not a hang.
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        const cJSON *end = wsc_wait_end (c[i], run_id[i], WAIT_MS * 2);
+        if (!end) {
+            cJSON *events = wsc_run_events (c[i], run_id[i]);
+            cr_assert_fail ("client %d (%s): no chat.done after %d events",
+                            i, run_id[i], cJSON_GetArraySize (events));
+        }
+        cJSON *events = s_check_run (c[i], key[i], run_id[i], message[i],
+                                     CONCURRENT_WORDS, "stop");
+        cJSON_Delete (events);
+    }
+    //  Exactly one chat.done each, even after a last round trip on every
+    //  client (a late duplicate would be in by then).
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        wsc_result (c[i], 2, "system.status", NULL);
+        int ends = 0;
+        run_match_t m = {"chat.done", run_id[i]};
+        pthread_mutex_lock (&c[i]->lock);
+        for (size_t k = 0; k < c[i]->n; k++)
+            ends += c[i]->frames[k] && s_match_run (c[i]->frames[k], &m);
+        pthread_mutex_unlock (&c[i]->lock);
+        cr_assert_eq (ends, 1, "client %d got %d chat.done", i, ends);
+    }
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        free (message[i]);
+        wsc_close (&c[i]);
+    }
+}
