@@ -108,7 +108,7 @@ route_browser_navigate (http_req_t *r)
         return r->status;
     const cJSON *url = cJSON_GetObjectItemCaseSensitive (req, "url");
     const cJSON *timeout = cJSON_GetObjectItemCaseSensitive (req, "timeoutMs");
-    const cJSON *profile;
+    const cJSON *profile = NULL;     //  Set by s_opt_string if it is reached
     int status = 0;
     int wait_ms = r->config->browser_navigate_timeout_ms;
     if (!cJSON_IsString (url) || !*url->valuestring)
@@ -153,7 +153,7 @@ route_browser_screenshot (http_req_t *r)
     if (!req)
         return r->status;
     const cJSON *full = cJSON_GetObjectItemCaseSensitive (req, "fullPage");
-    const cJSON *selector, *profile;
+    const cJSON *selector = NULL, *profile = NULL;
     int status = 0;
     if (s_opt_string (r, req, "selector", &selector) < 0
         || s_opt_string (r, req, "profile", &profile) < 0)
