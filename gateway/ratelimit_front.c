@@ -134,7 +134,9 @@ ratelimit_front_new (const cg_config_t *cfg)
                       cfg->rate_limit, cfg->burst, cfg->max_concurrent);
     for (size_t i = 0; i < cfg->n_tokens; i++) {
         const cfg_token_t *t = &cfg->tokens[i];
-        char name[80];
+        //  Cut to the entry's size here, as auth cuts its principal, so
+        //  the two still match for a long name.
+        char name[sizeof (self->entries[0].principal)];
         snprintf (name, sizeof (name), "token:%s", t->name);
         //  A token's own rate without its own burst gets a bucket of its
         //  own rate, not the global burst.
