@@ -9,6 +9,7 @@
 #include "routes.h"
 
 #include "mpjson.h"
+#include "ws.h"
 
 #include <string.h>
 
@@ -84,40 +85,10 @@ route_status (http_req_t *r)
     if (reply.env.status != 200)
         status = http_send_bus_error (r, &reply);
     else {
-        cJSON *root = mpjson_to_json (reply.body.root);
-        if (!cJSON_IsObject (root)) {
-            cJSON_Delete (root);
-            root = NULL;
-        }
+        //  SPEC section 2: system.status over WebSocket sends the same
+        //  body, made by the same function.
+        cJSON *root = ws_status_body (reply.body.root, r->config, r->server);
         if (root) {
-            //  Each front reports itself: port, bind and auth are its own.
-            cJSON *gw = cJSON_CreateObject ();
-            cJSON_AddNumberToObject (gw, "port", server_port (r->server));
-            cJSON_AddStringToObject (gw, "bind", r->config->bind);
-            cJSON_AddStringToObject (gw, "auth",
-                                     config_auth_name (r->config->auth_mode));
-            cJSON_AddNumberToObject (gw, "inflight",
-                                     server_inflight (r->server));
-            cJSON_AddItemToObject (root, "gateway", gw);
-            //  The limits this front enforces (0 = off); per-token
-            //  overrides are not listed (they would name the tokens).
-            const cg_config_t *cfg = r->config;
-            cJSON *lim = cJSON_CreateObject ();
-            cJSON_AddNumberToObject (lim, "rateLimit", cfg->rate_limit);
-            cJSON_AddNumberToObject (lim, "burst", cfg->burst > 0
-                                                       ? cfg->burst
-                                                       : cfg->rate_limit);
-            cJSON_AddNumberToObject (lim, "maxConcurrent", cfg->max_concurrent);
-            cJSON_AddNumberToObject (lim, "authFailures", cfg->auth_failures);
-            cJSON_AddNumberToObject (lim, "maxConnectionsPerAddress",
-                                     cfg->max_conns_per_addr);
-            cJSON_AddNumberToObject (lim, "maxBodyBytes",
-                                     (double) cfg->max_body);
-            cJSON_AddNumberToObject (lim, "requestTimeoutMs",
-                                     cfg->request_timeout_ms);
-            cJSON_AddNumberToObject (lim, "maxFrameBytes", cfg->max_frame_bytes);
-            cJSON_AddNumberToObject (lim, "leaseMs", cfg->lease_ms);
-            cJSON_AddItemToObject (root, "limits", lim);
             status = http_send_json (r, 200, root);
             cJSON_Delete (root);
         }

@@ -144,6 +144,11 @@ typedef struct {
     cJSON *request;                  //  Parsed request (owned); NULL: closed
 } inbox_t;
 
+//  Clients in the registry, kept beside it (under registry_lock) so that
+//  ws_status_body can report them from any thread without the hub: the
+//  HTTP routes have the server, not the hub.  One hub per process.
+static atomic_int s_clients_now;
+
 //  A pointer to client id with a user counted, or NULL if it is gone.
 static ws_client_t *
 s_client_get (ws_hub_t *hub, uint64_t id)
@@ -995,18 +1000,18 @@ s_on_reply (hub_t *h, bus_msg_t *msg)
             s_reply_error (hub, c->client, c->id, msg->env.status, code, message,
                            param[0] ? param : NULL);
     }
+    else if (streq (c->method, "system.status")) {
+        //  SPEC section 2: the same body as GET /status, from the same
+        //  function.
+        cJSON *result = ws_status_body (b, hub->config, hub->server);
+        if (result)
+            s_reply (hub, c->client, c->id, result);
+        else
+            s_reply_error (hub, c->client, c->id, 500, "internal_error",
+                           "Malformed status from the system actor", NULL);
+    }
     else {
         cJSON *result = b ? mpjson_to_json (b) : cJSON_CreateObject ();
-        if (streq (c->method, "system.status") && cJSON_IsObject (result)) {
-            cJSON *gw = cJSON_CreateObject ();
-            cJSON_AddNumberToObject (gw, "port", server_port (hub->server));
-            cJSON_AddStringToObject (gw, "bind", hub->config->bind);
-            cJSON_AddStringToObject (gw, "auth",
-                                     config_auth_name (hub->config->auth_mode));
-            cJSON_AddNumberToObject (gw, "inflight", server_inflight (hub->server));
-            cJSON_AddNumberToObject (gw, "websocketClients", ws_clients (hub));
-            cJSON_AddItemToObject (result, "gateway", gw);
-        }
         s_reply (hub, c->client, c->id, result);
     }
     zhashx_delete (h->calls, key);
@@ -1374,6 +1379,7 @@ s_on_ready (struct mg_connection *conn, void *cbdata)
     snprintf (key, sizeof (key), "%llu", (unsigned long long) cl->id);
     pthread_mutex_lock (&hub->registry_lock);
     zhashx_insert (hub->clients, key, cl);
+    atomic_store (&s_clients_now, (int) zhashx_size (hub->clients));
     pthread_mutex_unlock (&hub->registry_lock);
     char text[256];
     snprintf (text, sizeof (text),
@@ -1455,6 +1461,7 @@ s_on_close (const struct mg_connection *conn, void *cbdata)
     snprintf (key, sizeof (key), "%llu", (unsigned long long) cl->id);
     pthread_mutex_lock (&hub->registry_lock);
     zhashx_delete (hub->clients, key);
+    atomic_store (&s_clients_now, (int) zhashx_size (hub->clients));
     pthread_mutex_unlock (&hub->registry_lock);
     //  No new users can find it now; wait for the ones that have it.
     pthread_mutex_lock (&cl->lock);
@@ -1551,4 +1558,42 @@ ws_clients (ws_hub_t *self)
     int n = (int) zhashx_size (self->clients);
     pthread_mutex_unlock (&self->registry_lock);
     return n;
+}
+
+//  ---- Status ----------------------------------------------------------------------------------------
+
+cJSON *
+ws_status_body (const msgpack_object *status, const cg_config_t *cfg,
+                server_t *server)
+{
+    cJSON *root = status ? mpjson_to_json (status) : NULL;
+    if (!cJSON_IsObject (root)) {
+        cJSON_Delete (root);
+        return NULL;
+    }
+    //  Each front reports itself: port, bind and auth are its own.  The
+    //  actor's fields of the same names give way to ours.
+    cJSON_DeleteItemFromObjectCaseSensitive (root, "gateway");
+    cJSON_DeleteItemFromObjectCaseSensitive (root, "limits");
+    cJSON *gw = cJSON_AddObjectToObject (root, "gateway");
+    cJSON_AddNumberToObject (gw, "port", server_port (server));
+    cJSON_AddStringToObject (gw, "bind", cfg->bind);
+    cJSON_AddStringToObject (gw, "auth", config_auth_name (cfg->auth_mode));
+    cJSON_AddNumberToObject (gw, "inflight", server_inflight (server));
+    cJSON_AddNumberToObject (gw, "websocketClients", atomic_load (&s_clients_now));
+    //  The limits this front enforces (0 = off); per-token overrides are
+    //  not listed (they would name the tokens).
+    cJSON *lim = cJSON_AddObjectToObject (root, "limits");
+    cJSON_AddNumberToObject (lim, "rateLimit", cfg->rate_limit);
+    cJSON_AddNumberToObject (lim, "burst", cfg->burst > 0 ? cfg->burst
+                                                          : cfg->rate_limit);
+    cJSON_AddNumberToObject (lim, "maxConcurrent", cfg->max_concurrent);
+    cJSON_AddNumberToObject (lim, "authFailures", cfg->auth_failures);
+    cJSON_AddNumberToObject (lim, "maxConnectionsPerAddress",
+                             cfg->max_conns_per_addr);
+    cJSON_AddNumberToObject (lim, "maxBodyBytes", (double) cfg->max_body);
+    cJSON_AddNumberToObject (lim, "requestTimeoutMs", cfg->request_timeout_ms);
+    cJSON_AddNumberToObject (lim, "maxFrameBytes", cfg->max_frame_bytes);
+    cJSON_AddNumberToObject (lim, "leaseMs", cfg->lease_ms);
+    return root;
 }

@@ -24,7 +24,9 @@
 #ifndef CG_WS_H
 #define CG_WS_H
 
+#include <cjson/cJSON.h>
 #include <civetweb.h>
+#include <msgpack.h>
 
 #include "config.h"
 
@@ -47,5 +49,16 @@ ws_register (ws_hub_t *self, struct mg_context *ctx, const char *path);
 //  Clients connected now (for tests and /status).
 int
 ws_clients (ws_hub_t *self);
+
+//  The body of GET /status and of the WebSocket system.status (SPEC
+//  section 2: the same body): the system actor's status (a msgpack map),
+//  then this front's own "gateway" block (port, bind, auth, inflight,
+//  websocketClients) and "limits" block.  Both routes send what this
+//  makes, so the two cannot drift apart.  It lives here because only this
+//  module knows the WebSocket clients.  Any thread.  Returns NULL if
+//  status is not a map.  Caller owns the return value (cJSON_Delete).
+cJSON *
+ws_status_body (const msgpack_object *status, const cg_config_t *cfg,
+                server_t *server);
 
 #endif

@@ -862,7 +862,7 @@ Test (ws, query_token_gets_connected_then_replies)
     s_assert_first_connected (a, ida, sizeof (ida));
     s_assert_first_connected (b, idb, sizeof (idb));
     cr_assert_str_neq (ida, idb, "two clients got the same clientId");
-    //  system.status: GET /status's body plus the WebSocket client count.
+    //  system.status: GET /status's body, which counts WebSocket clients.
     const cJSON *st = wsc_result (a, 1, "system.status", NULL);
     cr_assert_str_eq (s_str (st, "status"), "ok");
     cr_assert (cJSON_IsString (cJSON_GetObjectItem (st, "version")));
@@ -1922,4 +1922,71 @@ Test (ws, concurrent_runs_under_default_limits_get_every_event)
         free (message[i]);
         wsc_close (&c[i]);
     }
+}
+
+//  Fails unless a and b have the same keys, and so on down every object
+//  they share (values may differ: uptime and inflight move).
+static void
+s_assert_same_keys (const cJSON *a, const cJSON *b, const char *where)
+{
+    cr_assert_eq (cJSON_GetArraySize (a), cJSON_GetArraySize (b),
+                  "%s: %d keys against %d", where, cJSON_GetArraySize (a),
+                  cJSON_GetArraySize (b));
+    const cJSON *x;
+    cJSON_ArrayForEach (x, a)
+    {
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive (b, x->string);
+        cr_assert_not_null (y, "%s: %s is in one body only", where, x->string);
+        cr_assert_eq (x->type & 0xff, y->type & 0xff, "%s.%s: types differ", where,
+                      x->string);
+        if (cJSON_IsObject (x)) {
+            char inner[128];
+            snprintf (inner, sizeof (inner), "%s.%s", where, x->string);
+            s_assert_same_keys (x, y, inner);
+        }
+    }
+}
+
+Test (ws, system_status_has_the_body_of_get_status)
+{
+    opts_t o = {.limits = "\"rateLimit\":250,\"maxConcurrent\":7,"
+                          "\"authFailures\":1000"};
+    s_start (&o);
+    wsc_t *c = wsc_open_main ();
+    s_assert_first_connected (c, NULL, 0);
+    const cJSON *ws = wsc_result (c, 1, "system.status", NULL);
+    http_resp_t r;
+    s_gw_get ("/status", &r);
+    cr_assert_eq (r.status, 200, "GET /status: %ld %s", r.status, r.body);
+    cJSON *http = cJSON_Parse (r.body);
+    cr_assert (cJSON_IsObject (http), "%s", r.body);
+    char *dump = cJSON_PrintUnformatted (ws);
+    //  The limits block that the WebSocket body once lacked, with the
+    //  configured values in both.
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive (ws, "limits");
+    cr_assert (cJSON_IsObject (lim), "no limits in system.status: %s", dump);
+    cr_assert_eq ((int) s_at_num (ws, "limits.rateLimit"), 250, "%s", dump);
+    cr_assert_eq ((int) s_at_num (ws, "limits.maxConcurrent"), 7, "%s", dump);
+    cr_assert_eq ((int) s_at_num (http, "limits.maxConcurrent"), 7, "%s", r.body);
+    //  The client count in both: this client is connected.
+    cr_assert_eq ((int) s_at_num (ws, "gateway.websocketClients"), 1, "%s", dump);
+    cr_assert_eq ((int) s_at_num (http, "gateway.websocketClients"), 1, "%s",
+                  r.body);
+    s_assert_same_keys (http, ws, "status");
+    //  Values that do not move are equal, not just present.
+    const char *same[] = {"status", "version", "gateway.bind", "gateway.auth", NULL};
+    for (int i = 0; same[i]; i++)
+        cr_assert_str_eq (s_at_str (ws, same[i]), s_at_str (http, same[i]),
+                          "%s differs", same[i]);
+    cr_assert_eq ((int) s_at_num (ws, "gateway.port"),
+                  (int) s_at_num (http, "gateway.port"));
+    cJSON *wl = cJSON_Duplicate (lim, 1), *hl = cJSON_Duplicate (
+        cJSON_GetObjectItemCaseSensitive (http, "limits"), 1);
+    cr_assert (cJSON_Compare (wl, hl, true), "limits differ");
+    cJSON_Delete (wl);
+    cJSON_Delete (hl);
+    free (dump);
+    cJSON_Delete (http);
+    http_resp_free (&r);
+    wsc_close (&c);
 }
