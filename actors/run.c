@@ -28,7 +28,14 @@
 #define RUN_MAX_SOCKETS 4096
 #define RUN_EPOLL_BATCH 256              //  Socket events taken per wake-up
 #define RUN_MAX_ERROR_BODY (64 * 1024)
-#define RUN_MAX_SEQ_SESSIONS 100000
+//  Session counters (see seq_t) kept once their session has no run, and
+//  how many of those at most: the table holds the sessions that are live,
+//  not every one ever seen.
+#define RUN_SEQ_IDLE_MS 60000
+#define RUN_MAX_IDLE_SEQS 10000
+#define RUN_TIDY_MS 1000                 //  Idle counters, lost tool calls
+#define RUN_TOOL_GRACE_MS 5000           //  A tool reply later than its run's
+                                         //  deadline plus this is lost
 #define RUN_SPARE_EASY 256               //  Easy handles kept for reuse
 
 typedef struct self_t self_t;
@@ -44,7 +51,9 @@ typedef struct {
     //  RUN_RESULT reply to the asker, and seq counts from seqBase.
     bool result_mode;
     bus_request_t asker;                 //  front and env only
-    int64_t seq;                         //  Last seq used (result_mode)
+    int64_t seq;                         //  Last seq used (result_mode, and
+                                         //  stateless runs: own topic)
+    bool seq_held;                       //  Holds its session's seq_t
     //  The request, kept for fallbacks.
     cJSON *messages;                     //  OpenAI-format conversation
     cJSON *tools, *tool_choice, *temperature;
@@ -94,6 +103,26 @@ typedef struct {
     int64_t earlier_completion;
 } run_t;
 
+//  The event counter of a session whose runs come without replyTo (a bus
+//  client that bypasses the session actor; the gateway's own session runs
+//  count from the session actor's seqBase, and a stateless run has a topic
+//  of its own, so neither needs one).  Kept while the session has runs and
+//  RUN_SEQ_IDLE_MS after; a counter made again later starts at seq_floor,
+//  the highest seq any dropped counter reached, so a session's seq never
+//  goes back for a subscriber that stayed (it may jump forward).
+typedef struct {
+    int64_t seq;                         //  Last seq used
+    int runs;                            //  Live runs holding it
+    int64_t idle_since;                  //  zclock_mono () runs fell to 0
+} seq_t;
+
+//  A tool call sent to the browser actor, until its reply.
+typedef struct {
+    char run_id[80];                     //  Run that asked
+    int index;                           //  Its place in the round
+    int64_t expires;                     //  zclock_mono () past which the
+                                         //  reply is taken as lost
+} tool_wait_t;
 
 struct self_t {
     zsock_t *pipe;
@@ -101,7 +130,13 @@ struct self_t {
     const cg_config_t *config;
     CURLM *multi;
     zhashx_t *runs;                      //  runId -> run_t (owned)
-    zhashx_t *seqs;                      //  sessionKey -> uint64_t * (owned)
+    zhashx_t *seqs;                      //  sessionKey -> seq_t (owned)
+    int64_t seq_floor;                   //  Highest seq of a dropped seq_t
+    size_t idle_seqs;                    //  seq_t with no run
+    int64_t tidy_at;                     //  zclock_mono () of the next tidy
+    //  Largest size each table reached, logged at stop: the check that
+    //  they follow what is live, not what was ever seen.
+    size_t peak_runs, peak_seqs, peak_tool_calls;
     int epoll_fd;                        //  libcurl's sockets, or -1
     int n_socks;                         //  How many are in it
     int64_t curl_timeout_at;             //  -1: none
@@ -111,7 +146,7 @@ struct self_t {
     CURL *spare[RUN_SPARE_EASY];         //  Reset easy handles kept for reuse
     int n_spare;
     bus_front_t *front;                  //  Our requests (the browser actor)
-    zhashx_t *tool_calls;                //  corr id -> "runId\tindex" (owned)
+    zhashx_t *tool_calls;                //  corr id -> tool_wait_t (owned)
 };
 
 static int s_run_start_transfer (run_t *run);
@@ -122,22 +157,124 @@ static void s_run_destroy (run_t **run_p);
 
 //  ---- Events -----------------------------------------------------------------
 
+//  Destructor of the tables whose items are one plain allocation.
+static void
+s_plain_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
+s_peak (size_t *peak, zhashx_t *table)
+{
+    if (zhashx_size (table) > *peak)
+        *peak = zhashx_size (table);
+}
+
+//  Drops one idle counter, raising the floor that a later counter of any
+//  session starts from.
+static void
+s_seq_drop (self_t *self, const char *key, seq_t *c)
+{
+    if (c->seq > self->seq_floor)
+        self->seq_floor = c->seq;
+    self->idle_seqs--;
+    zhashx_delete (self->seqs, key);
+}
+
+//  Drops the idle counter idle longest (the count backstop).
+static void
+s_seq_drop_oldest (self_t *self)
+{
+    const char *oldest_key = NULL;
+    seq_t *oldest = NULL;
+    for (seq_t *c = (seq_t *) zhashx_first (self->seqs); c;
+         c = (seq_t *) zhashx_next (self->seqs))
+        if (!c->runs && (!oldest || c->idle_since < oldest->idle_since)) {
+            oldest = c;
+            oldest_key = (const char *) zhashx_cursor (self->seqs);
+        }
+    if (oldest) {
+        char key[ENVELOPE_KEY_MAX + 1];
+        snprintf (key, sizeof (key), "%s", oldest_key);
+        s_seq_drop (self, key, oldest);
+    }
+}
+
+//  run, which names a session and no replyTo, holds its session's counter
+//  until it is destroyed.  -1 when out of memory.
+static int
+s_seq_hold (self_t *self, run_t *run)
+{
+    seq_t *c = (seq_t *) zhashx_lookup (self->seqs, run->session);
+    if (!c) {
+        if (self->idle_seqs >= RUN_MAX_IDLE_SEQS)
+            s_seq_drop_oldest (self);
+        c = (seq_t *) calloc (1, sizeof (seq_t));
+        if (!c)
+            return -1;
+        c->seq = self->seq_floor;
+        zhashx_insert (self->seqs, run->session, c);
+        s_peak (&self->peak_seqs, self->seqs);
+    }
+    else if (!c->runs)
+        self->idle_seqs--;
+    c->runs++;
+    run->seq_held = true;
+    return 0;
+}
+
+static void
+s_seq_release (self_t *self, run_t *run)
+{
+    seq_t *c = (seq_t *) zhashx_lookup (self->seqs, run->session);
+    run->seq_held = false;
+    if (c && --c->runs == 0) {
+        c->idle_since = zclock_mono ();
+        self->idle_seqs++;
+    }
+}
+
+//  Once a second: counters idle past RUN_SEQ_IDLE_MS, and tool calls whose
+//  reply never came (a lost reply would otherwise keep its entry forever).
+static void
+s_tidy (self_t *self, int64_t now)
+{
+    if (now < self->tidy_at)
+        return;
+    self->tidy_at = now + RUN_TIDY_MS;
+    zlistx_t *gone = zlistx_new ();
+    zlistx_set_destructor (gone, (zlistx_destructor_fn *) zstr_free);
+    for (seq_t *c = (seq_t *) zhashx_first (self->seqs); c;
+         c = (seq_t *) zhashx_next (self->seqs))
+        if (!c->runs && now - c->idle_since >= RUN_SEQ_IDLE_MS)
+            zlistx_add_end (gone, strdup ((const char *) zhashx_cursor (self->seqs)));
+    for (char *k = (char *) zlistx_first (gone); k; k = (char *) zlistx_next (gone))
+        s_seq_drop (self, k, (seq_t *) zhashx_lookup (self->seqs, k));
+    zlistx_purge (gone);
+    for (tool_wait_t *t = (tool_wait_t *) zhashx_first (self->tool_calls); t;
+         t = (tool_wait_t *) zhashx_next (self->tool_calls))
+        if (now >= t->expires)
+            zlistx_add_end (gone, strdup ((const char *) zhashx_cursor (
+                                      self->tool_calls)));
+    for (char *k = (char *) zlistx_first (gone); k; k = (char *) zlistx_next (gone))
+        zhashx_delete (self->tool_calls, k);
+    zlistx_destroy (&gone);
+}
+
+//  The next seq of run's events: its own count for a session run with
+//  replyTo (from seqBase) and for a stateless one (its topic "run:<id>"
+//  is its alone); its session's counter otherwise.
 static uint64_t
 s_next_seq (self_t *self, run_t *run)
 {
-    if (run->result_mode)
+    seq_t *c = run->seq_held
+                   ? (seq_t *) zhashx_lookup (self->seqs, run->session)
+                   : NULL;
+    if (!c)
         return (uint64_t) ++run->seq;
-    const char *key = run->session[0] ? run->session : run->topic_prefix;
-    uint64_t *seq = (uint64_t *) zhashx_lookup (self->seqs, key);
-    if (!seq) {
-        if (zhashx_size (self->seqs) >= RUN_MAX_SEQ_SESSIONS)
-            zhashx_purge (self->seqs);   //  Bounded memory beats perfect seqs
-        seq = (uint64_t *) calloc (1, sizeof (uint64_t));
-        if (!seq)
-            return 0;
-        zhashx_insert (self->seqs, key, seq);
-    }
-    return ++*seq;
+    return (uint64_t) ++c->seq;
 }
 
 //  Packs the fields every event shares; the caller adds n_extra pairs.
@@ -482,6 +619,8 @@ s_run_destroy (run_t **run_p)
     run_t *run = *run_p;
     if (!run)
         return;
+    if (run->seq_held)
+        s_seq_release (run->self, run);
     s_transfer_end (run);
     cJSON_Delete (run->messages);
     cJSON_Delete (run->tools);
@@ -913,10 +1052,18 @@ s_tool_send (run_t *run, int index, const char *name, const cJSON *args)
     if (rc)
         return s_tool_error ("service_unavailable",
                              "The broker is not taking requests");
-    char key[24], value[100];
+    tool_wait_t *t = (tool_wait_t *) calloc (1, sizeof (tool_wait_t));
+    if (!t)
+        return s_tool_error ("internal_error", "Out of memory");
+    snprintf (t->run_id, sizeof (t->run_id), "%s", run->id);
+    t->index = index;
+    //  Past this, the run has ended anyway: a reply that never comes must
+    //  not hold the entry (the tidy drops it).
+    t->expires = run->deadline + RUN_TOOL_GRACE_MS;
+    char key[24];
     snprintf (key, sizeof (key), "%llu", (unsigned long long) env.corr_id);
-    snprintf (value, sizeof (value), "%s\t%d", run->id, index);
-    zhashx_insert (self->tool_calls, key, strdup (value));
+    zhashx_insert (self->tool_calls, key, t);
+    s_peak (&self->peak_tool_calls, self->tool_calls);
     return NULL;
 }
 
@@ -986,18 +1133,14 @@ s_handle_front (self_t *self)
             break;
         char key[24];
         snprintf (key, sizeof (key), "%llu", (unsigned long long) msg.env.corr_id);
-        const char *value = msg.kind == BUS_MSG_REPLY
-                                ? (const char *) zhashx_lookup (self->tool_calls, key)
-                                : NULL;
-        if (value) {
-            char run_id[80] = "";
-            int index = -1;
-            const char *tab = strchr (value, '\t');
-            if (tab && (size_t) (tab - value) < sizeof (run_id)) {
-                memcpy (run_id, value, (size_t) (tab - value));
-                index = atoi (tab + 1);
-            }
-            zhashx_delete (self->tool_calls, key);
+        tool_wait_t *t = msg.kind == BUS_MSG_REPLY
+                             ? (tool_wait_t *) zhashx_lookup (self->tool_calls, key)
+                             : NULL;
+        if (t) {
+            char run_id[80];
+            snprintf (run_id, sizeof (run_id), "%s", t->run_id);
+            int index = t->index;
+            zhashx_delete (self->tool_calls, key);   //  Frees t
             run_t *run = (run_t *) zhashx_lookup (self->runs, run_id);
             if (run && index >= 0) {
                 cJSON *result;
@@ -1118,9 +1261,16 @@ s_handle_start (self_t *self, bus_request_t *req)
                           "messages must be a non-empty array", "messages");
         return;
     }
+    if (run->session[0] && !run->result_mode && s_seq_hold (self, run)) {
+        s_run_destroy (&run);
+        bus_worker_error (self->worker, req, 500, "internal_error",
+                          "Out of memory", NULL);
+        return;
+    }
     //  No reply on success: the run's events are the answer, and a reply
     //  would cost the front two more thread hand-offs per run.
     zhashx_insert (self->runs, run->id, run);
+    s_peak (&self->peak_runs, self->runs);
     log_debug ("run", "%s started on %s for session %s", run->id,
                run->candidates[0], run->session[0] ? run->session : "-");
     if (s_run_start_transfer (run))
@@ -1176,6 +1326,7 @@ s_sweep (self_t *self)
 {
     int64_t now = zclock_mono ();
     int64_t next = 1000;
+    s_tidy (self, now);
     zlistx_t *due = zlistx_new ();
     for (run_t *run = (run_t *) zhashx_first (self->runs); run;
          run = (run_t *) zhashx_next (self->runs))
@@ -1339,9 +1490,10 @@ run_actor (zsock_t *pipe, void *args_)
         self->runs = zhashx_new ();
         zhashx_set_destructor (self->runs, s_hash_run_free);
         self->seqs = zhashx_new ();
-        zhashx_set_destructor (self->seqs, (zhashx_destructor_fn *) zstr_free);
+        zhashx_set_destructor (self->seqs, s_plain_free);
         self->tool_calls = zhashx_new ();
-        zhashx_set_destructor (self->tool_calls, (zhashx_destructor_fn *) zstr_free);
+        zhashx_set_destructor (self->tool_calls, s_plain_free);
+        self->tidy_at = zclock_mono () + RUN_TIDY_MS;
         self->worker = bus_worker_new (args->broker, "run",
                                        args->config->heartbeat_ms,
                                        args->config->liveness);
@@ -1376,6 +1528,11 @@ run_actor (zsock_t *pipe, void *args_)
          run = (run_t *) zlistx_next (left))
         s_run_finish (run, "aborted");
     zlistx_destroy (&left);
+    log_info ("run", "stopping; largest tables: %zu runs, %zu session "
+                     "counters, %zu tool calls (now %zu, %zu, %zu)",
+              self->peak_runs, self->peak_seqs, self->peak_tool_calls,
+              zhashx_size (self->runs), zhashx_size (self->seqs),
+              zhashx_size (self->tool_calls));
     zhashx_destroy (&self->runs);
     zhashx_destroy (&self->seqs);
     zhashx_destroy (&self->tool_calls);
