@@ -510,15 +510,20 @@ s_list_free (void **item)
 }
 
 //  Sends a request for client; the reply finds its way back by corr id.
-//  Takes body's bytes (copied).  Returns 0 or replies 503 itself.
+//  key, when not NULL, is the routing key: the broker sends every request
+//  with one key to the same worker of service (a session's runs, and the
+//  abort of a run to the worker that has it).  Takes body's bytes
+//  (copied).  Returns 0 or replies 503 itself.
 static int
 s_call (hub_t *h, uint64_t client, const cJSON *id, const char *method,
-        const char *service, const char *type, mp_writer_t *body,
-        call_t **call_out)
+        const char *service, const char *type, const char *key,
+        mp_writer_t *body, call_t **call_out)
 {
     envelope_t env;
     envelope_init (&env, type);
     env.timeout_ms = h->hub->config->control_timeout_ms;
+    if (key)
+        snprintf (env.session_key, sizeof (env.session_key), "%s", key);
     if (bus_front_send (h->front, service, &env, body->buf.data, body->buf.size)) {
         s_reply_error (h->hub, client, id, 503, "service_unavailable",
                        "The broker is not taking requests", NULL);
@@ -530,10 +535,8 @@ s_call (hub_t *h, uint64_t client, const cJSON *id, const char *method,
     c->client = client;
     c->id = id ? cJSON_Duplicate (id, 1) : NULL;
     snprintf (c->method, sizeof (c->method), "%s", method);
-    char key[24];
-    snprintf (key, sizeof (key), "%llu", (unsigned long long) env.corr_id);
-    snprintf (c->corr, sizeof (c->corr), "%s", key);
-    zhashx_insert (h->calls, key, c);
+    snprintf (c->corr, sizeof (c->corr), "%llu", (unsigned long long) env.corr_id);
+    zhashx_insert (h->calls, c->corr, c);
     if (call_out)
         *call_out = c;
     return 0;
@@ -642,7 +645,8 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
     if (has_thinking)
         mp_kv_str (&w, "thinking", thinking->valuestring);
     call_t *call = NULL;
-    int rc = s_call (h, cl->id, id, "chat.run", "session", "SESSION_RUN", &w, &call);
+    int rc = s_call (h, cl->id, id, "chat.run", "session", "SESSION_RUN",
+                     run->key, &w, &call);
     mp_writer_fini (&w);
     if (rc) {
         void *item = run;
@@ -681,11 +685,19 @@ s_chat_abort (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params)
                        "'runId' is required", "runId");
         return;
     }
+    //  The abort must reach the session worker that has the run: it goes
+    //  with the run's session as its key, as the run's start did.  A run
+    //  this hub did not start (or forgot, 10 s after its end) has no key
+    //  here and goes to any worker; with one session worker that is the
+    //  right one, and a run that is unknown or over gets aborted:false
+    //  from any (SPEC section 2).
+    run_t *known = (run_t *) zhashx_lookup (h->runs, run->valuestring);
     mp_writer_t w;
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 1);
     mp_kv_str (&w, "runId", run->valuestring);
-    s_call (h, cl->id, id, "chat.abort", "session", "SESSION_ABORT", &w, NULL);
+    s_call (h, cl->id, id, "chat.abort", "session", "SESSION_ABORT",
+            known ? known->key : NULL, &w, NULL);
     mp_writer_fini (&w);
 }
 
@@ -720,7 +732,7 @@ s_session_call (hub_t *h, ws_client_t *cl, const cJSON *id, const char *method,
         }
     }
     s_call (h, cl->id, id, method, "session.read", get ? "SESSION_GET" : "SESSION_LIST",
-            &w, NULL);
+            NULL, &w, NULL);
     mp_writer_fini (&w);
 }
 
@@ -730,7 +742,8 @@ s_system_status (hub_t *h, ws_client_t *cl, const cJSON *id)
     mp_writer_t w;
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 0);
-    s_call (h, cl->id, id, "system.status", "system", "SYSTEM_STATUS", &w, NULL);
+    s_call (h, cl->id, id, "system.status", "system", "SYSTEM_STATUS", NULL, &w,
+            NULL);
     mp_writer_fini (&w);
 }
 
@@ -787,7 +800,7 @@ s_browser_call (hub_t *h, ws_client_t *cl, const cJSON *id, const char *method,
             mpjson_pack (&w.pk, v);
         }
     }
-    s_call (h, cl->id, id, method, "browser", type, &w, NULL);
+    s_call (h, cl->id, id, method, "browser", type, NULL, &w, NULL);
     mp_writer_fini (&w);
 }
 

@@ -98,9 +98,24 @@ s_start (const opts_t *o)
     snprintf (s_auth, sizeof (s_auth), "Authorization: Bearer %s", MAIN_TOKEN);
 }
 
+//  The multi-process shape, for the tests that need two session workers.
+static struct {
+    proc_t broker, others, session[2], gw;
+    char dir[128];
+} s_cluster;
+
 static void
 s_fini (void)
 {
+    proc_t *all[] = {&s_cluster.gw, &s_cluster.session[0], &s_cluster.session[1],
+                     &s_cluster.others, &s_cluster.broker};
+    for (size_t i = 0; i < sizeof (all) / sizeof (all[0]); i++)
+        if (all[i]->pid > 0) {
+            proc_stop (all[i], SIGKILL, 5000);
+            unlink (all[i]->err_path);
+        }
+    if (s_cluster.dir[0])
+        nftw (s_cluster.dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     s_stop_all ();
     mg_exit_library ();
 }
@@ -1988,5 +2003,101 @@ Test (ws, system_status_has_the_body_of_get_status)
     free (dump);
     cJSON_Delete (http);
     http_resp_free (&r);
+    wsc_close (&c);
+}
+
+//  A broker, one worker for system, ratelimit and run, two session workers
+//  (each with its own store) and a gateway, as separate processes over
+//  tcp://.  s_srv.port is the gateway's, for wsc_open.
+static void
+s_cluster_start (void)
+{
+    mg_init_library (0);
+    harness_tmpdir (s_cluster.dir, sizeof (s_cluster.dir));
+    char path[256], requests[64], events[64];
+    snprintf (path, sizeof (path), "%s/cluster.json", s_cluster.dir);
+    //  40 words 50 ms apart: every run is still going when it is aborted.
+    harness_write (path, "{\"auth\":{\"mode\":\"token\",\"token\":\"" MAIN_TOKEN "\"},"
+                         "\"broker\":{\"heartbeatMs\":200,\"liveness\":3},"
+                         "\"limits\":{\"rateLimit\":0,\"maxConcurrent\":100},"
+                         "\"providers\":{\"local\":{\"echoDelayMs\":50}}}");
+    static const char *const env[] = {"CLAWGATE_TOKEN=", "CLAWGATE_PASSWORD=",
+                                      "CLAWGATE_AUTH=", "CLAWGATE_LOG_LEVEL=warn",
+                                      NULL};
+    cr_assert_eq (broker_start (&s_cluster.broker, path, env, requests, events), 0,
+                  "broker did not start");
+    char state[192];
+    snprintf (state, sizeof (state), "%s/others", s_cluster.dir);
+    cr_assert_eq (worker_start (&s_cluster.others, requests, "system,ratelimit,run",
+                                path, state, env),
+                  0, "the system/ratelimit/run worker did not start");
+    for (int i = 0; i < 2; i++) {
+        snprintf (state, sizeof (state), "%s/session%d", s_cluster.dir, i);
+        cr_assert_eq (worker_start (&s_cluster.session[i], requests, "session",
+                                    path, state, env),
+                      0, "session worker %d did not start", i);
+    }
+    char base[64], err[4096];
+    snprintf (state, sizeof (state), "%s/gw", s_cluster.dir);
+    cr_assert_eq (gateway_start (&s_cluster.gw, requests, state, path, env, base,
+                                 sizeof (base), err, sizeof (err)),
+                  0, "gateway did not start: %s", err);
+    s_srv.port = atoi (strrchr (base, ':') + 1);
+    char url[128];
+    snprintf (url, sizeof (url), "%s/ready", base);
+    const char *auth[] = {"Authorization: Bearer " MAIN_TOKEN, NULL};
+    cr_assert_geq (http_wait_status (url, auth, 200, 10000), 0,
+                   "the cluster never became ready");
+}
+
+//  With two session workers a run lives on one of them.  The WebSocket
+//  front sent its chat.run and chat.abort without a routing key, so they
+//  went round-robin: an abort that reached the other worker answered
+//  aborted:false and the run went on.  Five runs on five sessions,
+//  aborted in the order they started: round-robin alone would send
+//  every abort to the worker after the one that has the run.
+Test (ws, abort_reaches_the_session_worker_that_has_the_run)
+{
+    s_cluster_start ();
+    wsc_t *c = wsc_open_main ();
+    s_assert_first_connected (c, NULL, 0);
+    enum { RUNS = 5 };
+    char *message = s_words ("slow", 40);
+    char run_id[RUNS][80];
+    int id = 1;
+    for (int i = 0; i < RUNS; i++) {
+        char key[32];
+        snprintf (key, sizeof (key), "ws-keyed-%d", i);
+        wsc_run (c, id++, key, message, NULL, run_id[i], sizeof (run_id[i]));
+        run_match_t delta = {"chat.delta", run_id[i]};
+        cr_assert_not_null (wsc_wait (c, NULL, s_match_run, &delta, WAIT_MS),
+                            "run %d never started", i);
+    }
+    for (int i = 0; i < RUNS; i++) {
+        char params[RUNS * 80 + 16];
+        snprintf (params, sizeof (params), "{\"runId\":\"%s\"}", run_id[i]);
+        const cJSON *res = wsc_result (c, id++, "chat.abort", params);
+        cr_assert_str_eq (s_str (res, "runId"), run_id[i]);
+        cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (res, "aborted")),
+                   "run %d: the abort missed its run's worker", i);
+    }
+    for (int i = 0; i < RUNS; i++) {
+        const cJSON *end = wsc_wait_end (c, run_id[i], WAIT_MS);
+        cr_assert_not_null (end, "run %d: no end", i);
+        cr_assert_str_eq (s_type (end), "chat.done");
+        cr_assert_str_eq (s_at_str (end, "data.finishReason"), "aborted",
+                          "run %d was not aborted", i);
+    }
+    //  Over now: a second abort of each is a response with aborted:false
+    //  (SPEC section 2), from whichever worker it reaches.
+    for (int i = 0; i < RUNS; i++) {
+        char params[RUNS * 80 + 16];
+        snprintf (params, sizeof (params), "{\"runId\":\"%s\"}", run_id[i]);
+        const cJSON *res = wsc_result (c, id++, "chat.abort", params);
+        cr_assert_str_eq (s_str (res, "runId"), run_id[i]);
+        cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (res, "aborted")),
+                   "run %d: a finished run was aborted again", i);
+    }
+    free (message);
     wsc_close (&c);
 }
