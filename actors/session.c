@@ -77,9 +77,19 @@ typedef struct {
     //  arrival's transaction.
     timings_t writes, reads;
     int64_t stats_at;                //  zclock_mono () of the next line
+    //  Largest size each table reached, logged at stop: they must follow
+    //  the sessions and runs that are live, not every one ever seen.
+    size_t peak_lives, peak_runs, peak_inflight;
 } self_t;
 
 static void s_pump (self_t *self, live_t *live);
+
+static void
+s_peak (size_t *peak, zhashx_t *table)
+{
+    if (zhashx_size (table) > *peak)
+        *peak = zhashx_size (table);
+}
 
 //  ---- Small helpers -------------------------------------------------------------
 
@@ -168,6 +178,7 @@ s_live_get (self_t *self, const char *key, const char *agent_id,
     live->next_run = row.next_run;
     live->queue = zlistx_new ();
     zhashx_insert (self->lives, live->key, live);
+    s_peak (&self->peak_lives, self->lives);
     return live;
 }
 
@@ -579,6 +590,7 @@ s_start_send (self_t *self, pending_t *p, int64_t left, const mp_writer_t *w)
     snprintf (p->corr, sizeof (p->corr), "%llu",
               (unsigned long long) env.corr_id);
     zhashx_insert (self->inflight, p->corr, p);
+    s_peak (&self->peak_inflight, self->inflight);
     p->dispatched = true;
     live->running = p;
     log_debug ("session", "%s on %s sent to the run actor", p->run_id,
@@ -781,6 +793,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     live->next_run++;
     p->deadline = zclock_mono () + timeout;
     zhashx_insert (self->runs, p->run_id, p);
+    s_peak (&self->peak_runs, self->runs);
     if (ready) {
         log_debug ("session", "%s on %s at %lld starts at once", p->run_id,
                    key, (long long) p->run_seq);
@@ -1334,6 +1347,11 @@ s_destroy (void **state_p)
     }
     zlistx_destroy (&all);
     s_stats_log (self, zclock_mono (), true);
+    log_info ("session", "stopping; largest tables: %zu live sessions, %zu "
+                         "runs, %zu at the run actor (now %zu, %zu, %zu)",
+              self->peak_lives, self->peak_runs, self->peak_inflight,
+              zhashx_size (self->lives), zhashx_size (self->runs),
+              zhashx_size (self->inflight));
     if (self->store) {
         int n = store_recover (self->store, s_now_ms ());
         if (n > 0)
