@@ -630,7 +630,7 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     }
     json_in_rc_t why;
     size_t at;
-    cJSON *root = json_in_parse (text, n, CFG_MAX_FILE, JSON_IN_OBJECT, &why, &at);
+    cJSON *root = json_in_parse (text, n, CFG_MAX_FILE, 0, &why, &at);
     if (!root) {
         if (why == JSON_IN_MALFORMED)
             s_err (err, errlen, "config file %s: not valid JSON near byte %zu",
@@ -671,7 +671,8 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
     if (gw) {
         static const char *const gkeys[] = {
             "threads", "maxBodyBytes", "requestTimeoutMs", "controlTimeoutMs",
-            "drainTimeoutMs", "sseKeepaliveMs", "maxFrameBytes", NULL};
+            "drainTimeoutMs", "sseKeepaliveMs", "maxFrameBytes",
+            "headerTimeoutMs", "keepAliveTimeoutMs", "reservedThreads", NULL};
         if (s_known_keys (gw, "gateway.", gkeys, err, errlen)
             || s_get_intv (gw, "threads", "gateway.", 1, 4096, &self->threads,
                            err, errlen)
@@ -687,7 +688,13 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
                            &self->sse_keepalive_ms, err, errlen)
             || s_get_intv (gw, "maxFrameBytes", "gateway.", 1024,
                            1024 * 1024 * 1024, &self->max_frame_bytes, err,
-                           errlen))
+                           errlen)
+            || s_get_intv (gw, "headerTimeoutMs", "gateway.", 100, 600000,
+                           &self->header_timeout_ms, err, errlen)
+            || s_get_intv (gw, "keepAliveTimeoutMs", "gateway.", 100, 600000,
+                           &self->keep_alive_timeout_ms, err, errlen)
+            || s_get_intv (gw, "reservedThreads", "gateway.", 0, 4096,
+                           &self->reserved_threads, err, errlen))
             goto done;
     }
     const cJSON *limits = s_get_obj (root, "limits", "", err, errlen, &orc);
@@ -893,7 +900,13 @@ s_defaults (cg_config_t *self)
     self->burst = 0;                 //  = rate_limit: a minute's worth
     self->max_concurrent = 10;
     self->auth_failures = 10;        //  SPEC: on by default
-    self->max_conns_per_addr = 0;    //  Off: proxies put many behind one
+    //  Open connections per address, counted by the gate (gateway/gate.h)
+    //  from accept: hundreds, not thousands, from one client; a proxy in
+    //  front raises it.
+    self->max_conns_per_addr = 256;
+    self->header_timeout_ms = 10000;
+    self->keep_alive_timeout_ms = 5000;
+    self->reserved_threads = -1;     //  threads / 8
     self->lease_ms = 5000;
     self->requests_ep = strdup (BUS_INPROC_REQUESTS);
     self->events_ep = strdup (BUS_INPROC_EVENTS);

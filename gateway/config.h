@@ -97,6 +97,11 @@ typedef struct {
     int sse_keepalive_ms;        //  SSE comment this often while idle: it
                                  //  also finds clients that went away
     int max_frame_bytes;         //  WebSocket frame limit (for the WS front)
+    int header_timeout_ms;       //  A request head must arrive within this
+                                 //  (the gate); also civetweb's read timeout
+    int keep_alive_timeout_ms;   //  Idle keep-alive connections closed after
+    int reserved_threads;        //  Workers no address that holds one
+                                 //  already may take; -1 = threads / 8
     //  Limits, enforced by the ratelimit actor through leases (see
     //  gateway/ratelimit_front.h).  Per-token overrides sit in tokens[].
     int rate_limit;              //  Requests per minute per credential, 0 off

@@ -5,6 +5,7 @@
 */
 #include "server.h"
 
+#include "gate.h"
 #include "log.h"
 #include "ratelimit_front.h"
 #include "ws.h"
@@ -26,7 +27,8 @@ struct server_t {
     atomic_bool draining;            //  Shutdown begun: no new requests
     atomic_bool stopping;            //  Drain window over: end what is left
     ws_hub_t *ws;                    //  WebSocket side
-    ratelimit_front_t *limits;       //  Leases, auth blocks, connections
+    ratelimit_front_t *limits;       //  Leases, auth blocks
+    gate_t *gate;                    //  Connections before civetweb's threads
 };
 
 static int64_t
@@ -45,8 +47,6 @@ s_now_us (void)
 typedef struct {
     server_t *server;                //  Not owned
     bus_front_t *bus;                //  This thread's socket, or NULL
-    bool conn_counted;               //  Its connection counts against
-    char conn_addr[48];              //  this address's limit
 } thread_t;
 
 static void *
@@ -70,16 +70,15 @@ s_exit_thread (const struct mg_context *ctx, int thread_type, void *ptr)
     }
 }
 
-//  civetweb closes a connection, on the thread that served it (a thread
-//  serves one connection at a time, so the count lives with the thread).
+//  civetweb closes a connection (every one the gate handed it, WebSocket
+//  or not): its address gets its worker back.
 static void
 s_conn_close (const struct mg_connection *conn)
 {
-    thread_t *t = (thread_t *) mg_get_thread_pointer (conn);
-    if (t && t->conn_counted) {
-        ratelimit_front_conn_close (t->server->limits, t->conn_addr);
-        t->conn_counted = false;
-    }
+    server_t *self = (server_t *) mg_get_user_data (mg_get_context (conn));
+    const struct mg_request_info *ri = mg_get_request_info (conn);
+    if (self && ri)
+        gate_release (self->gate, ri->remote_addr);
 }
 
 //  This thread's broker socket, made on first use.  NULL if it cannot be.
@@ -139,33 +138,10 @@ s_send_limited (http_req_t *r, rl_ticket_t *t)
                             ratelimit_front_message (t), NULL);
 }
 
-//  Counts this request's connection against its address, once per
-//  connection.  Returns 0, or the status of the 429 it sent.
-static int
-s_count_connection (server_t *self, http_req_t *r)
-{
-    if (self->config->max_conns_per_addr <= 0)
-        return 0;
-    thread_t *t = (thread_t *) mg_get_thread_pointer (r->conn);
-    if (!t || t->conn_counted)
-        return 0;
-    rl_ticket_t ticket;
-    if (ratelimit_front_conn_open (self->limits, r->ri->remote_addr, &ticket)) {
-        http_close (r);
-        return s_send_limited (r, &ticket);
-    }
-    snprintf (t->conn_addr, sizeof (t->conn_addr), "%s", r->ri->remote_addr);
-    t->conn_counted = true;
-    return 0;
-}
-
 static int
 s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
 {
     const struct mg_request_info *ri = r->ri;
-    int limited = s_count_connection (self, r);
-    if (limited)
-        return limited;
     const char *method = ri->request_method;
     const char *path = ri->local_uri ? ri->local_uri : "/";
     const route_t *rt = s_route_find (self->routes, path);
@@ -176,14 +152,8 @@ s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
     }
     //  An oversized body is refused from its declared length alone, before
     //  anything else is read, whatever the route and credential.
-    if (ri->content_length > self->config->max_body) {
-        char msg[128];
-        snprintf (msg, sizeof (msg),
-                  "Request body is larger than the %lld-byte limit",
-                  self->config->max_body);
-        http_close (r);
-        return http_send_error (r, 413, "invalid_request", msg, NULL);
-    }
+    if (ri->content_length > self->config->max_body)
+        return http_send_too_large (r);
     char methods[64], allow[96];
     s_methods (rt, methods, sizeof (methods));
     snprintf (allow, sizeof (allow), "Allow: %s\r\n", methods);
@@ -344,16 +314,24 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
         free (self);
         return NULL;
     }
-    char ports[128], threads[16];
+    char ports[128], threads[16], header_ms[16], idle_ms[16];
     const char *bind = strcmp (cfg->bind, "localhost") == 0 ? "127.0.0.1"
                                                             : cfg->bind;
     snprintf (ports, sizeof (ports), "%s:%d", bind, cfg->port);
     snprintf (threads, sizeof (threads), "%d", cfg->threads);
+    snprintf (header_ms, sizeof (header_ms), "%d", cfg->header_timeout_ms);
+    snprintf (idle_ms, sizeof (idle_ms), "%d", cfg->keep_alive_timeout_ms);
+    //  The gate bounds a connection's first head; civetweb's own timeouts
+    //  bound the rest: the heads of later requests on a kept-alive
+    //  connection, each read of a body, and the idle time between requests.
+    //  WebSocket clients stay as long as they like (the hub's heartbeats
+    //  and civetweb's 30 s read quantum find the dead ones).
     const char *options[] = {"listening_ports", ports,
                              "num_threads", threads,
                              "enable_keep_alive", "yes",
-                             "keep_alive_timeout_ms", "30000",
-                             "request_timeout_ms", "30000",
+                             "keep_alive_timeout_ms", idle_ms,
+                             "request_timeout_ms", header_ms,
+                             "websocket_timeout_ms", "30000",
                              "listen_backlog", "1024",
                              "connection_queue", "1024",
                              "decode_url", "yes",
@@ -383,12 +361,21 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
     struct mg_server_port sp[4];
     int n = mg_get_server_ports (self->ctx, 4, sp);
     self->port = n > 0 ? sp[0].port : cfg->port;
+    self->gate = gate_attach (cfg, self->port, err, errlen);
+    if (!self->gate) {
+        mg_stop (self->ctx);
+        ratelimit_front_destroy (&self->limits);
+        free (self);
+        return NULL;
+    }
     mg_set_auth_handler (self->ctx, "/", s_auth_pass, NULL);
     mg_set_request_handler (self->ctx, "/", s_dispatch, self);
     self->ws = ws_hub_new (cfg, self);
     if (!self->ws) {
         snprintf (err, errlen, "cannot start the WebSocket hub");
         mg_stop (self->ctx);
+        gate_destroy (&self->gate);
+        ratelimit_front_destroy (&self->limits);
         free (self);
         return NULL;
     }
@@ -448,7 +435,9 @@ server_stop (server_t **self_p)
     //  exit_thread closes that thread's broker socket; handlers still
     //  waiting on runs see `stopping` within a poll slice and return.
     mg_stop (self->ctx);
-    //  After mg_stop: the close handlers of WebSocket clients use the hub.
+    //  After mg_stop: civetweb accepts no more, and its close handlers
+    //  (WebSocket clients' among them) use the hub and the gate.
+    gate_destroy (&self->gate);
     ws_hub_destroy (&self->ws);
     //  No request is in flight now: the limits give back what they hold.
     ratelimit_front_destroy (&self->limits);
