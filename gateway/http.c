@@ -220,20 +220,46 @@ http_send_bus_reply (http_req_t *r, const bus_msg_t *reply, const char *from)
     return status;
 }
 
+//  After a 413, what the client still sends is read and thrown away, for at
+//  most this long and this much (nginx's lingering close): a client that
+//  writes its whole body before it reads (Node's http, the OpenAI SDKs)
+//  would otherwise see its writes fail with EPIPE or ECONNRESET, never the
+//  413.  Then the connection closes.
+#define HTTP_LINGER_MS 10000
+#define HTTP_LINGER_BYTES (64LL * 1024 * 1024)
+
+int
+http_send_too_large (http_req_t *r)
+{
+    char msg[128];
+    snprintf (msg, sizeof (msg), "Request body is larger than the %lld-byte limit",
+              r->config->max_body);
+    http_close (r);
+    int status = http_send_error (r, 413, "invalid_request", msg, NULL);
+    struct timespec t0, t;
+    clock_gettime (CLOCK_MONOTONIC, &t0);
+    long long drained = 0;
+    char sink[16384];
+    while (drained < HTTP_LINGER_BYTES) {
+        int n = mg_read (r->conn, sink, sizeof (sink));
+        if (n <= 0)
+            break;
+        drained += n;
+        clock_gettime (CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000
+            > HTTP_LINGER_MS)
+            break;
+    }
+    return status;
+}
+
 int
 http_read_body (http_req_t *r)
 {
     long long max = r->config->max_body;
     long long declared = r->ri->content_length;
-    char msg[128];
-    snprintf (msg, sizeof (msg), "Request body is larger than the %lld-byte limit",
-              max);
-    if (declared > max) {
-        //  Refuse before reading: the rest of the body is never read, so
-        //  the connection cannot be reused.
-        http_close (r);
-        return http_send_error (r, 413, "invalid_request", msg, NULL);
-    }
+    if (declared > max)
+        return http_send_too_large (r);
     size_t cap = declared >= 0 ? (size_t) declared : 64 * 1024;
     char *buf = (char *) malloc (cap + 1);
     if (!buf)
@@ -246,8 +272,7 @@ http_read_body (http_req_t *r)
             //  Chunked: grow, but never past the limit.
             if ((long long) cap > max) {
                 free (buf);
-                http_close (r);
-                return http_send_error (r, 413, "invalid_request", msg, NULL);
+                return http_send_too_large (r);
             }
             size_t next = cap * 2;
             if ((long long) next > max + 1)
@@ -275,8 +300,7 @@ http_read_body (http_req_t *r)
     }
     if ((long long) len > max) {
         free (buf);
-        http_close (r);
-        return http_send_error (r, 413, "invalid_request", msg, NULL);
+        return http_send_too_large (r);
     }
     buf[len] = 0;
     r->body = buf;

@@ -85,11 +85,18 @@ http_send_bus_error (http_req_t *r, const bus_msg_t *reply);
 int
 http_send_bus_reply (http_req_t *r, const bus_msg_t *reply, const char *from);
 
-//  Reads the whole body into r->body, refusing (413, without reading it
-//  all) anything over the configured limit.  Returns 0, or the status of
-//  the error response it sent.
+//  Reads the whole body into r->body, refusing (413) anything over the
+//  configured limit.  Returns 0, or the status of the error response it
+//  sent.
 int
 http_read_body (http_req_t *r);
+
+//  Sends 413 for a body over the limit, then reads and discards what the
+//  client goes on sending, within a bound of time and bytes, so that a
+//  client that writes all before it reads still reads the 413; the
+//  connection then closes.  Returns 413.
+int
+http_send_too_large (http_req_t *r);
 
 //  Parses r->body as a JSON object.  Returns it (caller owns, cJSON_Delete)
 //  or NULL after sending 400 (malformed JSON, broken UTF-8, not an object).
