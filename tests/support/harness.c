@@ -406,9 +406,14 @@ worker_start (proc_t *p, const char *requests, const char *actors,
               const char *config, const char *state_dir,
               const char *const env[])
 {
+    //  Always a state dir: without one the worker would keep its sessions in
+    //  the invoking user's ~/.clawgate.
+    char own[64] = "";
+    if (!state_dir)
+        harness_tmpdir (own, sizeof (own));
     const char *args[] = {"worker", "--broker", requests, "--actors", actors,
-                          "--config", config, state_dir ? "--state-dir" : NULL,
-                          state_dir, NULL};
+                          "--config", config, "--state-dir",
+                          state_dir ? state_dir : own, NULL};
     if (proc_start (p, args, env))
         return -1;
     return proc_wait_line (p, "serving via", 20000, NULL, 0);
