@@ -32,8 +32,8 @@ rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 sp=$(port_of "$tmp/si.out")
 cat > "$tmp/cfg.json" <<JSON
 {"providers":{"openai":{"baseUrl":"http://127.0.0.1:$sp/v1","apiKey":"sk-bench","models":["gpt-4o-mini","slow"]}},
- "gateway":{"threads":1100},
- "limits":{"rateLimit":0,"maxConcurrent":0}}
+ "gateway":{"threads":1100,"reservedThreads":16},
+ "limits":{"rateLimit":0,"maxConcurrent":0,"maxConnectionsPerAddress":0}}
 JSON
 # Limits off above: this measures runs, not the limiter (bench/ratelimit_bench.sh does).
 # Idle RSS with the default configuration (64 HTTP threads).

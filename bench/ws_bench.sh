@@ -47,8 +47,8 @@ echo "# ws fan-out: echoDelayMs=$delay words=$words queueFrames=$queue cores=$(n
 for n in "${ns[@]}"; do
     state="$tmp/state-$n"; mkdir -p "$state"
     cat > "$tmp/cfg-$n.json" <<JSON
-{"gateway":{"threads":$((n + 64))},
- "limits":{"rateLimit":0,"maxConcurrent":1000000},
+{"gateway":{"threads":$((n + 64)),"reservedThreads":16},
+ "limits":{"rateLimit":0,"maxConcurrent":1000000,"maxConnectionsPerAddress":0},
  "websocket":{"queueFrames":$queue$writers_kv},
  "providers":{"local":{"echoDelayMs":$delay}}}
 JSON

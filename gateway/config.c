@@ -536,6 +536,16 @@ config_find_model (const cg_config_t *self, const char *id, const char **model)
     return NULL;
 }
 
+int
+config_reserved_threads (const cg_config_t *self)
+{
+    int reserve = self->reserved_threads >= 0 ? self->reserved_threads
+                                              : self->threads / 8;
+    if (reserve < 1 && self->threads > 1)
+        reserve = 1;
+    return reserve < self->threads ? reserve : self->threads - 1;
+}
+
 const cfg_agent_t *
 config_find_agent (const cg_config_t *self, const char *id)
 {

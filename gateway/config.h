@@ -179,6 +179,12 @@ config_destroy (cg_config_t **self_p);
 const cfg_provider_t *
 config_find_model (const cg_config_t *self, const char *id, const char **model);
 
+//  Workers that no address holding one already may take, and that
+//  WebSocket clients never take: gateway.reservedThreads, or threads / 8
+//  (at least 1 when there are 2 threads or more).
+int
+config_reserved_threads (const cg_config_t *self);
+
 //  The agent with this id, or NULL.
 const cfg_agent_t *
 config_find_agent (const cg_config_t *self, const char *id);

@@ -38,7 +38,9 @@ typedef struct addr_s addr_t;
 struct addr_s {
     char key[INET6_ADDRSTRLEN];      //  As civetweb writes it
     int open;                        //  In the gate + handed over
-    int active;                      //  Handed over, not yet closed
+    int active;                      //  Handed over, not yet closed, not
+                                     //  WebSockets
+    int websockets;                  //  Handed over, now WebSockets
 };
 
 struct conn_s {
@@ -139,7 +141,7 @@ s_addr_get (gate_t *self, const char *key)
 static void
 s_addr_put (gate_t *self, addr_t *a)
 {
-    if (--a->open <= 0 && a->active <= 0)
+    if (--a->open <= 0 && a->active <= 0 && a->websockets <= 0)
         zhashx_delete (self->addrs, a->key);
 }
 
@@ -293,7 +295,7 @@ s_accept_all (gate_t *self)
         if (!c || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &ev)) {
             free (c);
             close (fd);
-            if (a->open == 0 && a->active == 0)
+            if (a->open == 0 && a->active == 0 && a->websockets == 0)
                 zhashx_delete (self->addrs, key);
             continue;
         }
@@ -448,12 +450,8 @@ gate_attach (const cg_config_t *cfg, int port, char *err, size_t errlen)
     pthread_mutex_init (&self->lock, NULL);
     self->listener = self->ready_fd = self->epoll_fd = self->wake_fd = -1;
     self->threads = cfg->threads;
-    int reserve = cfg->reserved_threads >= 0 ? cfg->reserved_threads
-                                             : cfg->threads / 8;
-    if (reserve < 1 && cfg->threads > 1)
-        reserve = 1;
-    self->per_addr_active = cfg->threads - reserve > 0 ? cfg->threads - reserve
-                                                       : 1;
+    int share = cfg->threads - config_reserved_threads (cfg);
+    self->per_addr_active = share > 0 ? share : 1;
     self->max_open = cfg->max_conns_per_addr;
     self->header_ms = cfg->header_timeout_ms;
     self->addrs = zhashx_new ();
@@ -524,6 +522,27 @@ gate_release (gate_t *self, const char *addr)
         self->active--;
         s_addr_put (self, a);
         s_pump (self);
+    }
+    pthread_mutex_unlock (&self->lock);
+}
+
+void
+gate_websocket (gate_t *self, const char *addr, bool open)
+{
+    if (!self || !addr)
+        return;
+    pthread_mutex_lock (&self->lock);
+    addr_t *a = (addr_t *) zhashx_lookup (self->addrs, addr);
+    if (a && open && a->active > 0) {
+        a->active--;
+        a->websockets++;
+        self->active--;
+        s_pump (self);
+    }
+    else if (a && !open && a->websockets > 0) {
+        a->websockets--;
+        a->active++;
+        self->active++;
     }
     pthread_mutex_unlock (&self->lock);
 }

@@ -52,6 +52,14 @@ gate_attach (const cg_config_t *cfg, int port, char *err, size_t errlen);
 void
 gate_release (gate_t *self, const char *addr);
 
+//  A connection from addr became a WebSocket (open true) or the WebSocket
+//  ended (false, before civetweb closes it and gate_release follows).  A
+//  WebSocket holds its worker as long as it stays: it is counted against
+//  the WebSocket places (gateway/ws.c), not its address's share of workers,
+//  so an address's WebSocket clients never keep its HTTP requests waiting.
+void
+gate_websocket (gate_t *self, const char *addr, bool open);
+
 //  Figures for /status and the log.
 typedef struct {
     int waiting;                 //  Connections in the gate now

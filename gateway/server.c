@@ -401,6 +401,12 @@ server_draining (const server_t *self)
     return atomic_load (&self->draining);
 }
 
+gate_t *
+server_gate (server_t *self)
+{
+    return self->gate;
+}
+
 ratelimit_front_t *
 server_limits (server_t *self)
 {

@@ -53,6 +53,11 @@ server_draining (const server_t *self);
 bus_front_t *
 server_thread_bus (struct mg_connection *conn);
 
+//  The front's connection gate (lent).
+typedef struct gate_t gate_t;
+gate_t *
+server_gate (server_t *self);
+
 //  The front's rate limits (lent).
 typedef struct ratelimit_front_t ratelimit_front_t;
 ratelimit_front_t *

@@ -9,6 +9,7 @@
 #include "front.h"
 #include "http.h"
 #include "ids.h"
+#include "gate.h"
 #include "log.h"
 #include "mpjson.h"
 #include "ratelimit_front.h"
@@ -114,6 +115,8 @@ typedef struct {
     bool scheduled;                  //  On the writers' work list
     bool dead;                       //  Closed, lagged or failed: no writes
     bool closing;                    //  Send a close frame after the queue
+    bool upgraded;                   //  Told the gate it is a WebSocket
+    char addr[48];                   //  Its address, as the gate keys it
 } ws_client_t;
 
 struct ws_hub_t {
@@ -123,6 +126,8 @@ struct ws_hub_t {
     pthread_mutex_t registry_lock;
     zhashx_t *clients;               //  "id" -> ws_client_t
     atomic_uint_fast64_t next_id;
+    atomic_int admitted;             //  Upgrades accepted and not yet closed:
+                                     //  each holds a civetweb worker
     //  Requests from the connection threads to the hub.
     pthread_mutex_t inbox_lock;
     zlistx_t *inbox;                 //  inbox_t *
@@ -1368,9 +1373,32 @@ s_on_connect (const struct mg_connection *conn, void *cbdata)
         log_info ("ws", "upgrade refused: %d", r.status);
         return 1;
     }
-    ws_client_t *cl = (ws_client_t *) calloc (1, sizeof (ws_client_t));
-    if (!cl)
+    //  A WebSocket client holds a civetweb worker for as long as it stays,
+    //  so clients may take all but the reserved workers: those stay for
+    //  plain HTTP, which WebSocket clients must never make unavailable.
+    int cap = hub->config->threads - config_reserved_threads (hub->config);
+    if (atomic_fetch_add (&hub->admitted, 1) >= cap) {
+        atomic_fetch_sub (&hub->admitted, 1);
+        http_req_t r = {0};
+        r.conn = c;
+        r.ri = ri;
+        r.config = hub->config;
+        r.close = true;
+        char msg[160];
+        snprintf (msg, sizeof (msg),
+                  "All %d WebSocket places are taken (gateway.threads less "
+                  "gateway.reservedThreads)",
+                  cap);
+        http_send_error_h (&r, 503, "service_unavailable", msg, NULL,
+                           "Retry-After: 1\r\n");
+        log_warn ("ws", "upgrade refused: %d WebSocket clients already", cap);
         return 1;
+    }
+    ws_client_t *cl = (ws_client_t *) calloc (1, sizeof (ws_client_t));
+    if (!cl) {
+        atomic_fetch_sub (&hub->admitted, 1);
+        return 1;
+    }
     cl->id = atomic_fetch_add (&hub->next_id, 1);
     cl->conn = c;
     cl->auth = auth;
@@ -1388,6 +1416,12 @@ s_on_ready (struct mg_connection *conn, void *cbdata)
     ws_client_t *cl = (ws_client_t *) mg_get_user_connection_data (conn);
     if (!cl)
         return;
+    //  From now on its worker is a WebSocket's, counted against the
+    //  WebSocket places, not against its address's share of HTTP workers.
+    snprintf (cl->addr, sizeof (cl->addr), "%s",
+              mg_get_request_info (conn)->remote_addr);
+    gate_websocket (server_gate (hub->server), cl->addr, true);
+    cl->upgraded = true;
     char key[24];
     snprintf (key, sizeof (key), "%llu", (unsigned long long) cl->id);
     pthread_mutex_lock (&hub->registry_lock);
@@ -1470,6 +1504,9 @@ s_on_close (const struct mg_connection *conn, void *cbdata)
     ws_client_t *cl = (ws_client_t *) mg_get_user_connection_data (conn);
     if (!cl)
         return;
+    atomic_fetch_sub (&hub->admitted, 1);
+    if (cl->upgraded)
+        gate_websocket (server_gate (hub->server), cl->addr, false);
     char key[24];
     snprintf (key, sizeof (key), "%llu", (unsigned long long) cl->id);
     pthread_mutex_lock (&hub->registry_lock);

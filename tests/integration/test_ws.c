@@ -2101,3 +2101,52 @@ Test (ws, abort_reaches_the_session_worker_that_has_the_run)
     free (message);
     wsc_close (&c);
 }
+
+//  Each WebSocket client holds a civetweb worker for as long as it stays:
+//  clients may take all but gateway.reservedThreads, which stay for plain
+//  HTTP (issue 16: WebSocket clients must not make HTTP unavailable).
+Test (ws, websocket_clients_leave_the_reserved_workers_to_http)
+{
+    opts_t o = {0};
+    o.threads = 8;
+    o.gateway = "\"reservedThreads\":3";
+    s_start (&o);
+    wsc_t *held[5];
+    for (int i = 0; i < 5; i++) {
+        held[i] = wsc_open_main ();
+        char id[64];
+        s_assert_first_connected (held[i], id, sizeof (id));
+    }
+    //  The sixth is refused before the handshake, with a readable 503.
+    raw_t r;
+    char head[2048], body[2048] = "";
+    int status = raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head),
+                           body, sizeof (body));
+    cr_assert_eq (status, 503, "%s", head);
+    cr_assert (!strcasestr (head, "Sec-WebSocket-Accept"), "%s", head);
+    cr_assert (strstr (body, "service_unavailable"), "%s", body);
+    raw_close (&r);
+    //  HTTP still gets a worker at once, several times over.
+    for (int i = 0; i < 20; i++) {
+        http_resp_t resp;
+        long long t0 = s_now_ms ();
+        s_gw_get ("/status", &resp);
+        cr_assert_eq (resp.status, 200);
+        cr_assert_lt (s_now_ms () - t0, 5000, "/status took %lld ms",
+                      s_now_ms () - t0);
+        http_resp_free (&resp);
+    }
+    //  A place that frees is taken again.
+    wsc_close (&held[0]);
+    long long until = s_now_ms () + WAIT_MS;
+    wsc_t *again = NULL;
+    while (!again && s_now_ms () < until) {
+        again = wsc_open ("/?token=" MAIN_TOKEN, NULL, 0);
+        if (!again)
+            usleep (50000);
+    }
+    cr_assert_not_null (again, "the freed place was never given back");
+    wsc_close (&again);
+    for (int i = 1; i < 5; i++)
+        wsc_close (&held[i]);
+}
