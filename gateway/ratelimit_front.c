@@ -19,7 +19,7 @@
 #define RL_CALL_TIMEOUT_MS 1000      //  A lease call gives up after this
 #define RL_OPEN_MS 1000              //  Fail open this long after a failure
 #define RL_WARN_EVERY_MS 60000       //  One fail-open warning per principal
-#define RL_MAX_TRACKED 10000         //  Addresses blocked / connected
+#define RL_MAX_TRACKED 10000         //  Addresses blocked
 
 //  What the front holds for one principal.  The lock guards the counters
 //  and is never held across I/O; io serialises round trips to the actor
@@ -59,7 +59,6 @@ struct ratelimit_front_t {
     pthread_mutex_t addr_lock;
     zhashx_t *blocked;               //  addr -> int64_t until (owned)
     atomic_int n_blocked;            //  Its size, read without the lock
-    zhashx_t *conns;                 //  addr -> int count (owned)
 };
 
 static int64_t
@@ -121,13 +120,11 @@ ratelimit_front_new (const cg_config_t *cfg)
     pthread_cond_init (&self->keeper_cond, NULL);
     pthread_mutex_init (&self->addr_lock, NULL);
     self->blocked = zhashx_new ();
-    self->conns = zhashx_new ();
-    if (!self->entries || !self->blocked || !self->conns) {
+    if (!self->entries || !self->blocked) {
         ratelimit_front_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->blocked, s_free_item);
-    zhashx_set_destructor (self->conns, s_free_item);
     const char *shared[] = {"token:main", "password", "anonymous"};
     for (int i = 0; i < 3; i++)
         s_entry_init (&self->entries[self->n_entries++], shared[i],
@@ -179,7 +176,6 @@ ratelimit_front_destroy (ratelimit_front_t **self_p)
     }
     free (self->entries);
     zhashx_destroy (&self->blocked);
-    zhashx_destroy (&self->conns);
     pthread_mutex_destroy (&self->addr_lock);
     pthread_cond_destroy (&self->keeper_cond);
     pthread_mutex_destroy (&self->keeper_lock);
@@ -618,45 +614,6 @@ ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
     return 429;
 }
 
-int
-ratelimit_front_conn_open (ratelimit_front_t *self, const char *addr,
-                           rl_ticket_t *t)
-{
-    memset (t, 0, sizeof (*t));
-    int max = self ? self->config->max_conns_per_addr : 0;
-    if (max <= 0)
-        return 0;
-    int status = 0;
-    pthread_mutex_lock (&self->addr_lock);
-    int *n = (int *) zhashx_lookup (self->conns, addr);
-    if (!n && zhashx_size (self->conns) < RL_MAX_TRACKED
-        && (n = (int *) calloc (1, sizeof (int))))
-        zhashx_insert (self->conns, addr, n);
-    if (n && *n >= max)
-        status = 429;
-    else if (n)
-        ++*n;
-    pthread_mutex_unlock (&self->addr_lock);
-    if (status) {
-        t->verdict = RL_CONNECTIONS;
-        t->retry_after = 1;
-        snprintf (t->headers, sizeof (t->headers), "Retry-After: 1\r\n");
-    }
-    return status;
-}
-
-void
-ratelimit_front_conn_close (ratelimit_front_t *self, const char *addr)
-{
-    if (!self || self->config->max_conns_per_addr <= 0)
-        return;
-    pthread_mutex_lock (&self->addr_lock);
-    int *n = (int *) zhashx_lookup (self->conns, addr);
-    if (n && --*n <= 0)
-        zhashx_delete (self->conns, addr);
-    pthread_mutex_unlock (&self->addr_lock);
-}
-
 //  ---- Replies -------------------------------------------------------------------------
 
 const char *
@@ -668,7 +625,6 @@ ratelimit_front_message (const rl_ticket_t *t)
         return "Too many concurrent requests for this credential";
     case RL_AUTH_BLOCKED:
         return "Too many failed authentications from this address";
-    case RL_CONNECTIONS: return "Too many connections from this address";
     case RL_OK: break;
     }
     return "OK";

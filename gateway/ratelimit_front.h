@@ -50,7 +50,6 @@ typedef enum {
     RL_RATE = 1,                     //  Over the rate limit
     RL_CONCURRENCY = 2,              //  Over the concurrency limit
     RL_AUTH_BLOCKED = 3,             //  Too many failed authentications
-    RL_CONNECTIONS = 4,              //  Too many connections from the address
 } rl_verdict_t;
 
 //  One request's dealings with the limits.  Lives on the caller's stack.
@@ -75,7 +74,9 @@ ratelimit_front_destroy (ratelimit_front_t **self_p);
 
 //  Checks principal's rate and concurrency limits and takes a rate token
 //  and a slot.  bus is the calling thread's own socket (may be NULL: no
-//  lease can be asked for then, which fails open).  Fills t (headers
+//  lease can be asked for then, which fails open), and must carry nothing
+//  else the caller waits for: a lease call drops whatever else arrives on
+//  it meanwhile (the WebSocket hub keeps a socket for leases alone).  Fills t (headers
 //  included, for allowed and refused alike).  Returns 0 if allowed (then
 //  ratelimit_front_release (t) when the request or run is over), or 429.
 int
@@ -98,16 +99,6 @@ ratelimit_front_check_address (ratelimit_front_t *self, const char *addr,
 int
 ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
                              const char *addr, rl_ticket_t *t);
-
-//  A connection from addr begins serving.  Returns 0, or 429 with t filled
-//  when addr already has limits.maxConnectionsPerAddress (not counted then).
-int
-ratelimit_front_conn_open (ratelimit_front_t *self, const char *addr,
-                           rl_ticket_t *t);
-
-//  A connection counted by ratelimit_front_conn_open closed.
-void
-ratelimit_front_conn_close (ratelimit_front_t *self, const char *addr);
 
 //  One sentence for the client about a refusal.
 const char *
