@@ -22,6 +22,13 @@
 #include <unistd.h>
 
 #define WS_IDEMPOTENCY_MS (5 * 60 * 1000)
+//  Keys remembered at most: past it the oldest is forgotten before its
+//  5 minutes (a flood of keys must not grow the hub without bound).
+#define WS_IDEMPOTENCY_MAX 20000
+//  How long an ended run is remembered: its copies from the event bus
+//  arrive within milliseconds, and are recognised (the starter skipped)
+//  while it is.
+#define WS_RUN_ENDED_KEEP_MS 3000
 
 //  ---- Frames: reference-counted text shared by every client that gets it --------
 
@@ -474,6 +481,8 @@ typedef struct {
     zhashx_t *runs;                  //  runId -> run_t (owned)
     zhashx_t *subs;                  //  sessionKey -> zlistx of client ids
     zhashx_t *idem;                  //  principal + key -> idem_t (owned)
+    zlistx_t *idem_order;            //  Its keys, oldest first (owned
+                                     //  copies; = expiry order)
     int64_t next_heartbeat;
     int64_t next_sweep;
 } hub_t;
@@ -669,7 +678,14 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
             snprintf (i->run_id, sizeof (i->run_id), "%s", run_id);
             snprintf (i->key, sizeof (i->key), "%s", run->key);
             i->expires = zclock_mono () + WS_IDEMPOTENCY_MS;
+            while (zhashx_size (h->idem) >= WS_IDEMPOTENCY_MAX
+                   && zlistx_size (h->idem_order) > 0) {
+                char *old = (char *) zlistx_detach (h->idem_order, NULL);
+                zhashx_delete (h->idem, old);
+                free (old);
+            }
             zhashx_update (h->idem, idem_key, i);
+            zlistx_add_end (h->idem_order, strdup (idem_key));
         }
     }
     //  The session actor answers only a refusal; the run's id is ours, so
@@ -1167,24 +1183,26 @@ static void
 s_sweep (hub_t *h)
 {
     int64_t now = zclock_mono ();
-    zlistx_t *old = zlistx_new ();
-    zlistx_set_destructor (old, NULL);
-    for (idem_t *i = (idem_t *) zhashx_first (h->idem); i;
-         i = (idem_t *) zhashx_next (h->idem))
-        if (i->expires <= now)
-            zlistx_add_end (old, strdup ((const char *) zhashx_cursor (h->idem)));
-    for (char *k = (char *) zlistx_first (old); k; k = (char *) zlistx_next (old)) {
-        zhashx_delete (h->idem, k);
-        free (k);
+    //  Oldest first: stop at the first key still in its window.  (A key
+    //  used again after it expired is in the list twice; its older copy
+    //  stops the sweep until the newer entry expires, then goes too.)
+    const char *first;
+    while ((first = (const char *) zlistx_first (h->idem_order))) {
+        idem_t *i = (idem_t *) zhashx_lookup (h->idem, first);
+        if (i && i->expires > now)
+            break;
+        if (i)
+            zhashx_delete (h->idem, first);
+        free (zlistx_detach (h->idem_order, NULL));
     }
-    zlistx_destroy (&old);
-    //  Runs ended over 10 s ago (their bus copies are through by now), and
+    //  Runs ended a while ago (their bus copies are through by now), and
     //  runs whose end never reached us (a lost actor): forget them.
     int64_t too_old = now - h->hub->config->request_timeout_ms - 60000;
     zlistx_t *lost = zlistx_new ();
     for (run_t *r = (run_t *) zhashx_first (h->runs); r;
          r = (run_t *) zhashx_next (h->runs))
-        if (r->started < too_old || (r->ended && now - r->ended_at > 10000))
+        if (r->started < too_old
+            || (r->ended && now - r->ended_at > WS_RUN_ENDED_KEEP_MS))
             zlistx_add_end (lost, strdup ((const char *) zhashx_cursor (h->runs)));
     for (char *k = (char *) zlistx_first (lost); k; k = (char *) zlistx_next (lost)) {
         run_t *r = (run_t *) zhashx_lookup (h->runs, k);
@@ -1249,6 +1267,7 @@ s_hub_thread (void *arg)
     zhashx_set_destructor (h.subs, s_list_free);
     h.idem = zhashx_new ();
     zhashx_set_destructor (h.idem, (zhashx_destructor_fn *) zstr_free);
+    h.idem_order = zlistx_new ();
     if (!h.front || !h.sub)
         log_error ("ws", "the WebSocket hub has no broker connection");
     //  Without it the limiter cannot ask its actor and fails open, as it
@@ -1297,6 +1316,9 @@ s_hub_thread (void *arg)
     zhashx_destroy (&h.runs);
     zhashx_destroy (&h.subs);
     zhashx_destroy (&h.idem);
+    while (zlistx_size (h.idem_order))
+        free (zlistx_detach (h.idem_order, NULL));
+    zlistx_destroy (&h.idem_order);
     zsock_destroy (&h.sub);
     bus_front_destroy (&h.lease);
     bus_front_destroy (&h.front);
