@@ -248,9 +248,16 @@ s_readable (gate_t *self, conn_t *c)
     }
     if (n < 0)
         return;
-    if (!s_method_byte ((unsigned char) buf[0])) {
+    //  Empty lines before the request line are allowed (RFC 9112 2.2).
+    ssize_t lead = 0;
+    while (lead < n && (buf[lead] == '\r' || buf[lead] == '\n'))
+        lead++;
+    if (lead == n && n < (ssize_t) sizeof (buf))
+        return;
+    if (!s_method_byte ((unsigned char) buf[lead])) {
         s_refuse (c->fd, 400, "Bad Request", "invalid_request",
                   "This port speaks plain HTTP/1.1");
+        self->refused++;
         s_drop (self, c);
         return;
     }

@@ -1653,6 +1653,15 @@ ws_status_body (const msgpack_object *status, const cg_config_t *cfg,
     cJSON_AddStringToObject (gw, "auth", config_auth_name (cfg->auth_mode));
     cJSON_AddNumberToObject (gw, "inflight", server_inflight (server));
     cJSON_AddNumberToObject (gw, "websocketClients", atomic_load (&s_clients_now));
+    //  The connection gate: what waits for a whole request head, what is
+    //  being served, and what it has turned away since start.
+    gate_stats_t gs;
+    gate_stats (server_gate (server), &gs);
+    cJSON *conns = cJSON_AddObjectToObject (gw, "connections");
+    cJSON_AddNumberToObject (conns, "waiting", gs.waiting);
+    cJSON_AddNumberToObject (conns, "served", gs.active);
+    cJSON_AddNumberToObject (conns, "refused", (double) gs.refused);
+    cJSON_AddNumberToObject (conns, "timedOut", (double) gs.timed_out);
     //  The limits this front enforces (0 = off); per-token overrides are
     //  not listed (they would name the tokens).
     cJSON *lim = cJSON_AddObjectToObject (root, "limits");
