@@ -1,23 +1,51 @@
 # Thin wrapper over CMake.  `make run` and `make test` install what is
 # missing (apt-get), configure, build, then run.
-BUILD      ?= build
-ASAN_BUILD ?= build-asan
-JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD         ?= build
+ASAN_BUILD    ?= build-asan
+RELEASE_BUILD ?= build-release
+FUZZ_BUILD    ?= build-fuzz
+JOBS          ?= $(shell nproc 2>/dev/null || echo 2)
+# `make fuzz`: seconds per target; `make test`: seconds per target of its
+# short pass (12 targets, one at a time).
+FUZZ_SECONDS  ?= 600
+FUZZ_SHORT    ?= 15
+FUZZ_JOBS     ?= 1
 
-.PHONY: all deps build build-asan run test test-deps test-plain test-asan bench clean
+.PHONY: all deps build build-asan build-release build-fuzz run test test-deps \
+        test-plain test-asan test-release test-fuzz fuzz fuzz-regressions \
+        bench clean
 
 all: build
 
 deps:
 	@./deploy/install-deps.sh
 
+# Our own builds treat warnings as errors (CLAWGATE_WERROR); a plain
+# `cmake` does not, so a packager's flags always give a build.
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLAWGATE_TESTS=ON >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLAWGATE_TESTS=ON \
+	    -DCLAWGATE_WERROR=ON >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLAWGATE_SANITIZE=ON -DCLAWGATE_TESTS=ON >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCLAWGATE_SANITIZE=ON \
+	    -DCLAWGATE_TESTS=ON -DCLAWGATE_WERROR=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Release (-O3) finds warnings the -O2 build does not; building it, tests
+# included, is the test.
+build-release: deps
+	@cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release -DCLAWGATE_TESTS=ON \
+	    -DCLAWGATE_WERROR=ON >/dev/null
+	@cmake --build $(RELEASE_BUILD) -j$(JOBS)
+
+# libFuzzer targets (tests/fuzz): clang, every library instrumented.
+build-fuzz: deps
+	@./deploy/install-deps.sh --test
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCLAWGATE_FUZZ=ON -DCLAWGATE_TESTS=OFF -DCLAWGATE_BENCH=OFF \
+	    -DCLAWGATE_WERROR=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 
 run: build
 	@./deploy/run.sh $(BUILD)/gateway/clawgate
@@ -34,7 +62,21 @@ test-asan: build-asan test-deps
 	@echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer)"
 	@./tests/run-sanitized.sh $(ASAN_BUILD)
 
-test: test-plain test-asan
+test-release: build-release
+	@echo "== Release build (-O3 -Werror, tests included): built"
+
+test-fuzz: build-fuzz
+	@echo "== fuzz targets, $(FUZZ_SHORT) s each"
+	@FUZZ_JOBS=$(FUZZ_JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SHORT)
+
+test: test-release test-plain test-asan test-fuzz
+
+fuzz: build-fuzz
+	@FUZZ_JOBS=$(FUZZ_JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Replays tests/fuzz/regressions: fails while a reported bug is open.
+fuzz-regressions: build-fuzz
+	@./tests/fuzz/run.sh --regressions $(FUZZ_BUILD)
 
 bench: build
 	@./deploy/install-deps.sh --bench
@@ -42,4 +84,4 @@ bench: build
 	@./bench/status_bench.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(RELEASE_BUILD) $(FUZZ_BUILD)

@@ -8,7 +8,9 @@ pkgs=(cmake make gcc pkg-config curl
       libcurl4-openssl-dev libcriterion-dev libsqlite3-dev libpq-dev)
 [ "${1:-}" = "--bench" ] && pkgs+=(wrk sqlite3 chromium)
 # The browser actor's tests drive a real headless Chromium (Debian's).
-[ "${1:-}" = "--test" ] && pkgs+=(chromium)
+# The fuzz targets (tests/fuzz) need clang and its libFuzzer/sanitizer
+# runtimes (Debian 12: clang 14, libclang-rt-14-dev).
+[ "${1:-}" = "--test" ] && pkgs+=(chromium clang libclang-rt-14-dev)
 # The client-library tests run the official OpenAI SDK on Node.js; a machine
 # that already has node (e.g. from NodeSource) keeps it.
 if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null 2>&1; then
