@@ -17,6 +17,7 @@
 #include "routes.h"
 
 #include "ids.h"
+#include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -493,11 +494,20 @@ s_check_openai (http_req_t *r, const cJSON *req)
     return 0;
 }
 
-static void
+//  A field of a request that goes into a run's message may nest this deep
+//  at most: the message body around it is one level more, and a message on
+//  the bus nests at most MP_MAX_DEPTH (msgpack-c decodes no deeper).
+#define RUN_FIELD_MAX_DEPTH (MP_MAX_DEPTH - 1)
+
+//  Packs key and v; returns -1 (w to be discarded) if v nests deeper than
+//  RUN_FIELD_MAX_DEPTH.
+static int
 s_pack_json_field (mp_writer_t *w, const char *key, const cJSON *v)
 {
+    if (json_in_deeper_than (v, RUN_FIELD_MAX_DEPTH))
+        return -1;
     mp_key (w, key);
-    mpjson_pack (&w->pk, v);
+    return mpjson_pack (&w->pk, v);
 }
 
 int
@@ -551,17 +561,30 @@ route_chat_completions (http_req_t *r)
     if (c.session[0])
         mp_kv_str (&w, "channel", "openai");
     mp_kv_str (&w, "model", c.model);
-    s_pack_json_field (&w, "messages",
-                       cJSON_GetObjectItemCaseSensitive (req, "messages"));
+    const char *too_deep = NULL;
+    if (s_pack_json_field (&w, "messages",
+                           cJSON_GetObjectItemCaseSensitive (req, "messages")))
+        too_deep = "messages";
     mp_kv_bool (&w, "stream", stream);
     mp_kv_int (&w, "timeoutMs", r->config->request_timeout_ms);
     const char *names[] = {"temperature", "tools", "toolChoice", "thinking"};
+    const char *params[] = {"temperature", "tools", "tool_choice",
+                            "reasoning_effort"};
     for (int i = 0; i < 4; i++)
-        if (fields[i] && !cJSON_IsNull (fields[i]))
-            s_pack_json_field (&w, names[i], fields[i]);
+        if (fields[i] && !cJSON_IsNull (fields[i])
+            && s_pack_json_field (&w, names[i], fields[i]) && !too_deep)
+            too_deep = params[i];
     if (cJSON_IsNumber (max))
         mp_kv_int (&w, "maxTokens", (int64_t) max->valuedouble);
     cJSON_Delete (req);
+    if (too_deep) {
+        mp_writer_fini (&w);
+        char msg[160];
+        snprintf (msg, sizeof (msg),
+                  "'%s' is nested deeper than the %d levels a run can carry",
+                  too_deep, RUN_FIELD_MAX_DEPTH);
+        return http_send_error (r, 400, "invalid_request", msg, too_deep);
+    }
     status = s_start (&c, &w);
     mp_writer_fini (&w);
     if (status)

@@ -133,6 +133,19 @@ json_in_parse (const char *text, size_t len, size_t max, unsigned flags,
     return json;
 }
 
+bool
+json_in_deeper_than (const cJSON *json, int max)
+{
+    if (!json || !(cJSON_IsArray (json) || cJSON_IsObject (json)))
+        return false;
+    if (max <= 0)
+        return true;
+    for (const cJSON *c = json->child; c; c = c->next)
+        if (json_in_deeper_than (c, max - 1))
+            return true;
+    return false;
+}
+
 const char *
 json_in_reason (json_in_rc_t rc)
 {

@@ -54,6 +54,11 @@ cJSON *
 json_in_parse (const char *text, size_t len, size_t max, unsigned flags,
                json_in_rc_t *rc, size_t *at);
 
+//  True if json holds more than max nested arrays/objects (json itself
+//  counts, if it is one).  Recurses at most max + 1 deep.
+bool
+json_in_deeper_than (const cJSON *json, int max);
+
 //  Why, as the end of a sentence whose subject the caller supplies
 //  ("Request body" + " is not valid UTF-8").
 const char *

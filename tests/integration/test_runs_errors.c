@@ -204,6 +204,51 @@ Test (runs_errors, bad_chat_completion_bodies_get_400s)
     s_assert_still_serving ();
 }
 
+//  A body of a chat completion whose tools nest `depth` levels (caller
+//  frees).
+static char *
+s_tools_body (int depth)
+{
+    char *body = malloc (256 + 2 * (size_t) depth);
+    int n = sprintf (body, "{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{"
+                           "\"role\":\"user\",\"content\":\"hi\"}],\"tools\":");
+    for (int i = 0; i < depth; i++)
+        body[n++] = '[';
+    for (int i = 0; i < depth; i++)
+        body[n++] = ']';
+    strcpy (body + n, "}");
+    return body;
+}
+
+//  JSON the intake accepts (up to 128 deep) may still be deeper than a
+//  message on the bus can carry: the client is told which field, at the
+//  front, instead of "Message body is not valid msgpack" from a worker.
+Test (runs_errors, fields_too_deep_for_a_run_get_a_400_naming_them)
+{
+    char *body = s_tools_body (30);
+    http_resp_t r;
+    s_post ("/v1/chat/completions", body, &r);
+    free (body);
+    s_assert_error (&r, 400, "invalid_request", "tools");
+    cr_assert (strstr (r.body, "nested deeper than the 29 levels"), "%s", r.body);
+    http_resp_free (&r);
+    //  29 levels reach the run (the stand-in answers; tools ignored there).
+    body = s_tools_body (29);
+    s_post ("/v1/chat/completions", body, &r);
+    free (body);
+    cr_assert_neq (r.status, 400, "29 levels refused: %s", r.body);
+    cr_assert (r.status < 500, "%ld %s", r.status, r.body);
+    http_resp_free (&r);
+    //  And 129 are refused by the intake before anything recurses.
+    body = s_tools_body (129);
+    s_post ("/v1/chat/completions", body, &r);
+    free (body);
+    s_assert_error (&r, 400, "invalid_request", NULL);
+    cr_assert (strstr (r.body, "deeper than 128"), "%s", r.body);
+    http_resp_free (&r);
+    s_assert_still_serving ();
+}
+
 //  A raw control byte inside a JSON string makes the text invalid JSON
 //  (RFC 8259 section 7: they must be escaped).  A raw NUL is the harmful
 //  one: accepted, it silently cuts the message short at that byte.

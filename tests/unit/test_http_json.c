@@ -250,3 +250,16 @@ Test (json_in, size_bound_and_nul_flag)
                   JSON_IN_OK);
     cr_assert_eq (json_in_check ("\"a\0\"", 4, 0, JSON_IN_NUL_OK), JSON_IN_NUL);
 }
+
+Test (json_in, deeper_than_counts_containers)
+{
+    cJSON *j = cJSON_Parse ("{\"a\":[{\"b\":[1]}],\"c\":2}");
+    cr_assert_not_null (j);
+    cr_assert_not (json_in_deeper_than (j, 4));
+    cr_assert (json_in_deeper_than (j, 3));
+    cr_assert_not (json_in_deeper_than (cJSON_GetObjectItem (j, "c"), 0));
+    cr_assert (json_in_deeper_than (cJSON_GetObjectItem (j, "a"), 2));
+    cr_assert_not (json_in_deeper_than (cJSON_GetObjectItem (j, "a"), 3));
+    cr_assert_not (json_in_deeper_than (NULL, 0));
+    cJSON_Delete (j);
+}
