@@ -10,6 +10,7 @@
 #include "http.h"
 #include "ids.h"
 #include "gate.h"
+#include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
 #include "ratelimit_front.h"
@@ -736,6 +737,14 @@ s_session_call (hub_t *h, ws_client_t *cl, const cJSON *id, const char *method,
     //  Optional paging and filters pass through; the actor checks them.
     static const char *const names[] = {"limit", "cursor", "channel", "agentId",
                                         NULL};
+    for (int i = 0; names[i]; i++)
+        if (json_in_deeper_than (cJSON_GetObjectItemCaseSensitive (params, names[i]),
+                                 MP_MAX_DEPTH - 1)) {
+            //  More than a message on the bus can carry.
+            s_reply_error (h->hub, cl->id, id, 400, "invalid_request",
+                           "A parameter is nested too deep", names[i]);
+            return;
+        }
     mp_writer_t w;
     mp_writer_init (&w);
     size_t n = get ? 1 : 0;
