@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #define AGENT_SESSIONS 300
-#define MAX_SESSIONS 200000
+#define CHECK_THREADS 8
 #define OP_TIMEOUT_MS 30000
 
 enum { OP_CHAT, OP_CHAT_STREAM, OP_AGENT, OP_WS_RUN, OP_WS_ABORT, OP_HANGUP,
@@ -67,7 +67,7 @@ static int64_t s_t0;
 //  Sessions used outside the fixed 300, for the final check.
 static pthread_mutex_t s_keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static char (*s_keys)[48];
-static size_t s_nkeys;
+static size_t s_nkeys, s_keys_cap;
 
 static int64_t
 s_now_ns (void)
@@ -96,7 +96,15 @@ static void
 s_key_add (const char *key)
 {
     pthread_mutex_lock (&s_keys_lock);
-    if (s_nkeys < MAX_SESSIONS)
+    if (s_nkeys == s_keys_cap) {
+        size_t cap = s_keys_cap ? s_keys_cap * 2 : 65536;
+        void *grown = realloc (s_keys, cap * sizeof (s_keys[0]));
+        if (grown) {
+            s_keys = grown;
+            s_keys_cap = cap;
+        }
+    }
+    if (s_nkeys < s_keys_cap)
         snprintf (s_keys[s_nkeys++], sizeof (s_keys[0]), "%s", key);
     pthread_mutex_unlock (&s_keys_lock);
 }
@@ -558,14 +566,17 @@ s_phase (int n, int64_t ms)
     return (double) (after - before) / secs;
 }
 
-//  Every session used takes one more run.  Returns how many did not.
-static long
-s_check_sessions (void)
+//  Every session used takes one more run, checked on CHECK_THREADS
+//  threads; each takes every CHECK_THREADS-th session.
+static atomic_long s_stuck, s_checked;
+
+static void *
+s_check_part (void *arg)
 {
+    size_t part = (size_t) (uintptr_t) arg;
     CURL *c = curl_easy_init ();
     buf_t b = {0};
-    long failed = 0, checked = 0;
-    for (size_t i = 0; i < AGENT_SESSIONS + s_nkeys; i++) {
+    for (size_t i = part; i < AGENT_SESSIONS + s_nkeys; i += CHECK_THREADS) {
         char key[48], body[160];
         if (i < AGENT_SESSIONS)
             snprintf (key, sizeof (key), "soak-agent-%zu", i);
@@ -574,17 +585,30 @@ s_check_sessions (void)
         int n = snprintf (body, sizeof (body),
                           "{\"message\":\"final check\",\"sessionKey\":\"%s\"}", key);
         long st = s_post (c, "/v1/agent/run", NULL, body, (size_t) n, &b);
-        checked++;
-        if (st != 200 || !strstr (b.data, "final check")) {
-            if (failed++ < 10)
-                fprintf (stderr, "soak: session %s is stuck: %ld %.200s\n", key, st,
-                         b.data ? b.data : "");
+        atomic_fetch_add (&s_checked, 1);
+        if (st != 200 || !strstr (b.data ? b.data : "", "final check")) {
+            if (atomic_fetch_add (&s_stuck, 1) < 10)
+                fprintf (stderr, "soak: session %s is stuck: %ld %.200s\n", key,
+                         st, b.data ? b.data : "");
         }
     }
-    printf ("sessions checked %ld stuck %ld\n", checked, failed);
     curl_easy_cleanup (c);
     free (b.data);
-    return failed;
+    return NULL;
+}
+
+static long
+s_check_sessions (void)
+{
+    pthread_t th[CHECK_THREADS];
+    int64_t t0 = s_now_ms ();
+    for (size_t i = 0; i < CHECK_THREADS; i++)
+        pthread_create (&th[i], NULL, s_check_part, (void *) (uintptr_t) i);
+    for (size_t i = 0; i < CHECK_THREADS; i++)
+        pthread_join (th[i], NULL);
+    printf ("sessions checked %ld stuck %ld in %.1f s\n", atomic_load (&s_checked),
+            atomic_load (&s_stuck), (double) (s_now_ms () - t0) / 1000.0);
+    return atomic_load (&s_stuck);
 }
 
 int
@@ -599,7 +623,6 @@ main (int argc, char **argv)
     s_token = argv[3];
     snprintf (s_auth, sizeof (s_auth), "Authorization: Bearer %s", s_token);
     curl_global_init (CURL_GLOBAL_ALL);
-    s_keys = calloc (MAX_SESSIONS, sizeof (s_keys[0]));
     if (!strcmp (argv[1], "ramp")) {
         int64_t step_ms = (int64_t) (atof (argv[4]) * 1000);
         double best = 0;
@@ -632,6 +655,10 @@ main (int argc, char **argv)
         total_bad += atomic_load (&s_bad[i]);
     }
     printf ("achieved ops/s %.1f (target %.1f)\n", done, rate);
+    fflush (stdout);
+    //  The sampler stops counting drift here: what follows is the check.
+    if (getenv ("SOAK_LOAD_DONE"))
+        fclose (fopen (getenv ("SOAK_LOAD_DONE"), "w"));
     long stuck = s_check_sessions ();
     printf ("unexpected %ld\n", total_bad);
     free (s_keys);

@@ -57,12 +57,13 @@ JSON
 port=$(port_of "$out/gateway.out")
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 
-sample() { # t -> one CSV row: seconds, rss_kb, fds, threads
-    local rss thr fds
+sample() { # t -> one CSV row: seconds, rss_kb, fds, threads, phase
+    local rss thr fds phase=load
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$gw_pid/status")
     thr=$(awk '/^Threads/ {print $2}' "/proc/$gw_pid/status")
     fds=$(ls "/proc/$gw_pid/fd" | wc -l)
-    echo "$1,$rss,$fds,$thr"
+    [ -e "$out/load.done" ] && phase=check
+    echo "$1,$rss,$fds,$thr,$phase"
 }
 
 echo "soak: gateway pid $gw_pid on port $port, stand-in on $sp, output in $out"
@@ -72,8 +73,9 @@ cap=$(awk '/^capacity/ {print $2}' "$out/ramp.txt")
 rate=$(awk -v c="$cap" -v l="$load" 'BEGIN {printf "%.1f", c * l}')
 echo "soak: capacity $cap ops/s; soaking at $rate ops/s ($load) for ${secs}s, warm-up ${warmup}s"
 
-echo "seconds,rss_kb,fds,threads" > "$out/samples.csv"
-"$drv" run "$port" "$token" "$rate" "$secs" "$threads" > "$out/driver.txt" 2> "$out/driver.err" & drv_pid=$!
+echo "seconds,rss_kb,fds,threads,phase" > "$out/samples.csv"
+rm -f "$out/load.done"
+SOAK_LOAD_DONE="$out/load.done" "$drv" run "$port" "$token" "$rate" "$secs" "$threads" > "$out/driver.txt" 2> "$out/driver.err" & drv_pid=$!
 t0=$(date +%s)
 sample 0 >> "$out/samples.csv"
 while kill -0 "$drv_pid" 2>/dev/null; do
@@ -86,9 +88,10 @@ alive=yes; kill -0 "$gw_pid" 2>/dev/null || alive=no
 cat "$out/driver.txt"
 head -30 "$out/driver.err"
 
-# Drift: the mean of the last quarter of the samples after warm-up against
-# the mean of its first quarter.
-report=$(awk -F, -v w="$warmup" 'NR > 1 && $1 >= w {i = n++; r[i] = $2; f[i] = $3; h[i] = $4}
+# Drift: the mean of the last quarter of the load's samples after warm-up
+# against the mean of their first quarter (the session check after the
+# load is left out: its connections are not the load's).
+report=$(awk -F, -v w="$warmup" 'NR > 1 && $1 >= w && $5 == "load" {i = n++; r[i] = $2; f[i] = $3; h[i] = $4}
     END {
         if (n < 4) { print "too few samples after warm-up"; exit }
         q = int(n / 4); if (q < 1) q = 1
@@ -100,5 +103,6 @@ report=$(awk -F, -v w="$warmup" 'NR > 1 && $1 >= w {i = n++; r[i] = $2; f[i] = $
     }' "$out/samples.csv") && drift_rc=0 || drift_rc=$?
 echo "soak: drift after warm-up: $report"
 echo "soak: gateway alive at the end: $alive; samples in $out/samples.csv"
+tail -1 "$out/samples.csv" | awk -F, '{printf "soak: after the check: rss %.1f MB, fds %d, threads %d\n", $2/1024, $3, $4}'
 grep -c -E 'ERROR|runtime error|AddressSanitizer' "$out/gateway.log" | sed 's/^/soak: error lines in the gateway log: /' || true
 [ "$alive" = yes ] && [ "$drv_rc" -eq 0 ] && [ "$drift_rc" -eq 0 ]
