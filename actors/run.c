@@ -1212,8 +1212,13 @@ s_handle_start (self_t *self, bus_request_t *req)
         run->front_len = to_len;
         mp_get_int (b, "seqBase", &run->seq);
     }
+    //  A name given but too long for its buffer names nothing we know: it
+    //  must not fall back to the default as if none had been given.
+    size_t given;
     char agent_id[128] = "default";
-    mp_copy_str (b, "agentId", agent_id, sizeof (agent_id));
+    if (mp_get_str (b, "agentId", &given)
+        && mp_copy_str (b, "agentId", agent_id, sizeof (agent_id)))
+        agent_id[0] = 0;
     run->agent = config_find_agent (self->config, agent_id);
     if (!run->agent) {
         s_run_destroy (&run);
@@ -1222,7 +1227,15 @@ s_handle_start (self_t *self, bus_request_t *req)
         return;
     }
     char model[256] = "";
-    mp_copy_str (b, "model", model, sizeof (model));
+    const char *asked = mp_get_str (b, "model", &given);
+    if (asked && mp_copy_str (b, "model", model, sizeof (model))) {
+        char msg[320];
+        snprintf (msg, sizeof (msg), "The model '%.*s...' does not exist",
+                  (int) (given < 200 ? given : 200), asked);
+        s_run_destroy (&run);
+        bus_worker_error (self->worker, req, 404, "not_found", msg, "model");
+        return;
+    }
     run->candidates[run->n_candidates++] = strdup (model[0] ? model
                                                             : run->agent->model);
     //  The agent's fallbacks follow whichever model was asked for.

@@ -598,9 +598,12 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
     else if (model && !cJSON_IsNull (model) && !cJSON_IsString (model))
         bad = "options.model must be a string", param = "options.model";
     else if (thinking && !cJSON_IsNull (thinking)
-             && (!cJSON_IsString (thinking)
-                 || !strstr (" off minimal low medium high ", thinking->valuestring)
-                 || !*thinking->valuestring || strchr (thinking->valuestring, ' ')))
+             && !(cJSON_IsString (thinking)
+                  && (streq (thinking->valuestring, "off")
+                      || streq (thinking->valuestring, "minimal")
+                      || streq (thinking->valuestring, "low")
+                      || streq (thinking->valuestring, "medium")
+                      || streq (thinking->valuestring, "high"))))
         bad = "options.thinking must be off, minimal, low, medium or high",
         param = "options.thinking";
     else if (stream && !cJSON_IsNull (stream) && !cJSON_IsBool (stream))
