@@ -125,6 +125,12 @@ typedef struct {
     bool closing;                    //  Send a close frame after the queue
     bool upgraded;                   //  Told the gate it is a WebSocket
     char addr[48];                   //  Its address, as the gate keys it
+    //  A message arriving in fragments (RFC 6455 5.4), put together on the
+    //  connection's own civetweb thread (no lock: only it touches these).
+    char *frag;                      //  What came so far (owned), or NULL
+    size_t frag_len;
+    int frag_opcode;                 //  Its first frame's opcode; 0: none
+    bool frag_over;                  //  Past the limit: the rest is dropped
 } ws_client_t;
 
 struct ws_hub_t {
@@ -1476,6 +1482,16 @@ s_on_ready (struct mg_connection *conn, void *cbdata)
               (unsigned long long) cl->id, cl->client_id, cl->auth.principal);
 }
 
+static void
+s_frag_reset (ws_client_t *cl)
+{
+    free (cl->frag);
+    cl->frag = NULL;
+    cl->frag_len = 0;
+    cl->frag_opcode = 0;
+    cl->frag_over = false;
+}
+
 static int
 s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
            void *cbdata)
@@ -1508,15 +1524,52 @@ s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
     const char *problem = NULL;
     char msg[160];
     cJSON *req = NULL;
-    if (opcode == MG_WEBSOCKET_OPCODE_BINARY)
+    //  Fragments: gathered up to the frame limit, then taken as one message.
+    bool fin = (bits & 0x80) != 0;
+    bool whole = false;              //  data is cl->frag, freed below
+    if (opcode == MG_WEBSOCKET_OPCODE_CONTINUATION || !fin) {
+        if (opcode != MG_WEBSOCKET_OPCODE_CONTINUATION && cl->frag_opcode) {
+            problem = "A new message began before the fragmented one ended";
+            s_frag_reset (cl);
+        }
+        else if (opcode == MG_WEBSOCKET_OPCODE_CONTINUATION && !cl->frag_opcode)
+            problem = "Continuation frame with no message to continue";
+        else {
+            if (!cl->frag_opcode)
+                cl->frag_opcode = opcode;
+            if (!cl->frag_over
+                && (long long) (cl->frag_len + len) <= hub->config->max_frame_bytes) {
+                char *grown = (char *) realloc (cl->frag, cl->frag_len + len + 1);
+                if (grown) {
+                    memcpy (grown + cl->frag_len, data, len);
+                    cl->frag = grown;
+                    cl->frag_len += len;
+                }
+                else
+                    cl->frag_over = true;
+            }
+            else
+                cl->frag_over = true;
+            if (!fin)
+                return 1;
+            opcode = cl->frag_opcode;
+            data = cl->frag;
+            len = cl->frag_over ? (size_t) hub->config->max_frame_bytes + 1
+                                : cl->frag_len;
+            whole = true;
+        }
+    }
+    if (!problem && opcode == MG_WEBSOCKET_OPCODE_BINARY)
         problem = "Binary frames are not accepted: send JSON text";
-    else if ((long long) len > hub->config->max_frame_bytes) {
-        snprintf (msg, sizeof (msg), "Frame is larger than the %d-byte limit",
+    else if (!problem && (long long) len > hub->config->max_frame_bytes) {
+        snprintf (msg, sizeof (msg), "Message is larger than the %d-byte limit",
                   hub->config->max_frame_bytes);
         problem = msg;
     }
-    else if (!(req = http_json_object (data, len, msg, sizeof (msg))))
+    else if (!problem && !(req = http_json_object (data, len, msg, sizeof (msg))))
         problem = msg;
+    if (whole)
+        s_frag_reset (cl);
     if (problem) {
         //  id null, and the connection stays open (SPEC section 2).
         const cJSON *id = NULL;
@@ -1559,6 +1612,7 @@ s_on_close (const struct mg_connection *conn, void *cbdata)
     pthread_cond_destroy (&cl->idle);
     pthread_mutex_destroy (&cl->lock);
     mg_set_user_connection_data ((struct mg_connection *) conn, NULL);
+    s_frag_reset (cl);
     free (cl);
 }
 

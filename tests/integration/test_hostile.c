@@ -1109,20 +1109,48 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
                    "double-masked frame: %d errors", seen.null_errors);
     }
 
-    //  A fragmented request (RFC 6455 5.4): FIN clear, then a continuation.
-    //  Either reassembled and answered, or refused with null-id errors; the
-    //  connection stays and nothing half-parsed is executed.
+    //  A fragmented request (RFC 6455 5.4): FIN clear, continuations, a
+    //  ping between them (control frames may come between fragments): put
+    //  together and answered as one message.
     {
-        const char *a = "{\"method\":\"system.sta", *b = "tus\",\"id\":41}";
+        char b[64];
+        snprintf (b, sizeof (b), "tus\",\"id\":%d}", probe);
+        const char *a = "{\"method\":", *mid = "\"system.sta";
         cr_assert_eq (s_ws_frame (&w, 0x01, s_mask, a, strlen (a), UINT64_MAX), 0);
+        cr_assert_eq (s_ws_frame (&w, 0x89, s_mask, "p", 1, UINT64_MAX), 0);
+        cr_assert_eq (s_ws_frame (&w, 0x00, s_mask, mid, strlen (mid), UINT64_MAX),
+                      0);
         cr_assert_eq (s_ws_frame (&w, 0x80, s_mask, b, strlen (b), UINT64_MAX), 0);
+        s_ws_collect (&w, probe++, WAIT_MS, &seen);
+        cr_assert (!seen.closed && seen.answered && seen.null_errors == 0,
+                   "fragmented request: closed %d answered %d errors %d (%s)",
+                   seen.closed, seen.answered, seen.null_errors, seen.last_error);
+    }
+    //  Fragments past the frame limit (1 MiB by default) are dropped, and the
+    //  message gets one error when its last fragment comes.
+    {
+        size_t part = 1024 * 1024;
+        char *junk = (char *) malloc (part);
+        memset (junk, ' ', part);
+        cr_assert_eq (s_ws_frame (&w, 0x01, s_mask, junk, part, UINT64_MAX), 0);
+        cr_assert_eq (s_ws_frame (&w, 0x00, s_mask, junk, part, UINT64_MAX), 0);
+        cr_assert_eq (s_ws_frame (&w, 0x80, s_mask, junk, part, UINT64_MAX), 0);
+        free (junk);
         cr_assert_eq (s_ws_probe (&w, probe), 0);
         s_ws_collect (&w, probe++, WAIT_MS, &seen);
-        cr_assert (!seen.closed && seen.answered,
-                   "fragmented frame: closed or unanswered");
-        cr_log_info ("hostile: a fragmented request got %d null-id errors "
-                     "(0 means it was reassembled)",
-                     seen.null_errors);
+        cr_assert (!seen.closed && seen.answered && seen.null_errors == 1,
+                   "oversized fragments: closed %d answered %d errors %d",
+                   seen.closed, seen.answered, seen.null_errors);
+        cr_assert (strstr (seen.last_error, "limit"), "%s", seen.last_error);
+    }
+    //  A continuation with nothing to continue is an error, not a message.
+    {
+        const char *c = "{\"method\":\"system.status\",\"id\":7}";
+        cr_assert_eq (s_ws_frame (&w, 0x80, s_mask, c, strlen (c), UINT64_MAX), 0);
+        cr_assert_eq (s_ws_probe (&w, probe), 0);
+        s_ws_collect (&w, probe++, WAIT_MS, &seen);
+        cr_assert (seen.answered && seen.null_errors == 1,
+                   "stray continuation: %d errors", seen.null_errors);
     }
     s_ws_close (&w);
 
