@@ -66,7 +66,8 @@ test-release: build-release
 	@echo "== Release build (-O3 -Werror, tests included): built"
 
 test-fuzz: build-fuzz
-	@echo "== fuzz targets, $(FUZZ_SHORT) s each"
+	@echo "== fuzz: every kept crashing input, then each target $(FUZZ_SHORT) s"
+	@./tests/fuzz/run.sh --regressions $(FUZZ_BUILD)
 	@FUZZ_JOBS=$(FUZZ_JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SHORT)
 
 test: test-release test-plain test-asan test-fuzz
@@ -74,7 +75,7 @@ test: test-release test-plain test-asan test-fuzz
 fuzz: build-fuzz
 	@FUZZ_JOBS=$(FUZZ_JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-# Replays tests/fuzz/regressions: fails while a reported bug is open.
+# Replays tests/fuzz/regressions (also the first step of test-fuzz).
 fuzz-regressions: build-fuzz
 	@./tests/fuzz/run.sh --regressions $(FUZZ_BUILD)
 

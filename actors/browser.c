@@ -818,11 +818,10 @@ s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         cJSON *msg = cdp_recv (cdp);
         if (!msg)
             break;
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive (msg, "id");
         const char *method = s_jstr (msg, "method");
         const char *sid = s_jstr (msg, "sessionId");
-        if (cJSON_IsNumber (id)) {
-            int n = (int) id->valuedouble;
+        int n;
+        if (cdp_reply_id (msg, &n)) {
             if (p->state == PR_ATTACHING && n == p->wait_id)
                 s_launch_reply (p, msg);
             else if (p->op && p->op->wait_id == n)
@@ -851,15 +850,19 @@ s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
-//  Environment for Chromium: what it needs, none of our secrets.
+//  Environment for Chromium: what it needs from ours, none of our secrets,
+//  and the entries of own (NULL-terminated; lent, must outlive the spawn).
+//  Caller frees the array, not its strings.
 static char **
-s_child_env (void)
+s_child_env (char *const own[])
 {
-    static const char *const keep[] = {"PATH=", "HOME=", "LANG=", "LC_", "TZ=",
-                                       "TMPDIR=", "FONTCONFIG_", "XDG_", NULL};
+    static const char *const keep[] = {"PATH=", "LANG=", "LC_", "TZ=",
+                                       "TMPDIR=", "FONTCONFIG_", NULL};
     extern char **environ;
     size_t n = 0;
     for (char **e = environ; e && *e; e++)
+        n++;
+    for (char *const *o = own; *o; o++)
         n++;
     char **env = (char **) calloc (n + 1, sizeof (char *));
     if (!env)
@@ -871,6 +874,8 @@ s_child_env (void)
                 env[k++] = *e;   //  Lent from environ
                 break;
             }
+    for (char *const *o = own; *o; o++)
+        env[k++] = *o;           //  Lent from the caller
     return env;
 }
 
@@ -933,7 +938,21 @@ s_launch (profile_t *p)
     //  helper process, and a terminal's ^C does not.
     posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK
                                          | POSIX_SPAWN_SETSIGDEF);
-    char **env = s_child_env ();
+    //  Chromium writes crash reports and dconf state under HOME and the XDG
+    //  directories whatever --user-data-dir says: they go under the state
+    //  directory too, never into the user's own home.
+    char home_dir[4300], home[4400], cfg_home[4400], cache_home[4400],
+        data_home[4400];
+    snprintf (home_dir, sizeof (home_dir), "%s/home", dir);
+    mkdir (home_dir, 0700);
+    snprintf (home, sizeof (home), "HOME=%s", home_dir);
+    snprintf (cfg_home, sizeof (cfg_home), "XDG_CONFIG_HOME=%s/.config", home_dir);
+    snprintf (cache_home, sizeof (cache_home), "XDG_CACHE_HOME=%s/.cache",
+              home_dir);
+    snprintf (data_home, sizeof (data_home), "XDG_DATA_HOME=%s/.local/share",
+              home_dir);
+    char *const own[] = {home, cfg_home, cache_home, data_home, NULL};
+    char **env = s_child_env (own);
     pid_t pid = 0;
     int rc = env ? posix_spawn (&pid, bin, &fa, &attr, argv, env) : ENOMEM;
     free (env);

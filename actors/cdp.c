@@ -14,6 +14,7 @@
 #include "log.h"
 
 #include <civetweb.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -317,4 +318,15 @@ cdp_closed (cdp_t *self)
     bool closed = self->closed && !self->head;
     pthread_mutex_unlock (&self->lock);
     return closed;
+}
+
+bool
+cdp_reply_id (const cJSON *msg, int *id)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (msg, "id");
+    if (!cJSON_IsNumber (v) || !(v->valuedouble >= 1 && v->valuedouble <= INT_MAX)
+        || v->valuedouble != (double) (int) v->valuedouble)
+        return false;
+    *id = (int) v->valuedouble;
+    return true;
 }

@@ -60,6 +60,13 @@ cdp_send (cdp_t *self, const char *method, const cJSON *params,
 cJSON *
 cdp_recv (cdp_t *self);
 
+//  The id of a response popped by cdp_recv: true with *id set if msg has
+//  an "id" that is an integer cdp_send could have given (1 .. INT_MAX);
+//  false for events and for ids no command of ours carries (Chromium's
+//  bytes are outside input: 1e3089 must not reach a cast to int).
+bool
+cdp_reply_id (const cJSON *msg, int *id);
+
 //  True once the peer closed the connection (or it failed) and every
 //  message queued before that was popped.
 bool

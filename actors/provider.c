@@ -429,8 +429,8 @@ s_openai_chunk (provider_parser_t *self, const cJSON *j)
         self->sink->usage (self->arg, s_int (usage, "prompt_tokens"),
                            s_int (usage, "completion_tokens"));
     const char *reason = choice ? s_str (choice, "finish_reason") : NULL;
-    //  Usage arrives in a chunk after the finish reason: remember the reason,
-    //  report it at [DONE] (or at the end of the stream).
+    //  The finish reason is reported as soon as it comes; usage may follow
+    //  in a later chunk and is reported when it does.
     if (reason && !self->finished) {
         self->finished = true;
         self->sink->finish (self->arg, reason);

@@ -588,7 +588,8 @@ s_usage (void)
 int
 main (int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    //  Options come in pairs: --name value.
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -611,7 +612,6 @@ main (int argc, char **argv)
             s_timeout_s = atoi (v);
         else
             s_usage ();
-        i++;
     }
     if (s_port <= 0 || !s_token || s_n < 1 || s_words < 1)
         s_usage ();

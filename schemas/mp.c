@@ -217,7 +217,7 @@ mp_get (const msgpack_object *map, const char *key)
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
-            && memcmp (k->via.str.ptr, key, klen) == 0)
+            && (klen == 0 || memcmp (k->via.str.ptr, key, klen) == 0))
             return &map->via.map.ptr[i].val;
     }
     return NULL;

@@ -215,7 +215,8 @@ s_put_string (text_t *t, const char *s, size_t n)
         }
         s_put (t, esc, len);
     }
-    s_put (t, s + run, n - run);
+    if (n > run)                    //  (an empty string may have no bytes: s NULL)
+        s_put (t, s + run, n - run);
     s_put (t, "\"", 1);
 }
 

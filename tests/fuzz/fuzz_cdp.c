@@ -6,15 +6,16 @@
     is json_in_parse with JSON_IN_OBJECT | JSON_IN_NUL_OK; an oversized
     message's head is read with sscanf ("{\"id\":%d") by s_oversize.  The
     browser actor (actors/browser.c s_on_cdp, s_launch_reply, s_op_reply,
-    s_op_event, all static) then reads id, method, sessionId, params,
-    result and error.  This target runs the same public steps on the bytes
-    (the parse with CDP's flags, the head scan, the field reads the actor
-    makes) so that at least the intake is fuzzed; the reassembly and the
+    s_op_event, all static) then reads the id through cdp_reply_id, and
+    method, sessionId, params, result and error.  This target runs the same
+    public steps on the bytes (the parse with CDP's flags, the head scan,
+    cdp_reply_id, the field reads the actor makes); the reassembly and the
     actor's handling need extracting to be reached (tests/fuzz/README.md).
     =========================================================================
 */
 #include <string.h>
 
+#include "cdp.h"
 #include "fuzz.h"
 #include "json_in.h"
 
@@ -46,11 +47,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                                 NULL, NULL);
     if (msg) {
         FUZZ_CHECK (cJSON_IsObject (msg));
-        const cJSON *jid = cJSON_GetObjectItemCaseSensitive (msg, "id");
-        //  As browser.c s_on_cdp does, unchecked: out of int's range this
-        //  is undefined (reported; ubsan.supp lets the fuzzing go on).
-        if (cJSON_IsNumber (jid))
-            id = (int) jid->valuedouble;
+        //  The reply id, as browser.c s_on_cdp reads it.
+        int reply;
+        if (cdp_reply_id (msg, &reply))
+            FUZZ_CHECK (reply >= 1);
         const char *method = s_jstr (msg, "method");
         const char *sid = s_jstr (msg, "sessionId");
         const cJSON *params = cJSON_GetObjectItemCaseSensitive (msg, "params");

@@ -40,9 +40,10 @@ rl_now_ms (void)
 static RL_UNUSED long
 rl_get (const char *base, const char *path, const char *token, http_resp_t *r)
 {
-    char url[512], auth[256];
+    char url[512], auth[256] = "";
     snprintf (url, sizeof (url), "%s%s", base, path);
-    snprintf (auth, sizeof (auth), "Authorization: Bearer %s", token);
+    if (token)
+        snprintf (auth, sizeof (auth), "Authorization: Bearer %s", token);
     const char *headers[] = {auth, NULL};
     http_resp_t own;
     http_resp_t *out = r ? r : &own;

@@ -110,8 +110,9 @@ int
 broker_start (proc_t *p, const char *config, const char *const env[],
               char *requests, char *events);
 
-//  Starts `clawgate worker --broker requests --actors actors` (state_dir
-//  may be NULL) and waits until it serves.  Returns 0 or -1.
+//  Starts `clawgate worker --broker requests --actors actors` and waits
+//  until it serves.  state_dir NULL: a temporary one (never the user's
+//  ~/.clawgate).  Returns 0 or -1.
 int
 worker_start (proc_t *p, const char *requests, const char *actors,
               const char *config, const char *state_dir,

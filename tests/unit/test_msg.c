@@ -444,13 +444,13 @@ Test (mpjson, to_json_and_write_refuse_deep_nesting)
 Test (mpjson, write_matches_the_cjson_text)
 {
     const char *texts[] = {
-        "{\"name\":\"Grüße ✓ 🦀\",\"n\":42,\"neg\":-17,\"pi\":3.25,"
-        "\"tiny\":-0.5,\"third\":0.3333333333333333,\"e\":1e+300,"
-        "\"ts\":1795500153669,\"yes\":true,\"no\":false,\"nothing\":null,"
-        "\"list\":[1,\"two\",[3,{\"four\":4}],[],{}],"
-        "\"deep\":{\"a\":{\"b\":{\"c\":[null,true,-1.75]}}}}",
-        "{\"esc\":\"quote \\\" backslash \\\\ slash / nl \\n cr \\r tab \\t"
-        " bs \\b ff \\f bell \\u0007 unit \\u001f del \\u007f\"}",
+        ("{\"name\":\"Grüße ✓ 🦀\",\"n\":42,\"neg\":-17,\"pi\":3.25,"
+         "\"tiny\":-0.5,\"third\":0.3333333333333333,\"e\":1e+300,"
+         "\"ts\":1795500153669,\"yes\":true,\"no\":false,\"nothing\":null,"
+         "\"list\":[1,\"two\",[3,{\"four\":4}],[],{}],"
+         "\"deep\":{\"a\":{\"b\":{\"c\":[null,true,-1.75]}}}}"),
+        ("{\"esc\":\"quote \\\" backslash \\\\ slash / nl \\n cr \\r tab \\t"
+         " bs \\b ff \\f bell \\u0007 unit \\u001f del \\u007f\"}"),
         "{\"\":\"\",\"k\":[\"\",\"\"],\"\\\"key\\\"\":0}",
         "{}",
     };
@@ -567,7 +567,7 @@ Test (mp, check_bounds_claims_and_depth)
     cr_assert_eq (mp_check ("\x92\x92\x01\x02", 4), -1);
     cr_assert_eq (mp_check ("\xdf\xff\xff\xff\xff", 5), -1);
     //  Lengths past the end, trailing bytes, the never-used 0xc1.
-    cr_assert_eq (mp_check ("\xd9\x05ab", 4), -1);
+    cr_assert_eq (mp_check ("\xd9\x05" "ab", 4), -1);
     cr_assert_eq (mp_check ("\xcb\x00", 2), -1);
     cr_assert_eq (mp_check ("\x01\x02", 2), -1);
     cr_assert_eq (mp_check ("\xc1", 1), -1);

@@ -242,12 +242,12 @@ static const char s_openai[] =
 
 static const s_want_t s_openai_want[] = {
     {"message",
-     OPENAI_CHUNK ("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
-                   "null") + 6},
-    {"message", OPENAI_CHUNK ("{\"content\":\"Hel\"}", "null") + 6},
-    {"message", OPENAI_CHUNK ("{\"content\":\"lo, w\\u00f6rld\"}", "null") + 6},
-    {"message", OPENAI_CHUNK (OPENAI_UTF8, "null") + 6},
-    {"message", OPENAI_CHUNK ("{}", "\"stop\"") + 6},
+     &OPENAI_CHUNK ("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
+                   "null")[6]},
+    {"message", &OPENAI_CHUNK ("{\"content\":\"Hel\"}", "null")[6]},
+    {"message", &OPENAI_CHUNK ("{\"content\":\"lo, w\\u00f6rld\"}", "null")[6]},
+    {"message", &OPENAI_CHUNK (OPENAI_UTF8, "null")[6]},
+    {"message", &OPENAI_CHUNK ("{}", "\"stop\"")[6]},
     {"message", "[DONE]"},
 };
 
