@@ -206,6 +206,24 @@ typedef struct {
     size_t len;
 } ws_t;
 
+//  Waits up to 1 s (and never past until) for bytes and appends them to
+//  w->buf.  1: some came; 0: none yet; -1: timeout, close or error.
+static int
+s_ws_fill (ws_t *w, int64_t until)
+{
+    struct pollfd p = {w->fd, POLLIN, 0};
+    int64_t left = until - s_now_ms ();
+    if (left <= 0 || poll (&p, 1, (int) (left > 1000 ? 1000 : left)) < 0)
+        return -1;
+    if (!p.revents)
+        return 0;
+    ssize_t k = recv (w->fd, w->buf + w->len, sizeof (w->buf) - w->len, 0);
+    if (k <= 0)
+        return -1;
+    w->len += (size_t) k;
+    return 1;
+}
+
 static int
 s_ws_open (ws_t *w)
 {
@@ -224,17 +242,9 @@ s_ws_open (ws_t *w)
         return -1;
     int64_t until = s_now_ms () + OP_TIMEOUT_MS;
     char *end;
-    while (!(end = memmem (w->buf, w->len, "\r\n\r\n", 4))) {
-        struct pollfd p = {w->fd, POLLIN, 0};
-        if (s_now_ms () > until || poll (&p, 1, 1000) < 0)
+    while (!(end = memmem (w->buf, w->len, "\r\n\r\n", 4)))
+        if (s_ws_fill (w, until) < 0)
             return -1;
-        if (!p.revents)
-            continue;
-        ssize_t k = recv (w->fd, w->buf + w->len, sizeof (w->buf) - w->len, 0);
-        if (k <= 0)
-            return -1;
-        w->len += (size_t) k;
-    }
     if (strncmp (w->buf, "HTTP/1.1 101", 12))
         return -1;
     size_t hl = (size_t) (end - w->buf) + 4;
@@ -297,16 +307,8 @@ s_ws_recv (ws_t *w, char *text, size_t cap, int64_t until)
                 continue;
             }
         }
-        struct pollfd p = {w->fd, POLLIN, 0};
-        int64_t left = until - s_now_ms ();
-        if (left <= 0 || poll (&p, 1, (int) (left > 1000 ? 1000 : left)) < 0)
+        if (s_ws_fill (w, until) < 0)
             return -1;
-        if (!p.revents)
-            continue;
-        ssize_t k = recv (w->fd, w->buf + w->len, sizeof (w->buf) - w->len, 0);
-        if (k <= 0)
-            return -1;
-        w->len += (size_t) k;
     }
 }
 

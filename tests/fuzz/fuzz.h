@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -40,6 +41,18 @@ __ubsan_default_options (void)
             abort ();                                                         \
         }                                                                     \
     } while (0)
+
+//  A heap copy of exactly the input's bytes, not terminated, so ASan sees
+//  any read past them (libFuzzer's own buffer may have slack).  NULL if
+//  memory runs out.  Caller frees.
+static inline void *
+fuzz_copy (const uint8_t *data, size_t size)
+{
+    void *copy = malloc (size ? size : 1);
+    if (copy && size)
+        memcpy (copy, data, size);
+    return copy;
+}
 
 //  Reads one choice byte from the front of the input (0 once it is used up).
 static inline uint8_t

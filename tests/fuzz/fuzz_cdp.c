@@ -29,11 +29,9 @@ s_jstr (const cJSON *obj, const char *key)
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    char *bytes = (char *) malloc (size ? size : 1);
+    char *bytes = (char *) fuzz_copy (data, size);
     if (!bytes)
         return 0;
-    if (size)
-        memcpy (bytes, data, size);
     //  s_oversize: the first 31 bytes, terminated, scanned for the id.
     char head[32];
     size_t n = size < sizeof (head) - 1 ? size : sizeof (head) - 1;

@@ -16,11 +16,9 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     //  A frame's bytes are not terminated: copy them exactly.
-    uint8_t *bytes = (uint8_t *) malloc (size ? size : 1);
+    uint8_t *bytes = (uint8_t *) fuzz_copy (data, size);
     if (!bytes)
         return 0;
-    if (size)
-        memcpy (bytes, data, size);
     envelope_t env;
     memset (&env, 0xa5, sizeof (env));
     if (envelope_unpack (&env, bytes, size)) {

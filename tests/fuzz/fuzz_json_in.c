@@ -19,11 +19,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     unsigned flags = choice & (JSON_IN_OBJECT | JSON_IN_NUL_OK);
     size_t max = (choice & 0x04) ? (size_t) (choice >> 3) * 16 : 0;
     //  Not NUL-terminated: json_in must never read past size.
-    char *text = (char *) malloc (size ? size : 1);
+    char *text = (char *) fuzz_copy (data, size);
     if (!text)
         return 0;
-    if (size)
-        memcpy (text, data, size);
 
     json_in_rc_t checked = json_in_check (text, size, max, flags);
     json_in_rc_t rc = JSON_IN_OK;

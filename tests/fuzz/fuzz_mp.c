@@ -18,11 +18,9 @@ static const char *const s_keys[] = {"text", "session", "model", "stream",
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    uint8_t *bytes = (uint8_t *) malloc (size ? size : 1);
+    uint8_t *bytes = (uint8_t *) fuzz_copy (data, size);
     if (!bytes)
         return 0;
-    if (size)
-        memcpy (bytes, data, size);
     int checked = mp_check (bytes, size);
     mp_reader_t r;
     int rc = mp_reader_init (&r, bytes, size);

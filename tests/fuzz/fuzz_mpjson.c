@@ -17,11 +17,9 @@
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    uint8_t *bytes = (uint8_t *) malloc (size ? size : 1);
+    uint8_t *bytes = (uint8_t *) fuzz_copy (data, size);
     if (!bytes)
         return 0;
-    if (size)
-        memcpy (bytes, data, size);
     mp_reader_t r;
     if (mp_reader_init (&r, bytes, size) == 0) {
         size_t len = 0;

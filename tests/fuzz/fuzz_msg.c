@@ -24,11 +24,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         n++;
     const char *type = choice % (n + 1) < n ? all[choice % (n + 1)]->type
                                             : "NO_SUCH_MESSAGE";
-    uint8_t *bytes = (uint8_t *) malloc (size ? size : 1);
+    uint8_t *bytes = (uint8_t *) fuzz_copy (data, size);
     if (!bytes)
         return 0;
-    if (size)
-        memcpy (bytes, data, size);
     mp_reader_t r;
     const msgpack_object *body = NULL;
     bool decoded = size > 0 && mp_reader_init (&r, bytes, size) == 0;

@@ -32,9 +32,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     cfg_provider_t provider = {0};
     provider.name = (char *) ((b & 1) ? "anthropic" : "openai");
     provider.type = (b & 1) ? PROVIDER_ANTHROPIC : PROVIDER_OPENAI;
-    char *body = (char *) malloc (size ? size : 1);
-    if (size)
-        memcpy (body, data, size);
+    char *body = (char *) fuzz_copy (data, size);
+    if (!body)
+        return 0;
     int status = 0;
     char code[16], message[96];
     memset (code, 'x', sizeof (code));

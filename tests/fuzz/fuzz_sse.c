@@ -58,9 +58,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     FUZZ_CHECK (a && b);
 
     //  Bytes are only read during the call: hand over exact-size copies.
-    char *all = (char *) malloc (size ? size : 1);
-    if (size)
-        memcpy (all, data, size);
+    char *all = (char *) fuzz_copy (data, size);
+    if (!all)
+        return 0;
     int rc_a = sse_parser_feed (a, all, size);
     free (all);
 

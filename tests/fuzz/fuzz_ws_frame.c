@@ -43,11 +43,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     if (size > MAX_FRAME)
         return 0;                    //  s_on_data refuses it before parsing
-    char *frame = (char *) malloc (size ? size : 1);
+    char *frame = (char *) fuzz_copy (data, size);
     if (!frame)
         return 0;
-    if (size)
-        memcpy (frame, data, size);
     char msg[160] = "";
     cJSON *req = http_json_object (frame, size, msg, sizeof (msg));
     if (!req) {
