@@ -623,21 +623,9 @@ s_load_string_list (char ***out, const cJSON *arr, const char *where, char *err,
 }
 
 static int
-s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
+s_load_text (cg_config_t *self, const char *text, size_t n, const char *path,
+             char *err, size_t errlen)
 {
-    FILE *f = fopen (path, "rb");
-    if (!f) {
-        s_err (err, errlen, "config file %s: %s", path, strerror (errno));
-        return -1;
-    }
-    char *text = (char *) malloc (CFG_MAX_FILE + 1);
-    size_t n = text ? fread (text, 1, CFG_MAX_FILE + 1, f) : 0;
-    fclose (f);
-    if (!text || n > CFG_MAX_FILE) {
-        free (text);
-        s_err (err, errlen, "config file %s: larger than 1 MiB", path);
-        return -1;
-    }
     json_in_rc_t why;
     size_t at;
     cJSON *root = json_in_parse (text, n, CFG_MAX_FILE, 0, &why, &at);
@@ -645,12 +633,12 @@ s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
         if (why == JSON_IN_MALFORMED)
             s_err (err, errlen, "config file %s: not valid JSON near byte %zu",
                    path, at);
+        else if (why == JSON_IN_TOO_LARGE)
+            s_err (err, errlen, "config file %s: larger than 1 MiB", path);
         else
             s_err (err, errlen, "config file %s: %s", path, json_in_reason (why));
-        free (text);
         return -1;
     }
-    free (text);
     int rc = -1;
     if (!cJSON_IsObject (root)) {
         s_err (err, errlen, "config file %s: must hold a JSON object", path);
@@ -833,6 +821,26 @@ done:
     return rc;
 }
 
+static int
+s_load_file (cg_config_t *self, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen (path, "rb");
+    if (!f) {
+        s_err (err, errlen, "config file %s: %s", path, strerror (errno));
+        return -1;
+    }
+    char *text = (char *) malloc (CFG_MAX_FILE + 1);
+    size_t n = text ? fread (text, 1, CFG_MAX_FILE + 1, f) : 0;
+    fclose (f);
+    if (!text) {
+        s_err (err, errlen, "config file %s: out of memory", path);
+        return -1;
+    }
+    int rc = s_load_text (self, text, n, path, err, errlen);
+    free (text);
+    return rc;
+}
+
 //  ---- Environment ----------------------------------------------------------
 
 static int
@@ -966,7 +974,12 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
                  "message back word by word. Not a real model.");
     const char *path = flags && flags->config_path ? flags->config_path
                                                    : getenv ("CLAWGATE_CONFIG");
-    if (path && *path && s_load_file (self, path, err, errlen))
+    if (flags && flags->config_text) {
+        if (s_load_text (self, flags->config_text, flags->config_len,
+                         path ? path : "(text)", err, errlen))
+            goto fail;
+    }
+    else if (path && *path && s_load_file (self, path, err, errlen))
         goto fail;
     if (s_load_env (self, err, errlen))
         goto fail;

@@ -146,6 +146,8 @@ typedef struct {
 //  Command-line overrides; NULL/-1 fields are not set.
 typedef struct {
     const char *config_path;
+    const char *config_text;     //  The file's text itself (config_len
+    size_t config_len;           //  bytes, not terminated): no file read
     const char *bind;
     int port;
     const char *state_dir;

@@ -1,23 +1,18 @@
 /*  =========================================================================
-    fuzz_config - gateway/config.h config_load on a config file
+    fuzz_config - gateway/config.h config_load on a config file's text
 
-    config_load has no in-memory entry: it reads the path in
-    cfg_flags_t.config_path (s_load_file, static).  Each input is written
-    to a file in a private temporary directory and loaded from there, with
-    every CLAWGATE_* and provider key variable removed from the environment
-    so that only the file decides.  Promises checked: NULL comes with a
+    Each input is given as cfg_flags_t.config_text (what config_load parses
+    after reading a file), with every CLAWGATE_* and provider key variable
+    removed from the environment so that only the text decides.  Promises checked: NULL comes with a
     sentence in err; a configuration that loads answers its own look-ups
     (every model it lists is found, every agent too) and is destroyed
     cleanly.
     =========================================================================
 */
 #include <string.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "fuzz.h"
-
-static char s_path[64];
 
 int
 LLVMFuzzerInitialize (int *argc, char ***argv);
@@ -41,24 +36,19 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
         unsetenv (names[i]);
         free (names[i]);
     }
-    char dir[] = "/tmp/clawgate-fuzz-config-XXXXXX";
-    if (!mkdtemp (dir))
-        abort ();
-    snprintf (s_path, sizeof (s_path), "%s/config.json", dir);
     return 0;
 }
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    FILE *f = fopen (s_path, "wb");
-    FUZZ_CHECK (f != NULL);
-    if (size)
-        FUZZ_CHECK (fwrite (data, 1, size, f) == size);
-    fclose (f);
-    cfg_flags_t flags = {.config_path = s_path, .port = -1};
+    char *text = (char *) fuzz_copy (data, size);
+    if (!text)
+        return 0;
+    cfg_flags_t flags = {.config_text = text, .config_len = size, .port = -1};
     char err[256] = "";
     cg_config_t *cfg = config_load (&flags, err, sizeof (err));
+    free (text);
     if (!cfg) {
         FUZZ_CHECK (err[0] != 0);
         return 0;

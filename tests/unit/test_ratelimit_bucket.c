@@ -89,7 +89,7 @@ s_load (const char *json, char *err, size_t cap)
     cr_assert_geq (fd, 0);
     cr_assert_eq (write (fd, json, strlen (json)), (ssize_t) strlen (json));
     close (fd);
-    cfg_flags_t flags = {path, NULL, -1, NULL, NULL, NULL, NULL};
+    cfg_flags_t flags = {.config_path = path, .port = -1};
     cg_config_t *cfg = config_load (&flags, err, cap);
     unlink (path);
     return cfg;
