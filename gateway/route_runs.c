@@ -20,6 +20,7 @@
 #include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
+#include "run_check.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -414,84 +415,22 @@ s_chunk_choice (cJSON *chunk, cJSON *delta, const char *finish)
 }
 
 //  Checks the OpenAI request; sends 400 and returns its status on a problem.
+//  Sends the refusal of a run_check, if any.  Returns its status or 0.
+static int
+s_send_check (http_req_t *r, const run_check_t *chk)
+{
+    if (!chk->status)
+        return 0;
+    return http_send_error (r, chk->status, chk->code, chk->message,
+                            chk->param[0] ? chk->param : NULL);
+}
+
 static int
 s_check_openai (http_req_t *r, const cJSON *req)
 {
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive (req, "model");
-    if (!cJSON_IsString (model) || !*model->valuestring)
-        return http_send_error (r, 400, "invalid_request",
-                                "'model' is required and must be a string",
-                                "model");
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (req, "messages");
-    if (!cJSON_IsArray (msgs) || !msgs->child)
-        return http_send_error (r, 400, "invalid_request",
-                                "'messages' is required and must be a non-empty "
-                                "array",
-                                "messages");
-    int i = 0;
-    for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-        char param[48];
-        snprintf (param, sizeof (param), "messages[%d]", i);
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive (m, "role");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive (m, "content");
-        if (!cJSON_IsObject (m) || !cJSON_IsString (role)
-            || (strcmp (role->valuestring, "system")
-                && strcmp (role->valuestring, "developer")
-                && strcmp (role->valuestring, "user")
-                && strcmp (role->valuestring, "assistant")
-                && strcmp (role->valuestring, "tool")))
-            return http_send_error (r, 400, "invalid_request",
-                                    "Each message needs a role: system, "
-                                    "developer, user, assistant or tool",
-                                    param);
-        if (content && !cJSON_IsString (content) && !cJSON_IsArray (content)
-            && !cJSON_IsNull (content))
-            return http_send_error (r, 400, "invalid_request",
-                                    "A message's content must be a string or "
-                                    "an array of parts",
-                                    param);
-    }
-    struct {
-        const char *key;
-        int type;  //  1 bool, 2 number, 3 int>0, 4 array, 5 object
-    } fields[] = {{"stream", 1},     {"temperature", 2}, {"top_p", 2},
-                  {"max_tokens", 3}, {"max_completion_tokens", 3},
-                  {"tools", 4},      {"stream_options", 5}, {"n", 3}};
-    for (size_t k = 0; k < sizeof (fields) / sizeof (fields[0]); k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive (req, fields[k].key);
-        if (!v || cJSON_IsNull (v))
-            continue;
-        bool ok = fields[k].type == 1   ? cJSON_IsBool (v)
-                  : fields[k].type == 2 ? cJSON_IsNumber (v)
-                  : fields[k].type == 3 ? cJSON_IsNumber (v) && v->valuedouble >= 1
-                                              && v->valuedouble <= 1e9
-                                              && v->valuedouble == (double) (long) v->valuedouble
-                  : fields[k].type == 4 ? cJSON_IsArray (v)
-                                        : cJSON_IsObject (v);
-        if (!ok) {
-            char msg[128];
-            static const char *what[] = {"", "a boolean", "a number",
-                                         "a positive integer", "an array",
-                                         "an object"};
-            snprintf (msg, sizeof (msg), "'%s' must be %s", fields[k].key,
-                      what[fields[k].type]);
-            return http_send_error (r, 400, "invalid_request", msg,
-                                    fields[k].key);
-        }
-    }
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive (req, "n");
-    if (cJSON_IsNumber (n) && n->valuedouble != 1)
-        return http_send_error (r, 400, "invalid_request",
-                                "Only n=1 is supported", "n");
-    const char *unused;
-    if (!config_find_model (r->config, model->valuestring, &unused)) {
-        char msg[384];
-        snprintf (msg, sizeof (msg),
-                  "The model '%.256s' does not exist (see GET /v1/models)",
-                  model->valuestring);
-        return http_send_error (r, 404, "not_found", msg, "model");
-    }
-    return 0;
+    run_check_t chk;
+    run_check_openai (r->config, req, &chk);
+    return s_send_check (r, &chk);
 }
 
 //  A field of a request that goes into a run's message may nest this deep
@@ -731,47 +670,15 @@ s_agent_start (http_req_t *r, run_call_t *c, bool stream)
     cJSON *req = http_parse_json (r);
     if (!req)
         return r->status;
-    int status = 0;
     const cJSON *message = cJSON_GetObjectItemCaseSensitive (req, "message");
     const cJSON *key = cJSON_GetObjectItemCaseSensitive (req, "sessionKey");
     const cJSON *agent = cJSON_GetObjectItemCaseSensitive (req, "agentId");
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive (req, "options");
     const cJSON *thinking = cJSON_GetObjectItemCaseSensitive (opts, "thinking");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive (opts, "model");
-    if (!cJSON_IsString (message) || !*message->valuestring)
-        status = http_send_error (r, 400, "invalid_request",
-                                  "'message' is required and must be a "
-                                  "non-empty string",
-                                  "message");
-    else if (key && !cJSON_IsNull (key)
-             && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring)))
-        status = http_send_error (r, 400, "invalid_request",
-                                  "Invalid session key", "sessionKey");
-    else if (agent && !cJSON_IsNull (agent)
-             && (!cJSON_IsString (agent)
-                 || !config_find_agent (r->config, agent->valuestring)))
-        status = http_send_error (r, cJSON_IsString (agent) ? 404 : 400,
-                                  cJSON_IsString (agent) ? "not_found"
-                                                         : "invalid_request",
-                                  "Unknown agent", "agentId");
-    else if (opts && !cJSON_IsNull (opts) && !cJSON_IsObject (opts))
-        status = http_send_error (r, 400, "invalid_request",
-                                  "'options' must be an object", "options");
-    else if (thinking && !cJSON_IsNull (thinking)
-             && (!cJSON_IsString (thinking)
-                 || (strcmp (thinking->valuestring, "off")
-                     && strcmp (thinking->valuestring, "minimal")
-                     && strcmp (thinking->valuestring, "low")
-                     && strcmp (thinking->valuestring, "medium")
-                     && strcmp (thinking->valuestring, "high"))))
-        status = http_send_error (r, 400, "invalid_request",
-                                  "options.thinking must be off, minimal, low, "
-                                  "medium or high",
-                                  "options.thinking");
-    else if (model && !cJSON_IsNull (model) && !cJSON_IsString (model))
-        status = http_send_error (r, 400, "invalid_request",
-                                  "options.model must be a string",
-                                  "options.model");
+    run_check_t chk;
+    run_check_agent (r->config, req, agent, &chk);
+    int status = s_send_check (r, &chk);
     if (status) {
         cJSON_Delete (req);
         return status;

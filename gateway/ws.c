@@ -7,13 +7,14 @@
 
 #include "auth.h"
 #include "front.h"
+#include "gate.h"
 #include "http.h"
 #include "ids.h"
-#include "gate.h"
 #include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
 #include "ratelimit_front.h"
+#include "run_check.h"
 #include "server.h"
 
 #include <czmq.h>
@@ -586,44 +587,21 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
     const cJSON *model = cJSON_GetObjectItemCaseSensitive (opts, "model");
     const cJSON *thinking = cJSON_GetObjectItemCaseSensitive (opts, "thinking");
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive (opts, "stream");
-    const char *bad = NULL, *param = NULL;
-    int status = 400;
-    if (!cJSON_IsString (message) || !*message->valuestring)
-        bad = "'message' is required and must be a non-empty string",
-        param = "message";
-    else if (key && !cJSON_IsNull (key)
-             && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring)))
-        bad = "Invalid session key", param = "sessionKey";
-    else if (opts && !cJSON_IsNull (opts) && !cJSON_IsObject (opts))
-        bad = "'options' must be an object", param = "options";
-    else if (agent && !cJSON_IsNull (agent)
-             && (!cJSON_IsString (agent)
-                 || !config_find_agent (hub->config, agent->valuestring)))
-        bad = "Unknown agent", param = "agentId",
-        status = cJSON_IsString (agent) ? 404 : 400;
-    else if (model && !cJSON_IsNull (model) && !cJSON_IsString (model))
-        bad = "options.model must be a string", param = "options.model";
-    else if (thinking && !cJSON_IsNull (thinking)
-             && !(cJSON_IsString (thinking)
-                  && (streq (thinking->valuestring, "off")
-                      || streq (thinking->valuestring, "minimal")
-                      || streq (thinking->valuestring, "low")
-                      || streq (thinking->valuestring, "medium")
-                      || streq (thinking->valuestring, "high"))))
-        bad = "options.thinking must be off, minimal, low, medium or high",
-        param = "options.thinking";
-    else if (stream && !cJSON_IsNull (stream) && !cJSON_IsBool (stream))
-        bad = "options.stream must be a boolean", param = "options.stream";
-    else if (idem && !cJSON_IsNull (idem)
-             && (!cJSON_IsString (idem) || !*idem->valuestring
-                 || strlen (idem->valuestring) > 256))
-        bad = "idempotencyKey must be a string of 1-256 characters",
-        param = "idempotencyKey";
-    if (bad) {
-        s_reply_error (hub, cl->id, id, status,
-                       status == 404 ? "not_found" : "invalid_request", bad, param);
+    run_check_t chk;
+    if (run_check_agent (hub->config, params, agent, &chk)) {
+        s_reply_error (hub, cl->id, id, chk.status, chk.code, chk.message,
+                       chk.param[0] ? chk.param : NULL);
         return;
     }
+    if (idem && !cJSON_IsNull (idem)
+        && (!cJSON_IsString (idem) || !*idem->valuestring
+            || strlen (idem->valuestring) > 256)) {
+        s_reply_error (hub, cl->id, id, 400, "invalid_request",
+                       "idempotencyKey must be a string of 1-256 characters",
+                       "idempotencyKey");
+        return;
+    }
+
     char idem_key[400] = "";
     if (cJSON_IsString (idem)) {
         snprintf (idem_key, sizeof (idem_key), "%s\n%s", cl->auth.principal,
