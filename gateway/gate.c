@@ -79,9 +79,13 @@ struct gate_t {
     long long refused, timed_out;
 };
 
-//  The gates accept () answers for (one per server in this process).
+//  The gates accept () answers for (one per server in this process), and
+//  the descriptor each answers for: every accept () in the process looks
+//  here, so it compares descriptors without touching a gate that may be
+//  going (the fd is cleared before its gate is freed).
 #define GATE_SLOTS 8
 static gate_t *_Atomic s_gates[GATE_SLOTS];
+static atomic_int s_gate_fds[GATE_SLOTS] = {-1, -1, -1, -1, -1, -1, -1, -1};
 
 static int64_t
 s_now_ms (void)
@@ -370,11 +374,9 @@ s_gate_thread (void *arg)
 static gate_t *
 s_gate_for (int fd)
 {
-    for (int i = 0; i < GATE_SLOTS; i++) {
-        gate_t *g = atomic_load (&s_gates[i]);
-        if (g && g->civet_fd == fd)
-            return g;
-    }
+    for (int i = 0; i < GATE_SLOTS; i++)
+        if (atomic_load (&s_gate_fds[i]) == fd)
+            return atomic_load (&s_gates[i]);
     return NULL;
 }
 
@@ -501,8 +503,10 @@ gate_attach (const cg_config_t *cfg, int port, char *err, size_t errlen)
     }
     if (!why && pthread_create (&self->thread, NULL, s_gate_thread, self))
         why = "cannot start its thread";
-    else if (!why)
+    else if (!why) {
         self->started = true;
+        atomic_store (&s_gate_fds[slot], self->civet_fd);
+    }
     if (why) {
         snprintf (err, errlen, "connection gate: %s", why);
         if (slot >= 0)
@@ -574,10 +578,11 @@ gate_destroy (gate_t **self_p)
     gate_t *self = *self_p;
     if (!self)
         return;
-    for (int i = 0; i < GATE_SLOTS; i++) {
-        gate_t *me = self;
-        atomic_compare_exchange_strong (&s_gates[i], &me, NULL);
-    }
+    for (int i = 0; i < GATE_SLOTS; i++)
+        if (atomic_load (&s_gates[i]) == self) {
+            atomic_store (&s_gate_fds[i], -1);
+            atomic_store (&s_gates[i], NULL);
+        }
     if (self->started) {
         atomic_store (&self->stop, true);
         uint64_t one = 1;
