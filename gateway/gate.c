@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ struct conn_s {
     addr_t *addr;                    //  Not owned (the table's)
     int64_t deadline;                //  ms, monotonic: head due by then
     bool ready;                      //  Head complete, waiting for a worker
+    bool watched;                    //  In the epoll set
     conn_t *prev, *next;             //  The waiting list, in accept order
                                      //  (so also in deadline order)
     conn_t *hnext;                   //  The hand-over queue
@@ -57,16 +59,17 @@ struct conn_s {
 
 struct gate_t {
     pthread_mutex_t lock;            //  Guards everything below
-    pthread_t thread;
-    bool started;                    //  thread runs
     int listener;                    //  The real listening socket (ours)
+    int epoll_fd;                    //  The listener, every waiting
+                                     //  connection, ready_fd and timer_fd
     int civet_fd;                    //  Where civetweb's listener was: now
-                                     //  our eventfd's twin; civetweb's
+                                     //  a twin of epoll_fd; civetweb's
     int ready_fd;                    //  eventfd, one count per connection
-                                     //  waiting in the hand-over queue
-    int epoll_fd;
-    int wake_fd;                     //  eventfd that stops the thread
-    atomic_bool stop;
+                                     //  in the hand-over queue (so epoll_fd
+                                     //  stays readable while one is)
+    int timer_fd;                    //  Ticks while connections wait, so
+                                     //  deadlines pass with no other event
+    bool ticking;                    //  timer_fd armed
     zhashx_t *addrs;                 //  key -> addr_t (owned)
     conn_t *head, *tail;             //  Waiting connections (owned)
     conn_t *hand_head, *hand_tail;   //  Handed over, not yet accepted
@@ -237,41 +240,46 @@ s_method_byte (unsigned char b)
     return b >= 'A' && b <= 'Z';
 }
 
-//  New bytes on a waiting connection: is its head complete?
-static void
+//  New bytes on a waiting connection: is its head complete?  Returns -1
+//  if c was closed (and freed), 1 if its head is whole (c handed over or
+//  queued for a worker), 0 if it waits for more.
+static int
 s_readable (gate_t *self, conn_t *c)
 {
     if (c->ready)
-        return;
+        return 1;
     char buf[GATE_HEAD_MAX];
     ssize_t n = recv (c->fd, buf, sizeof (buf), MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
                    && errno != EINTR)) {
         s_drop (self, c);
-        return;
+        return -1;
     }
     if (n < 0)
-        return;
+        return 0;
     //  Empty lines before the request line are allowed (RFC 9112 2.2).
     ssize_t lead = 0;
     while (lead < n && (buf[lead] == '\r' || buf[lead] == '\n'))
         lead++;
     if (lead == n && n < (ssize_t) sizeof (buf))
-        return;
+        return 0;
     if (!s_method_byte ((unsigned char) buf[lead])) {
         s_refuse (c->fd, 400, "Bad Request", "invalid_request",
                   "This port speaks plain HTTP/1.1");
         self->refused++;
         s_drop (self, c);
-        return;
+        return -1;
     }
     if (n < (ssize_t) sizeof (buf) && !memmem (buf, (size_t) n, "\r\n\r\n", 4)
         && !memmem (buf, (size_t) n, "\n\n", 2))
-        return;
+        return 0;
     c->ready = true;
-    epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->watched)
+        epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->watched = false;
     if (s_may_hand_over (self, c))
         s_hand_over (self, c);
+    return 1;
 }
 
 static void
@@ -301,10 +309,7 @@ s_accept_all (gate_t *self)
             continue;
         }
         conn_t *c = (conn_t *) calloc (1, sizeof (conn_t));
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (!c || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &ev)) {
-            free (c);
+        if (!c) {
             close (fd);
             if (a->open == 0 && a->active == 0 && a->websockets == 0)
                 zhashx_delete (self->addrs, key);
@@ -323,9 +328,17 @@ s_accept_all (gate_t *self)
             self->head = c;
         self->tail = c;
         self->waiting++;
-        //  Bytes may have come with the handshake, before the epoll set
-        //  was watching (edge-triggered: that edge is gone).
-        s_readable (self, c);
+        //  A head that came with the handshake needs no epoll set.
+        if (s_readable (self, c) != 0)
+            continue;
+        //  Adding a descriptor that is already readable reports it, edge
+        //  or not: no byte that came since the peek is missed.
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if (epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
+            c->watched = true;
+        else
+            s_drop (self, c);
     }
 }
 
@@ -348,25 +361,46 @@ s_expire (gate_t *self, int64_t now)
     }
 }
 
-static void *
-s_gate_thread (void *arg)
+//  Keeps timer_fd ticking exactly while connections wait.
+static void
+s_tick (gate_t *self)
 {
-    gate_t *self = (gate_t *) arg;
+    bool want = self->waiting > 0;
+    if (want == self->ticking)
+        return;
+    struct itimerspec its;
+    memset (&its, 0, sizeof (its));
+    if (want)
+        its.it_value.tv_nsec = its.it_interval.tv_nsec = 250 * 1000000L;
+    if (timerfd_settime (self->timer_fd, 0, &its, NULL) == 0)
+        self->ticking = want;
+}
+
+//  Everything that happened since the last call: new connections, new
+//  bytes, deadlines.  Called with the lock held, on civetweb's master
+//  thread, which polls epoll_fd (in its listener's place) and calls
+//  accept () when it is readable.
+static void
+s_process (gate_t *self)
+{
     struct epoll_event evs[64];
-    while (!atomic_load (&self->stop)) {
-        int n = epoll_wait (self->epoll_fd, evs, 64, 200);
-        pthread_mutex_lock (&self->lock);
+    int n;
+    do {
+        n = epoll_wait (self->epoll_fd, evs, 64, 0);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &self->listener)
                 s_accept_all (self);
-            else if (p != &self->wake_fd)
+            else if (p == &self->timer_fd) {
+                uint64_t ticks;
+                (void) !read (self->timer_fd, &ticks, sizeof (ticks));
+            }
+            else if (p != &self->ready_fd)
                 s_readable (self, (conn_t *) p);
         }
-        s_expire (self, s_now_ms ());
-        pthread_mutex_unlock (&self->lock);
-    }
-    return NULL;
+    } while (n == 64);
+    s_expire (self, s_now_ms ());
+    s_tick (self);
 }
 
 //  ---- accept () -----------------------------------------------------------------
@@ -380,25 +414,28 @@ s_gate_for (int fd)
     return NULL;
 }
 
-//  civetweb's master thread calls this when the eventfd in its listener's
-//  place is readable; every other accept () in the process goes straight
-//  to the C library's accept4.
+//  civetweb's master thread calls this when the epoll set in its
+//  listener's place is readable: the gate does its work there, on that
+//  thread (no thread of its own, no extra hop for a connection whose head
+//  came with it), and hands over the oldest ready connection, if any.
+//  Every other accept () in the process goes straight to accept4.
 int
 accept (int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
 {
     gate_t *self = s_gate_for (fd);
     if (!self)
         return accept4 (fd, addr, len, 0);
-    uint64_t count;
-    if (read (self->ready_fd, &count, sizeof (count)) != sizeof (count))
-        return -1;               //  errno EAGAIN: nothing to hand over
     pthread_mutex_lock (&self->lock);
+    s_process (self);
     conn_t *c = self->hand_head;
-    if (c) {
+    uint64_t one;
+    if (c && read (self->ready_fd, &one, sizeof (one)) == sizeof (one)) {
         self->hand_head = c->hnext;
         if (!self->hand_head)
             self->hand_tail = NULL;
     }
+    else
+        c = NULL;
     pthread_mutex_unlock (&self->lock);
     if (!c) {
         errno = EAGAIN;
@@ -457,7 +494,7 @@ gate_attach (const cg_config_t *cfg, int port, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init (&self->lock, NULL);
-    self->listener = self->ready_fd = self->epoll_fd = self->wake_fd = -1;
+    self->listener = self->ready_fd = self->epoll_fd = self->timer_fd = -1;
     self->threads = cfg->threads;
     int share = cfg->threads - config_reserved_threads (cfg);
     self->per_addr_active = share > 0 ? share : 1;
@@ -479,33 +516,38 @@ gate_attach (const cg_config_t *cfg, int port, char *err, size_t errlen)
                       : slot < 0           ? "too many servers in one process"
                                            : NULL;
     if (!why) {
-        //  The real listener moves to a descriptor of ours; an eventfd
-        //  takes its number.  civetweb's master thread may be in poll () on
-        //  the old one right now: that poll ends within its quantum, and an
-        //  accept () that comes of it finds the gate (EAGAIN if empty).
+        //  The real listener moves to a descriptor of ours; the gate's
+        //  epoll set takes its number.  civetweb's master thread may be in
+        //  poll () on the old one right now: that poll ends within its
+        //  quantum, and an accept () that comes of it finds the gate
+        //  (EAGAIN if nothing is ready).
         self->listener = fcntl (self->civet_fd, F_DUPFD_CLOEXEC, 0);
         self->ready_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC | EFD_SEMAPHORE);
         self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
-        self->wake_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+        self->timer_fd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (self->listener < 0 || self->ready_fd < 0 || self->epoll_fd < 0
-            || self->wake_fd < 0)
+            || self->timer_fd < 0)
             why = strerror (errno);
     }
     if (!why) {
         int flags = fcntl (self->listener, F_GETFL);
         fcntl (self->listener, F_SETFL, flags | O_NONBLOCK);
+
         struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &self->listener};
-        struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &self->wake_fd};
+        struct epoll_event rev = {.events = EPOLLIN, .data.ptr = &self->ready_fd};
+        struct epoll_event tev = {.events = EPOLLIN, .data.ptr = &self->timer_fd};
         if (epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, self->listener, &lev)
-            || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, self->wake_fd, &wev)
-            || dup3 (self->ready_fd, self->civet_fd, O_CLOEXEC) < 0)
+            || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, self->ready_fd, &rev)
+            || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, self->timer_fd, &tev))
             why = strerror (errno);
     }
-    if (!why && pthread_create (&self->thread, NULL, s_gate_thread, self))
-        why = "cannot start its thread";
-    else if (!why) {
-        self->started = true;
+    if (!why) {
+        //  Published before civetweb can poll the new descriptor.
         atomic_store (&s_gate_fds[slot], self->civet_fd);
+        if (dup3 (self->epoll_fd, self->civet_fd, O_CLOEXEC) < 0) {
+            why = strerror (errno);
+            atomic_store (&s_gate_fds[slot], -1);
+        }
     }
     if (why) {
         snprintf (err, errlen, "connection gate: %s", why);
@@ -583,12 +625,6 @@ gate_destroy (gate_t **self_p)
             atomic_store (&s_gate_fds[i], -1);
             atomic_store (&s_gates[i], NULL);
         }
-    if (self->started) {
-        atomic_store (&self->stop, true);
-        uint64_t one = 1;
-        (void) !write (self->wake_fd, &one, sizeof (one));
-        pthread_join (self->thread, NULL);
-    }
     while (self->head)
         s_drop (self, self->head);
     while (self->hand_head) {
@@ -597,7 +633,7 @@ gate_destroy (gate_t **self_p)
         close (c->fd);
         free (c);
     }
-    int fds[] = {self->listener, self->ready_fd, self->epoll_fd, self->wake_fd};
+    int fds[] = {self->listener, self->ready_fd, self->epoll_fd, self->timer_fd};
     for (size_t i = 0; i < sizeof (fds) / sizeof (fds[0]); i++)
         if (fds[i] >= 0)
             close (fds[i]);

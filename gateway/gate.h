@@ -21,17 +21,21 @@
 
     How civetweb is made to take connections from the gate: civetweb polls
     its listening descriptor and calls accept () on it.  gate_attach moves
-    the real listener to a descriptor of its own and puts an eventfd in its
-    place, readable while connections wait to be handed over; the gate
-    defines accept (), which for that one descriptor returns the next such
-    connection and for every other descriptor is the C library's.  No
-    civetweb code changes; civetweb's own options still apply once a
-    connection is handed over (keep-alive and request timeouts).
+    the real listener to a descriptor of its own and puts the gate's epoll
+    set in its place (readable when a connection arrives, bytes come on a
+    waiting one, a connection is ready to hand over, or a deadline ticks);
+    the gate defines accept (), which for that one descriptor does the
+    gate's work on civetweb's master thread and returns the next ready
+    connection, and for every other descriptor is the C library's.  No
+    thread of its own, no extra hop: a connection whose head came with it
+    goes from accept to a worker as it did without the gate.  civetweb's
+    own options still apply once a connection is handed over (keep-alive
+    and request timeouts).
 
-    Threads: the gate runs one thread of its own.  gate_attach and
-    gate_destroy are called by the thread that owns the server;
-    gate_release from any civetweb thread; accept () from civetweb's master
-    thread.  All state is under one mutex.
+    Threads: gate_attach and gate_destroy are called by the thread that
+    owns the server; gate_release and gate_websocket from any civetweb
+    worker; accept () from civetweb's master thread.  All state is under
+    one mutex.
     =========================================================================
 */
 #ifndef CG_GATE_H
