@@ -22,7 +22,6 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 //  civetweb's default max_request_size: a head this long is handed over
@@ -49,7 +48,7 @@ struct conn_s {
     struct sockaddr_storage sa;      //  Peer, returned by accept ()
     socklen_t salen;
     addr_t *addr;                    //  Not owned (the table's)
-    int64_t deadline;                //  ms, monotonic: head due by then
+    int64_t deadline;                //  zclock_mono (): head due by then
     bool ready;                      //  Head complete, waiting for a worker
     bool watched;                    //  In the epoll set
     conn_t *prev, *next;             //  The waiting list, in accept order
@@ -89,14 +88,6 @@ struct gate_t {
 #define GATE_SLOTS 8
 static gate_t *_Atomic s_gates[GATE_SLOTS];
 static atomic_int s_gate_fds[GATE_SLOTS] = {-1, -1, -1, -1, -1, -1, -1, -1};
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 //  ---- Canned answers ---------------------------------------------------------
 //  Sent without blocking and without waiting for the client: a socket the
@@ -319,7 +310,7 @@ s_accept_all (gate_t *self)
         c->sa = probe.sa;
         c->salen = probe.salen;
         c->addr = a;
-        c->deadline = s_now_ms () + self->header_ms;
+        c->deadline = zclock_mono () + self->header_ms;
         a->open++;
         c->prev = self->tail;
         if (self->tail)
@@ -399,7 +390,7 @@ s_process (gate_t *self)
                 s_readable (self, (conn_t *) p);
         }
     } while (n == 64);
-    s_expire (self, s_now_ms ());
+    s_expire (self, zclock_mono ());
     s_tick (self);
 }
 
