@@ -3,17 +3,17 @@
 
     Each test binds its own broker on inproc://test-broker-<pid>, talks to
     it through a bus_front_t, and serves "system" with echo workers (a
-    bus_worker_t in a zactor of ours) or the real system actor.  Waiting is
-    done by bounded polling of mmi.services, never by bare sleeps.
+    bus_worker_t in a zactor of ours).  Waiting is done by bounded polling
+    of mmi.services, never by bare sleeps.  Real actors are tested on the
+    shared fixture (tests/support/fixture.h), one file each:
+    test_actor_system.c holds the system actor's test that was here.
     =========================================================================
 */
 #include <criterion/criterion.h>
 #include <czmq.h>
 #include <unistd.h>
 
-#include "actor.h"
 #include "broker.h"
-#include "config.h"
 #include "front.h"
 #include "msg.h"
 #include "worker.h"
@@ -170,57 +170,6 @@ s_assert_error (bus_msg_t *reply, int status, const char *code)
 }
 
 //  ---- Tests ------------------------------------------------------------------
-
-Test (broker, request_routed_to_system_actor)
-{
-    zactor_t *broker = s_broker_new ();
-    char err[256];
-    unsetenv ("CLAWGATE_CONFIG");
-    cfg_flags_t flags = {.port = -1, .broker = s_endpoint};
-    cg_config_t *cfg = config_load (&flags, err, sizeof (err));
-    cr_assert_not_null (cfg, "%s", err);
-    cfg->heartbeat_ms = 100;
-    actor_args_t args = {cfg->requests_ep, cfg, false};
-    zactor_t *system = actor_start ("system", &args);
-    cr_assert_not_null (system);
-    bus_front_t *front = bus_front_new (s_endpoint);
-    cr_assert_not_null (front);
-    s_wait_live (front, "system", 1);
-
-    envelope_t env;
-    envelope_init (&env, "SYSTEM_STATUS");
-    snprintf (env.session_key, sizeof (env.session_key), "agent:main:t");
-    env.timeout_ms = 1234;
-    cr_assert_eq (bus_front_send (front, "system", &env, EMPTY_MAP, 1), 0);
-    bus_msg_t reply;
-    cr_assert_eq (bus_front_recv (front, 2000, &reply), 0);
-    cr_assert_eq (reply.kind, BUS_MSG_REPLY);
-    cr_assert_eq (reply.env.corr_id, env.corr_id);
-    cr_assert_eq (reply.env.status, 200);
-    cr_assert_str_eq (reply.env.type, "SYSTEM_STATUS_OK");
-    cr_assert_str_eq (reply.env.session_key, "agent:main:t");
-    cr_assert_eq (reply.env.timeout_ms, 1234);
-    cr_assert_eq (msg_validate ("SYSTEM_STATUS_OK", reply.body.root, err,
-                                sizeof (err), NULL, 0),
-                  0, "%s", err);
-    char status[8];
-    cr_assert_eq (mp_copy_str (reply.body.root, "status", status,
-                               sizeof (status)),
-                  0);
-    cr_assert_str_eq (status, "ok");
-    bus_msg_fini (&reply);
-
-    //  corr_ids keep increasing, and each reply carries its own.
-    for (int i = 0; i < 5; i++) {
-        s_call (front, "SYSTEM_PING", EMPTY_MAP, 1, &reply);
-        cr_assert_str_eq (reply.env.type, "SYSTEM_PONG");
-        bus_msg_fini (&reply);
-    }
-    bus_front_destroy (&front);
-    zactor_destroy (&system);
-    zactor_destroy (&broker);
-    config_destroy (&cfg);
-}
 
 Test (broker, mmi_services_lists_live_workers)
 {

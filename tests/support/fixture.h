@@ -1,0 +1,117 @@
+/*  =========================================================================
+    fixture - a broker and real actors in the test's own process
+
+    fixture_new starts a broker on an inproc:// endpoint of its own, loads a
+    configuration from JSON text (with a fresh temporary state directory),
+    starts the named actors (actors/actor.h) against that broker, waits
+    until each serves, and connects one bus_front_t for the test to send
+    requests and receive replies and events with.  fixture_destroy stops
+    everything in reverse order and removes the state directory.
+
+    Criterion runs each test in a process of its own: make the fixture
+    inside the test (or its .init), never at file scope.  Every helper here
+    fails the test (cr_assert) instead of returning an error, and every wait
+    has a deadline.
+
+    Bodies are written as JSON text and sent as msgpack (schemas/mpjson.h);
+    what comes back is checked against schemas/messages.def by
+    fixture_assert_valid, for replies and events alike.
+    =========================================================================
+*/
+#ifndef CG_FIXTURE_H
+#define CG_FIXTURE_H
+
+#include <cjson/cJSON.h>
+#include <czmq.h>
+
+#include "front.h"
+
+#define FIXTURE_MAX_ACTORS 8
+
+typedef struct fixture_t fixture_t;
+
+//  Starts a broker, then the actors named in names (NULL-terminated, e.g.
+//  {"session", "run", NULL}) with the configuration config_json (JSON
+//  text of a config file; NULL or "" for the defaults).  Unless the text
+//  says otherwise, the broker heartbeats every 100 ms with a liveness of
+//  10.  Fails the test if anything does not start.  Caller owns the return
+//  value and must fixture_destroy it.
+fixture_t *
+fixture_new (const char *config_json, const char *const names[]);
+
+//  Stops the front, the actors (in reverse order), the broker, and removes
+//  the state directory.  Accepts NULL; sets *self_p to NULL.
+void
+fixture_destroy (fixture_t **self_p);
+
+//  The test's client on the broker (lent).
+bus_front_t *
+fixture_front (fixture_t *self);
+
+//  The broker's requests endpoint ("inproc://...").
+const char *
+fixture_endpoint (fixture_t *self);
+
+//  The state directory of this fixture (a fresh temporary directory).
+const char *
+fixture_state_dir (fixture_t *self);
+
+//  Starts one more actor by name after fixture_new, and waits until its
+//  service has a live worker.  Returns its index for fixture_stop_actor.
+int
+fixture_start_actor (fixture_t *self, const char *name);
+
+//  Stops the actor at index (as returned by fixture_start_actor, or its
+//  place in fixture_new's names) before the fixture ends.
+void
+fixture_stop_actor (fixture_t *self, int index);
+
+//  Polls the broker (MMI_SERVICES) until service has count live workers,
+//  for at most 5 s; fails the test otherwise.
+void
+fixture_wait_live (fixture_t *self, const char *service, int count);
+
+//  The number of live workers of service as the broker sees them now.
+int
+fixture_live (fixture_t *self, const char *service);
+
+//  Sends a request of type to service with body_json (JSON text of an
+//  object; NULL for {}) and session key key (NULL for none).  Returns the
+//  request's corr_id.
+uint64_t
+fixture_send (fixture_t *self, const char *service, const char *type,
+              const char *key, const char *body_json);
+
+//  fixture_send, then waits up to timeout_ms for the reply with that
+//  corr_id; events and stale replies that come first are dropped.  Fills
+//  reply (call bus_msg_fini).  Fails the test on timeout.
+void
+fixture_call (fixture_t *self, const char *service, const char *type,
+              const char *key, const char *body_json, int timeout_ms,
+              bus_msg_t *reply);
+
+//  Waits up to timeout_ms for the next message (reply or event).  Returns
+//  0 with msg filled (call bus_msg_fini), or -1 on timeout.
+int
+fixture_recv (fixture_t *self, int timeout_ms, bus_msg_t *msg);
+
+//  The event type of msg: what follows the last '/' of its topic
+//  ("chat.delta"), or "" for a reply.  Lent (points into msg).
+const char *
+fixture_event_type (const bus_msg_t *msg);
+
+//  Fails the test unless msg's body matches its declaration in
+//  schemas/messages.def: a reply's envelope type, or an event's type with
+//  '.' as '_' in capitals ("chat.done" -> CHAT_DONE).
+void
+fixture_assert_valid (const bus_msg_t *msg);
+
+//  Fails the test unless reply is a valid ERROR with this status and code.
+void
+fixture_assert_error (const bus_msg_t *reply, int status, const char *code);
+
+//  msg's body as JSON.  Caller owns the return value (cJSON_Delete).
+cJSON *
+fixture_json (const bus_msg_t *msg);
+
+#endif
