@@ -9,6 +9,7 @@
 #include "ratelimit.h"
 #include "run.h"
 #include "session.h"
+#include "settings.h"
 #include "system.h"
 
 typedef struct {
@@ -59,7 +60,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 void
 actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
 {
-    const cg_config_t *cfg = args->config;
+    const actor_bus_settings_t *bus = &args->settings->bus;
     loop_ctx_t ctx = {def, NULL, NULL};
     //  Named for top -H, perf and gdb: "cg-" and the service, cut to the
     //  kernel's 15 characters.
@@ -67,8 +68,8 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
     snprintf (name, sizeof (name), "cg-%s", def->service);
     pthread_setname_np (pthread_self (), name);
     zloop_t *loop = zloop_new ();
-    ctx.worker = bus_worker_new (args->broker, def->service, cfg->heartbeat_ms,
-                                 cfg->liveness);
+    ctx.worker = bus_worker_new (args->broker, def->service, bus->heartbeat_ms,
+                                 bus->liveness);
     if (ctx.worker)
         ctx.state = def->create (args, loop, ctx.worker);
     if (!ctx.worker || !ctx.state) {
@@ -84,7 +85,7 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
     zloop_reader (loop, pipe, s_on_pipe, &ctx);
     zloop_reader (loop, bus_worker_sock (ctx.worker), s_on_bus, &ctx);
     //  Half the heartbeat interval keeps us well inside the broker's window.
-    int tick = cfg->heartbeat_ms / 2 > 0 ? cfg->heartbeat_ms / 2 : 1;
+    int tick = bus->heartbeat_ms / 2 > 0 ? bus->heartbeat_ms / 2 : 1;
     zloop_timer (loop, (size_t) tick, 0, s_on_tick, &ctx);
     zsock_signal (pipe, 0);
     log_debug ("actor", "%s: serving", def->service);

@@ -17,14 +17,15 @@
 
 #include <czmq.h>
 
-#include "config.h"
 #include "worker.h"
 
+typedef struct actor_settings actor_settings_t;     //  actors/settings.h
+
 //  What every actor gets from its starter.  Read before the actor signals;
-//  config must outlive the actor.
+//  settings must outlive the actor.
 typedef struct {
     const char *broker;              //  Broker requests endpoint
-    const cg_config_t *config;       //  Whole configuration (read only)
+    const actor_settings_t *settings;    //  What the actors read (read only)
     bool failed;                     //  Set before signalling if start failed
 } actor_args_t;
 

@@ -27,6 +27,7 @@
 #include "browser.h"
 
 #include "actor.h"
+#include "settings.h"
 #include "cdp.h"
 #include "log.h"
 
@@ -119,7 +120,7 @@ typedef struct {
 } profile_t;
 
 struct self_t {
-    const cg_config_t *config;       //  Read only
+    const browser_settings_t *settings;  //  Read only, not owned
     bus_worker_t *worker;            //  Our service socket (not owned)
     zloop_t *loop;                   //  The actor's loop (not owned)
     zhashx_t *profiles;              //  name -> profile_t (index; freed here)
@@ -653,7 +654,7 @@ static int s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static void
 s_launch_send (profile_t *p, launch_step_t step)
 {
-    const cg_config_t *cfg = p->self->config;
+    const browser_settings_t *cfg = p->self->settings;
     int id = -1;
     cJSON *params = cJSON_CreateObject ();
     if (step == L_CREATE) {
@@ -677,8 +678,8 @@ s_launch_send (profile_t *p, launch_step_t step)
         ok = ok && cdp_send (p->cdp, "Page.setLifecycleEventsEnabled", params, sid) > 0;
         cJSON_Delete (params);
         params = cJSON_CreateObject ();
-        cJSON_AddNumberToObject (params, "width", cfg->browser_viewport_width);
-        cJSON_AddNumberToObject (params, "height", cfg->browser_viewport_height);
+        cJSON_AddNumberToObject (params, "width", cfg->viewport_width);
+        cJSON_AddNumberToObject (params, "height", cfg->viewport_height);
         cJSON_AddNumberToObject (params, "deviceScaleFactor", 1);
         cJSON_AddBoolToObject (params, "mobile", false);
         id = ok ? cdp_send (p->cdp, "Emulation.setDeviceMetricsOverride", params, sid)
@@ -884,8 +885,8 @@ static void
 s_launch (profile_t *p)
 {
     self_t *self = p->self;
-    const cg_config_t *cfg = self->config;
-    const char *bin = cfg->browser_chromium ? cfg->browser_chromium
+    const browser_settings_t *cfg = self->settings;
+    const char *bin = cfg->chromium ? cfg->chromium
                                             : "/usr/bin/chromium";
     char text[600];
     if (access (bin, X_OK)) {
@@ -904,8 +905,8 @@ s_launch (profile_t *p)
     mkdir (dir, 0700);
     snprintf (data_dir, sizeof (data_dir), "--user-data-dir=%s/%s", dir, p->name);
     mkdir (data_dir + strlen ("--user-data-dir="), 0700);
-    snprintf (size, sizeof (size), "--window-size=%d,%d", cfg->browser_viewport_width,
-              cfg->browser_viewport_height);
+    snprintf (size, sizeof (size), "--window-size=%d,%d", cfg->viewport_width,
+              cfg->viewport_height);
     char *const argv[] = {(char *) bin, "--headless=new", "--no-sandbox",
                           "--disable-gpu", "--disable-dev-shm-usage",
                           "--disable-background-networking", "--no-first-run",
@@ -1051,7 +1052,7 @@ s_handle_status (self_t *self, bus_request_t *req)
         s_profile_down (p, "Chromium exited", false);
     //  Profiles with a user-data dir, sorted.
     char dir[4200];
-    snprintf (dir, sizeof (dir), "%s/browser", self->config->state_dir);
+    snprintf (dir, sizeof (dir), "%s/browser", self->settings->state_dir);
     char *names[BROWSER_MAX_PROFILES * 4];
     size_t n = 0;
     DIR *d = opendir (dir);
@@ -1113,7 +1114,7 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
     op->origin.front_len = req->front_len;
     memcpy (op->origin.front, req->front, req->front_len);
     op->origin.env = req->env;
-    op->timeout_ms = self->config->browser_navigate_timeout_ms;
+    op->timeout_ms = self->settings->navigate_timeout_ms;
     int64_t t;
     if (kind == OP_NAVIGATE) {
         size_t len = 0;
@@ -1267,7 +1268,7 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self_t *self = (self_t *) calloc (1, sizeof (self_t));
     if (!self)
         return NULL;
-    self->config = args->config;
+    self->settings = &args->settings->browser;
     self->worker = worker;
     self->loop = loop;
     self->profiles = zhashx_new ();
@@ -1277,9 +1278,9 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self->mg_inited = mg_init_library (0) != 0;
     zloop_timer (loop, BROWSER_TICK_MS, 0, s_on_tick, self);
     log_debug ("browser", "Chromium %s, viewport %dx%d, navigation timeout %d ms",
-               self->config->browser_chromium, self->config->browser_viewport_width,
-               self->config->browser_viewport_height,
-               self->config->browser_navigate_timeout_ms);
+               self->settings->chromium, self->settings->viewport_width,
+               self->settings->viewport_height,
+               self->settings->navigate_timeout_ms);
     return self;
 }
 

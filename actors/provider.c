@@ -740,3 +740,33 @@ provider_map_error (const cfg_provider_t *provider, long http_status,
     cJSON_Delete (j);
     return retry;
 }
+
+//  ---- Catalog ----------------------------------------------------------------
+
+const cfg_provider_t *
+catalog_find_model (const catalog_t *self, const char *id, const char **model)
+{
+    const char *slash = id ? strchr (id, '/') : NULL;
+    if (!slash)
+        return NULL;
+    for (size_t i = 0; i < self->n_models; i++)
+        if (!strcmp (self->models[i].id, id)) {
+            size_t plen = (size_t) (slash - id);
+            for (size_t k = 0; k < self->n_providers; k++)
+                if (strlen (self->providers[k].name) == plen
+                    && !strncmp (self->providers[k].name, id, plen)) {
+                    *model = slash + 1;
+                    return &self->providers[k];
+                }
+        }
+    return NULL;
+}
+
+const cfg_agent_t *
+catalog_find_agent (const catalog_t *self, const char *id)
+{
+    for (size_t i = 0; id && i < self->n_agents; i++)
+        if (!strcmp (self->agents[i].id, id))
+            return &self->agents[i];
+    return NULL;
+}

@@ -17,7 +17,64 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
+//  ---- What is configured: providers, their models, agents -------------------
+//  Filled by the configuration loader (config/), read by the run and
+//  session actors and by the fronts.  Every string is owned by the
+//  configuration that made it.
+
+typedef enum {
+    PROVIDER_ECHO = 1,           //  Built-in local/echo
+    PROVIDER_OPENAI = 2,         //  OpenAI Chat Completions or compatible
+    PROVIDER_ANTHROPIC = 3,      //  Anthropic Messages API
+} provider_type_t;
+
+typedef struct {
+    char *name;                  //  "openai", "anthropic", "vllm", "local"
+    provider_type_t type;
+    char *base_url;              //  Without trailing slash
+    char *api_key;               //  May be NULL (local servers)
+    int connect_timeout_ms;      //  TCP/TLS connect deadline
+    int stall_timeout_ms;        //  No byte for this long: upstream stalled
+    int echo_delay_ms;           //  local/echo only: pause between words
+} cfg_provider_t;
+
+typedef struct {
+    char *id;                    //  "<provider>/<model>"
+    char *owned_by;              //  Provider name
+    char *description;           //  Shown in /v1/models, may be NULL
+} cfg_model_t;
+
+typedef struct {
+    char *id;                    //  Agent id ("default")
+    char *model;                 //  "<provider>/<model>"
+    char *system;                //  System prompt, may be NULL
+    char **fallbacks;            //  Models tried in order, NULL-terminated
+    int max_tokens;              //  Default max tokens (Anthropic needs one)
+    bool browser_tools;          //  tools: ["browser"]: browser_navigate and
+                                 //  browser_screenshot offered to the model
+    int max_tool_steps;          //  Model -> tools -> model rounds, at most
+} cfg_agent_t;
+
+//  The configured providers, models and agents, lent by the configuration
+//  (not owned here).
+typedef struct {
+    const cfg_provider_t *providers;
+    size_t n_providers;
+    const cfg_model_t *models;
+    size_t n_models;
+    const cfg_agent_t *agents;
+    size_t n_agents;
+} catalog_t;
+
+//  The provider serving model id "<provider>/<model>" (it must be listed in
+//  its models), with *model set to the part after the slash.  NULL if none.
+const cfg_provider_t *
+catalog_find_model (const catalog_t *self, const char *id, const char **model);
+
+//  The agent with this id, or NULL.
+const cfg_agent_t *
+catalog_find_agent (const catalog_t *self, const char *id);
+
 
 //  Where a response goes.  Pointers are lent for the call only.
 typedef struct {

@@ -5,6 +5,7 @@
 #include "ratelimit.h"
 
 #include "actor.h"
+#include "settings.h"
 #include "log.h"
 
 #include <math.h>
@@ -120,7 +121,6 @@ typedef struct {
 } address_t;
 
 typedef struct {
-    const cg_config_t *config;       //  Read only, not owned
     zhashx_t *principals;            //  principal -> principal_t (owned)
     zhashx_t *addresses;             //  address -> address_t (owned)
     int ttl_ms;                      //  Lease life
@@ -209,8 +209,8 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self_t *self = (self_t *) calloc (1, sizeof (self_t));
     if (!self)
         return NULL;
-    self->config = args->config;
-    self->ttl_ms = args->config->lease_ms > 0 ? args->config->lease_ms : 5000;
+    const ratelimit_settings_t *settings = &args->settings->ratelimit;
+    self->ttl_ms = settings->lease_ms > 0 ? settings->lease_ms : 5000;
     self->principals = zhashx_new ();
     self->addresses = zhashx_new ();
     if (!self->principals || !self->addresses) {

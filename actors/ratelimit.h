@@ -30,6 +30,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+//  What the ratelimit actor reads.
+typedef struct {
+    int lease_ms;                    //  Life of a front's lease (limits.leaseMs)
+} ratelimit_settings_t;
+
 void
 ratelimit_actor (zsock_t *pipe, void *args);
 

@@ -11,6 +11,7 @@
 #include "run.h"
 
 #include "actor.h"
+#include "settings.h"
 #include "front.h"
 #include "frames.h"
 #include "json_in.h"
@@ -127,7 +128,10 @@ typedef struct {
 struct self_t {
     zsock_t *pipe;
     bus_worker_t *worker;
-    const cg_config_t *config;
+    const run_settings_t *settings;      //  Read only, not owned
+    const catalog_t *catalog;            //  Read only, not owned
+    char *broker;                        //  Broker endpoint (owned), for
+                                         //  the tool calls' front
     CURLM *multi;
     zhashx_t *runs;                      //  runId -> run_t (owned)
     zhashx_t *seqs;                      //  sessionKey -> seq_t (owned)
@@ -728,7 +732,7 @@ static int
 s_run_start_transfer (run_t *run)
 {
     const char *model = NULL;
-    run->provider = config_find_model (run->self->config,
+    run->provider = catalog_find_model (run->self->catalog,
                                        run->candidates[run->candidate], &model);
     if (!run->provider) {
         run->err_status = 404;
@@ -1026,7 +1030,7 @@ s_tool_send (run_t *run, int index, const char *name, const cJSON *args)
     if (!strcmp (type, "BROWSER_NAVIGATE") && !url)
         return s_tool_error ("invalid_request", "'url' is required");
     if (!self->front)
-        self->front = bus_front_new (self->config->requests_ep);
+        self->front = bus_front_new (self->broker);
     if (!self->front)
         return s_tool_error ("service_unavailable", "No broker connection");
     mp_writer_t w;
@@ -1219,7 +1223,7 @@ s_handle_start (self_t *self, bus_request_t *req)
     if (mp_get_str (b, "agentId", &given)
         && mp_copy_str (b, "agentId", agent_id, sizeof (agent_id)))
         agent_id[0] = 0;
-    run->agent = config_find_agent (self->config, agent_id);
+    run->agent = catalog_find_agent (self->catalog, agent_id);
     if (!run->agent) {
         s_run_destroy (&run);
         bus_worker_error (self->worker, req, 404, "not_found", "Unknown agent",
@@ -1244,7 +1248,7 @@ s_handle_start (self_t *self, bus_request_t *req)
         if (strcmp (*f, run->candidates[0]) != 0)
             run->candidates[run->n_candidates++] = strdup (*f);
     const char *unused;
-    if (!config_find_model (self->config, run->candidates[0], &unused)) {
+    if (!catalog_find_model (self->catalog, run->candidates[0], &unused)) {
         char msg[320];
         snprintf (msg, sizeof (msg), "The model '%.256s' does not exist",
                   run->candidates[0]);
@@ -1263,10 +1267,10 @@ s_handle_start (self_t *self, bus_request_t *req)
     mp_copy_str (b, "thinking", run->thinking, sizeof (run->thinking));
     mp_get_int (b, "maxTokens", &run->max_tokens);
     mp_get_bool (b, "stream", &run->stream);
-    int64_t timeout = self->config->request_timeout_ms;
+    int64_t timeout = self->settings->request_timeout_ms;
     mp_get_int (b, "timeoutMs", &timeout);
-    if (timeout <= 0 || timeout > self->config->request_timeout_ms)
-        timeout = self->config->request_timeout_ms;
+    if (timeout <= 0 || timeout > self->settings->request_timeout_ms)
+        timeout = self->settings->request_timeout_ms;
     run->deadline = zclock_mono () + timeout;
     if (!cJSON_IsArray (run->messages) || !run->messages->child) {
         s_run_destroy (&run);
@@ -1497,7 +1501,9 @@ run_actor (zsock_t *pipe, void *args_)
     self_t *self = (self_t *) calloc (1, sizeof (self_t));
     if (self) {
         self->pipe = pipe;
-        self->config = args->config;
+        self->settings = &args->settings->run;
+        self->catalog = &args->settings->catalog;
+        self->broker = strdup (args->broker);
         self->curl_timeout_at = -1;
         self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
         self->runs = zhashx_new ();
@@ -1508,10 +1514,10 @@ run_actor (zsock_t *pipe, void *args_)
         zhashx_set_destructor (self->tool_calls, s_plain_free);
         self->tidy_at = zclock_mono () + RUN_TIDY_MS;
         self->worker = bus_worker_new (args->broker, "run",
-                                       args->config->heartbeat_ms,
-                                       args->config->liveness);
+                                       args->settings->bus.heartbeat_ms,
+                                       args->settings->bus.liveness);
     }
-    if (!self || !self->worker || self->epoll_fd < 0) {
+    if (!self || !self->worker || !self->broker || self->epoll_fd < 0) {
         log_error ("run", "could not start");
         if (self) {
             if (self->epoll_fd >= 0)
@@ -1522,6 +1528,7 @@ run_actor (zsock_t *pipe, void *args_)
             zhashx_destroy (&self->runs);
             zhashx_destroy (&self->seqs);
             zhashx_destroy (&self->tool_calls);
+            free (self->broker);
             free (self);
         }
         args->failed = true;
@@ -1558,5 +1565,6 @@ run_actor (zsock_t *pipe, void *args_)
         curl_global_cleanup ();
     close (self->epoll_fd);
     bus_worker_destroy (&self->worker);
+    free (self->broker);
     free (self);
 }

@@ -16,6 +16,11 @@
 
 #include <czmq.h>
 
+//  What the run actor reads (besides the catalog of actors/provider.h).
+typedef struct {
+    int request_timeout_ms;          //  Longest run deadline a request may ask
+} run_settings_t;
+
 void
 run_actor (zsock_t *pipe, void *args);
 

@@ -9,6 +9,7 @@
 #include "session.h"
 
 #include "actor.h"
+#include "settings.h"
 #include "front.h"
 #include "ids.h"
 #include "json_in.h"
@@ -62,7 +63,8 @@ typedef struct {
 } timings_t;
 
 typedef struct {
-    const cg_config_t *config;       //  Read only
+    const session_settings_t *settings;  //  Read only, not owned
+    const catalog_t *catalog;        //  Read only, not owned
     bus_worker_t *worker;            //  Our service socket (not owned)
     bus_front_t *front;              //  Our requests to the run actor
     store_t *store;
@@ -454,7 +456,6 @@ s_on_result (self_t *self, pending_t *p, const msgpack_object *b)
 //  ---- Dispatch to the run actor ----------------------------------------------------------
 
 typedef struct {
-    const cg_config_t *config;
     int64_t budget;                  //  Characters left
     char **roles, **texts;           //  Collected, newest first (owned)
     size_t *lens;
@@ -526,11 +527,10 @@ s_pack_messages (self_t *self, pending_t *p, const msgpack_object *b,
     }
     size_t len = 0;
     const char *text = mp_get_str (b, "message", &len);
-    context_t c = {.config = self->config,
-                   .budget = self->config->context_chars - s_chars (text, len)};
-    if (self->config->context_messages > 0 && c.budget > 0
+    context_t c = {.budget = self->settings->context_chars - s_chars (text, len)};
+    if (self->settings->context_messages > 0 && c.budget > 0
         && store_context (self->store, p->live->id,
-                          self->config->context_messages, s_context_add, &c)
+                          self->settings->context_messages, s_context_add, &c)
                < 0)
         log_warn ("session", "%s: context unavailable, sending the message "
                              "alone",
@@ -687,7 +687,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
     mp_copy_str (b, "agentId", agent_id, sizeof (agent_id));
     mp_copy_str (b, "channel", channel, sizeof (channel));
-    const cfg_agent_t *agent = config_find_agent (self->config, agent_id);
+    const cfg_agent_t *agent = catalog_find_agent (self->catalog, agent_id);
     if (!agent) {
         bus_worker_error (worker, req, 404, "not_found", "Unknown agent",
                           "agentId");
@@ -695,7 +695,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
     mp_copy_str (b, "model", model, sizeof (model));
     const char *unused;
-    if (model[0] && !config_find_model (self->config, model, &unused)) {
+    if (model[0] && !catalog_find_model (self->catalog, model, &unused)) {
         char msg[320];
         snprintf (msg, sizeof (msg), "The model '%.256s' does not exist", model);
         bus_worker_error (worker, req, 404, "not_found", msg, "model");
@@ -718,7 +718,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     //  session not in memory has nothing queued.)
     live_t *known = (live_t *) zhashx_lookup (self->lives, key);
     if (known && (known->running ? 1 : 0) + zlistx_size (known->queue)
-                     >= (size_t) self->config->max_queued) {
+                     >= (size_t) self->settings->max_queued) {
         bus_worker_error (worker, req, 429, "rate_limited",
                           "Too many runs are waiting on this session", NULL);
         return;
@@ -760,10 +760,10 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
         p->origin.front_len = req->front_len;
         p->origin.env = req->env;
     }
-    int64_t timeout = self->config->request_timeout_ms;
+    int64_t timeout = self->settings->request_timeout_ms;
     mp_get_int (b, "timeoutMs", &timeout);
-    if (timeout <= 0 || timeout > self->config->request_timeout_ms)
-        timeout = self->config->request_timeout_ms;
+    if (timeout <= 0 || timeout > self->settings->request_timeout_ms)
+        timeout = self->settings->request_timeout_ms;
     //  An idle session's run starts now: its context is read in the batch.
     mp_writer_t start;
     mp_writer_init (&start);
@@ -1227,7 +1227,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 //  before its chat.done goes out, so a get after a done finds it).
 
 static void
-s_store_url (const cg_config_t *cfg, char *url, size_t cap)
+s_store_url (const session_settings_t *cfg, char *url, size_t cap)
 {
     if (cfg->store && *cfg->store)
         snprintf (url, cap, "%s", cfg->store);
@@ -1239,7 +1239,7 @@ static void *
 s_reader_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
     char url[4200], err[512];
-    s_store_url (args->config, url, sizeof (url));
+    s_store_url (&args->settings->session, url, sizeof (url));
     store_t *store = store_open_reader (url, err, sizeof (err));
     if (!store)
         log_error ("session", "reader: %s", err);
@@ -1284,8 +1284,9 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self_t *self = (self_t *) calloc (1, sizeof (self_t));
     if (!self)
         return NULL;
-    const cg_config_t *cfg = args->config;
-    self->config = cfg;
+    const session_settings_t *cfg = &args->settings->session;
+    self->settings = cfg;
+    self->catalog = &args->settings->catalog;
     self->worker = worker;
     self->lives = zhashx_new ();
     self->runs = zhashx_new ();
@@ -1311,7 +1312,7 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     zloop_reader (loop, bus_front_sock (self->front), s_on_front, self);
     //  After store_open: the schema is migrated before any reader opens.
     actor_args_t reader_args = *args;
-    for (int i = 0; i < cfg->session_readers && i < SESSION_MAX_READERS; i++) {
+    for (int i = 0; i < cfg->readers && i < SESSION_MAX_READERS; i++) {
         zactor_t *r = zactor_new (s_reader_actor, &reader_args);
         if (r && reader_args.failed)
             zactor_destroy (&r);

@@ -5,6 +5,7 @@
 #include "system.h"
 
 #include "actor.h"
+#include "settings.h"
 #include "log.h"
 
 #include <unistd.h>
@@ -13,7 +14,7 @@ static const char *s_channels[] = {"whatsapp", "telegram", "discord", "slack",
                                    "webhook", NULL};
 
 typedef struct {
-    const cg_config_t *config;       //  Read only, not owned
+    const system_settings_t *settings;   //  Read only, not owned
     int64_t started;                 //  zclock_mono () at start
     char worker_name[128];           //  "<host>:<pid>"
 } self_t;
@@ -24,7 +25,7 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self_t *self = (self_t *) calloc (1, sizeof (self_t));
     if (!self)
         return NULL;
-    self->config = args->config;
+    self->settings = &args->settings->system;
     self->started = zclock_mono ();
     char host[64] = "localhost";
     gethostname (host, sizeof (host) - 1);
@@ -43,11 +44,11 @@ s_destroy (void **state_p)
 //  A channel's status until the channel actors exist: configured channels are
 //  "disconnected" (enabled) or "disabled"; the rest "not_configured".
 static const char *
-s_channel_status (const cg_config_t *cfg, const char *id)
+s_channel_status (const system_settings_t *settings, const char *id)
 {
-    for (size_t i = 0; i < cfg->n_channels; i++)
-        if (streq (cfg->channels[i].id, id))
-            return cfg->channels[i].enabled ? "disconnected" : "disabled";
+    for (size_t i = 0; i < settings->n_channels; i++)
+        if (streq (settings->channels[i].id, id))
+            return settings->channels[i].enabled ? "disconnected" : "disabled";
     return "not_configured";
 }
 
@@ -66,7 +67,7 @@ s_status (self_t *self, bus_worker_t *worker, bus_request_t *req)
         n++;
     msgpack_pack_map (&w.pk, (size_t) n);
     for (int i = 0; s_channels[i]; i++)
-        mp_kv_str (&w, s_channels[i], s_channel_status (self->config, s_channels[i]));
+        mp_kv_str (&w, s_channels[i], s_channel_status (self->settings, s_channels[i]));
     mp_kv_str (&w, "worker", self->worker_name);
     bus_worker_reply (worker, req, "SYSTEM_STATUS_OK", 200, w.buf.data,
                       w.buf.size);

@@ -11,6 +11,19 @@
 #define CG_SYSTEM_H
 
 #include <czmq.h>
+#include <stdbool.h>
+
+//  A chat channel as configured.  Strings owned by the configuration.
+typedef struct {
+    char *id;                    //  Channel id, e.g. "telegram"
+    bool enabled;                //  Configured as enabled
+} cfg_channel_t;
+
+//  What the system actor reads.
+typedef struct {
+    const cfg_channel_t *channels;   //  Lent by the configuration
+    size_t n_channels;
+} system_settings_t;
 
 void
 system_actor (zsock_t *pipe, void *args);

@@ -517,23 +517,19 @@ s_provider_env (cg_config_t *self, const char *name, provider_type_t type,
     }
 }
 
+//  The configured providers, models and agents as the actors see them.
+static catalog_t
+s_catalog (const cg_config_t *self)
+{
+    return (catalog_t){self->providers, self->n_providers, self->models,
+                       self->n_models, self->agents, self->n_agents};
+}
+
 const cfg_provider_t *
 config_find_model (const cg_config_t *self, const char *id, const char **model)
 {
-    const char *slash = id ? strchr (id, '/') : NULL;
-    if (!slash)
-        return NULL;
-    for (size_t i = 0; i < self->n_models; i++)
-        if (!strcmp (self->models[i].id, id)) {
-            size_t plen = (size_t) (slash - id);
-            for (size_t k = 0; k < self->n_providers; k++)
-                if (strlen (self->providers[k].name) == plen
-                    && !strncmp (self->providers[k].name, id, plen)) {
-                    *model = slash + 1;
-                    return &self->providers[k];
-                }
-        }
-    return NULL;
+    catalog_t catalog = s_catalog (self);
+    return catalog_find_model (&catalog, id, model);
 }
 
 int
@@ -549,10 +545,8 @@ config_reserved_threads (const cg_config_t *self)
 const cfg_agent_t *
 config_find_agent (const cg_config_t *self, const char *id)
 {
-    for (size_t i = 0; id && i < self->n_agents; i++)
-        if (!strcmp (self->agents[i].id, id))
-            return &self->agents[i];
-    return NULL;
+    catalog_t catalog = s_catalog (self);
+    return catalog_find_agent (&catalog, id);
 }
 
 static int
@@ -951,6 +945,26 @@ s_defaults (cg_config_t *self)
     self->started_at = (long long) time (NULL);
 }
 
+//  What each actor reads, lent from the loaded configuration.
+static void
+s_lend_actor_settings (cg_config_t *self)
+{
+    actor_settings_t *a = &self->actors;
+    a->bus = (actor_bus_settings_t){self->heartbeat_ms, self->liveness};
+    a->catalog = s_catalog (self);
+    a->run = (run_settings_t){self->request_timeout_ms};
+    a->session = (session_settings_t){self->store, self->state_dir,
+                                      self->context_messages, self->context_chars,
+                                      self->max_queued, self->session_readers,
+                                      self->request_timeout_ms};
+    a->browser = (browser_settings_t){self->browser_chromium, self->state_dir,
+                                      self->browser_navigate_timeout_ms,
+                                      self->browser_viewport_width,
+                                      self->browser_viewport_height};
+    a->ratelimit = (ratelimit_settings_t){self->lease_ms};
+    a->system = (system_settings_t){self->channels, self->n_channels};
+}
+
 cg_config_t *
 config_load (const cfg_flags_t *flags, char *err, size_t errlen)
 {
@@ -1011,6 +1025,7 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
         s_err (err, errlen, "bind: must be one address");
         goto fail;
     }
+    s_lend_actor_settings (self);
     return self;
 fail:
     config_destroy (&self);

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "settings.h"
+
 typedef enum {
     AUTH_TOKEN = 1,              //  Bearer token (or ?token=)
     AUTH_PASSWORD = 2,           //  Password (Basic, header or ?password=)
@@ -36,44 +38,6 @@ typedef struct {
     int burst;                   //  Own bucket size, -1 = limits.burst
     int max_concurrent;          //  Own in-flight cap, -1 = limits.maxConcurrent
 } cfg_token_t;
-
-typedef struct {
-    char *id;                    //  "<provider>/<model>"
-    char *owned_by;              //  Provider name
-    char *description;           //  Shown in /v1/models, may be NULL
-} cfg_model_t;
-
-typedef enum {
-    PROVIDER_ECHO = 1,           //  Built-in local/echo
-    PROVIDER_OPENAI = 2,         //  OpenAI Chat Completions or compatible
-    PROVIDER_ANTHROPIC = 3,      //  Anthropic Messages API
-} provider_type_t;
-
-typedef struct {
-    char *name;                  //  "openai", "anthropic", "vllm", "local"
-    provider_type_t type;
-    char *base_url;              //  Without trailing slash
-    char *api_key;               //  May be NULL (local servers)
-    int connect_timeout_ms;      //  TCP/TLS connect deadline
-    int stall_timeout_ms;        //  No byte for this long: upstream stalled
-    int echo_delay_ms;           //  local/echo only: pause between words
-} cfg_provider_t;
-
-typedef struct {
-    char *id;                    //  Agent id ("default")
-    char *model;                 //  "<provider>/<model>"
-    char *system;                //  System prompt, may be NULL
-    char **fallbacks;            //  Models tried in order, NULL-terminated
-    int max_tokens;              //  Default max tokens (Anthropic needs one)
-    bool browser_tools;          //  tools: ["browser"]: browser_navigate and
-                                 //  browser_screenshot offered to the model
-    int max_tool_steps;          //  Model -> tools -> model rounds, at most
-} cfg_agent_t;
-
-typedef struct {
-    char *id;                    //  Channel id, e.g. "telegram"
-    bool enabled;                //  Configured as enabled
-} cfg_channel_t;
 
 typedef struct {
     //  Where and how we listen.
@@ -141,6 +105,9 @@ typedef struct {
     cfg_channel_t *channels;
     size_t n_channels;
     long long started_at;        //  Unix seconds at load (model "created")
+    //  What the actors read: filled from the fields above at the end of
+    //  config_load, its strings and arrays lent from them.
+    actor_settings_t actors;
 } cg_config_t;
 
 //  Command-line overrides; NULL/-1 fields are not set.

@@ -358,7 +358,7 @@ role_serve (int argc, char **argv)
     zactor_t *broker = s_broker_start (cfg->requests_ep, cfg->events_ep, cfg);
     if (!broker)
         goto done;
-    actor_args_t args = {cfg->requests_ep, cfg, false};
+    actor_args_t args = {cfg->requests_ep, &cfg->actors, false};
     if ((n_actors = s_actors_start (actors, "all", &args)) < 0) {
         n_actors = 0;
         goto done;
@@ -498,7 +498,7 @@ role_worker (int argc, char **argv)
         return 2;
     }
     zactor_t *actors[MAX_ACTORS];
-    actor_args_t args = {cfg->requests_ep, cfg, false};
+    actor_args_t args = {cfg->requests_ep, &cfg->actors, false};
     int n = s_actors_start (actors, o.actors, &args);
     int status = n < 0 ? 2 : 0;
     if (n >= 0) {
