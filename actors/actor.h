@@ -17,7 +17,7 @@
 
 #include <czmq.h>
 
-#include "worker.h"
+#include "bus_worker.h"
 
 typedef struct actor_settings actor_settings_t;     //  actors/settings.h
 

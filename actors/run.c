@@ -12,8 +12,8 @@
 
 #include "actor.h"
 #include "settings.h"
-#include "front.h"
-#include "frames.h"
+#include "bus_front.h"
+#include "bus_poll.h"
 #include "json_in.h"
 #include "log.h"
 #include "mpjson.h"

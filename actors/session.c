@@ -10,7 +10,7 @@
 
 #include "actor.h"
 #include "settings.h"
-#include "front.h"
+#include "bus_front.h"
 #include "ids.h"
 #include "json_in.h"
 #include "log.h"

@@ -12,7 +12,8 @@
 
 #include "bus_proto.h"
 #include "envelope.h"
-#include "frames.h"
+#include "bus_frames.h"
+#include "bus_poll.h"
 #include "log.h"
 #include "mp.h"
 

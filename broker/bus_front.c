@@ -1,10 +1,10 @@
 /*  =========================================================================
-    front - send requests to the broker and wait for replies and events
+    bus_front - send requests to the broker and wait for replies and events
     =========================================================================
 */
-#include "front.h"
+#include "bus_front.h"
 
-#include "frames.h"
+#include "bus_frames.h"
 #include "log.h"
 
 #include <string.h>

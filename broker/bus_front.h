@@ -1,13 +1,13 @@
 /*  =========================================================================
-    front - the front side of the broker protocol, for gateway threads
+    bus_front - the front side of the broker protocol, for gateway threads
 
     One bus_front_t owns one DEALER connected to the broker.  It is not
     thread-safe: each civetweb worker thread makes its own in init_thread and
     destroys it in exit_thread.  Every wait takes a deadline.
     =========================================================================
 */
-#ifndef CG_FRONT_H
-#define CG_FRONT_H
+#ifndef CG_BUS_FRONT_H
+#define CG_BUS_FRONT_H
 
 #include <czmq.h>
 

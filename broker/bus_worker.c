@@ -1,10 +1,10 @@
 /*  =========================================================================
-    worker - register, heartbeat, receive requests, reply, publish
+    bus_worker - register, heartbeat, receive requests, reply, publish
     =========================================================================
 */
-#include "worker.h"
+#include "bus_worker.h"
 
-#include "frames.h"
+#include "bus_frames.h"
 #include "log.h"
 #include "msg.h"
 

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    worker - the worker side of the broker protocol, for actors
+    bus_worker - the worker side of the broker protocol, for actors
 
     One bus_worker_t owns one DEALER connected to the broker and serves one
     service.  It is not thread-safe: create, use and destroy it on the actor's
@@ -8,8 +8,8 @@
     every heartbeat interval.
     =========================================================================
 */
-#ifndef CG_WORKER_H
-#define CG_WORKER_H
+#ifndef CG_BUS_WORKER_H
+#define CG_BUS_WORKER_H
 
 #include <czmq.h>
 
@@ -52,7 +52,7 @@ bus_request_fini (bus_request_t *req);
 
 //  How many sends this worker has attempted so far (failed ones too).  A loop that read the
 //  socket until EAGAIN can tell from it whether it has sent since, which
-//  decides whether bus_poll must check the socket again (see frames.h).
+//  decides whether bus_poll must check the socket again (see bus_poll.h).
 uint64_t
 bus_worker_sends (bus_worker_t *self);
 

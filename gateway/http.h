@@ -15,7 +15,7 @@
 
 #include "auth.h"
 #include "config.h"
-#include "front.h"
+#include "bus_front.h"
 
 typedef struct server_t server_t;
 

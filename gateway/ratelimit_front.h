@@ -41,7 +41,7 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "front.h"
+#include "bus_front.h"
 
 typedef struct ratelimit_front_t ratelimit_front_t;
 

@@ -6,7 +6,7 @@
 #include "ws.h"
 
 #include "auth.h"
-#include "front.h"
+#include "bus_front.h"
 #include "gate.h"
 #include "http.h"
 #include "ids.h"

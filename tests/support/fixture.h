@@ -24,7 +24,7 @@
 #include <cjson/cJSON.h>
 #include <czmq.h>
 
-#include "front.h"
+#include "bus_front.h"
 
 #define FIXTURE_MAX_ACTORS 8
 

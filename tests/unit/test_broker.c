@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "front.h"
+#include "bus_front.h"
 #include "msg.h"
-#include "worker.h"
+#include "bus_worker.h"
 
 #define EMPTY_MAP "\x80"
 

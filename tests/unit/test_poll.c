@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "frames.h"
+#include "bus_poll.h"
 
 typedef struct {
     zsock_t *a, *b;              //  A connected PAIR: send on b, poll a
