@@ -4,6 +4,7 @@
 */
 #include "http.h"
 
+#include "error.h"
 #include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
@@ -143,6 +144,62 @@ http_stream_chunk (http_req_t *r, const char *data, size_t len)
     return ok;
 }
 
+//  ---- Server-sent events -------------------------------------------------------
+
+bool
+http_sse_write_after (http_req_t *r, char **pending, const char *event,
+                      const char *data)
+{
+    char head[64] = "";
+    if (event)
+        snprintf (head, sizeof (head), "event: %s\n", event);
+    size_t pl = pending && *pending ? strlen (*pending) : 0;
+    size_t hl = strlen (head), dl = strlen (data);
+    char *frame = (char *) malloc (pl + hl + dl + 9);
+    if (!frame)
+        return false;
+    int n = snprintf (frame, pl + hl + dl + 9, "%s%sdata: %s\n\n",
+                      pl ? *pending : "", head, data);
+    bool ok = http_stream_chunk (r, frame, (size_t) n);
+    free (frame);
+    if (pending) {
+        free (*pending);
+        *pending = NULL;
+    }
+    return ok;
+}
+
+bool
+http_sse_write (http_req_t *r, const char *event, const char *data)
+{
+    return http_sse_write_after (r, NULL, event, data);
+}
+
+bool
+http_sse_json_after (http_req_t *r, char **pending, const char *event,
+                     cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted (json);
+    bool ok = text && http_sse_write_after (r, pending, event, text);
+    cJSON_free (text);
+    cJSON_Delete (json);
+    return ok;
+}
+
+bool
+http_sse_json (http_req_t *r, const char *event, cJSON *json)
+{
+    return http_sse_json_after (r, NULL, event, json);
+}
+
+void
+http_sse_end (http_req_t *r)
+{
+    http_stream_chunk (r, "", 0);
+}
+
+//  ---- JSON responses --------------------------------------------------------------
+
 int
 http_send_json (http_req_t *r, int status, const cJSON *json)
 {
@@ -161,15 +218,7 @@ http_send_error_h (http_req_t *r, int status, const char *code,
                    const char *extra_headers)
 {
     cJSON *root = cJSON_CreateObject ();
-    cJSON *err = cJSON_AddObjectToObject (root, "error");
-    cJSON_AddStringToObject (err, "code", code);
-    cJSON_AddStringToObject (err, "message", message);
-    cJSON_AddStringToObject (err, "type",
-                             status >= 500 ? "server_error" : "client_error");
-    if (param)
-        cJSON_AddStringToObject (err, "param", param);
-    else
-        cJSON_AddNullToObject (err, "param");
+    cJSON_AddItemToObject (root, "error", error_json (status, code, message, param));
     char *text = cJSON_PrintUnformatted (root);
     cJSON_Delete (root);
     int rc = http_send_raw (r, status, text ? text : "{}",
@@ -188,16 +237,10 @@ http_send_error (http_req_t *r, int status, const char *code,
 int
 http_send_bus_error (http_req_t *r, const bus_msg_t *reply)
 {
-    char code[48] = "internal_error", message[512] = "Internal error",
-         param[128] = "";
-    const msgpack_object *b = reply->body.root;
-    mp_copy_str (b, "code", code, sizeof (code));
-    mp_copy_str (b, "message", message, sizeof (message));
-    mp_copy_str (b, "param", param, sizeof (param));
-    int status = reply->env.status;
-    if (status < 400 || status > 599)
-        status = 500;
-    return http_send_error (r, status, code, message, param[0] ? param : NULL);
+    error_info_t e;
+    error_read (reply->body.root, reply->env.status, "Internal error", &e);
+    return http_send_error (r, e.status, e.code, e.message,
+                            e.param[0] ? e.param : NULL);
 }
 
 int
@@ -329,4 +372,26 @@ http_parse_json (http_req_t *r)
     if (!json)
         http_send_error (r, 400, "invalid_request", msg, NULL);
     return json;
+}
+
+//  ---- Runs --------------------------------------------------------------------
+
+static bool
+s_agent_known (const void *cfg, const char *id)
+{
+    return config_find_agent ((const cg_config_t *) cfg, id) != NULL;
+}
+
+static bool
+s_model_known (const void *cfg, const char *id)
+{
+    const char *unused;
+    return config_find_model ((const cg_config_t *) cfg, id, &unused) != NULL;
+}
+
+run_catalog_t
+http_run_catalog (const cg_config_t *cfg)
+{
+    run_catalog_t cat = {s_agent_known, s_model_known, cfg};
+    return cat;
 }

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "config.h"
 #include "bus_front.h"
+#include "run_check.h"
 
 typedef struct server_t server_t;
 
@@ -58,12 +59,36 @@ http_stream_begin (http_req_t *r);
 bool
 http_stream_chunk (http_req_t *r, const char *data, size_t len);
 
+//  Writes one server-sent event, "event: <event>\n" (none if event is
+//  NULL) and "data: <data>\n\n", as one chunk.  *pending, a frame held
+//  back (or NULL), goes first in the same write and is freed.  Returns
+//  false if the client is gone.
+bool
+http_sse_write_after (http_req_t *r, char **pending, const char *event,
+                      const char *data);
+
+//  The same with nothing held back.
+bool
+http_sse_write (http_req_t *r, const char *event, const char *data);
+
+//  Serialises json as the event's data; takes json (cJSON_Delete).
+bool
+http_sse_json_after (http_req_t *r, char **pending, const char *event,
+                     cJSON *json);
+
+bool
+http_sse_json (http_req_t *r, const char *event, cJSON *json);
+
+//  Ends the stream (the last, empty chunk).
+void
+http_sse_end (http_req_t *r);
+
 //  Serialises json (not consumed) and sends it.  Returns status.
 int
 http_send_json (http_req_t *r, int status, const cJSON *json);
 
-//  Sends {"error":{code,message,type,param}}; type follows from status.
-//  param may be NULL.  Returns status.
+//  Sends {"error":{code,message,type,param}} (schemas/error.h builds the
+//  object; type follows from status).  param may be NULL.  Returns status.
 int
 http_send_error (http_req_t *r, int status, const char *code,
                  const char *message, const char *param);
@@ -109,5 +134,10 @@ http_parse_json (http_req_t *r);
 //  nested deeper than 128, malformed, trailing data, or not an object.
 cJSON *
 http_json_object (const char *text, size_t len, char *msg, size_t cap);
+
+//  The agents and models cfg (lent; it must outlive the catalog) names, as
+//  run_check and run_call ask for them.
+run_catalog_t
+http_run_catalog (const cg_config_t *cfg);
 
 #endif

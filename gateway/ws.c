@@ -14,7 +14,8 @@
 #include "log.h"
 #include "mpjson.h"
 #include "ratelimit_front.h"
-#include "run_check.h"
+#include "error.h"
+#include "run_call.h"
 #include "server.h"
 
 #include <czmq.h>
@@ -428,15 +429,7 @@ s_error_json (const cJSON *id, int status, const char *code, const char *message
     cJSON *j = cJSON_CreateObject ();
     cJSON_AddStringToObject (j, "type", "error");
     cJSON_AddItemToObject (j, "id", id ? cJSON_Duplicate (id, 1) : cJSON_CreateNull ());
-    cJSON *e = cJSON_AddObjectToObject (j, "error");
-    cJSON_AddStringToObject (e, "code", code);
-    cJSON_AddStringToObject (e, "message", message);
-    cJSON_AddStringToObject (e, "type", status >= 500 ? "server_error"
-                                                      : "client_error");
-    if (param)
-        cJSON_AddStringToObject (e, "param", param);
-    else
-        cJSON_AddNullToObject (e, "param");
+    cJSON_AddItemToObject (j, "error", error_json (status, code, message, param));
     return j;
 }
 
@@ -577,20 +570,22 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
             rl_ticket_t *ticket)
 {
     ws_hub_t *hub = h->hub;
-    const cJSON *message = cJSON_GetObjectItemCaseSensitive (params, "message");
-    const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive (params, "options");
     const cJSON *idem = cJSON_GetObjectItemCaseSensitive (params, "idempotencyKey");
     const cJSON *agent = cJSON_GetObjectItemCaseSensitive (opts, "agentId");
     if (!agent)
         agent = cJSON_GetObjectItemCaseSensitive (params, "agentId");
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive (opts, "model");
-    const cJSON *thinking = cJSON_GetObjectItemCaseSensitive (opts, "thinking");
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive (opts, "stream");
+    run_catalog_t cat = http_run_catalog (hub->config);
+    run_call_t rc;
+    run_call_init (&rc, h->front, hub->config->request_timeout_ms);
     run_check_t chk;
-    if (run_check_agent (hub->config, params, agent, &chk)) {
+    //  Deltas are what a WebSocket client is for: stream unless told not to.
+    if (run_call_agent (&rc, &cat, params, agent, "webchat",
+                        !cJSON_IsFalse (stream), &chk)) {
         s_reply_error (hub, cl->id, id, chk.status, chk.code, chk.message,
                        chk.param[0] ? chk.param : NULL);
+        run_call_fini (&rc);
         return;
     }
     if (idem && !cJSON_IsNull (idem)
@@ -599,6 +594,7 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
         s_reply_error (hub, cl->id, id, 400, "invalid_request",
                        "idempotencyKey must be a string of 1-256 characters",
                        "idempotencyKey");
+        run_call_fini (&rc);
         return;
     }
 
@@ -613,44 +609,27 @@ s_chat_run (hub_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
             cJSON_AddStringToObject (r, "sessionKey", seen->key);
             cJSON_AddBoolToObject (r, "duplicate", true);
             s_reply (hub, cl->id, id, r);
+            run_call_fini (&rc);
             return;
         }
     }
     run_t *run = (run_t *) calloc (1, sizeof (run_t));
-    if (!run)
+    if (!run) {
+        run_call_fini (&rc);
         return;
+    }
     run->client = cl->id;
     //  The run holds the slot until it ends (s_run_free gives it back).
     run->ticket = *ticket;
     ticket->slot = NULL;
     char run_id[80];
-    ids_random (run_id, sizeof (run_id), "run-");
-    if (cJSON_IsString (key))
-        snprintf (run->key, sizeof (run->key), "%s", key->valuestring);
-    else
-        ids_uuid (run->key, sizeof (run->key), "session-");
-    bool has_model = cJSON_IsString (model), has_thinking = cJSON_IsString (thinking);
-    mp_writer_t w;
-    mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 7 + has_model + has_thinking);
-    mp_kv_str (&w, "runId", run_id);
-    mp_kv_str (&w, "sessionKey", run->key);
-    mp_kv_str (&w, "agentId", cJSON_IsString (agent) ? agent->valuestring
-                                                      : "default");
-    mp_kv_str (&w, "channel", "webchat");
-    mp_kv_str (&w, "message", message->valuestring);
-    //  Deltas are what a WebSocket client is for: stream unless told not to.
-    mp_kv_bool (&w, "stream", !cJSON_IsFalse (stream));
-    mp_kv_int (&w, "timeoutMs", hub->config->request_timeout_ms);
-    if (has_model)
-        mp_kv_str (&w, "model", model->valuestring);
-    if (has_thinking)
-        mp_kv_str (&w, "thinking", thinking->valuestring);
+    snprintf (run_id, sizeof (run_id), "%s", rc.run_id);
+    snprintf (run->key, sizeof (run->key), "%s", rc.session);
     call_t *call = NULL;
-    int rc = s_call (h, cl->id, id, "chat.run", "session", "SESSION_RUN",
-                     run->key, &w, &call);
-    mp_writer_fini (&w);
-    if (rc) {
+    int sent = s_call (h, cl->id, id, "chat.run", "session", "SESSION_RUN",
+                     run->key, &rc.body, &call);
+    run_call_fini (&rc);
+    if (sent) {
         void *item = run;
         s_run_free (&item);
         return;
@@ -1014,12 +993,9 @@ s_on_reply (hub_t *h, bus_msg_t *msg)
             cJSON *d = cJSON_AddObjectToObject (ev, "data");
             cJSON_AddStringToObject (d, "sessionKey", c->key);
             cJSON_AddStringToObject (d, "runId", c->run_id);
-            cJSON *e = cJSON_AddObjectToObject (d, "error");
-            cJSON_AddStringToObject (e, "code", code);
-            cJSON_AddStringToObject (e, "message", message);
-            cJSON_AddStringToObject (e, "type", msg->env.status >= 500
-                                                    ? "server_error"
-                                                    : "client_error");
+            cJSON_AddItemToObject (d, "error",
+                                   error_json_event (msg->env.status, code,
+                                                     message));
             frame_t *f = s_frame_json (ev);
             cJSON_Delete (ev);
             s_send_to (hub, c->client, f, NULL);

@@ -11,8 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int
-s_refuse (run_check_t *out, int status, const char *param, const char *fmt, ...)
+int
+run_check_refuse (run_check_t *out, int status, const char *param,
+                  const char *fmt, ...)
 {
     out->status = status;
     out->code = status == 404 ? "not_found" : "invalid_request";
@@ -40,7 +41,7 @@ s_one_of (const char *s, const char *const *names)
 }
 
 int
-run_check_agent (const cg_config_t *cfg, const cJSON *req, const cJSON *agent,
+run_check_agent (const run_catalog_t *cat, const cJSON *req, const cJSON *agent,
                  run_check_t *out)
 {
     memset (out, 0, sizeof (*out));
@@ -53,43 +54,43 @@ run_check_agent (const cg_config_t *cfg, const cJSON *req, const cJSON *agent,
     const cJSON *model = cJSON_GetObjectItemCaseSensitive (opts, "model");
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive (opts, "stream");
     if (!cJSON_IsString (message) || !*message->valuestring)
-        return s_refuse (out, 400, "message",
+        return run_check_refuse (out, 400, "message",
                          "'message' is required and must be a non-empty string");
     if (!s_absent (key)
         && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring)))
-        return s_refuse (out, 400, "sessionKey", "Invalid session key");
+        return run_check_refuse (out, 400, "sessionKey", "Invalid session key");
     if (!s_absent (opts) && !cJSON_IsObject (opts))
-        return s_refuse (out, 400, "options", "'options' must be an object");
+        return run_check_refuse (out, 400, "options", "'options' must be an object");
     if (!s_absent (agent) && !cJSON_IsString (agent))
-        return s_refuse (out, 400, "agentId", "Unknown agent");
-    if (!s_absent (agent) && !config_find_agent (cfg, agent->valuestring))
-        return s_refuse (out, 404, "agentId", "Unknown agent");
+        return run_check_refuse (out, 400, "agentId", "Unknown agent");
+    if (!s_absent (agent) && !cat->agent_known (cat->ctx, agent->valuestring))
+        return run_check_refuse (out, 404, "agentId", "Unknown agent");
     if (!s_absent (thinking)
         && !(cJSON_IsString (thinking) && s_one_of (thinking->valuestring, levels)))
-        return s_refuse (out, 400, "options.thinking",
+        return run_check_refuse (out, 400, "options.thinking",
                          "options.thinking must be off, minimal, low, medium or "
                          "high");
     if (!s_absent (model) && !cJSON_IsString (model))
-        return s_refuse (out, 400, "options.model", "options.model must be a string");
+        return run_check_refuse (out, 400, "options.model", "options.model must be a string");
     if (!s_absent (stream) && !cJSON_IsBool (stream))
-        return s_refuse (out, 400, "options.stream",
+        return run_check_refuse (out, 400, "options.stream",
                          "options.stream must be a boolean");
     return 0;
 }
 
 int
-run_check_openai (const cg_config_t *cfg, const cJSON *req, run_check_t *out)
+run_check_openai (const run_catalog_t *cat, const cJSON *req, run_check_t *out)
 {
     memset (out, 0, sizeof (*out));
     static const char *const roles[] = {"system", "developer", "user",
                                         "assistant", "tool", NULL};
     const cJSON *model = cJSON_GetObjectItemCaseSensitive (req, "model");
     if (!cJSON_IsString (model) || !*model->valuestring)
-        return s_refuse (out, 400, "model",
+        return run_check_refuse (out, 400, "model",
                          "'model' is required and must be a string");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (req, "messages");
     if (!cJSON_IsArray (msgs) || !msgs->child)
-        return s_refuse (out, 400, "messages",
+        return run_check_refuse (out, 400, "messages",
                          "'messages' is required and must be a non-empty array");
     int i = 0;
     for (const cJSON *m = msgs->child; m; m = m->next, i++) {
@@ -99,12 +100,12 @@ run_check_openai (const cg_config_t *cfg, const cJSON *req, run_check_t *out)
         const cJSON *content = cJSON_GetObjectItemCaseSensitive (m, "content");
         if (!cJSON_IsObject (m) || !cJSON_IsString (role)
             || !s_one_of (role->valuestring, roles))
-            return s_refuse (out, 400, param,
+            return run_check_refuse (out, 400, param,
                              "Each message needs a role: system, developer, "
                              "user, assistant or tool");
         if (content && !cJSON_IsString (content) && !cJSON_IsArray (content)
             && !cJSON_IsNull (content))
-            return s_refuse (out, 400, param,
+            return run_check_refuse (out, 400, param,
                              "A message's content must be a string or an array "
                              "of parts");
     }
@@ -130,15 +131,14 @@ run_check_openai (const cg_config_t *cfg, const cJSON *req, run_check_t *out)
                   : type == 4 ? cJSON_IsArray (v)
                               : cJSON_IsObject (v);
         if (!ok)
-            return s_refuse (out, 400, fields[k].key, "'%s' must be %s",
+            return run_check_refuse (out, 400, fields[k].key, "'%s' must be %s",
                              fields[k].key, what[type]);
     }
     const cJSON *n = cJSON_GetObjectItemCaseSensitive (req, "n");
     if (cJSON_IsNumber (n) && n->valuedouble != 1)
-        return s_refuse (out, 400, "n", "Only n=1 is supported");
-    const char *unused;
-    if (!config_find_model (cfg, model->valuestring, &unused))
-        return s_refuse (out, 404, "model",
+        return run_check_refuse (out, 400, "n", "Only n=1 is supported");
+    if (!cat->model_known (cat->ctx, model->valuestring))
+        return run_check_refuse (out, 404, "model",
                          "The model '%.256s' does not exist (see GET /v1/models)",
                          model->valuestring);
     return 0;

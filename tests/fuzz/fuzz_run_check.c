@@ -1,6 +1,6 @@
 /*  =========================================================================
     fuzz_run_check - a request to start a run through its checks
-    (gateway/run_check.h): the body of POST /v1/agent/run (and /stream)
+    (runs/run_check.h): the body of POST /v1/agent/run (and /stream)
     and of WebSocket chat.run through run_check_agent, and the body of POST
     /v1/chat/completions through run_check_openai, each after the JSON
     intake (http_json_object) as the fronts do.
@@ -19,6 +19,7 @@
 #include "run_check.h"
 
 static cg_config_t *s_config;
+static run_catalog_t s_catalog;     //  Its agents and models
 
 int
 LLVMFuzzerInitialize (int *argc, char ***argv);
@@ -39,6 +40,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
         fprintf (stderr, "fuzz_run_check: %s\n", err);
         abort ();
     }
+    s_catalog = http_run_catalog (s_config);
     return 0;
 }
 
@@ -72,9 +74,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         const cJSON *top = cJSON_GetObjectItemCaseSensitive (req, "agentId");
         const cJSON *opt = cJSON_GetObjectItemCaseSensitive (
             cJSON_GetObjectItemCaseSensitive (req, "options"), "agentId");
-        s_verdict (&chk, run_check_agent (s_config, req, top, &chk));
-        s_verdict (&chk, run_check_agent (s_config, req, opt ? opt : top, &chk));
-        s_verdict (&chk, run_check_openai (s_config, req, &chk));
+        s_verdict (&chk, run_check_agent (&s_catalog, req, top, &chk));
+        s_verdict (&chk, run_check_agent (&s_catalog, req, opt ? opt : top, &chk));
+        s_verdict (&chk, run_check_openai (&s_catalog, req, &chk));
         cJSON_Delete (req);
     }
     else

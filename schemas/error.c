@@ -1,0 +1,86 @@
+/*  =========================================================================
+    error - the error object, built once for JSON and once for msgpack
+    =========================================================================
+*/
+#include "error.h"
+
+#include <stdio.h>
+
+const char *
+error_type (int status)
+{
+    return status >= 500 ? "server_error" : "client_error";
+}
+
+int
+error_status (int status)
+{
+    return status >= 400 && status <= 599 ? status : 500;
+}
+
+//  The common part: code, message and type, in the order every writer has
+//  always sent them.
+static cJSON *
+s_json (int status, const char *code, const char *message)
+{
+    cJSON *e = cJSON_CreateObject ();
+    if (!e)
+        return NULL;
+    cJSON_AddStringToObject (e, "code", code);
+    cJSON_AddStringToObject (e, "message", message);
+    cJSON_AddStringToObject (e, "type", error_type (status));
+    return e;
+}
+
+cJSON *
+error_json (int status, const char *code, const char *message,
+            const char *param)
+{
+    cJSON *e = s_json (status, code, message);
+    if (e && param)
+        cJSON_AddStringToObject (e, "param", param);
+    else if (e)
+        cJSON_AddNullToObject (e, "param");
+    return e;
+}
+
+cJSON *
+error_json_event (int status, const char *code, const char *message)
+{
+    return s_json (status, code, message);
+}
+
+void
+error_pack (mp_writer_t *w, const char *code, const char *message,
+            const char *param)
+{
+    msgpack_pack_map (&w->pk, param ? 3 : 2);
+    mp_kv_str (w, "code", code);
+    mp_kv_str (w, "message", message);
+    if (param)
+        mp_kv_str (w, "param", param);
+}
+
+void
+error_pack_event (mp_writer_t *w, int status, const char *code,
+                  const char *message)
+{
+    msgpack_pack_map (&w->pk, 3);
+    mp_kv_str (w, "code", code);
+    mp_kv_str (w, "message", message);
+    mp_kv_str (w, "type", error_type (status));
+}
+
+error_info_t *
+error_read (const msgpack_object *body, int status, const char *dflt,
+            error_info_t *out)
+{
+    out->status = error_status (status);
+    snprintf (out->code, sizeof (out->code), "internal_error");
+    snprintf (out->message, sizeof (out->message), "%s", dflt);
+    out->param[0] = 0;
+    mp_copy_str (body, "code", out->code, sizeof (out->code));
+    mp_copy_str (body, "message", out->message, sizeof (out->message));
+    mp_copy_str (body, "param", out->param, sizeof (out->param));
+    return out;
+}
