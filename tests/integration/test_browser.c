@@ -11,7 +11,7 @@
     A missing /usr/bin/chromium fails every test with a clear message.
     =========================================================================
 */
-#include "runs_common.h"
+#include "runs.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -130,7 +130,7 @@ static void
 s_teardown (void)
 {
     atomic_store (&s_hang_release, true);
-    s_stop_all ();
+    runs_stop_all ();
     if (s_pages)
         mg_stop (s_pages);
     s_pages = NULL;
@@ -154,9 +154,9 @@ s_start_gw (int navigate_timeout_ms, const char *browser_extra)
     const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
                          "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
                          "CLAWGATE_TOKEN=", "CLAWGATE_AUTH=", NULL};
-    cr_assert_eq (served_start (&s_srv, config, env), 0,
+    cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (s_auth, sizeof (s_auth), "Authorization: Bearer %s", s_srv.token);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", runs_env.srv.token);
 }
 
 static void
@@ -174,9 +174,9 @@ s_navigate (const char *path, const char *extra, long *status)
     snprintf (body, sizeof (body), "{\"url\":\"%s\"%s%s}", url, extra ? "," : "",
               extra ? extra : "");
     http_resp_t r;
-    s_post ("/v1/browser/navigate", body, &r);
+    runs_post ("/v1/browser/navigate", body, &r);
     *status = r.status;
-    cJSON *j = s_json (&r);
+    cJSON *j = runs_json (&r);
     http_resp_free (&r);
     return j;
 }
@@ -189,7 +189,7 @@ s_navigate_ok (const char *path, const char *extra, const char *title)
     cJSON *j = s_navigate (path, extra, &status);
     char *text = cJSON_PrintUnformatted (j);
     cr_assert_eq (status, 200, "navigate %s: %s", path, text);
-    cr_assert_str_eq (s_str (j, "title"), title, "%s", text);
+    cr_assert_str_eq (runs_str (j, "title"), title, "%s", text);
     free (text);
     cJSON_Delete (j);
 }
@@ -201,9 +201,9 @@ s_status (const char *profile)
     if (profile)
         snprintf (path, sizeof (path), "/v1/browser/status?profile=%s", profile);
     http_resp_t r;
-    s_gw_get (path, &r);
+    runs_get (path, &r);
     cr_assert_eq (r.status, 200, "status: %ld %s", r.status, r.body);
-    cJSON *j = s_json (&r);
+    cJSON *j = runs_json (&r);
     http_resp_free (&r);
     return j;
 }
@@ -273,13 +273,13 @@ s_assert_png (const cJSON *j, int *w, int *h)
     size_t tl = strlen (text);
     if (tl > 300)
         text[300] = 0;
-    cr_assert_str_eq (s_str (j, "format"), "png", "%s", text);
-    const char *data = s_str (j, "data");
+    cr_assert_str_eq (runs_str (j, "format"), "png", "%s", text);
+    const char *data = runs_str (j, "data");
     cr_assert_not_null (data, "%s", text);
     long len = s_png_decode (data, w, h);
     cr_assert (len > 0, "data is not a whole base64 PNG: %s", text);
-    cr_assert_eq ((int) s_at_num (j, "width"), *w, "reported width vs IHDR: %s", text);
-    cr_assert_eq ((int) s_at_num (j, "height"), *h, "reported height vs IHDR: %s",
+    cr_assert_eq ((int) runs_at_num (j, "width"), *w, "reported width vs IHDR: %s", text);
+    cr_assert_eq ((int) runs_at_num (j, "height"), *h, "reported height vs IHDR: %s",
                   text);
     free (text);
 }
@@ -288,9 +288,9 @@ static cJSON *
 s_screenshot (const char *body, long *status)
 {
     http_resp_t r;
-    s_post ("/v1/browser/screenshot", body, &r);
+    runs_post ("/v1/browser/screenshot", body, &r);
     *status = r.status;
-    cJSON *j = s_json (&r);
+    cJSON *j = runs_json (&r);
     http_resp_free (&r);
     return j;
 }
@@ -299,11 +299,11 @@ s_screenshot (const char *body, long *status)
 static cJSON *
 s_wait_running (const char *profile, bool want, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
         cJSON *j = s_status (profile);
         bool running = cJSON_IsTrue (cJSON_GetObjectItem (j, "running"));
-        if (running == want || s_now_ms () >= until)
+        if (running == want || harness_now_ms () >= until)
             return j;
         cJSON_Delete (j);
         usleep (50 * 1000);
@@ -319,43 +319,43 @@ Test (browser, navigate_reports_title_final_url_and_status)
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (st, "running")),
                "Chromium must start lazily");
     cJSON_Delete (st);
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     long status;
     cJSON *j = s_navigate ("/page", NULL, &status);
     cr_log_info ("first navigate (Chromium start included): %lld ms",
-                 s_now_ms () - t0);
+                 harness_now_ms () - t0);
     char url[256];
     s_url (url, sizeof (url), "/page");
     cr_assert_eq (status, 200, "%s", cJSON_PrintUnformatted (j));
-    cr_assert_str_eq (s_str (j, "title"), PAGE_TITLE);
-    cr_assert_str_eq (s_str (j, "url"), url);
-    cr_assert_eq ((int) s_at_num (j, "status"), 200);
+    cr_assert_str_eq (runs_str (j, "title"), PAGE_TITLE);
+    cr_assert_str_eq (runs_str (j, "url"), url);
+    cr_assert_eq ((int) runs_at_num (j, "status"), 200);
     cJSON_Delete (j);
     //  A redirect ends on the page it points to.
-    t0 = s_now_ms ();
+    t0 = harness_now_ms ();
     j = s_navigate ("/redirect", NULL, &status);
-    cr_log_info ("warm navigate: %lld ms", s_now_ms () - t0);
+    cr_log_info ("warm navigate: %lld ms", harness_now_ms () - t0);
     cr_assert_eq (status, 200);
-    cr_assert_str_eq (s_str (j, "url"), url);
-    cr_assert_str_eq (s_str (j, "title"), PAGE_TITLE);
-    cr_assert_eq ((int) s_at_num (j, "status"), 200);
+    cr_assert_str_eq (runs_str (j, "url"), url);
+    cr_assert_str_eq (runs_str (j, "title"), PAGE_TITLE);
+    cr_assert_eq ((int) runs_at_num (j, "status"), 200);
     cJSON_Delete (j);
     //  A 404 page loads, with its status.
     j = s_navigate ("/missing", NULL, &status);
     cr_assert_eq (status, 200, "%s", cJSON_PrintUnformatted (j));
-    cr_assert_str_eq (s_str (j, "title"), "Not Here");
-    cr_assert_eq ((int) s_at_num (j, "status"), 404);
+    cr_assert_str_eq (runs_str (j, "title"), "Not Here");
+    cr_assert_eq ((int) runs_at_num (j, "status"), 404);
     cJSON_Delete (j);
     //  Status tells where we are.
     st = s_status (NULL);
     char *text = cJSON_PrintUnformatted (st);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (st, "running")), "%s", text);
-    cr_assert_str_eq (s_str (st, "profile"), "default", "%s", text);
-    cr_assert_str_eq (s_str (st, "title"), "Not Here", "%s", text);
+    cr_assert_str_eq (runs_str (st, "profile"), "default", "%s", text);
+    cr_assert_str_eq (runs_str (st, "title"), "Not Here", "%s", text);
     s_url (url, sizeof (url), "/missing");
-    cr_assert_str_eq (s_str (st, "url"), url, "%s", text);
-    cr_assert_str_eq (s_at_str (st, "profiles.0"), "default", "%s", text);
-    cr_assert (s_at_num (st, "pid") > 0, "%s", text);
+    cr_assert_str_eq (runs_str (st, "url"), url, "%s", text);
+    cr_assert_str_eq (runs_at_str (st, "profiles.0"), "default", "%s", text);
+    cr_assert (runs_at_num (st, "pid") > 0, "%s", text);
     free (text);
     cJSON_Delete (st);
 }
@@ -367,9 +367,9 @@ Test (browser, screenshots_of_viewport_element_and_full_page)
     int w, h;
     long status;
     //  Viewport: the configured size.
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     cJSON *j = s_screenshot ("{}", &status);
-    cr_log_info ("viewport screenshot: %lld ms", s_now_ms () - t0);
+    cr_log_info ("viewport screenshot: %lld ms", harness_now_ms () - t0);
     cr_assert_eq (status, 200);
     s_assert_png (j, &w, &h);
     cr_assert_eq (w, VIEW_W);
@@ -383,20 +383,20 @@ Test (browser, screenshots_of_viewport_element_and_full_page)
     cJSON_Delete (j);
     //  No match: 404 on selector; a broken selector: 400; an empty element.
     http_resp_t r;
-    s_post ("/v1/browser/screenshot", "{\"selector\":\"#nope\"}", &r);
-    s_assert_error (&r, 404, "not_found", "selector");
+    runs_post ("/v1/browser/screenshot", "{\"selector\":\"#nope\"}", &r);
+    runs_assert_error (&r, 404, "not_found", "selector");
     http_resp_free (&r);
-    s_post ("/v1/browser/screenshot", "{\"selector\":\"#box[\"}", &r);
-    s_assert_error (&r, 400, "invalid_request", "selector");
+    runs_post ("/v1/browser/screenshot", "{\"selector\":\"#box[\"}", &r);
+    runs_assert_error (&r, 400, "invalid_request", "selector");
     http_resp_free (&r);
-    s_post ("/v1/browser/screenshot", "{\"selector\":\"#empty\"}", &r);
-    s_assert_error (&r, 404, "not_found", "selector");
+    runs_post ("/v1/browser/screenshot", "{\"selector\":\"#empty\"}", &r);
+    runs_assert_error (&r, 404, "not_found", "selector");
     http_resp_free (&r);
     //  Full page of a long page: taller than the viewport, as wide.
     s_navigate_ok ("/long", NULL, LONG_TITLE);
-    t0 = s_now_ms ();
+    t0 = harness_now_ms ();
     j = s_screenshot ("{\"fullPage\":true}", &status);
-    cr_log_info ("full-page screenshot: %lld ms", s_now_ms () - t0);
+    cr_log_info ("full-page screenshot: %lld ms", harness_now_ms () - t0);
     cr_assert_eq (status, 200);
     s_assert_png (j, &w, &h);
     cr_assert_eq (w, VIEW_W);
@@ -428,8 +428,8 @@ Test (browser, bad_schemes_and_bad_types_get_400_without_starting_chromium)
         NULL};
     for (int i = 0; bad_urls[i]; i++) {
         http_resp_t r;
-        s_post ("/v1/browser/navigate", bad_urls[i], &r);
-        s_assert_error (&r, 400, "invalid_request", "url");
+        runs_post ("/v1/browser/navigate", bad_urls[i], &r);
+        runs_assert_error (&r, 400, "invalid_request", "url");
         http_resp_free (&r);
     }
     static const struct {
@@ -452,16 +452,16 @@ Test (browser, bad_schemes_and_bad_types_get_400_without_starting_chromium)
         {NULL, NULL, NULL}};
     for (int i = 0; bad[i].path; i++) {
         http_resp_t r;
-        s_post (bad[i].path, bad[i].body, &r);
-        s_assert_error (&r, 400, "invalid_request", bad[i].param);
+        runs_post (bad[i].path, bad[i].body, &r);
+        runs_assert_error (&r, 400, "invalid_request", bad[i].param);
         http_resp_free (&r);
     }
     http_resp_t r;
-    s_post ("/v1/browser/navigate", "{not json", &r);
+    runs_post ("/v1/browser/navigate", "{not json", &r);
     cr_assert_eq (r.status, 400);
     http_resp_free (&r);
-    s_gw_get ("/v1/browser/status?profile=a/b", &r);
-    s_assert_error (&r, 400, "invalid_request", "profile");
+    runs_get ("/v1/browser/status?profile=a/b", &r);
+    runs_assert_error (&r, 400, "invalid_request", "profile");
     http_resp_free (&r);
     //  Nothing above got far enough to start Chromium.
     cJSON *st = s_status (NULL);
@@ -477,8 +477,8 @@ Test (browser, unreachable_host_gets_503_with_chromiums_error)
     char body[256];
     snprintf (body, sizeof (body), "{\"url\":\"http://127.0.0.1:%d/\"}", port);
     http_resp_t r;
-    s_post ("/v1/browser/navigate", body, &r);
-    s_assert_error (&r, 503, "service_unavailable", NULL);
+    runs_post ("/v1/browser/navigate", body, &r);
+    runs_assert_error (&r, 503, "service_unavailable", NULL);
     cr_assert (strstr (r.body, "net::ERR_CONNECTION_REFUSED"), "%s", r.body);
     http_resp_free (&r);
     //  The browser is fine afterwards.
@@ -501,10 +501,10 @@ s_nav_thread (void *arg)
     s_url (url, sizeof (url), job->path);
     snprintf (body, sizeof (body), "{\"url\":\"%s\"%s%s}", url,
               job->extra ? "," : "", job->extra ? job->extra : "");
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     http_resp_t r;
-    s_post ("/v1/browser/navigate", body, &r);
-    job->ms = s_now_ms () - t0;
+    runs_post ("/v1/browser/navigate", body, &r);
+    job->ms = harness_now_ms () - t0;
     job->status = r.status;
     snprintf (job->body, sizeof (job->body), "%s", r.body ? r.body : "");
     http_resp_free (&r);
@@ -520,14 +520,14 @@ Test (browser, navigation_timeout_gets_503_while_status_still_answers)
     nav_job_t job = {"/hang", NULL, 0, "", 0};
     pthread_t t;
     pthread_create (&t, NULL, s_nav_thread, &job);
-    long long until = s_now_ms () + 10000;
-    while (atomic_load (&s_hang_seen) == 0 && s_now_ms () < until)
+    long long until = harness_now_ms () + 10000;
+    while (atomic_load (&s_hang_seen) == 0 && harness_now_ms () < until)
         usleep (10 * 1000);
     cr_assert (atomic_load (&s_hang_seen) > 0, "Chromium never asked for /hang");
     //  While the navigation waits, status is answered at once.
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     cJSON *st = s_status (NULL);
-    long long status_ms = s_now_ms () - t0;
+    long long status_ms = harness_now_ms () - t0;
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (st, "running")));
     cJSON_Delete (st);
     cr_assert (status_ms < 1000, "status took %lld ms behind a navigation", status_ms);
@@ -555,7 +555,7 @@ Test (browser, chromium_killed_between_requests_is_restarted)
     s_start_gw (20000, NULL);
     s_navigate_ok ("/page", NULL, PAGE_TITLE);
     cJSON *st = s_status (NULL);
-    pid_t pid = (pid_t) s_at_num (st, "pid");
+    pid_t pid = (pid_t) runs_at_num (st, "pid");
     cJSON_Delete (st);
     cr_assert (pid > 0);
     cr_assert_eq (kill (pid, SIGKILL), 0);
@@ -564,15 +564,15 @@ Test (browser, chromium_killed_between_requests_is_restarted)
                "status still says running after kill -9");
     cJSON_Delete (st);
     //  Reaped by the gateway: no zombie left behind.
-    long long until = s_now_ms () + 5000;
-    while (!s_pid_gone (pid) && s_now_ms () < until)
+    long long until = harness_now_ms () + 5000;
+    while (!s_pid_gone (pid) && harness_now_ms () < until)
         usleep (20 * 1000);
     cr_assert (s_pid_gone (pid), "pid %d was not reaped", (int) pid);
     //  The next request starts a new Chromium.
     s_navigate_ok ("/page", NULL, PAGE_TITLE);
     st = s_status (NULL);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (st, "running")));
-    cr_assert ((pid_t) s_at_num (st, "pid") != pid);
+    cr_assert ((pid_t) runs_at_num (st, "pid") != pid);
     cJSON_Delete (st);
     long status;
     cJSON *j = s_screenshot ("{\"selector\":\"#box\"}", &status);
@@ -585,19 +585,19 @@ Test (browser, chromium_killed_mid_navigation_fails_it_with_503)
     s_start_gw (12000, NULL);
     s_navigate_ok ("/page", NULL, PAGE_TITLE);
     cJSON *st = s_status (NULL);
-    pid_t pid = (pid_t) s_at_num (st, "pid");
+    pid_t pid = (pid_t) runs_at_num (st, "pid");
     cJSON_Delete (st);
     nav_job_t job = {"/hang", NULL, 0, "", 0};
     pthread_t t;
     pthread_create (&t, NULL, s_nav_thread, &job);
-    long long until = s_now_ms () + 10000;
-    while (atomic_load (&s_hang_seen) == 0 && s_now_ms () < until)
+    long long until = harness_now_ms () + 10000;
+    while (atomic_load (&s_hang_seen) == 0 && harness_now_ms () < until)
         usleep (10 * 1000);
     cr_assert (atomic_load (&s_hang_seen) > 0, "Chromium never asked for /hang");
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     kill (pid, SIGKILL);
     pthread_join (t, NULL);
-    long long after_kill = s_now_ms () - t0;
+    long long after_kill = harness_now_ms () - t0;
     cr_log_info ("in-flight navigation failed %lld ms after the kill", after_kill);
     cr_assert_eq (job.status, 503, "%s", job.body);
     cr_assert (strstr (job.body, "Chromium"), "%s", job.body);
@@ -615,19 +615,19 @@ Test (browser, profiles_run_separate_chromiums)
     cJSON *a = s_status ("alpha");
     cJSON *b = s_status ("beta");
     cJSON *d = s_status (NULL);
-    pid_t pa = (pid_t) s_at_num (a, "pid"), pb = (pid_t) s_at_num (b, "pid");
+    pid_t pa = (pid_t) runs_at_num (a, "pid"), pb = (pid_t) runs_at_num (b, "pid");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (a, "running")));
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (b, "running")));
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (d, "running")),
                "the default profile was never used");
     cr_assert (pa > 0 && pb > 0 && pa != pb, "pids %d and %d", (int) pa, (int) pb);
-    cr_assert_str_eq (s_str (a, "title"), PAGE_TITLE);
-    cr_assert_str_eq (s_str (b, "title"), LONG_TITLE);
-    cr_assert_str_eq (s_at_str (a, "profiles.0"), "alpha");
-    cr_assert_str_eq (s_at_str (a, "profiles.1"), "beta");
+    cr_assert_str_eq (runs_str (a, "title"), PAGE_TITLE);
+    cr_assert_str_eq (runs_str (b, "title"), LONG_TITLE);
+    cr_assert_str_eq (runs_at_str (a, "profiles.0"), "alpha");
+    cr_assert_str_eq (runs_at_str (a, "profiles.1"), "beta");
     char dir[512];
     struct stat sb;
-    snprintf (dir, sizeof (dir), "%s/browser/alpha", s_srv.state);
+    snprintf (dir, sizeof (dir), "%s/browser/alpha", runs_env.srv.state);
     cr_assert (stat (dir, &sb) == 0 && S_ISDIR (sb.st_mode), "%s", dir);
     cJSON_Delete (a);
     cJSON_Delete (b);
@@ -641,7 +641,7 @@ Test (browser, profiles_run_separate_chromiums)
     cr_assert_eq (status, 404, "beta shows the long page, which has no #box");
     cJSON_Delete (j);
     //  Stopping the gateway stops and reaps both.
-    s_stop_all ();
+    runs_stop_all ();
     cr_assert (s_pid_gone (pa) && s_pid_gone (pb), "a Chromium outlived the gateway");
 }
 
@@ -649,13 +649,13 @@ Test (browser, missing_chromium_gets_503)
 {
     s_start_gw (20000, "\"chromium\":\"/nonexistent/chromium\"");
     http_resp_t r;
-    s_post ("/v1/browser/navigate", "{\"url\":\"http://127.0.0.1:9/\"}", &r);
-    s_assert_error (&r, 503, "service_unavailable", NULL);
+    runs_post ("/v1/browser/navigate", "{\"url\":\"http://127.0.0.1:9/\"}", &r);
+    runs_assert_error (&r, 503, "service_unavailable", NULL);
     cr_assert (strstr (r.body, "not installed") && strstr (r.body, "/nonexistent/chromium"),
                "%s", r.body);
     http_resp_free (&r);
-    s_post ("/v1/browser/screenshot", "{}", &r);
-    s_assert_error (&r, 503, "service_unavailable", NULL);
+    runs_post ("/v1/browser/screenshot", "{}", &r);
+    runs_assert_error (&r, 503, "service_unavailable", NULL);
     http_resp_free (&r);
 }
 
@@ -703,10 +703,10 @@ s_ws_call (struct mg_connection *conn, wsc_t *c, int id, const char *method,
     snprintf (req, sizeof (req), "{\"id\":%d,\"method\":\"%s\",\"params\":%s}", id,
               method, params);
     mg_websocket_client_write (conn, MG_WEBSOCKET_OPCODE_TEXT, req, strlen (req));
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     cJSON *found = NULL;
     pthread_mutex_lock (&c->lock);
-    while (!found && s_now_ms () < until) {
+    while (!found && harness_now_ms () < until) {
         const cJSON *f;
         cJSON_ArrayForEach (f, c->frames)
         {
@@ -736,9 +736,9 @@ Test (browser, websocket_navigate_screenshot_and_status)
     pthread_mutex_init (&c.lock, NULL);
     pthread_cond_init (&c.cond, NULL);
     char path[256], err[256] = "";
-    snprintf (path, sizeof (path), "/?token=%s", s_srv.token);
+    snprintf (path, sizeof (path), "/?token=%s", runs_env.srv.token);
     struct mg_connection *conn = mg_connect_websocket_client (
-        "127.0.0.1", s_srv.port, 0, err, sizeof (err), path, NULL, s_ws_data,
+        "127.0.0.1", runs_env.srv.port, 0, err, sizeof (err), path, NULL, s_ws_data,
         s_ws_close, &c);
     cr_assert_not_null (conn, "WebSocket connect: %s", err);
     char params[512], url[256];
@@ -747,15 +747,15 @@ Test (browser, websocket_navigate_screenshot_and_status)
     cJSON *r = s_ws_call (conn, &c, 1, "browser.navigate", params, 30000);
     cr_assert_not_null (r, "no reply to browser.navigate");
     char *text = cJSON_PrintUnformatted (r);
-    cr_assert_str_eq (s_str (r, "type"), "response", "%s", text);
-    cr_assert_str_eq (s_at_str (r, "result.title"), PAGE_TITLE, "%s", text);
-    cr_assert_str_eq (s_at_str (r, "result.url"), url, "%s", text);
+    cr_assert_str_eq (runs_str (r, "type"), "response", "%s", text);
+    cr_assert_str_eq (runs_at_str (r, "result.title"), PAGE_TITLE, "%s", text);
+    cr_assert_str_eq (runs_at_str (r, "result.url"), url, "%s", text);
     free (text);
     cJSON_Delete (r);
     //  browser.screenshot: the same shape as over HTTP.
     r = s_ws_call (conn, &c, 2, "browser.screenshot", "{\"selector\":\"#box\"}", 30000);
     cr_assert_not_null (r, "no reply to browser.screenshot");
-    cr_assert_str_eq (s_str (r, "type"), "response");
+    cr_assert_str_eq (runs_str (r, "type"), "response");
     int w, h;
     s_assert_png (cJSON_GetObjectItem (r, "result"), &w, &h);
     cr_assert (abs (w - 300) <= 1 && abs (h - 200) <= 1, "element is %dx%d", w, h);
@@ -767,24 +767,24 @@ Test (browser, websocket_navigate_screenshot_and_status)
     cJSON_Delete (r);
     r = s_ws_call (conn, &c, 4, "browser.status", "{}", 10000);
     cr_assert_not_null (r);
-    cr_assert (cJSON_IsTrue (s_at (r, "result.running")));
-    cr_assert_str_eq (s_at_str (r, "result.title"), PAGE_TITLE);
+    cr_assert (cJSON_IsTrue (runs_at (r, "result.running")));
+    cr_assert_str_eq (runs_at_str (r, "result.title"), PAGE_TITLE);
     cJSON_Delete (r);
     //  Errors: wrong type, bad scheme, no match.
     r = s_ws_call (conn, &c, 5, "browser.screenshot", "{\"fullPage\":1}", 10000);
     cr_assert_not_null (r);
-    cr_assert_str_eq (s_str (r, "type"), "error");
-    cr_assert_str_eq (s_at_str (r, "error.param"), "fullPage");
+    cr_assert_str_eq (runs_str (r, "type"), "error");
+    cr_assert_str_eq (runs_at_str (r, "error.param"), "fullPage");
     cJSON_Delete (r);
     r = s_ws_call (conn, &c, 6, "browser.navigate", "{\"url\":\"file:///etc/passwd\"}",
                    10000);
     cr_assert_not_null (r);
-    cr_assert_str_eq (s_at_str (r, "error.code"), "invalid_request");
-    cr_assert_str_eq (s_at_str (r, "error.param"), "url");
+    cr_assert_str_eq (runs_at_str (r, "error.code"), "invalid_request");
+    cr_assert_str_eq (runs_at_str (r, "error.param"), "url");
     cJSON_Delete (r);
     r = s_ws_call (conn, &c, 7, "browser.screenshot", "{\"selector\":\"#nope\"}", 10000);
     cr_assert_not_null (r);
-    cr_assert_str_eq (s_at_str (r, "error.code"), "not_found");
+    cr_assert_str_eq (runs_at_str (r, "error.code"), "not_found");
     cJSON_Delete (r);
     mg_close_connection (conn);
     cJSON_Delete (c.frames);

@@ -30,7 +30,7 @@
     (the trickling sockets' 2 s cadence is the behaviour under test).
     =========================================================================
 */
-#include "runs_common.h"
+#include "runs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -75,16 +75,16 @@ s_start_gw (int echo_delay_ms, const char *extra_limits)
                          "CLAWGATE_TOKEN=", "CLAWGATE_PASSWORD=",
                          "CLAWGATE_AUTH=", "CLAWGATE_RATE_LIMIT=",
                          "CLAWGATE_MAX_CONCURRENT=", NULL};
-    cr_assert_eq (served_start (&s_srv, config, env), 0,
+    cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (s_srv.token, sizeof (s_srv.token), "%s", TOKEN);
-    snprintf (s_auth, sizeof (s_auth), "Authorization: Bearer %s", TOKEN);
+    snprintf (runs_env.srv.token, sizeof (runs_env.srv.token), "%s", TOKEN);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", TOKEN);
 }
 
 static void
 s_fini (void)
 {
-    s_stop_all ();
+    runs_stop_all ();
 }
 
 //  The tail of the gateway's stderr, for failure messages.
@@ -92,7 +92,7 @@ static const char *
 s_log_tail (void)
 {
     static char err[65536];
-    proc_stderr (&s_srv.proc, err, sizeof (err));
+    proc_stderr (&runs_env.srv.proc, err, sizeof (err));
     size_t n = strlen (err);
     return n > 3000 ? err + n - 3000 : err;
 }
@@ -101,7 +101,7 @@ static bool
 s_gw_alive (void)
 {
     int st;
-    return s_srv.proc.pid > 0 && waitpid (s_srv.proc.pid, &st, WNOHANG) == 0;
+    return runs_env.srv.proc.pid > 0 && waitpid (runs_env.srv.proc.pid, &st, WNOHANG) == 0;
 }
 
 //  One GET /status with the token and a timeout of its own; returns the
@@ -110,9 +110,9 @@ static long
 s_status_timed (int timeout_ms, long long *us)
 {
     char url[128];
-    snprintf (url, sizeof (url), "%s/status", s_srv.base);
+    snprintf (url, sizeof (url), "%s/status", runs_env.srv.base);
     CURL *c = curl_easy_init ();
-    struct curl_slist *h = curl_slist_append (NULL, s_auth);
+    struct curl_slist *h = curl_slist_append (NULL, runs_env.auth);
     curl_easy_setopt (c, CURLOPT_URL, url);
     curl_easy_setopt (c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
@@ -152,11 +152,11 @@ s_assert_healthy (const char *after)
               "{\"message\":\"alive after the wave\",\"sessionKey\":"
               "\"hostile-check\"}");
     http_resp_t r;
-    s_post ("/v1/agent/run", body, &r);
+    runs_post ("/v1/agent/run", body, &r);
     cr_assert_eq (r.status, 200, "a run after %s: %ld %s\n%s", after, r.status,
                   r.body, s_log_tail ());
-    cJSON *j = s_json (&r);
-    const char *resp = s_str (j, "response");
+    cJSON *j = runs_json (&r);
+    const char *resp = runs_str (j, "response");
     cr_assert (resp && strstr (resp, "alive after the wave"), "run after %s: %s",
                after, r.body);
     cJSON_Delete (j);
@@ -174,10 +174,10 @@ s_assert_client_error (long status, const char *body, size_t len,
     cr_assert_not_null (j, "%s: error body is not JSON: %.300s", what, body);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive (j, "error");
     cr_assert (cJSON_IsObject (e), "%s: no error object: %.300s", what, body);
-    cr_assert (s_str (e, "code") && *s_str (e, "code"), "%s: %.300s", what, body);
-    cr_assert (s_str (e, "message") && *s_str (e, "message"), "%s: %.300s", what,
+    cr_assert (runs_str (e, "code") && *runs_str (e, "code"), "%s: %.300s", what, body);
+    cr_assert (runs_str (e, "message") && *runs_str (e, "message"), "%s: %.300s", what,
                body);
-    cr_assert (s_str (e, "type") && !strcmp (s_str (e, "type"), "client_error"),
+    cr_assert (runs_str (e, "type") && !strcmp (runs_str (e, "type"), "client_error"),
                "%s: %.300s", what, body);
     cr_assert_not_null (cJSON_GetObjectItemCaseSensitive (e, "param"),
                         "%s: no param: %.300s", what, body);
@@ -217,7 +217,7 @@ s_connect_from (const char *src, bool nonblock)
     }
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
-    a.sin_port = htons ((uint16_t) s_srv.port);
+    a.sin_port = htons ((uint16_t) runs_env.srv.port);
     a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     if (connect (fd, (struct sockaddr *) &a, sizeof (a))
         && !(nonblock && errno == EINPROGRESS)) {
@@ -232,10 +232,10 @@ s_connect_from (const char *src, bool nonblock)
 static int
 s_send_all (int fd, const void *data, size_t len, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     size_t off = 0;
     while (off < len) {
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0)
             return ETIMEDOUT;
         struct pollfd p = {fd, POLLOUT, 0};
@@ -271,7 +271,7 @@ s_read_response (int fd, int timeout_ms, raw_resp_t *r)
     size_t cap = 65536;
     r->data = (char *) malloc (cap + 1);
     r->data[0] = 0;
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
         char *end = strstr (r->data, "\r\n\r\n");
         if (end) {
@@ -281,7 +281,7 @@ s_read_response (int fd, int timeout_ms, raw_resp_t *r)
             if (want >= 0 && r->len >= hl + (size_t) want)
                 break;
         }
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0)
             break;
         struct pollfd p = {fd, POLLIN, 0};
@@ -497,7 +497,7 @@ Test (hostile, garbage_bodies_on_every_post_endpoint_get_400)
             if (!bodies[i].len && strstr (s_post_paths[p], "screenshot"))
                 continue;
             http_resp_t r;
-            s_post_raw (s_post_paths[p], bodies[i].data, bodies[i].len, NULL,
+            runs_post_raw (s_post_paths[p], bodies[i].data, bodies[i].len, NULL,
                         &r);
             char what[160];
             snprintf (what, sizeof (what), "POST %s with %s (%zu bytes)",
@@ -642,7 +642,7 @@ Test (hostile, wrong_types_for_every_field_get_4xx_never_5xx)
             snprintf (what, sizeof (what), "POST %s with %s = %s",
                       cases[c].path, cases[c].key, cases[c].values[v]);
             http_resp_t r;
-            s_post (cases[c].path, body, &r);
+            runs_post (cases[c].path, body, &r);
             cr_assert (r.status > 0, "%s: no answer\n%s", what, s_log_tail ());
             cr_assert (r.status < 500, "%s: %ld %.300s", what, r.status, r.body);
             if (cases[c].strict || r.status >= 400)
@@ -661,7 +661,7 @@ Test (hostile, wrong_types_for_every_field_get_4xx_never_5xx)
                           NULL};
     for (int i = 0; keys[i]; i++) {
         http_resp_t r;
-        s_post_raw ("/v1/chat/completions", oai, strlen (oai), keys[i], &r);
+        runs_post_raw ("/v1/chat/completions", oai, strlen (oai), keys[i], &r);
         s_assert_client_error (r.status, r.body, r.body_len, keys[i]);
         http_resp_free (&r);
         sent++;
@@ -710,15 +710,15 @@ Test (hostile, huge_string_fields_get_4xx_or_a_run_never_5xx)
         snprintf (what, sizeof (what), "POST %s %.*s (2 MB)", cases[i].path, 60,
                   cases[i].fmt);
         http_resp_t r;
-        s_post (cases[i].path, body, &r);
+        runs_post (cases[i].path, body, &r);
         cr_assert (r.status > 0, "%s: no answer\n%s", what, s_log_tail ());
         cr_assert (r.status < 500, "%s: %ld %.300s", what, r.status, r.body);
         if (cases[i].must_fail || r.status >= 400)
             s_assert_client_error (r.status, r.body, r.body_len, what);
         if (r.status == 200 && !strcmp (cases[i].path, "/v1/agent/run")
             && strstr (cases[i].fmt, "\"message\":\"%s\"")) {
-            cJSON *j = s_json (&r);
-            const char *resp = s_str (j, "response");
+            cJSON *j = runs_json (&r);
+            const char *resp = runs_str (j, "response");
             cr_assert (resp && strlen (resp) >= big, "%s: reply of %zu bytes",
                        what, resp ? strlen (resp) : 0);
             cJSON_Delete (j);
@@ -743,7 +743,7 @@ Test (hostile, truncated_bodies_get_400_or_a_close_and_free_the_worker)
                           "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
                           "Content-Type: application/json\r\n"
                           "Content-Length: 1000\r\n\r\n{\"message\":\"trunc",
-                          s_post_paths[p], s_auth);
+                          s_post_paths[p], runs_env.auth);
         cr_assert_eq (s_send_all (fd, head, (size_t) n, WAIT_MS), 0);
         shutdown (fd, SHUT_WR);
         raw_resp_t r;
@@ -787,7 +787,7 @@ Test (hostile, a_long_unknown_model_name_is_refused_not_replaced)
         snprintf (body, cap,
                   "{\"message\":\"x\",\"options\":{\"model\":\"%s\"}}", name);
         http_resp_t r;
-        s_post ("/v1/agent/run", body, &r);
+        runs_post ("/v1/agent/run", body, &r);
         char what[96];
         snprintf (what, sizeof (what), "options.model of %zu bytes", lens[i]);
         cr_assert_eq (r.status, 404, "%s: %ld %.300s", what, r.status, r.body);
@@ -822,14 +822,14 @@ s_ws_open (ws_t *w)
                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n",
-                      s_srv.port);
+                      runs_env.srv.port);
     cr_assert_eq (s_send_all (w->fd, req, (size_t) n, WAIT_MS), 0);
     w->cap = 1 << 16;
     w->buf = (char *) malloc (w->cap);
-    long long until = s_now_ms () + WAIT_MS;
+    long long until = harness_now_ms () + WAIT_MS;
     char *end = NULL;
     while (!(end = w->len ? memmem (w->buf, w->len, "\r\n\r\n", 4) : NULL)) {
-        cr_assert (s_now_ms () < until, "no upgrade answer");
+        cr_assert (harness_now_ms () < until, "no upgrade answer");
         struct pollfd p = {w->fd, POLLIN, 0};
         if (poll (&p, 1, 100) <= 0)
             continue;
@@ -906,7 +906,7 @@ s_ws_text (ws_t *w, const char *text, size_t len)
 static int
 s_ws_recv (ws_t *w, int *op, char **payload, size_t *len, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
         if (w->len >= 2) {
             const unsigned char *b = (const unsigned char *) w->buf;
@@ -940,7 +940,7 @@ s_ws_recv (ws_t *w, int *op, char **payload, size_t *len, int timeout_ms)
         }
         if (w->eof)
             return -2;
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0)
             return -1;
         struct pollfd p = {w->fd, POLLIN, 0};
@@ -972,9 +972,9 @@ static void
 s_ws_collect (ws_t *w, int probe_id, int timeout_ms, ws_seen_t *seen)
 {
     memset (seen, 0, sizeof (*seen));
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (!seen->answered) {
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0)
             return;
         int op;
@@ -993,15 +993,15 @@ s_ws_collect (ws_t *w, int probe_id, int timeout_ms, ws_seen_t *seen)
             return;
         }
         cJSON *j = op == 0x1 ? cJSON_ParseWithLength (p, n) : NULL;
-        const char *type = j ? s_str (j, "type") : NULL;
+        const char *type = j ? runs_str (j, "type") : NULL;
         const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive (j, "id") : NULL;
         if (type && !strcmp (type, "error") && cJSON_IsNull (id)) {
             seen->null_errors++;
             snprintf (seen->last_error, sizeof (seen->last_error), "%s", p);
             const cJSON *e = cJSON_GetObjectItemCaseSensitive (j, "error");
-            cr_assert (cJSON_IsObject (e) && s_str (e, "code")
-                           && s_str (e, "message") && s_str (e, "type")
-                           && !strcmp (s_str (e, "type"), "client_error")
+            cr_assert (cJSON_IsObject (e) && runs_str (e, "code")
+                           && runs_str (e, "message") && runs_str (e, "type")
+                           && !strcmp (runs_str (e, "type"), "client_error")
                            && cJSON_GetObjectItemCaseSensitive (e, "param"),
                        "malformed error frame: %s", p);
         }
@@ -1207,9 +1207,9 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
 static cJSON *
 s_ws_wait_id (ws_t *w, int want, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0)
             return NULL;
         int op;
@@ -1220,7 +1220,7 @@ s_ws_wait_id (ws_t *w, int want, int timeout_ms)
         cJSON *j = op == 0x1 ? cJSON_ParseWithLength (p, n) : NULL;
         free (p);
         const cJSON *id = j ? cJSON_GetObjectItemCaseSensitive (j, "id") : NULL;
-        const char *type = j ? s_str (j, "type") : NULL;
+        const char *type = j ? runs_str (j, "type") : NULL;
         if (cJSON_IsNumber (id) && id->valueint == want && type
             && (!strcmp (type, "response") || !strcmp (type, "error")))
             return j;
@@ -1264,9 +1264,9 @@ Test (hostile, websocket_chat_run_refuses_wrong_params_like_http)
         //  A run that starts and then fails is not a refusal: the reply
         //  to chat.run must itself be the error.  Every case is tried;
         //  the ones accepted are listed at the end.
-        const char *type = s_str (j, "type");
-        const char *code = s_at_str (j, "error.code");
-        const char *run = s_at_str (j, "result.runId");
+        const char *type = runs_str (j, "type");
+        const char *code = runs_at_str (j, "error.code");
+        const char *run = runs_at_str (j, "result.runId");
         if (type && !strcmp (type, "response") && run
             && strstr (bad[i], "model")) {
             //  A model is the run actor's to check: the run may start and
@@ -1275,8 +1275,8 @@ Test (hostile, websocket_chat_run_refuses_wrong_params_like_http)
             snprintf (rid, sizeof (rid), "%s", run);
             cJSON_Delete (j);
             j = NULL;
-            long long until = s_now_ms () + WAIT_MS;
-            while (!j && s_now_ms () < until) {
+            long long until = harness_now_ms () + WAIT_MS;
+            while (!j && harness_now_ms () < until) {
                 int op;
                 char *p;
                 size_t plen;
@@ -1284,8 +1284,8 @@ Test (hostile, websocket_chat_run_refuses_wrong_params_like_http)
                     continue;
                 cJSON *e = op == 0x1 ? cJSON_ParseWithLength (p, plen) : NULL;
                 free (p);
-                const char *et = e ? s_str (e, "type") : NULL;
-                const char *er = e ? s_at_str (e, "data.runId") : NULL;
+                const char *et = e ? runs_str (e, "type") : NULL;
+                const char *er = e ? runs_at_str (e, "data.runId") : NULL;
                 if (et && er && !strcmp (er, rid)
                     && (!strcmp (et, "chat.done") || !strcmp (et, "chat.error")))
                     j = e;
@@ -1293,10 +1293,10 @@ Test (hostile, websocket_chat_run_refuses_wrong_params_like_http)
                     cJSON_Delete (e);
             }
             cr_assert_not_null (j, "options %.80s: the run never ended", bad[i]);
-            type = s_str (j, "type");
+            type = runs_str (j, "type");
             if (!strcmp (type, "chat.error")) {
                 type = "error";
-                code = s_at_str (j, "data.error.code");
+                code = runs_at_str (j, "data.error.code");
             }
         }
         if (!type || strcmp (type, "error") || !code
@@ -1322,7 +1322,7 @@ Test (hostile, raw_tcp_garbage_gets_4xx_or_a_close)
         0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x00,
         0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x00};
     char auth_line[256];
-    snprintf (auth_line, sizeof (auth_line), "%s\r\n", s_auth);
+    snprintf (auth_line, sizeof (auth_line), "%s\r\n", runs_env.auth);
     typedef struct {
         const char *name;
         char *data;
@@ -1520,10 +1520,10 @@ static void *
 s_trickle (void *arg)
 {
     held_t *h = (held_t *) arg;
-    long long next = s_now_ms () + 2000;
+    long long next = harness_now_ms () + 2000;
     while (!atomic_load (&h->stop)) {
         usleep (50000);
-        bool tick = s_now_ms () >= next;
+        bool tick = harness_now_ms () >= next;
         if (tick)
             next += 2000;
         pthread_mutex_lock (&h->lock);
@@ -1532,7 +1532,7 @@ s_trickle (void *arg)
                 continue;
             if (s_peer_closed (h->fds[i])) {
                 h->closed[i] = true;
-                h->closed_at[i] = s_now_ms ();
+                h->closed_at[i] = harness_now_ms ();
                 continue;
             }
             if (tick && h->trickle[i]) {
@@ -1540,7 +1540,7 @@ s_trickle (void *arg)
                                   MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (k < 0 && errno != EAGAIN) {
                     h->closed[i] = true;
-                    h->closed_at[i] = s_now_ms ();
+                    h->closed_at[i] = harness_now_ms ();
                 }
             }
         }
@@ -1575,10 +1575,10 @@ s_hold (held_t *h, int first, int n_addr, int per_addr)
         }
     }
     //  Wait (bounded) for the connects, then start the trickling ones.
-    long long until = s_now_ms () + 10000;
+    long long until = harness_now_ms () + 10000;
     for (int i = h->n - n_addr * per_addr; i < h->n; i++) {
         struct pollfd p = {h->fds[i], POLLOUT, 0};
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (poll (&p, 1, left > 0 ? (int) left : 0) <= 0)
             continue;
         int err = 0;
@@ -1607,11 +1607,11 @@ Test (hostile, status_stays_fast_while_1200_slow_sockets_are_held, .timeout = 24
     h.closed = (bool *) calloc ((size_t) cap, sizeof (bool));
     h.closed_at = (long long *) calloc ((size_t) cap, sizeof (long long));
     pthread_mutex_init (&h.lock, NULL);
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     //  1,000 from 127.0.0.2 .. 127.0.0.11, then 200 from 127.0.0.12.
     int connected = s_hold (&h, 2, 10, 100);
     connected += s_hold (&h, 12, 1, 200);
-    long long held_at = s_now_ms ();
+    long long held_at = harness_now_ms ();
     pthread_t th;
     pthread_create (&th, NULL, s_trickle, &h);
 
@@ -1629,7 +1629,7 @@ Test (hostile, status_stays_fast_while_1200_slow_sockets_are_held, .timeout = 24
                 break;   //  Broken: do not spend minutes proving it
         }
     }
-    long long measured_ms = s_now_ms () - held_at;
+    long long measured_ms = harness_now_ms () - held_at;
     int done = answered + failures;
     qsort (us, (size_t) done, sizeof (us[0]), s_cmp_ll);
     long long p50 = us[done / 2], p99 = us[(done * 99) / 100 >= done ? done - 1
@@ -1656,7 +1656,7 @@ Test (hostile, status_stays_fast_while_1200_slow_sockets_are_held, .timeout = 24
     //  of 10 s by default), the trickling ones too.
     long long deadline = held_at + HEADER_TIMEOUT_MS + CUT_MARGIN_MS;
     int open_now = 0;
-    while (s_now_ms () < deadline) {
+    while (harness_now_ms () < deadline) {
         pthread_mutex_lock (&h.lock);
         open_now = 0;
         for (int i = 0; i < h.n; i++)
@@ -1702,7 +1702,7 @@ Test (hostile, slow_heads_and_idle_keep_alive_connections_are_cut_off)
     int slow = s_connect_from (NULL, false);
     int idle = s_connect_from (NULL, false);
     cr_assert (silent >= 0 && slow >= 0 && idle >= 0);
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     const char *line = "GET /status HTTP/1.1\r\nHost: x\r\n";
     const char *whole = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
     cr_assert_eq (s_send_all (slow, line, strlen (line), WAIT_MS), 0);
@@ -1712,12 +1712,12 @@ Test (hostile, slow_heads_and_idle_keep_alive_connections_are_cut_off)
     cr_assert_eq (r.status, 200, "%s", r.data);
     cr_assert (!r.eof, "the keep-alive connection closed at once");
     s_raw_resp_free (&r);
-    long long idle_from = s_now_ms ();
+    long long idle_from = harness_now_ms ();
     long long cut_silent = 0, cut_slow = 0, cut_idle = 0, next = t0 + 2000;
     long long until = t0 + HEADER_TIMEOUT_MS + CUT_MARGIN_MS;
-    while (s_now_ms () < until && !(cut_silent && cut_slow && cut_idle)) {
+    while (harness_now_ms () < until && !(cut_silent && cut_slow && cut_idle)) {
         usleep (50000);
-        long long now = s_now_ms ();
+        long long now = harness_now_ms ();
         if (!cut_silent && s_peer_closed (silent))
             cut_silent = now;
         if (!cut_idle && s_peer_closed (idle))
@@ -1742,7 +1742,7 @@ Test (hostile, slow_heads_and_idle_keep_alive_connections_are_cut_off)
     cr_assert (cut_idle && cut_idle - idle_from
                                <= KEEPALIVE_TIMEOUT_MS + CUT_MARGIN_MS,
                "an idle keep-alive connection was still open after %lld ms",
-               (cut_idle ? cut_idle : s_now_ms ()) - idle_from);
+               (cut_idle ? cut_idle : harness_now_ms ()) - idle_from);
     close (silent);
     close (slow);
     close (idle);
@@ -1758,7 +1758,7 @@ s_status_from (const char *src, int timeout_ms, bool *closed)
     cr_assert (fd >= 0, "connect from %s: %s", src, strerror (errno));
     char req[256];
     int n = snprintf (req, sizeof (req),
-                      "GET /status HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n", s_auth);
+                      "GET /status HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n", runs_env.auth);
     s_send_all (fd, req, (size_t) n, timeout_ms);
     raw_resp_t r;
     s_read_response (fd, timeout_ms, &r);
@@ -1768,8 +1768,8 @@ s_status_from (const char *src, int timeout_ms, bool *closed)
                                "a connection over the share");
     if (closed) {
         *closed = r.eof || r.err;
-        long long until = s_now_ms () + 3000;
-        while (!*closed && s_now_ms () < until) {
+        long long until = harness_now_ms () + 3000;
+        while (!*closed && harness_now_ms () < until) {
             usleep (20000);
             *closed = s_peer_closed (fd);
         }
@@ -1792,8 +1792,8 @@ Test (hostile, one_address_gets_429_past_its_connection_share)
         cr_assert (fds[i] >= 0);
     }
     //  Let the gateway take them in (they are good for headerTimeoutMs).
-    long long until = s_now_ms () + 1000;
-    while (s_now_ms () < until)
+    long long until = harness_now_ms () + 1000;
+    while (harness_now_ms () < until)
         usleep (50000);
     for (int i = 0; i < M; i++)
         cr_assert (!s_peer_closed (fds[i]), "held connection %d was closed", i);
@@ -1819,9 +1819,9 @@ Test (hostile, one_address_gets_429_past_its_connection_share)
         close (fds[i]);
     //  The share comes back as the held connections go.
     int st = 0;
-    until = s_now_ms () + 5000;
+    until = harness_now_ms () + 5000;
     while ((st = s_status_from ("127.0.0.20", 5000, NULL)) != 200
-           && s_now_ms () < until)
+           && harness_now_ms () < until)
         usleep (100000);
     cr_assert_eq (st, 200, "the address was still refused after its "
                            "connections closed");
@@ -1850,12 +1850,12 @@ s_assert_session_runs (const char *key, const char *what)
     snprintf (body, sizeof (body),
               "{\"message\":\"after %s\",\"sessionKey\":\"%s\"}", what, key);
     http_resp_t r;
-    long long t0 = s_now_ms ();
-    s_post ("/v1/agent/run", body, &r);
+    long long t0 = harness_now_ms ();
+    runs_post ("/v1/agent/run", body, &r);
     cr_assert_eq (r.status, 200, "session %s after %s: %ld %s (%lld ms)\n%s", key,
-                  what, r.status, r.body, s_now_ms () - t0, s_log_tail ());
-    cJSON *j = s_json (&r);
-    cr_assert (s_str (j, "response") && strstr (s_str (j, "response"), what),
+                  what, r.status, r.body, harness_now_ms () - t0, s_log_tail ());
+    cJSON *j = runs_json (&r);
+    cr_assert (runs_str (j, "response") && strstr (runs_str (j, "response"), what),
                "%s", r.body);
     cJSON_Delete (j);
     http_resp_free (&r);
@@ -1875,7 +1875,7 @@ Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
         snprintf (key, sizeof (key), "hangup-sse-%d", round);
         snprintf (body, cap, "{\"message\":\"%s\",\"sessionKey\":\"%s\"}", words,
                   key);
-        int fd = http_raw_post (s_srv.port, "/v1/agent/run/stream", s_auth, body);
+        int fd = http_raw_post (runs_env.srv.port, "/v1/agent/run/stream", runs_env.auth, body);
         cr_assert (fd >= 0);
         if (round < 2)
             cr_assert_eq (http_raw_read_until (fd, "event: delta", WAIT_MS, got,
@@ -1895,9 +1895,9 @@ Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
                   "\"role\":\"user\",\"content\":\"%s\"}]}",
                   words);
         char hdr[320];
-        snprintf (hdr, sizeof (hdr), "%s\r\nX-OpenClaw-Session-Key: %s", s_auth,
+        snprintf (hdr, sizeof (hdr), "%s\r\nX-OpenClaw-Session-Key: %s", runs_env.auth,
                   key);
-        fd = http_raw_post (s_srv.port, "/v1/chat/completions", hdr, body);
+        fd = http_raw_post (runs_env.srv.port, "/v1/chat/completions", hdr, body);
         cr_assert (fd >= 0);
         if (round < 2)
             cr_assert_eq (http_raw_read_until (fd, "\"content\":\"w", WAIT_MS, got,
@@ -1917,8 +1917,8 @@ Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
         cr_assert_eq (s_ws_text (&w, body, strlen (body)), 0);
         if (round < 2) {
             bool delta = false;
-            long long until = s_now_ms () + WAIT_MS;
-            while (!delta && s_now_ms () < until) {
+            long long until = harness_now_ms () + WAIT_MS;
+            while (!delta && harness_now_ms () < until) {
                 int op;
                 char *p;
                 size_t n;
@@ -1939,8 +1939,8 @@ Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
                   key);
         cr_assert_eq (s_ws_text (&w, body, strlen (body)), 0);
         bool done = false;
-        long long until = s_now_ms () + WAIT_MS * 2;
-        while (!done && s_now_ms () < until) {
+        long long until = harness_now_ms () + WAIT_MS * 2;
+        while (!done && harness_now_ms () < until) {
             int op;
             char *p;
             size_t n;
@@ -1962,7 +1962,7 @@ Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
         int n = snprintf (head, sizeof (head),
                           "POST /v1/agent/run/stream HTTP/1.1\r\nHost: x\r\n%s\r\n"
                           "Content-Length: 5000\r\n\r\n{\"message\":\"half",
-                          s_auth);
+                          runs_env.auth);
         s_send_all (fd, head, (size_t) n, WAIT_MS);
         close (fd);
     }
@@ -1985,9 +1985,9 @@ static void *
 s_write_all (void *arg)
 {
     writer_t *w = (writer_t *) arg;
-    long long until = s_now_ms () + 60000;
+    long long until = harness_now_ms () + 60000;
     while (w->sent < w->len) {
-        if (s_now_ms () > until) {
+        if (harness_now_ms () > until) {
             w->err = ETIMEDOUT;
             break;
         }
@@ -2063,14 +2063,14 @@ Test (hostile, a_client_that_writes_its_whole_oversized_body_reads_413)
         snprintf (head, sizeof (head),
                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
                   "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                  paths[p], s_auth, len);
+                  paths[p], runs_env.auth, len);
         snprintf (what, sizeof (what), "11 MB with Content-Length to %s", paths[p]);
         s_send_then_read (what, head, body, len);
         snprintf (head, sizeof (head),
                   "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
                   "Content-Type: application/json\r\n"
                   "Transfer-Encoding: chunked\r\n\r\n",
-                  paths[p], s_auth);
+                  paths[p], runs_env.auth);
         snprintf (what, sizeof (what), "11 MB chunked to %s", paths[p]);
         s_send_then_read (what, head, chunked, clen);
     }

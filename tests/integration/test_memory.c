@@ -11,7 +11,7 @@
     one that keeps every run or session seen holds thousands.
     =========================================================================
 */
-#include "runs_common.h"
+#include "runs.h"
 
 #define N_RUNS 1500                 //  Per kind: enough to tell 2 from N
 #define LIVE_MAX 16                 //  Generous: one run at a time is sent
@@ -100,7 +100,7 @@ s_teardown (void)
     if (s_mem.proc.err_path[0])
         unlink (s_mem.proc.err_path);
     if (s_mem.state[0])
-        nftw (s_mem.state, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        harness_rmtree (s_mem.state);
     curl_global_cleanup ();
 }
 

@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "runs_common.h"
+#include "runs.h"
 
 #define TOKEN "multi-host-runs-token-0123456789abcdef"
 
@@ -45,7 +45,7 @@ static void
 s_setup (void)
 {
     memset (&s_c, 0, sizeof (s_c));
-    s_standin_start ();
+    runs_standin_start ();
     harness_tmpdir (s_c.dir, sizeof (s_c.dir));
     snprintf (s_c.config, sizeof (s_c.config), "%s/cluster.json", s_c.dir);
     char config[1024];
@@ -60,7 +60,7 @@ s_setup (void)
               "\"providers\":{\"openai\":{\"type\":\"openai\","
               "\"baseUrl\":\"%s/v1\",\"apiKey\":\"" OPENAI_KEY "\","
               "\"models\":[\"stall\"],\"stallTimeoutMs\":60000}}}",
-              s_sbase);
+              runs_env.sbase);
     harness_write (s_c.config, config);
     cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests,
                                 s_c.events),
@@ -86,7 +86,7 @@ static void
 s_teardown (void)
 {
     proc_t *all[] = {&s_c.gw, &s_c.run[0], &s_c.run[1], &s_c.others, &s_c.broker,
-                     &s_standin};
+                     &runs_env.standin};
     for (size_t i = 0; i < sizeof (all) / sizeof (all[0]); i++)
         if (all[i]->pid > 0)
             proc_stop (all[i], SIGKILL, 5000);
@@ -117,15 +117,15 @@ Test (multi_runs, a_hang_up_stops_the_upstream_call_on_either_run_actor)
     //  Four runs in a row: started on the run actors in turn, so with the
     //  abort sent anywhere but to its run's actor at least one would miss.
     for (int i = 0; i < 4; i++) {
-        stats_t before;
-        S_POLL_STATS (before, before.active == 0, 5000);
+        runs_stats_t before;
+        RUNS_POLL_STATS (before, before.active == 0, 5000);
         cr_assert_eq (before.active, 0, "run %d: an upstream call is left over", i);
         int fd = s_stream_started ();
-        stats_t mid = s_stats ();
+        runs_stats_t mid = runs_stats ();
         cr_assert_eq (mid.active, 1, "run %d: upstream call not in flight", i);
         close (fd);
-        stats_t after;
-        S_POLL_STATS (after, after.aborted > before.aborted && after.active == 0,
+        runs_stats_t after;
+        RUNS_POLL_STATS (after, after.aborted > before.aborted && after.active == 0,
                       5000);
         cr_assert_eq (after.aborted, before.aborted + 1,
                       "run %d: the upstream call went on after the client left", i);

@@ -6,7 +6,7 @@
     twenty streams at once.
     =========================================================================
 */
-#include "runs_common.h"
+#include "runs.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,10 +17,10 @@
 static void
 s_setup (void)
 {
-    s_start_with (0, 1000, 1000);
+    runs_start_with (0, 1000, 1000);
 }
 
-TestSuite (runs_errors, .init = s_setup, .fini = s_stop_all, .timeout = 60);
+TestSuite (runs_errors, .init = s_setup, .fini = runs_stop_all, .timeout = 60);
 
 static void
 s_chat (const char *model, bool stream, http_resp_t *r)
@@ -30,7 +30,7 @@ s_chat (const char *model, bool stream, http_resp_t *r)
               "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\","
               "\"content\":\"hi\"}]}",
               model, stream ? "true" : "false");
-    s_post ("/v1/chat/completions", body, r);
+    runs_post ("/v1/chat/completions", body, r);
 }
 
 //  A normal request still gets its normal answer.
@@ -38,13 +38,13 @@ static void
 s_assert_still_serving (void)
 {
     http_resp_t r;
-    s_gw_get ("/health", &r);
+    runs_get ("/health", &r);
     cr_assert_eq (r.status, 200);
     http_resp_free (&r);
     s_chat ("openai/gpt-4o-mini", false, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
-    cJSON *j = s_json (&r);
-    cr_assert_str_eq (s_at_str (j, "choices.0.message.content"),
+    cJSON *j = runs_json (&r);
+    cr_assert_str_eq (runs_at_str (j, "choices.0.message.content"),
                       OPENAI_HELLO "hi");
     cJSON_Delete (j);
     http_resp_free (&r);
@@ -72,7 +72,7 @@ Test (runs_errors, upstream_errors_map_to_spec_statuses)
             cr_assert (!strstr (r.headers, "text/event-stream"),
                        "%s (stream %d) began a stream: %s", cases[i].model,
                        stream, r.body);
-            s_assert_error (&r, cases[i].status, cases[i].code, NULL);
+            runs_assert_error (&r, cases[i].status, cases[i].code, NULL);
             //  The stand-in's 429 says Retry-After: 7; the client hears it.
             if (cases[i].status == 429)
                 cr_assert (strstr (r.headers, "Retry-After: 7\r\n"),
@@ -88,14 +88,14 @@ Test (runs_errors, upstream_errors_map_to_spec_statuses)
 //  is dead, and the client should hear so within a few seconds.
 Test (runs_errors, upstream_stall_is_a_503_within_5_s)
 {
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     http_resp_t r;
     s_chat ("openai/stall", false, &r);
-    long long took = s_now_ms () - t0;
-    s_assert_error (&r, 503, "service_unavailable", NULL);
+    long long took = harness_now_ms () - t0;
+    runs_assert_error (&r, 503, "service_unavailable", NULL);
     http_resp_free (&r);
-    stats_t st;
-    S_POLL_STATS (st, st.active == 0, 5000);
+    runs_stats_t st;
+    RUNS_POLL_STATS (st, st.active == 0, 5000);
     cr_assert_eq (st.active, 0, "the stalled transfer was left open");
     cr_assert (took < 5000,
                "a 1000 ms stallTimeoutMs took %lld ms to fire", took);
@@ -108,14 +108,14 @@ Test (runs_errors, stream_that_fails_after_output_ends_with_an_error_chunk)
     http_resp_t r;
     s_chat ("openai/stall", true, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
-    oai_stream_t s;
-    s_parse_oai_stream (r.body, &s);
+    runs_oai_stream_t s;
+    runs_parse_oai_stream (r.body, &s);
     cr_assert (s.done, "no [DONE] after the error: %s", r.body);
     cr_assert_str_eq (s.text, "Hello");
     const cJSON *last = cJSON_GetArrayItem (s.chunks, cJSON_GetArraySize (s.chunks) - 1);
     cr_assert (cJSON_IsObject (cJSON_GetObjectItem (last, "error")),
                "no error chunk: %s", r.body);
-    cr_assert (s_at_str (last, "error.message"));
+    cr_assert (runs_at_str (last, "error.message"));
     cJSON_Delete (s.chunks);
     http_resp_free (&r);
 }
@@ -187,19 +187,19 @@ Test (runs_errors, bad_chat_completion_bodies_get_400s)
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
         http_resp_t r;
-        s_post ("/v1/chat/completions", cases[i].body, &r);
+        runs_post ("/v1/chat/completions", cases[i].body, &r);
         cr_assert_eq (r.status, cases[i].status, "case %zu (%s): %ld %s", i,
                       cases[i].body, r.status, r.body);
-        s_assert_error (&r, cases[i].status, cases[i].code, cases[i].param);
+        runs_assert_error (&r, cases[i].status, cases[i].code, cases[i].param);
         http_resp_free (&r);
     }
     //  An invalid session key header.
     http_resp_t r;
     const char *ok_body = "{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{"
                           "\"role\":\"user\",\"content\":\"hi\"}]}";
-    s_post_raw ("/v1/chat/completions", ok_body, strlen (ok_body),
+    runs_post_raw ("/v1/chat/completions", ok_body, strlen (ok_body),
                 "X-OpenClaw-Session-Key: bad key!", &r);
-    s_assert_error (&r, 400, "invalid_request", "sessionKey");
+    runs_assert_error (&r, 400, "invalid_request", "sessionKey");
     http_resp_free (&r);
     s_assert_still_serving ();
 }
@@ -227,23 +227,23 @@ Test (runs_errors, fields_too_deep_for_a_run_get_a_400_naming_them)
 {
     char *body = s_tools_body (30);
     http_resp_t r;
-    s_post ("/v1/chat/completions", body, &r);
+    runs_post ("/v1/chat/completions", body, &r);
     free (body);
-    s_assert_error (&r, 400, "invalid_request", "tools");
+    runs_assert_error (&r, 400, "invalid_request", "tools");
     cr_assert (strstr (r.body, "nested deeper than the 29 levels"), "%s", r.body);
     http_resp_free (&r);
     //  29 levels reach the run (the stand-in answers; tools ignored there).
     body = s_tools_body (29);
-    s_post ("/v1/chat/completions", body, &r);
+    runs_post ("/v1/chat/completions", body, &r);
     free (body);
     cr_assert_neq (r.status, 400, "29 levels refused: %s", r.body);
     cr_assert (r.status < 500, "%ld %s", r.status, r.body);
     http_resp_free (&r);
     //  And 129 are refused by the intake before anything recurses.
     body = s_tools_body (129);
-    s_post ("/v1/chat/completions", body, &r);
+    runs_post ("/v1/chat/completions", body, &r);
     free (body);
-    s_assert_error (&r, 400, "invalid_request", NULL);
+    runs_assert_error (&r, 400, "invalid_request", NULL);
     cr_assert (strstr (r.body, "deeper than 128"), "%s", r.body);
     http_resp_free (&r);
     s_assert_still_serving ();
@@ -257,13 +257,13 @@ Test (runs_errors, raw_nul_byte_in_a_json_string_is_refused)
     const char body[] = "{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{"
                         "\"role\":\"user\",\"content\":\"keep\0all of this\"}]}";
     http_resp_t r;
-    s_post_raw ("/v1/chat/completions", body, sizeof (body) - 1, NULL, &r);
+    runs_post_raw ("/v1/chat/completions", body, sizeof (body) - 1, NULL, &r);
     //  Free the body before failing: a failed test must not leak either.
     bool refused = r.status == 400;
     char got[640];
     snprintf (got, sizeof (got), "%ld %.600s", r.status, r.body);
     if (refused)
-        s_assert_error (&r, 400, "invalid_request", NULL);
+        runs_assert_error (&r, 400, "invalid_request", NULL);
     http_resp_free (&r);
     cr_assert (refused, "accepted, and cut short at the NUL: %s", got);
     s_assert_still_serving ();
@@ -317,13 +317,13 @@ Test (runs_errors, bad_agent_run_bodies_get_4xx)
     for (int p = 0; p < 2; p++)
         for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
             http_resp_t r;
-            s_post (paths[p], cases[i].body, &r);
+            runs_post (paths[p], cases[i].body, &r);
             cr_assert_eq (r.status, cases[i].status, "%s case %zu (%s): %ld %s",
                           paths[p], i, cases[i].body, r.status, r.body);
-            s_assert_error (&r, cases[i].status, cases[i].code, cases[i].param);
+            runs_assert_error (&r, cases[i].status, cases[i].code, cases[i].param);
             if (cases[i].message) {
-                cJSON *j = s_json (&r);
-                cr_assert_str_eq (s_at_str (j, "error.message"),
+                cJSON *j = runs_json (&r);
+                cr_assert_str_eq (runs_at_str (j, "error.message"),
                                   cases[i].message);
                 cJSON_Delete (j);
             }
@@ -331,10 +331,10 @@ Test (runs_errors, bad_agent_run_bodies_get_4xx)
         }
     //  128 characters of the allowed set is fine.
     http_resp_t r;
-    s_post ("/v1/agent/run", ok_long_body, &r);
+    runs_post ("/v1/agent/run", ok_long_body, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     http_resp_free (&r);
-    s_post ("/v1/agent/run", "{\"message\":\"x\",\"sessionKey\":\"A-z_0.9:x\"}", &r);
+    runs_post ("/v1/agent/run", "{\"message\":\"x\",\"sessionKey\":\"A-z_0.9:x\"}", &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     http_resp_free (&r);
     s_assert_still_serving ();
@@ -358,14 +358,14 @@ s_stream_thread (void *arg)
               "{\"model\":\"openai/long\",\"stream\":true,\"messages\":[{"
               "\"role\":\"user\",\"content\":\"job %d\"}]}",
               job->index);
-    s_post ("/v1/chat/completions", body, &job->r);
+    runs_post ("/v1/chat/completions", body, &job->r);
     return NULL;
 }
 
 Test (runs_errors, twenty_concurrent_streams_all_complete)
 {
     curl_global_init (CURL_GLOBAL_ALL);   //  Before any thread uses libcurl
-    stats_t before = s_stats ();
+    runs_stats_t before = runs_stats ();
     stream_job_t jobs[N_STREAMS];
     pthread_t threads[N_STREAMS];
     for (int i = 0; i < N_STREAMS; i++) {
@@ -377,8 +377,8 @@ Test (runs_errors, twenty_concurrent_streams_all_complete)
     for (int i = 0; i < N_STREAMS; i++) {
         http_resp_t *r = &jobs[i].r;
         cr_assert_eq (r->status, 200, "stream %d: %ld %s", i, r->status, r->body);
-        oai_stream_t s;
-        s_parse_oai_stream (r->body, &s);
+        runs_oai_stream_t s;
+        runs_parse_oai_stream (r->body, &s);
         cr_assert (s.done, "stream %d did not finish", i);
         cr_assert_eq (s.content_chunks, 200, "stream %d: %d deltas", i,
                       s.content_chunks);
@@ -390,15 +390,15 @@ Test (runs_errors, twenty_concurrent_streams_all_complete)
                                                    " w200"),
                    "stream %d ends wrong", i);
         //  Each stream carries its own id.
-        const char *id = s_str (cJSON_GetArrayItem (s.chunks, 0), "id");
+        const char *id = runs_str (cJSON_GetArrayItem (s.chunks, 0), "id");
         for (int k = 0; k < i; k++)
             cr_assert (!strstr (jobs[k].r.body, id), "id shared by %d, %d", k, i);
         cJSON_Delete (s.chunks);
     }
     for (int i = 0; i < N_STREAMS; i++)
         http_resp_free (&jobs[i].r);
-    stats_t after;
-    S_POLL_STATS (after,
+    runs_stats_t after;
+    RUNS_POLL_STATS (after,
                   after.completed >= before.completed + N_STREAMS
                       && after.active == 0,
                   10000);
@@ -414,17 +414,17 @@ s_setup_patient (void)
 {
     //  The provider would hold a stall for 60 s and the run timeout is the
     //  default 300 s: only the client's leaving can end the transfer soon.
-    s_start_with (0, 60000, 300);
+    runs_start_with (0, 60000, 300);
 }
 
-TestSuite (runs_disconnect, .init = s_setup_patient, .fini = s_stop_all,
+TestSuite (runs_disconnect, .init = s_setup_patient, .fini = runs_stop_all,
            .timeout = 60);
 
 //  Sends a POST of body to path over a raw socket; returns the socket.
 static int
 s_connect_and_post (const char *path, const char *body)
 {
-    int fd = http_raw_post (s_srv.port, path, s_auth, body);
+    int fd = http_raw_post (runs_env.srv.port, path, runs_env.auth, body);
     cr_assert (fd >= 0, "could not post to %s", path);
     return fd;
 }
@@ -446,14 +446,14 @@ static void
 s_hang_up_and_expect_abort (const char *path, const char *body,
                             const char *needle)
 {
-    stats_t before;
-    S_POLL_STATS (before, before.active == 0, 5000);
+    runs_stats_t before;
+    RUNS_POLL_STATS (before, before.active == 0, 5000);
     int fd = s_stream_until (path, body, needle);
-    stats_t mid = s_stats ();
+    runs_stats_t mid = runs_stats ();
     cr_assert_eq (mid.active, before.active + 1, "upstream call not in flight");
     close (fd);
-    stats_t after;
-    S_POLL_STATS (after,
+    runs_stats_t after;
+    RUNS_POLL_STATS (after,
                   after.aborted >= before.aborted + 1
                       && after.active == before.active,
                   5000);
@@ -483,21 +483,21 @@ Test (runs_disconnect, hang_up_before_any_output_cancels_the_upstream_call)
     //  Anthropic with thinking on: the stand-in sends a thinking delta (not
     //  part of the answer) and stalls, so the client gets no byte yet.  A
     //  reasoning model can think like this for minutes.
-    stats_t before;
-    S_POLL_STATS (before, before.active == 0, 5000);
+    runs_stats_t before;
+    RUNS_POLL_STATS (before, before.active == 0, 5000);
     int fd = s_connect_and_post ("/v1/chat/completions",
                                  "{\"model\":\"anthropic/stall\",\"stream\":true,"
                                  "\"reasoning_effort\":\"low\",\"messages\":[{"
                                  "\"role\":\"user\",\"content\":\"hi\"}]}");
-    stats_t mid;
-    S_POLL_STATS (mid, mid.active >= before.active + 1, 10000);
+    runs_stats_t mid;
+    RUNS_POLL_STATS (mid, mid.active >= before.active + 1, 10000);
     cr_assert_eq (mid.active, before.active + 1, "upstream call not made");
-    cJSON *last = s_last ();
-    cr_assert_str_eq (s_at_str (last, "body.thinking.type"), "enabled");
+    cJSON *last = runs_last ();
+    cr_assert_str_eq (runs_at_str (last, "body.thinking.type"), "enabled");
     cJSON_Delete (last);
     close (fd);
-    stats_t after;
-    S_POLL_STATS (after, after.aborted >= before.aborted + 1, 5000);
+    runs_stats_t after;
+    RUNS_POLL_STATS (after, after.aborted >= before.aborted + 1, 5000);
     cr_assert_eq (after.aborted, before.aborted + 1,
                   "the client left before the first delta, and the upstream "
                   "transfer was still open 5 s later");

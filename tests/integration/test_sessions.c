@@ -7,7 +7,7 @@
     parallelism of runs on different sessions.
     =========================================================================
 */
-#include "runs_common.h"
+#include "runs.h"
 
 #include <pthread.h>
 
@@ -16,7 +16,7 @@
 static void
 s_start_sessions (const char *sessions_json)
 {
-    s_standin_start ();
+    runs_standin_start ();
     char config[4096];
     snprintf (config, sizeof (config),
               "{\"gateway\":{\"drainTimeoutMs\":3000},"
@@ -29,12 +29,12 @@ s_start_sessions (const char *sessions_json)
               "\"agents\":{\"default\":{\"model\":\"local/echo\"},"
               "\"gpt\":{\"model\":\"openai/gpt-4o-mini\"},"
               "\"slow\":{\"model\":\"openai/slow\"}}}",
-              sessions_json, s_sbase);
+              sessions_json, runs_env.sbase);
     const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
                          "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=", NULL};
-    cr_assert_eq (served_start (&s_srv, config, env), 0,
+    cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (s_auth, sizeof (s_auth), "Authorization: Bearer %s", s_srv.token);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", runs_env.srv.token);
 }
 
 static void
@@ -60,10 +60,10 @@ s_setup_queue (void)
 
 //  One timeout for all three suites: with differing ones, criterion 2.4's
 //  runner leaks 48 bytes (seen under LeakSanitizer), failing the ASan run.
-TestSuite (sessions, .init = s_setup, .fini = s_stop_all, .timeout = 90);
-TestSuite (sessions_budget, .init = s_setup_budget, .fini = s_stop_all,
+TestSuite (sessions, .init = s_setup, .fini = runs_stop_all, .timeout = 90);
+TestSuite (sessions_budget, .init = s_setup_budget, .fini = runs_stop_all,
            .timeout = 90);
-TestSuite (sessions_queue, .init = s_setup_queue, .fini = s_stop_all,
+TestSuite (sessions_queue, .init = s_setup_queue, .fini = runs_stop_all,
            .timeout = 90);
 
 //  ---- Helpers ------------------------------------------------------------------------
@@ -77,9 +77,9 @@ s_run (const char *key, const char *agent, const char *message)
               "{\"message\":\"%s\",\"sessionKey\":\"%s\",\"agentId\":\"%s\"}",
               message, key, agent);
     http_resp_t r;
-    s_post ("/v1/agent/run", body, &r);
+    runs_post ("/v1/agent/run", body, &r);
     cr_assert_eq (r.status, 200, "run on %s: %ld %s", key, r.status, r.body);
-    cJSON *j = s_json (&r);
+    cJSON *j = runs_json (&r);
     http_resp_free (&r);
     return j;
 }
@@ -95,9 +95,9 @@ static cJSON *
 s_get_json (const char *path, long want)
 {
     http_resp_t r;
-    s_gw_get (path, &r);
+    runs_get (path, &r);
     cr_assert_eq (r.status, want, "GET %s: %ld %s", path, r.status, r.body);
-    cJSON *j = s_json (&r);
+    cJSON *j = runs_json (&r);
     http_resp_free (&r);
     return j;
 }
@@ -106,15 +106,15 @@ static void
 s_get_error (const char *path, long status, const char *code, const char *param)
 {
     http_resp_t r;
-    s_gw_get (path, &r);
-    s_assert_error (&r, status, code, param);
+    runs_get (path, &r);
+    runs_assert_error (&r, status, code, param);
     http_resp_free (&r);
 }
 
 static int
 s_count (const cJSON *j, const char *path)
 {
-    const cJSON *a = s_at (j, path);
+    const cJSON *a = runs_at (j, path);
     cr_assert (cJSON_IsArray (a), "no array at %s", path);
     return cJSON_GetArraySize (a);
 }
@@ -126,10 +126,10 @@ Test (sessions, get_returns_the_transcript_with_run_ids)
     cJSON *a = s_run ("conv-1", "default", "first words");
     cJSON *b = s_run ("conv-1", "default", "second words");
     cJSON *s = s_get_json ("/v1/sessions/conv-1", 200);
-    cr_assert_str_eq (s_str (s, "sessionKey"), "conv-1");
-    cr_assert_str_eq (s_str (s, "agentId"), "default");
-    cr_assert_str_eq (s_str (s, "channel"), "api");
-    cr_assert_eq ((int) s_at_num (s, "messageCount"), 4);
+    cr_assert_str_eq (runs_str (s, "sessionKey"), "conv-1");
+    cr_assert_str_eq (runs_str (s, "agentId"), "default");
+    cr_assert_str_eq (runs_str (s, "channel"), "api");
+    cr_assert_eq ((int) runs_at_num (s, "messageCount"), 4);
     cr_assert_eq (s_count (s, "messages"), 4);
     const char *want_roles[] = {"user", "assistant", "user", "assistant"};
     const char *want_text[] = {"first words", "first words", "second words",
@@ -138,21 +138,21 @@ Test (sessions, get_returns_the_transcript_with_run_ids)
     for (int i = 0; i < 4; i++) {
         char path[64];
         snprintf (path, sizeof (path), "messages.%d.role", i);
-        cr_assert_str_eq (s_at_str (s, path), want_roles[i]);
+        cr_assert_str_eq (runs_at_str (s, path), want_roles[i]);
         snprintf (path, sizeof (path), "messages.%d.content", i);
-        cr_assert_str_eq (s_at_str (s, path), want_text[i]);
+        cr_assert_str_eq (runs_at_str (s, path), want_text[i]);
         snprintf (path, sizeof (path), "messages.%d.runId", i);
-        cr_assert_str_eq (s_at_str (s, path), s_str (runs[i], "runId"));
+        cr_assert_str_eq (runs_at_str (s, path), runs_str (runs[i], "runId"));
         snprintf (path, sizeof (path), "messages.%d.createdAt", i);
-        const char *t = s_at_str (s, path);
+        const char *t = runs_at_str (s, path);
         //  ISO-8601 UTC: 2026-11-24T03:07:55.123Z
         cr_assert (t && strlen (t) == 24 && t[10] == 'T' && t[23] == 'Z',
                    "createdAt %s", t ? t : "(none)");
     }
-    cr_assert_str_eq (s_at_str (s, "messages.1.finishReason"), "stop");
-    cr_assert_str_eq (s_at_str (s, "messages.1.model"), "local/echo");
-    cr_assert (s_at_num (s, "messages.3.usage.totalTokens") > 0);
-    cr_assert (cJSON_IsNull (s_at (s, "nextCursor")));
+    cr_assert_str_eq (runs_at_str (s, "messages.1.finishReason"), "stop");
+    cr_assert_str_eq (runs_at_str (s, "messages.1.model"), "local/echo");
+    cr_assert (runs_at_num (s, "messages.3.usage.totalTokens") > 0);
+    cr_assert (cJSON_IsNull (runs_at (s, "nextCursor")));
     cJSON_Delete (a);
     cJSON_Delete (b);
     cJSON_Delete (s);
@@ -161,17 +161,17 @@ Test (sessions, get_returns_the_transcript_with_run_ids)
 Test (sessions, generated_key_is_a_session_uuid_and_is_listed)
 {
     http_resp_t r;
-    s_post ("/v1/agent/run", "{\"message\":\"no key given\"}", &r);
+    runs_post ("/v1/agent/run", "{\"message\":\"no key given\"}", &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
-    cJSON *j = s_json (&r);
+    cJSON *j = runs_json (&r);
     http_resp_free (&r);
-    const char *key = s_str (j, "sessionKey");
+    const char *key = runs_str (j, "sessionKey");
     cr_assert (key && !strncmp (key, "session-", 8) && strlen (key) == 44,
                "generated key %s", key ? key : "(none)");
     cJSON *list = s_get_json ("/v1/sessions", 200);
     cr_assert_eq (s_count (list, "sessions"), 1);
-    cr_assert_str_eq (s_at_str (list, "sessions.0.sessionKey"), key);
-    cr_assert_eq ((int) s_at_num (list, "sessions.0.messageCount"), 2);
+    cr_assert_str_eq (runs_at_str (list, "sessions.0.sessionKey"), key);
+    cr_assert_eq ((int) runs_at_num (list, "sessions.0.messageCount"), 2);
     cJSON_Delete (list);
     cJSON_Delete (j);
 }
@@ -181,28 +181,28 @@ Test (sessions, delete_forgets_the_session)
     s_run_drop ("gone-1", "default", "to be deleted");
     s_run_drop ("kept-1", "default", "to be kept");
     char url[256];
-    snprintf (url, sizeof (url), "%s/v1/sessions/gone-1", s_srv.base);
-    const char *headers[] = {s_auth, NULL};
+    snprintf (url, sizeof (url), "%s/v1/sessions/gone-1", runs_env.srv.base);
+    const char *headers[] = {runs_env.auth, NULL};
     http_resp_t r;
     http_do ("DELETE", url, headers, NULL, 0, &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
-    cJSON *j = s_json (&r);
-    cr_assert (cJSON_IsTrue (s_at (j, "deleted")));
+    cJSON *j = runs_json (&r);
+    cr_assert (cJSON_IsTrue (runs_at (j, "deleted")));
     cJSON_Delete (j);
     http_resp_free (&r);
     s_get_error ("/v1/sessions/gone-1", 404, "not_found", "sessionKey");
     http_do ("DELETE", url, headers, NULL, 0, &r);
-    s_assert_error (&r, 404, "not_found", "sessionKey");
+    runs_assert_error (&r, 404, "not_found", "sessionKey");
     http_resp_free (&r);
     cJSON *list = s_get_json ("/v1/sessions", 200);
     cr_assert_eq (s_count (list, "sessions"), 1);
-    cr_assert_str_eq (s_at_str (list, "sessions.0.sessionKey"), "kept-1");
+    cr_assert_str_eq (runs_at_str (list, "sessions.0.sessionKey"), "kept-1");
     cJSON_Delete (list);
     //  A new run on the deleted key starts a new, empty conversation.
     s_run_drop ("gone-1", "default", "fresh start");
     cJSON *s = s_get_json ("/v1/sessions/gone-1", 200);
-    cr_assert_eq ((int) s_at_num (s, "messageCount"), 2);
-    cr_assert_str_eq (s_at_str (s, "messages.0.content"), "fresh start");
+    cr_assert_eq ((int) runs_at_num (s, "messageCount"), 2);
+    cr_assert_str_eq (runs_at_str (s, "messages.0.content"), "fresh start");
     cJSON_Delete (s);
 }
 
@@ -224,10 +224,10 @@ Test (sessions, list_pages_newest_first_with_a_cursor)
             char p[64];
             snprintf (p, sizeof (p), "sessions.%d.sessionKey", i);
             cr_assert (seen < 5, "more sessions than made");
-            cr_assert_str_eq (s_at_str (j, p), want[seen], "position %d", seen);
+            cr_assert_str_eq (runs_at_str (j, p), want[seen], "position %d", seen);
             seen++;
         }
-        const cJSON *next = s_at (j, "nextCursor");
+        const cJSON *next = runs_at (j, "nextCursor");
         if (cJSON_IsNull (next)) {
             cJSON_Delete (j);
             break;
@@ -249,26 +249,26 @@ Test (sessions, list_filters_by_channel_and_agent)
     http_resp_t r;
     const char *oai = "{\"model\":\"local/echo\",\"messages\":[{\"role\":"
                       "\"user\",\"content\":\"from openai\"}]}";
-    s_post_raw ("/v1/chat/completions", oai, strlen (oai),
+    runs_post_raw ("/v1/chat/completions", oai, strlen (oai),
                 "X-OpenClaw-Session-Key: f-oai", &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
     http_resp_free (&r);
     cJSON *j = s_get_json ("/v1/sessions?channel=openai", 200);
     cr_assert_eq (s_count (j, "sessions"), 1);
-    cr_assert_str_eq (s_at_str (j, "sessions.0.sessionKey"), "f-oai");
-    cr_assert_str_eq (s_at_str (j, "sessions.0.channel"), "openai");
+    cr_assert_str_eq (runs_at_str (j, "sessions.0.sessionKey"), "f-oai");
+    cr_assert_str_eq (runs_at_str (j, "sessions.0.channel"), "openai");
     cJSON_Delete (j);
     j = s_get_json ("/v1/sessions?agentId=gpt", 200);
     cr_assert_eq (s_count (j, "sessions"), 1);
-    cr_assert_str_eq (s_at_str (j, "sessions.0.sessionKey"), "f-gpt");
+    cr_assert_str_eq (runs_at_str (j, "sessions.0.sessionKey"), "f-gpt");
     cJSON_Delete (j);
     j = s_get_json ("/v1/sessions?channel=api&agentId=default", 200);
     cr_assert_eq (s_count (j, "sessions"), 1);
-    cr_assert_str_eq (s_at_str (j, "sessions.0.sessionKey"), "f-api");
+    cr_assert_str_eq (runs_at_str (j, "sessions.0.sessionKey"), "f-api");
     cJSON_Delete (j);
     j = s_get_json ("/v1/sessions?channel=telegram", 200);
     cr_assert_eq (s_count (j, "sessions"), 0);
-    cr_assert (cJSON_IsNull (s_at (j, "nextCursor")));
+    cr_assert (cJSON_IsNull (runs_at (j, "nextCursor")));
     cJSON_Delete (j);
 }
 
@@ -278,16 +278,16 @@ Test (sessions, messages_page_with_a_cursor)
         s_run_drop ("m-1", "default", "paged message");
     cJSON *j = s_get_json ("/v1/sessions/m-1?limit=4", 200);
     cr_assert_eq (s_count (j, "messages"), 4);
-    cr_assert_eq ((int) s_at_num (j, "messageCount"), 6);
-    const char *cursor = s_at_str (j, "nextCursor");
+    cr_assert_eq ((int) runs_at_num (j, "messageCount"), 6);
+    const char *cursor = runs_at_str (j, "nextCursor");
     cr_assert_not_null (cursor);
     char path[256];
     snprintf (path, sizeof (path), "/v1/sessions/m-1?limit=4&cursor=%s", cursor);
     cJSON *k = s_get_json (path, 200);
     cr_assert_eq (s_count (k, "messages"), 2);
-    cr_assert_str_eq (s_at_str (k, "messages.0.role"), "user");
-    cr_assert_str_eq (s_at_str (k, "messages.1.role"), "assistant");
-    cr_assert (cJSON_IsNull (s_at (k, "nextCursor")));
+    cr_assert_str_eq (runs_at_str (k, "messages.0.role"), "user");
+    cr_assert_str_eq (runs_at_str (k, "messages.1.role"), "assistant");
+    cr_assert (cJSON_IsNull (runs_at (k, "nextCursor")));
     cJSON_Delete (j);
     cJSON_Delete (k);
 }
@@ -297,7 +297,7 @@ Test (sessions, stateless_openai_calls_are_not_recorded)
     http_resp_t r;
     const char *body = "{\"model\":\"local/echo\",\"messages\":[{\"role\":\"user\","
                        "\"content\":\"not recorded\"}]}";
-    s_post ("/v1/chat/completions", body, &r);
+    runs_post ("/v1/chat/completions", body, &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
     http_resp_free (&r);
     cJSON *j = s_get_json ("/v1/sessions", 200);
@@ -318,27 +318,27 @@ Test (sessions, bad_keys_limits_and_cursors_are_400)
         "{\"message\":\"x\",\"sessionKey\":\"caf\\u00e9\"}",
     };
     for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
-        s_post ("/v1/agent/run", bad[i], &r);
-        s_assert_error (&r, 400, "invalid_request", "sessionKey");
+        runs_post ("/v1/agent/run", bad[i], &r);
+        runs_assert_error (&r, 400, "invalid_request", "sessionKey");
         http_resp_free (&r);
     }
     char body[512], key[200];
     memset (key, 'k', 129);
     key[129] = 0;
     snprintf (body, sizeof (body), "{\"message\":\"x\",\"sessionKey\":\"%s\"}", key);
-    s_post ("/v1/agent/run", body, &r);
-    s_assert_error (&r, 400, "invalid_request", "sessionKey");
+    runs_post ("/v1/agent/run", body, &r);
+    runs_assert_error (&r, 400, "invalid_request", "sessionKey");
     http_resp_free (&r);
     key[128] = 0;   //  128 is the longest allowed
     snprintf (body, sizeof (body), "{\"message\":\"x\",\"sessionKey\":\"%s\"}", key);
-    s_post ("/v1/agent/run", body, &r);
+    runs_post ("/v1/agent/run", body, &r);
     cr_assert_eq (r.status, 200, "128-character key: %s", r.body);
     http_resp_free (&r);
     const char *oai = "{\"model\":\"local/echo\",\"messages\":[{\"role\":"
                       "\"user\",\"content\":\"x\"}]}";
-    s_post_raw ("/v1/chat/completions", oai, strlen (oai),
+    runs_post_raw ("/v1/chat/completions", oai, strlen (oai),
                 "X-OpenClaw-Session-Key: no good", &r);
-    s_assert_error (&r, 400, "invalid_request", "sessionKey");
+    runs_assert_error (&r, 400, "invalid_request", "sessionKey");
     http_resp_free (&r);
     s_get_error ("/v1/sessions/has%20space", 400, "invalid_request", "sessionKey");
     s_get_error ("/v1/sessions/", 400, "invalid_request", "sessionKey");
@@ -360,16 +360,16 @@ Test (sessions, bad_keys_limits_and_cursors_are_400)
 Test (sessions, unknown_agent_or_model_records_nothing)
 {
     http_resp_t r;
-    s_post ("/v1/agent/run",
+    runs_post ("/v1/agent/run",
             "{\"message\":\"x\",\"sessionKey\":\"u-1\",\"agentId\":\"nobody\"}",
             &r);
-    s_assert_error (&r, 404, "not_found", "agentId");
+    runs_assert_error (&r, 404, "not_found", "agentId");
     http_resp_free (&r);
-    s_post ("/v1/agent/run",
+    runs_post ("/v1/agent/run",
             "{\"message\":\"x\",\"sessionKey\":\"u-1\",\"options\":"
             "{\"model\":\"openai/nope\"}}",
             &r);
-    s_assert_error (&r, 404, "not_found", "model");
+    runs_assert_error (&r, 404, "not_found", "model");
     http_resp_free (&r);
     s_get_error ("/v1/sessions/u-1", 404, "not_found", "sessionKey");
 }
@@ -380,7 +380,7 @@ Test (sessions, unknown_agent_or_model_records_nothing)
 static cJSON *
 s_upstream_messages (void)
 {
-    cJSON *last = s_last ();
+    cJSON *last = runs_last ();
     cJSON *m = cJSON_DetachItemFromObject (cJSON_GetObjectItemCaseSensitive (
                                                last, "body"),
                                            "messages");
@@ -394,8 +394,8 @@ s_assert_message (const cJSON *msgs, int i, const char *role, const char *text)
 {
     const cJSON *m = cJSON_GetArrayItem (msgs, i);
     cr_assert_not_null (m, "no message %d", i);
-    cr_assert_str_eq (s_str (m, "role"), role, "message %d", i);
-    const char *c = s_str (m, "content");
+    cr_assert_str_eq (runs_str (m, "role"), role, "message %d", i);
+    const char *c = runs_str (m, "content");
     cr_assert (c && strstr (c, text), "message %d is '%s', want '%s'", i,
                c ? c : "(none)", text);
 }
@@ -423,18 +423,18 @@ Test (sessions, failed_runs_are_recorded_but_not_context)
 {
     s_run_drop ("fail-1", "gpt", "good one");
     http_resp_t r;
-    s_post ("/v1/agent/run",
+    runs_post ("/v1/agent/run",
             "{\"message\":\"the failing one\",\"sessionKey\":\"fail-1\","
             "\"options\":{\"model\":\"openai/error-500\"}}",
             &r);
-    s_assert_error (&r, 503, "service_unavailable", NULL);
+    runs_assert_error (&r, 503, "service_unavailable", NULL);
     http_resp_free (&r);
     cJSON *s = s_get_json ("/v1/sessions/fail-1", 200);
-    cr_assert_eq ((int) s_at_num (s, "messageCount"), 4);
-    cr_assert_str_eq (s_at_str (s, "messages.2.content"), "the failing one");
-    cr_assert_str_eq (s_at_str (s, "messages.3.role"), "assistant");
-    cr_assert_str_eq (s_at_str (s, "messages.3.finishReason"), "error");
-    cr_assert_str_eq (s_at_str (s, "messages.3.error.code"),
+    cr_assert_eq ((int) runs_at_num (s, "messageCount"), 4);
+    cr_assert_str_eq (runs_at_str (s, "messages.2.content"), "the failing one");
+    cr_assert_str_eq (runs_at_str (s, "messages.3.role"), "assistant");
+    cr_assert_str_eq (runs_at_str (s, "messages.3.finishReason"), "error");
+    cr_assert_str_eq (runs_at_str (s, "messages.3.error.code"),
                       "service_unavailable");
     cJSON_Delete (s);
     //  The next run's context skips the failed exchange.
@@ -462,7 +462,7 @@ Test (sessions_budget, only_the_newest_messages_fit_the_budget)
     cJSON_Delete (m);
     //  The transcript itself keeps everything.
     cJSON *s = s_get_json ("/v1/sessions/b-1", 200);
-    cr_assert_eq ((int) s_at_num (s, "messageCount"), 6);
+    cr_assert_eq ((int) runs_at_num (s, "messageCount"), 6);
     cJSON_Delete (s);
 }
 
@@ -484,12 +484,12 @@ s_job (void *arg)
               "{\"message\":\"%s\",\"sessionKey\":\"%s\",\"agentId\":\"slow\"}",
               job->message, job->key);
     char url[128];
-    snprintf (url, sizeof (url), "%s/v1/agent/run", s_srv.base);
-    const char *headers[] = {s_auth, "Content-Type: application/json", NULL};
+    snprintf (url, sizeof (url), "%s/v1/agent/run", runs_env.srv.base);
+    const char *headers[] = {runs_env.auth, "Content-Type: application/json", NULL};
     http_resp_t r;
-    job->started = s_now_ms ();
+    job->started = harness_now_ms ();
     http_do ("POST", url, headers, body, strlen (body), &r);
-    job->ended = s_now_ms ();
+    job->ended = harness_now_ms ();
     job->status = r.status;
     http_resp_free (&r);
     return NULL;
@@ -502,13 +502,13 @@ s_wait_messages (const char *key, int n_messages)
 {
     char path[128];
     snprintf (path, sizeof (path), "/v1/sessions/%s", key);
-    long long until = s_now_ms () + 20000;
-    while (s_now_ms () < until) {
+    long long until = harness_now_ms () + 20000;
+    while (harness_now_ms () < until) {
         http_resp_t r;
-        s_gw_get (path, &r);
+        runs_get (path, &r);
         cJSON *j = r.status == 200 ? cJSON_Parse (r.body) : NULL;
         http_resp_free (&r);
-        int n = j ? (int) cJSON_GetNumberValue (s_at (j, "messageCount")) : 0;
+        int n = j ? (int) cJSON_GetNumberValue (runs_at (j, "messageCount")) : 0;
         cJSON_Delete (j);
         if (n >= n_messages)
             return;
@@ -559,10 +559,10 @@ Test (sessions, runs_on_one_session_go_one_after_another_in_arrival_order)
         char p[64], want[64];
         snprintf (want, sizeof (want), "turn %d", i);
         snprintf (p, sizeof (p), "messages.%d.content", 2 * i);
-        cr_assert_str_eq (s_at_str (s, p), want);
+        cr_assert_str_eq (runs_at_str (s, p), want);
         snprintf (p, sizeof (p), "messages.%d.content", 2 * i + 1);
-        cr_assert (strstr (s_at_str (s, p), want), "reply %d: %s", i,
-                   s_at_str (s, p));
+        cr_assert (strstr (runs_at_str (s, p), want), "reply %d: %s", i,
+                   runs_at_str (s, p));
     }
     cJSON_Delete (s);
 }
@@ -573,7 +573,7 @@ Test (sessions, runs_on_different_sessions_run_in_parallel)
     //  about 500 ms together; one after another they would take 2 s.
     job_t jobs[4];
     pthread_t th[4];
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     for (int i = 0; i < 4; i++) {
         memset (&jobs[i], 0, sizeof (jobs[i]));
         snprintf (jobs[i].key, sizeof (jobs[i].key), "par-%d", i);
@@ -582,7 +582,7 @@ Test (sessions, runs_on_different_sessions_run_in_parallel)
     }
     for (int i = 0; i < 4; i++)
         pthread_join (th[i], NULL);
-    long long took = s_now_ms () - t0;
+    long long took = harness_now_ms () - t0;
     for (int i = 0; i < 4; i++)
         cr_assert_eq (jobs[i].status, 200, "run %d: %ld", i, jobs[i].status);
     cr_assert (took < 1700, "four slow runs on four sessions took %lld ms", took);
@@ -601,16 +601,16 @@ Test (sessions_queue, a_full_session_queue_answers_429)
         s_wait_messages ("q-1", i + 1);
     }
     http_resp_t r;
-    s_post ("/v1/agent/run",
+    runs_post ("/v1/agent/run",
             "{\"message\":\"one too many\",\"sessionKey\":\"q-1\"}", &r);
-    s_assert_error (&r, 429, "rate_limited", NULL);
+    runs_assert_error (&r, 429, "rate_limited", NULL);
     http_resp_free (&r);
     for (int i = 0; i < 2; i++)
         pthread_join (th[i], NULL);
     for (int i = 0; i < 2; i++)
         cr_assert_eq (jobs[i].status, 200);
     //  Once they are done the session takes runs again.
-    s_post ("/v1/agent/run",
+    runs_post ("/v1/agent/run",
             "{\"message\":\"room again\",\"sessionKey\":\"q-1\"}", &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
     http_resp_free (&r);
@@ -628,11 +628,11 @@ Test (sessions, openai_calls_with_the_header_record_the_last_exchange)
         "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
         "\"the new \"},{\"type\":\"text\",\"text\":\"question\"}]}]}";
     http_resp_t r;
-    s_post_raw ("/v1/chat/completions", body, strlen (body),
+    runs_post_raw ("/v1/chat/completions", body, strlen (body),
                 "X-OpenClaw-Session-Key: oai-1", &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
-    oai_stream_t st;
-    s_parse_oai_stream (r.body, &st);
+    runs_oai_stream_t st;
+    runs_parse_oai_stream (r.body, &st);
     cr_assert (st.done);
     http_resp_free (&r);
     cJSON *m = s_upstream_messages ();
@@ -641,11 +641,11 @@ Test (sessions, openai_calls_with_the_header_record_the_last_exchange)
     s_assert_message (m, 1, "user", "earlier question");
     cJSON_Delete (m);
     cJSON *s = s_get_json ("/v1/sessions/oai-1", 200);
-    cr_assert_eq ((int) s_at_num (s, "messageCount"), 2);
-    cr_assert_str_eq (s_at_str (s, "channel"), "openai");
-    cr_assert_str_eq (s_at_str (s, "messages.0.content"), "the new question");
-    cr_assert_str_eq (s_at_str (s, "messages.1.content"), st.text);
-    cr_assert_str_eq (s_at_str (s, "messages.1.model"), "openai/gpt-4o-mini");
+    cr_assert_eq ((int) runs_at_num (s, "messageCount"), 2);
+    cr_assert_str_eq (runs_at_str (s, "channel"), "openai");
+    cr_assert_str_eq (runs_at_str (s, "messages.0.content"), "the new question");
+    cr_assert_str_eq (runs_at_str (s, "messages.1.content"), st.text);
+    cr_assert_str_eq (runs_at_str (s, "messages.1.model"), "openai/gpt-4o-mini");
     cJSON_Delete (st.chunks);
     cJSON_Delete (s);
 }

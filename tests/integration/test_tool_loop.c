@@ -10,7 +10,7 @@
     loopback.
     =========================================================================
 */
-#include "runs_common.h"
+#include "runs.h"
 
 #include <civetweb.h>
 #include <pthread.h>
@@ -49,7 +49,7 @@ s_setup (void)
     s_page_port = ports[0].port;
     cr_assert (access ("/usr/bin/chromium", X_OK) == 0,
                "/usr/bin/chromium is missing: `make test` installs it");
-    s_standin_start ();
+    runs_standin_start ();
     char config[2048];
     snprintf (config, sizeof (config),
               "{\"gateway\":{\"drainTimeoutMs\":3000},"
@@ -58,18 +58,18 @@ s_setup (void)
               "\"%s/v1\",\"apiKey\":\"" OPENAI_KEY "\",\"models\":[\"tool\"]}},"
               "\"agents\":{\"web\":{\"model\":\"openai/tool\","
               "\"tools\":[\"browser\"],\"maxToolSteps\":3}}}",
-              s_sbase);
+              runs_env.sbase);
     const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
                          "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=", NULL};
-    cr_assert_eq (served_start (&s_srv, config, env), 0,
+    cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (s_auth, sizeof (s_auth), "Authorization: Bearer %s", s_srv.token);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", runs_env.srv.token);
 }
 
 static void
 s_teardown (void)
 {
-    s_stop_all ();
+    runs_stop_all ();
     if (s_pages)
         mg_stop (s_pages);
     s_pages = NULL;
@@ -93,28 +93,28 @@ s_assert_stored (const char *key, const char *run_id)
     char path[128];
     snprintf (path, sizeof (path), "/v1/sessions/%s", key);
     http_resp_t r;
-    s_gw_get (path, &r);
+    runs_get (path, &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
-    cJSON *s = s_json (&r);
+    cJSON *s = runs_json (&r);
     http_resp_free (&r);
-    cr_assert_eq ((int) s_at_num (s, "messageCount"), 4, "%s",
+    cr_assert_eq ((int) runs_at_num (s, "messageCount"), 4, "%s",
                   cJSON_PrintUnformatted (s));
-    cr_assert_str_eq (s_at_str (s, "messages.0.role"), "user");
-    cr_assert_str_eq (s_at_str (s, "messages.1.role"), "assistant");
-    cr_assert_str_eq (s_at_str (s, "messages.1.toolCalls.0.function.name"),
+    cr_assert_str_eq (runs_at_str (s, "messages.0.role"), "user");
+    cr_assert_str_eq (runs_at_str (s, "messages.1.role"), "assistant");
+    cr_assert_str_eq (runs_at_str (s, "messages.1.toolCalls.0.function.name"),
                       "browser_navigate");
-    cr_assert_str_eq (s_at_str (s, "messages.2.role"), "tool");
-    cr_assert (strstr (s_at_str (s, "messages.2.content"), PAGE_TITLE),
-               "tool message: %s", s_at_str (s, "messages.2.content"));
-    cr_assert_str_eq (s_at_str (s, "messages.2.toolCallId"),
-                      s_at_str (s, "messages.1.toolCalls.0.id"));
-    cr_assert_str_eq (s_at_str (s, "messages.3.role"), "assistant");
-    cr_assert_str_eq (s_at_str (s, "messages.3.finishReason"), "stop");
-    cr_assert (strstr (s_at_str (s, "messages.3.content"), PAGE_TITLE));
+    cr_assert_str_eq (runs_at_str (s, "messages.2.role"), "tool");
+    cr_assert (strstr (runs_at_str (s, "messages.2.content"), PAGE_TITLE),
+               "tool message: %s", runs_at_str (s, "messages.2.content"));
+    cr_assert_str_eq (runs_at_str (s, "messages.2.toolCallId"),
+                      runs_at_str (s, "messages.1.toolCalls.0.id"));
+    cr_assert_str_eq (runs_at_str (s, "messages.3.role"), "assistant");
+    cr_assert_str_eq (runs_at_str (s, "messages.3.finishReason"), "stop");
+    cr_assert (strstr (runs_at_str (s, "messages.3.content"), PAGE_TITLE));
     for (int i = 0; i < 4; i++) {
         char p[48];
         snprintf (p, sizeof (p), "messages.%d.runId", i);
-        cr_assert_str_eq (s_at_str (s, p), run_id);
+        cr_assert_str_eq (runs_at_str (s, p), run_id);
     }
     cJSON_Delete (s);
 }
@@ -127,37 +127,37 @@ Test (tool_loop, sse_model_tool_browser_model_in_order_and_stored)
               "{\"message\":\"%s\",\"sessionKey\":\"tl-sse\",\"agentId\":\"web\"}",
               msg);
     http_resp_t r;
-    s_post ("/v1/agent/run/stream", body, &r);
+    runs_post ("/v1/agent/run/stream", body, &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
-    cJSON *frames = s_parse_frames (r.body);
+    cJSON *frames = runs_parse_frames (r.body);
     http_resp_free (&r);
     int at_call = -1, at_result = -1, at_delta = -1, at_done = -1, i = 0;
     char text[4096] = "";
     const char *run_id = NULL;
     for (const cJSON *f = frames->child; f; f = f->next, i++) {
-        const char *ev = s_str (f, "event");
+        const char *ev = runs_str (f, "event");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive (f, "data");
-        run_id = s_str (d, "runId") ? s_str (d, "runId") : run_id;
+        run_id = runs_str (d, "runId") ? runs_str (d, "runId") : run_id;
         if (!strcmp (ev, "tool.call")) {
             cr_assert_eq (at_call, -1, "two tool.call frames");
             at_call = i;
-            cr_assert_str_eq (s_str (d, "tool"), "browser_navigate");
+            cr_assert_str_eq (runs_str (d, "tool"), "browser_navigate");
             char want[96];
             snprintf (want, sizeof (want), "http://127.0.0.1:%d/page", s_page_port);
-            cr_assert_str_eq (s_at_str (d, "params.url"), want);
-            cr_assert (s_str (d, "callId") && *s_str (d, "callId"));
+            cr_assert_str_eq (runs_at_str (d, "params.url"), want);
+            cr_assert (runs_str (d, "callId") && *runs_str (d, "callId"));
         }
         else if (!strcmp (ev, "tool.result")) {
             at_result = i;
-            cr_assert_str_eq (s_str (d, "tool"), "browser_navigate");
-            cr_assert_str_eq (s_at_str (d, "result.title"), PAGE_TITLE,
+            cr_assert_str_eq (runs_str (d, "tool"), "browser_navigate");
+            cr_assert_str_eq (runs_at_str (d, "result.title"), PAGE_TITLE,
                               "result: %s", cJSON_PrintUnformatted (d));
-            cr_assert_eq ((int) s_at_num (d, "result.status"), 200);
+            cr_assert_eq ((int) runs_at_num (d, "result.status"), 200);
         }
         else if (!strcmp (ev, "delta")) {
             if (at_delta < 0)
                 at_delta = i;
-            strncat (text, s_str (d, "delta"), sizeof (text) - strlen (text) - 1);
+            strncat (text, runs_str (d, "delta"), sizeof (text) - strlen (text) - 1);
         }
         else if (!strcmp (ev, "done"))
             at_done = i;
@@ -171,15 +171,15 @@ Test (tool_loop, sse_model_tool_browser_model_in_order_and_stored)
     cr_assert (strstr (text, "Tool said:") && strstr (text, PAGE_TITLE),
                "final text: %s", text);
     //  The model's second request carried the call and its result.
-    cJSON *last = s_last ();
-    const cJSON *msgs = s_at (last, "body.messages");
+    cJSON *last = runs_last ();
+    const cJSON *msgs = runs_at (last, "body.messages");
     int n = cJSON_GetArraySize (msgs);
     cr_assert (n >= 3);
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (msgs, n - 1), "role"), "tool");
-    cr_assert (strstr (s_str (cJSON_GetArrayItem (msgs, n - 1), "content"),
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, n - 1), "role"), "tool");
+    cr_assert (strstr (runs_str (cJSON_GetArrayItem (msgs, n - 1), "content"),
                        PAGE_TITLE));
     cr_assert (cJSON_IsArray (
-        s_at (cJSON_GetArrayItem (msgs, n - 2), "tool_calls")));
+        runs_at (cJSON_GetArrayItem (msgs, n - 2), "tool_calls")));
     cJSON_Delete (last);
     s_assert_stored ("tl-sse", run_id);
     cJSON_Delete (frames);
@@ -218,12 +218,12 @@ s_ws_close (const struct mg_connection *conn, void *arg)
 static int
 s_ws_wait (ws_log_t *log, const char *type, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
-    while (s_now_ms () < until) {
+    long long until = harness_now_ms () + timeout_ms;
+    while (harness_now_ms () < until) {
         pthread_mutex_lock (&log->lock);
         int i = 0, found = -1;
         for (const cJSON *f = log->frames->child; f; f = f->next, i++)
-            if (s_str (f, "type") && !strcmp (s_str (f, "type"), type)) {
+            if (runs_str (f, "type") && !strcmp (runs_str (f, "type"), type)) {
                 found = i;
                 break;
             }
@@ -241,9 +241,9 @@ Test (tool_loop, websocket_sees_tool_events_in_order)
     pthread_mutex_init (&log.lock, NULL);
     log.frames = cJSON_CreateArray ();
     char path[256], err[256] = "";
-    snprintf (path, sizeof (path), "/?token=%s", s_srv.token);
+    snprintf (path, sizeof (path), "/?token=%s", runs_env.srv.token);
     struct mg_connection *ws = mg_connect_websocket_client (
-        "127.0.0.1", s_srv.port, 0, err, sizeof (err), path, NULL, s_ws_data,
+        "127.0.0.1", runs_env.srv.port, 0, err, sizeof (err), path, NULL, s_ws_data,
         s_ws_close, &log);
     cr_assert_not_null (ws, "WebSocket connect: %s", err);
     cr_assert_geq (s_ws_wait (&log, "connected", 10000), 0);
@@ -261,25 +261,25 @@ Test (tool_loop, websocket_sees_tool_events_in_order)
     long long last_seq = 0;
     const char *run_id = NULL;
     for (const cJSON *f = log.frames->child; f; f = f->next, i++) {
-        const char *t = s_str (f, "type");
+        const char *t = runs_str (f, "type");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive (f, "data");
         if (!strcmp (t, "response"))
-            run_id = s_at_str (f, "result.runId");
+            run_id = runs_at_str (f, "result.runId");
         if (!strncmp (t, "chat.", 5) || !strncmp (t, "tool.", 5)) {
-            long long seq = (long long) s_at_num (f, "data.seq");
+            long long seq = (long long) runs_at_num (f, "data.seq");
             cr_assert_gt (seq, last_seq, "%s seq %lld after %lld", t, seq,
                           last_seq);
             last_seq = seq;
-            cr_assert_str_eq (s_str (d, "runId"), run_id);
+            cr_assert_str_eq (runs_str (d, "runId"), run_id);
         }
         if (!strcmp (t, "tool.call") && call < 0)
             call = i;
         if (!strcmp (t, "tool.result") && result < 0) {
             result = i;
-            cr_assert_str_eq (s_at_str (d, "result.title"), PAGE_TITLE);
+            cr_assert_str_eq (runs_at_str (d, "result.title"), PAGE_TITLE);
         }
-        if (!strcmp (t, "chat.delta") && delta < 0 && s_str (d, "delta")
-            && *s_str (d, "delta") && result >= 0)
+        if (!strcmp (t, "chat.delta") && delta < 0 && runs_str (d, "delta")
+            && *runs_str (d, "delta") && result >= 0)
             delta = i;
     }
     cr_assert (call >= 0 && result > call && delta > result && done > delta,
@@ -287,7 +287,7 @@ Test (tool_loop, websocket_sees_tool_events_in_order)
                delta, done);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive (
         cJSON_GetArrayItem (log.frames, done), "data");
-    cr_assert (strstr (s_str (d, "response"), PAGE_TITLE));
+    cr_assert (strstr (runs_str (d, "response"), PAGE_TITLE));
     char rid[80];
     snprintf (rid, sizeof (rid), "%s", run_id);
     pthread_mutex_unlock (&log.lock);

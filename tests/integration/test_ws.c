@@ -15,7 +15,7 @@
     runs until they deliver.
     =========================================================================
 */
-#include "runs_common.h"
+#include "runs.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -52,13 +52,13 @@ s_start (const opts_t *o)
     mg_init_library (0);
     char providers[1024];
     if (o->standin) {
-        s_standin_start ();
+        runs_standin_start ();
         snprintf (providers, sizeof (providers),
                   "\"local\":{\"echoDelayMs\":%d},"
                   "\"openai\":{\"type\":\"openai\",\"baseUrl\":\"%s/v1\","
                   "\"apiKey\":\"" OPENAI_KEY "\",\"models\":[\"gpt-4o-mini\","
                   "\"stall\",\"slow\"],\"stallTimeoutMs\":120000}",
-                  o->echo_delay_ms, s_sbase);
+                  o->echo_delay_ms, runs_env.sbase);
     }
     else
         snprintf (providers, sizeof (providers), "\"local\":{\"echoDelayMs\":%d}",
@@ -92,10 +92,10 @@ s_start (const opts_t *o)
                          "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
                          "CLAWGATE_TOKEN=", "CLAWGATE_PASSWORD=", "CLAWGATE_AUTH=",
                          NULL};
-    cr_assert_eq (served_start (&s_srv, config, env), 0,
+    cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (s_srv.token, sizeof (s_srv.token), "%s", MAIN_TOKEN);
-    snprintf (s_auth, sizeof (s_auth), "Authorization: Bearer %s", MAIN_TOKEN);
+    snprintf (runs_env.srv.token, sizeof (runs_env.srv.token), "%s", MAIN_TOKEN);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", MAIN_TOKEN);
 }
 
 //  The multi-process shape, for the tests that need two session workers.
@@ -115,8 +115,8 @@ s_fini (void)
             unlink (all[i]->err_path);
         }
     if (s_cluster.dir[0])
-        nftw (s_cluster.dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    s_stop_all ();
+        harness_rmtree (s_cluster.dir);
+    runs_stop_all ();
     mg_exit_library ();
 }
 
@@ -127,7 +127,7 @@ s_http_session (const char *key)
     char path[256];
     snprintf (path, sizeof (path), "/v1/sessions/%s", key);
     http_resp_t r;
-    s_gw_get (path, &r);
+    runs_get (path, &r);
     cJSON *j = r.status == 200 ? cJSON_Parse (r.body) : NULL;
     http_resp_free (&r);
     return j;
@@ -141,7 +141,7 @@ s_stored_replies (const cJSON *session, const char *run_id, const cJSON **last)
     const cJSON *m;
     cJSON_ArrayForEach (m, cJSON_GetObjectItemCaseSensitive (session, "messages"))
     {
-        const char *role = s_str (m, "role"), *rid = s_str (m, "runId");
+        const char *role = runs_str (m, "role"), *rid = runs_str (m, "runId");
         if (role && !strcmp (role, "assistant") && rid && !strcmp (rid, run_id)) {
             n++;
             if (last)
@@ -156,13 +156,13 @@ s_stored_replies (const cJSON *session, const char *run_id, const cJSON **last)
 static cJSON *
 s_wait_stored (const char *key, const char *run_id, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
         cJSON *j = s_http_session (key);
         if (j && s_stored_replies (j, run_id, NULL) > 0)
             return j;
         cJSON_Delete (j);
-        if (s_now_ms () >= until)
+        if (harness_now_ms () >= until)
             return NULL;
         usleep (50000);
     }
@@ -204,7 +204,7 @@ typedef struct {
 static const char *
 s_type (const cJSON *f)
 {
-    return f ? s_str (f, "type") : NULL;
+    return f ? runs_str (f, "type") : NULL;
 }
 
 static void
@@ -277,7 +277,7 @@ wsc_open (const char *path, char *err, size_t errcap)
     pthread_mutex_init (&c->lock, NULL);
     pthread_cond_init (&c->cond, NULL);
     char ebuf[256] = "";
-    c->conn = mg_connect_websocket_client ("127.0.0.1", s_srv.port, 0, ebuf,
+    c->conn = mg_connect_websocket_client ("127.0.0.1", runs_env.srv.port, 0, ebuf,
                                            sizeof (ebuf), path, NULL,
                                            s_wsc_on_data, s_wsc_on_close, c);
     if (err)
@@ -322,7 +322,7 @@ static const cJSON *
 wsc_wait (wsc_t *c, size_t *from, match_fn *match, const void *arg,
           int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     size_t i = from ? *from : 0;
     pthread_mutex_lock (&c->lock);
     while (true) {
@@ -334,7 +334,7 @@ wsc_wait (wsc_t *c, size_t *from, match_fn *match, const void *arg,
                     *from = i + 1;
                 return f;
             }
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0 || c->closed)
             break;
         struct timespec ts;
@@ -384,7 +384,7 @@ s_match_run (const cJSON *f, const void *arg)
 {
     const run_match_t *m = (const run_match_t *) arg;
     const char *t = s_type (f);
-    const char *rid = s_at_str (f, "data.runId");
+    const char *rid = runs_at_str (f, "data.runId");
     if (!t || !rid || strcmp (rid, m->run_id))
         return false;
     if (m->type)
@@ -431,10 +431,10 @@ s_assert_ws_error (const cJSON *r, const char *code, const char *type,
     cr_assert_str_eq (s_type (r), "error", "%s", text);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive (r, "error");
     cr_assert (cJSON_IsObject (e), "%s", text);
-    cr_assert_str_eq (s_str (e, "code") ? s_str (e, "code") : "(none)", code,
+    cr_assert_str_eq (runs_str (e, "code") ? runs_str (e, "code") : "(none)", code,
                       "%s", text);
-    cr_assert (s_str (e, "message") && *s_str (e, "message"), "%s", text);
-    cr_assert_str_eq (s_str (e, "type") ? s_str (e, "type") : "(none)", type,
+    cr_assert (runs_str (e, "message") && *runs_str (e, "message"), "%s", text);
+    cr_assert_str_eq (runs_str (e, "type") ? runs_str (e, "type") : "(none)", type,
                       "%s", text);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive (e, "param");
     cr_assert_not_null (p, "no param: %s", text);
@@ -468,10 +468,10 @@ wsc_run (wsc_t *c, int id, const char *key, const char *message, const char *ext
     }
     const cJSON *res = wsc_result (c, id, "chat.run", params);
     free (params);
-    const char *rid = s_str (res, "runId");
+    const char *rid = runs_str (res, "runId");
     cr_assert (rid && !strncmp (rid, "run-", 4), "bad runId");
     if (key)
-        cr_assert_str_eq (s_str (res, "sessionKey"), key);
+        cr_assert_str_eq (runs_str (res, "sessionKey"), key);
     snprintf (run_id, cap, "%s", rid);
 }
 
@@ -491,7 +491,7 @@ wsc_run_events (wsc_t *c, const char *run_id)
     pthread_mutex_lock (&c->lock);
     for (size_t i = 0; i < c->n; i++) {
         const cJSON *f = c->frames[i];
-        const char *rid = f ? s_at_str (f, "data.runId") : NULL;
+        const char *rid = f ? runs_at_str (f, "data.runId") : NULL;
         const char *t = s_type (f);
         if (rid && !strcmp (rid, run_id) && t && strcmp (t, "response"))
             cJSON_AddItemToArray (out, cJSON_Duplicate (f, 1));
@@ -513,9 +513,9 @@ wsc_close (wsc_t **cp)
     if (!closed) {
         mg_websocket_client_write (c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE,
                                    "\x03\xe8", 2);
-        long long until = s_now_ms () + 10000;
+        long long until = harness_now_ms () + 10000;
         pthread_mutex_lock (&c->lock);
-        while (!c->closed && s_now_ms () < until) {
+        while (!c->closed && harness_now_ms () < until) {
             struct timespec ts;
             clock_gettime (CLOCK_REALTIME, &ts);
             ts.tv_nsec += 50000000;
@@ -600,7 +600,7 @@ raw_open (raw_t *r, const char *path, const char *headers, int rcvbuf,
         setsockopt (r->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof (rcvbuf));
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
-    a.sin_port = htons ((uint16_t) s_srv.port);
+    a.sin_port = htons ((uint16_t) runs_env.srv.port);
     a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     cr_assert_eq (connect (r->fd, (struct sockaddr *) &a, sizeof (a)), 0,
                   "connect: %s", strerror (errno));
@@ -610,12 +610,12 @@ raw_open (raw_t *r, const char *path, const char *headers, int rcvbuf,
                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                       "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                      path, s_srv.port, headers ? headers : "");
+                      path, runs_env.srv.port, headers ? headers : "");
     cr_assert_eq (send (r->fd, req, (size_t) n, MSG_NOSIGNAL), n);
-    long long until = s_now_ms () + WAIT_MS;
+    long long until = harness_now_ms () + WAIT_MS;
     char *end = NULL;
     while (!(end = r->len ? memmem (r->buf, r->len, "\r\n\r\n", 4) : NULL)) {
-        cr_assert (s_now_ms () < until, "no response head");
+        cr_assert (harness_now_ms () < until, "no response head");
         cr_assert (s_raw_read (r, 100) >= 0, "connection closed before a head");
     }
     size_t hl = (size_t) (end - r->buf) + 4;
@@ -634,7 +634,7 @@ raw_open (raw_t *r, const char *path, const char *headers, int rcvbuf,
             if (!strncasecmp (line, "Content-Length:", 15))
                 cl = atol (line + 15);
         }
-        while (cl >= 0 && r->len < (size_t) cl && s_now_ms () < until)
+        while (cl >= 0 && r->len < (size_t) cl && harness_now_ms () < until)
             if (s_raw_read (r, 100) < 0)
                 break;
         size_t bl = cl >= 0 && (size_t) cl < r->len ? (size_t) cl : r->len;
@@ -691,7 +691,7 @@ raw_send_text (raw_t *r, const char *text)
 static int
 raw_recv (raw_t *r, int *opcode, char **payload, size_t *len, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
         if (r->len >= 2) {
             const unsigned char *b = (const unsigned char *) r->buf;
@@ -720,7 +720,7 @@ raw_recv (raw_t *r, int *opcode, char **payload, size_t *len, int timeout_ms)
                 return 0;
             }
         }
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0)
             return -1;
         if (s_raw_read (r, (int) (left < 100 ? left : 100)) < 0)
@@ -733,12 +733,12 @@ raw_recv (raw_t *r, int *opcode, char **payload, size_t *len, int timeout_ms)
 static cJSON *
 raw_wait_type (raw_t *r, const char *type, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
         int op;
         char *p;
         size_t n;
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0 || raw_recv (r, &op, &p, &n, (int) left))
             return NULL;
         cJSON *j = op == 1 ? cJSON_ParseWithLength (p, n) : NULL;
@@ -800,16 +800,16 @@ s_tap_pump (tap_t *t, int timeout_ms)
 static const cJSON *
 s_tap_wait (tap_t *t, const char *topic, const char *run_id, int timeout_ms)
 {
-    long long until = s_now_ms () + timeout_ms;
+    long long until = harness_now_ms () + timeout_ms;
     while (true) {
         const cJSON *l;
         cJSON_ArrayForEach (l, t->lines)
         {
-            const char *tp = s_str (l, "topic"), *rid = s_at_str (l, "data.runId");
+            const char *tp = runs_str (l, "topic"), *rid = runs_at_str (l, "data.runId");
             if (tp && !strcmp (tp, topic) && rid && !strcmp (rid, run_id))
                 return l;
         }
-        long long left = until - s_now_ms ();
+        long long left = until - harness_now_ms ();
         if (left <= 0)
             return NULL;
         s_tap_pump (t, (int) (left < 100 ? left : 100));
@@ -843,10 +843,10 @@ s_assert_connected (const cJSON *f, char *client_id, size_t cap)
     cr_assert_not_null (f, "no connected frame");
     char *text = cJSON_PrintUnformatted (f);
     cr_assert_str_eq (s_type (f), "connected", "%s", text);
-    const char *id = s_at_str (f, "data.clientId");
+    const char *id = runs_at_str (f, "data.clientId");
     cr_assert (s_is_uuid (id), "clientId is not a uuid: %s", text);
-    cr_assert_str_eq (s_at_str (f, "data.gatewayVersion"), "0.1.0", "%s", text);
-    const cJSON *caps = s_at (f, "data.capabilities");
+    cr_assert_str_eq (runs_at_str (f, "data.gatewayVersion"), "0.1.0", "%s", text);
+    const cJSON *caps = runs_at (f, "data.capabilities");
     cr_assert (cJSON_IsArray (caps) && cJSON_GetArraySize (caps) == 3, "%s", text);
     cr_assert_str_eq (cJSON_GetArrayItem (caps, 0)->valuestring, "chat");
     cr_assert_str_eq (cJSON_GetArrayItem (caps, 1)->valuestring, "channels");
@@ -879,20 +879,20 @@ Test (ws, query_token_gets_connected_then_replies)
     cr_assert_str_neq (ida, idb, "two clients got the same clientId");
     //  system.status: GET /status's body, which counts WebSocket clients.
     const cJSON *st = wsc_result (a, 1, "system.status", NULL);
-    cr_assert_str_eq (s_str (st, "status"), "ok");
+    cr_assert_str_eq (runs_str (st, "status"), "ok");
     cr_assert (cJSON_IsString (cJSON_GetObjectItem (st, "version")));
     cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (st, "uptime")));
     cr_assert (cJSON_IsObject (cJSON_GetObjectItem (st, "channels")));
-    cr_assert_eq ((int) s_at_num (st, "gateway.port"), s_srv.port);
-    cr_assert_str_eq (s_at_str (st, "gateway.auth"), "token+password");
-    cr_assert_eq ((int) s_at_num (st, "gateway.websocketClients"), 2);
+    cr_assert_eq ((int) runs_at_num (st, "gateway.port"), runs_env.srv.port);
+    cr_assert_str_eq (runs_at_str (st, "gateway.auth"), "token+password");
+    cr_assert_eq ((int) runs_at_num (st, "gateway.websocketClients"), 2);
     wsc_close (&b);
     //  The count follows the clients (the close handler runs a little later).
-    long long until = s_now_ms () + WAIT_MS;
+    long long until = harness_now_ms () + WAIT_MS;
     int id = 2, clients = -1;
-    while (s_now_ms () < until) {
+    while (harness_now_ms () < until) {
         st = wsc_result (a, id++, "system.status", NULL);
-        clients = (int) s_at_num (st, "gateway.websocketClients");
+        clients = (int) runs_at_num (st, "gateway.websocketClients");
         if (clients == 1)
             break;
         usleep (20000);
@@ -910,7 +910,7 @@ Test (ws, password_and_header_credentials_are_accepted)
     wsc_t *c = wsc_open ("/?password=" PASSWORD_Q, err, sizeof (err));
     cr_assert_not_null (c, "?password= refused: %s", err);
     s_assert_first_connected (c, NULL, 0);
-    cr_assert_str_eq (s_str (wsc_result (c, 1, "system.status", NULL), "status"),
+    cr_assert_str_eq (runs_str (wsc_result (c, 1, "system.status", NULL), "status"),
                       "ok");
     wsc_close (&c);
     //  A scoped token in the query
@@ -937,8 +937,8 @@ Test (ws, password_and_header_credentials_are_accepted)
         raw_send_text (&r, "{\"method\":\"system.status\",\"id\":\"h\"}");
         cJSON *resp = raw_wait_type (&r, "response", WAIT_MS);
         cr_assert_not_null (resp);
-        cr_assert_str_eq (s_str (resp, "id"), "h");
-        cr_assert_str_eq (s_at_str (resp, "result.status"), "ok");
+        cr_assert_str_eq (runs_str (resp, "id"), "h");
+        cr_assert_str_eq (runs_at_str (resp, "result.status"), "ok");
         cJSON_Delete (resp);
         raw_close (&r);
     }
@@ -968,13 +968,13 @@ Test (ws, bad_or_missing_credentials_get_401_and_no_upgrade)
         cr_assert (!strcasestr (head, "Sec-WebSocket-Accept"), "%s", head);
         cJSON *j = cJSON_Parse (body);
         cr_assert_not_null (j, "case %zu: error body is not JSON: '%s'", i, body);
-        cr_assert_str_eq (s_at_str (j, "error.code"), "unauthorized", "%s", body);
-        cr_assert_str_eq (s_at_str (j, "error.type"), "client_error", "%s", body);
-        cr_assert (s_at_str (j, "error.message"), "%s", body);
+        cr_assert_str_eq (runs_at_str (j, "error.code"), "unauthorized", "%s", body);
+        cr_assert_str_eq (runs_at_str (j, "error.type"), "client_error", "%s", body);
+        cr_assert (runs_at_str (j, "error.message"), "%s", body);
         cJSON_Delete (j);
         //  Nothing else comes: no WebSocket frame, the server hangs up.
-        long long until = s_now_ms () + 10000;
-        while (!r.eof && s_now_ms () < until)
+        long long until = harness_now_ms () + 10000;
+        while (!r.eof && harness_now_ms () < until)
             s_raw_read (&r, 100);
         cr_assert (r.eof, "case %zu: connection left open after a 401", i);
         cr_assert_eq (r.len, 0, "case %zu: bytes after the 401: %.*s", i,
@@ -987,7 +987,7 @@ Test (ws, bad_or_missing_credentials_get_401_and_no_upgrade)
     cr_assert_null (c, "a wrong token got a WebSocket");
     //  And none of them counts as a client.
     http_resp_t r;
-    s_gw_get ("/status", &r);
+    runs_get ("/status", &r);
     cr_assert_eq (r.status, 200);
     cr_assert (strstr (r.body, "\"status\":\"ok\""), "%s", r.body);
     http_resp_free (&r);
@@ -1020,7 +1020,7 @@ Test (ws, repeated_auth_failures_on_the_upgrade_get_429)
     cr_assert (strcasestr (head, "Retry-After: "), "%s", head);
     cJSON *j = cJSON_Parse (body);
     cr_assert_not_null (j, "%s", body);
-    cr_assert_str_eq (s_at_str (j, "error.code"), "rate_limited", "%s", body);
+    cr_assert_str_eq (runs_at_str (j, "error.code"), "rate_limited", "%s", body);
     cJSON_Delete (j);
     raw_close (&r);
 }
@@ -1041,21 +1041,21 @@ Test (ws, every_method_replies_once)
     const cJSON *res = wsc_result (c, 2, "session.list", "{\"limit\":10}");
     const cJSON *sessions = cJSON_GetObjectItem (res, "sessions");
     cr_assert (cJSON_IsArray (sessions) && cJSON_GetArraySize (sessions) == 1);
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (sessions, 0), "sessionKey"),
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (sessions, 0), "sessionKey"),
                       "ws-methods");
-    cr_assert_eq ((int) s_at_num (cJSON_GetArrayItem (sessions, 0), "messageCount"),
+    cr_assert_eq ((int) runs_at_num (cJSON_GetArrayItem (sessions, 0), "messageCount"),
                   2);
     cr_assert_not_null (cJSON_GetObjectItem (res, "nextCursor"));
     //  session.get
     res = wsc_result (c, 3, "session.get", "{\"sessionKey\":\"ws-methods\"}");
-    cr_assert_str_eq (s_str (res, "sessionKey"), "ws-methods");
+    cr_assert_str_eq (runs_str (res, "sessionKey"), "ws-methods");
     const cJSON *msgs = cJSON_GetObjectItem (res, "messages");
     cr_assert (cJSON_IsArray (msgs) && cJSON_GetArraySize (msgs) == 2);
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (msgs, 0), "role"), "user");
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (msgs, 0), "content"),
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, 0), "role"), "user");
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, 0), "content"),
                       "hello methods");
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (msgs, 1), "role"), "assistant");
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (msgs, 1), "runId"), run_id);
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, 1), "role"), "assistant");
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, 1), "runId"), run_id);
     s_assert_ws_error (wsc_call (c, 4, "session.get",
                                  "{\"sessionKey\":\"ws-no-such-session\"}"),
                        "not_found", "client_error", "sessionKey");
@@ -1063,14 +1063,14 @@ Test (ws, every_method_replies_once)
                        "invalid_request", "client_error", "sessionKey");
     //  subscribe / unsubscribe
     res = wsc_result (c, 6, "session.subscribe", "{\"sessionKey\":\"ws-methods\"}");
-    cr_assert_str_eq (s_str (res, "sessionKey"), "ws-methods");
+    cr_assert_str_eq (runs_str (res, "sessionKey"), "ws-methods");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (res, "subscribed")));
     res = wsc_result (c, 7, "session.unsubscribe", "{\"sessionKey\":\"ws-methods\"}");
-    cr_assert_str_eq (s_str (res, "sessionKey"), "ws-methods");
+    cr_assert_str_eq (runs_str (res, "sessionKey"), "ws-methods");
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (res, "subscribed")));
     //  system.status
     res = wsc_result (c, 8, "system.status", NULL);
-    cr_assert_str_eq (s_str (res, "status"), "ok");
+    cr_assert_str_eq (runs_str (res, "status"), "ok");
     //  No channel actors yet
     s_assert_ws_error (wsc_call (c, 9, "channel.list", NULL), "service_unavailable",
                        "server_error", NULL);
@@ -1093,14 +1093,14 @@ Test (ws, every_method_replies_once)
     s_assert_ws_error (wsc_call (c, 15, "chat.abort", NULL), "invalid_request",
                        "client_error", "runId");
     res = wsc_result (c, 16, "chat.abort", "{\"runId\":\"run-unknown\"}");
-    cr_assert_str_eq (s_str (res, "runId"), "run-unknown");
+    cr_assert_str_eq (runs_str (res, "runId"), "run-unknown");
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (res, "aborted")));
     //  A string id comes back as that string.
     wsc_send (c, "{\"method\":\"system.status\",\"id\":\"str-id\"}");
     size_t from = 0;
     const cJSON *r = NULL;
-    long long until = s_now_ms () + WAIT_MS;
-    while (!r && s_now_ms () < until) {
+    long long until = harness_now_ms () + WAIT_MS;
+    while (!r && harness_now_ms () < until) {
         const cJSON *f = wsc_wait (c, &from, s_match_type, "response", 100);
         if (f && cJSON_IsString (cJSON_GetObjectItem (f, "id"))
             && !strcmp (cJSON_GetObjectItem (f, "id")->valuestring, "str-id"))
@@ -1172,12 +1172,12 @@ s_check_run (wsc_t *c, const char *key, const char *run_id, const char *message,
     {
         const char *t = s_type (f);
         cr_assert (!ended, "%s after the end", t);
-        cr_assert_str_eq (s_at_str (f, "data.sessionKey"), key);
-        long long seq = (long long) s_at_num (f, "data.seq");
+        cr_assert_str_eq (runs_at_str (f, "data.sessionKey"), key);
+        long long seq = (long long) runs_at_num (f, "data.seq");
         cr_assert (seq > last_seq, "seq %lld after %lld", seq, last_seq);
         last_seq = seq;
         if (!strcmp (t, "chat.delta")) {
-            const char *d = s_at_str (f, "data.delta");
+            const char *d = runs_at_str (f, "data.delta");
             cr_assert_not_null (d);
             cr_assert (tl + strlen (d) < cap, "more text than the message");
             memcpy (text + tl, d, strlen (d));
@@ -1190,14 +1190,14 @@ s_check_run (wsc_t *c, const char *key, const char *run_id, const char *message,
     cr_assert (ended);
     cr_assert_eq (deltas, words, "%d deltas for %d words", deltas, words);
     cr_assert_str_eq (text, message, "deltas do not add up to the echo");
-    cr_assert_str_eq (s_at_str (end, "data.response"), text);
-    cr_assert_str_eq (s_at_str (end, "data.finishReason"), finish);
-    cr_assert_str_eq (s_at_str (end, "data.model"), "local/echo");
-    double pt = s_at_num (end, "data.usage.promptTokens");
-    double ct = s_at_num (end, "data.usage.completionTokens");
+    cr_assert_str_eq (runs_at_str (end, "data.response"), text);
+    cr_assert_str_eq (runs_at_str (end, "data.finishReason"), finish);
+    cr_assert_str_eq (runs_at_str (end, "data.model"), "local/echo");
+    double pt = runs_at_num (end, "data.usage.promptTokens");
+    double ct = runs_at_num (end, "data.usage.completionTokens");
     cr_assert_eq ((int) ct, words);
     cr_assert (pt >= words, "promptTokens %g", pt);
-    cr_assert_eq ((int) s_at_num (end, "data.usage.totalTokens"), (int) (pt + ct));
+    cr_assert_eq ((int) runs_at_num (end, "data.usage.totalTokens"), (int) (pt + ct));
     free (text);
     return events;
 }
@@ -1210,7 +1210,7 @@ Test (ws, streamed_run_deltas_in_order_then_done)
     s_assert_first_connected (c, NULL, 0);
     char *message = s_words ("word", 40);
     char run_id[80];
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     wsc_run (c, 1, "ws-stream", message, NULL, run_id, sizeof (run_id));
     //  The reply comes at once, before the run's events.
     size_t from = 0;
@@ -1222,8 +1222,8 @@ Test (ws, streamed_run_deltas_in_order_then_done)
     cr_assert (first_delta > from - 1, "a delta came before the reply");
     cJSON *events = s_check_run (c, "ws-stream", run_id, message, 40, "stop");
     //  40 words 5 ms apart: it streamed, it was not sent in one go.
-    cr_assert (s_now_ms () - t0 >= 150, "too fast for 40 paced deltas");
-    long long done_seq = (long long) s_at_num (
+    cr_assert (harness_now_ms () - t0 >= 150, "too fast for 40 paced deltas");
+    long long done_seq = (long long) runs_at_num (
         cJSON_GetArrayItem (events, cJSON_GetArraySize (events) - 1), "data.seq");
     cJSON_Delete (events);
     //  Stored in the session
@@ -1231,14 +1231,14 @@ Test (ws, streamed_run_deltas_in_order_then_done)
     cr_assert_not_null (s, "the run was not stored");
     const cJSON *m = NULL;
     cr_assert_eq (s_stored_replies (s, run_id, &m), 1);
-    cr_assert_str_eq (s_str (m, "content"), message);
-    cr_assert_str_eq (s_str (m, "finishReason"), "stop");
+    cr_assert_str_eq (runs_str (m, "content"), message);
+    cr_assert_str_eq (runs_str (m, "finishReason"), "stop");
     cJSON_Delete (s);
     //  A second run on the session goes on with higher seqs.
     char run2[80];
     wsc_run (c, 2, "ws-stream", "second run here", NULL, run2, sizeof (run2));
     events = s_check_run (c, "ws-stream", run2, "second run here", 3, "stop");
-    long long first2 = (long long) s_at_num (cJSON_GetArrayItem (events, 0),
+    long long first2 = (long long) runs_at_num (cJSON_GetArrayItem (events, 0),
                                              "data.seq");
     cr_assert (first2 > done_seq, "seq went back: %lld after %lld", first2,
                done_seq);
@@ -1253,7 +1253,7 @@ Test (ws, abort_mid_stream_ends_aborted_and_closes_upstream)
     s_start (&o);
     wsc_t *c = wsc_open_main ();
     s_assert_first_connected (c, NULL, 0);
-    stats_t before = s_stats ();
+    runs_stats_t before = runs_stats ();
     char run_id[80];
     wsc_run (c, 1, "ws-abort", "please stall",
              "\"options\":{\"model\":\"openai/stall\"}", run_id, sizeof (run_id));
@@ -1261,29 +1261,29 @@ Test (ws, abort_mid_stream_ends_aborted_and_closes_upstream)
     run_match_t delta = {"chat.delta", run_id};
     const cJSON *d = wsc_wait (c, NULL, s_match_run, &delta, WAIT_MS);
     cr_assert_not_null (d, "no first delta from the stalling provider");
-    stats_t st;
-    S_POLL_STATS (st, st.active == 1, WAIT_MS);
+    runs_stats_t st;
+    RUNS_POLL_STATS (st, st.active == 1, WAIT_MS);
     cr_assert_eq (st.active, 1, "the upstream transfer is not open");
     cr_assert_eq (st.aborted, before.aborted);
     //  No end yet: it is stalled.
     cr_assert_null (wsc_wait_end (c, run_id, 0), "the run ended on its own");
     char params[160];
     snprintf (params, sizeof (params), "{\"runId\":\"%s\"}", run_id);
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     const cJSON *res = wsc_result (c, 2, "chat.abort", params);
-    cr_assert_str_eq (s_str (res, "runId"), run_id);
+    cr_assert_str_eq (runs_str (res, "runId"), run_id);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (res, "aborted")));
     const cJSON *end = wsc_wait_end (c, run_id, WAIT_MS);
     cr_assert_not_null (end, "no chat.done after the abort");
     char *dump = cJSON_PrintUnformatted (end);
     cr_assert_str_eq (s_type (end), "chat.done", "%s", dump);
-    cr_assert_str_eq (s_at_str (end, "data.finishReason"), "aborted", "%s", dump);
-    cr_assert (s_at_num (end, "data.seq") > s_at_num (d, "data.seq"), "%s", dump);
+    cr_assert_str_eq (runs_at_str (end, "data.finishReason"), "aborted", "%s", dump);
+    cr_assert (runs_at_num (end, "data.seq") > runs_at_num (d, "data.seq"), "%s", dump);
     free (dump);
     //  Well before the stand-in's 60 s stall would end it.
-    cr_assert (s_now_ms () - t0 < 30000);
+    cr_assert (harness_now_ms () - t0 < 30000);
     //  The upstream transfer was closed: the stand-in saw the client leave.
-    S_POLL_STATS (st, st.active == 0 && st.aborted == before.aborted + 1, WAIT_MS);
+    RUNS_POLL_STATS (st, st.active == 0 && st.aborted == before.aborted + 1, WAIT_MS);
     cr_assert_eq (st.active, 0, "upstream transfer still open");
     cr_assert_eq (st.aborted, before.aborted + 1, "stand-in aborted %ld (was %ld)",
                   st.aborted, before.aborted);
@@ -1292,7 +1292,7 @@ Test (ws, abort_mid_stream_ends_aborted_and_closes_upstream)
     cr_assert_not_null (s);
     const cJSON *m = NULL;
     s_stored_replies (s, run_id, &m);
-    cr_assert_str_eq (s_str (m, "finishReason"), "aborted");
+    cr_assert_str_eq (runs_str (m, "finishReason"), "aborted");
     cJSON_Delete (s);
     res = wsc_result (c, 3, "chat.abort", params);
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (res, "aborted")));
@@ -1304,8 +1304,8 @@ Test (ws, abort_mid_stream_ends_aborted_and_closes_upstream)
 static int
 s_probe_subscription (wsc_t *starter, int *id, wsc_t *watcher, const char *key)
 {
-    long long until = s_now_ms () + 60000;
-    for (int probes = 1; s_now_ms () < until; probes++) {
+    long long until = harness_now_ms () + 60000;
+    for (int probes = 1; harness_now_ms () < until; probes++) {
         char run_id[80];
         wsc_run (starter, (*id)++, key, "probe", NULL, run_id, sizeof (run_id));
         cr_assert_not_null (wsc_wait_end (starter, run_id, WAIT_MS));
@@ -1343,10 +1343,10 @@ Test (ws, subscriber_gets_the_same_events_as_the_starter)
     for (int i = 0; i < cJSON_GetArraySize (ea); i++) {
         const cJSON *x = cJSON_GetArrayItem (ea, i), *y = cJSON_GetArrayItem (eb, i);
         cr_assert_str_eq (s_type (x), s_type (y));
-        cr_assert_eq ((long long) s_at_num (x, "data.seq"),
-                      (long long) s_at_num (y, "data.seq"));
+        cr_assert_eq ((long long) runs_at_num (x, "data.seq"),
+                      (long long) runs_at_num (y, "data.seq"));
         if (!strcmp (s_type (x), "chat.delta"))
-            cr_assert_str_eq (s_at_str (x, "data.delta"), s_at_str (y, "data.delta"));
+            cr_assert_str_eq (runs_at_str (x, "data.delta"), runs_at_str (y, "data.delta"));
     }
     cJSON_Delete (ea);
     cJSON_Delete (eb);
@@ -1354,7 +1354,7 @@ Test (ws, subscriber_gets_the_same_events_as_the_starter)
     wsc_result (other, 2, "system.status", NULL);
     pthread_mutex_lock (&other->lock);
     for (size_t i = 0; i < other->n; i++) {
-        const char *k = other->frames[i] ? s_at_str (other->frames[i], "data.sessionKey")
+        const char *k = other->frames[i] ? runs_at_str (other->frames[i], "data.sessionKey")
                                          : NULL;
         cr_assert (!k || strcmp (k, "ws-shared"), "leaked an event of ws-shared");
     }
@@ -1397,13 +1397,13 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
     raw_send_text (&slow, "{\"method\":\"session.subscribe\","
                           "\"params\":{\"sessionKey\":\"ws-lag\"},\"id\":1}");
     f = raw_wait_type (&slow, "response", WAIT_MS);
-    cr_assert (f && cJSON_IsTrue (s_at (f, "result.subscribed")));
+    cr_assert (f && cJSON_IsTrue (runs_at (f, "result.subscribed")));
     cJSON_Delete (f);
     //  Probe until the slow client's subscription delivers.
     int id = 10;
     bool seen = false;
-    long long until = s_now_ms () + 60000;
-    while (!seen && s_now_ms () < until) {
+    long long until = harness_now_ms () + 60000;
+    while (!seen && harness_now_ms () < until) {
         char run_id[80];
         wsc_run (fast, id++, "ws-lag", "probe", NULL, run_id, sizeof (run_id));
         cr_assert_not_null (wsc_wait_end (fast, run_id, WAIT_MS));
@@ -1434,19 +1434,19 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
     long expected = 0;
     int runs = 0;
     bool lagged = false;
-    until = s_now_ms () + 120000;
-    while (!lagged && runs < 2000 && s_now_ms () < until) {
+    until = harness_now_ms () + 120000;
+    while (!lagged && runs < 2000 && harness_now_ms () < until) {
         char run_id[80];
         wsc_run (fast, id++, "ws-lag", message, NULL, run_id, sizeof (run_id));
         const cJSON *end = wsc_wait_end (fast, run_id, WAIT_MS * 2);
         cr_assert_not_null (end, "run %d did not end for the fast client%s", runs,
                             fast->closed ? " (it was closed)" : "");
         cr_assert_str_eq (s_type (end), "chat.done");
-        cr_assert_eq (strlen (s_at_str (end, "data.response")), strlen (message));
+        cr_assert_eq (strlen (runs_at_str (end, "data.response")), strlen (message));
         expected += words;
         runs++;
         char err[65536];
-        proc_stderr (&s_srv.proc, err, sizeof (err));
+        proc_stderr (&runs_env.srv.proc, err, sizeof (err));
         lagged = strstr (err, "lagged") != NULL;
     }
     cr_assert (lagged, "the stalled client was never dropped (%d runs, %ld deltas)",
@@ -1469,8 +1469,8 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
     long slow_deltas = 0;
     bool saw_lagged = false, saw_close = false, after_close = false;
     long long last_seq = 0, seq_at_lag = 0;
-    until = s_now_ms () + 60000;
-    while (s_now_ms () < until) {
+    until = harness_now_ms () + 60000;
+    while (harness_now_ms () < until) {
         int op;
         char *p;
         size_t n;
@@ -1487,7 +1487,7 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
             if (t && !strcmp (t, "chat.delta")) {
                 cr_assert (!saw_lagged, "a delta after the lagged notice");
                 slow_deltas++;
-                last_seq = (long long) s_at_num (j, "data.seq");
+                last_seq = (long long) runs_at_num (j, "data.seq");
             }
             else if (t && !strcmp (t, "lagged")) {
                 saw_lagged = true;
@@ -1512,7 +1512,7 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
                  slow_deltas);
     raw_close (&slow);
     //  The fast client is unharmed and still answers.
-    cr_assert_str_eq (s_str (wsc_result (fast, id++, "system.status", NULL),
+    cr_assert_str_eq (runs_str (wsc_result (fast, id++, "system.status", NULL),
                              "status"),
                       "ok");
     free (message);
@@ -1551,8 +1551,8 @@ Test (ws, bad_frames_get_an_error_with_null_id_and_the_connection_stays)
     e = wsc_wait (c, &from, s_match_null_error, NULL, WAIT_MS);
     cr_assert_not_null (e, "no error for an oversized frame");
     s_assert_ws_error (e, "invalid_request", "client_error", NULL);
-    cr_assert (strstr (s_at_str (e, "error.message"), "1024"), "%s",
-               s_at_str (e, "error.message"));
+    cr_assert (strstr (runs_at_str (e, "error.message"), "1024"), "%s",
+               runs_at_str (e, "error.message"));
     //  Broken UTF-8 is malformed too.
     wsc_send (c, "{\"method\":\"\xc3\x28\",\"id\":1}");
     e = wsc_wait (c, &from, s_match_null_error, NULL, WAIT_MS);
@@ -1560,7 +1560,7 @@ Test (ws, bad_frames_get_an_error_with_null_id_and_the_connection_stays)
     s_assert_ws_error (e, "invalid_request", "client_error", NULL);
     //  The connection still answers, and id 99 was never answered.
     const cJSON *st = wsc_result (c, 2, "system.status", NULL);
-    cr_assert_str_eq (s_str (st, "status"), "ok");
+    cr_assert_str_eq (runs_str (st, "status"), "ok");
     int id99 = 99;
     cr_assert_null (wsc_wait (c, NULL, s_match_id, &id99, 0),
                     "the oversized frame was executed");
@@ -1609,9 +1609,9 @@ Test (ws, ping_gets_pong_and_close_is_echoed)
         int op = 0;
         char *p = NULL;
         size_t n = 0;
-        long long until = s_now_ms () + WAIT_MS;
+        long long until = harness_now_ms () + WAIT_MS;
         bool pong = false;
-        while (!pong && s_now_ms () < until) {
+        while (!pong && harness_now_ms () < until) {
             int rc = raw_recv (&r, &op, &p, &n, 1000);
             cr_assert_neq (rc, -2, "connection closed after a ping");
             if (rc == 0) {
@@ -1636,8 +1636,8 @@ Test (ws, ping_gets_pong_and_close_is_echoed)
     char *p = NULL;
     size_t n = 0;
     bool close_seen = false;
-    long long until = s_now_ms () + WAIT_MS;
-    while (!close_seen && s_now_ms () < until) {
+    long long until = harness_now_ms () + WAIT_MS;
+    while (!close_seen && harness_now_ms () < until) {
         int rc = raw_recv (&r, &op, &p, &n, 1000);
         cr_assert_neq (rc, -2, "EOF without a close frame");
         if (rc == 0) {
@@ -1651,8 +1651,8 @@ Test (ws, ping_gets_pong_and_close_is_echoed)
         }
     }
     cr_assert (close_seen, "no close frame echoed");
-    until = s_now_ms () + 10000;
-    while (!r.eof && s_now_ms () < until)
+    until = harness_now_ms () + 10000;
+    while (!r.eof && harness_now_ms () < until)
         if (s_raw_read (&r, 100) > 0) {
             //  Only more close-handshake bytes may come; drop them.
             r.len = 0;
@@ -1672,20 +1672,20 @@ Test (ws, heartbeat_comes_every_interval)
     long long wall = (long long) tv.tv_sec * 1000 + tv.tv_usec / 1000;
     size_t from = 0;
     double last = 0;
-    long long t0 = s_now_ms ();
+    long long t0 = harness_now_ms ();
     for (int i = 0; i < 4; i++) {
         const cJSON *h = wsc_wait (c, &from, s_match_type, "heartbeat", WAIT_MS);
         cr_assert_not_null (h, "heartbeat %d missing", i);
-        cr_assert_str_eq (s_at_str (h, "data.status"), "ok");
-        double ts = s_at_num (h, "data.timestamp");
+        cr_assert_str_eq (runs_at_str (h, "data.status"), "ok");
+        double ts = runs_at_num (h, "data.timestamp");
         cr_assert (ts > wall - 60000 && ts < wall + 600000,
                    "timestamp %.0f is not ms since the epoch (now %lld)", ts, wall);
         cr_assert (ts > last, "timestamps do not increase");
         last = ts;
     }
     //  4 heartbeats 200 ms apart take at least ~600 ms: a period, not a burst.
-    cr_assert (s_now_ms () - t0 >= 500, "4 heartbeats in %lld ms",
-               s_now_ms () - t0);
+    cr_assert (harness_now_ms () - t0 >= 500, "4 heartbeats in %lld ms",
+               harness_now_ms () - t0);
     wsc_close (&c);
 }
 
@@ -1703,18 +1703,18 @@ Test (ws, idempotency_key_returns_the_first_run)
                                    "{\"message\":\"one two three four five six "
                                    "seven eight nine ten\",\"sessionKey\":"
                                    "\"ws-idem\",\"idempotencyKey\":\"key-1\"}");
-    snprintf (r1b, sizeof (r1b), "%s", s_str (res, "runId"));
+    snprintf (r1b, sizeof (r1b), "%s", runs_str (res, "runId"));
     cr_assert_str_eq (r1b, r1, "a repeat started a new run");
-    cr_assert_str_eq (s_str (res, "sessionKey"), "ws-idem");
+    cr_assert_str_eq (runs_str (res, "sessionKey"), "ws-idem");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (res, "duplicate")));
     cJSON *e = s_check_run (c, "ws-idem", r1, msg, 10, "stop");
     cJSON_Delete (e);
     //  And after it ended
     res = wsc_result (c, 3, "chat.run",
                       "{\"message\":\"different text\",\"idempotencyKey\":\"key-1\"}");
-    snprintf (r1c, sizeof (r1c), "%s", s_str (res, "runId"));
+    snprintf (r1c, sizeof (r1c), "%s", runs_str (res, "runId"));
     cr_assert_str_eq (r1c, r1);
-    cr_assert_str_eq (s_str (res, "sessionKey"), "ws-idem");
+    cr_assert_str_eq (runs_str (res, "sessionKey"), "ws-idem");
     //  Another key: another run
     wsc_run (c, 4, "ws-idem", "second key", "\"idempotencyKey\":\"key-2\"", r2,
              sizeof (r2));
@@ -1771,8 +1771,8 @@ Test (ws, a_client_that_leaves_does_not_kill_its_run)
     cr_assert_not_null (s, "the run of a client that left was not stored");
     const cJSON *m = NULL;
     cr_assert_eq (s_stored_replies (s, run_id, &m), 1);
-    cr_assert_str_eq (s_str (m, "finishReason"), "stop", "the run was cut short");
-    cr_assert_str_eq (s_str (m, "content"), message, "the reply is not whole");
+    cr_assert_str_eq (runs_str (m, "finishReason"), "stop", "the run was cut short");
+    cr_assert_str_eq (runs_str (m, "content"), message, "the reply is not whole");
     cJSON_Delete (s);
     //  A new client can read it back.
     c = wsc_open_main ();
@@ -1780,7 +1780,7 @@ Test (ws, a_client_that_leaves_does_not_kill_its_run)
     const cJSON *res = wsc_result (c, 1, "session.get", "{\"sessionKey\":\"ws-gone\"}");
     const cJSON *msgs = cJSON_GetObjectItem (res, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 2);
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (msgs, 1), "content"), message);
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, 1), "content"), message);
     free (message);
     wsc_close (&c);
 }
@@ -1802,8 +1802,8 @@ Test (ws, tap_sees_the_same_events_as_the_client)
     //  Probe until the tap's subscription delivers.
     int id = 1;
     bool seen = false;
-    long long until = s_now_ms () + 60000;
-    while (!seen && s_now_ms () < until) {
+    long long until = harness_now_ms () + 60000;
+    while (!seen && harness_now_ms () < until) {
         char run_id[80];
         wsc_run (c, id++, "ws-tap", "probe", NULL, run_id, sizeof (run_id));
         cr_assert_not_null (wsc_wait_end (c, run_id, WAIT_MS));
@@ -1821,7 +1821,7 @@ Test (ws, tap_sees_the_same_events_as_the_client)
     const cJSON *l;
     cJSON_ArrayForEach (l, tap.lines)
     {
-        const char *rid = s_at_str (l, "data.runId");
+        const char *rid = runs_at_str (l, "data.runId");
         if (rid && !strcmp (rid, run_id))
             cJSON_AddItemToArray (lines, cJSON_Duplicate (l, 1));
     }
@@ -1833,16 +1833,16 @@ Test (ws, tap_sees_the_same_events_as_the_client)
         const cJSON *tl = cJSON_GetArrayItem (lines, i);
         char topic[128];
         snprintf (topic, sizeof (topic), "ws-tap/%s", s_type (ev));
-        cr_assert_str_eq (s_str (tl, "topic"), topic);
-        cr_assert_eq ((long long) s_at_num (tl, "data.seq"),
-                      (long long) s_at_num (ev, "data.seq"));
+        cr_assert_str_eq (runs_str (tl, "topic"), topic);
+        cr_assert_eq ((long long) runs_at_num (tl, "data.seq"),
+                      (long long) runs_at_num (ev, "data.seq"));
         if (!strcmp (s_type (ev), "chat.delta"))
-            cr_assert_str_eq (s_at_str (tl, "data.delta"), s_at_str (ev, "data.delta"));
+            cr_assert_str_eq (runs_at_str (tl, "data.delta"), runs_at_str (ev, "data.delta"));
         else {
-            cr_assert_str_eq (s_at_str (tl, "data.response"), message);
-            cr_assert_str_eq (s_at_str (tl, "data.finishReason"), "stop");
-            cr_assert_eq ((int) s_at_num (tl, "data.usage.totalTokens"),
-                          (int) s_at_num (ev, "data.usage.totalTokens"));
+            cr_assert_str_eq (runs_at_str (tl, "data.response"), message);
+            cr_assert_str_eq (runs_at_str (tl, "data.finishReason"), "stop");
+            cr_assert_eq ((int) runs_at_num (tl, "data.usage.totalTokens"),
+                          (int) runs_at_num (ev, "data.usage.totalTokens"));
         }
     }
     cJSON_Delete (lines);
@@ -1904,7 +1904,7 @@ Test (ws, concurrent_runs_under_default_limits_get_every_event)
         char *dump = cJSON_PrintUnformatted (r);
         cr_assert_str_eq (s_type (r), "response", "client %d: %s", i, dump);
         free (dump);
-        const char *rid = s_at_str (r, "result.runId");
+        const char *rid = runs_at_str (r, "result.runId");
         cr_assert (rid && !strncmp (rid, "run-", 4), "client %d: bad runId", i);
         snprintf (run_id[i], sizeof (run_id[i]), "%s", rid);
     }
@@ -1971,7 +1971,7 @@ Test (ws, system_status_has_the_body_of_get_status)
     s_assert_first_connected (c, NULL, 0);
     const cJSON *ws = wsc_result (c, 1, "system.status", NULL);
     http_resp_t r;
-    s_gw_get ("/status", &r);
+    runs_get ("/status", &r);
     cr_assert_eq (r.status, 200, "GET /status: %ld %s", r.status, r.body);
     cJSON *http = cJSON_Parse (r.body);
     cr_assert (cJSON_IsObject (http), "%s", r.body);
@@ -1980,21 +1980,21 @@ Test (ws, system_status_has_the_body_of_get_status)
     //  configured values in both.
     const cJSON *lim = cJSON_GetObjectItemCaseSensitive (ws, "limits");
     cr_assert (cJSON_IsObject (lim), "no limits in system.status: %s", dump);
-    cr_assert_eq ((int) s_at_num (ws, "limits.rateLimit"), 250, "%s", dump);
-    cr_assert_eq ((int) s_at_num (ws, "limits.maxConcurrent"), 7, "%s", dump);
-    cr_assert_eq ((int) s_at_num (http, "limits.maxConcurrent"), 7, "%s", r.body);
+    cr_assert_eq ((int) runs_at_num (ws, "limits.rateLimit"), 250, "%s", dump);
+    cr_assert_eq ((int) runs_at_num (ws, "limits.maxConcurrent"), 7, "%s", dump);
+    cr_assert_eq ((int) runs_at_num (http, "limits.maxConcurrent"), 7, "%s", r.body);
     //  The client count in both: this client is connected.
-    cr_assert_eq ((int) s_at_num (ws, "gateway.websocketClients"), 1, "%s", dump);
-    cr_assert_eq ((int) s_at_num (http, "gateway.websocketClients"), 1, "%s",
+    cr_assert_eq ((int) runs_at_num (ws, "gateway.websocketClients"), 1, "%s", dump);
+    cr_assert_eq ((int) runs_at_num (http, "gateway.websocketClients"), 1, "%s",
                   r.body);
     s_assert_same_keys (http, ws, "status");
     //  Values that do not move are equal, not just present.
     const char *same[] = {"status", "version", "gateway.bind", "gateway.auth", NULL};
     for (int i = 0; same[i]; i++)
-        cr_assert_str_eq (s_at_str (ws, same[i]), s_at_str (http, same[i]),
+        cr_assert_str_eq (runs_at_str (ws, same[i]), runs_at_str (http, same[i]),
                           "%s differs", same[i]);
-    cr_assert_eq ((int) s_at_num (ws, "gateway.port"),
-                  (int) s_at_num (http, "gateway.port"));
+    cr_assert_eq ((int) runs_at_num (ws, "gateway.port"),
+                  (int) runs_at_num (http, "gateway.port"));
     cJSON *wl = cJSON_Duplicate (lim, 1), *hl = cJSON_Duplicate (
         cJSON_GetObjectItemCaseSensitive (http, "limits"), 1);
     cr_assert (cJSON_Compare (wl, hl, true), "limits differ");
@@ -2008,7 +2008,7 @@ Test (ws, system_status_has_the_body_of_get_status)
 
 //  A broker, one worker for system, ratelimit and run, two session workers
 //  (each with its own store) and a gateway, as separate processes over
-//  tcp://.  s_srv.port is the gateway's, for wsc_open.
+//  tcp://.  runs_env.srv.port is the gateway's, for wsc_open.
 static void
 s_cluster_start (void)
 {
@@ -2042,7 +2042,7 @@ s_cluster_start (void)
     cr_assert_eq (gateway_start (&s_cluster.gw, requests, state, path, env, base,
                                  sizeof (base), err, sizeof (err)),
                   0, "gateway did not start: %s", err);
-    s_srv.port = atoi (strrchr (base, ':') + 1);
+    runs_env.srv.port = atoi (strrchr (base, ':') + 1);
     char url[128];
     snprintf (url, sizeof (url), "%s/ready", base);
     const char *auth[] = {"Authorization: Bearer " MAIN_TOKEN, NULL};
@@ -2077,7 +2077,7 @@ Test (ws, abort_reaches_the_session_worker_that_has_the_run)
         char params[RUNS * 80 + 16];
         snprintf (params, sizeof (params), "{\"runId\":\"%s\"}", run_id[i]);
         const cJSON *res = wsc_result (c, id++, "chat.abort", params);
-        cr_assert_str_eq (s_str (res, "runId"), run_id[i]);
+        cr_assert_str_eq (runs_str (res, "runId"), run_id[i]);
         cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (res, "aborted")),
                    "run %d: the abort missed its run's worker", i);
     }
@@ -2085,7 +2085,7 @@ Test (ws, abort_reaches_the_session_worker_that_has_the_run)
         const cJSON *end = wsc_wait_end (c, run_id[i], WAIT_MS);
         cr_assert_not_null (end, "run %d: no end", i);
         cr_assert_str_eq (s_type (end), "chat.done");
-        cr_assert_str_eq (s_at_str (end, "data.finishReason"), "aborted",
+        cr_assert_str_eq (runs_at_str (end, "data.finishReason"), "aborted",
                           "run %d was not aborted", i);
     }
     //  Over now: a second abort of each is a response with aborted:false
@@ -2094,7 +2094,7 @@ Test (ws, abort_reaches_the_session_worker_that_has_the_run)
         char params[RUNS * 80 + 16];
         snprintf (params, sizeof (params), "{\"runId\":\"%s\"}", run_id[i]);
         const cJSON *res = wsc_result (c, id++, "chat.abort", params);
-        cr_assert_str_eq (s_str (res, "runId"), run_id[i]);
+        cr_assert_str_eq (runs_str (res, "runId"), run_id[i]);
         cr_assert (cJSON_IsFalse (cJSON_GetObjectItem (res, "aborted")),
                    "run %d: a finished run was aborted again", i);
     }
@@ -2129,18 +2129,18 @@ Test (ws, websocket_clients_leave_the_reserved_workers_to_http)
     //  HTTP still gets a worker at once, several times over.
     for (int i = 0; i < 20; i++) {
         http_resp_t resp;
-        long long t0 = s_now_ms ();
-        s_gw_get ("/status", &resp);
+        long long t0 = harness_now_ms ();
+        runs_get ("/status", &resp);
         cr_assert_eq (resp.status, 200);
-        cr_assert_lt (s_now_ms () - t0, 5000, "/status took %lld ms",
-                      s_now_ms () - t0);
+        cr_assert_lt (harness_now_ms () - t0, 5000, "/status took %lld ms",
+                      harness_now_ms () - t0);
         http_resp_free (&resp);
     }
     //  A place that frees is taken again.
     wsc_close (&held[0]);
-    long long until = s_now_ms () + WAIT_MS;
+    long long until = harness_now_ms () + WAIT_MS;
     wsc_t *again = NULL;
-    while (!again && s_now_ms () < until) {
+    while (!again && harness_now_ms () < until) {
         again = wsc_open ("/?token=" MAIN_TOKEN, NULL, 0);
         if (!again)
             usleep (50000);

@@ -7,12 +7,14 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -21,12 +23,25 @@
 
 extern char **environ;
 
-static long long
-s_now_ms (void)
+long long
+harness_now_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+s_rm_entry (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove (path);
+}
+
+void
+harness_rmtree (const char *path)
+{
+    if (path && *path)
+        nftw (path, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 const char *
@@ -113,7 +128,7 @@ int
 proc_wait_line (proc_t *p, const char *needle, int timeout_ms, char *line,
                 size_t cap)
 {
-    long long deadline = s_now_ms () + timeout_ms;
+    long long deadline = harness_now_ms () + timeout_ms;
     while (true) {
         p->out[p->out_len] = 0;
         char *hit = strstr (p->out, needle);
@@ -133,7 +148,7 @@ proc_wait_line (proc_t *p, const char *needle, int timeout_ms, char *line,
                 return 0;
             }
         }
-        long long left = deadline - s_now_ms ();
+        long long left = deadline - harness_now_ms ();
         if (left <= 0 || p->out_len >= sizeof (p->out) - 1)
             return -1;
         struct pollfd pfd = {p->out_fd, POLLIN, 0};
@@ -154,11 +169,11 @@ proc_stop (proc_t *p, int sig, int timeout_ms)
     if (p->pid <= 0)
         return -1;
     kill (p->pid, sig);
-    long long deadline = s_now_ms () + timeout_ms;
+    long long deadline = harness_now_ms () + timeout_ms;
     int status = 0;
     pid_t rc;
     while ((rc = waitpid (p->pid, &status, WNOHANG)) == 0
-           && s_now_ms () < deadline)
+           && harness_now_ms () < deadline)
         usleep (10000);
     if (rc == 0) {
         kill (p->pid, SIGKILL);
@@ -192,11 +207,11 @@ proc_run (const char *const args[], const char *const env[], char *err,
     proc_t p;
     if (proc_start (&p, args, env))
         return -1;
-    long long deadline = s_now_ms () + timeout_ms;
+    long long deadline = harness_now_ms () + timeout_ms;
     int status = 0;
     pid_t rc;
     while ((rc = waitpid (p.pid, &status, WNOHANG)) == 0
-           && s_now_ms () < deadline)
+           && harness_now_ms () < deadline)
         usleep (5000);
     if (rc == 0) {
         kill (p.pid, SIGKILL);
@@ -286,18 +301,49 @@ http_resp_free (http_resp_t *resp)
     resp->body = NULL;
 }
 
+long
+http_get_bearer (const char *base, const char *path, const char *token,
+                 http_resp_t *r)
+{
+    char url[512], auth[256] = "";
+    snprintf (url, sizeof (url), "%s%s", base, path);
+    if (token)
+        snprintf (auth, sizeof (auth), "Authorization: Bearer %s", token);
+    const char *headers[] = {auth, NULL};
+    http_resp_t own;
+    http_resp_t *out = r ? r : &own;
+    http_do ("GET", url, token ? headers : NULL, NULL, 0, out);
+    long status = out->status;
+    if (!r)
+        http_resp_free (&own);
+    return status;
+}
+
+long
+http_header_long (const char *headers, const char *name)
+{
+    size_t n = strlen (name);
+    for (const char *p = headers; p && *p;) {
+        if (!strncasecmp (p, name, n) && p[n] == ':')
+            return strtol (p + n + 1, NULL, 10);
+        const char *nl = strchr (p, '\n');
+        p = nl ? nl + 1 : NULL;
+    }
+    return -1;
+}
+
 int
 http_wait_status (const char *url, const char *const headers[], long want,
                   int timeout_ms)
 {
-    long long start = s_now_ms ();
-    while (s_now_ms () - start < timeout_ms) {
+    long long start = harness_now_ms ();
+    while (harness_now_ms () - start < timeout_ms) {
         http_resp_t r;
         int rc = http_do ("GET", url, headers, NULL, 0, &r);
         long status = r.status;
         http_resp_free (&r);
         if (rc == 0 && status == want)
-            return (int) (s_now_ms () - start);
+            return (int) (harness_now_ms () - start);
         usleep (50000);
     }
     return -1;
@@ -468,10 +514,5 @@ served_stop (served_t *s)
 int
 served_get (served_t *s, const char *path, const char *token, http_resp_t *r)
 {
-    char url[512], auth[256];
-    snprintf (url, sizeof (url), "%s%s", s->base, path);
-    snprintf (auth, sizeof (auth), "Authorization: Bearer %s",
-              token ? token : "");
-    const char *headers[] = {auth, NULL};
-    return http_do ("GET", url, token ? headers : NULL, NULL, 0, r);
+    return http_get_bearer (s->base, path, token, r) ? 0 : -1;
 }

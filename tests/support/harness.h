@@ -25,6 +25,14 @@ typedef struct {
 const char *
 harness_bin (void);
 
+//  Milliseconds on the monotonic clock.
+long long
+harness_now_ms (void);
+
+//  Removes path and everything under it (it need not exist).
+void
+harness_rmtree (const char *path);
+
 //  Starts the binary with args (NULL-terminated, without argv[0]) and extra
 //  environment entries "K=V" (NULL-terminated, may be NULL).  stdout is
 //  piped to us, stderr goes to a temp file.  Returns 0 or -1.
@@ -79,6 +87,17 @@ http_do (const char *method, const char *url, const char *const headers[],
 
 void
 http_resp_free (http_resp_t *resp);
+
+//  GET base+path with token as Bearer (NULL: no Authorization header).
+//  Returns the status (0: no answer).  The response lands in r when it is
+//  not NULL (then http_resp_free it); otherwise it is freed here.
+long
+http_get_bearer (const char *base, const char *path, const char *token,
+                 http_resp_t *r);
+
+//  The integer value of header name in raw response headers, or -1.
+long
+http_header_long (const char *headers, const char *name);
 
 //  Starts `clawgate gateway --broker requests --port 0 --state-dir state
 //  --config config` and waits until it listens; writes its
