@@ -25,6 +25,9 @@
 #define FIXTURE_LIVENESS 10
 #define FIXTURE_WAIT_MS 5000         //  Longest wait for a worker to be live
 
+//  The fixture of this test process, for fixture_fini.
+static fixture_t *s_current;
+
 struct fixture_t {
     char endpoint[64];               //  Broker requests endpoint
     char state_dir[256];             //  Temporary, removed at the end
@@ -107,6 +110,7 @@ fixture_new (const char *config_json, const char *const names[])
                self->endpoint);
     self->front = bus_front_new (self->endpoint);
     cr_assert_not_null (self->front);
+    s_current = self;
     for (int i = 0; names && names[i]; i++)
         fixture_start_actor (self, names[i]);
     return self;
@@ -132,8 +136,16 @@ fixture_destroy (fixture_t **self_p)
     free (self->config_text);
     if (self->state_dir[0])
         nftw (self->state_dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (s_current == self)
+        s_current = NULL;
     free (self);
     *self_p = NULL;
+}
+
+void
+fixture_fini (void)
+{
+    fixture_destroy (&s_current);
 }
 
 bus_front_t *
@@ -259,6 +271,25 @@ fixture_event_type (const bus_msg_t *msg)
     return slash ? slash + 1 : msg->topic;
 }
 
+//  True if v is of kind (schemas/msg.h).
+static bool
+s_kind_is (msg_kind_t kind, const msgpack_object *v)
+{
+    switch (kind) {
+        case MSG_KIND_STR: return v->type == MSGPACK_OBJECT_STR;
+        case MSG_KIND_INT:
+            return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                   || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        case MSG_KIND_BOOL: return v->type == MSGPACK_OBJECT_BOOLEAN;
+        case MSG_KIND_MAP: return v->type == MSGPACK_OBJECT_MAP;
+        case MSG_KIND_ARRAY: return v->type == MSGPACK_OBJECT_ARRAY;
+        default: return true;
+    }
+}
+
+//  Checked here rather than with msg_validate, which reads a nil as a
+//  missing field: replies and events declare required ANY fields that are
+//  "string, or nil" (nextCursor, url), and a nil there is their value.
 void
 fixture_assert_valid (const bus_msg_t *msg)
 {
@@ -270,11 +301,24 @@ fixture_assert_valid (const bus_msg_t *msg)
         for (char *c = type; *c; c++)
             *c = *c == '.' ? '_' : (char) toupper ((unsigned char) *c);
     }
-    cr_assert_not_null (msg_lookup (type), "%s is declared nowhere", type);
-    char err[256] = "";
-    cr_assert_eq (msg_validate (type, msg->body.root, err, sizeof (err), NULL,
-                                0),
-                  0, "%s breaks its declaration: %s", type, err);
+    const msg_def_t *def = msg_lookup (type);
+    cr_assert_not_null (def, "%s is declared nowhere", type);
+    const msgpack_object *body = msg->body.root;
+    cr_assert (body && body->type == MSGPACK_OBJECT_MAP, "%s: body is not a "
+                                                         "map",
+               type);
+    for (const msg_field_t *f = def->fields; f->name; f++) {
+        const msgpack_object *v = mp_get (body, f->name);
+        if (!v || v->type == MSGPACK_OBJECT_NIL) {
+            cr_assert (!f->required || (v && f->kind == MSG_KIND_ANY),
+                       "%s breaks its declaration: '%s' is required", type,
+                       f->name);
+            continue;
+        }
+        cr_assert (s_kind_is (f->kind, v), "%s breaks its declaration: '%s' "
+                                           "has the wrong type",
+                   type, f->name);
+    }
 }
 
 void
@@ -296,4 +340,82 @@ fixture_json (const bus_msg_t *msg)
     cJSON *j = mpjson_to_json (msg->body.root);
     cr_assert_not_null (j);
     return j;
+}
+
+//  ---- Runs --------------------------------------------------------------------
+
+void
+fixture_run_wait (fixture_t *self, const char *run_id, int timeout_ms,
+                  fixture_run_t *run)
+{
+    memset (run, 0, sizeof (*run));
+    int64_t deadline = zclock_mono () + timeout_ms;
+    size_t len = 0;
+    bool first = true;
+    while (!run->end[0]) {
+        int64_t left = deadline - zclock_mono ();
+        cr_assert_gt (left, 0, "%s did not end within %d ms (%d deltas, "
+                               "text '%s')",
+                      run_id, timeout_ms, run->deltas, run->text);
+        bus_msg_t msg;
+        if (bus_front_recv (self->front, (int) left, &msg))
+            continue;
+        char id[96] = "";
+        if (msg.kind != BUS_MSG_EVENT
+            || mp_copy_str (msg.body.root, "runId", id, sizeof (id))
+            || strcmp (id, run_id)) {
+            bus_msg_fini (&msg);
+            continue;
+        }
+        fixture_assert_valid (&msg);
+        const char *type = fixture_event_type (&msg);
+        int64_t seq = -1;
+        cr_assert (mp_get_int (msg.body.root, "seq", &seq));
+        if (first)
+            run->first_seq = seq;
+        else
+            cr_assert_eq (seq, run->last_seq + 1, "%s: %s has seq %lld after "
+                                                  "%lld",
+                          run_id, type, (long long) seq,
+                          (long long) run->last_seq);
+        first = false;
+        run->last_seq = seq;
+        if (streq (type, "chat.delta")) {
+            cr_assert_str_eq (run->end, "", "a delta after the end");
+            size_t n = 0;
+            const char *d = mp_get_str (msg.body.root, "delta", &n);
+            cr_assert (d && len + n < sizeof (run->text));
+            memcpy (run->text + len, d, n);
+            len += n;
+            run->text[len] = 0;
+            run->deltas++;
+        }
+        else if (streq (type, "chat.done") || streq (type, "chat.error")) {
+            snprintf (run->end, sizeof (run->end), "%.15s", type);
+            run->body = fixture_json (&msg);
+        }
+        bus_msg_fini (&msg);
+    }
+}
+
+void
+fixture_run_fini (fixture_run_t *run)
+{
+    cJSON_Delete (run->body);
+    run->body = NULL;
+}
+
+const char *
+fixture_str (const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
+    return cJSON_IsString (v) ? v->valuestring : NULL;
+}
+
+double
+fixture_num (const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
+    cr_assert (cJSON_IsNumber (v), "no number %s", key);
+    return v->valuedouble;
 }

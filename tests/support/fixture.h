@@ -44,6 +44,12 @@ fixture_new (const char *config_json, const char *const names[]);
 void
 fixture_destroy (fixture_t **self_p);
 
+//  Destroys the fixture a test made and did not destroy (it failed an
+//  assertion first), so its actors stop before the process exits: give it
+//  as the suite's .fini.
+void
+fixture_fini (void);
+
 //  The test's client on the broker (lent).
 bus_front_t *
 fixture_front (fixture_t *self);
@@ -113,5 +119,35 @@ fixture_assert_error (const bus_msg_t *reply, int status, const char *code);
 //  msg's body as JSON.  Caller owns the return value (cJSON_Delete).
 cJSON *
 fixture_json (const bus_msg_t *msg);
+
+//  What one run sent the test's front, from its first event to its end.
+typedef struct {
+    char text[8192];                 //  The deltas' text, joined
+    int deltas;                      //  chat.delta events
+    int64_t first_seq;               //  seq of its first event
+    int64_t last_seq;                //  seq of its last (the end)
+    char end[16];                    //  "chat.done" or "chat.error"
+    cJSON *body;                     //  The end's body (owned)
+} fixture_run_t;
+
+//  Receives events until run_id's chat.done or chat.error, for at most
+//  timeout_ms; events of other runs and replies are dropped.  Fails the
+//  test unless every event of the run is valid (fixture_assert_valid),
+//  names the run, and takes the seq after the one before.  Call
+//  fixture_run_fini.
+void
+fixture_run_wait (fixture_t *self, const char *run_id, int timeout_ms,
+                  fixture_run_t *run);
+
+void
+fixture_run_fini (fixture_run_t *run);
+
+//  A string member of a JSON object, or NULL (absent, not a string).
+const char *
+fixture_str (const cJSON *obj, const char *key);
+
+//  A number member of a JSON object; fails the test if there is none.
+double
+fixture_num (const cJSON *obj, const char *key);
 
 #endif
