@@ -4,6 +4,14 @@
     One cg_config_t is built at start-up on the main thread and then only
     read, from any thread, until it is destroyed at exit.  Every string in it
     is owned by it.
+
+    Every scalar key is declared once, in config/keys.c's table (key, type,
+    default, environment variable, flag, bounds, where it lands, one line of
+    help); the loader, the defaults, the environment, the flags and the
+    unknown-key checks are driven from it, and `clawgate config-keys`
+    prints it as the README's configuration reference.  A value several
+    places read (stateDir, gateway.requestTimeoutMs, broker.heartbeatMs...)
+    is one key that fills each of them.
     =========================================================================
 */
 #ifndef CG_CONFIG_H
@@ -12,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "settings.h"
 
@@ -81,10 +90,8 @@ typedef struct {
     int liveness;
     //  Sessions.
     char *store;                 //  Store URL; NULL: SQLite in the state dir
-    int context_messages;        //  Earlier messages sent as context, at most
-    int context_chars;           //  ... and at most this many characters
-    int max_queued;              //  Runs waiting per session; more -> 429
-    int session_readers;         //  session.read actors (lists and gets)
+    //  (contextMessages, contextChars, maxQueued, readers: only the
+    //  session actor reads them, so they land in actors.session.)
     //  WebSocket.
     int ws_heartbeat_ms;         //  heartbeat event this often
     int ws_queue_frames;         //  Frames queued per client before "lagged"
@@ -92,8 +99,7 @@ typedef struct {
     //  Browser actor (Chromium is always headless).
     char *browser_chromium;      //  Chromium binary, default /usr/bin/chromium
     int browser_navigate_timeout_ms;   //  Default load deadline of a navigation
-    int browser_viewport_width;  //  Viewport in CSS pixels (device scale 1)
-    int browser_viewport_height;
+    //  (viewportWidth, viewportHeight land in actors.browser.)
     //  What /ready and /v1/models report.
     char **ready_services;       //  NULL-terminated
     cfg_model_t *models;
@@ -105,12 +111,14 @@ typedef struct {
     cfg_channel_t *channels;
     size_t n_channels;
     long long started_at;        //  Unix seconds at load (model "created")
-    //  What the actors read: filled from the fields above at the end of
-    //  config_load, its strings and arrays lent from them.
+    //  What the actors read.  A key only actors read lands here directly;
+    //  one the front reads too is copied here at the end of config_load,
+    //  its strings and arrays lent from the fields above.
     actor_settings_t actors;
 } cg_config_t;
 
-//  Command-line overrides; NULL/-1 fields are not set.
+//  Command-line overrides; NULL/-1 fields are not set.  Each but the
+//  first three is the flag of a key in config/keys.c (its flag_at).
 typedef struct {
     const char *config_path;
     const char *config_text;     //  The file's text itself (config_len
@@ -169,5 +177,12 @@ config_scope_bit (const char *name);
 //  True if addr is a loopback address (127.0.0.0/8, ::1, localhost).
 bool
 config_is_loopback (const char *addr);
+
+//  Prints the configuration reference, a Markdown table of every key
+//  (key, type, default, environment variable or flag, bounds, meaning),
+//  generated from the key table: what README.md holds between its
+//  config-reference markers.  Returns 0, or -1 if out could not be written.
+int
+config_print_reference (FILE *out);
 
 #endif
