@@ -140,9 +140,11 @@ extern const char *req_kept_headers[];
 
 //  ---- buf.c -------------------------------------------------------------------
 
+//  Makes an empty buffer on its inline storage, room bytes kept in front.
 void
 buf_init (buf_t *self, size_t room);
 
+//  Frees what the buffer allocated.
 void
 buf_fini (buf_t *self);
 
@@ -150,12 +152,15 @@ buf_fini (buf_t *self);
 void
 buf_reset (buf_t *self, size_t room);
 
+//  Appends len bytes (on allocation failure, sets failed and drops them).
 void
 buf_append (buf_t *self, const char *bytes, size_t len);
 
+//  Appends a NUL-terminated string.
 void
 buf_puts (buf_t *self, const char *text);
 
+//  Appends a formatted line of at most 255 bytes.
 void
 buf_printf (buf_t *self, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
@@ -164,6 +169,7 @@ buf_printf (buf_t *self, const char *format, ...)
 void
 buf_json (buf_t *self, const char *text, size_t len);
 
+//  buf_json of a NUL-terminated string.
 void
 buf_json_str (buf_t *self, const char *text);
 
@@ -173,6 +179,7 @@ buf_prepend (buf_t *self, const char *bytes, size_t len);
 
 //  ---- words.c -----------------------------------------------------------------
 
+//  Words in len bytes of text (runs of non-space).
 long
 words_count (const char *text, size_t len);
 
@@ -201,6 +208,7 @@ words_has_tool_result (const cJSON *content);
 int
 wire_pause (req_t *req, int ms);
 
+//  Writes len bytes to the client; -1 (and req->failed) if it is gone.
 int
 wire_write (req_t *req, const char *bytes, size_t len);
 
@@ -211,6 +219,7 @@ wire_format_head (req_t *req, char *head, size_t size, int status,
                const char *content_type, long long content_length,
                const char *extra);
 
+//  Sends req->out as a whole JSON response with status; returns status.
 int
 wire_respond_json (req_t *req, int status, const char *extra);
 
@@ -218,6 +227,7 @@ wire_respond_json (req_t *req, int status, const char *extra);
 void
 wire_stream_start (req_t *req);
 
+//  Empties req->out for the next SSE event, with room for its chunk line.
 void
 wire_event_begin (req_t *req);
 
@@ -257,13 +267,17 @@ req_pick_tool_args (req_t *req, const cJSON *user_content);
 int
 req_knob_error (req_t *req);
 
+//  The behaviour a model name picks (the part after its last '/'); sets
+//  *status for error-NNN.
 knob_t
 req_knob (const char *model, int *status);
 
+//  Starts serving an API request of provider on conn.
 void
 req_init (req_t *req, self_t *self, struct mg_connection *conn,
             int provider);
 
+//  Frees what the request holds.
 void
 req_fini (req_t *req);
 
@@ -293,6 +307,8 @@ int
 openai_error (req_t *req, int status, const char *message, const char *type,
                 const char *code, const char *extra);
 
+//  Answers POST /v1/chat/completions (body parsed in req->root); returns
+//  the HTTP status sent.
 int
 openai_serve (req_t *req);
 
@@ -303,6 +319,8 @@ int
 anthropic_error (req_t *req, int status, const char *type,
                    const char *message, const char *extra);
 
+//  Answers POST /v1/messages (body parsed in req->root); returns the HTTP
+//  status sent.
 int
 anthropic_serve (req_t *req);
 
