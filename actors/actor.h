@@ -5,8 +5,20 @@
     body calls actor_run () with a definition: a constructor for its state,
     a request handler and a destructor.  actor_run owns the zloop, the pipe
     ($TERM), the bus_worker (registration, heartbeats) and the dispatch of
-    validated requests.  Actors may add their own timers and raw fds to the
-    loop from their constructor (libcurl's sockets, for instance).
+    validated requests.  Actors add what else they wait on to that loop from
+    their constructor: timers (zloop_timer), sockets of their own
+    (zloop_reader) and raw fds (zloop_poller with a zmq_pollitem_t {NULL,
+    fd}).  Every service actor is built on it: system, session and
+    session.read, ratelimit, browser (Chromium's pipes as pollers) and run
+    (libcurl's sockets as one epoll fd, its tool-call DEALER as a reader,
+    one one-shot timer re-armed for libcurl's timeout and the runs'
+    deadlines).  The broker is not: it is the other end of the worker
+    protocol (see broker/broker.c).
+
+    One teardown: destroy is the only place an actor's state is freed.  It
+    runs after $TERM, while the worker and the loop still exist (so it may
+    still publish, e.g. a run ending as aborted), and a constructor that
+    fails half-way calls it on what it built before returning NULL.
 
     Contract kept from czmq: the actor signals 0 once initialised (1 if it
     could not start, then returns at once), and returns when it gets $TERM.
@@ -31,12 +43,14 @@ typedef struct {
 
 typedef struct {
     const char *service;             //  Service name to register
-    //  Makes the actor's state; NULL means it could not start.
+    //  Makes the actor's state; NULL means it could not start (after
+    //  freeing what it made, through destroy).
     void *(*create) (const actor_args_t *args, zloop_t *loop,
                      bus_worker_t *worker);
     //  Handles one validated request; must reply (or arrange to) exactly once.
     void (*handle) (void *state, bus_worker_t *worker, bus_request_t *req);
-    //  Frees the state and sets *state_p to NULL.
+    //  Frees the state and sets *state_p to NULL; accepts a state that
+    //  create built only in part.
     void (*destroy) (void **state_p);
 } actor_def_t;
 

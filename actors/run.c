@@ -2,10 +2,12 @@
     run - the run actor: provider calls on libcurl multi, fallbacks, aborts,
     deadlines, and the built-in local/echo provider
 
-    Not built on actor_run's zloop: libcurl adds and drops sockets from inside
-    its callbacks, so this actor keeps its own poll set (pipe, broker socket,
-    libcurl's fds) and computes its wait from libcurl's timer, the runs'
-    deadlines, echo pacing and the heartbeat.
+    Built on actor_run (actors/actor.h), like every service actor: the
+    skeleton owns the zloop, the pipe, the broker socket and the heartbeats.
+    This actor adds libcurl's sockets as one epoll fd (a wake-up costs the
+    same with one transfer or thousands), the DEALER of its tool calls, and
+    one timer for libcurl's timeout and the runs' deadlines, stalls and echo
+    pacing.
     =========================================================================
 */
 #include "run.h"
@@ -13,7 +15,6 @@
 #include "actor.h"
 #include "settings.h"
 #include "bus_front.h"
-#include "bus_poll.h"
 #include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
@@ -126,8 +127,8 @@ typedef struct {
 } tool_wait_t;
 
 struct self_t {
-    zsock_t *pipe;
-    bus_worker_t *worker;
+    zloop_t *loop;                       //  actor_run's loop (not owned)
+    bus_worker_t *worker;                //  actor_run's worker (not owned)
     const run_settings_t *settings;      //  Read only, not owned
     const catalog_t *catalog;            //  Read only, not owned
     char *broker;                        //  Broker endpoint (owned), for
@@ -145,7 +146,8 @@ struct self_t {
     int n_socks;                         //  How many are in it
     int64_t curl_timeout_at;             //  -1: none
     int64_t sweep_at;                    //  zclock_mono () of the next sweep
-    bool terminated;
+    int due_timer;                       //  zloop timer for both, or -1
+    int64_t due_at;                      //  When it goes off
     bool curl_inited;                    //  This actor called curl_global_init
     CURL *spare[RUN_SPARE_EASY];         //  Reset easy handles kept for reuse
     int n_spare;
@@ -154,6 +156,8 @@ struct self_t {
 };
 
 static int s_run_start_transfer (run_t *run);
+void run_schedule (self_t *self);
+bus_front_t *run_front (self_t *self);
 static bool s_wants_tool_round (run_t *run);
 static void s_tool_round (run_t *run);
 static bool s_curl_ready (self_t *self);
@@ -744,6 +748,7 @@ s_run_start_transfer (run_t *run)
     run->err_status = 0;
     run->retry_after = 0;    //  A fallback must not inherit the last one's
     run->self->sweep_at = 0; //  Its deadline, stall and echo timers start now
+    run_schedule (run->self);
     if (run->provider->type == PROVIDER_ECHO) {
         s_echo_prepare (run);
         run->echo_next = zclock_mono ();
@@ -1029,9 +1034,7 @@ s_tool_send (run_t *run, int index, const char *name, const cJSON *args)
     const cJSON *full = cJSON_GetObjectItemCaseSensitive (args, "fullPage");
     if (!strcmp (type, "BROWSER_NAVIGATE") && !url)
         return s_tool_error ("invalid_request", "'url' is required");
-    if (!self->front)
-        self->front = bus_front_new (self->broker);
-    if (!self->front)
+    if (!run_front (self))
         return s_tool_error ("service_unavailable", "No broker connection");
     mp_writer_t w;
     mp_writer_init (&w);
@@ -1314,27 +1317,18 @@ s_handle_abort (self_t *self, bus_request_t *req)
     }
 }
 
-//  Returns true if the bus socket was read until EAGAIN.
-static bool
-s_handle_bus (self_t *self)
+//  One validated request (actor_run's dispatch).
+static void
+s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
-    for (int budget = 0; budget < 64; budget++) {
-        bus_request_t req;
-        int rc = bus_worker_recv (self->worker, &req);
-        if (rc < 0)
-            return zmq_errno () == EAGAIN;
-        if (rc == 0)
-            continue;
-        if (streq (req.env.type, "RUN_START"))
-            s_handle_start (self, &req);
-        else if (streq (req.env.type, "RUN_ABORT"))
-            s_handle_abort (self, &req);
-        else
-            bus_worker_error (self->worker, &req, 400, "invalid_request",
-                              "Unknown run request", NULL);
-        bus_request_fini (&req);
-    }
-    return false;
+    self_t *self = (self_t *) state;
+    if (streq (req->env.type, "RUN_START"))
+        s_handle_start (self, req);
+    else if (streq (req->env.type, "RUN_ABORT"))
+        s_handle_abort (self, req);
+    else
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Unknown run request", NULL);
 }
 
 //  Timeouts and echo pacing; returns ms until the next thing is due.
@@ -1385,90 +1379,94 @@ s_sweep (self_t *self)
     return next > 0 ? next : 0;
 }
 
-//  ---- The loop ------------------------------------------------------------------------
+//  ---- On actor_run's loop ----------------------------------------------------------
+//
+//  actor_run owns the loop, the pipe, the broker socket and the heartbeats;
+//  this actor adds libcurl's epoll set (one fd however many transfers), the
+//  DEALER of its tool calls once it has one, and one timer, always armed for
+//  the earlier of the next sweep and libcurl's timeout.
 
-static void
-s_loop (self_t *self)
+static int s_on_due (zloop_t *loop, int timer_id, void *arg);
+
+//  Arms the timer for the earlier of sweep_at and curl_timeout_at, unless it
+//  is already armed for that time or earlier.
+void
+run_schedule (self_t *self)
 {
-    void *pipe_h = zsock_resolve (self->pipe);
-    void *bus_h = zsock_resolve (bus_worker_sock (self->worker));
-    zmq_pollitem_t items[4];
-    struct epoll_event evs[RUN_EPOLL_BATCH];
-    //  bus_poll's drained bits: 0 the pipe, 1 the bus socket, which counts
-    //  as drained only while nothing has been sent on it since.
-    unsigned drained = 0;
-    uint64_t bus_sends = 0;
-    while (!self->terminated) {
-        //  Deadlines, stalls and echo pacing need a walk over every run:
-        //  only when one of them is due, not on every wake-up (with a
-        //  thousand streams that walk would cost more than the deltas).
-        int64_t now = zclock_mono ();
-        if (now >= self->sweep_at)
-            self->sweep_at = now + s_sweep (self);
-        int64_t wait = self->sweep_at - zclock_mono ();
-        if (wait < 0)
-            wait = 0;
-        int tick = bus_worker_tick (self->worker);
-        if (tick < wait)
-            wait = tick;
-        if (self->curl_timeout_at >= 0) {
-            int64_t c = self->curl_timeout_at - zclock_mono ();
-            wait = c < wait ? (c > 0 ? c : 0) : wait;
-        }
-        items[0] = (zmq_pollitem_t) {pipe_h, 0, ZMQ_POLLIN, 0};
-        items[1] = (zmq_pollitem_t) {bus_h, 0, ZMQ_POLLIN, 0};
-        int n = 2;
-        int front_at = -1;
-        if (self->front) {
-            front_at = n;
-            items[n++] = (zmq_pollitem_t) {zsock_resolve (bus_front_sock (self->front)),
-                                           0, ZMQ_POLLIN, 0};
-        }
-        int epoll_at = n;
-        items[n++] = (zmq_pollitem_t) {NULL, self->epoll_fd, ZMQ_POLLIN, 0};
-        if (bus_worker_sends (self->worker) != bus_sends)
-            drained &= ~2u;
-        int rc = bus_poll (items, n, drained, (long) wait);
-        if (rc < 0 && zmq_errno () != EINTR) {
-            log_error ("run", "poll failed (%s): the run actor stops",
-                       zmq_strerror (zmq_errno ()));
-            break;
-        }
-        //  After a failure, nothing is known to be drained.
-        drained = rc < 0 ? 0 : 3;
-        bus_sends = bus_worker_sends (self->worker);
-        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
-            char *cmd = zstr_recv (self->pipe);
-            if (!cmd || streq (cmd, "$TERM"))
-                self->terminated = true;
-            zstr_free (&cmd);
-            drained &= ~1u;
-        }
-        if (rc > 0 && (items[1].revents & ZMQ_POLLIN)) {
-            if (s_handle_bus (self))
-                bus_sends = bus_worker_sends (self->worker);
-            else
-                drained &= ~2u;
-        }
-        if (rc > 0 && front_at >= 0 && (items[front_at].revents & ZMQ_POLLIN))
-            s_handle_front (self);
+    int64_t at = self->sweep_at;
+    if (self->curl_timeout_at >= 0 && self->curl_timeout_at < at)
+        at = self->curl_timeout_at;
+    if (self->due_timer >= 0 && self->due_at <= at)
+        return;
+    if (self->due_timer >= 0)
+        zloop_timer_end (self->loop, self->due_timer);
+    int64_t delay = at - zclock_mono ();
+    self->due_timer = zloop_timer (self->loop, delay > 0 ? (size_t) delay : 0,
+                                   1, s_on_due, self);
+    self->due_at = at;
+}
+
+//  libcurl's timeout and the sweep (deadlines, stalls and echo pacing need a
+//  walk over every run: only when one of them is due, not on every wake-up;
+//  with a thousand streams that walk would cost more than the deltas).
+static int
+s_on_due (zloop_t *loop, int timer_id, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    self->due_timer = -1;            //  A one-shot timer: zloop drops it
+    if (self->curl_timeout_at >= 0 && zclock_mono () >= self->curl_timeout_at) {
         int running;
-        int ready = rc > 0 && (items[epoll_at].revents & ZMQ_POLLIN)
-                        ? epoll_wait (self->epoll_fd, evs, RUN_EPOLL_BATCH, 0)
-                        : 0;
-        for (int i = 0; i < ready; i++) {
-            int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0)
-                        | ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0)
-                        | ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-            curl_multi_socket_action (self->multi, evs[i].data.fd, flags, &running);
-        }
-        if (self->curl_timeout_at >= 0 && zclock_mono () >= self->curl_timeout_at) {
-            self->curl_timeout_at = -1;
-            curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0,
-                                      &running);
-        }
+        self->curl_timeout_at = -1;
+        curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0,
+                                  &running);
         s_curl_drain (self);
     }
+    int64_t now = zclock_mono ();
+    if (now >= self->sweep_at)
+        self->sweep_at = now + s_sweep (self);
+    run_schedule (self);
+    return 0;
+}
+
+//  libcurl's sockets are ready: up to RUN_EPOLL_BATCH of them per wake-up.
+static int
+s_on_curl (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    struct epoll_event evs[RUN_EPOLL_BATCH];
+    int running;
+    int ready = epoll_wait (self->epoll_fd, evs, RUN_EPOLL_BATCH, 0);
+    for (int i = 0; i < ready; i++) {
+        int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0)
+                    | ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0)
+                    | ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action (self->multi, evs[i].data.fd, flags, &running);
+    }
+    s_curl_drain (self);
+    return 0;
+}
+
+//  Replies of the browser actor to our tool calls (see run_front).
+static int
+s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_handle_front ((self_t *) arg);
+    return 0;
+}
+
+//  Our DEALER for tool calls, made on the first one and then read by the
+//  loop.  NULL if the broker cannot be reached.
+bus_front_t *
+run_front (self_t *self)
+{
+    if (!self->front) {
+        self->front = bus_front_new (self->broker);
+        if (self->front
+            && zloop_reader (self->loop, bus_front_sock (self->front),
+                             s_on_front, self))
+            bus_front_destroy (&self->front);
+    }
+    return self->front;
 }
 
 //  libcurl is loaded (curl_lazy.c) and set up on the first provider call,
@@ -1493,66 +1491,32 @@ s_curl_ready (self_t *self)
     return true;
 }
 
-void
-run_actor (zsock_t *pipe, void *args_)
+//  ---- Life cycle -------------------------------------------------------------------
+
+//  The one teardown, for a stop and for a start that failed half-way.
+static void
+s_destroy (void **state_p)
 {
-    actor_args_t *args = (actor_args_t *) args_;
-    pthread_setname_np (pthread_self (), "cg-run");
-    self_t *self = (self_t *) calloc (1, sizeof (self_t));
-    if (self) {
-        self->pipe = pipe;
-        self->settings = &args->settings->run;
-        self->catalog = &args->settings->catalog;
-        self->broker = strdup (args->broker);
-        self->curl_timeout_at = -1;
-        self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
-        self->runs = zhashx_new ();
-        zhashx_set_destructor (self->runs, s_hash_run_free);
-        self->seqs = zhashx_new ();
-        zhashx_set_destructor (self->seqs, s_plain_free);
-        self->tool_calls = zhashx_new ();
-        zhashx_set_destructor (self->tool_calls, s_plain_free);
-        self->tidy_at = zclock_mono () + RUN_TIDY_MS;
-        self->worker = bus_worker_new (args->broker, "run",
-                                       args->settings->bus.heartbeat_ms,
-                                       args->settings->bus.liveness);
-    }
-    if (!self || !self->worker || !self->broker || self->epoll_fd < 0) {
-        log_error ("run", "could not start");
-        if (self) {
-            if (self->epoll_fd >= 0)
-                close (self->epoll_fd);
-            bus_worker_destroy (&self->worker);
-            if (self->multi)
-                curl_multi_cleanup (self->multi);
-            zhashx_destroy (&self->runs);
-            zhashx_destroy (&self->seqs);
-            zhashx_destroy (&self->tool_calls);
-            free (self->broker);
-            free (self);
-        }
-        args->failed = true;
-        zsock_signal (pipe, 1);
+    self_t *self = (self_t *) *state_p;
+    if (!self)
         return;
-    }
-    args->failed = false;
-    zsock_signal (pipe, 0);
-    s_loop (self);
     //  Shutting down: runs still in flight end as aborted, so their clients
     //  hear about it (the drain gave them their chance to finish).
-    zlistx_t *left = zlistx_new ();
-    for (run_t *run = (run_t *) zhashx_first (self->runs); run;
-         run = (run_t *) zhashx_next (self->runs))
-        zlistx_add_end (left, run);
-    for (run_t *run = (run_t *) zlistx_first (left); run;
-         run = (run_t *) zlistx_next (left))
-        s_run_finish (run, "aborted");
-    zlistx_destroy (&left);
-    log_info ("run", "stopping; largest tables: %zu runs, %zu session "
-                     "counters, %zu tool calls (now %zu, %zu, %zu)",
-              self->peak_runs, self->peak_seqs, self->peak_tool_calls,
-              zhashx_size (self->runs), zhashx_size (self->seqs),
-              zhashx_size (self->tool_calls));
+    if (self->runs) {
+        zlistx_t *left = zlistx_new ();
+        for (run_t *run = (run_t *) zhashx_first (self->runs); run;
+             run = (run_t *) zhashx_next (self->runs))
+            zlistx_add_end (left, run);
+        for (run_t *run = (run_t *) zlistx_first (left); run;
+             run = (run_t *) zlistx_next (left))
+            s_run_finish (run, "aborted");
+        zlistx_destroy (&left);
+        log_info ("run", "stopping; largest tables: %zu runs, %zu session "
+                         "counters, %zu tool calls (now %zu, %zu, %zu)",
+                  self->peak_runs, self->peak_seqs, self->peak_tool_calls,
+                  zhashx_size (self->runs), zhashx_size (self->seqs),
+                  zhashx_size (self->tool_calls));
+    }
     zhashx_destroy (&self->runs);
     zhashx_destroy (&self->seqs);
     zhashx_destroy (&self->tool_calls);
@@ -1563,8 +1527,49 @@ run_actor (zsock_t *pipe, void *args_)
         curl_multi_cleanup (self->multi);
     if (self->curl_inited)
         curl_global_cleanup ();
-    close (self->epoll_fd);
-    bus_worker_destroy (&self->worker);
+    if (self->epoll_fd >= 0)
+        close (self->epoll_fd);
     free (self->broker);
     free (self);
+    *state_p = NULL;
+}
+
+static void *
+s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+{
+    self_t *self = (self_t *) calloc (1, sizeof (self_t));
+    if (!self)
+        return NULL;
+    self->loop = loop;
+    self->worker = worker;
+    self->settings = &args->settings->run;
+    self->catalog = &args->settings->catalog;
+    self->broker = strdup (args->broker);
+    self->curl_timeout_at = -1;
+    self->due_timer = -1;
+    self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+    self->runs = zhashx_new ();
+    zhashx_set_destructor (self->runs, s_hash_run_free);
+    self->seqs = zhashx_new ();
+    zhashx_set_destructor (self->seqs, s_plain_free);
+    self->tool_calls = zhashx_new ();
+    zhashx_set_destructor (self->tool_calls, s_plain_free);
+    self->tidy_at = zclock_mono () + RUN_TIDY_MS;
+    zmq_pollitem_t curl = {NULL, self->epoll_fd, ZMQ_POLLIN, 0};
+    if (!self->broker || self->epoll_fd < 0
+        || zloop_poller (loop, &curl, s_on_curl, self)) {
+        void *state = self;
+        s_destroy (&state);
+        return NULL;
+    }
+    run_schedule (self);
+    return self;
+}
+
+static const actor_def_t s_def = {"run", s_create, s_handle, s_destroy};
+
+void
+run_actor (zsock_t *pipe, void *args)
+{
+    actor_run (pipe, (actor_args_t *) args, &s_def);
 }
