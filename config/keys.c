@@ -86,18 +86,19 @@ const config_key_t config_keys[] = {
      .help = "HTTP worker threads (one connection each)"},
     {.key = "gateway.maxBodyBytes", .type = KEY_LONG, .at = CFG (max_body),
      .min = 1024, .max = 1024 * MIB, .def = 10 * MIB,
-     .help = "larger request bodies get a 413"},
+     .help = "larger bodies get a 413 the client can read (see "
+             "[docs/limits.md](docs/limits.md#bodies-and-frames))"},
     {.key = "gateway.requestTimeoutMs", .type = KEY_INT,
      .at = CFG (request_timeout_ms),
      .also = {ACT (run.request_timeout_ms), ACT (session.request_timeout_ms)},
      .min = 100, .max = 86400000, .def = 300000,
-     .help = "run and request deadline"},
+     .help = "run / request deadline"},
     {.key = "gateway.controlTimeoutMs", .type = KEY_INT,
      .at = CFG (control_timeout_ms), .min = 100, .max = 600000, .def = 5000,
      .help = "deadline of control requests (`/status`)"},
     {.key = "gateway.drainTimeoutMs", .type = KEY_INT,
      .at = CFG (drain_timeout_ms), .min = 0, .max = 3600000, .def = 10000,
-     .help = "how long SIGTERM waits for work in flight"},
+     .help = "how long SIGTERM waits for in-flight work"},
     {.key = "gateway.sseKeepaliveMs", .type = KEY_INT,
      .at = CFG (sse_keepalive_ms), .min = 100, .max = 600000, .def = 5000,
      .help = "SSE comment while a stream is idle; also how fast a vanished "
@@ -107,8 +108,9 @@ const config_key_t config_keys[] = {
      .help = "WebSocket frame limit"},
     {.key = "gateway.headerTimeoutMs", .type = KEY_INT,
      .at = CFG (header_timeout_ms), .min = 100, .max = 600000, .def = 10000,
-     .help = "a request head must be whole within this (else 408); also the "
-             "read timeout of later heads and bodies"},
+     .help = "a connection's request head must be whole within this, or it "
+             "is closed (408) without ever taking a thread; also civetweb's "
+             "read timeout for later heads and bodies"},
     {.key = "gateway.keepAliveTimeoutMs", .type = KEY_INT,
      .at = CFG (keep_alive_timeout_ms), .min = 100, .max = 600000,
      .def = 5000, .help = "idle keep-alive connections are closed after this"},
@@ -121,22 +123,23 @@ const config_key_t config_keys[] = {
     //  ---- limits ----
     {.key = "limits.rateLimit", .type = KEY_INT, .at = CFG (rate_limit),
      .min = 0, .max = 100000000, .def = 100, .env = "CLAWGATE_RATE_LIMIT",
-     .help = "requests per minute per credential, `0` = off"},
+     .help = "requests/minute per credential, `0` = off (see "
+             "[docs/limits.md](docs/limits.md))"},
     {.key = "limits.burst", .type = KEY_INT, .at = CFG (burst), .min = 0,
      .max = 100000000, .def = 0, .shown = "`0` = rateLimit",
      .help = "token-bucket size: requests a credential may make at once"},
     {.key = "limits.maxConcurrent", .type = KEY_INT,
      .at = CFG (max_concurrent), .min = 0, .max = 1000000, .def = 10,
      .env = "CLAWGATE_MAX_CONCURRENT",
-     .help = "requests and runs in flight per credential, `0` = off"},
+     .help = "requests/runs in flight per credential, `0` = off"},
     {.key = "limits.authFailures", .type = KEY_INT, .at = CFG (auth_failures),
      .min = 0, .max = 1000000, .def = 10,
      .help = "failed authentications per client address per minute, "
              "`0` = off"},
     {.key = "limits.maxConnectionsPerAddress", .type = KEY_INT,
      .at = CFG (max_conns_per_addr), .min = 0, .max = 1000000, .def = 256,
-     .help = "open connections one address may hold (more: 429 and closed), "
-             "`0` = off; raise it behind a proxy"},
+     .help = "open connections one client address may hold on a gateway "
+             "(more: 429 and closed), `0` = off; raise it behind a proxy"},
     {.key = "limits.leaseMs", .type = KEY_INT, .at = CFG (lease_ms),
      .also = {ACT (ratelimit.lease_ms)}, .min = 300, .max = 600000,
      .def = 5000,
@@ -152,7 +155,8 @@ const config_key_t config_keys[] = {
      .flag = "--events", .help = "broker XPUB endpoint (taps)"},
     {.key = "broker.heartbeatMs", .type = KEY_INT, .at = CFG (heartbeat_ms),
      .also = {ACT (bus.heartbeat_ms)}, .min = 50, .max = 60000, .def = 1000,
-     .help = "heartbeat between the broker and its workers"},
+     .help = "heartbeat between the broker and its workers (worker "
+             "liveness)"},
     {.key = "broker.liveness", .type = KEY_INT, .at = CFG (liveness),
      .also = {ACT (bus.liveness)}, .min = 1, .max = 100, .def = 3,
      .help = "heartbeats missed before a peer is dead"},
@@ -162,7 +166,8 @@ const config_key_t config_keys[] = {
      .also = {ACT (session.store)}, .env = "CLAWGATE_STORE",
      .flag_at = FLAG (store), .flag = "--store",
      .shown = "`sqlite:<stateDir>/clawgate.db`",
-     .help = "session store URL, `sqlite:PATH[?sync=full]`"},
+     .help = "session store URL; `sqlite:PATH[?sync=full]` (PostgreSQL: a "
+             "later issue)"},
     {.key = "sessions.contextMessages", .type = KEY_INT,
      .at = ACT (session.context_messages), .min = 0, .max = 100000,
      .def = 50,
@@ -176,15 +181,16 @@ const config_key_t config_keys[] = {
      .help = "runs waiting or going on one session; more get 429"},
     {.key = "sessions.readers", .type = KEY_INT, .at = ACT (session.readers),
      .min = 1, .max = 16, .def = 2,
-     .help = "session.read actors (lists and gets)"},
+     .help = "`session.read` actors serving session lists and gets"},
 
     //  ---- websocket ----
     {.key = "websocket.heartbeatMs", .type = KEY_INT,
      .at = CFG (ws_heartbeat_ms), .min = 100, .max = 3600000, .def = 30000,
-     .help = "`heartbeat` event this often"},
+     .help = "`heartbeat` event interval"},
     {.key = "websocket.queueFrames", .type = KEY_INT,
      .at = CFG (ws_queue_frames), .min = 1, .max = 1000000, .def = 4096,
-     .help = "frames queued per client before it is `lagged`"},
+     .help = "frames queued per WebSocket client before it may be dropped "
+             "as lagged"},
     {.key = "websocket.writers", .type = KEY_INT, .at = CFG (ws_writers),
      .min = 1, .max = 64, .def = 4,
      .help = "threads writing to WebSocket clients"},
@@ -193,11 +199,13 @@ const config_key_t config_keys[] = {
     {.key = "browser.chromium", .type = KEY_STRING,
      .at = CFG (browser_chromium), .also = {ACT (browser.chromium)},
      .def_text = "/usr/bin/chromium", .not_empty = true,
-     .help = "Chromium binary"},
+     .help = "the Chromium binary; missing → 503"},
     {.key = "browser.navigateTimeoutMs", .type = KEY_INT,
      .at = CFG (browser_navigate_timeout_ms),
      .also = {ACT (browser.navigate_timeout_ms)}, .min = 100, .max = 600000,
-     .def = 15000, .help = "default load deadline of a navigation"},
+     .def = 15000,
+     .help = "a navigation's (and a screenshot's) budget from arrival; a "
+             "request may bring its own `timeoutMs`"},
     {.key = "browser.viewportWidth", .type = KEY_INT,
      .at = ACT (browser.viewport_width), .min = 16, .max = 8192, .def = 1280,
      .help = "viewport width in CSS pixels (device scale 1)"},
@@ -236,16 +244,18 @@ const config_key_t config_keys[] = {
      .in = KEY_IN_PROVIDER, .at = PROV (stall_timeout_ms), .min = 100,
      .max = 3600000, .def = 120000,
      .help = "an upstream silent this long is dead (503, or the next "
-             "fallback); bounds a whole non-streamed answer"},
+             "fallback); a non-streamed call sends nothing until its answer "
+             "is whole, so there it bounds the whole answer: raise it for "
+             "slow models"},
     {.key = "providers.local.echoDelayMs", .type = KEY_INT,
      .in = KEY_IN_LOCAL, .at = PROV (echo_delay_ms), .min = 0, .max = 60000,
-     .def = 0, .help = "pause between the built-in echo provider's words"},
+     .def = 0, .help = "pause between the echo provider's words"},
 
     //  ---- agents ----
     {.key = "agents.<id>.model", .type = KEY_STRING, .in = KEY_IN_AGENT,
      .at = AGENT (model), .values = "a configured `<provider>/<model>`",
      .shown = "`local/echo` for `default`",
-     .help = "the agent's model (required)"},
+     .help = "the agent's model, `<provider>/<model>` (required)"},
     {.key = "agents.<id>.system", .type = KEY_STRING, .in = KEY_IN_AGENT,
      .at = AGENT (system), .help = "system prompt"},
     {.key = "agents.<id>.fallbacks", .type = KEY_LIST, .in = KEY_IN_AGENT,
@@ -257,7 +267,8 @@ const config_key_t config_keys[] = {
     {.key = "agents.<id>.tools", .type = KEY_LIST, .in = KEY_IN_AGENT,
      .at = KEY_BY_HAND, .values = "browser",
      .help = "`[\"browser\"]` offers `browser_navigate` and "
-             "`browser_screenshot` to the model"},
+             "`browser_screenshot` to the model ([the tool "
+             "loop](docs/runs.md#the-tool-loop))"},
     {.key = "agents.<id>.maxToolSteps", .type = KEY_INT, .in = KEY_IN_AGENT,
      .at = AGENT (max_tool_steps), .min = 1, .max = 50, .def = 5,
      .help = "rounds of model → tools → model, at most"},

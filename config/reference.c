@@ -10,6 +10,7 @@
 #include "keys.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const char *
 s_type_name (key_type_t type)
@@ -43,13 +44,26 @@ s_default (FILE *out, const config_key_t *k)
         fprintf (out, "`%s`", k->def ? "true" : "false");
 }
 
+//  Each name of a comma-separated list in backticks.
+static void
+s_names (FILE *out, const char *list, const char *sep)
+{
+    while (*list) {
+        size_t len = strcspn (list, ",");
+        fprintf (out, "%s`%.*s`", sep, (int) len, list);
+        list += len;
+        list += strspn (list, ", ");
+        sep = ", ";
+    }
+}
+
 static void
 s_sources (FILE *out, const config_key_t *k)
 {
     if (k->env)
-        fprintf (out, "`%s`", k->env);
+        s_names (out, k->env, "");
     if (k->flag)
-        fprintf (out, "%s`%s`", k->env ? ", " : "", k->flag);
+        s_names (out, k->flag, k->env ? ", " : "");
     if (!k->env && !k->flag)
         fprintf (out, "–");
 }
