@@ -1,0 +1,282 @@
+/*  =========================================================================
+    run_curl - starting a run's current candidate, and its libcurl transfer
+
+    Transfers run on one libcurl multi handle whose sockets sit in the
+    actor's epoll set (see run.c for how the loop polls it).
+    =========================================================================
+*/
+#include "run_internal.h"
+
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+//  ---- libcurl glue ----------------------------------------------------------------
+
+static size_t
+s_on_write (char *data, size_t size, size_t nmemb, void *arg)
+{
+    run_t *run = (run_t *) arg;
+    size_t len = size * nmemb;
+    run->last_byte = zclock_mono ();
+    if (!run->http_status)
+        curl_easy_getinfo (run->easy, CURLINFO_RESPONSE_CODE, &run->http_status);
+    if (run->http_status < 200 || run->http_status > 299) {
+        //  Keep the start of an error body to explain the failure.
+        size_t room = RUN_MAX_ERROR_BODY - run->error_len;
+        size_t n = len < room ? len : room;
+        char *grown = (char *) realloc (run->error_body, run->error_len + n + 1);
+        if (grown) {
+            run->error_body = grown;
+            memcpy (run->error_body + run->error_len, data, n);
+            run->error_len += n;
+            run->error_body[run->error_len] = 0;
+        }
+        return len;
+    }
+    //  A parse failure stops the transfer at once (libcurl sees a short
+    //  write and ends it with CURLE_WRITE_ERROR).
+    return provider_parser_feed (run->parser, data, len) == 0 ? len : 0;
+}
+
+//  Keeps the upstream's Retry-After, so a 429 can pass it on.
+static size_t
+s_on_header (char *data, size_t size, size_t nmemb, void *arg)
+{
+    run_t *run = (run_t *) arg;
+    size_t len = size * nmemb;
+    run->last_byte = zclock_mono ();
+    if (len > 12 && !strncasecmp (data, "Retry-After:", 12)) {
+        long v = strtol (data + 12, NULL, 10);
+        run->retry_after = v > 0 && v < 86400 ? (int) v : 0;
+    }
+    return len;
+}
+
+//  libcurl's sockets live in an epoll set, so a wake-up costs the same with
+//  one transfer or thousands: a poll () over every socket was a fifth of the
+//  actor's CPU at 64 connections.  curl_multi_assign marks a socket as added.
+static int
+s_on_socket (CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+    self_t *self = (self_t *) arg;
+    if (what == CURL_POLL_REMOVE) {
+        //  libcurl says so before it closes the socket; the error of an
+        //  already closed one (which epoll dropped by itself) is harmless.
+        if (sockp) {
+            epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+            self->n_socks--;
+        }
+        return 0;
+    }
+    struct epoll_event ev = {0};
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0)
+                | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.data.fd = fd;
+    if (sockp)
+        return epoll_ctl (self->epoll_fd, EPOLL_CTL_MOD, fd, &ev) ? -1 : 0;
+    if (self->n_socks == RUN_MAX_SOCKETS
+        || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &ev))
+        return -1;
+    self->n_socks++;
+    curl_multi_assign (self->multi, fd, self);
+    return 0;
+}
+
+static int
+s_on_timer (CURLM *multi, long timeout_ms, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    self->curl_timeout_at = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    return 0;
+}
+
+void
+run_curl_transfer_end (run_t *run)
+{
+    if (run->easy) {
+        self_t *self = run->self;
+        curl_multi_remove_handle (self->multi, run->easy);
+        //  Keep the handle (and its receive buffer) for the next run: one
+        //  handle made and freed per run showed up as malloc churn.
+        if (self->n_spare < RUN_SPARE_EASY) {
+            curl_easy_reset (run->easy);
+            self->spare[self->n_spare++] = run->easy;
+        }
+        else
+            curl_easy_cleanup (run->easy);
+        run->easy = NULL;
+    }
+    curl_slist_free_all (run->headers);
+    run->headers = NULL;
+    free (run->url);
+    free (run->body);
+    run->url = run->body = NULL;
+    provider_parser_destroy (&run->parser);
+    free (run->error_body);
+    run->error_body = NULL;
+    run->error_len = 0;
+    run->http_status = 0;
+}
+
+//  Starts the current candidate: echo runs at once, others on libcurl.
+int
+run_curl_start_transfer (run_t *run)
+{
+    const char *model = NULL;
+    run->provider = catalog_find_model (run->self->catalog,
+                                       run->candidates[run->candidate], &model);
+    if (!run->provider) {
+        run->err_status = 404;
+        snprintf (run->err_code, sizeof (run->err_code), "not_found");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "Unknown model %s", run->candidates[run->candidate]);
+        return -1;
+    }
+    run->err_status = 0;
+    run->retry_after = 0;    //  A fallback must not inherit the last one's
+    run->self->sweep_at = 0; //  Its deadline, stall and echo timers start now
+    run_schedule (run->self);
+    if (run->provider->type == PROVIDER_ECHO) {
+        run_echo_prepare (run);
+        run->echo_next = zclock_mono ();
+        return 0;
+    }
+    provider_request_t req = {
+        .model = model,
+        .system = run->agent ? run->agent->system : NULL,
+        .thinking = run->thinking[0] ? run->thinking : NULL,
+        .messages = run->messages,
+        .tools = run->tools,
+        .tool_choice = run->tool_choice,
+        .temperature = run->temperature,
+        .max_tokens = run->max_tokens,
+        .agent_max_tokens = run->agent ? run->agent->max_tokens : 1024,
+        .stream = run->stream,
+    };
+    char err[256];
+    if (provider_build (run->provider, &req, &run->url, &run->headers, &run->body,
+                        err, sizeof (err))) {
+        run->err_status = 400;
+        snprintf (run->err_code, sizeof (run->err_code), "invalid_request");
+        snprintf (run->err_message, sizeof (run->err_message), "%s", err);
+        return -1;
+    }
+    if (!run_curl_ready (run->self)) {
+        run->err_status = 500;
+        snprintf (run->err_code, sizeof (run->err_code), "internal_error");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "libcurl could not be initialised");
+        return -1;
+    }
+    run->parser = provider_parser_new (run->provider->type, run->stream, &run_events_sink,
+                                       run);
+    run->easy = run->self->n_spare ? run->self->spare[--run->self->n_spare]
+                                   : curl_easy_init ();
+    if (!run->parser || !run->easy) {
+        run->err_status = 500;
+        snprintf (run->err_code, sizeof (run->err_code), "internal_error");
+        snprintf (run->err_message, sizeof (run->err_message), "Out of memory");
+        return -1;
+    }
+    CURL *e = run->easy;
+    curl_easy_setopt (e, CURLOPT_URL, run->url);
+    curl_easy_setopt (e, CURLOPT_POSTFIELDS, run->body);
+    curl_easy_setopt (e, CURLOPT_HTTPHEADER, run->headers);
+    curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, s_on_write);
+    curl_easy_setopt (e, CURLOPT_WRITEDATA, run);
+    curl_easy_setopt (e, CURLOPT_HEADERFUNCTION, s_on_header);
+    curl_easy_setopt (e, CURLOPT_HEADERDATA, run);
+    curl_easy_setopt (e, CURLOPT_PRIVATE, run);
+    curl_easy_setopt (e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT_MS,
+                      (long) run->provider->connect_timeout_ms);
+    //  Stalls (no byte for stallTimeoutMs) are watched by s_sweep, to the
+    //  millisecond: libcurl's low-speed check counts whole seconds and
+    //  averages, so it fires late.
+    run->last_byte = zclock_mono ();
+    curl_easy_setopt (e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (curl_multi_add_handle (run->self->multi, e) != CURLM_OK) {
+        run->err_status = 500;
+        snprintf (run->err_code, sizeof (run->err_code), "internal_error");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "Could not start the provider call");
+        return -1;
+    }
+    return 0;
+}
+
+//  A libcurl transfer completed (well or not).
+static void
+s_transfer_done (self_t *self, CURL *easy, CURLcode result)
+{
+    run_t *run = NULL;
+    curl_easy_getinfo (easy, CURLINFO_PRIVATE, (char **) &run);
+    if (!run)
+        return;
+    if (!run->http_status)
+        curl_easy_getinfo (easy, CURLINFO_RESPONSE_CODE, &run->http_status);
+    if (run->err_status) {
+        //  The parser already explained the failure.
+    }
+    else if (result != CURLE_OK) {
+        run->err_status = 503;
+        run->err_retry = true;
+        snprintf (run->err_code, sizeof (run->err_code), "service_unavailable");
+        snprintf (run->err_message, sizeof (run->err_message),
+                  "Provider %s %s: %s", run->provider->name,
+                  result == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out"
+                                                     : "unreachable",
+                  curl_easy_strerror (result));
+    }
+    else if (run->http_status < 200 || run->http_status > 299) {
+        run->err_retry = provider_map_error (
+            run->provider, run->http_status, run->error_body, run->error_len,
+            &run->err_status, run->err_code, sizeof (run->err_code),
+            run->err_message, sizeof (run->err_message));
+    }
+    else
+        provider_parser_finish (run->parser);
+    if (run->err_status)
+        run_next_or_fail (run);
+    else if (!strcmp (run->finish, "tool_calls") && run_tools_wanted (run))
+        run_tools_round (run);
+    else
+        run_finish (run, run->finish[0] ? run->finish : "stop");
+}
+
+void
+run_curl_drain (self_t *self)
+{
+    CURLMsg *msg;
+    int left;
+    if (!self->multi)
+        return;
+    while ((msg = curl_multi_info_read (self->multi, &left)))
+        if (msg->msg == CURLMSG_DONE)
+            s_transfer_done (self, msg->easy_handle, msg->data.result);
+}
+
+//  libcurl is loaded (curl_lazy.c) and set up on the first provider call,
+//  not at start: an idle or echo-only gateway never needs it.
+//  curl_global_init is thread-safe from libcurl 7.84 on, which the build
+//  requires.
+bool
+run_curl_ready (self_t *self)
+{
+    if (self->multi)
+        return true;
+    if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return false;
+    self->curl_inited = true;
+    self->multi = curl_multi_init ();
+    if (!self->multi)
+        return false;
+    curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
+    curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
+    curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
+    curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
+    return true;
+}
