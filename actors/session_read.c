@@ -1,0 +1,301 @@
+/*  =========================================================================
+    session_read - lists and gets of sessions and their messages, and the
+    session.read actors that serve them on read connections of their own
+    =========================================================================
+*/
+#include "session_internal.h"
+
+#include "actor.h"
+#include "ids.h"
+#include "log.h"
+#include "settings.h"
+
+#include <string.h>
+
+//  Answers a store call that did not return 0: 1 is an unknown session
+//  (404), anything else a store failure (500).
+void
+session_read_reply_store_rc (bus_worker_t *worker, bus_request_t *req, int rc)
+{
+    if (rc > 0)
+        bus_worker_error (worker, req, 404, "not_found", "Unknown session",
+                          "sessionKey");
+    else
+        bus_worker_error (worker, req, 500, "internal_error",
+                          "The session store failed", NULL);
+}
+
+//  The six fields of a session as the client sees them (no map header).
+static void
+s_pack_session_fields (mp_writer_t *w, const store_session_t *s)
+{
+    mp_kv_str (w, "sessionKey", s->key);
+    mp_kv_str (w, "agentId", s->agent_id);
+    mp_kv_str (w, "channel", s->channel);
+    session_kv_time (w, "createdAt", s->created_at);
+    session_kv_time (w, "updatedAt", s->updated_at);
+    mp_kv_int (w, "messageCount", s->message_count);
+}
+
+static void
+s_pack_session (mp_writer_t *w, const store_session_t *s)
+{
+    msgpack_pack_map (&w->pk, 6);
+    s_pack_session_fields (w, s);
+}
+
+typedef struct {
+    mp_writer_t items;               //  Packed items
+    int n, limit;                    //  Packed so far, page size
+    char next[64];                   //  Cursor after the last packed item
+    bool more;                       //  A row past the page exists
+} page_t;
+
+static int
+s_list_row (void *arg, const store_session_t *s)
+{
+    page_t *pg = (page_t *) arg;
+    if (pg->n == pg->limit) {
+        pg->more = true;
+        return 1;
+    }
+    s_pack_session (&pg->items, s);
+    snprintf (pg->next, sizeof (pg->next), "%lld-%lld",
+              (long long) s->updated_at, (long long) s->id);
+    pg->n++;
+    return 0;
+}
+
+//  Reads limit (1..SESSION_PAGE_MAX, default dflt).  0 or the error sent.
+static int
+s_get_limit (bus_worker_t *worker, bus_request_t *req, int dflt, int *limit)
+{
+    int64_t v = dflt;
+    const msgpack_object *o = mp_get (req->body.root, "limit");
+    if (o && !mp_get_int (req->body.root, "limit", &v))
+        v = -1;
+    if (v < 1 || v > SESSION_PAGE_MAX) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "limit must be an integer from 1 to 1000", "limit");
+        return 400;
+    }
+    *limit = (int) v;
+    return 0;
+}
+
+static void
+s_finish_page (mp_writer_t *w, page_t *pg)
+{
+    msgpack_sbuffer_write (&w->buf, pg->items.buf.data, pg->items.buf.size);
+    mp_key (w, "nextCursor");
+    if (pg->more)
+        mp_put_str (w, pg->next);
+    else
+        msgpack_pack_nil (&w->pk);
+}
+
+void
+session_read_list (store_t *store, bus_worker_t *worker, bus_request_t *req)
+{
+    const msgpack_object *b = req->body.root;
+    page_t pg = {0};
+    if (s_get_limit (worker, req, 50, &pg.limit))
+        return;
+    store_query_t q = {.limit = pg.limit + 1};
+    char channel[64], agent[128], cursor[64];
+    if (!mp_copy_str (b, "channel", channel, sizeof (channel)))
+        q.channel = channel;
+    if (!mp_copy_str (b, "agentId", agent, sizeof (agent)))
+        q.agent_id = agent;
+    if (mp_get (b, "cursor")) {
+        long long u, id;
+        char tail;
+        if (mp_copy_str (b, "cursor", cursor, sizeof (cursor))
+            || sscanf (cursor, "%lld-%lld%c", &u, &id, &tail) != 2) {
+            bus_worker_error (worker, req, 400, "invalid_request",
+                              "cursor is not one this gateway gave out",
+                              "cursor");
+            return;
+        }
+        q.after = true;
+        q.after_updated = u;
+        q.after_id = id;
+    }
+    mp_writer_init (&pg.items);
+    int rc = store_session_list (store, &q, s_list_row, &pg);
+    if (rc < 0) {
+        mp_writer_fini (&pg.items);
+        bus_worker_error (worker, req, 500, "internal_error",
+                          "The session store failed", NULL);
+        return;
+    }
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 2);
+    mp_key (&w, "sessions");
+    msgpack_pack_array (&w.pk, (size_t) pg.n);
+    s_finish_page (&w, &pg);
+    bus_worker_reply (worker, req, "SESSION_LIST_OK", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+    mp_writer_fini (&pg.items);
+}
+
+static int
+s_message_row (void *arg, const store_message_t *m)
+{
+    page_t *pg = (page_t *) arg;
+    if (pg->n == pg->limit) {
+        pg->more = true;
+        return 1;
+    }
+    mp_writer_t *w = &pg->items;
+    bool reply = m->finish_reason != NULL;
+    size_t n = 4 + (reply ? 3 : 0) + (m->tool_calls ? 1 : 0)
+               + (m->tool_call_id ? 1 : 0) + (m->error ? 1 : 0);
+    msgpack_pack_map (&w->pk, n);
+    mp_kv_str (w, "role", m->role);
+    mp_key (w, "content");
+    mp_put_strn (w, m->content, m->content_len);
+    session_kv_time (w, "createdAt", m->created_at);
+    if (m->run_id)
+        mp_kv_str (w, "runId", m->run_id);
+    else
+        mp_kv_nil (w, "runId");
+    if (reply) {
+        mp_kv_str (w, "model", m->model ? m->model : "");
+        mp_kv_str (w, "finishReason", m->finish_reason);
+        mp_key (w, "usage");
+        msgpack_pack_map (&w->pk, 3);
+        mp_kv_int (w, "promptTokens", m->prompt_tokens);
+        mp_kv_int (w, "completionTokens", m->completion_tokens);
+        mp_kv_int (w, "totalTokens", m->prompt_tokens + m->completion_tokens);
+    }
+    if (m->tool_calls) {
+        mp_key (w, "toolCalls");
+        session_pack_json_text (w, m->tool_calls);
+    }
+    if (m->tool_call_id)
+        mp_kv_str (w, "toolCallId", m->tool_call_id);
+    if (m->error) {
+        mp_key (w, "error");
+        session_pack_json_text (w, m->error);
+    }
+    snprintf (pg->next, sizeof (pg->next), "%lld", (long long) m->pos);
+    pg->n++;
+    return 0;
+}
+
+void
+session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
+{
+    const msgpack_object *b = req->body.root;
+    char key[ENVELOPE_KEY_MAX + 1] = "";
+    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !ids_session_key_valid (key)) {
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Invalid session key", "sessionKey");
+        return;
+    }
+    page_t pg = {0};
+    if (s_get_limit (worker, req, 100, &pg.limit))
+        return;
+    int64_t after = -1;
+    if (mp_get (b, "cursor")) {
+        char cursor[32];
+        long long pos;
+        char tail;
+        if (mp_copy_str (b, "cursor", cursor, sizeof (cursor))
+            || sscanf (cursor, "%lld%c", &pos, &tail) != 1 || pos < 0) {
+            bus_worker_error (worker, req, 400, "invalid_request",
+                              "cursor is not one this gateway gave out",
+                              "cursor");
+            return;
+        }
+        after = pos;
+    }
+    store_session_t s;
+    int rc = store_session_get (store, key, &s);
+    if (rc) {
+        session_read_reply_store_rc (worker, req, rc);
+        return;
+    }
+    //  The row is lent until the next store call: pack it first.
+    mp_writer_t w;
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 8);
+    s_pack_session_fields (&w, &s);
+    int64_t id = s.id;
+    mp_writer_init (&pg.items);
+    rc = store_messages (store, id, after, pg.limit + 1, s_message_row,
+                         &pg);
+    if (rc < 0) {
+        mp_writer_fini (&pg.items);
+        mp_writer_fini (&w);
+        bus_worker_error (worker, req, 500, "internal_error",
+                          "The session store failed", NULL);
+        return;
+    }
+    mp_key (&w, "messages");
+    msgpack_pack_array (&w.pk, (size_t) pg.n);
+    s_finish_page (&w, &pg);
+    bus_worker_reply (worker, req, "SESSION_GET_OK", 200, w.buf.data,
+                      w.buf.size);
+    mp_writer_fini (&w);
+    mp_writer_fini (&pg.items);
+}
+
+//  ---- Readers: session.read, lists and gets on connections of their own -------------------------
+//
+//  SQLite in WAL mode lets readers run beside the writer, so lists and gets
+//  are served by sessionsReaders actors with a read connection each, never
+//  queued behind the session actor's commits; the broker spreads requests
+//  over them.  They see what the writer committed (a reply is committed
+//  before its chat.done goes out, so a get after a done finds it).
+
+void
+session_read_store_url (const session_settings_t *cfg, char *url, size_t cap)
+{
+    if (cfg->store && *cfg->store)
+        snprintf (url, cap, "%s", cfg->store);
+    else
+        snprintf (url, cap, "sqlite:%s/clawgate.db", cfg->state_dir);
+}
+
+static void *
+s_reader_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+{
+    char url[4200], err[512];
+    session_read_store_url (&args->settings->session, url, sizeof (url));
+    store_t *store = store_open_reader (url, err, sizeof (err));
+    if (!store)
+        log_error ("session", "reader: %s", err);
+    return store;
+}
+
+static void
+s_reader_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+{
+    store_t *store = (store_t *) state;
+    if (streq (req->env.type, "SESSION_LIST"))
+        session_read_list (store, worker, req);
+    else if (streq (req->env.type, "SESSION_GET"))
+        session_read_get (store, worker, req);
+    else
+        bus_worker_error (worker, req, 400, "invalid_request",
+                          "Unknown session.read request", NULL);
+}
+
+static void
+s_reader_destroy (void **state_p)
+{
+    store_close ((store_t **) state_p);
+}
+
+static const actor_def_t s_reader_def = {"session.read", s_reader_create,
+                                         s_reader_handle, s_reader_destroy};
+
+void
+session_read_actor (zsock_t *pipe, void *args)
+{
+    actor_run (pipe, (actor_args_t *) args, &s_reader_def);
+}
