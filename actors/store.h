@@ -6,7 +6,9 @@
     embedded default; "postgres://..." is reserved for the PostgreSQL
     backend a later issue adds behind the same functions.  The interface
     speaks in sessions, runs and messages, never in SQL, so a backend is a
-    new file and an entry in store.c's table, not a change to the actor.
+    new file, chosen by store_open from the URL, not a change to the actor.
+    Today store_open (store_sqlite_open.c) implements SQLite itself and
+    refuses "postgres://" URLs; there is no table of backends yet.
 
     Threads: a store_t is used by one thread at a time (the actor's own).
     Several processes may open the same SQLite file (WAL mode); writes are
