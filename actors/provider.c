@@ -132,6 +132,11 @@ s_text_block (const char *text)
     return b;
 }
 
+//  Longer than 100 lines on purpose: it maps the OpenAI request onto the
+//  Anthropic body in one pass, field after field as the body lists them
+//  (model, system prompts, messages with their tool calls and results,
+//  thinking, temperature, max_tokens, stream, tools, tool_choice), each
+//  mapping a few lines that read best next to the others.
 static cJSON *
 s_anthropic_body (const provider_request_t *req)
 {

@@ -203,6 +203,8 @@ s_sweep (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+static void s_destroy (void **state_p);
+
 static void *
 s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
@@ -214,9 +216,8 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self->principals = zhashx_new ();
     self->addresses = zhashx_new ();
     if (!self->principals || !self->addresses) {
-        zhashx_destroy (&self->principals);
-        zhashx_destroy (&self->addresses);
-        free (self);
+        void *state = self;
+        s_destroy (&state);
         return NULL;
     }
     zhashx_set_destructor (self->principals, s_principal_free);
@@ -249,6 +250,10 @@ s_int (const msgpack_object *body, const char *key, int max)
     return v > max ? max : (int) v;
 }
 
+//  Longer than 100 lines on purpose: one lease answers a holder's rate
+//  tokens and its concurrency slots in one reply, from one principal's
+//  state: the principal's limits, its bucket, then the holder's lease,
+//  each section a few lines in the order the reply lists them.
 static void
 s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {

@@ -6,6 +6,15 @@
     XPUB.  Sends use ZMQ_DONTWAIT with ROUTER_MANDATORY: the broker never
     blocks on a slow or vanished peer; it drops and counts instead, or for a
     request picks the next worker.
+
+    Not built on actor_run (actors/actor.h), the skeleton of every service
+    actor: that skeleton is a worker of this broker (it registers with it,
+    heartbeats it and is handed requests by it), and the broker is the
+    other end of that protocol, so it has no bus_worker_t to build on.  Its
+    loop is the skeleton's shape all the same (state, pipe, one handler per
+    socket, a timer for heartbeats), but on bus_poll instead of a zloop: it
+    wakes twice per request of the whole gateway, and bus_poll spares the
+    system calls zmq_poll spends on sockets known to be drained.
     =========================================================================
 */
 #include "broker.h"
@@ -357,6 +366,9 @@ s_handle_front (self_t *self, frames_t *f)
 
 //  ---- Traffic from workers -------------------------------------------------
 
+//  Longer than 100 lines on purpose: one branch per worker command (READY,
+//  REPLY, EVENT, HEARTBEAT, DISCONNECT), each moving frames it received;
+//  which frames were moved is tracked in f->count across the branches.
 static void
 s_handle_worker (self_t *self, frames_t *f)
 {
