@@ -17,8 +17,11 @@
       only itself.  A client whose queue passes websocket.queueFrames is
       told {"type":"lagged"}, sent a close frame and not written to again.
     - A frame fanned out to many clients is one reference-counted buffer.
-    A ws_client_t (ws.c) is freed by the close handler once no writer uses
-    it; the hub refers to clients by id, never by pointer.
+    A ws_client_t (ws_client.h) is freed by the close handler once no
+    writer uses it; the hub refers to clients by id, never by pointer.
+    The files: ws.c (civetweb's callbacks), ws_hub.c (the hub thread),
+    ws_methods.c (the method table), ws_client.c (queues and writers),
+    ws_frame.c (frames); ws_hub.h is what they share.
     =========================================================================
 */
 #ifndef CG_WS_H
