@@ -1,12 +1,12 @@
 /*  =========================================================================
-    fuzz_config - gateway/config.h config_load on a config file's text
+    fuzz_config - config/config.h config_load on a config file's text
 
     Each input is given as cfg_flags_t.config_text (what config_load parses
     after reading a file), with every CLAWGATE_* and provider key variable
     removed from the environment so that only the text decides.  Promises checked: NULL comes with a
     sentence in err; a configuration that loads answers its own look-ups
     (every model it lists is found, every agent too) and is destroyed
-    cleanly.
+    cleanly; a key several places read holds one value in all of them.
     =========================================================================
 */
 #include <string.h>
@@ -60,6 +60,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
     for (size_t i = 0; i < cfg->n_agents; i++)
         FUZZ_CHECK (config_find_agent (cfg, cfg->agents[i].id) == &cfg->agents[i]);
+    //  A key several places read holds one value in all of them.
+    FUZZ_CHECK (cfg->actors.session.state_dir == cfg->state_dir
+                && cfg->actors.browser.state_dir == cfg->state_dir
+                && cfg->actors.session.store == cfg->store
+                && cfg->actors.run.request_timeout_ms == cfg->request_timeout_ms
+                && cfg->actors.bus.heartbeat_ms == cfg->heartbeat_ms
+                && cfg->actors.ratelimit.lease_ms == cfg->lease_ms);
     char err2[256];
     config_check_serving (cfg, err2, sizeof (err2));
     config_auth_name (cfg->auth_mode);

@@ -2,7 +2,9 @@
     test_config - loading, merging and checking the configuration
 
     Errors name the offending key; env overrides the file and flags override
-    env; serving checks; the generated token file.  Each test sets its own
+    env; serving checks; the generated token file; every key of the table
+    (config/keys.c) at its bounds, from its environment variable, and in
+    every place that reads it.  Each test sets its own
     environment (criterion runs each test in its own process).
     =========================================================================
 */
@@ -15,6 +17,7 @@
 
 #include "config.h"
 #include "harness.h"
+#include "keys.h"
 
 static char s_dir[64];               //  This test's temporary directory
 static char s_path[128];             //  Its config file
@@ -276,4 +279,181 @@ Test (config, prepare_state_generates_then_reads_token)
     cr_assert_eq (config_prepare_state (cfg, err, sizeof (err)), -1);
     cr_assert (strstr (err, token_path), "error '%s'", err);
     config_destroy (&cfg);
+}
+
+//  ---- The key table (config/keys.c) ------------------------------------------
+
+//  {"section":{"leaf":value}}, or {"key":value} for a top-level key.
+static void
+s_json_for (const config_key_t *k, const char *value, char *json, size_t cap)
+{
+    const char *dot = strchr (k->key, '.');
+    if (dot)
+        snprintf (json, cap, "{\"%.*s\":{\"%s\":%s}}", (int) (dot - k->key),
+                  k->key, dot + 1, value);
+    else
+        snprintf (json, cap, "{\"%s\":%s}", k->key, value);
+}
+
+static long long
+s_number_at (const cg_config_t *cfg, const config_key_t *k, size_t at)
+{
+    const char *p = (const char *) cfg + at;
+    return k->type == KEY_LONG ? *(const long long *) p : *(const int *) p;
+}
+
+//  Every number in the table is read at its bounds, lands where the table
+//  says (and in each other place that reads it), and is refused one past
+//  them with the sentence naming the key.
+Test (config, every_number_at_and_past_its_bounds)
+{
+    int checked = 0;
+    for (const config_key_t *k = config_keys; k->key; k++) {
+        if (k->in != KEY_IN_CONFIG || k->at == KEY_BY_HAND
+            || (k->type != KEY_INT && k->type != KEY_LONG))
+            continue;
+        char json[256], value[32], err[256], want[256];
+        long long edges[] = {k->min, k->max};
+        for (int i = 0; i < 2; i++) {
+            snprintf (value, sizeof (value), "%lld", edges[i]);
+            s_json_for (k, value, json, sizeof (json));
+            cg_config_t *cfg = s_load (json, err, sizeof (err));
+            cr_assert_not_null (cfg, "%s: %s", json, err);
+            cr_assert_eq (s_number_at (cfg, k, k->at), edges[i], "%s", json);
+            for (int j = 0; j < 2 && k->also[j]; j++)
+                cr_assert_eq (s_number_at (cfg, k, k->also[j]), edges[i],
+                              "%s: other reader %d", json, j);
+            config_destroy (&cfg);
+        }
+        snprintf (want, sizeof (want), "%s: must be an integer from %lld to %lld",
+                  k->key, k->min, k->max);
+        snprintf (value, sizeof (value), "%lld", k->max + 1);
+        s_json_for (k, value, json, sizeof (json));
+        s_refused (json, want);
+        snprintf (value, sizeof (value), "%lld", k->min - 1);
+        s_json_for (k, value, json, sizeof (json));
+        s_refused (json, want);
+        checked++;
+    }
+    cr_assert_geq (checked, 29, "only %d numeric keys in the table", checked);
+}
+
+//  Every environment variable of the table reaches its key; a number out
+//  of bounds is refused naming the variable.
+Test (config, every_environment_variable_lands)
+{
+    int checked = 0;
+    for (const config_key_t *k = config_keys; k->key; k++) {
+        if (!k->env || k->in != KEY_IN_CONFIG || k->at == KEY_BY_HAND)
+            continue;
+        char value[32], err[256];
+        const char *p;
+        cg_config_t *cfg;
+        switch (k->type) {
+        case KEY_INT:
+            snprintf (value, sizeof (value), "%lld", k->max);
+            setenv (k->env, value, 1);
+            cfg = s_load ("{}", err, sizeof (err));
+            cr_assert_not_null (cfg, "%s: %s", k->env, err);
+            cr_assert_eq (s_number_at (cfg, k, k->at), k->max, "%s", k->env);
+            config_destroy (&cfg);
+            snprintf (value, sizeof (value), "%lld", k->max + 1);
+            setenv (k->env, value, 1);
+            cr_assert_null (s_load ("{}", err, sizeof (err)), "%s", k->env);
+            cr_assert (strstr (err, k->env), "error '%s'", err);
+            break;
+        case KEY_AUTH:
+            setenv (k->env, "none", 1);
+            cfg = s_load ("{}", err, sizeof (err));
+            cr_assert_not_null (cfg, "%s: %s", k->env, err);
+            cr_assert_eq (*(auth_mode_t *) ((char *) cfg + k->at), AUTH_NONE);
+            config_destroy (&cfg);
+            break;
+        default:
+            cr_assert_eq (k->type, KEY_STRING, "%s", k->key);
+            p = strcmp (k->key, "logLevel") ? "x-0123456789abcdef" : "warn";
+            setenv (k->env, p, 1);
+            cfg = s_load ("{}", err, sizeof (err));
+            cr_assert_not_null (cfg, "%s: %s", k->env, err);
+            cr_assert_str_eq (*(char **) ((char *) cfg + k->at), p, "%s", k->env);
+            config_destroy (&cfg);
+            break;
+        }
+        unsetenv (k->env);
+        checked++;
+    }
+    cr_assert_eq (checked, 11, "environment variables in the table: %d", checked);
+}
+
+//  A value several places read is one key that fills each of them, from
+//  the file and from a flag alike; keys only an actor reads land in its
+//  settings.
+Test (config, one_key_fills_every_reader)
+{
+    char err[256];
+    cg_config_t *cfg = s_load (
+        "{\"stateDir\":\"/tmp/cg-s\",\"gateway\":{\"requestTimeoutMs\":1234},"
+        "\"broker\":{\"heartbeatMs\":77,\"liveness\":9},"
+        "\"limits\":{\"leaseMs\":999},"
+        "\"sessions\":{\"store\":\"sqlite:/tmp/x.db\",\"contextMessages\":7,"
+        "\"contextChars\":8,\"maxQueued\":9,\"readers\":3},"
+        "\"browser\":{\"chromium\":\"/c\",\"navigateTimeoutMs\":4321,"
+        "\"viewportWidth\":100,\"viewportHeight\":200}}",
+        err, sizeof (err));
+    cr_assert_not_null (cfg, "%s", err);
+    const actor_settings_t *a = &cfg->actors;
+    cr_assert_str_eq (a->session.state_dir, "/tmp/cg-s");
+    cr_assert_str_eq (a->browser.state_dir, "/tmp/cg-s");
+    cr_assert_eq (a->run.request_timeout_ms, 1234);
+    cr_assert_eq (a->session.request_timeout_ms, 1234);
+    cr_assert_eq (cfg->request_timeout_ms, 1234);
+    cr_assert_eq (a->bus.heartbeat_ms, 77);
+    cr_assert_eq (a->bus.liveness, 9);
+    cr_assert_eq (cfg->heartbeat_ms, 77);
+    cr_assert_eq (a->ratelimit.lease_ms, 999);
+    cr_assert_eq (cfg->lease_ms, 999);
+    cr_assert_str_eq (a->session.store, "sqlite:/tmp/x.db");
+    cr_assert_eq (a->session.context_messages, 7);
+    cr_assert_eq (a->session.context_chars, 8);
+    cr_assert_eq (a->session.max_queued, 9);
+    cr_assert_eq (a->session.readers, 3);
+    cr_assert_str_eq (a->browser.chromium, "/c");
+    cr_assert_eq (a->browser.navigate_timeout_ms, 4321);
+    cr_assert_eq (cfg->browser_navigate_timeout_ms, 4321);
+    cr_assert_eq (a->browser.viewport_width, 100);
+    cr_assert_eq (a->browser.viewport_height, 200);
+    cr_assert_eq (a->catalog.n_agents, cfg->n_agents);
+    cr_assert_eq (a->system.channels, cfg->channels);
+    config_destroy (&cfg);
+
+    cfg_flags_t flags = {.config_path = s_path, .port = -1,
+                         .state_dir = "/tmp/cg-flag", .store = "sqlite:/f.db"};
+    cfg = config_load (&flags, err, sizeof (err));
+    cr_assert_not_null (cfg, "%s", err);
+    cr_assert_str_eq (cfg->actors.session.state_dir, "/tmp/cg-flag");
+    cr_assert_str_eq (cfg->actors.browser.state_dir, "/tmp/cg-flag");
+    cr_assert_str_eq (cfg->actors.session.store, "sqlite:/f.db");
+    config_destroy (&cfg);
+}
+
+//  The reference: a header, then one row per key of the table.
+Test (config, reference_has_a_row_per_key)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream (&text, &len);
+    cr_assert_not_null (out);
+    cr_assert_eq (config_print_reference (out), 0);
+    fclose (out);
+    int rows = 0, keys = 0;
+    for (const char *p = text; (p = strchr (p, '\n')); p++)
+        rows++;
+    for (const config_key_t *k = config_keys; k->key; k++) {
+        char cell[128];
+        snprintf (cell, sizeof (cell), "\n| `%s` |", k->key);
+        cr_assert (strstr (text, cell), "no row for %s", k->key);
+        keys++;
+    }
+    cr_assert_eq (rows, keys + 2);
+    free (text);
 }
