@@ -186,20 +186,20 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
         const char *url = mp_get_str (b, "url", &len);
         if (!url || len == 0 || len > BROWSER_MAX_URL || memchr (url, 0, len)) {
             browser_ops_fail (self, &op, 400, "invalid_request",
-                       "url must be a non-empty string of at most 8192 bytes", "url");
+                              "url must be a non-empty string of at most 8192 bytes", "url");
             return;
         }
         op->url = strndup (url, len);
         if (!op->url || !s_valid_url (op->url)) {
             browser_ops_fail (self, &op, 400, "invalid_request",
-                       "Only http:// and https:// urls can be opened", "url");
+                              "Only http:// and https:// urls can be opened", "url");
             return;
         }
         if (mp_get (b, "timeoutMs")) {
             if (!mp_get_int (b, "timeoutMs", &t) || t < 100 || t > 600000) {
                 browser_ops_fail (self, &op, 400, "invalid_request",
-                           "timeoutMs must be an integer from 100 to 600000",
-                           "timeoutMs");
+                                  "timeoutMs must be an integer from 100 to 600000",
+                                  "timeoutMs");
                 return;
             }
             op->timeout_ms = (int) t;
@@ -211,8 +211,8 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
         if (sel) {
             if (len == 0 || len > BROWSER_MAX_SELECTOR || memchr (sel, 0, len)) {
                 browser_ops_fail (self, &op, 400, "invalid_request",
-                           "selector must be a non-empty string of at most 1024 bytes",
-                           "selector");
+                                  "selector must be a non-empty string of at most 1024 bytes",
+                                  "selector");
                 return;
             }
             op->selector = strndup (sel, len);
@@ -220,7 +220,7 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
         mp_get_bool (b, "fullPage", &op->full_page);
         if (op->selector && op->full_page) {
             browser_ops_fail (self, &op, 400, "invalid_request",
-                       "Give either selector or fullPage, not both", "fullPage");
+                              "Give either selector or fullPage, not both", "fullPage");
             return;
         }
     }
@@ -228,12 +228,12 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
     profile_t *p = s_profile (self, name, true);
     if (!p) {
         browser_ops_fail (self, &op, 503, "service_unavailable",
-                   "Too many browser profiles in use", "profile");
+                          "Too many browser profiles in use", "profile");
         return;
     }
     if (zlistx_size (p->queue) >= BROWSER_MAX_QUEUE) {
         browser_ops_fail (self, &op, 503, "service_unavailable",
-                   "Too many browser requests are waiting on this profile", NULL);
+                          "Too many browser requests are waiting on this profile", NULL);
         return;
     }
     //  A Chromium that died since the last tick is noticed now.
@@ -364,11 +364,11 @@ s_destroy (void **state_p)
          p = (profile_t *) zlistx_next (all)) {
         if (p->op)
             browser_ops_fail (self, &p->op, 503, "service_unavailable",
-                       "The browser actor is stopping", NULL);
+                              "The browser actor is stopping", NULL);
         op_t *op;
         while ((op = (op_t *) zlistx_detach (p->queue, NULL)))
             browser_ops_fail (self, &op, 503, "service_unavailable",
-                       "The browser actor is stopping", NULL);
+                              "The browser actor is stopping", NULL);
         browser_chromium_signal (p, SIGTERM);
     }
     //  Up to BROWSER_STOP_MS for them to exit, then SIGKILL.

@@ -157,7 +157,7 @@ s_launch_reply (profile_t *p, const cJSON *msg)
     p->wait_id = 0;
     const cJSON *result = cJSON_GetObjectItemCaseSensitive (msg, "result");
     const char *emsg = browser_ops_jstr (cJSON_GetObjectItemCaseSensitive (msg, "error"),
-                               "message");
+                                         "message");
     if (emsg || !cJSON_IsObject (result)) {
         char text[400];
         snprintf (text, sizeof (text), "DevTools refused a start-up command: %.300s",

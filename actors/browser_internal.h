@@ -136,7 +136,7 @@ browser_ops_jstr (const cJSON *obj, const char *key);
 //  Replies with an ERROR and frees the op.
 void
 browser_ops_fail (self_t *self, op_t **op_p, int status, const char *code,
-           const char *message, const char *param);
+                  const char *message, const char *param);
 
 //  The op in flight is over (replied): forget it and start the next.
 void
@@ -145,7 +145,7 @@ browser_ops_end (profile_t *p);
 //  Ends the op in flight with an ERROR reply.
 void
 browser_ops_end_error (profile_t *p, int status, const char *code,
-                const char *message, const char *param);
+                       const char *message, const char *param);
 
 //  Sends the first CDP call of p's op in flight.
 void

@@ -121,7 +121,7 @@ s_op_free (op_t **op_p)
 //  Replies with an ERROR and frees the op.
 void
 browser_ops_fail (self_t *self, op_t **op_p, int status, const char *code,
-           const char *message, const char *param)
+                  const char *message, const char *param)
 {
     op_t *op = *op_p;
     bus_worker_error (self->worker, &op->origin, status, code, message, param);
@@ -138,7 +138,7 @@ browser_ops_end (profile_t *p)
 
 void
 browser_ops_end_error (profile_t *p, int status, const char *code,
-                const char *message, const char *param)
+                       const char *message, const char *param)
 {
     bus_worker_error (p->self->worker, &p->op->origin, status, code, message,
                       param);
@@ -251,7 +251,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
     if (error || !cJSON_IsObject (result)) {
         if (op->step == ST_NAV_SENT && emsg && strstr (emsg, "invalid URL")) {
             browser_ops_end_error (p, 400, "invalid_request", "Chromium refused the url",
-                            "url");
+                                   "url");
             return;
         }
         snprintf (text, sizeof (text), "Chromium refused the request: %.500s",
@@ -311,7 +311,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
     case ST_SHOT_ELEMENT: {
         if (cJSON_GetObjectItemCaseSensitive (result, "exceptionDetails")) {
             browser_ops_end_error (p, 400, "invalid_request", "Invalid CSS selector",
-                            "selector");
+                                   "selector");
             return;
         }
         const cJSON *value = cJSON_GetObjectItemCaseSensitive (
@@ -321,13 +321,13 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
             || !s_jnum (value, "y", &box[1]) || !s_jnum (value, "w", &box[2])
             || !s_jnum (value, "h", &box[3])) {
             browser_ops_end_error (p, 404, "not_found", "No element matches the selector",
-                            "selector");
+                                   "selector");
             return;
         }
         if (box[2] < 1 || box[3] < 1 || box[2] > 100000 || box[3] > 100000) {
             browser_ops_end_error (p, 404, "not_found",
-                            "The element matching the selector has no visible size",
-                            "selector");
+                                   "The element matching the selector has no visible size",
+                                   "selector");
             return;
         }
         s_shot_capture (p, box);
@@ -341,7 +341,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         if (!s_jnum (size, "width", &box[2]) || !s_jnum (size, "height", &box[3])
             || box[2] < 1 || box[3] < 1) {
             browser_ops_end_error (p, 503, "service_unavailable",
-                            "Chromium did not report the page size", NULL);
+                                   "Chromium did not report the page size", NULL);
             return;
         }
         box[2] = box[2] > 100000 ? 100000 : (double) (int64_t) (box[2] + 0.999);
@@ -356,7 +356,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         int64_t width = 0, height = 0;
         if (!data || s_png_size (data, len, &width, &height)) {
             browser_ops_end_error (p, 503, "service_unavailable",
-                            "Chromium did not return a PNG", NULL);
+                                   "Chromium did not return a PNG", NULL);
             return;
         }
         if (len > BROWSER_MAX_PNG_B64) {

@@ -66,7 +66,7 @@ session_pack_json_text (mp_writer_t *w, const char *text)
 //  a map header counting them plus n_extra pairs the caller adds.
 void
 session_pack_map_except (mp_writer_t *w, const msgpack_object *map,
-                   const char *const *skip, size_t n_extra)
+                         const char *const *skip, size_t n_extra)
 {
     size_t n = 0;
     const msgpack_object_kv *kv = map->via.map.ptr;
@@ -313,7 +313,7 @@ s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
     else {
         live_t *live = p->live;
         session_runs_end_local (self, p, p->interrupted ? "interrupted" : "aborted", 0,
-                     NULL, NULL);
+                                NULL, NULL);
         session_runs_pump (self, live);
     }
 }
@@ -438,7 +438,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
                                  "past the deadline",
                       p->run_id, SESSION_GRACE_MS);
             session_runs_end_local (self, p, NULL, 503, "service_unavailable",
-                         "The run actor did not finish the run");
+                                    "The run actor did not finish the run");
         }
         else
             session_runs_end_local (self, p, "timeout", 0, NULL, NULL);

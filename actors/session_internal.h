@@ -109,7 +109,7 @@ session_pack_json_text (mp_writer_t *w, const char *text);
 //  a map header counting them plus n_extra pairs the caller adds.
 void
 session_pack_map_except (mp_writer_t *w, const msgpack_object *map,
-                   const char *const *skip, size_t n_extra);
+                         const char *const *skip, size_t n_extra);
 
 //  ---- session_read.c --------------------------------------------------------
 
@@ -136,7 +136,7 @@ session_read_actor (zsock_t *pipe, void *args);
 //  failure.
 live_t *
 session_runs_live_get (self_t *self, const char *key, const char *agent_id,
-            const char *channel);
+                       const char *channel);
 
 //  Frees live once nothing is queued or going.
 void
@@ -162,7 +162,7 @@ session_runs_stats_log (self_t *self, int64_t now, bool final);
 //  (chat.error with status, code, message).
 void
 session_runs_end_local (self_t *self, pending_t *p, const char *finish, int status,
-             const char *code, const char *message);
+                        const char *code, const char *message);
 
 //  The run actor's RUN_RESULT: commit the reply, then tell the front.
 void

@@ -17,7 +17,7 @@
 //  failure.
 live_t *
 session_runs_live_get (self_t *self, const char *key, const char *agent_id,
-            const char *channel)
+                       const char *channel)
 {
     live_t *live = (live_t *) zhashx_lookup (self->lives, key);
     if (live)
@@ -150,7 +150,7 @@ session_runs_stats_log (self_t *self, int64_t now, bool final)
 //  (chat.error with status, code, message).
 void
 session_runs_end_local (self_t *self, pending_t *p, const char *finish, int status,
-             const char *code, const char *message)
+                        const char *code, const char *message)
 {
     live_t *live = p->live;
     live->seq++;
@@ -298,7 +298,7 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
     mp_writer_t w;
     mp_writer_init (&w);
     session_pack_map_except (&w, b, interrupted ? skip_finish : skip,
-                       interrupted ? 2 : 1);
+                             interrupted ? 2 : 1);
     mp_kv_int (&w, "seq", live->seq);
     if (interrupted)
         mp_kv_str (&w, "finishReason", "interrupted");
@@ -439,7 +439,7 @@ session_runs_start_send (self_t *self, pending_t *p, int64_t left, const mp_writ
     env.timeout_ms = left;
     if (bus_front_send (self->front, "run", &env, w->buf.data, w->buf.size)) {
         session_runs_end_local (self, p, NULL, 503, "service_unavailable",
-                     "The broker is not taking requests");
+                                "The broker is not taking requests");
         return;
     }
     snprintf (p->corr, sizeof (p->corr), "%llu",
