@@ -85,7 +85,7 @@ typedef struct {
     void (*usage) (void *arg, int64_t prompt, int64_t completion);
     //  reason in OpenAI's words: stop, length, tool_calls, content_filter.
     void (*finish) (void *arg, const char *reason);
-    //  status and code as the gateway answers (SPEC section 5).
+    //  status and code as the gateway answers (docs/errors.md).
     void (*error) (void *arg, int status, const char *code,
                    const char *message);
 } provider_sink_t;

@@ -88,6 +88,8 @@ s_on_timer (CURLM *multi, long timeout_ms, void *arg)
 {
     self_t *self = (self_t *) arg;
     self->curl_timeout_at = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    if (self->curl_timeout_at >= 0)
+        run_schedule (self);
     return 0;
 }
 
@@ -192,9 +194,9 @@ run_curl_start_transfer (run_t *run)
     curl_easy_setopt (e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
     curl_easy_setopt (e, CURLOPT_CONNECTTIMEOUT_MS,
                       (long) run->provider->connect_timeout_ms);
-    //  Stalls (no byte for stallTimeoutMs) are watched by s_sweep, to the
-    //  millisecond: libcurl's low-speed check counts whole seconds and
-    //  averages, so it fires late.
+    //  Stalls (no byte for stallTimeoutMs) are watched by s_sweep (run.c),
+    //  to the millisecond: libcurl's low-speed check counts whole seconds
+    //  and averages, so it fires late.
     run->last_byte = zclock_mono ();
     curl_easy_setopt (e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -75,10 +75,10 @@ typedef struct {
     zhashx_t *inflight;              //  RUN_START corr id -> pending_t
     zactor_t *readers[SESSION_MAX_READERS];  //  session.read actors
     int n_readers;
-    //  Logged every SESSION_STATS_MS (s_stats_log): the storage write
-    //  path's time per run (its arrival's transaction plus its end's,
-    //  without the context read), and the context reads made in the
-    //  arrival's transaction.
+    //  Logged every SESSION_STATS_MS (session_runs_stats_log): the
+    //  storage write path's time per run (its arrival's transaction plus
+    //  its end's, without the context read), and the context reads made in
+    //  the arrival's transaction.
     timings_t writes, reads;
     int64_t stats_at;                //  zclock_mono () of the next line
     //  Largest size each table reached, logged at stop: they must follow

@@ -60,7 +60,8 @@ struct store_t {
     size_t row_cap;
     bool batch;                      //  store_batch_begin's transaction is open
     bool batch_failed;               //  A call inside it failed: roll back
-    int64_t last_stamp;              //  Last updated_at written (s_stamp)
+    int64_t last_stamp;              //  Last updated_at written (s_stamp,
+                                     //  store_sqlite.c)
 };
 
 #define S_CHECKPOINT_MS 500
