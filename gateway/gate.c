@@ -4,6 +4,7 @@
 */
 #include "gate.h"
 
+#include "error.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -101,8 +102,7 @@ s_refuse (int fd, int status, const char *reason, const char *code,
     int blen = snprintf (body, sizeof (body),
                          "{\"error\":{\"code\":\"%s\",\"message\":\"%s\","
                          "\"type\":\"%s\",\"param\":null}}",
-                         code, message, status >= 500 ? "server_error"
-                                                      : "client_error");
+                         code, message, error_type (status));
     int n = snprintf (text, sizeof (text),
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json; "
                       "charset=utf-8\r\nContent-Length: %d\r\n%sConnection: "

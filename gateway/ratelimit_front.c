@@ -5,6 +5,7 @@
 */
 #include "ratelimit_front.h"
 
+#include "error.h"
 #include "log.h"
 
 #include <pthread.h>
@@ -637,11 +638,9 @@ ratelimit_front_ws_error (const rl_ticket_t *t, const cJSON *id)
     cJSON_AddStringToObject (root, "type", "error");
     cJSON *idc = id ? cJSON_Duplicate (id, true) : NULL;
     cJSON_AddItemToObject (root, "id", idc ? idc : cJSON_CreateNull ());
-    cJSON *err = cJSON_AddObjectToObject (root, "error");
-    cJSON_AddStringToObject (err, "code", "rate_limited");
-    cJSON_AddStringToObject (err, "message", ratelimit_front_message (t));
-    cJSON_AddStringToObject (err, "type", "client_error");
-    cJSON_AddNullToObject (err, "param");
+    cJSON *err = error_json (429, "rate_limited", ratelimit_front_message (t),
+                             NULL);
     cJSON_AddNumberToObject (err, "retryAfter", t->retry_after);
+    cJSON_AddItemToObject (root, "error", err);
     return root;
 }
