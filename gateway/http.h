@@ -1,5 +1,5 @@
 /*  =========================================================================
-    http - one request's context and the JSON responses of SPEC section 5
+    http - one request's context and the JSON responses of docs/errors.md
 
     An http_req_t lives on the stack of the civetweb thread serving the
     request; nothing in it may be kept past the handler's return.

@@ -119,7 +119,7 @@ route_agent_run_stream (http_req_t *r)
 {
     run_call_t c;
     route_runs_init (r, &c);
-    c.want_tools = true;   //  SPEC: event: tool.call / tool.result too
+    c.want_tools = true;   //  docs/http-api.md: tool.call / tool.result too
     int status = s_start (r, &c, true);
     bool begun = false;
     while (!status) {

@@ -202,8 +202,8 @@ s_stream (http_req_t *r, run_call_t *c, const openai_ids_t *ids)
         else {   //  RUN_EV_ERROR after output began
             cJSON *e = cJSON_CreateObject ();
             cJSON_AddItemToObject (e, "error",
-                                   error_json_event (c->err.status, c->err.code,
-                                                     c->err.message));
+                                   error_json_openai (c->err.status, c->err.code,
+                                                      c->err.message));
             if (http_sse_json_after (r, &pending, NULL, e)
                 && http_sse_write (r, NULL, "[DONE]"))
                 http_sse_end (r);

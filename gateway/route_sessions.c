@@ -120,7 +120,7 @@ route_sessions_list (http_req_t *r)
     return status;
 }
 
-//  The {key} of /v1/sessions/{key}, checked (SPEC section 3).  NULL after
+//  The {key} of /v1/sessions/{key}, checked (docs/sessions.md).  NULL after
 //  sending 400.
 static const char *
 s_key (http_req_t *r)

@@ -85,7 +85,7 @@ route_status (http_req_t *r)
     if (reply.env.status != 200)
         status = http_send_bus_error (r, &reply);
     else {
-        //  SPEC section 2: system.status over WebSocket sends the same
+        //  docs/websocket.md: system.status over WebSocket sends the same
         //  body, made by the same function.
         cJSON *root = ws_status_body (reply.body.root, r->config, r->server);
         if (root) {

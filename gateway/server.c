@@ -158,7 +158,7 @@ s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
     s_methods (rt, methods, sizeof (methods));
     snprintf (allow, sizeof (allow), "Allow: %s\r\n", methods);
     if (strcmp (method, "OPTIONS") == 0) {
-        //  CORS preflight: never authenticated (SPEC section 1).
+        //  CORS preflight: never authenticated (docs/authentication.md).
         char headers[512];
         snprintf (headers, sizeof (headers),
                   "%sAccess-Control-Allow-Methods: %s\r\n"
@@ -193,7 +193,7 @@ s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
         auth_rc_t rc = auth_check (self->config, &in, &r->auth);
         if (rc != AUTH_OK)
             snprintf (r->auth.principal, sizeof (r->auth.principal), "-");
-        //  A wrong credential counts against the address (SPEC section 1);
+        //  A wrong credential counts against the address (docs/authentication.md);
         //  a missing one is not a guess.
         if (rc == AUTH_INVALID
             && ratelimit_front_auth_failed (self->limits, r->bus,
@@ -285,7 +285,7 @@ s_http_error (struct mg_connection *conn, int status, const char *msg)
 
 //  ---- Life cycle -------------------------------------------------------------
 
-//  Authentication is the routes' own (auth.c, SPEC section 1).  Without
+//  Authentication is the routes' own (auth.c, docs/authentication.md).  Without
 //  an auth handler civetweb falls back to looking for a .htpasswd file,
 //  a stat () of "/.htpasswd" on every request, since no document root is
 //  served: this handler lets every request through to the routes instead.

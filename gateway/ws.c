@@ -201,7 +201,7 @@ s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
     if (whole)
         ws_client_frag_reset (cl);
     if (problem) {
-        //  id null, and the connection stays open (SPEC section 2).
+        //  id null, and the connection stays open (docs/websocket.md).
         const cJSON *id = NULL;
         cJSON *j = ws_hub_error_json (id, 400, "invalid_request", problem, NULL);
         ws_frame_t *f = ws_frame_json (j);

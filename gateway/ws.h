@@ -1,5 +1,5 @@
 /*  =========================================================================
-    ws - the WebSocket control channel (SPEC section 2)
+    ws - the WebSocket control channel (docs/websocket.md)
 
     Threads and ownership:
     - civetweb serves each WebSocket connection on one of its worker threads
@@ -53,8 +53,8 @@ ws_register (ws_hub_t *self, struct mg_context *ctx, const char *path);
 int
 ws_clients (ws_hub_t *self);
 
-//  The body of GET /status and of the WebSocket system.status (SPEC
-//  section 2: the same body): the system actor's status (a msgpack map),
+//  The body of GET /status and of the WebSocket system.status (the same
+//  body, docs/websocket.md): the system actor's status (a msgpack map),
 //  then this front's own "gateway" block (port, bind, auth, inflight,
 //  websocketClients) and "limits" block.  Both routes send what this
 //  makes, so the two cannot drift apart.  It lives here because only this

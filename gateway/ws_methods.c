@@ -265,7 +265,7 @@ s_chat_abort (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
     //  this hub did not start (or forgot, 10 s after its end) has no key
     //  here and goes to any worker; with one session worker that is the
     //  right one, and a run that is unknown or over gets aborted:false
-    //  from any (SPEC section 2).
+    //  from any (docs/websocket.md).
     ws_run_t *known = (ws_run_t *) zhashx_lookup (h->runs, run->valuestring);
     mp_writer_t w;
     mp_writer_init (&w);
@@ -455,7 +455,7 @@ static const ws_param_t s_browser_screenshot[] = {
     {"selector", WS_PARAM_STR}, {"fullPage", WS_PARAM_BOOL},
     {"profile", WS_PARAM_STR}, {NULL, 0}};
 
-//  Scopes follow SPEC section 1; subscriptions and status are not counted
+//  Scopes follow docs/authentication.md; subscriptions and status are not counted
 //  against the limits.
 static const ws_method_t s_methods[] = {
     //  name                 scope           counted handler

@@ -12,6 +12,12 @@ error_type (int status)
     return status >= 500 ? "server_error" : "client_error";
 }
 
+const char *
+error_type_openai (int status)
+{
+    return status >= 500 ? "server_error" : "invalid_request_error";
+}
+
 int
 error_status (int status)
 {
@@ -48,6 +54,18 @@ cJSON *
 error_json_event (int status, const char *code, const char *message)
 {
     return s_json (status, code, message);
+}
+
+cJSON *
+error_json_openai (int status, const char *code, const char *message)
+{
+    cJSON *e = cJSON_CreateObject ();
+    if (!e)
+        return NULL;
+    cJSON_AddStringToObject (e, "message", message);
+    cJSON_AddStringToObject (e, "type", error_type_openai (status));
+    cJSON_AddStringToObject (e, "code", code);
+    return e;
 }
 
 void
