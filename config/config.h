@@ -111,9 +111,11 @@ typedef struct {
     cfg_channel_t *channels;
     size_t n_channels;
     long long started_at;        //  Unix seconds at load (model "created")
-    //  What the actors read.  A key only actors read lands here directly;
-    //  one the front reads too is copied here at the end of config_load,
-    //  its strings and arrays lent from the fields above.
+    //  What the actors read.  A number only actors read lands here
+    //  directly; one the front reads too is copied here at the end of
+    //  config_load.  Strings are owned by the fields above even when only
+    //  an actor reads them (store, browser_chromium) and lent here, as are
+    //  the providers, models, agents and channels.
     actor_settings_t actors;
 } cg_config_t;
 

@@ -341,23 +341,28 @@ s_in_section (const char *key, const char *section)
 
 //  ---- Reading ---------------------------------------------------------------
 
-//  Is name (len bytes) a key the table allows in obj at this place?
+//  Is name a key the table allows here: at the top level of the file (in
+//  KEY_IN_CONFIG, section NULL), in one of its sections ("auth"; any name
+//  in a section of named entries such as providers.<name>), or in an
+//  entry of kind in (auth.tokens[], providers.<name>...)?
 static bool
-s_known (const char *name, size_t len, key_in_t in, const char *section)
+s_known (const char *name, key_in_t in, const char *section)
 {
-    if (memchr (name, '.', len) || memchr (name, '[', len))
+    size_t len = strlen (name);
+    if (strpbrk (name, ".["))
         return false;       //  A segment, never a path
     for (const config_key_t *k = config_keys; k->key; k++) {
-        if (!section && s_segment_is (k->key, name, len))
-            return true;
-        if (section && in == KEY_IN_CONFIG && *section
-            && s_in_section (k->key, section)) {
-            const char *second = s_second (k->key);
-            if (second && (*second == '<' || s_segment_is (second, name, len)))
+        const char *second = s_second (k->key);
+        if (in != KEY_IN_CONFIG) {
+            if (k->in == in && !strcmp (keys_leaf (k), name))
                 return true;
         }
-        if (section && in != KEY_IN_CONFIG && k->in == in
-            && !strcmp (keys_leaf (k), name))
+        else if (!section) {
+            if (s_segment_is (k->key, name, len))
+                return true;
+        }
+        else if (second && s_in_section (k->key, section)
+                 && (*second == '<' || s_segment_is (second, name, len)))
             return true;
     }
     return false;
@@ -368,8 +373,7 @@ keys_check_known (const cJSON *obj, key_in_t in, const char *section,
                   const char *where, char *err, size_t errlen)
 {
     for (const cJSON *c = obj->child; c; c = c->next)
-        if (!s_known (c->string, strlen (c->string), in,
-                      in == KEY_IN_CONFIG ? section : "")) {
+        if (!s_known (c->string, in, section)) {
             keys_err (err, errlen, "%s%s: unknown key", where, c->string);
             return -1;
         }

@@ -87,10 +87,12 @@ keys_set (char **field, const char *value);
 const char *
 keys_leaf (const config_key_t *key);
 
-//  Checks that obj holds only keys the table declares at this place:
-//  section NULL: the file's top level; "auth": the keys of that section;
-//  otherwise the entries of kind `in` (auth.tokens[], providers.<name>...).
-//  Names the first other key after where.  0 or -1.
+//  Checks that obj holds only keys the table declares at this place.  For
+//  KEY_IN_CONFIG, section NULL is the file's top level and "auth" that
+//  section (whose keys are free when its entries are named, as in
+//  providers.<name>); any other `in` is one entry of that kind
+//  (auth.tokens[], providers.<name>...) and section is not used.  Names
+//  the first other key after where.  0 or -1.
 int
 keys_check_known (const cJSON *obj, key_in_t in, const char *section,
                   const char *where, char *err, size_t errlen);
