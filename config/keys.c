@@ -27,6 +27,9 @@
 #define CHAN(f) offsetof (cfg_channel_t, f)
 #define MIB (1024LL * 1024)
 
+//  One row per key, a few fields a line: clang-format would put each field
+//  on a line of its own and triple the table.
+// clang-format off
 const config_key_t config_keys[] = {
     //  ---- Top level ----
     {.key = "bind", .type = KEY_STRING, .at = CFG (bind),
@@ -282,6 +285,7 @@ const config_key_t config_keys[] = {
      .shown = "`[\"system\",\"run\",\"session\",\"ratelimit\"]`",
      .help = "services `/ready` requires"},
     {.key = NULL}};
+// clang-format on
 
 //  ---- Helpers ---------------------------------------------------------------
 
