@@ -260,7 +260,7 @@ ws_status_body (const msgpack_object *status, const cg_config_t *cfg,
     cJSON_AddStringToObject (gw, "bind", cfg->bind);
     cJSON_AddStringToObject (gw, "auth", config_auth_name (cfg->auth_mode));
     cJSON_AddNumberToObject (gw, "inflight", server_inflight (server));
-    cJSON_AddNumberToObject (gw, "websocketClients", ws_clients_now ());
+    cJSON_AddNumberToObject (gw, "websocketClients", ws_hub_clients_now ());
     //  The connection gate: what waits for a whole request head, what is
     //  being served, and what it has turned away since start.
     gate_stats_t gs;

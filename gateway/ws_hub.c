@@ -108,7 +108,7 @@ ws_clients (ws_hub_t *self)
 }
 
 int
-ws_clients_now (void)
+ws_hub_clients_now (void)
 {
     return atomic_load (&s_clients_now);
 }

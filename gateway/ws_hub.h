@@ -103,7 +103,7 @@ ws_hub_remove_client (ws_hub_t *hub, ws_client_t *cl);
 
 //  Clients in the registry now, from any thread (one hub per process).
 int
-ws_clients_now (void);
+ws_hub_clients_now (void);
 
 //  Client id with a use counted (ws_client_put it), or NULL if gone.
 ws_client_t *

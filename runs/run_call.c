@@ -190,11 +190,10 @@ s_append (run_call_t *c, const char *text, size_t len)
     c->text[c->text_len] = 0;
 }
 
-//  Records what the event of that type in c->msg says.
+//  Records what an event of that type with that body says.
 static run_ev_t
-s_record (run_call_t *c, const char *type)
+s_record (run_call_t *c, const char *type, const msgpack_object *b)
 {
-    const msgpack_object *b = c->msg.body.root;
     if (!strcmp (type, "chat.delta")) {
         size_t len;
         const char *d = mp_get_str (b, "delta", &len);
@@ -214,8 +213,10 @@ s_record (run_call_t *c, const char *type)
         mp_get_int (u, "promptTokens", &c->prompt);
         mp_get_int (u, "completionTokens", &c->completion);
         const msgpack_object *calls = mp_get (b, "toolCalls");
-        if (calls && calls->type == MSGPACK_OBJECT_ARRAY)
+        if (calls && calls->type == MSGPACK_OBJECT_ARRAY) {
+            cJSON_Delete (c->tool_calls);
             c->tool_calls = mpjson_to_json (calls);
+        }
         return RUN_EV_DONE;
     }
     if (!strcmp (type, "chat.error")) {
@@ -236,6 +237,25 @@ s_record (run_call_t *c, const char *type)
 }
 
 run_ev_t
+run_call_take (run_call_t *c, const bus_msg_t *msg)
+{
+    if (msg->kind == BUS_MSG_REPLY && msg->env.corr_id == c->corr_id
+        && msg->env.status != 200) {
+        //  The run was refused (or no actor is alive to take it).
+        error_read (msg->body.root, msg->env.status, "Run refused", &c->err);
+        return RUN_EV_ERROR;
+    }
+    size_t idlen;
+    const char *id = mp_get_str (msg->body.root, "runId", &idlen);
+    const char *slash = strrchr (msg->topic, '/');
+    //  Events of earlier runs on this socket, and stray replies: not ours.
+    if (msg->kind != BUS_MSG_EVENT || !slash || !id
+        || idlen != strlen (c->run_id) || memcmp (id, c->run_id, idlen))
+        return RUN_EV_IDLE;
+    return s_record (c, slash + 1, msg->body.root);
+}
+
+run_ev_t
 run_call_next (run_call_t *c, int idle_ms)
 {
     if (c->have_msg) {
@@ -247,29 +267,12 @@ run_call_next (run_call_t *c, int idle_ms)
         int64_t left = until - zclock_mono ();
         if (left <= 0 || bus_front_recv (c->bus, (int) left, &c->msg))
             return RUN_EV_IDLE;
-        if (c->msg.kind == BUS_MSG_REPLY && c->msg.env.corr_id == c->corr_id
-            && c->msg.env.status != 200) {
-            //  The run was refused (or no actor is alive to take it).
+        run_ev_t ev = run_call_take (c, &c->msg);
+        if (ev != RUN_EV_IDLE) {
             c->have_msg = true;
-            error_read (c->msg.body.root, c->msg.env.status, "Run refused",
-                        &c->err);
-            return RUN_EV_ERROR;
-        }
-        size_t idlen;
-        const char *id = mp_get_str (c->msg.body.root, "runId", &idlen);
-        const char *slash = strrchr (c->msg.topic, '/');
-        //  Events of earlier runs on this socket, and stray replies: drop.
-        if (c->msg.kind != BUS_MSG_EVENT || !slash || !id
-            || idlen != strlen (c->run_id) || memcmp (id, c->run_id, idlen)) {
-            bus_msg_fini (&c->msg);
-            continue;
-        }
-        c->have_msg = true;
-        run_ev_t ev = s_record (c, slash + 1);
-        if (ev != RUN_EV_IDLE)
             return ev;
+        }
         bus_msg_fini (&c->msg);
-        c->have_msg = false;
     }
 }
 

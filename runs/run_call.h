@@ -12,11 +12,14 @@
     chat.delta*, then chat.done or chat.error, routed to the asking socket
     directly (no subscription), and tool.call / tool.result between them.
 
-    Two ways to follow the events:
+    Three ways to follow the events:
     - A caller that waits on its socket for this run alone (an HTTP
-      handler, a channel actor) calls run_call_next, which reads the next
-      event of this run, drops what is not its own, and records what the
-      run said (text, finish reason, usage, tool calls, error).
+      handler) calls run_call_next, which reads the next event of this
+      run, drops what is not its own, and records what the run said
+      (text, finish reason, usage, tool calls, error).
+    - A caller that polls its socket in its own loop (a channel actor's
+      zloop) reads each message itself and hands it to run_call_take,
+      which records it if it is this run's.
     - A caller that multiplexes many runs on one socket (the WebSocket
       hub) sends with run_call_send, keeps the run id and corr id, and
       matches events itself; run_event_ends tells which end a run.
@@ -126,6 +129,14 @@ run_call_key (const run_call_t *c);
 //  take it (the caller answers 503 service_unavailable).
 int
 run_call_send (run_call_t *c, int env_timeout_ms);
+
+//  Reads msg, received on c->bus by a caller that polls the socket itself
+//  (a channel actor's loop): if it is an event of c's run, or the refusal
+//  of its start, records what it says and returns its kind; else returns
+//  RUN_EV_IDLE (not this run's, or an event type not relayed).  msg stays
+//  the caller's.
+run_ev_t
+run_call_take (run_call_t *c, const bus_msg_t *msg);
 
 //  Waits up to idle_ms for the run's next event on c->bus, dropping
 //  events of other runs and stray replies.  Records what a done or error
