@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "runs.h"
 
 #define N_RUNS 40                   //  Streaming runs per round
 #define N_SESSIONS 12               //  Over this many sessions (3-4 each)
@@ -401,13 +402,6 @@ s_pump_until (CURLM *multi, crun_t *runs, int n, int min_done, int min_delta)
 
 //  ---- Checks ---------------------------------------------------------------------
 
-static const char *
-s_str (const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
-    return cJSON_IsString (v) ? v->valuestring : NULL;
-}
-
 //  The session's transcript over HTTP (all of it: one page); NULL if the
 //  session does not exist.  Caller deletes.
 static cJSON *
@@ -463,8 +457,8 @@ s_check_transcript (const char *key, const cJSON *j, crun_t *runs, int n,
     for (int k = 0; k < count; k += 2) {
         const cJSON *u = cJSON_GetArrayItem (msgs, k);
         const cJSON *a = cJSON_GetArrayItem (msgs, k + 1);
-        const char *urole = s_str (u, "role"), *arole = s_str (a, "role");
-        const char *urun = s_str (u, "runId"), *arun = s_str (a, "runId");
+        const char *urole = runs_str (u, "role"), *arole = runs_str (a, "role");
+        const char *urun = runs_str (u, "runId"), *arun = runs_str (a, "runId");
         cr_assert (urole && !strcmp (urole, "user"), "%s: message %d is %s, not "
                                                      "user",
                    key, k, urole ? urole : "(none)");
@@ -474,9 +468,9 @@ s_check_transcript (const char *key, const cJSON *j, crun_t *runs, int n,
         cr_assert (urun && arun && !strcmp (urun, arun),
                    "%s: user message %d (run %s) followed by a reply of run %s",
                    key, k, urun ? urun : "(none)", arun ? arun : "(none)");
-        const char *finish = s_str (a, "finishReason");
-        const char *content = s_str (a, "content");
-        const char *utext = s_str (u, "content");
+        const char *finish = runs_str (a, "finishReason");
+        const char *content = runs_str (a, "content");
+        const char *utext = runs_str (u, "content");
         cr_assert (finish && content && utext, "%s: message %d incomplete", key, k);
         bool aborted = s_allow_aborted && !strcmp (finish, "aborted");
         cr_assert (!strcmp (finish, "stop") || !strcmp (finish, "interrupted")
