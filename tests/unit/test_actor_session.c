@@ -323,3 +323,84 @@ Test (actor_session, refusals)
     cJSON_Delete (page);
     fixture_destroy (&fx);
 }
+
+//  Aborting the run that is going: the run actor stops it, and the end is
+//  recorded and sent as chat.done aborted, with what was said so far.
+Test (actor_session, abort_of_the_running_run)
+{
+    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
+                                 "150}}}",
+                                 s_actors);
+    s_run (fx, "run-1", "go", "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10");
+    bus_msg_t msg;
+    int64_t deadline = zclock_mono () + 5000;
+    while (true) {
+        cr_assert_lt (zclock_mono (), deadline, "no first delta");
+        if (fixture_recv (fx, 500, &msg))
+            continue;
+        bool delta = streq (fixture_event_type (&msg), "chat.delta");
+        bus_msg_fini (&msg);
+        if (delta)
+            break;
+    }
+    cJSON *j = s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-1\"}",
+                      "RUN_ABORTED");
+    cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
+    cJSON_Delete (j);
+    fixture_run_t r;
+    fixture_run_wait (fx, "run-1", 5000, &r);
+    cr_assert_str_eq (r.end, "chat.done");
+    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
+    const char *said = fixture_str (r.body, "response");
+    cr_assert (said && !strncmp (said, "w1", 2)
+                   && strlen (said) < strlen ("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10"),
+               "response '%s'", said ? said : "(none)");
+    fixture_run_fini (&r);
+    j = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"go\"}",
+               "SESSION_GET_OK");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
+    cr_assert_eq (cJSON_GetArraySize (msgs), 2);
+    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 1), "finishReason"),
+                      "aborted");
+    cJSON_Delete (j);
+    fixture_destroy (&fx);
+}
+
+//  Deleting a session with a run going and one queued: the queued one ends
+//  at once as aborted, the running one is stopped and ends too, and the
+//  session stays gone.
+Test (actor_session, delete_with_runs_in_flight)
+{
+    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
+                                 "150}}}",
+                                 s_actors);
+    s_run (fx, "run-1", "doomed", "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10");
+    s_run (fx, "run-2", "doomed", "never");
+    cJSON *j = s_ask (fx, "session", "SESSION_DELETE",
+                      "{\"sessionKey\":\"doomed\"}", "SESSION_DELETED");
+    cJSON_Delete (j);
+    fixture_run_t r;
+    fixture_run_wait (fx, "run-2", 5000, &r);
+    cr_assert_str_eq (r.end, "chat.done");
+    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
+    cr_assert_eq (r.deltas, 0);
+    fixture_run_fini (&r);
+    fixture_run_wait (fx, "run-1", 5000, &r);
+    cr_assert_str_eq (r.end, "chat.done");
+    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
+    fixture_run_fini (&r);
+    s_ask_error (fx, "session.read", "SESSION_GET",
+                 "{\"sessionKey\":\"doomed\"}", 404, "not_found");
+    //  The key can be used again, from a fresh start.
+    s_run (fx, "run-3", "doomed", "again");
+    fixture_run_wait (fx, "run-3", 5000, &r);
+    cr_assert_str_eq (fixture_str (r.body, "response"), "again");
+    fixture_run_fini (&r);
+    j = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}",
+               "SESSION_GET_OK");
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (
+                      j, "messages")),
+                  2, "the new session holds only its own exchange");
+    cJSON_Delete (j);
+    fixture_destroy (&fx);
+}
