@@ -404,3 +404,62 @@ Test (actor_session, delete_with_runs_in_flight)
     cJSON_Delete (j);
     fixture_destroy (&fx);
 }
+
+//  A run given a whole conversation (messages) is sent it as given, no
+//  context added; its last user message is what the session records.
+Test (actor_session, messages_are_sent_as_given)
+{
+    fixture_t *fx = fixture_new (NULL, s_actors);
+    s_run (fx, "run-1", "conv", "one two");
+    fixture_run_t r;
+    fixture_run_wait (fx, "run-1", 5000, &r);
+    fixture_run_fini (&r);
+    fixture_send (fx, "session", "SESSION_RUN", "conv",
+                  "{\"runId\":\"run-2\",\"sessionKey\":\"conv\",\"messages\":["
+                  "{\"role\":\"system\",\"content\":\"be brief\"},"
+                  "{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                  "\"text\":\"parts\"},{\"type\":\"text\",\"text\":\" joined\"}]},"
+                  "{\"role\":\"assistant\",\"content\":\"ok\"},"
+                  "{\"role\":\"user\",\"content\":\"last words here\"}]}");
+    fixture_run_wait (fx, "run-2", 5000, &r);
+    cr_assert_str_eq (fixture_str (r.body, "response"), "last words here");
+    //  be brief (2) + ok (1) + last words here (3); the parts are not
+    //  strings, so the echo provider does not count them; no context.
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive (r.body, "usage");
+    cr_assert_eq (fixture_num (usage, "promptTokens"), 6,
+                  "prompt of %g words", fixture_num (usage, "promptTokens"));
+    fixture_run_fini (&r);
+    cJSON *j = s_ask (fx, "session.read", "SESSION_GET",
+                      "{\"sessionKey\":\"conv\"}", "SESSION_GET_OK");
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
+    cr_assert_eq (cJSON_GetArraySize (msgs), 4);
+    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 2), "content"),
+                      "last words here");
+    cJSON_Delete (j);
+    fixture_destroy (&fx);
+}
+
+//  A run still queued when its timeoutMs passes ends as timeout without
+//  running; the one ahead of it is not disturbed.
+Test (actor_session, queued_run_past_its_deadline_times_out)
+{
+    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
+                                 "100}}}",
+                                 s_actors);
+    s_run (fx, "run-1", "slow", "a b c d e f g h i j");
+    fixture_send (fx, "session", "SESSION_RUN", "slow",
+                  "{\"runId\":\"run-2\",\"sessionKey\":\"slow\",\"message\":"
+                  "\"late\",\"stream\":true,\"timeoutMs\":300}");
+    int64_t t0 = zclock_mono ();
+    fixture_run_t r;
+    fixture_run_wait (fx, "run-2", 5000, &r);
+    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "timeout");
+    cr_assert_eq (r.deltas, 0);
+    cr_assert_lt (zclock_mono () - t0, 1500, "not ended near its deadline");
+    fixture_run_fini (&r);
+    fixture_run_wait (fx, "run-1", 5000, &r);
+    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "stop");
+    cr_assert_str_eq (fixture_str (r.body, "response"), "a b c d e f g h i j");
+    fixture_run_fini (&r);
+    fixture_destroy (&fx);
+}
