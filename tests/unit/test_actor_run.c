@@ -256,3 +256,37 @@ Test (actor_run, refusals)
                     400, "invalid_request", "runId");
     fixture_destroy (&fx);
 }
+
+//  A provider nobody listens for (port 1 on loopback refuses at once).
+#define DEAD_PROVIDER                                                          \
+    "\"providers\":{\"dead\":{\"type\":\"openai\",\"baseUrl\":"                \
+    "\"http://127.0.0.1:1/v1\",\"apiKey\":\"k\",\"models\":[\"x\"]}}"
+
+//  A run whose model cannot be reached before its first delta moves on to
+//  the agent's fallbacks; without one it ends in chat.error 503.
+Test (actor_run, unreachable_model_falls_back_or_fails)
+{
+    fixture_t *fx = fixture_new ("{" DEAD_PROVIDER ",\"agents\":{"
+                                 "\"fb\":{\"model\":\"dead/x\","
+                                 "\"fallbacks\":[\"local/echo\"]},"
+                                 "\"alone\":{\"model\":\"dead/x\"}}}",
+                                 s_run_only);
+    s_start (fx, "run-fb", "still answered", ",\"agentId\":\"fb\"");
+    fixture_run_t r;
+    fixture_run_wait (fx, "run-fb", 10000, &r);
+    cr_assert_str_eq (r.end, "chat.done", "no fallback: %s",
+                      fixture_str (r.body, "model"));
+    cr_assert_str_eq (fixture_str (r.body, "model"), "local/echo");
+    cr_assert_str_eq (fixture_str (r.body, "response"), "still answered");
+    fixture_run_fini (&r);
+
+    s_start (fx, "run-alone", "lost", ",\"agentId\":\"alone\"");
+    fixture_run_wait (fx, "run-alone", 10000, &r);
+    cr_assert_str_eq (r.end, "chat.error");
+    cr_assert_eq (fixture_num (r.body, "status"), 503);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive (r.body, "error");
+    cr_assert_str_eq (fixture_str (e, "code"), "service_unavailable");
+    cr_assert_str_eq (fixture_str (e, "type"), "server_error");
+    fixture_run_fini (&r);
+    fixture_destroy (&fx);
+}
