@@ -201,6 +201,21 @@ typedef struct {
     int64_t remaining, reset_ms, retry_ms;
 } rl_call_t;
 
+//  Sends the request of type with body w (finished here) to the ratelimit
+//  actor and waits RL_CALL_TIMEOUT_MS for its reply.  Returns 0 with reply
+//  filled (bus_msg_fini it), or -1.
+static int
+s_ask (bus_front_t *bus, const char *type, mp_writer_t *w, bus_msg_t *reply)
+{
+    envelope_t env;
+    envelope_init (&env, type);
+    env.timeout_ms = RL_CALL_TIMEOUT_MS;
+    int rc = bus_front_call (bus, "ratelimit", &env, w->buf.data, w->buf.size,
+                             RL_CALL_TIMEOUT_MS, reply);
+    mp_writer_fini (w);
+    return rc;
+}
+
 //  One RATELIMIT_LEASE round trip on bus.  Called with e->io held and
 //  e->lock free.  Returns 0 with the answer in c, or -1.
 static int
@@ -220,13 +235,8 @@ s_call (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e,
     mp_kv_int (&w, "take", c->take);
     mp_kv_int (&w, "giveBack", c->give);
     mp_kv_int (&w, "slots", c->slots);
-    envelope_t env;
-    envelope_init (&env, "RATELIMIT_LEASE");
-    env.timeout_ms = RL_CALL_TIMEOUT_MS;
     bus_msg_t reply;
-    int rc = bus_front_call (bus, "ratelimit", &env, w.buf.data, w.buf.size,
-                             RL_CALL_TIMEOUT_MS, &reply);
-    mp_writer_fini (&w);
+    int rc = s_ask (bus, "RATELIMIT_LEASE", &w, &reply);
     if (rc)
         return -1;
     const msgpack_object *b = reply.body.root;
@@ -574,14 +584,8 @@ ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
     msgpack_pack_map (&w.pk, 2);
     mp_kv_str (&w, "address", addr);
     mp_kv_int (&w, "limit", self->config->auth_failures);
-    envelope_t env;
-    envelope_init (&env, "RATELIMIT_AUTH_FAIL");
-    env.timeout_ms = RL_CALL_TIMEOUT_MS;
     bus_msg_t reply;
-    int rc = bus_front_call (bus, "ratelimit", &env, w.buf.data, w.buf.size,
-                             RL_CALL_TIMEOUT_MS, &reply);
-    mp_writer_fini (&w);
-    if (rc)
+    if (s_ask (bus, "RATELIMIT_AUTH_FAIL", &w, &reply))
         return 0;    //  Fail open: the 401 still goes out
     bool blocked = false;
     int64_t retry = 0;
