@@ -9,10 +9,11 @@
     values under the keys that carry session keys go through
     ids_session_key_valid.
 
-    The routes' own checks (route_runs.c s_check_openai, route_browser.c's
-    navigate/screenshot checks, route_sessions.c's query parsing) are
-    static functions that send their 400 through civetweb, so they are not
-    reachable from here; see tests/fuzz/README.md.
+    The routes' own checks (route_browser.c's navigate/screenshot checks,
+    route_sessions.c's query parsing) are static functions that send their
+    400 through civetweb, so they are not reachable from here (the runs'
+    checks are runs/run_check.c's, fuzzed by fuzz_run_check); see
+    tests/fuzz/README.md.
 
     Promises checked: NULL comes with a message and an object otherwise;
     an object mpjson_pack accepts packs to bytes mp_check and

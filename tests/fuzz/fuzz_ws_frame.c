@@ -3,10 +3,10 @@
 
     gateway/ws.c s_on_data turns a text frame into a request with
     http_json_object (after the max_frame_bytes check); the hub then checks
-    id, method and params (s_dispatch) before it needs the broker.  Only
-    http_json_object is public: s_dispatch, s_scope and the per-method
-    parameter checks are static in ws.c and reached only with a running hub
-    (see tests/fuzz/README.md).  So this target runs the public part and
+    id, method and params (gateway/ws_methods.c ws_methods_dispatch) before
+    it needs the broker.  Only http_json_object is reached here:
+    ws_methods_dispatch and the per-method parameter checks (static in
+    ws_methods.c) need a running hub (see tests/fuzz/README.md).  So this target runs the public part and
     then, for params that are an object, what every method does with them
     next: the msgpack mapping and msg_validate against the bus message the
     method becomes.
