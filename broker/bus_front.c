@@ -6,6 +6,7 @@
 
 #include "bus_frames.h"
 #include "log.h"
+#include "msg.h"
 
 #include <string.h>
 
@@ -72,6 +73,7 @@ int
 bus_front_send (bus_front_t *self, const char *service, envelope_t *env,
                 const void *body, size_t size)
 {
+    msg_check_send (env->type, service, body, size);
     env->corr_id = self->next_corr++;
     env->status = 0;
     msgpack_sbuffer ebuf;

@@ -220,6 +220,7 @@ int
 bus_worker_reply (bus_worker_t *self, const bus_request_t *req,
                   const char *type, int status, const void *body, size_t size)
 {
+    msg_check_send (type, NULL, body, size);
     envelope_t env = req->env;
     snprintf (env.type, sizeof (env.type), "%s", type);
     env.status = status;
@@ -258,6 +259,7 @@ int
 bus_worker_event (bus_worker_t *self, const uint8_t *front, size_t front_len,
                   const char *topic, const void *body, size_t size)
 {
+    msg_check_event (topic, body, size);
     size_t tlen = strlen (topic);
     if (tlen > BUS_MAX_TOPIC || front_len > BUS_MAX_ID)
         return -1;

@@ -111,13 +111,14 @@ run_check_openai (const run_catalog_t *cat, const cJSON *req, run_check_t *out)
     }
     static const struct {
         const char *key;
-        int type;  //  1 bool, 2 number, 3 int>0, 4 array, 5 object
+        int type;  //  1 bool, 2 number, 3 int>0, 4 array, 5 object, 6 string
     } fields[] = {{"stream", 1},     {"temperature", 2}, {"top_p", 2},
                   {"max_tokens", 3}, {"max_completion_tokens", 3},
-                  {"tools", 4},      {"stream_options", 5}, {"n", 3}};
+                  {"tools", 4},      {"stream_options", 5}, {"n", 3},
+                  {"reasoning_effort", 6}};
     static const char *const what[] = {"", "a boolean", "a number",
                                        "a positive integer", "an array",
-                                       "an object"};
+                                       "an object", "a string"};
     for (size_t k = 0; k < sizeof (fields) / sizeof (fields[0]); k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive (req, fields[k].key);
         if (s_absent (v))
@@ -129,7 +130,8 @@ run_check_openai (const run_catalog_t *cat, const cJSON *req, run_check_t *out)
                                     && v->valuedouble <= 1e9
                                     && v->valuedouble == (double) (long) v->valuedouble
                   : type == 4 ? cJSON_IsArray (v)
-                              : cJSON_IsObject (v);
+                  : type == 5 ? cJSON_IsObject (v)
+                              : cJSON_IsString (v);
         if (!ok)
             return run_check_refuse (out, 400, fields[k].key, "'%s' must be %s",
                              fields[k].key, what[type]);

@@ -1,8 +1,11 @@
 /*  =========================================================================
     envelope - the header every request and reply carries
 
-    Encoded as a msgpack array of five items (see schemas/envelope.json):
+    Encoded as a msgpack array of five items:
       [type:str, corr_id:uint, session_key:str|nil, status:int, timeout_ms:int]
+    type is a message of schemas/messages.def (at most ENVELOPE_TYPE_MAX
+    bytes), session_key at most ENVELOPE_KEY_MAX; status is 0 in requests
+    and one of ENVELOPE_* in replies.
     Pure encode/decode: no ZeroMQ here.
     =========================================================================
 */
@@ -16,13 +19,21 @@
 #define ENVELOPE_TYPE_MAX 48
 #define ENVELOPE_KEY_MAX 128
 
-//  HTTP-like statuses carried in replies (0 in requests).
+//  HTTP-like statuses carried in replies (0 in requests): the status the
+//  front answers with.
 #define ENVELOPE_OK 200
 #define ENVELOPE_BAD_REQUEST 400
+#define ENVELOPE_UNAUTHORIZED 401
+#define ENVELOPE_FORBIDDEN 403
 #define ENVELOPE_NOT_FOUND 404
+#define ENVELOPE_TIMEOUT 408
+#define ENVELOPE_CONFLICT 409
+#define ENVELOPE_TOO_LARGE 413
 #define ENVELOPE_RATE_LIMITED 429
 #define ENVELOPE_INTERNAL 500
+#define ENVELOPE_BAD_GATEWAY 502
 #define ENVELOPE_UNAVAILABLE 503
+#define ENVELOPE_GATEWAY_TIMEOUT 504
 
 typedef struct {
     char type[ENVELOPE_TYPE_MAX + 1];        //  Message type, e.g. SYSTEM_STATUS

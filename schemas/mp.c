@@ -11,6 +11,7 @@ mp_writer_init (mp_writer_t *w)
 {
     msgpack_sbuffer_init (&w->buf);
     msgpack_packer_init (&w->pk, &w->buf, msgpack_sbuffer_write);
+    w->open = 0;
 }
 
 void
@@ -104,15 +105,17 @@ s_len (const uint8_t *p, size_t size, size_t *pos, int n, uint64_t *out)
     return 0;
 }
 
-int
-mp_check (const void *data, size_t size)
+//  Walks one object from *pos without decoding it (no allocation, no
+//  recursion): 0 with *pos past it, or -1 if it is malformed, deeper than
+//  MP_MAX_DEPTH or runs past size.
+static int
+s_skip (const uint8_t *p, size_t size, size_t *pos_p)
 {
-    const uint8_t *p = (const uint8_t *) data;
     uint64_t left[MP_MAX_DEPTH + 1];  //  Items still due at each level
     int depth = 1;
-    left[0] = 1;                      //  Level 0: the one top-level object
+    left[0] = 1;                      //  Level 0: the one object
     uint64_t pending = 1;             //  Items due at all levels together
-    size_t pos = 0;
+    size_t pos = *pos_p;
     while (depth > 0) {
         if (pos >= size)
             return -1;
@@ -198,7 +201,52 @@ mp_check (const void *data, size_t size)
         while (depth > 0 && left[depth - 1] == 0)
             depth--;
     }
+    *pos_p = pos;
+    return 0;
+}
+
+int
+mp_check (const void *data, size_t size)
+{
+    size_t pos = 0;
+    if (s_skip ((const uint8_t *) data, size, &pos))
+        return -1;
     return pos == size ? 0 : -1;
+}
+
+//  ---- Counted maps -----------------------------------------------------------
+
+void
+mp_map_begin (mp_writer_t *w)
+{
+    static const char header[5] = {(char) 0xdf, 0, 0, 0, 0};
+    if (w->open < MP_MAX_DEPTH)
+        w->open_at[w->open] = w->buf.size + sizeof (header);
+    w->open++;
+    msgpack_sbuffer_write (&w->buf, header, sizeof (header));
+}
+
+void
+mp_map_end (mp_writer_t *w)
+{
+    if (w->open == 0)
+        return;
+    w->open--;
+    if (w->open >= MP_MAX_DEPTH)
+        return;   //  Past the depth any message may have: left at 0, which
+                  //  the receiver (and a checked build's send) refuses
+    size_t at = w->open_at[w->open];
+    const uint8_t *p = (const uint8_t *) w->buf.data;
+    uint32_t items = 0;
+    size_t pos = at;
+    while (pos < w->buf.size && s_skip (p, w->buf.size, &pos) == 0)
+        items++;
+    uint32_t pairs = items / 2;
+    uint8_t *n = (uint8_t *) w->buf.data + at - 4;
+    n[0] = (uint8_t) (pairs >> 24);
+    n[1] = (uint8_t) (pairs >> 16);
+    n[2] = (uint8_t) (pairs >> 8);
+    n[3] = (uint8_t) pairs;
 }
 
 void

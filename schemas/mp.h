@@ -25,6 +25,8 @@
 typedef struct {
     msgpack_sbuffer buf;     //  Owned bytes
     msgpack_packer pk;       //  Packs into buf
+    int open;                //  Counted maps open (mp_map_begin)
+    size_t open_at[MP_MAX_DEPTH];    //  Where each one's entries start
 } mp_writer_t;
 
 //  Embedded writer: init, pack, read w->buf.data/size, then fini.
@@ -48,6 +50,16 @@ mp_kv_nil (mp_writer_t *w, const char *key);
 //  Packs key and leaves the caller to pack the value.
 void
 mp_key (mp_writer_t *w, const char *key);
+
+//  A map whose size nobody counts by hand: mp_map_begin opens it, the
+//  caller packs keys and values (with mp_kv_*, mp_key or the packer, nested
+//  maps and arrays included), and mp_map_end writes how many pairs it got.
+//  Always the 5-byte map32 header.  Opens and ends must pair, innermost
+//  first.
+void
+mp_map_begin (mp_writer_t *w);
+void
+mp_map_end (mp_writer_t *w);
 
 typedef struct {
     msgpack_unpacked up;     //  Owns the zone the objects live in

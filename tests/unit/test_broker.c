@@ -20,6 +20,15 @@
 
 #define EMPTY_MAP "\x80"
 
+//  This file plays fake workers (SYSTEM_PONG carrying the worker's id) and
+//  sends undeclared and malformed requests on purpose, to see the broker
+//  route or refuse them: the outgoing checks of checked builds stay off.
+__attribute__ ((constructor)) static void
+s_unchecked (void)
+{
+    msg_check_enable (false);
+}
+
 //  ---- An echo worker: answers SYSTEM_PING with SYSTEM_PONG {"worker": id} --
 
 typedef struct {

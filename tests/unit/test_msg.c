@@ -13,6 +13,9 @@
 #include "mp.h"
 #include "mpjson.h"
 #include "msg.h"
+#include "msg_names.h"
+
+#include <signal.h>
 
 
 //  Decodes w's bytes into r; asserts that succeeded.
@@ -26,6 +29,9 @@ s_read (mp_reader_t *r, const mp_writer_t *w)
 
 //  Our own reading of messages.def, to check msg_all () against it.
 #define CG_MSG(type, service, doc) {#type, service},
+#define CG_EVENT(type, name, doc) {#type, MSG_SERVICE_EVENT},
+#define CG_FRAME(type, name, doc) {#type, MSG_SERVICE_FRAME},
+#define CG_METHOD(type, name, doc) {#type, MSG_SERVICE_METHOD},
 #define CG_FIELD(name, kind, req, doc)
 #define CG_MSG_END
 static const struct {
@@ -35,6 +41,9 @@ static const struct {
 #include "messages.def"
 };
 #undef CG_MSG
+#undef CG_EVENT
+#undef CG_FRAME
+#undef CG_METHOD
 #undef CG_FIELD
 #undef CG_MSG_END
 #define DECLARED (sizeof (s_declared) / sizeof (s_declared[0]))
@@ -572,4 +581,207 @@ Test (mp, check_bounds_claims_and_depth)
     cr_assert_eq (mp_check ("\x01\x02", 2), -1);
     cr_assert_eq (mp_check ("\xc1", 1), -1);
     cr_assert_eq (mp_check ("", 0), -1);
+}
+
+//  ---- Names made from messages.def -----------------------------------------
+
+Test (msg, generated_names_follow_the_declarations)
+{
+    cr_assert_str_eq (MT_RUN_RESULT, "RUN_RESULT");
+    cr_assert_str_eq (MS_SESSION_GET, "session.read");
+    cr_assert_str_eq (MS_RUN_START, "run");
+    cr_assert_str_eq (MN_CHAT_DELTA, "chat.delta");
+    cr_assert_str_eq (MN_WS_CHAT_RUN, "chat.run");
+    cr_assert_str_eq (MK_sessionKey, "sessionKey");
+    const msg_def_t *d = msg_lookup (MT_CHAT_DONE);
+    cr_assert_not_null (d);
+    cr_assert_str_eq (d->service, MSG_SERVICE_EVENT);
+    cr_assert_eq (msg_lookup_name (MSG_SERVICE_EVENT, MN_CHAT_DONE), d);
+    cr_assert_eq (msg_lookup_name (MSG_SERVICE_METHOD, MN_WS_SYSTEM_STATUS),
+                  msg_lookup (MT_WS_SYSTEM_STATUS));
+    cr_assert_null (msg_lookup_name (MSG_SERVICE_EVENT, "chat.run"));
+    cr_assert_null (msg_lookup_name (NULL, "chat.done"));
+}
+
+//  ---- Counted maps -----------------------------------------------------------
+
+Test (mp, counted_maps_count_what_was_packed)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_str (&w, "a", "x");
+    mp_key (&w, "nested");
+    mp_map_begin (&w);
+    for (int i = 0; i < 20; i++) {
+        char k[8];
+        snprintf (k, sizeof (k), "k%d", i);
+        mp_kv_int (&w, k, i);
+    }
+    mp_map_end (&w);
+    mp_key (&w, "counted by hand");
+    msgpack_pack_map (&w.pk, 1);
+    mp_kv_bool (&w, "inner", true);
+    mp_key (&w, "empty");
+    mp_map_begin (&w);
+    mp_map_end (&w);
+    mp_key (&w, "list");
+    msgpack_pack_array (&w.pk, 2);
+    msgpack_pack_nil (&w.pk);
+    mp_put_str (&w, "y");
+    mp_map_end (&w);
+    mp_reader_t r;
+    s_read (&r, &w);
+    cr_assert_eq (r.root->type, MSGPACK_OBJECT_MAP);
+    cr_assert_eq (r.root->via.map.size, 5);
+    const msgpack_object *nested = mp_get (r.root, "nested");
+    cr_assert_eq (nested->via.map.size, 20);
+    int64_t v;
+    cr_assert (mp_get_int (nested, "k19", &v) && v == 19);
+    cr_assert_eq (mp_get (r.root, "counted by hand")->via.map.size, 1);
+    cr_assert_eq (mp_get (r.root, "empty")->via.map.size, 0);
+    cr_assert_eq (mp_get (r.root, "list")->via.array.size, 2);
+    mp_reader_fini (&r);
+    mp_writer_fini (&w);
+}
+
+//  ---- Outgoing checks --------------------------------------------------------
+
+static int
+s_check (const char *type, mp_writer_t *w, char *err)
+{
+    err[0] = 0;
+    int rc = msg_check_out (msg_lookup (type), w->buf.data, w->buf.size, err, 256);
+    cr_assert (rc == 0 || err[0], "refused without a sentence");
+    mp_writer_fini (w);
+    return rc;
+}
+
+Test (msg, check_out_is_strict)
+{
+    char err[256];
+    mp_writer_t w;
+    //  As declared, nil allowed where the kind is ANY.
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_key (&w, MK_sessions);
+    msgpack_pack_array (&w.pk, 0);
+    mp_kv_nil (&w, MK_nextCursor);
+    mp_map_end (&w);
+    cr_assert_eq (s_check (MT_SESSION_LIST_OK, &w, err), 0, "%s", err);
+    //  An undeclared field.
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_key (&w, MK_sessions);
+    msgpack_pack_array (&w.pk, 0);
+    mp_kv_nil (&w, MK_nextCursor);
+    mp_kv_int (&w, "sessionz", 1);
+    mp_map_end (&w);
+    cr_assert_eq (s_check (MT_SESSION_LIST_OK, &w, err), -1);
+    cr_assert (strstr (err, "undeclared field 'sessionz'"), "%s", err);
+    //  A required field missing, and one of the wrong kind.
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_nil (&w, MK_nextCursor);
+    mp_map_end (&w);
+    cr_assert_eq (s_check (MT_SESSION_LIST_OK, &w, err), -1);
+    cr_assert (strstr (err, "'sessions' is required"), "%s", err);
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_sessions, "no");
+    mp_kv_nil (&w, MK_nextCursor);
+    mp_map_end (&w);
+    cr_assert_eq (s_check (MT_SESSION_LIST_OK, &w, err), -1);
+    cr_assert (strstr (err, "must be an array"), "%s", err);
+    //  Nil where a required field is not ANY.
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_nil (&w, MK_blocked);
+    mp_kv_int (&w, MK_retryAfterMs, 0);
+    mp_map_end (&w);
+    cr_assert_eq (s_check (MT_RATELIMIT_AUTH_FAIL_OK, &w, err), -1);
+    //  A miscounted map is not one well-formed object.
+    mp_writer_init (&w);
+    msgpack_pack_map (&w.pk, 3);
+    mp_kv_bool (&w, MK_blocked, false);
+    mp_kv_int (&w, MK_retryAfterMs, 0);
+    cr_assert_eq (s_check (MT_RATELIMIT_AUTH_FAIL_OK, &w, err), -1);
+    //  An empty body is an empty map.
+    cr_assert_eq (msg_check_out (msg_lookup (MT_SYSTEM_PONG), NULL, 0, err, 256), 0);
+    cr_assert_eq (msg_check_out (msg_lookup (MT_SESSION_DELETED), NULL, 0, err, 256), -1);
+}
+
+Test (msg, check_json_out_frames)
+{
+    char err[256];
+    const msg_def_t *hb = msg_lookup_name (MSG_SERVICE_FRAME, MN_WS_HEARTBEAT);
+    cJSON *j = cJSON_Parse ("{\"type\":\"heartbeat\",\"data\":{\"timestamp\":1,"
+                            "\"status\":\"ok\"}}");
+    cr_assert_eq (msg_check_json_out (hb, j, err, sizeof (err)), 0, "%s", err);
+    cJSON_AddNumberToObject (j, "extra", 1);
+    cr_assert_eq (msg_check_json_out (hb, j, err, sizeof (err)), -1);
+    cr_assert (strstr (err, "'extra'"), "%s", err);
+    cJSON_Delete (j);
+    const msg_def_t *res = msg_lookup_name (MSG_SERVICE_FRAME, MN_WS_RESPONSE);
+    j = cJSON_Parse ("{\"type\":\"response\",\"id\":null,\"result\":[]}");
+    cr_assert_eq (msg_check_json_out (res, j, err, sizeof (err)), -1);
+    cr_assert (strstr (err, "'result' must be an object"), "%s", err);
+    cJSON_Delete (j);
+}
+
+#if MSG_CHECKED
+//  In checked builds, a body that breaks its declaration stops the sender.
+Test (msg, checked_build_aborts_on_a_broken_reply, .signal = SIGABRT)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_code, "internal_error");
+    mp_map_end (&w);    //  ERROR without its message
+    msg_check_send (MT_ERROR, NULL, w.buf.data, w.buf.size);
+}
+
+Test (msg, checked_build_aborts_on_a_broken_event, .signal = SIGABRT)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_sessionKey, "s");
+    mp_kv_str (&w, MK_runId, "r");
+    mp_kv_int (&w, MK_seq, 1);
+    mp_kv_int (&w, MK_delta, 5);    //  delta is text
+    mp_map_end (&w);
+    msg_check_event ("s/chat.delta", w.buf.data, w.buf.size);
+}
+
+Test (msg, checked_build_aborts_on_the_wrong_service, .signal = SIGABRT)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_sessionKey, "s");
+    mp_map_end (&w);
+    msg_check_send (MT_SESSION_GET, "session", w.buf.data, w.buf.size);
+}
+
+Test (msg, checked_build_aborts_on_a_broken_frame, .signal = SIGABRT)
+{
+    static const char text[] = "{\"type\":\"connected\"}";
+    msg_check_frame (text, strlen (text));
+}
+#endif
+
+Test (msg, checked_sends_pass_what_is_declared)
+{
+    mp_writer_t w;
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_code, "internal_error");
+    mp_kv_str (&w, MK_message, "It broke.");
+    mp_map_end (&w);
+    msg_check_send (MT_ERROR, NULL, w.buf.data, w.buf.size);
+    mp_writer_fini (&w);
+    static const char text[] = "{\"type\":\"chat.delta\",\"data\":{\"sessionKey\":"
+                               "\"s\",\"runId\":\"r\",\"delta\":\"hi\",\"seq\":2}}";
+    msg_check_frame (text, strlen (text));
 }
