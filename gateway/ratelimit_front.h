@@ -28,10 +28,10 @@
     opens the way for that principal for 1 s, with one warning line per
     principal per minute; /ready reports the missing actor.
 
-    WebSocket (for the future WS front): call ratelimit_front_acquire when
-    a method call arrives, reply ratelimit_front_ws_error when it is
-    refused, and ratelimit_front_release when the call (a run: when the run
-    ends) is over.
+    WebSocket (gateway/ws_methods.c): ratelimit_front_acquire when a
+    counted method call arrives, ratelimit_front_ws_error when it is
+    refused, and ratelimit_front_release when the call is over (a run: when
+    the run ends, gateway/ws_hub.c).
     =========================================================================
 */
 #ifndef CG_RATELIMIT_FRONT_H
