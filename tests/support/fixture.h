@@ -107,8 +107,8 @@ const char *
 fixture_event_type (const bus_msg_t *msg);
 
 //  Fails the test unless msg's body matches its declaration in
-//  schemas/messages.def: a reply's envelope type, or an event's type with
-//  '.' as '_' in capitals ("chat.done" -> CHAT_DONE).
+//  schemas/messages.def, strictly (msg_check_out: no undeclared field): a
+//  reply against its envelope type, an event against its name ("chat.done").
 void
 fixture_assert_valid (const bus_msg_t *msg);
 
