@@ -47,6 +47,8 @@ s_on_bus (zloop_t *loop, zsock_t *sock, void *arg)
             bus_request_fini (&req);
         }
     }
+    if (ctx->def->after_requests)
+        ctx->def->after_requests (ctx->state);
     return 0;
 }
 

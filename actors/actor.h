@@ -12,7 +12,8 @@
     session.read, ratelimit, browser (Chromium's pipes as pollers) and run
     (libcurl's sockets as one epoll fd, its tool-call DEALER as a reader,
     one one-shot timer re-armed for libcurl's timeout and the runs'
-    deadlines).  The broker is not: it is the other end of the worker
+    deadlines, and the after_requests hook to start at once the transfers
+    its requests asked for).  The broker is not: it is the other end of the worker
     protocol (see broker/broker.c).
 
     One teardown: destroy is the only place an actor's state is freed.  It
@@ -52,6 +53,10 @@ typedef struct {
     //  Frees the state and sets *state_p to NULL; accepts a state that
     //  create built only in part.
     void (*destroy) (void **state_p);
+    //  Optional: called after each batch of requests, before the loop polls
+    //  again, for work the requests made due at once (the run actor starts
+    //  libcurl's transfers there rather than after another poll).
+    void (*after_requests) (void *state);
 } actor_def_t;
 
 //  Runs the actor until $TERM.  Call from the zactor body.

@@ -411,7 +411,10 @@ s_destroy (void **state_p)
     *state_p = NULL;
 }
 
-static const actor_def_t s_def = {"browser", s_create, s_handle, s_destroy};
+static const actor_def_t s_def = {.service = "browser",
+                                  .create = s_create,
+                                  .handle = s_handle,
+                                  .destroy = s_destroy};
 
 void
 browser_actor (zsock_t *pipe, void *args)

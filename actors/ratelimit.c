@@ -427,7 +427,10 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
                           "Unknown ratelimit request", NULL);
 }
 
-static const actor_def_t s_def = {"ratelimit", s_create, s_handle, s_destroy};
+static const actor_def_t s_def = {.service = "ratelimit",
+                                  .create = s_create,
+                                  .handle = s_handle,
+                                  .destroy = s_destroy};
 
 void
 ratelimit_actor (zsock_t *pipe, void *args)

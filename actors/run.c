@@ -429,31 +429,36 @@ s_sweep (self_t *self)
 static int s_on_due (zloop_t *loop, int timer_id, void *arg);
 
 //  Arms the timer for the earlier of sweep_at and curl_timeout_at, unless it
-//  is already armed for that time or earlier.
+//  is already armed for that time or earlier (and not for a moment already
+//  past while nothing is due: that would only cost a wake-up).
 void
 run_schedule (self_t *self)
 {
     int64_t at = self->sweep_at;
     if (self->curl_timeout_at >= 0 && self->curl_timeout_at < at)
         at = self->curl_timeout_at;
-    if (self->due_timer >= 0 && self->due_at <= at)
+    int64_t now = zclock_mono ();
+    bool stale = self->due_at <= now && at > now;
+    if (self->due_timer >= 0 && self->due_at <= at && !stale)
         return;
     if (self->due_timer >= 0)
         zloop_timer_end (self->loop, self->due_timer);
-    int64_t delay = at - zclock_mono ();
+    int64_t delay = at - now;
     self->due_timer = zloop_timer (self->loop, delay > 0 ? (size_t) delay : 0,
                                    1, s_on_due, self);
     self->due_at = at;
 }
 
-//  libcurl's timeout and the sweep (deadlines, stalls and echo pacing need a
-//  walk over every run: only when one of them is due, not on every wake-up;
-//  with a thousand streams that walk would cost more than the deltas).
-static int
-s_on_due (zloop_t *loop, int timer_id, void *arg)
+//  Runs what is due: libcurl's timeout, then the sweep (deadlines, stalls
+//  and echo pacing need a walk over every run: only when one of them is
+//  due, not on every wake-up; with a thousand streams that walk would cost
+//  more than the deltas); then arms the timer for what comes next.  Called
+//  by the timer, and at the end of every handler that may have made
+//  something due (a transfer started, libcurl asking to be called at once),
+//  so that it is done in the same turn of the loop, not after another poll.
+static void
+s_run_due (self_t *self)
 {
-    self_t *self = (self_t *) arg;
-    self->due_timer = -1;            //  A one-shot timer: zloop drops it
     if (self->curl_timeout_at >= 0 && zclock_mono () >= self->curl_timeout_at) {
         int running;
         self->curl_timeout_at = -1;
@@ -465,7 +470,22 @@ s_on_due (zloop_t *loop, int timer_id, void *arg)
     if (now >= self->sweep_at)
         self->sweep_at = now + s_sweep (self);
     run_schedule (self);
+}
+
+static int
+s_on_due (zloop_t *loop, int timer_id, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    self->due_timer = -1;            //  A one-shot timer: zloop drops it
+    s_run_due (self);
     return 0;
+}
+
+//  After each batch of requests (actor_run's after_requests hook).
+static void
+s_after_requests (void *state)
+{
+    s_run_due ((self_t *) state);
 }
 
 //  libcurl's sockets are ready: up to RUN_EPOLL_BATCH of them per wake-up.
@@ -483,6 +503,7 @@ s_on_curl (zloop_t *loop, zmq_pollitem_t *item, void *arg)
         curl_multi_socket_action (self->multi, evs[i].data.fd, flags, &running);
     }
     run_curl_drain (self);
+    s_run_due (self);
     return 0;
 }
 
@@ -491,6 +512,7 @@ static int
 s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
 {
     run_tools_on_reply ((self_t *) arg);
+    s_run_due ((self_t *) arg);
     return 0;
 }
 
@@ -584,7 +606,11 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     return self;
 }
 
-static const actor_def_t s_def = {"run", s_create, s_handle, s_destroy};
+static const actor_def_t s_def = {.service = "run",
+                                  .create = s_create,
+                                  .handle = s_handle,
+                                  .destroy = s_destroy,
+                                  .after_requests = s_after_requests};
 
 void
 run_actor (zsock_t *pipe, void *args)

@@ -291,8 +291,10 @@ s_reader_destroy (void **state_p)
     store_close ((store_t **) state_p);
 }
 
-static const actor_def_t s_reader_def = {"session.read", s_reader_create,
-                                         s_reader_handle, s_reader_destroy};
+static const actor_def_t s_reader_def = {.service = "session.read",
+                                         .create = s_reader_create,
+                                         .handle = s_reader_handle,
+                                         .destroy = s_reader_destroy};
 
 void
 session_read_actor (zsock_t *pipe, void *args)

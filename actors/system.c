@@ -89,7 +89,10 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
                           "Unknown system request", NULL);
 }
 
-static const actor_def_t s_def = {"system", s_create, s_handle, s_destroy};
+static const actor_def_t s_def = {.service = "system",
+                                  .create = s_create,
+                                  .handle = s_handle,
+                                  .destroy = s_destroy};
 
 void
 system_actor (zsock_t *pipe, void *args)
