@@ -330,27 +330,46 @@ s_shutdown (const cg_config_t *cfg, server_t **server, zactor_t **actors,
 }
 
 //  ---- Roles -----------------------------------------------------------------------
+//  Every role takes its options, blocks the signals, loads the configuration,
+//  runs, and frees it all the same way: s_role does that around a role's run.
 
-int
-role_serve (int argc, char **argv)
+typedef struct {
+    const char *name;                //  clawgate <name>
+    const char *usage;               //  Printed by --help and on misuse
+    const char *const *allowed;      //  Options it takes, NULL-terminated
+    //  Runs with the loaded configuration until a signal or a failure;
+    //  returns the exit status.  Does not free cfg.
+    int (*run) (cg_config_t *cfg, const opts_t *o);
+} role_def_t;
+
+static int
+s_role (int argc, char **argv, const role_def_t *def)
 {
-    static const char *usage =
-        "usage: clawgate serve [--config FILE] [--bind ADDR] [--port N]\n"
-        "                      [--state-dir DIR] [--events tcp://ADDR:PORT]\n"
-        "                      [--store sqlite:PATH]\n"
-        "Runs the broker, every actor and the HTTP/WS front in one process.\n";
-    static const char *allowed[] = {"config", "bind", "port", "state-dir",
-                                    "events", "store", NULL};
     opts_t o;
-    int rc = s_parse (argc, argv, allowed, usage, &o);
+    int rc = s_parse (argc, argv, def->allowed, def->usage, &o);
     if (rc)
         return rc == 1 ? 0 : 2;
     s_signals_block ();
-    cg_config_t *cfg = s_config (&o, "serve");
-    if (!cfg || s_prepare_front (cfg, "serve")) {
-        config_destroy (&cfg);
+    cg_config_t *cfg = s_config (&o, def->name);
+    if (!cfg)
         return 2;
-    }
+    int status = def->run (cfg, &o);
+    config_destroy (&cfg);
+    zsys_shutdown ();
+    return status;
+}
+
+static bool
+s_remote (const char *ep)
+{
+    return ep && strncmp (ep, "inproc://", 9) != 0;
+}
+
+static int
+s_serve (cg_config_t *cfg, const opts_t *o)
+{
+    if (s_prepare_front (cfg, "serve"))
+        return 2;
     int status = 1;
     zactor_t *actors[MAX_ACTORS];
     int n_actors = 0;
@@ -377,176 +396,180 @@ done:
     server_stop (&server);
     s_actors_stop (actors, n_actors);
     zactor_destroy (&broker);
-    config_destroy (&cfg);
-    zsys_shutdown ();
     return status;
 }
 
-static bool
-s_remote (const char *ep)
+int
+role_serve (int argc, char **argv)
 {
-    return ep && strncmp (ep, "inproc://", 9) != 0;
+    static const char *const allowed[] = {"config", "bind", "port", "state-dir",
+                                          "events", "store", NULL};
+    static const role_def_t def = {
+        "serve",
+        "usage: clawgate serve [--config FILE] [--bind ADDR] [--port N]\n"
+        "                      [--state-dir DIR] [--events tcp://ADDR:PORT]\n"
+        "                      [--store sqlite:PATH]\n"
+        "Runs the broker, every actor and the HTTP/WS front in one process.\n",
+        allowed, s_serve};
+    return s_role (argc, argv, &def);
+}
+
+static int
+s_broker (cg_config_t *cfg, const opts_t *o)
+{
+    if (!s_remote (cfg->requests_ep)) {
+        fprintf (stderr, "clawgate broker: config error: --requests must be a "
+                         "tcp:// or ipc:// endpoint\n");
+        return 2;
+    }
+    const char *events = s_remote (cfg->events_ep) ? cfg->events_ep : NULL;
+    zactor_t *broker = s_broker_start (cfg->requests_ep, events, cfg);
+    if (!broker)
+        return 1;
+    printf ("clawgate broker: requests on %s, events on %s\n", cfg->requests_ep,
+            events ? events : "(off)");
+    fflush (stdout);
+    s_signals_wait ();
+    log_info ("main", "broker stopping");
+    zactor_destroy (&broker);
+    return 0;
 }
 
 int
 role_broker (int argc, char **argv)
 {
-    static const char *usage =
+    static const char *const allowed[] = {"config", "requests", "events", NULL};
+    static const role_def_t def = {
+        "broker",
         "usage: clawgate broker --requests tcp://ADDR:PORT [--events "
         "tcp://ADDR:PORT]\n"
         "                       [--config FILE]\n"
         "Routes requests between gateways and workers on other processes or "
-        "hosts,\nand publishes events to taps.\n";
-    static const char *allowed[] = {"config", "requests", "events", NULL};
-    opts_t o;
-    int rc = s_parse (argc, argv, allowed, usage, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    s_signals_block ();
-    cg_config_t *cfg = s_config (&o, "broker");
-    if (!cfg)
-        return 2;
+        "hosts,\nand publishes events to taps.\n",
+        allowed, s_broker};
+    return s_role (argc, argv, &def);
+}
+
+static int
+s_gateway (cg_config_t *cfg, const opts_t *o)
+{
     if (!s_remote (cfg->requests_ep)) {
-        fprintf (stderr, "clawgate broker: config error: --requests must be a "
+        fprintf (stderr, "clawgate gateway: config error: --broker must be a "
                          "tcp:// or ipc:// endpoint\n");
-        config_destroy (&cfg);
         return 2;
     }
-    const char *events = s_remote (cfg->events_ep) ? cfg->events_ep : NULL;
-    zactor_t *broker = s_broker_start (cfg->requests_ep, events, cfg);
-    int status = 1;
-    if (broker) {
-        printf ("clawgate broker: requests on %s, events on %s\n",
-                cfg->requests_ep, events ? events : "(off)");
-        fflush (stdout);
-        s_signals_wait ();
-        log_info ("main", "broker stopping");
-        zactor_destroy (&broker);
-        status = 0;
+    if (s_prepare_front (cfg, "gateway"))
+        return 2;
+    char err[512];
+    server_t *server = server_start (cfg, routes_table (), err, sizeof (err));
+    if (!server) {
+        fprintf (stderr, "clawgate gateway: %s\n", err);
+        return 1;
     }
-    config_destroy (&cfg);
-    zsys_shutdown ();
-    return status;
+    s_announce (cfg, server, "gateway");
+    int sig = s_signals_wait ();
+    zactor_t *none = NULL;
+    s_shutdown (cfg, &server, NULL, 0, &none, sig);
+    return 0;
 }
 
 int
 role_gateway (int argc, char **argv)
 {
-    static const char *usage =
+    static const char *const allowed[] = {"config", "bind",   "port", "state-dir",
+                                          "broker", "events", NULL};
+    static const role_def_t def = {
+        "gateway",
         "usage: clawgate gateway --broker tcp://ADDR:PORT [--bind ADDR] "
         "[--port N]\n"
         "                        [--config FILE] [--state-dir DIR]\n"
-        "Serves the HTTP/WS API; every request goes to the broker.\n";
-    static const char *allowed[] = {"config", "bind", "port", "state-dir",
-                                    "broker", "events", NULL};
-    opts_t o;
-    int rc = s_parse (argc, argv, allowed, usage, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    s_signals_block ();
-    cg_config_t *cfg = s_config (&o, "gateway");
-    if (cfg && !s_remote (cfg->requests_ep)) {
-        fprintf (stderr, "clawgate gateway: config error: --broker must be a "
-                         "tcp:// or ipc:// endpoint\n");
-        config_destroy (&cfg);
-    }
-    if (!cfg || s_prepare_front (cfg, "gateway")) {
-        config_destroy (&cfg);
+        "Serves the HTTP/WS API; every request goes to the broker.\n",
+        allowed, s_gateway};
+    return s_role (argc, argv, &def);
+}
+
+static int
+s_worker (cg_config_t *cfg, const opts_t *o)
+{
+    if (!s_remote (cfg->requests_ep) || !o->actors) {
+        fprintf (stderr, "clawgate worker: config error: %s\n",
+                 o->actors ? "--broker must be a tcp:// or ipc:// endpoint"
+                           : "--actors is required");
         return 2;
     }
-    char err[512];
-    int status = 1;
-    server_t *server = server_start (cfg, routes_table (), err, sizeof (err));
-    if (server) {
-        s_announce (cfg, server, "gateway");
-        int sig = s_signals_wait ();
-        zactor_t *none = NULL;
-        s_shutdown (cfg, &server, NULL, 0, &none, sig);
-        status = 0;
-    }
-    else
-        fprintf (stderr, "clawgate gateway: %s\n", err);
-    config_destroy (&cfg);
-    zsys_shutdown ();
-    return status;
+    zactor_t *actors[MAX_ACTORS];
+    actor_args_t args = {cfg->requests_ep, &cfg->actors, false};
+    int n = s_actors_start (actors, o->actors, &args);
+    if (n < 0)
+        return 2;
+    printf ("clawgate worker: %d actor(s) serving via %s\n", n, cfg->requests_ep);
+    fflush (stdout);
+    s_signals_wait ();
+    log_info ("main", "worker stopping");
+    s_actors_stop (actors, n);
+    return 0;
 }
 
 int
 role_worker (int argc, char **argv)
 {
-    static const char *usage =
+    static const char *const allowed[] = {"config", "broker",    "actors",
+                                          "store",  "state-dir", NULL};
+    static const role_def_t def = {
+        "worker",
         "usage: clawgate worker --broker tcp://ADDR:PORT --actors "
         "NAME[,NAME...]|all\n"
         "                       [--config FILE] [--state-dir DIR] "
         "[--store sqlite:PATH]\n"
-        "Runs actors that serve requests from a remote broker.\n";
-    static const char *allowed[] = {"config", "broker", "actors", "store",
-                                    "state-dir", NULL};
-    opts_t o;
-    int rc = s_parse (argc, argv, allowed, usage, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    s_signals_block ();
-    cg_config_t *cfg = s_config (&o, "worker");
-    if (!cfg)
-        return 2;
-    if (!s_remote (cfg->requests_ep) || !o.actors) {
-        fprintf (stderr, "clawgate worker: config error: %s\n",
-                 o.actors ? "--broker must be a tcp:// or ipc:// endpoint"
-                          : "--actors is required");
-        config_destroy (&cfg);
-        return 2;
-    }
-    zactor_t *actors[MAX_ACTORS];
-    actor_args_t args = {cfg->requests_ep, &cfg->actors, false};
-    int n = s_actors_start (actors, o.actors, &args);
-    int status = n < 0 ? 2 : 0;
-    if (n >= 0) {
-        printf ("clawgate worker: %d actor(s) serving via %s\n", n,
-                cfg->requests_ep);
-        fflush (stdout);
-        s_signals_wait ();
-        log_info ("main", "worker stopping");
-        s_actors_stop (actors, n);
-    }
-    config_destroy (&cfg);
-    zsys_shutdown ();
-    return status;
+        "Runs actors that serve requests from a remote broker.\n",
+        allowed, s_worker};
+    return s_role (argc, argv, &def);
 }
 
-int
-role_tap (int argc, char **argv)
+//  One published event, printed as "<topic> <json>" or, with --json, as
+//  {"topic":...,"data":...}.
+static void
+s_tap_print (zmsg_t *msg, bool json_lines)
 {
-    static const char *usage =
-        "usage: clawgate tap [--events tcp://ADDR:PORT] [--session KEY] "
-        "[--json]\n"
-        "Prints every event the broker publishes, one per line.\n";
-    static const char *allowed[] = {"config", "events", "session", "json",
-                                    NULL};
-    opts_t o;
-    int rc = s_parse (argc, argv, allowed, usage, &o);
-    if (rc)
-        return rc == 1 ? 0 : 2;
-    s_signals_block ();
-    cg_config_t *cfg = s_config (&o, "tap");
-    if (!cfg)
-        return 2;
+    char *topic = zmsg_popstr (msg);
+    zframe_t *body = zmsg_pop (msg);
+    mp_reader_t rd;
+    cJSON *json = NULL;
+    if (topic && body && mp_reader_init (&rd, zframe_data (body), zframe_size (body)) == 0)
+        json = mpjson_to_json (rd.root);
+    if (body)
+        mp_reader_fini (&rd);
+    char *text = json ? cJSON_PrintUnformatted (json) : NULL;
+    if (text && json_lines)
+        printf ("{\"topic\":\"%s\",\"data\":%s}\n", topic, text);
+    else if (text)
+        printf ("%s %s\n", topic, text);
+    fflush (stdout);
+    cJSON_free (text);
+    cJSON_Delete (json);
+    zstr_free (&topic);
+    zframe_destroy (&body);
+}
+
+static int
+s_tap (cg_config_t *cfg, const opts_t *o)
+{
     const char *ep = s_remote (cfg->events_ep) ? cfg->events_ep
                                                : "tcp://127.0.0.1:18790";
     zsock_t *sub = zsock_new (ZMQ_SUB);
-    zsock_set_rcvhwm (sub, 100000);
+    if (sub)
+        zsock_set_rcvhwm (sub, 100000);     //  Before connect, or it is not used
     if (!sub || zsock_connect (sub, "%s", ep) < 0) {
         fprintf (stderr, "clawgate tap: cannot connect to %s\n", ep);
         zsock_destroy (&sub);
-        config_destroy (&cfg);
         return 2;
     }
     char prefix[160] = "";
-    if (o.session)
-        snprintf (prefix, sizeof (prefix), "%s/", o.session);
+    if (o->session)
+        snprintf (prefix, sizeof (prefix), "%s/", o->session);
     zsock_set_subscribe (sub, prefix);
-    log_info ("tap", "listening to %s%s%s", ep, o.session ? " for session " : "",
-              o.session ? o.session : "");
+    log_info ("tap", "listening to %s%s%s", ep, o->session ? " for session " : "",
+              o->session ? o->session : "");
     void *handle = zsock_resolve (sub);
     while (true) {
         //  Poll in short steps so a pending SIGINT/SIGTERM is noticed.
@@ -557,31 +580,23 @@ role_tap (int argc, char **argv)
         if (zmq_poll (&item, 1, 200) <= 0)
             continue;
         zmsg_t *msg = zmsg_recv (sub);
-        if (!msg)
-            continue;
-        char *topic = zmsg_popstr (msg);
-        zframe_t *body = zmsg_pop (msg);
-        mp_reader_t rd;
-        cJSON *json = NULL;
-        if (topic && body
-            && mp_reader_init (&rd, zframe_data (body), zframe_size (body)) == 0)
-            json = mpjson_to_json (rd.root);
-        if (body)
-            mp_reader_fini (&rd);
-        char *text = json ? cJSON_PrintUnformatted (json) : NULL;
-        if (text && o.json)
-            printf ("{\"topic\":\"%s\",\"data\":%s}\n", topic, text);
-        else if (text)
-            printf ("%s %s\n", topic, text);
-        fflush (stdout);
-        cJSON_free (text);
-        cJSON_Delete (json);
-        zstr_free (&topic);
-        zframe_destroy (&body);
+        if (msg)
+            s_tap_print (msg, o->json);
         zmsg_destroy (&msg);
     }
     zsock_destroy (&sub);
-    config_destroy (&cfg);
-    zsys_shutdown ();
     return 0;
+}
+
+int
+role_tap (int argc, char **argv)
+{
+    static const char *const allowed[] = {"config", "events", "session", "json", NULL};
+    static const role_def_t def = {
+        "tap",
+        "usage: clawgate tap [--events tcp://ADDR:PORT] [--session KEY] "
+        "[--json]\n"
+        "Prints every event the broker publishes, one per line.\n",
+        allowed, s_tap};
+    return s_role (argc, argv, &def);
 }
