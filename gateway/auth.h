@@ -1,5 +1,5 @@
 /*  =========================================================================
-    auth - who is asking: token, password, or nobody (SPEC section 1)
+    auth - who is asking: token, password, or nobody (docs/authentication.md#credentials)
 
     Pure functions over a request's headers and query; thread-safe.
     Secrets are compared in constant time for a given candidate length.

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    clawgate - one binary, several roles (SPEC section 0 and 10)
+    clawgate - one binary, several roles (docs/deployment.md#roles)
     =========================================================================
 */
 #include "config.h"

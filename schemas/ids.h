@@ -3,7 +3,7 @@
 
     Run ids are "run-" and 32 hex digits; generated session keys are
     "session-" and a version 4 UUID; a session key a client names is 1-128
-    characters of [A-Za-z0-9._:-] (SPEC section 3).  Pure functions, safe
+    characters of [A-Za-z0-9._:-] (docs/sessions.md#session-keys).  Pure functions, safe
     on any thread.
     =========================================================================
 */
@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-//  True if key is a session key SPEC section 3 accepts.
+//  True if key is a session key docs/sessions.md#session-keys accepts.
 bool
 ids_session_key_valid (const char *key);
 
