@@ -9,7 +9,6 @@
 #include "fixture.h"
 
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -93,6 +92,7 @@ fixture_new (const char *config_json, const char *const names[])
 {
     fixture_t *self = (fixture_t *) calloc (1, sizeof (fixture_t));
     cr_assert_not_null (self);
+    s_current = self;                //  From here fixture_fini cleans up
     //  Criterion forks each test: the pid makes the endpoint ours alone.
     snprintf (self->endpoint, sizeof (self->endpoint),
               "inproc://fixture-%d", (int) getpid ());
@@ -109,16 +109,9 @@ fixture_new (const char *config_json, const char *const names[])
                self->endpoint);
     self->front = bus_front_new (self->endpoint);
     cr_assert_not_null (self->front);
-    s_current = self;
     for (int i = 0; names && names[i]; i++)
         fixture_start_actor (self, names[i]);
     return self;
-}
-
-static int
-s_rm_entry (const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    return remove (path);
 }
 
 void
@@ -133,8 +126,7 @@ fixture_destroy (fixture_t **self_p)
     zactor_destroy (&self->broker);
     config_destroy (&self->config);
     free (self->config_text);
-    if (self->state_dir[0])
-        nftw (self->state_dir, s_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    harness_rmtree (self->state_dir);
     if (s_current == self)
         s_current = NULL;
     free (self);
