@@ -13,8 +13,8 @@
     (libcurl's sockets as one epoll fd, its tool-call DEALER as a reader,
     one one-shot timer re-armed for libcurl's timeout and the runs'
     deadlines, and the after_requests hook to start at once the transfers
-    its requests asked for).  The broker is not: it is the other end of the worker
-    protocol (see broker/broker.c).
+    its requests asked for).  The broker is not: it is the other end of the
+    worker protocol (see broker/broker.c).
 
     One teardown: destroy is the only place an actor's state is freed.  It
     runs after $TERM, while the worker and the loop still exist (so it may
