@@ -9,8 +9,8 @@
 #include <poll.h>
 #include <stdlib.h>
 
-//  Items up to this many poll from the stack; more (the run actor with a
-//  thousand upstream streams) from a heap array for the call.
+//  Items up to this many poll from the stack; more from a heap array for
+//  the call.
 #define BUS_POLL_STACK 256
 
 static int

@@ -18,16 +18,12 @@ struct bus_worker_t {
     int liveness;                //  Silent intervals before we re-register
     int64_t heartbeat_at;        //  When to send the next heartbeat
     int64_t broker_expires;      //  Broker is presumed gone past this
-    uint64_t sends;              //  Send attempts, for bus_poll's drained
 };
 
 static int
 s_send_parts (bus_worker_t *self, const void *const data[],
               const size_t size[], int count)
 {
-    //  Every attempt counts, failed ones too: libzmq handles the socket's
-    //  pending commands (its wake-up signal) before it can fail.
-    self->sends++;
     for (int i = 0; i < count; i++) {
         int flags = ZMQ_DONTWAIT | (i < count - 1 ? ZMQ_SNDMORE : 0);
         if (zmq_send (self->handle, data[i], size[i], flags) < 0) {
@@ -132,12 +128,6 @@ bus_request_fini (bus_request_t *req)
 {
     mp_reader_fini (&req->body);
     zmq_msg_close (&req->raw);
-}
-
-uint64_t
-bus_worker_sends (bus_worker_t *self)
-{
-    return self->sends;
 }
 
 int

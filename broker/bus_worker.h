@@ -50,12 +50,6 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req);
 void
 bus_request_fini (bus_request_t *req);
 
-//  How many sends this worker has attempted so far (failed ones too).  A loop that read the
-//  socket until EAGAIN can tell from it whether it has sent since, which
-//  decides whether bus_poll must check the socket again (see bus_poll.h).
-uint64_t
-bus_worker_sends (bus_worker_t *self);
-
 //  Sends heartbeats and re-registers when the broker has been silent too
 //  long.  Returns the milliseconds until it next needs calling.
 int
