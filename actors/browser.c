@@ -25,6 +25,8 @@
     =========================================================================
 */
 #include "browser_internal.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "actor.h"
 #include "settings.h"
@@ -87,12 +89,12 @@ static int
 s_req_profile (self_t *self, bus_request_t *req, char *name, size_t cap)
 {
     snprintf (name, cap, "default");
-    const msgpack_object *v = mp_get (req->body.root, "profile");
+    const msgpack_object *v = mp_get (req->body.root, MK_profile);
     if (v && v->type == MSGPACK_OBJECT_NIL)
         return 0;
-    if (v && (mp_copy_str (req->body.root, "profile", name, cap)
+    if (v && (mp_copy_str (req->body.root, MK_profile, name, cap)
               || !s_valid_profile (name))) {
-        bus_worker_error (self->worker, req, 400, "invalid_request",
+        bus_worker_error (self->worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Invalid profile name: 1-64 of A-Z a-z 0-9 . _ -",
                           "profile");
         return -1;
@@ -133,30 +135,31 @@ s_handle_status (self_t *self, bus_request_t *req)
     bool running = p && p->pid > 0;
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 7);
-    mp_kv_bool (&w, "running", running);
-    mp_kv_str (&w, "profile", name);
+    mp_map_begin (&w);
+    mp_kv_bool (&w, MK_running, running);
+    mp_kv_str (&w, MK_profile, name);
     if (p && p->url && p->state == PR_READY)
-        mp_kv_str (&w, "url", p->url);
+        mp_kv_str (&w, MK_url, p->url);
     else
-        mp_kv_nil (&w, "url");
+        mp_kv_nil (&w, MK_url);
     if (p && p->title && p->state == PR_READY)
-        mp_kv_str (&w, "title", p->title);
+        mp_kv_str (&w, MK_title, p->title);
     else
-        mp_kv_nil (&w, "title");
-    mp_key (&w, "profiles");
+        mp_kv_nil (&w, MK_title);
+    mp_key (&w, MK_profiles);
     msgpack_pack_array (&w.pk, n);
     for (size_t i = 0; i < n; i++) {
         mp_put_str (&w, names[i]);
         free (names[i]);
     }
     if (running)
-        mp_kv_int (&w, "pid", p->pid);
+        mp_kv_int (&w, MK_pid, p->pid);
     else
-        mp_kv_nil (&w, "pid");
+        mp_kv_nil (&w, MK_pid);
     static const char *const states[] = {"stopped", "starting", "starting", "ready"};
-    mp_kv_str (&w, "state", states[p ? p->state : PR_DOWN]);
-    bus_worker_reply (self->worker, req, "BROWSER_STATUS_OK", 200, w.buf.data,
+    mp_kv_str (&w, MK_state, states[p ? p->state : PR_DOWN]);
+    mp_map_end (&w);
+    bus_worker_reply (self->worker, req, MT_BROWSER_STATUS_OK, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
 }
@@ -171,7 +174,7 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
         return;
     op_t *op = (op_t *) calloc (1, sizeof (op_t));
     if (!op) {
-        bus_worker_error (self->worker, req, 500, "internal_error", "Out of memory",
+        bus_worker_error (self->worker, req, ENVELOPE_INTERNAL, "internal_error", "Out of memory",
                           NULL);
         return;
     }
@@ -183,21 +186,21 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
     int64_t t;
     if (kind == OP_NAVIGATE) {
         size_t len = 0;
-        const char *url = mp_get_str (b, "url", &len);
+        const char *url = mp_get_str (b, MK_url, &len);
         if (!url || len == 0 || len > BROWSER_MAX_URL || memchr (url, 0, len)) {
-            browser_ops_fail (self, &op, 400, "invalid_request",
+            browser_ops_fail (self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
                               "url must be a non-empty string of at most 8192 bytes", "url");
             return;
         }
         op->url = strndup (url, len);
         if (!op->url || !s_valid_url (op->url)) {
-            browser_ops_fail (self, &op, 400, "invalid_request",
+            browser_ops_fail (self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
                               "Only http:// and https:// urls can be opened", "url");
             return;
         }
-        if (mp_get (b, "timeoutMs")) {
-            if (!mp_get_int (b, "timeoutMs", &t) || t < 100 || t > 600000) {
-                browser_ops_fail (self, &op, 400, "invalid_request",
+        if (mp_get (b, MK_timeoutMs)) {
+            if (!mp_get_int (b, MK_timeoutMs, &t) || t < 100 || t > 600000) {
+                browser_ops_fail (self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
                                   "timeoutMs must be an integer from 100 to 600000",
                                   "timeoutMs");
                 return;
@@ -207,19 +210,19 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
     }
     else {
         size_t len = 0;
-        const char *sel = mp_get_str (b, "selector", &len);
+        const char *sel = mp_get_str (b, MK_selector, &len);
         if (sel) {
             if (len == 0 || len > BROWSER_MAX_SELECTOR || memchr (sel, 0, len)) {
-                browser_ops_fail (self, &op, 400, "invalid_request",
+                browser_ops_fail (self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
                                   "selector must be a non-empty string of at most 1024 bytes",
                                   "selector");
                 return;
             }
             op->selector = strndup (sel, len);
         }
-        mp_get_bool (b, "fullPage", &op->full_page);
+        mp_get_bool (b, MK_fullPage, &op->full_page);
         if (op->selector && op->full_page) {
-            browser_ops_fail (self, &op, 400, "invalid_request",
+            browser_ops_fail (self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
                               "Give either selector or fullPage, not both", "fullPage");
             return;
         }
@@ -227,12 +230,12 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
     op->deadline = zclock_mono () + op->timeout_ms;
     profile_t *p = s_profile (self, name, true);
     if (!p) {
-        browser_ops_fail (self, &op, 503, "service_unavailable",
+        browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable",
                           "Too many browser profiles in use", "profile");
         return;
     }
     if (zlistx_size (p->queue) >= BROWSER_MAX_QUEUE) {
-        browser_ops_fail (self, &op, 503, "service_unavailable",
+        browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable",
                           "Too many browser requests are waiting on this profile", NULL);
         return;
     }
@@ -247,14 +250,14 @@ static void
 s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
     self_t *self = (self_t *) state;
-    if (streq (req->env.type, "BROWSER_STATUS"))
+    if (streq (req->env.type, MT_BROWSER_STATUS))
         s_handle_status (self, req);
-    else if (streq (req->env.type, "BROWSER_NAVIGATE"))
+    else if (streq (req->env.type, MT_BROWSER_NAVIGATE))
         s_handle_op (self, req, OP_NAVIGATE);
-    else if (streq (req->env.type, "BROWSER_SCREENSHOT"))
+    else if (streq (req->env.type, MT_BROWSER_SCREENSHOT))
         s_handle_op (self, req, OP_SCREENSHOT);
     else
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown browser request", NULL);
 }
 
@@ -301,7 +304,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             //  the answer to what timed out is ignored when it comes.
             if (nav && p->cdp && p->state == PR_READY)
                 cdp_send (p->cdp, "Page.stopLoading", NULL, p->session_id);
-            browser_ops_end_error (p, 503, "service_unavailable", text, NULL);
+            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
         }
         //  Requests that waited in the queue past their own deadline.
         op_t *op = (op_t *) zlistx_first (p->queue);
@@ -313,7 +316,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
                 snprintf (text, sizeof (text), "%s did not finish in %d ms",
                           op->kind == OP_NAVIGATE ? "Navigation" : "Screenshot",
                           op->timeout_ms);
-                browser_ops_fail (self, &op, 503, "service_unavailable", text, NULL);
+                browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
                 //  The list's cursor moved: start over from the head.
                 next = (op_t *) zlistx_first (p->queue);
             }
@@ -363,11 +366,11 @@ s_destroy (void **state_p)
     for (profile_t *p = (profile_t *) zlistx_first (all); p;
          p = (profile_t *) zlistx_next (all)) {
         if (p->op)
-            browser_ops_fail (self, &p->op, 503, "service_unavailable",
+            browser_ops_fail (self, &p->op, ENVELOPE_UNAVAILABLE, "service_unavailable",
                               "The browser actor is stopping", NULL);
         op_t *op;
         while ((op = (op_t *) zlistx_detach (p->queue, NULL)))
-            browser_ops_fail (self, &op, 503, "service_unavailable",
+            browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable",
                               "The browser actor is stopping", NULL);
         browser_chromium_signal (p, SIGTERM);
     }

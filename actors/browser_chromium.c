@@ -5,6 +5,7 @@
     =========================================================================
 */
 #include "browser_internal.h"
+#include "envelope.h"
 
 #include "log.h"
 
@@ -72,7 +73,7 @@ browser_chromium_profile_down (profile_t *p, const char *reason, bool fail_queue
     if (p->state != PR_DOWN)
         log_warn ("browser", "%s: down: %s", p->name, reason);
     if (p->op)
-        browser_ops_fail (self, &p->op, 503, "service_unavailable", text, NULL);
+        browser_ops_fail (self, &p->op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
     if (p->pid > 0 && !browser_chromium_reap (p)) {
         browser_chromium_signal (p, SIGKILL);
         if (!browser_chromium_reap (p))
@@ -98,7 +99,7 @@ browser_chromium_profile_down (profile_t *p, const char *reason, bool fail_queue
     if (fail_queue) {
         op_t *op;
         while ((op = (op_t *) zlistx_detach (p->queue, NULL)))
-            browser_ops_fail (self, &op, 503, "service_unavailable", text, NULL);
+            browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
     }
     else
         browser_chromium_pump (p);
@@ -352,7 +353,7 @@ s_launch (profile_t *p)
         log_error ("browser", "%s: %s", p->name, text);
         op_t *op;
         while ((op = (op_t *) zlistx_detach (p->queue, NULL)))
-            browser_ops_fail (self, &op, 503, "service_unavailable", text, NULL);
+            browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
         return;
     }
     char dir[4200], data_dir[4300], size[64];

@@ -4,6 +4,8 @@
     =========================================================================
 */
 #include "browser_internal.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "log.h"
 
@@ -204,7 +206,7 @@ browser_ops_start (profile_t *p)
         char *lit = sel ? cJSON_PrintUnformatted (sel) : NULL;
         cJSON_Delete (sel);
         if (!lit) {
-            browser_ops_end_error (p, 500, "internal_error", "Out of memory", NULL);
+            browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error", "Out of memory", NULL);
             return;
         }
         size_t cap = strlen (lit) + 256;
@@ -218,7 +220,7 @@ browser_ops_start (profile_t *p)
                       lit);
         cJSON_free (lit);
         if (!expr) {
-            browser_ops_end_error (p, 500, "internal_error", "Out of memory", NULL);
+            browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error", "Out of memory", NULL);
             return;
         }
         cJSON *params = cJSON_CreateObject ();
@@ -250,13 +252,13 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
     char text[640];
     if (error || !cJSON_IsObject (result)) {
         if (op->step == ST_NAV_SENT && emsg && strstr (emsg, "invalid URL")) {
-            browser_ops_end_error (p, 400, "invalid_request", "Chromium refused the url",
+            browser_ops_end_error (p, ENVELOPE_BAD_REQUEST, "invalid_request", "Chromium refused the url",
                                    "url");
             return;
         }
         snprintf (text, sizeof (text), "Chromium refused the request: %.500s",
                   emsg ? emsg : "no result");
-        browser_ops_end_error (p, 503, "service_unavailable", text, NULL);
+        browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
         return;
     }
     switch (op->step) {
@@ -266,7 +268,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         //  load with a status, not a failure to reach the server.
         if (etext && *etext && !streq (etext, "net::ERR_HTTP_RESPONSE_CODE_FAILURE")) {
             snprintf (text, sizeof (text), "Navigation failed: %.300s", etext);
-            browser_ops_end_error (p, 503, "service_unavailable", text, NULL);
+            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
             return;
         }
         const char *loader = browser_ops_jstr (result, "loaderId");
@@ -295,11 +297,12 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
                          : 0;
         mp_writer_t w;
         mp_writer_init (&w);
-        msgpack_pack_map (&w.pk, 3);
-        mp_kv_str (&w, "url", p->url ? p->url : "");
-        mp_kv_str (&w, "title", p->title ? p->title : "");
-        mp_kv_int (&w, "status", status);
-        bus_worker_reply (self->worker, &op->origin, "BROWSER_NAVIGATED", 200,
+        mp_map_begin (&w);
+        mp_kv_str (&w, MK_url, p->url ? p->url : "");
+        mp_kv_str (&w, MK_title, p->title ? p->title : "");
+        mp_kv_int (&w, MK_status, status);
+        mp_map_end (&w);
+        bus_worker_reply (self->worker, &op->origin, MT_BROWSER_NAVIGATED, ENVELOPE_OK,
                           w.buf.data, w.buf.size);
         mp_writer_fini (&w);
         char host[256];
@@ -310,7 +313,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
     }
     case ST_SHOT_ELEMENT: {
         if (cJSON_GetObjectItemCaseSensitive (result, "exceptionDetails")) {
-            browser_ops_end_error (p, 400, "invalid_request", "Invalid CSS selector",
+            browser_ops_end_error (p, ENVELOPE_BAD_REQUEST, "invalid_request", "Invalid CSS selector",
                                    "selector");
             return;
         }
@@ -320,12 +323,12 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         if (!cJSON_IsObject (value) || !s_jnum (value, "x", &box[0])
             || !s_jnum (value, "y", &box[1]) || !s_jnum (value, "w", &box[2])
             || !s_jnum (value, "h", &box[3])) {
-            browser_ops_end_error (p, 404, "not_found", "No element matches the selector",
+            browser_ops_end_error (p, ENVELOPE_NOT_FOUND, "not_found", "No element matches the selector",
                                    "selector");
             return;
         }
         if (box[2] < 1 || box[3] < 1 || box[2] > 100000 || box[3] > 100000) {
-            browser_ops_end_error (p, 404, "not_found",
+            browser_ops_end_error (p, ENVELOPE_NOT_FOUND, "not_found",
                                    "The element matching the selector has no visible size",
                                    "selector");
             return;
@@ -340,7 +343,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         double box[4] = {0, 0, 0, 0};
         if (!s_jnum (size, "width", &box[2]) || !s_jnum (size, "height", &box[3])
             || box[2] < 1 || box[3] < 1) {
-            browser_ops_end_error (p, 503, "service_unavailable",
+            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable",
                                    "Chromium did not report the page size", NULL);
             return;
         }
@@ -355,7 +358,7 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         size_t len = data ? strlen (data) : 0;
         int64_t width = 0, height = 0;
         if (!data || s_png_size (data, len, &width, &height)) {
-            browser_ops_end_error (p, 503, "service_unavailable",
+            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable",
                                    "Chromium did not return a PNG", NULL);
             return;
         }
@@ -364,18 +367,19 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
                       "than the %u MiB a reply may carry; capture an element or "
                       "the viewport", (long long) width, (long long) height,
                       BROWSER_MAX_PNG_B64 >> 20);
-            browser_ops_end_error (p, 500, "internal_error", text, NULL);
+            browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error", text, NULL);
             return;
         }
         mp_writer_t w;
         mp_writer_init (&w);
-        msgpack_pack_map (&w.pk, 4);
-        mp_kv_str (&w, "format", "png");
-        mp_key (&w, "data");
+        mp_map_begin (&w);
+        mp_kv_str (&w, MK_format, "png");
+        mp_key (&w, MK_data);
         mp_put_strn (&w, data, len);
-        mp_kv_int (&w, "width", width);
-        mp_kv_int (&w, "height", height);
-        bus_worker_reply (self->worker, &op->origin, "BROWSER_SCREENSHOT_OK", 200,
+        mp_kv_int (&w, MK_width, width);
+        mp_kv_int (&w, MK_height, height);
+        mp_map_end (&w);
+        bus_worker_reply (self->worker, &op->origin, MT_BROWSER_SCREENSHOT_OK, ENVELOPE_OK,
                           w.buf.data, w.buf.size);
         mp_writer_fini (&w);
         log_debug ("browser", "%s: screenshot %lld x %lld, %zu base64 bytes",

@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "provider.h"
+#include "envelope.h"
 
 #include "json_in.h"
 #include "sse.h"
@@ -396,15 +397,15 @@ s_inline_error (provider_parser_t *self, const cJSON *err)
 {
     const char *msg = s_str (err, "message");
     const char *type = s_str (err, "type");
-    int status = 503;
+    int status = ENVELOPE_UNAVAILABLE;
     const char *code = "service_unavailable";
     if (type && (!strcmp (type, "rate_limit_error")
                  || !strcmp (type, "rate_limit_exceeded"))) {
-        status = 429;
+        status = ENVELOPE_RATE_LIMITED;
         code = "rate_limited";
     }
     else if (type && !strcmp (type, "invalid_request_error")) {
-        status = 400;
+        status = ENVELOPE_BAD_REQUEST;
         code = "invalid_request";
     }
     char text[512];
@@ -528,7 +529,7 @@ s_on_sse (void *arg, const char *event, const char *data, size_t len)
     cJSON *j = json_in_parse (data, len, 0, JSON_IN_NUL_OK, NULL, NULL);
     if (!cJSON_IsObject (j)) {
         cJSON_Delete (j);
-        s_fail (self, 503, "service_unavailable",
+        s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                 "Provider sent a malformed stream event");
         return 1;
     }
@@ -581,12 +582,12 @@ provider_parser_feed (provider_parser_t *self, const char *data, size_t len)
     if (self->stream) {
         int rc = sse_parser_feed (self->sse, data, len);
         if (rc == -1)
-            s_fail (self, 503, "service_unavailable",
+            s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                     "Provider sent an oversized stream event");
         return self->failed ? -1 : 0;
     }
     if (self->len + len > PROVIDER_MAX_BODY) {
-        s_fail (self, 503, "service_unavailable",
+        s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                 "Provider response is larger than 16 MiB");
         return -1;
     }
@@ -596,7 +597,7 @@ provider_parser_feed (provider_parser_t *self, const char *data, size_t len)
             cap *= 2;
         char *grown = (char *) realloc (self->buf, cap);
         if (!grown) {
-            s_fail (self, 500, "internal_error", "Out of memory");
+            s_fail (self, ENVELOPE_INTERNAL, "internal_error", "Out of memory");
             return -1;
         }
         self->buf = grown;
@@ -614,7 +615,7 @@ s_openai_whole (provider_parser_t *self, const cJSON *j)
     const cJSON *choice = cJSON_GetArrayItem (cJSON_GetObjectItem (j, "choices"), 0);
     const cJSON *msg = cJSON_GetObjectItem (choice, "message");
     if (!cJSON_IsObject (msg)) {
-        s_fail (self, 503, "service_unavailable",
+        s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                 "Provider response has no choices[0].message");
         return;
     }
@@ -643,7 +644,7 @@ s_anthropic_whole (provider_parser_t *self, const cJSON *j)
 {
     const cJSON *content = cJSON_GetObjectItem (j, "content");
     if (!cJSON_IsArray (content)) {
-        s_fail (self, 503, "service_unavailable",
+        s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                 "Provider response has no content array");
         return;
     }
@@ -687,7 +688,7 @@ provider_parser_finish (provider_parser_t *self)
         return -1;
     if (self->stream) {
         if (!self->finished)
-            s_fail (self, 503, "service_unavailable",
+            s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                     "Provider stream ended before the answer did");
         return self->failed ? -1 : 0;
     }
@@ -695,7 +696,7 @@ provider_parser_finish (provider_parser_t *self)
                                           NULL, NULL)
                           : NULL;
     if (!cJSON_IsObject (j))
-        s_fail (self, 503, "service_unavailable",
+        s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                 "Provider sent a response that is not JSON");
     else if (cJSON_GetObjectItem (j, "error"))
         s_inline_error (self, cJSON_GetObjectItem (j, "error"));
@@ -719,18 +720,18 @@ provider_map_error (const cfg_provider_t *provider, long http_status,
     const char *detail = s_str (err, "message");
     bool retry = true;
     const char *c = "service_unavailable";
-    *status = 503;
+    *status = ENVELOPE_UNAVAILABLE;
     if (http_status == 400 || http_status == 413 || http_status == 422) {
-        *status = 400;
+        *status = ENVELOPE_BAD_REQUEST;
         c = "invalid_request";
         retry = false;
     }
     else if (http_status == 404) {
-        *status = 404;
+        *status = ENVELOPE_NOT_FOUND;
         c = "not_found";
     }
     else if (http_status == 429) {
-        *status = 429;
+        *status = ENVELOPE_RATE_LIMITED;
         c = "rate_limited";
     }
     snprintf (code, code_cap, "%s", c);

@@ -3,6 +3,8 @@
     =========================================================================
 */
 #include "ratelimit.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "actor.h"
 #include "settings.h"
@@ -259,9 +261,9 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {
     const msgpack_object *b = req->body.root;
     char holder[64], name[64];
-    if (mp_copy_str (b, "holder", holder, sizeof (holder))
-        || mp_copy_str (b, "principal", name, sizeof (name))) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+    if (mp_copy_str (b, MK_holder, holder, sizeof (holder))
+        || mp_copy_str (b, MK_principal, name, sizeof (name))) {
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "holder and principal must be short strings", NULL);
         return;
     }
@@ -276,14 +278,14 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
     principal_t *p = (principal_t *) zhashx_lookup (self->principals, name);
     if (!p) {
         if (zhashx_size (self->principals) >= RL_MAX_PRINCIPALS) {
-            bus_worker_error (worker, req, 503, "service_unavailable",
+            bus_worker_error (worker, req, ENVELOPE_UNAVAILABLE, "service_unavailable",
                               "The rate limiter tracks too many credentials",
                               NULL);
             return;
         }
         p = (principal_t *) calloc (1, sizeof (principal_t));
         if (!p) {
-            bus_worker_error (worker, req, 500, "internal_error",
+            bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
                               "Out of memory", NULL);
             return;
         }
@@ -345,18 +347,19 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
 
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 6);
-    mp_kv_int (&w, "granted", granted);
-    mp_kv_int (&w, "slots", slots);
-    mp_kv_int (&w, "ttlMs", self->ttl_ms);
-    mp_kv_int (&w, "remaining",
+    mp_map_begin (&w);
+    mp_kv_int (&w, MK_granted, granted);
+    mp_kv_int (&w, MK_slots, slots);
+    mp_kv_int (&w, MK_ttlMs, self->ttl_ms);
+    mp_kv_int (&w, MK_remaining,
                rate > 0 ? (int64_t) floor (p->bucket.tokens + 1e-9) : 0);
-    mp_kv_int (&w, "resetMs",
+    mp_kv_int (&w, MK_resetMs,
                rate > 0 ? rl_bucket_reset_ms (&p->bucket, rate, burst) : 0);
-    mp_kv_int (&w, "retryAfterMs", rate > 0 && granted < take
+    mp_kv_int (&w, MK_retryAfterMs, rate > 0 && granted < take
                                        ? rl_bucket_wait_ms (&p->bucket, rate)
                                        : 0);
-    bus_worker_reply (worker, req, "RATELIMIT_LEASE_OK", 200, w.buf.data,
+    mp_map_end (&w);
+    bus_worker_reply (worker, req, MT_RATELIMIT_LEASE_OK, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
 }
@@ -366,8 +369,8 @@ s_auth_fail (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {
     const msgpack_object *b = req->body.root;
     char addr[64];
-    if (mp_copy_str (b, "address", addr, sizeof (addr))) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+    if (mp_copy_str (b, MK_address, addr, sizeof (addr))) {
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "address must be a short string", "address");
         return;
     }
@@ -406,10 +409,11 @@ s_auth_fail (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_bool (&w, "blocked", blocked);
-    mp_kv_int (&w, "retryAfterMs", retry);
-    bus_worker_reply (worker, req, "RATELIMIT_AUTH_FAIL_OK", 200, w.buf.data,
+    mp_map_begin (&w);
+    mp_kv_bool (&w, MK_blocked, blocked);
+    mp_kv_int (&w, MK_retryAfterMs, retry);
+    mp_map_end (&w);
+    bus_worker_reply (worker, req, MT_RATELIMIT_AUTH_FAIL_OK, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
 }
@@ -418,12 +422,12 @@ static void
 s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
     self_t *self = (self_t *) state;
-    if (streq (req->env.type, "RATELIMIT_LEASE"))
+    if (streq (req->env.type, MT_RATELIMIT_LEASE))
         s_lease (self, worker, req);
-    else if (streq (req->env.type, "RATELIMIT_AUTH_FAIL"))
+    else if (streq (req->env.type, MT_RATELIMIT_AUTH_FAIL))
         s_auth_fail (self, worker, req);
     else
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown ratelimit request", NULL);
 }
 

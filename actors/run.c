@@ -12,6 +12,8 @@
     =========================================================================
 */
 #include "run_internal.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "actor.h"
 #include "log.h"
@@ -222,24 +224,24 @@ s_handle_start (self_t *self, bus_request_t *req)
     const msgpack_object *b = req->body.root;
     run_t *run = (run_t *) calloc (1, sizeof (run_t));
     if (!run) {
-        bus_worker_error (self->worker, req, 500, "internal_error",
+        bus_worker_error (self->worker, req, ENVELOPE_INTERNAL, "internal_error",
                           "Out of memory", NULL);
         return;
     }
     run->self = self;
-    if (mp_copy_str (b, "runId", run->id, sizeof (run->id)) || !run->id[0]) {
+    if (mp_copy_str (b, MK_runId, run->id, sizeof (run->id)) || !run->id[0]) {
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, 400, "invalid_request",
+        bus_worker_error (self->worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "runId is missing or too long", "runId");
         return;
     }
     if (zhashx_lookup (self->runs, run->id)) {
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, 400, "invalid_request",
+        bus_worker_error (self->worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "A run with this runId is already in flight", "runId");
         return;
     }
-    mp_copy_str (b, "sessionKey", run->session, sizeof (run->session));
+    mp_copy_str (b, MK_sessionKey, run->session, sizeof (run->session));
     if (run->session[0])
         snprintf (run->topic_prefix, sizeof (run->topic_prefix), "%s",
                   run->session);
@@ -249,7 +251,7 @@ s_handle_start (self_t *self, bus_request_t *req)
     memcpy (run->front, req->front, req->front_len);
     run->front_len = req->front_len;
     size_t to_len = 0;
-    const char *to = mp_get_str (b, "replyTo", &to_len);
+    const char *to = mp_get_str (b, MK_replyTo, &to_len);
     if (to && to_len <= BUS_MAX_ID) {
         run->result_mode = true;
         memcpy (run->asker.front, req->front, req->front_len);
@@ -257,30 +259,30 @@ s_handle_start (self_t *self, bus_request_t *req)
         run->asker.env = req->env;
         memcpy (run->front, to, to_len);
         run->front_len = to_len;
-        mp_get_int (b, "seqBase", &run->seq);
+        mp_get_int (b, MK_seqBase, &run->seq);
     }
     //  A name given but too long for its buffer names nothing we know: it
     //  must not fall back to the default as if none had been given.
     size_t given;
     char agent_id[128] = "default";
-    if (mp_get_str (b, "agentId", &given)
-        && mp_copy_str (b, "agentId", agent_id, sizeof (agent_id)))
+    if (mp_get_str (b, MK_agentId, &given)
+        && mp_copy_str (b, MK_agentId, agent_id, sizeof (agent_id)))
         agent_id[0] = 0;
     run->agent = catalog_find_agent (self->catalog, agent_id);
     if (!run->agent) {
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, 404, "not_found", "Unknown agent",
+        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", "Unknown agent",
                           "agentId");
         return;
     }
     char model[256] = "";
-    const char *asked = mp_get_str (b, "model", &given);
-    if (asked && mp_copy_str (b, "model", model, sizeof (model))) {
+    const char *asked = mp_get_str (b, MK_model, &given);
+    if (asked && mp_copy_str (b, MK_model, model, sizeof (model))) {
         char msg[320];
         snprintf (msg, sizeof (msg), "The model '%.*s...' does not exist",
                   (int) (given < 200 ? given : 200), asked);
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, 404, "not_found", msg, "model");
+        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", msg, "model");
         return;
     }
     run->candidates[run->n_candidates++] = strdup (model[0] ? model
@@ -296,7 +298,7 @@ s_handle_start (self_t *self, bus_request_t *req)
         snprintf (msg, sizeof (msg), "The model '%.256s' does not exist",
                   run->candidates[0]);
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, 404, "not_found", msg, "model");
+        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", msg, "model");
         return;
     }
     run->messages = s_json_field (b, "messages");
@@ -307,23 +309,23 @@ s_handle_start (self_t *self, bus_request_t *req)
     }
     run->tool_choice = s_json_field (b, "toolChoice");
     run->temperature = s_json_field (b, "temperature");
-    mp_copy_str (b, "thinking", run->thinking, sizeof (run->thinking));
-    mp_get_int (b, "maxTokens", &run->max_tokens);
-    mp_get_bool (b, "stream", &run->stream);
+    mp_copy_str (b, MK_thinking, run->thinking, sizeof (run->thinking));
+    mp_get_int (b, MK_maxTokens, &run->max_tokens);
+    mp_get_bool (b, MK_stream, &run->stream);
     int64_t timeout = self->settings->request_timeout_ms;
-    mp_get_int (b, "timeoutMs", &timeout);
+    mp_get_int (b, MK_timeoutMs, &timeout);
     if (timeout <= 0 || timeout > self->settings->request_timeout_ms)
         timeout = self->settings->request_timeout_ms;
     run->deadline = zclock_mono () + timeout;
     if (!cJSON_IsArray (run->messages) || !run->messages->child) {
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, 400, "invalid_request",
+        bus_worker_error (self->worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "messages must be a non-empty array", "messages");
         return;
     }
     if (run->session[0] && !run->result_mode && s_seq_hold (self, run)) {
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, 500, "internal_error",
+        bus_worker_error (self->worker, req, ENVELOPE_INTERNAL, "internal_error",
                           "Out of memory", NULL);
         return;
     }
@@ -341,14 +343,15 @@ static void
 s_handle_abort (self_t *self, bus_request_t *req)
 {
     char id[80] = "";
-    mp_copy_str (req->body.root, "runId", id, sizeof (id));
+    mp_copy_str (req->body.root, MK_runId, id, sizeof (id));
     run_t *run = (run_t *) zhashx_lookup (self->runs, id);
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_str (&w, "runId", id);
-    mp_kv_bool (&w, "aborted", run != NULL);
-    bus_worker_reply (self->worker, req, "RUN_ABORTED", 200, w.buf.data,
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_runId, id);
+    mp_kv_bool (&w, MK_aborted, run != NULL);
+    mp_map_end (&w);
+    bus_worker_reply (self->worker, req, MT_RUN_ABORTED, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
     if (run) {
@@ -362,12 +365,12 @@ static void
 s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
     self_t *self = (self_t *) state;
-    if (streq (req->env.type, "RUN_START"))
+    if (streq (req->env.type, MT_RUN_START))
         s_handle_start (self, req);
-    else if (streq (req->env.type, "RUN_ABORT"))
+    else if (streq (req->env.type, MT_RUN_ABORT))
         s_handle_abort (self, req);
     else
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown run request", NULL);
 }
 
@@ -397,7 +400,7 @@ s_sweep (self_t *self)
         if (run->easy) {
             int64_t stall = run->provider->stall_timeout_ms;
             if (now - run->last_byte >= stall) {
-                run->err_status = 503;
+                run->err_status = ENVELOPE_UNAVAILABLE;
                 run->err_retry = true;
                 snprintf (run->err_code, sizeof (run->err_code),
                           "service_unavailable");

@@ -6,6 +6,7 @@
     =========================================================================
 */
 #include "run_internal.h"
+#include "envelope.h"
 
 #include <string.h>
 #include <strings.h>
@@ -129,7 +130,7 @@ run_curl_start_transfer (run_t *run)
     run->provider = catalog_find_model (run->self->catalog,
                                        run->candidates[run->candidate], &model);
     if (!run->provider) {
-        run->err_status = 404;
+        run->err_status = ENVELOPE_NOT_FOUND;
         snprintf (run->err_code, sizeof (run->err_code), "not_found");
         snprintf (run->err_message, sizeof (run->err_message),
                   "Unknown model %s", run->candidates[run->candidate]);
@@ -159,13 +160,13 @@ run_curl_start_transfer (run_t *run)
     char err[256];
     if (provider_build (run->provider, &req, &run->url, &run->headers, &run->body,
                         err, sizeof (err))) {
-        run->err_status = 400;
+        run->err_status = ENVELOPE_BAD_REQUEST;
         snprintf (run->err_code, sizeof (run->err_code), "invalid_request");
         snprintf (run->err_message, sizeof (run->err_message), "%s", err);
         return -1;
     }
     if (!run_curl_ready (run->self)) {
-        run->err_status = 500;
+        run->err_status = ENVELOPE_INTERNAL;
         snprintf (run->err_code, sizeof (run->err_code), "internal_error");
         snprintf (run->err_message, sizeof (run->err_message),
                   "libcurl could not be initialised");
@@ -176,7 +177,7 @@ run_curl_start_transfer (run_t *run)
     run->easy = run->self->n_spare ? run->self->spare[--run->self->n_spare]
                                    : curl_easy_init ();
     if (!run->parser || !run->easy) {
-        run->err_status = 500;
+        run->err_status = ENVELOPE_INTERNAL;
         snprintf (run->err_code, sizeof (run->err_code), "internal_error");
         snprintf (run->err_message, sizeof (run->err_message), "Out of memory");
         return -1;
@@ -201,7 +202,7 @@ run_curl_start_transfer (run_t *run)
     curl_easy_setopt (e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);
     if (curl_multi_add_handle (run->self->multi, e) != CURLM_OK) {
-        run->err_status = 500;
+        run->err_status = ENVELOPE_INTERNAL;
         snprintf (run->err_code, sizeof (run->err_code), "internal_error");
         snprintf (run->err_message, sizeof (run->err_message),
                   "Could not start the provider call");
@@ -224,7 +225,7 @@ s_transfer_done (self_t *self, CURL *easy, CURLcode result)
         //  The parser already explained the failure.
     }
     else if (result != CURLE_OK) {
-        run->err_status = 503;
+        run->err_status = ENVELOPE_UNAVAILABLE;
         run->err_retry = true;
         snprintf (run->err_code, sizeof (run->err_code), "service_unavailable");
         snprintf (run->err_message, sizeof (run->err_message),

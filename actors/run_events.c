@@ -4,7 +4,10 @@
     =========================================================================
 */
 #include "run_internal.h"
+#include "envelope.h"
+#include "msg_names.h"
 
+#include "error.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -24,33 +27,35 @@ s_next_seq (self_t *self, run_t *run)
     return (uint64_t) ++c->seq;
 }
 
-//  Packs the fields every event shares; the caller adds n_extra pairs.
+//  Opens an event's map with the fields every event shares; the caller adds
+//  its own, and run_events_publish closes the map.
 void
-run_events_head (mp_writer_t *w, run_t *run, size_t n_extra)
+run_events_head (mp_writer_t *w, run_t *run)
 {
-    msgpack_pack_map (&w->pk, 3 + n_extra);
-    mp_kv_str (w, "sessionKey", run->session);
-    mp_kv_str (w, "runId", run->id);
-    mp_kv_int (w, "seq", (int64_t) s_next_seq (run->self, run));
+    mp_map_begin (w);
+    mp_kv_str (w, MK_sessionKey, run->session);
+    mp_kv_str (w, MK_runId, run->id);
+    mp_kv_int (w, MK_seq, (int64_t) s_next_seq (run->self, run));
 }
 
 //  Head of chat.done / chat.error: in result mode the body is a RUN_RESULT
 //  and says which event it stands for.
 static void
-s_end_head (mp_writer_t *w, run_t *run, const char *type, size_t n_extra)
+s_end_head (mp_writer_t *w, run_t *run, const char *type)
 {
-    run_events_head (w, run, n_extra + (run->result_mode ? 1 : 0));
+    run_events_head (w, run);
     if (run->result_mode)
-        mp_kv_str (w, "event", type);
+        mp_kv_str (w, MK_event, type);
 }
 
 void
 run_events_publish (run_t *run, const char *type, mp_writer_t *w)
 {
+    mp_map_end (w);
     if (run->result_mode
-        && (!strcmp (type, "chat.done") || !strcmp (type, "chat.error"))) {
+        && (!strcmp (type, MN_CHAT_DONE) || !strcmp (type, MN_CHAT_ERROR))) {
         //  The session actor commits the reply, then publishes the end.
-        if (bus_worker_reply (run->self->worker, &run->asker, "RUN_RESULT", 200,
+        if (bus_worker_reply (run->self->worker, &run->asker, MT_RUN_RESULT, ENVELOPE_OK,
                               w->buf.data, w->buf.size))
             log_warn ("run", "%s: result dropped: broker not taking it",
                       run->id);
@@ -76,14 +81,14 @@ s_emit_delta (run_t *run, const char *text, size_t len, const cJSON *calls)
         run->front_len = 0;
     mp_writer_t w;
     mp_writer_init (&w);
-    run_events_head (&w, run, calls ? 2 : 1);
-    mp_key (&w, "delta");
+    run_events_head (&w, run);
+    mp_key (&w, MK_delta);
     mp_put_strn (&w, text, len);
     if (calls) {
-        mp_key (&w, "toolCalls");
+        mp_key (&w, MK_toolCalls);
         mpjson_pack (&w.pk, calls);
     }
-    run_events_publish (run, "chat.delta", &w);
+    run_events_publish (run, MN_CHAT_DELTA, &w);
     mp_writer_fini (&w);
     run->front_len = front_len;
 }
@@ -95,29 +100,30 @@ run_events_done (run_t *run, const char *reason)
     mp_writer_init (&w);
     bool calls = run->tool_calls && cJSON_GetArraySize (run->tool_calls) > 0;
     bool steps = run->log && cJSON_GetArraySize (run->log) > 0;
-    s_end_head (&w, run, "chat.done", (calls ? 5 : 4) + (steps ? 1 : 0));
-    mp_kv_str (&w, "finishReason", reason);
-    mp_key (&w, "usage");
-    msgpack_pack_map (&w.pk, 3);
+    s_end_head (&w, run, MN_CHAT_DONE);
+    mp_kv_str (&w, MK_finishReason, reason);
+    mp_key (&w, MK_usage);
+    mp_map_begin (&w);
     int64_t prompt = run->prompt_tokens + run->earlier_prompt;
     int64_t completion = run->completion_tokens + run->earlier_completion;
     mp_kv_int (&w, "promptTokens", prompt);
     mp_kv_int (&w, "completionTokens", completion);
     mp_kv_int (&w, "totalTokens", prompt + completion);
-    mp_key (&w, "response");
+    mp_map_end (&w);
+    mp_key (&w, MK_response);
     mp_put_strn (&w, run->text ? run->text : "", run->text_len);
-    mp_kv_str (&w, "model", run->candidates[run->candidate]);
+    mp_kv_str (&w, MK_model, run->candidates[run->candidate]);
     if (calls) {
-        mp_key (&w, "toolCalls");
+        mp_key (&w, MK_toolCalls);
         mpjson_pack (&w.pk, run->tool_calls);
     }
     if (steps) {
         //  The tool rounds, for the session to store (OpenAI message format
         //  plus "tool" on tool results).
-        mp_key (&w, "steps");
+        mp_key (&w, MK_steps);
         mpjson_pack (&w.pk, run->log);
     }
-    run_events_publish (run, "chat.done", &w);
+    run_events_publish (run, MN_CHAT_DONE, &w);
     mp_writer_fini (&w);
     log_info ("run", "%s done: %s, model %s, %lld+%lld tokens", run->id, reason,
               run->candidates[run->candidate], (long long) run->prompt_tokens,
@@ -129,17 +135,13 @@ run_events_error (run_t *run)
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    s_end_head (&w, run, "chat.error", run->retry_after ? 3 : 2);
+    s_end_head (&w, run, MN_CHAT_ERROR);
     if (run->retry_after)
-        mp_kv_int (&w, "retryAfter", run->retry_after);
-    mp_key (&w, "error");
-    msgpack_pack_map (&w.pk, 3);
-    mp_kv_str (&w, "code", run->err_code);
-    mp_kv_str (&w, "message", run->err_message);
-    mp_kv_str (&w, "type", run->err_status >= 500 ? "server_error"
-                                                   : "client_error");
-    mp_kv_int (&w, "status", run->err_status);
-    run_events_publish (run, "chat.error", &w);
+        mp_kv_int (&w, MK_retryAfter, run->retry_after);
+    mp_key (&w, MK_error);
+    error_pack_event (&w, run->err_status, run->err_code, run->err_message);
+    mp_kv_int (&w, MK_status, run->err_status);
+    run_events_publish (run, MN_CHAT_ERROR, &w);
     mp_writer_fini (&w);
     log_warn ("run", "%s failed: %d %s: %s", run->id, run->err_status,
               run->err_code, run->err_message);
@@ -244,7 +246,7 @@ s_sink_error (void *arg, int status, const char *code, const char *message)
     run->err_status = status;
     snprintf (run->err_code, sizeof (run->err_code), "%s", code);
     snprintf (run->err_message, sizeof (run->err_message), "%s", message);
-    run->err_retry = status != 400;
+    run->err_retry = status != ENVELOPE_BAD_REQUEST;
 }
 
 const provider_sink_t run_events_sink = {run_events_delta, s_sink_usage,

@@ -180,7 +180,7 @@ run_front (self_t *self);
 
 //  Packs the fields every event shares; the caller adds n_extra pairs.
 void
-run_events_head (mp_writer_t *w, run_t *run, size_t n_extra);
+run_events_head (mp_writer_t *w, run_t *run);
 
 //  Sends an event of run (or, for a run in result mode, its end as the
 //  RUN_RESULT reply).

@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "run_internal.h"
+#include "msg_names.h"
 
 #include "json_in.h"
 #include "log.h"
@@ -49,9 +50,9 @@ s_emit_tool (run_t *run, const char *type, const char *tool,
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    run_events_head (&w, run, 3);
-    mp_kv_str (&w, "tool", tool);
-    mp_kv_str (&w, "callId", call_id);
+    run_events_head (&w, run);
+    mp_kv_str (&w, MK_tool, tool);
+    mp_kv_str (&w, MK_callId, call_id);
     mp_key (&w, key);
     if (!value || mpjson_pack (&w.pk, value))
         msgpack_pack_nil (&w.pk);
@@ -88,7 +89,7 @@ s_tool_round_done (run_t *run)
         const char *name = s_json_str (fn, "name");
         const char *id = s_json_str (call, "id");
         const cJSON *result = cJSON_GetArrayItem (run->results, i);
-        s_emit_tool (run, "tool.result", name ? name : "", id ? id : "", "result",
+        s_emit_tool (run, MN_TOOL_RESULT, name ? name : "", id ? id : "", MK_result,
                      result);
         //  The model gets the result as JSON text, without the pixels of a
         //  screenshot (they would fill its context; the user has them).
@@ -152,29 +153,26 @@ s_tool_send (run_t *run, int index, const char *name, const cJSON *args)
     const char *url = s_json_str (args, "url");
     const char *selector = s_json_str (args, "selector");
     const cJSON *full = cJSON_GetObjectItemCaseSensitive (args, "fullPage");
-    if (!strcmp (type, "BROWSER_NAVIGATE") && !url)
+    if (!strcmp (type, MT_BROWSER_NAVIGATE) && !url)
         return s_tool_error ("invalid_request", "'url' is required");
     if (!run_front (self))
         return s_tool_error ("service_unavailable", "No broker connection");
     mp_writer_t w;
     mp_writer_init (&w);
-    if (url) {
-        msgpack_pack_map (&w.pk, 1);
-        mp_kv_str (&w, "url", url);
-    }
-    else {
-        msgpack_pack_map (&w.pk, (selector ? 1 : 0) + (cJSON_IsBool (full) ? 1 : 0));
-        if (selector)
-            mp_kv_str (&w, "selector", selector);
-        if (cJSON_IsBool (full))
-            mp_kv_bool (&w, "fullPage", cJSON_IsTrue (full));
-    }
+    mp_map_begin (&w);
+    if (url)
+        mp_kv_str (&w, MK_url, url);
+    if (!url && selector)
+        mp_kv_str (&w, MK_selector, selector);
+    if (!url && cJSON_IsBool (full))
+        mp_kv_bool (&w, MK_fullPage, cJSON_IsTrue (full));
+    mp_map_end (&w);
     envelope_t env;
     envelope_init (&env, type);
     snprintf (env.session_key, sizeof (env.session_key), "%s", run->session);
     int64_t left = run->deadline - zclock_mono ();
     env.timeout_ms = left > 0 ? left : 1;
-    int rc = bus_front_send (self->front, "browser", &env, w.buf.data, w.buf.size);
+    int rc = bus_front_send (self->front, MS_BROWSER_STATUS, &env, w.buf.data, w.buf.size);
     mp_writer_fini (&w);
     if (rc)
         return s_tool_error ("service_unavailable",
@@ -239,7 +237,7 @@ run_tools_round (run_t *run)
         cJSON *args = argtext ? json_in_parse (argtext, strlen (argtext), 0,
                                                JSON_IN_NUL_OK, NULL, NULL)
                               : NULL;
-        s_emit_tool (run, "tool.call", name ? name : "", id ? id : "", "params",
+        s_emit_tool (run, MN_TOOL_CALL, name ? name : "", id ? id : "", MK_params,
                      args);
         cJSON *error = s_tool_send (run, i, name ? name : "", args);
         cJSON_Delete (args);
@@ -275,8 +273,8 @@ run_tools_on_reply (self_t *self)
                     result = mpjson_to_json (msg.body.root);
                 else {
                     char code[48] = "internal_error", message[512] = "Tool failed";
-                    mp_copy_str (msg.body.root, "code", code, sizeof (code));
-                    mp_copy_str (msg.body.root, "message", message,
+                    mp_copy_str (msg.body.root, MK_code, code, sizeof (code));
+                    mp_copy_str (msg.body.root, MK_message, message,
                                  sizeof (message));
                     result = s_tool_error (code, message);
                 }

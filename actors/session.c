@@ -7,11 +7,14 @@
     =========================================================================
 */
 #include "session_internal.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "actor.h"
 #include "settings.h"
 #include "ids.h"
 #include "json_in.h"
+#include "error.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -62,30 +65,25 @@ session_pack_json_text (mp_writer_t *w, const char *text)
     cJSON_Delete (j);
 }
 
-//  Packs every pair of map except the keys in skip (NULL-terminated), after
-//  a map header counting them plus n_extra pairs the caller adds.
+//  Packs every pair of map except the keys in skip (NULL-terminated), into
+//  the map the caller opened (mp_map_begin).
 void
 session_pack_map_except (mp_writer_t *w, const msgpack_object *map,
-                         const char *const *skip, size_t n_extra)
+                         const char *const *skip)
 {
-    size_t n = 0;
     const msgpack_object_kv *kv = map->via.map.ptr;
-    bool keep[map->via.map.size + 1];
     for (uint32_t i = 0; i < map->via.map.size; i++) {
-        keep[i] = true;
+        bool keep = true;
         if (kv[i].key.type == MSGPACK_OBJECT_STR)
             for (const char *const *s = skip; *s; s++)
                 if (kv[i].key.via.str.size == strlen (*s)
                     && !memcmp (kv[i].key.via.str.ptr, *s, strlen (*s)))
-                    keep[i] = false;
-        n += keep[i];
-    }
-    msgpack_pack_map (&w->pk, n + n_extra);
-    for (uint32_t i = 0; i < map->via.map.size; i++)
-        if (keep[i]) {
+                    keep = false;
+        if (keep) {
             msgpack_pack_object (&w->pk, kv[i].key);
             msgpack_pack_object (&w->pk, kv[i].val);
         }
+    }
 }
 
 //  ---- Requests ----------------------------------------------------------------------------
@@ -137,42 +135,42 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     const msgpack_object *b = req->body.root;
     char run_id[80] = "", key[ENVELOPE_KEY_MAX + 1] = "";
     char agent_id[128] = "default", channel[64] = "api", model[256] = "";
-    if (mp_copy_str (b, "runId", run_id, sizeof (run_id)) || !run_id[0]) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+    if (mp_copy_str (b, MK_runId, run_id, sizeof (run_id)) || !run_id[0]) {
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "runId is missing or too long", "runId");
         return;
     }
-    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !ids_session_key_valid (key)) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+    if (mp_copy_str (b, MK_sessionKey, key, sizeof (key)) || !ids_session_key_valid (key)) {
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;
     }
-    mp_copy_str (b, "agentId", agent_id, sizeof (agent_id));
-    mp_copy_str (b, "channel", channel, sizeof (channel));
+    mp_copy_str (b, MK_agentId, agent_id, sizeof (agent_id));
+    mp_copy_str (b, MK_channel, channel, sizeof (channel));
     const cfg_agent_t *agent = catalog_find_agent (self->catalog, agent_id);
     if (!agent) {
-        bus_worker_error (worker, req, 404, "not_found", "Unknown agent",
+        bus_worker_error (worker, req, ENVELOPE_NOT_FOUND, "not_found", "Unknown agent",
                           "agentId");
         return;
     }
-    mp_copy_str (b, "model", model, sizeof (model));
+    mp_copy_str (b, MK_model, model, sizeof (model));
     const char *unused;
     if (model[0] && !catalog_find_model (self->catalog, model, &unused)) {
         char msg[320];
         snprintf (msg, sizeof (msg), "The model '%.256s' does not exist", model);
-        bus_worker_error (worker, req, 404, "not_found", msg, "model");
+        bus_worker_error (worker, req, ENVELOPE_NOT_FOUND, "not_found", msg, "model");
         return;
     }
-    const msgpack_object *given = mp_get (b, "messages");
+    const msgpack_object *given = mp_get (b, MK_messages);
     size_t text_len = 0;
-    const char *text = mp_get_str (b, "message", &text_len);
+    const char *text = mp_get_str (b, MK_message, &text_len);
     if ((!given || !given->via.array.size) && (!text || !text_len)) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "A non-empty message is required", "message");
         return;
     }
     if (zhashx_lookup (self->runs, run_id)) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "A run with this runId is already in flight", "runId");
         return;
     }
@@ -181,7 +179,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     live_t *known = (live_t *) zhashx_lookup (self->lives, key);
     if (known && (known->running ? 1 : 0) + zlistx_size (known->queue)
                      >= (size_t) self->settings->max_queued) {
-        bus_worker_error (worker, req, 429, "rate_limited",
+        bus_worker_error (worker, req, ENVELOPE_RATE_LIMITED, "rate_limited",
                           "Too many runs are waiting on this session", NULL);
         return;
     }
@@ -194,7 +192,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     if (!live) {
         if (batch)
             store_batch_abort (self->store);
-        bus_worker_error (worker, req, 500, "internal_error",
+        bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
                           "The session store is not answering", NULL);
         return;
     }
@@ -223,7 +221,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
         p->origin.env = req->env;
     }
     int64_t timeout = self->settings->request_timeout_ms;
-    mp_get_int (b, "timeoutMs", &timeout);
+    mp_get_int (b, MK_timeoutMs, &timeout);
     if (timeout <= 0 || timeout > self->settings->request_timeout_ms)
         timeout = self->settings->request_timeout_ms;
     //  An idle session's run starts now: its context is read in the batch.
@@ -243,7 +241,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
         if (p)
             free (p->body);
         free (p);
-        bus_worker_error (worker, req, 500, "internal_error",
+        bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
                           oom ? "Out of memory" : "Could not record the message",
                           NULL);
         session_runs_live_release (self, live);
@@ -277,13 +275,14 @@ s_abort_running (self_t *self, pending_t *p)
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 1);
-    mp_kv_str (&w, "runId", p->run_id);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_runId, p->run_id);
     envelope_t env;
-    envelope_init (&env, "RUN_ABORT");
+    envelope_init (&env, MT_RUN_ABORT);
     //  Same key as its RUN_START: the broker routes both to one run actor.
     snprintf (env.session_key, sizeof (env.session_key), "%s", p->live->key);
-    if (bus_front_send (self->front, "run", &env, w.buf.data, w.buf.size))
+    mp_map_end (&w);
+    if (bus_front_send (self->front, MS_RUN_ABORT, &env, w.buf.data, w.buf.size))
         log_warn ("session", "%s: abort not sent: broker not taking it",
                   p->run_id);
     mp_writer_fini (&w);
@@ -293,19 +292,20 @@ static void
 s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {
     char id[80] = "";
-    mp_copy_str (req->body.root, "runId", id, sizeof (id));
+    mp_copy_str (req->body.root, MK_runId, id, sizeof (id));
     pending_t *p = (pending_t *) zhashx_lookup (self->runs, id);
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_str (&w, "runId", id);
-    mp_kv_bool (&w, "aborted", p != NULL);
-    bus_worker_reply (worker, req, "RUN_ABORTED", 200, w.buf.data, w.buf.size);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_runId, id);
+    mp_kv_bool (&w, MK_aborted, p != NULL);
+    mp_map_end (&w);
+    bus_worker_reply (worker, req, MT_RUN_ABORTED, ENVELOPE_OK, w.buf.data, w.buf.size);
     mp_writer_fini (&w);
     if (!p)
         return;
     char reason[16] = "";
-    mp_copy_str (req->body.root, "reason", reason, sizeof (reason));
+    mp_copy_str (req->body.root, MK_reason, reason, sizeof (reason));
     p->interrupted = streq (reason, "shutdown");
     log_info ("session", "%s %s", id, p->interrupted ? "interrupted" : "aborted");
     if (p->dispatched)
@@ -322,9 +322,9 @@ static void
 s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {
     char key[ENVELOPE_KEY_MAX + 1] = "";
-    if (mp_copy_str (req->body.root, "sessionKey", key, sizeof (key))
+    if (mp_copy_str (req->body.root, MK_sessionKey, key, sizeof (key))
         || !ids_session_key_valid (key)) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;
     }
@@ -335,10 +335,11 @@ s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_str (&w, "sessionKey", key);
-    mp_kv_bool (&w, "deleted", true);
-    bus_worker_reply (worker, req, "SESSION_DELETED", 200, w.buf.data,
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_sessionKey, key);
+    mp_kv_bool (&w, MK_deleted, true);
+    mp_map_end (&w);
+    bus_worker_reply (worker, req, MT_SESSION_DELETED, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
     log_info ("session", "%s deleted", key);
@@ -362,18 +363,18 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
     self_t *self = (self_t *) state;
     const char *type = req->env.type;
-    if (streq (type, "SESSION_RUN"))
+    if (streq (type, MT_SESSION_RUN))
         s_handle_run (self, worker, req);
-    else if (streq (type, "SESSION_ABORT"))
+    else if (streq (type, MT_SESSION_ABORT))
         s_handle_abort (self, worker, req);
-    else if (streq (type, "SESSION_LIST"))   //  Normally sent to session.read
+    else if (streq (type, MT_SESSION_LIST))   //  Normally sent to session.read
         session_read_list (self->store, worker, req);
-    else if (streq (type, "SESSION_GET"))
+    else if (streq (type, MT_SESSION_GET))
         session_read_get (self->store, worker, req);
-    else if (streq (type, "SESSION_DELETE"))
+    else if (streq (type, MT_SESSION_DELETE))
         s_handle_delete (self, worker, req);
     else
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown session request", NULL);
 }
 
@@ -395,18 +396,16 @@ s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
                            : NULL;
         if (!p)
             ;   //  RUN_ABORTED, or the answer to a run we gave up on
-        else if (msg.env.status == 200 && streq (msg.env.type, "RUN_RESULT"))
+        else if (msg.env.status == 200 && streq (msg.env.type, MT_RUN_RESULT))
             session_runs_on_result (self, p, msg.body.root);
         else {
             //  Refused by the run actor (or none alive): the front waits
             //  for a reply to its SESSION_RUN, so it gets this one.
             char code[48] = "internal_error", message[512] = "Run refused";
-            mp_copy_str (msg.body.root, "code", code, sizeof (code));
-            mp_copy_str (msg.body.root, "message", message, sizeof (message));
-            int status = msg.env.status >= 400 && msg.env.status <= 599
-                             ? msg.env.status
-                             : 500;
-            bus_worker_reply (self->worker, &p->origin, "ERROR", status,
+            mp_copy_str (msg.body.root, MK_code, code, sizeof (code));
+            mp_copy_str (msg.body.root, MK_message, message, sizeof (message));
+            int status = error_status (msg.env.status);
+            bus_worker_reply (self->worker, &p->origin, MT_ERROR, status,
                               zmq_msg_data (&msg.raw), zmq_msg_size (&msg.raw));
             live_t *live = p->live;
             //  The front has its answer; watchers get chat.error.
@@ -437,7 +436,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             log_warn ("session", "%s: no result from the run actor %d ms "
                                  "past the deadline",
                       p->run_id, SESSION_GRACE_MS);
-            session_runs_end_local (self, p, NULL, 503, "service_unavailable",
+            session_runs_end_local (self, p, NULL, ENVELOPE_UNAVAILABLE, "service_unavailable",
                                     "The run actor did not finish the run");
         }
         else

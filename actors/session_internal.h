@@ -105,11 +105,11 @@ session_chars (const char *s, size_t len);
 void
 session_pack_json_text (mp_writer_t *w, const char *text);
 
-//  Packs every pair of map except the keys in skip (NULL-terminated), after
-//  a map header counting them plus n_extra pairs the caller adds.
+//  Packs every pair of map except the keys in skip (NULL-terminated), into
+//  the map the caller opened (mp_map_begin).
 void
 session_pack_map_except (mp_writer_t *w, const msgpack_object *map,
-                         const char *const *skip, size_t n_extra);
+                         const char *const *skip);
 
 //  ---- session_read.c --------------------------------------------------------
 

@@ -4,6 +4,8 @@
     =========================================================================
 */
 #include "session_internal.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "actor.h"
 #include "ids.h"
@@ -18,10 +20,10 @@ void
 session_read_reply_store_rc (bus_worker_t *worker, bus_request_t *req, int rc)
 {
     if (rc > 0)
-        bus_worker_error (worker, req, 404, "not_found", "Unknown session",
+        bus_worker_error (worker, req, ENVELOPE_NOT_FOUND, "not_found", "Unknown session",
                           "sessionKey");
     else
-        bus_worker_error (worker, req, 500, "internal_error",
+        bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
                           "The session store failed", NULL);
 }
 
@@ -29,19 +31,20 @@ session_read_reply_store_rc (bus_worker_t *worker, bus_request_t *req, int rc)
 static void
 s_pack_session_fields (mp_writer_t *w, const store_session_t *s)
 {
-    mp_kv_str (w, "sessionKey", s->key);
-    mp_kv_str (w, "agentId", s->agent_id);
-    mp_kv_str (w, "channel", s->channel);
+    mp_kv_str (w, MK_sessionKey, s->key);
+    mp_kv_str (w, MK_agentId, s->agent_id);
+    mp_kv_str (w, MK_channel, s->channel);
     session_kv_time (w, "createdAt", s->created_at);
     session_kv_time (w, "updatedAt", s->updated_at);
-    mp_kv_int (w, "messageCount", s->message_count);
+    mp_kv_int (w, MK_messageCount, s->message_count);
 }
 
 static void
 s_pack_session (mp_writer_t *w, const store_session_t *s)
 {
-    msgpack_pack_map (&w->pk, 6);
+    mp_map_begin (w);
     s_pack_session_fields (w, s);
+    mp_map_end (w);
 }
 
 typedef struct {
@@ -71,13 +74,13 @@ static int
 s_get_limit (bus_worker_t *worker, bus_request_t *req, int dflt, int *limit)
 {
     int64_t v = dflt;
-    const msgpack_object *o = mp_get (req->body.root, "limit");
-    if (o && !mp_get_int (req->body.root, "limit", &v))
+    const msgpack_object *o = mp_get (req->body.root, MK_limit);
+    if (o && !mp_get_int (req->body.root, MK_limit, &v))
         v = -1;
     if (v < 1 || v > SESSION_PAGE_MAX) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "limit must be an integer from 1 to 1000", "limit");
-        return 400;
+        return ENVELOPE_BAD_REQUEST;
     }
     *limit = (int) v;
     return 0;
@@ -87,7 +90,7 @@ static void
 s_finish_page (mp_writer_t *w, page_t *pg)
 {
     msgpack_sbuffer_write (&w->buf, pg->items.buf.data, pg->items.buf.size);
-    mp_key (w, "nextCursor");
+    mp_key (w, MK_nextCursor);
     if (pg->more)
         mp_put_str (w, pg->next);
     else
@@ -103,16 +106,16 @@ session_read_list (store_t *store, bus_worker_t *worker, bus_request_t *req)
         return;
     store_query_t q = {.limit = pg.limit + 1};
     char channel[64], agent[128], cursor[64];
-    if (!mp_copy_str (b, "channel", channel, sizeof (channel)))
+    if (!mp_copy_str (b, MK_channel, channel, sizeof (channel)))
         q.channel = channel;
-    if (!mp_copy_str (b, "agentId", agent, sizeof (agent)))
+    if (!mp_copy_str (b, MK_agentId, agent, sizeof (agent)))
         q.agent_id = agent;
-    if (mp_get (b, "cursor")) {
+    if (mp_get (b, MK_cursor)) {
         long long u, id;
         char tail;
-        if (mp_copy_str (b, "cursor", cursor, sizeof (cursor))
+        if (mp_copy_str (b, MK_cursor, cursor, sizeof (cursor))
             || sscanf (cursor, "%lld-%lld%c", &u, &id, &tail) != 2) {
-            bus_worker_error (worker, req, 400, "invalid_request",
+            bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                               "cursor is not one this gateway gave out",
                               "cursor");
             return;
@@ -125,17 +128,18 @@ session_read_list (store_t *store, bus_worker_t *worker, bus_request_t *req)
     int rc = store_session_list (store, &q, s_list_row, &pg);
     if (rc < 0) {
         mp_writer_fini (&pg.items);
-        bus_worker_error (worker, req, 500, "internal_error",
+        bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
                           "The session store failed", NULL);
         return;
     }
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_key (&w, "sessions");
+    mp_map_begin (&w);
+    mp_key (&w, MK_sessions);
     msgpack_pack_array (&w.pk, (size_t) pg.n);
     s_finish_page (&w, &pg);
-    bus_worker_reply (worker, req, "SESSION_LIST_OK", 200, w.buf.data,
+    mp_map_end (&w);
+    bus_worker_reply (worker, req, MT_SESSION_LIST_OK, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
     mp_writer_fini (&pg.items);
@@ -151,36 +155,36 @@ s_message_row (void *arg, const store_message_t *m)
     }
     mp_writer_t *w = &pg->items;
     bool reply = m->finish_reason != NULL;
-    size_t n = 4 + (reply ? 3 : 0) + (m->tool_calls ? 1 : 0)
-               + (m->tool_call_id ? 1 : 0) + (m->error ? 1 : 0);
-    msgpack_pack_map (&w->pk, n);
+    mp_map_begin (w);
     mp_kv_str (w, "role", m->role);
     mp_key (w, "content");
     mp_put_strn (w, m->content, m->content_len);
     session_kv_time (w, "createdAt", m->created_at);
     if (m->run_id)
-        mp_kv_str (w, "runId", m->run_id);
+        mp_kv_str (w, MK_runId, m->run_id);
     else
-        mp_kv_nil (w, "runId");
+        mp_kv_nil (w, MK_runId);
     if (reply) {
-        mp_kv_str (w, "model", m->model ? m->model : "");
-        mp_kv_str (w, "finishReason", m->finish_reason);
-        mp_key (w, "usage");
-        msgpack_pack_map (&w->pk, 3);
+        mp_kv_str (w, MK_model, m->model ? m->model : "");
+        mp_kv_str (w, MK_finishReason, m->finish_reason);
+        mp_key (w, MK_usage);
+        mp_map_begin (w);
         mp_kv_int (w, "promptTokens", m->prompt_tokens);
         mp_kv_int (w, "completionTokens", m->completion_tokens);
         mp_kv_int (w, "totalTokens", m->prompt_tokens + m->completion_tokens);
+        mp_map_end (w);
     }
     if (m->tool_calls) {
-        mp_key (w, "toolCalls");
+        mp_key (w, MK_toolCalls);
         session_pack_json_text (w, m->tool_calls);
     }
     if (m->tool_call_id)
         mp_kv_str (w, "toolCallId", m->tool_call_id);
     if (m->error) {
-        mp_key (w, "error");
+        mp_key (w, MK_error);
         session_pack_json_text (w, m->error);
     }
+    mp_map_end (w);
     snprintf (pg->next, sizeof (pg->next), "%lld", (long long) m->pos);
     pg->n++;
     return 0;
@@ -191,8 +195,8 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
 {
     const msgpack_object *b = req->body.root;
     char key[ENVELOPE_KEY_MAX + 1] = "";
-    if (mp_copy_str (b, "sessionKey", key, sizeof (key)) || !ids_session_key_valid (key)) {
-        bus_worker_error (worker, req, 400, "invalid_request",
+    if (mp_copy_str (b, MK_sessionKey, key, sizeof (key)) || !ids_session_key_valid (key)) {
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;
     }
@@ -200,13 +204,13 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
     if (s_get_limit (worker, req, 100, &pg.limit))
         return;
     int64_t after = -1;
-    if (mp_get (b, "cursor")) {
+    if (mp_get (b, MK_cursor)) {
         char cursor[32];
         long long pos;
         char tail;
-        if (mp_copy_str (b, "cursor", cursor, sizeof (cursor))
+        if (mp_copy_str (b, MK_cursor, cursor, sizeof (cursor))
             || sscanf (cursor, "%lld%c", &pos, &tail) != 1 || pos < 0) {
-            bus_worker_error (worker, req, 400, "invalid_request",
+            bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                               "cursor is not one this gateway gave out",
                               "cursor");
             return;
@@ -222,7 +226,7 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
     //  The row is lent until the next store call: pack it first.
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 8);
+    mp_map_begin (&w);
     s_pack_session_fields (&w, &s);
     int64_t id = s.id;
     mp_writer_init (&pg.items);
@@ -231,14 +235,15 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
     if (rc < 0) {
         mp_writer_fini (&pg.items);
         mp_writer_fini (&w);
-        bus_worker_error (worker, req, 500, "internal_error",
+        bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
                           "The session store failed", NULL);
         return;
     }
-    mp_key (&w, "messages");
+    mp_key (&w, MK_messages);
     msgpack_pack_array (&w.pk, (size_t) pg.n);
     s_finish_page (&w, &pg);
-    bus_worker_reply (worker, req, "SESSION_GET_OK", 200, w.buf.data,
+    mp_map_end (&w);
+    bus_worker_reply (worker, req, MT_SESSION_GET_OK, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
     mp_writer_fini (&pg.items);
@@ -276,12 +281,12 @@ static void
 s_reader_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
     store_t *store = (store_t *) state;
-    if (streq (req->env.type, "SESSION_LIST"))
+    if (streq (req->env.type, MT_SESSION_LIST))
         session_read_list (store, worker, req);
-    else if (streq (req->env.type, "SESSION_GET"))
+    else if (streq (req->env.type, MT_SESSION_GET))
         session_read_get (store, worker, req);
     else
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown session.read request", NULL);
 }
 

@@ -5,7 +5,10 @@
     =========================================================================
 */
 #include "session_internal.h"
+#include "envelope.h"
+#include "msg_names.h"
 
+#include "error.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -172,33 +175,32 @@ session_runs_end_local (self_t *self, pending_t *p, const char *finish, int stat
     s_record_end (self, p, NULL, 0, &reply);
     mp_writer_t w;
     mp_writer_init (&w);
+    mp_map_begin (&w);
     if (finish) {
-        msgpack_pack_map (&w.pk, 7);
-        mp_kv_str (&w, "sessionKey", live->key);
-        mp_kv_str (&w, "runId", p->run_id);
-        mp_kv_int (&w, "seq", live->seq);
-        mp_kv_str (&w, "finishReason", finish);
-        mp_key (&w, "usage");
-        msgpack_pack_map (&w.pk, 3);
+        mp_kv_str (&w, MK_sessionKey, live->key);
+        mp_kv_str (&w, MK_runId, p->run_id);
+        mp_kv_int (&w, MK_seq, live->seq);
+        mp_kv_str (&w, MK_finishReason, finish);
+        mp_key (&w, MK_usage);
+        mp_map_begin (&w);
         mp_kv_int (&w, "promptTokens", 0);
         mp_kv_int (&w, "completionTokens", 0);
         mp_kv_int (&w, "totalTokens", 0);
-        mp_kv_str (&w, "response", "");
-        mp_kv_str (&w, "model", p->model);
-        s_emit (self, p, "chat.done", &w);
+        mp_map_end (&w);
+        mp_kv_str (&w, MK_response, "");
+        mp_kv_str (&w, MK_model, p->model);
+        mp_map_end (&w);
+        s_emit (self, p, MN_CHAT_DONE, &w);
     }
     else {
-        msgpack_pack_map (&w.pk, 5);
-        mp_kv_str (&w, "sessionKey", live->key);
-        mp_kv_str (&w, "runId", p->run_id);
-        mp_kv_int (&w, "seq", live->seq);
-        mp_key (&w, "error");
-        msgpack_pack_map (&w.pk, 3);
-        mp_kv_str (&w, "code", code);
-        mp_kv_str (&w, "message", message);
-        mp_kv_str (&w, "type", status >= 500 ? "server_error" : "client_error");
-        mp_kv_int (&w, "status", status);
-        s_emit (self, p, "chat.error", &w);
+        mp_kv_str (&w, MK_sessionKey, live->key);
+        mp_kv_str (&w, MK_runId, p->run_id);
+        mp_kv_int (&w, MK_seq, live->seq);
+        mp_key (&w, MK_error);
+        error_pack_event (&w, status, code, message);
+        mp_kv_int (&w, MK_status, status);
+        mp_map_end (&w);
+        s_emit (self, p, MN_CHAT_ERROR, &w);
     }
     mp_writer_fini (&w);
     log_info ("session", "%s on %s ended here: %s", p->run_id, live->key,
@@ -212,39 +214,39 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
 {
     live_t *live = p->live;
     char event[16] = "", finish[24] = "error", model[256] = "";
-    mp_copy_str (b, "event", event, sizeof (event));
-    mp_copy_str (b, "finishReason", finish, sizeof (finish));
-    mp_copy_str (b, "model", model, sizeof (model));
+    mp_copy_str (b, MK_event, event, sizeof (event));
+    mp_copy_str (b, MK_finishReason, finish, sizeof (finish));
+    mp_copy_str (b, MK_model, model, sizeof (model));
     //  Stopped by a shutdown, not by a user: say so.
     bool interrupted = p->interrupted && streq (finish, "aborted");
     if (interrupted)
         snprintf (finish, sizeof (finish), "interrupted");
     int64_t seq = live->seq + 1;
-    mp_get_int (b, "seq", &seq);
+    mp_get_int (b, MK_seq, &seq);
     live->seq = seq > live->seq ? seq : live->seq + 1;
-    bool done = streq (event, "chat.done");
+    bool done = streq (event, MN_CHAT_DONE);
     store_message_t reply = {.role = "assistant", .content = "",
                              .run_id = p->run_id, .created_at = session_now_ms (),
                              .model = model[0] ? model : p->model,
                              .finish_reason = done ? finish : "error"};
     size_t len = 0;
-    const char *text = mp_get_str (b, "response", &len);
+    const char *text = mp_get_str (b, MK_response, &len);
     if (text) {
         reply.content = text;
         reply.content_len = len;
     }
-    const msgpack_object *u = mp_get (b, "usage");
+    const msgpack_object *u = mp_get (b, MK_usage);
     mp_get_int (u, "promptTokens", &reply.prompt_tokens);
     mp_get_int (u, "completionTokens", &reply.completion_tokens);
     char *calls = NULL, *error = NULL;
-    const msgpack_object *tc = mp_get (b, "toolCalls");
+    const msgpack_object *tc = mp_get (b, MK_toolCalls);
     if (tc && tc->type == MSGPACK_OBJECT_ARRAY) {
         cJSON *j = mpjson_to_json (tc);
         calls = j ? cJSON_PrintUnformatted (j) : NULL;
         cJSON_Delete (j);
         reply.tool_calls = calls;
     }
-    const msgpack_object *e = mp_get (b, "error");
+    const msgpack_object *e = mp_get (b, MK_error);
     if (!done && e) {
         cJSON *j = mpjson_to_json (e);
         error = j ? cJSON_PrintUnformatted (j) : NULL;
@@ -253,7 +255,7 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
     }
     //  The tool rounds, if the run had any: copies, as the store wants
     //  NUL-terminated text.
-    const msgpack_object *steps = mp_get (b, "steps");
+    const msgpack_object *steps = mp_get (b, MK_steps);
     size_t n_steps = steps && steps->type == MSGPACK_OBJECT_ARRAY
                          ? steps->via.array.size
                          : 0;
@@ -297,12 +299,13 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
                                               NULL};
     mp_writer_t w;
     mp_writer_init (&w);
-    session_pack_map_except (&w, b, interrupted ? skip_finish : skip,
-                             interrupted ? 2 : 1);
-    mp_kv_int (&w, "seq", live->seq);
+    mp_map_begin (&w);
+    session_pack_map_except (&w, b, interrupted ? skip_finish : skip);
+    mp_kv_int (&w, MK_seq, live->seq);
     if (interrupted)
-        mp_kv_str (&w, "finishReason", "interrupted");
-    s_emit (self, p, done ? "chat.done" : "chat.error", &w);
+        mp_kv_str (&w, MK_finishReason, "interrupted");
+    mp_map_end (&w);
+    s_emit (self, p, done ? MN_CHAT_DONE : MN_CHAT_ERROR, &w);
     mp_writer_fini (&w);
     session_runs_pending_end (self, p);
     session_runs_pump (self, live);
@@ -374,14 +377,14 @@ static void
 s_pack_messages (self_t *self, pending_t *p, const msgpack_object *b,
                  mp_writer_t *w)
 {
-    mp_key (w, "messages");
-    const msgpack_object *given = mp_get (b, "messages");
+    mp_key (w, MK_messages);
+    const msgpack_object *given = mp_get (b, MK_messages);
     if (given && given->type == MSGPACK_OBJECT_ARRAY) {
         msgpack_pack_object (&w->pk, *given);
         return;
     }
     size_t len = 0;
-    const char *text = mp_get_str (b, "message", &len);
+    const char *text = mp_get_str (b, MK_message, &len);
     context_t c = {.budget = self->settings->context_chars - session_chars (text, len)};
     if (self->settings->context_messages > 0 && c.budget > 0
         && store_context (self->store, p->live->id,
@@ -417,12 +420,14 @@ session_runs_start_body (self_t *self, pending_t *p, int64_t left, mp_writer_t *
     }
     static const char *const skip[] = {"message", "messages", "channel",
                                        "timeoutMs", NULL};
-    session_pack_map_except (w, rd.root, skip, 4);
+    mp_map_begin (w);
+    session_pack_map_except (w, rd.root, skip);
     s_pack_messages (self, p, rd.root, w);
-    mp_key (w, "replyTo");
+    mp_key (w, MK_replyTo);
     mp_put_strn (w, (const char *) p->origin.front, p->origin.front_len);
-    mp_kv_int (w, "seqBase", p->live->seq);
-    mp_kv_int (w, "timeoutMs", left);
+    mp_kv_int (w, MK_seqBase, p->live->seq);
+    mp_kv_int (w, MK_timeoutMs, left);
+    mp_map_end (w);
     mp_reader_fini (&rd);
     return 0;
 }
@@ -434,11 +439,11 @@ session_runs_start_send (self_t *self, pending_t *p, int64_t left, const mp_writ
 {
     live_t *live = p->live;
     envelope_t env;
-    envelope_init (&env, "RUN_START");
+    envelope_init (&env, MT_RUN_START);
     snprintf (env.session_key, sizeof (env.session_key), "%s", live->key);
     env.timeout_ms = left;
-    if (bus_front_send (self->front, "run", &env, w->buf.data, w->buf.size)) {
-        session_runs_end_local (self, p, NULL, 503, "service_unavailable",
+    if (bus_front_send (self->front, MS_RUN_START, &env, w->buf.data, w->buf.size)) {
+        session_runs_end_local (self, p, NULL, ENVELOPE_UNAVAILABLE, "service_unavailable",
                                 "The broker is not taking requests");
         return;
     }
@@ -464,7 +469,7 @@ s_dispatch (self_t *self, pending_t *p)
     mp_writer_t w;
     mp_writer_init (&w);
     if (session_runs_start_body (self, p, left, &w))
-        session_runs_end_local (self, p, NULL, 500, "internal_error", "Run body lost");
+        session_runs_end_local (self, p, NULL, ENVELOPE_INTERNAL, "internal_error", "Run body lost");
     else
         session_runs_start_send (self, p, left, &w);
     mp_writer_fini (&w);

@@ -3,6 +3,8 @@
     =========================================================================
 */
 #include "system.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "actor.h"
 #include "settings.h"
@@ -57,19 +59,18 @@ s_status (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 5);
-    mp_kv_str (&w, "status", "ok");
-    mp_kv_str (&w, "version", CLAWGATE_VERSION);
-    mp_kv_int (&w, "uptime", (zclock_mono () - self->started) / 1000);
-    mp_key (&w, "channels");
-    int n = 0;
-    while (s_channels[n])
-        n++;
-    msgpack_pack_map (&w.pk, (size_t) n);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_status, "ok");
+    mp_kv_str (&w, MK_version, CLAWGATE_VERSION);
+    mp_kv_int (&w, MK_uptime, (zclock_mono () - self->started) / 1000);
+    mp_key (&w, MK_channels);
+    mp_map_begin (&w);
     for (int i = 0; s_channels[i]; i++)
         mp_kv_str (&w, s_channels[i], s_channel_status (self->settings, s_channels[i]));
-    mp_kv_str (&w, "worker", self->worker_name);
-    bus_worker_reply (worker, req, "SYSTEM_STATUS_OK", 200, w.buf.data,
+    mp_map_end (&w);
+    mp_kv_str (&w, MK_worker, self->worker_name);
+    mp_map_end (&w);
+    bus_worker_reply (worker, req, MT_SYSTEM_STATUS_OK, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
     mp_writer_fini (&w);
 }
@@ -78,14 +79,14 @@ static void
 s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
     self_t *self = (self_t *) state;
-    if (streq (req->env.type, "SYSTEM_STATUS"))
+    if (streq (req->env.type, MT_SYSTEM_STATUS))
         s_status (self, worker, req);
-    else if (streq (req->env.type, "SYSTEM_PING")) {
+    else if (streq (req->env.type, MT_SYSTEM_PING)) {
         static const unsigned char empty_map = 0x80;
-        bus_worker_reply (worker, req, "SYSTEM_PONG", 200, &empty_map, 1);
+        bus_worker_reply (worker, req, MT_SYSTEM_PONG, ENVELOPE_OK, &empty_map, 1);
     }
     else
-        bus_worker_error (worker, req, 400, "invalid_request",
+        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown system request", NULL);
 }
 

@@ -18,13 +18,16 @@
     =========================================================================
 */
 #include "broker.h"
+#include "msg_names.h"
 
 #include "bus_proto.h"
 #include "envelope.h"
 #include "bus_frames.h"
 #include "bus_poll.h"
+#include "error.h"
 #include "log.h"
 #include "mp.h"
+#include "msg.h"
 
 #include <string.h>
 
@@ -210,6 +213,7 @@ static void
 s_reply (self_t *self, zmq_msg_t *front_id, const envelope_t *req_env,
          const char *type, int status, mp_writer_t *body)
 {
+    msg_check_send (type, NULL, body->buf.data, body->buf.size);
     envelope_t env = *req_env;
     snprintf (env.type, sizeof (env.type), "%s", type);
     env.status = status;
@@ -237,10 +241,8 @@ s_reply_error (self_t *self, zmq_msg_t *front_id, const envelope_t *env,
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_str (&w, "code", code);
-    mp_kv_str (&w, "message", message);
-    s_reply (self, front_id, env, "ERROR", status, &w);
+    error_pack (&w, code, message, NULL);
+    s_reply (self, front_id, env, MT_ERROR, status, &w);
     mp_writer_fini (&w);
 }
 
@@ -249,13 +251,15 @@ s_answer_mmi (self_t *self, zmq_msg_t *front_id, const envelope_t *env)
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 1);
-    mp_key (&w, "services");
-    msgpack_pack_map (&w.pk, zhashx_size (self->services));
+    mp_map_begin (&w);
+    mp_key (&w, MK_services);
+    mp_map_begin (&w);
     for (service_t *s = (service_t *) zhashx_first (self->services); s;
          s = (service_t *) zhashx_next (self->services))
         mp_kv_int (&w, s->name, (int64_t) s->count);
-    s_reply (self, front_id, env, "MMI_SERVICES_OK", 200, &w);
+    mp_map_end (&w);
+    mp_map_end (&w);
+    s_reply (self, front_id, env, MT_MMI_SERVICES_OK, ENVELOPE_OK, &w);
     mp_writer_fini (&w);
 }
 
@@ -324,7 +328,7 @@ s_handle_front (self_t *self, frames_t *f)
     size_t slen = zmq_msg_size (&f->part[3]);
     char name[BUS_MAX_SERVICE + 1];
     if (slen == 0 || slen > BUS_MAX_SERVICE) {
-        s_reply_error (self, &f->part[0], &env, 400, "invalid_request",
+        s_reply_error (self, &f->part[0], &env, ENVELOPE_BAD_REQUEST, "invalid_request",
                        "Invalid service name");
         return;
     }
@@ -360,7 +364,7 @@ s_handle_front (self_t *self, frames_t *f)
     char message[160];
     snprintf (message, sizeof (message),
               "No worker is serving '%s' right now", name);
-    s_reply_error (self, &f->part[0], &env, 503, "service_unavailable",
+    s_reply_error (self, &f->part[0], &env, ENVELOPE_UNAVAILABLE, "service_unavailable",
                    message);
 }
 

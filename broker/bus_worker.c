@@ -3,8 +3,11 @@
     =========================================================================
 */
 #include "bus_worker.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "bus_frames.h"
+#include "error.h"
 #include "log.h"
 #include "msg.h"
 
@@ -177,7 +180,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
                         zmq_msg_size (&req->raw))) {
         log_warn ("worker", "%s: %s body is not valid msgpack", self->service,
                   req->env.type);
-        bus_worker_error (self, req, 400, "invalid_request",
+        bus_worker_error (self, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Message body is not valid msgpack", NULL);
         bus_request_fini (req);
         goto done;
@@ -186,7 +189,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
     if (!def || strcmp (def->service, self->service) != 0) {
         log_warn ("worker", "%s: refused unknown message type %s",
                   self->service, req->env.type);
-        bus_worker_error (self, req, 400, "invalid_request",
+        bus_worker_error (self, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown message type for this service", NULL);
         bus_request_fini (req);
         goto done;
@@ -195,7 +198,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
                       sizeof (param))) {
         log_warn ("worker", "%s: refused %s: %s", self->service,
                   req->env.type, err);
-        bus_worker_error (self, req, 400, "invalid_request", err,
+        bus_worker_error (self, req, ENVELOPE_BAD_REQUEST, "invalid_request", err,
                           param[0] ? param : NULL);
         bus_request_fini (req);
         goto done;
@@ -234,12 +237,8 @@ bus_worker_error (bus_worker_t *self, const bus_request_t *req, int status,
 {
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, param ? 3 : 2);
-    mp_kv_str (&w, "code", code);
-    mp_kv_str (&w, "message", message);
-    if (param)
-        mp_kv_str (&w, "param", param);
-    int rc = bus_worker_reply (self, req, "ERROR", status, w.buf.data,
+    error_pack (&w, code, message, param);
+    int rc = bus_worker_reply (self, req, MT_ERROR, status, w.buf.data,
                                w.buf.size);
     mp_writer_fini (&w);
     return rc;
