@@ -178,7 +178,8 @@ run_front (self_t *self);
 
 //  ---- run_events.c ---------------------------------------------------------
 
-//  Packs the fields every event shares; the caller adds n_extra pairs.
+//  Opens an event's map with the fields every event shares; the caller adds
+//  its own and run_events_publish closes the map.
 void
 run_events_head (mp_writer_t *w, run_t *run);
 

@@ -3,7 +3,7 @@
 
     Each actor declares the settings it reads in its own header; this struct
     only gathers them so that one pointer reaches every actor.  The
-    configuration loader (gateway/config.c) fills it; actors never see the
+    configuration loader (config/keys.c) fills it; actors never see the
     configuration itself.  Built before the actors start, read only after.
     =========================================================================
 */
