@@ -4,6 +4,7 @@
     =========================================================================
 */
 #include "ratelimit_front.h"
+#include "msg_names.h"
 
 #include "error.h"
 #include "log.h"
@@ -226,26 +227,27 @@ s_call (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e,
         return -1;
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 8);
-    mp_kv_str (&w, "holder", self->holder);
-    mp_kv_str (&w, "principal", e->principal);
-    mp_kv_int (&w, "rateLimit", e->rate);
-    mp_kv_int (&w, "burst", e->burst);
-    mp_kv_int (&w, "maxConcurrent", e->conc);
-    mp_kv_int (&w, "take", c->take);
-    mp_kv_int (&w, "giveBack", c->give);
-    mp_kv_int (&w, "slots", c->slots);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_holder, self->holder);
+    mp_kv_str (&w, MK_principal, e->principal);
+    mp_kv_int (&w, MK_rateLimit, e->rate);
+    mp_kv_int (&w, MK_burst, e->burst);
+    mp_kv_int (&w, MK_maxConcurrent, e->conc);
+    mp_kv_int (&w, MK_take, c->take);
+    mp_kv_int (&w, MK_giveBack, c->give);
+    mp_kv_int (&w, MK_slots, c->slots);
     bus_msg_t reply;
-    int rc = s_ask (bus, "RATELIMIT_LEASE", &w, &reply);
+    mp_map_end (&w);
+    int rc = s_ask (bus, MT_RATELIMIT_LEASE, &w, &reply);
     if (rc)
         return -1;
     const msgpack_object *b = reply.body.root;
-    rc = reply.env.status == 200 && mp_get_int (b, "granted", &c->granted)
-                 && mp_get_int (b, "slots", &c->held)
-                 && mp_get_int (b, "ttlMs", &c->ttl)
-                 && mp_get_int (b, "remaining", &c->remaining)
-                 && mp_get_int (b, "resetMs", &c->reset_ms)
-                 && mp_get_int (b, "retryAfterMs", &c->retry_ms)
+    rc = reply.env.status == 200 && mp_get_int (b, MK_granted, &c->granted)
+                 && mp_get_int (b, MK_slots, &c->held)
+                 && mp_get_int (b, MK_ttlMs, &c->ttl)
+                 && mp_get_int (b, MK_remaining, &c->remaining)
+                 && mp_get_int (b, MK_resetMs, &c->reset_ms)
+                 && mp_get_int (b, MK_retryAfterMs, &c->retry_ms)
              ? 0
              : -1;
     bus_msg_fini (&reply);
@@ -581,17 +583,18 @@ ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
         return 0;
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 2);
-    mp_kv_str (&w, "address", addr);
-    mp_kv_int (&w, "limit", self->config->auth_failures);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_address, addr);
+    mp_kv_int (&w, MK_limit, self->config->auth_failures);
     bus_msg_t reply;
-    if (s_ask (bus, "RATELIMIT_AUTH_FAIL", &w, &reply))
+    mp_map_end (&w);
+    if (s_ask (bus, MT_RATELIMIT_AUTH_FAIL, &w, &reply))
         return 0;    //  Fail open: the 401 still goes out
     bool blocked = false;
     int64_t retry = 0;
     if (reply.env.status == 200) {
-        mp_get_bool (reply.body.root, "blocked", &blocked);
-        mp_get_int (reply.body.root, "retryAfterMs", &retry);
+        mp_get_bool (reply.body.root, MK_blocked, &blocked);
+        mp_get_int (reply.body.root, MK_retryAfterMs, &retry);
     }
     bus_msg_fini (&reply);
     if (!blocked)

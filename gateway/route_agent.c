@@ -9,6 +9,7 @@
     =========================================================================
 */
 #include "route_runs.h"
+#include "msg_names.h"
 
 #include "error.h"
 #include "mpjson.h"
@@ -83,7 +84,7 @@ static bool
 s_stream_delta (http_req_t *r, const run_call_t *c)
 {
     size_t len;
-    const char *text = mp_get_str (c->msg.body.root, "delta", &len);
+    const char *text = mp_get_str (c->msg.body.root, MK_delta, &len);
     if (!text || !len)
         return true;   //  Nothing to show (a tool call being streamed)
     cJSON *d = cJSON_CreateObject ();

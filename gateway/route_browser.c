@@ -16,6 +16,7 @@
     =========================================================================
 */
 #include "routes.h"
+#include "msg_names.h"
 
 #include "log.h"
 
@@ -92,10 +93,11 @@ route_browser_status (http_req_t *r)
                                 "profile");
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, n > 0 ? 1 : 0);
+    mp_map_begin (&w);
     if (n > 0)
-        mp_kv_str (&w, "profile", profile);
-    int status = s_call (r, "BROWSER_STATUS", &w, r->config->control_timeout_ms);
+        mp_kv_str (&w, MK_profile, profile);
+    mp_map_end (&w);
+    int status = s_call (r, MT_BROWSER_STATUS, &w, r->config->control_timeout_ms);
     mp_writer_fini (&w);
     return status;
 }
@@ -133,13 +135,14 @@ route_browser_navigate (http_req_t *r)
         wait_ms = (int) timeout->valuedouble;
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 1 + (profile ? 1 : 0) + (has_timeout ? 1 : 0));
-    mp_kv_str (&w, "url", url->valuestring);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_url, url->valuestring);
     if (profile)
-        mp_kv_str (&w, "profile", profile->valuestring);
+        mp_kv_str (&w, MK_profile, profile->valuestring);
     if (has_timeout)
-        mp_kv_int (&w, "timeoutMs", wait_ms);
-    status = s_call (r, "BROWSER_NAVIGATE", &w, wait_ms + BROWSER_WAIT_MARGIN_MS);
+        mp_kv_int (&w, MK_timeoutMs, wait_ms);
+    mp_map_end (&w);
+    status = s_call (r, MT_BROWSER_NAVIGATE, &w, wait_ms + BROWSER_WAIT_MARGIN_MS);
     mp_writer_fini (&w);
     cJSON_Delete (req);
     return status;
@@ -168,14 +171,15 @@ route_browser_screenshot (http_req_t *r)
     bool has_full = full && cJSON_IsBool (full);
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, (selector ? 1 : 0) + (profile ? 1 : 0) + (has_full ? 1 : 0));
+    mp_map_begin (&w);
     if (selector)
-        mp_kv_str (&w, "selector", selector->valuestring);
+        mp_kv_str (&w, MK_selector, selector->valuestring);
     if (profile)
-        mp_kv_str (&w, "profile", profile->valuestring);
+        mp_kv_str (&w, MK_profile, profile->valuestring);
     if (has_full)
-        mp_kv_bool (&w, "fullPage", cJSON_IsTrue (full));
-    status = s_call (r, "BROWSER_SCREENSHOT", &w,
+        mp_kv_bool (&w, MK_fullPage, cJSON_IsTrue (full));
+    mp_map_end (&w);
+    status = s_call (r, MT_BROWSER_SCREENSHOT, &w,
                      r->config->browser_navigate_timeout_ms + BROWSER_WAIT_MARGIN_MS);
     mp_writer_fini (&w);
     cJSON_Delete (req);

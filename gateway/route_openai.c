@@ -9,6 +9,7 @@
     =========================================================================
 */
 #include "route_runs.h"
+#include "msg_names.h"
 
 #include "error.h"
 #include "mpjson.h"
@@ -131,8 +132,8 @@ s_stream_delta (http_req_t *r, const run_call_t *c, const openai_ids_t *ids,
                 char **pending)
 {
     size_t len;
-    const char *text = mp_get_str (c->msg.body.root, "delta", &len);
-    const msgpack_object *calls = mp_get (c->msg.body.root, "toolCalls");
+    const char *text = mp_get_str (c->msg.body.root, MK_delta, &len);
+    const msgpack_object *calls = mp_get (c->msg.body.root, MK_toolCalls);
     if ((!text || !len) && !calls)
         return true;
     cJSON *d = cJSON_CreateObject ();

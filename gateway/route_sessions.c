@@ -12,6 +12,7 @@
     =========================================================================
 */
 #include "routes.h"
+#include "msg_names.h"
 
 #include "ids.h"
 #include "log.h"
@@ -42,7 +43,7 @@ s_pack_query (http_req_t *r, mp_writer_t *w, const char *key,
 {
     char values[4][256];
     const char *present[4];
-    size_t n = 0, np = 0;
+    size_t np = 0;
     int64_t limit = 0;
     bool has_limit = false;
     char buf[32];
@@ -69,14 +70,14 @@ s_pack_query (http_req_t *r, mp_writer_t *w, const char *key,
         if (got > 0)
             present[np++] = names[i];
     }
-    n = np + (has_limit ? 1 : 0) + (key ? 1 : 0);
-    msgpack_pack_map (&w->pk, n);
+    mp_map_begin (w);
     if (key)
-        mp_kv_str (w, "sessionKey", key);
+        mp_kv_str (w, MK_sessionKey, key);
     if (has_limit)
-        mp_kv_int (w, "limit", limit);
+        mp_kv_int (w, MK_limit, limit);
     for (size_t i = 0; i < np; i++)
         mp_kv_str (w, present[i], values[i]);
+    mp_map_end (w);
     return 0;
 }
 
@@ -87,8 +88,8 @@ s_call (http_req_t *r, const char *type, const char *key, mp_writer_t *w)
     envelope_t env;
     envelope_init (&env, type);
     //  Reads go to the session.read actors, which never wait on commits.
-    bool write = strcmp (type, "SESSION_DELETE") == 0;
-    const char *service = write ? "session" : "session.read";
+    bool write = strcmp (type, MT_SESSION_DELETE) == 0;
+    const char *service = write ? MS_SESSION_DELETE : MS_SESSION_GET;
     //  The key routes (the broker keeps a key on one worker): a delete
     //  goes where the session's runs go; reads carry none, so they spread
     //  round-robin over the readers, which any of them can serve, instead
@@ -115,7 +116,7 @@ route_sessions_list (http_req_t *r)
     mp_writer_init (&w);
     int status = s_pack_query (r, &w, NULL, names);
     if (!status)
-        status = s_call (r, "SESSION_LIST", NULL, &w);
+        status = s_call (r, MT_SESSION_LIST, NULL, &w);
     mp_writer_fini (&w);
     return status;
 }
@@ -144,7 +145,7 @@ route_session_get (http_req_t *r)
     mp_writer_init (&w);
     int status = s_pack_query (r, &w, key, names);
     if (!status)
-        status = s_call (r, "SESSION_GET", key, &w);
+        status = s_call (r, MT_SESSION_GET, key, &w);
     mp_writer_fini (&w);
     return status;
 }
@@ -157,9 +158,10 @@ route_session_delete (http_req_t *r)
         return r->status;
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, 1);
-    mp_kv_str (&w, "sessionKey", key);
-    int status = s_call (r, "SESSION_DELETE", key, &w);
+    mp_map_begin (&w);
+    mp_kv_str (&w, MK_sessionKey, key);
+    mp_map_end (&w);
+    int status = s_call (r, MT_SESSION_DELETE, key, &w);
     mp_writer_fini (&w);
     return status;
 }

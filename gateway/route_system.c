@@ -7,6 +7,7 @@
     =========================================================================
 */
 #include "routes.h"
+#include "msg_names.h"
 
 #include "mpjson.h"
 #include "ws.h"
@@ -30,7 +31,7 @@ route_ready (http_req_t *r)
         return http_send_error (r, 503, "service_unavailable",
                                 "Not ready: the gateway is shutting down", NULL);
     envelope_t env;
-    envelope_init (&env, "MMI_SERVICES");
+    envelope_init (&env, MT_MMI_SERVICES);
     bus_msg_t reply;
     int timeout = r->config->control_timeout_ms < 2000
                       ? r->config->control_timeout_ms
@@ -39,7 +40,7 @@ route_ready (http_req_t *r)
                         timeout, &reply))
         return http_send_error (r, 503, "service_unavailable",
                                 "Not ready: the broker does not answer", NULL);
-    const msgpack_object *services = mp_get (reply.body.root, "services");
+    const msgpack_object *services = mp_get (reply.body.root, MK_services);
     char missing[256] = "";
     for (char **s = r->config->ready_services; s && *s; s++) {
         int64_t n = 0;
@@ -73,7 +74,7 @@ int
 route_status (http_req_t *r)
 {
     envelope_t env;
-    envelope_init (&env, "SYSTEM_STATUS");
+    envelope_init (&env, MT_SYSTEM_STATUS);
     env.timeout_ms = r->config->control_timeout_ms;
     bus_msg_t reply;
     if (bus_front_call (r->bus, "system", &env, &s_empty_map, 1,

@@ -25,6 +25,8 @@
     =========================================================================
 */
 #include "ws_hub.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "error.h"
 #include "log.h"
@@ -278,7 +280,7 @@ s_on_direct_event (ws_hub_self_t *h, bus_msg_t *msg)
 {
     const char *slash = strrchr (msg->topic, '/');
     char run_id[80];
-    if (!slash || mp_copy_str (msg->body.root, "runId", run_id, sizeof (run_id)))
+    if (!slash || mp_copy_str (msg->body.root, MK_runId, run_id, sizeof (run_id)))
         return;
     ws_run_t *run = (ws_run_t *) zhashx_lookup (h->runs, run_id);
     if (!run)
@@ -328,7 +330,7 @@ s_fan_out (ws_hub_self_t *h, const char *topic, const msgpack_object *body)
         return;
     //  The starter of the run has it from the direct path.
     char run_id[80];
-    ws_run_t *run = mp_copy_str (body, "runId", run_id, sizeof (run_id))
+    ws_run_t *run = mp_copy_str (body, MK_runId, run_id, sizeof (run_id))
                         ? NULL
                         : (ws_run_t *) zhashx_lookup (h->runs, run_id);
     uint64_t skip = run ? run->client : 0;
@@ -575,6 +577,7 @@ ws_hub_new (const cg_config_t *cfg, server_t *server)
     ws_hub_t *hub = (ws_hub_t *) calloc (1, sizeof (ws_hub_t));
     if (!hub)
         return NULL;
+    ws_methods_check ();
     hub->config = cfg;
     hub->server = server;
     atomic_init (&hub->next_id, 1);

@@ -168,4 +168,10 @@ ws_methods_answer (ws_hub_self_t *h, ws_call_t *c, bus_msg_t *msg);
 void
 ws_methods_forget_client (ws_hub_self_t *h, uint64_t client);
 
+//  Checked builds: stops the process (msg_check_failed) if a method of the
+//  table is not declared in schemas/messages.def or passes on a param its
+//  declaration lacks.  No-op otherwise.
+void
+ws_methods_check (void);
+
 #endif

@@ -10,11 +10,14 @@
     =========================================================================
 */
 #include "ws_hub.h"
+#include "envelope.h"
+#include "msg_names.h"
 
 #include "error.h"
 #include "ids.h"
 #include "json_in.h"
 #include "mpjson.h"
+#include "msg.h"
 #include "run_call.h"
 #include "server.h"
 
@@ -87,12 +90,13 @@ s_answer_run (ws_hub_self_t *h, ws_call_t *c, bus_msg_t *msg)
     error_info_t e;
     error_read (msg->body.root, msg->env.status, "Request failed", &e);
     cJSON *ev = cJSON_CreateObject ();
-    cJSON_AddStringToObject (ev, "type", "chat.error");
-    cJSON *d = cJSON_AddObjectToObject (ev, "data");
-    cJSON_AddStringToObject (d, "sessionKey", c->key);
-    cJSON_AddStringToObject (d, "runId", c->run_id);
-    cJSON_AddItemToObject (d, "error",
-                           error_json_event (msg->env.status, e.code, e.message));
+    cJSON_AddStringToObject (ev, MK_type, MN_CHAT_ERROR);
+    cJSON *d = cJSON_AddObjectToObject (ev, MK_data);
+    cJSON_AddStringToObject (d, MK_sessionKey, c->key);
+    cJSON_AddStringToObject (d, MK_runId, c->run_id);
+    cJSON_AddItemToObject (d, MK_error,
+                           error_json_event (e.status, e.code, e.message));
+    cJSON_AddNumberToObject (d, MK_status, e.status);
     ws_frame_t *f = ws_frame_json (ev);
     cJSON_Delete (ev);
     ws_hub_send_to (h->hub, c->client, f, NULL);
@@ -321,18 +325,16 @@ s_pass (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
                             "Invalid session key", "sessionKey");
         return;
     }
-    size_t n = m->keyed ? 1 : 0;
     for (const ws_param_t *p = m->params; p && p->name; p++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive (params, p->name);
         if (!s_param_ok (h, cl, id, p, v))
             return;
-        n += v && !cJSON_IsNull (v);
     }
     mp_writer_t w;
     mp_writer_init (&w);
-    msgpack_pack_map (&w.pk, n);
+    mp_map_begin (&w);
     if (m->keyed)
-        mp_kv_str (&w, "sessionKey", key->valuestring);
+        mp_kv_str (&w, MK_sessionKey, key->valuestring);
     for (const ws_param_t *p = m->params; p && p->name; p++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive (params, p->name);
         if (v && !cJSON_IsNull (v)) {
@@ -340,6 +342,7 @@ s_pass (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
             mpjson_pack (&w.pk, v);
         }
     }
+    mp_map_end (&w);
     ws_hub_call (h, cl->id, id, m, m->service, m->type, NULL, &w);
     mp_writer_fini (&w);
 }
@@ -441,51 +444,74 @@ ws_methods_forget_client (ws_hub_self_t *h, uint64_t client)
 
 //  Optional paging and filters pass through; the session actor checks them.
 static const ws_param_t s_session_params[] = {
-    {"limit", WS_PARAM_ANY}, {"cursor", WS_PARAM_ANY},
-    {"channel", WS_PARAM_ANY}, {"agentId", WS_PARAM_ANY}, {NULL, 0}};
+    {MK_limit, WS_PARAM_ANY}, {MK_cursor, WS_PARAM_ANY},
+    {MK_channel, WS_PARAM_ANY}, {MK_agentId, WS_PARAM_ANY}, {NULL, 0}};
+static const ws_param_t s_session_get_params[] = {
+    {MK_limit, WS_PARAM_ANY}, {MK_cursor, WS_PARAM_ANY}, {NULL, 0}};
 //  The browser's fields are checked for type here (param named on a 400),
 //  their values by the browser actor, which answers every request itself,
 //  at its deadline at the latest.
-static const ws_param_t s_browser_status[] = {{"profile", WS_PARAM_STR},
+static const ws_param_t s_browser_status[] = {{MK_profile, WS_PARAM_STR},
                                               {NULL, 0}};
 static const ws_param_t s_browser_navigate[] = {
-    {"url", WS_PARAM_URL}, {"profile", WS_PARAM_STR},
-    {"timeoutMs", WS_PARAM_TIMEOUT}, {NULL, 0}};
+    {MK_url, WS_PARAM_URL}, {MK_profile, WS_PARAM_STR},
+    {MK_timeoutMs, WS_PARAM_TIMEOUT}, {NULL, 0}};
 static const ws_param_t s_browser_screenshot[] = {
-    {"selector", WS_PARAM_STR}, {"fullPage", WS_PARAM_BOOL},
-    {"profile", WS_PARAM_STR}, {NULL, 0}};
+    {MK_selector, WS_PARAM_STR}, {MK_fullPage, WS_PARAM_BOOL},
+    {MK_profile, WS_PARAM_STR}, {NULL, 0}};
 
 //  Scopes follow docs/authentication.md; subscriptions and status are not counted
 //  against the limits.
 static const ws_method_t s_methods[] = {
     //  name                 scope           counted handler
     //  service         type                  keyed params           answer
-    {"chat.run", SCOPE_CHAT, true, s_chat_run,
-     "session", "SESSION_RUN", false, NULL, s_answer_run},
-    {"chat.abort", SCOPE_CHAT, true, s_chat_abort,
-     "session", "SESSION_ABORT", false, NULL, NULL},
-    {"session.list", SCOPE_SESSIONS, true, s_pass,
-     "session.read", "SESSION_LIST", false, s_session_params, NULL},
-    {"session.get", SCOPE_SESSIONS, true, s_pass,
-     "session.read", "SESSION_GET", true, s_session_params, NULL},
-    {"session.subscribe", SCOPE_SESSIONS, false, s_subscribe,
+    {MN_WS_CHAT_RUN, SCOPE_CHAT, true, s_chat_run,
+     MS_SESSION_RUN, MT_SESSION_RUN, false, NULL, s_answer_run},
+    {MN_WS_CHAT_ABORT, SCOPE_CHAT, true, s_chat_abort,
+     MS_SESSION_ABORT, MT_SESSION_ABORT, false, NULL, NULL},
+    {MN_WS_SESSION_LIST, SCOPE_SESSIONS, true, s_pass,
+     MS_SESSION_LIST, MT_SESSION_LIST, false, s_session_params, NULL},
+    {MN_WS_SESSION_GET, SCOPE_SESSIONS, true, s_pass,
+     MS_SESSION_GET, MT_SESSION_GET, true, s_session_get_params, NULL},
+    {MN_WS_SESSION_SUBSCRIBE, SCOPE_SESSIONS, false, s_subscribe,
      NULL, NULL, false, NULL, NULL},
-    {"session.unsubscribe", SCOPE_SESSIONS, false, s_unsubscribe,
+    {MN_WS_SESSION_UNSUBSCRIBE, SCOPE_SESSIONS, false, s_unsubscribe,
      NULL, NULL, false, NULL, NULL},
-    {"system.status", 0, false, s_pass,
-     "system", "SYSTEM_STATUS", false, NULL, s_answer_status},
-    {"browser.status", SCOPE_BROWSER, true, s_pass,
-     "browser", "BROWSER_STATUS", false, s_browser_status, NULL},
-    {"browser.navigate", SCOPE_BROWSER, true, s_pass,
-     "browser", "BROWSER_NAVIGATE", false, s_browser_navigate, NULL},
-    {"browser.screenshot", SCOPE_BROWSER, true, s_pass,
-     "browser", "BROWSER_SCREENSHOT", false, s_browser_screenshot, NULL},
-    {"channel.list", SCOPE_CHANNELS, true, s_no_channels,
+    {MN_WS_SYSTEM_STATUS, 0, false, s_pass,
+     MS_SYSTEM_STATUS, MT_SYSTEM_STATUS, false, NULL, s_answer_status},
+    {MN_WS_BROWSER_STATUS, SCOPE_BROWSER, true, s_pass,
+     MS_BROWSER_STATUS, MT_BROWSER_STATUS, false, s_browser_status, NULL},
+    {MN_WS_BROWSER_NAVIGATE, SCOPE_BROWSER, true, s_pass,
+     MS_BROWSER_NAVIGATE, MT_BROWSER_NAVIGATE, false, s_browser_navigate, NULL},
+    {MN_WS_BROWSER_SCREENSHOT, SCOPE_BROWSER, true, s_pass,
+     MS_BROWSER_SCREENSHOT, MT_BROWSER_SCREENSHOT, false, s_browser_screenshot, NULL},
+    {MN_WS_CHANNEL_LIST, SCOPE_CHANNELS, true, s_no_channels,
      NULL, NULL, false, NULL, NULL},
-    {"channel.status", SCOPE_CHANNELS, true, s_no_channels,
+    {MN_WS_CHANNEL_STATUS, SCOPE_CHANNELS, true, s_no_channels,
      NULL, NULL, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL, NULL, false, NULL, NULL},
 };
+
+void
+ws_methods_check (void)
+{
+    //  Every method is declared (CG_METHOD in schemas/messages.def), and
+    //  every param it passes on is one of its declared fields.
+    for (const ws_method_t *m = s_methods; m->name; m++) {
+        const msg_def_t *def = msg_lookup_name (MSG_SERVICE_METHOD, m->name);
+        if (!def) {
+            msg_check_failed (m->name, "WebSocket method not declared");
+            continue;
+        }
+        for (const ws_param_t *p = m->params; p && p->name; p++) {
+            const msg_field_t *f = def->fields;
+            while (f->name && strcmp (f->name, p->name))
+                f++;
+            if (!f->name)
+                msg_check_failed (m->name, "passes on a param it does not declare");
+        }
+    }
+}
 
 //  A method not in the table still needs its family's scope, and is
 //  counted, before it is told it does not exist: a client without the

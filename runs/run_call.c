@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "run_call.h"
+#include "msg_names.h"
 
 #include "ids.h"
 #include "json_in.h"
@@ -58,21 +59,22 @@ run_call_agent (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
     c->stream = stream;
     mp_writer_t *w = &c->body;
     bool has_model = cJSON_IsString (model), has_thinking = cJSON_IsString (thinking);
-    msgpack_pack_map (&w->pk, 7 + has_model + has_thinking);
-    mp_kv_str (w, "runId", c->run_id);
-    mp_kv_str (w, "sessionKey", c->session);
-    mp_kv_str (w, "agentId", cJSON_IsString (agent) ? agent->valuestring
+    mp_map_begin (w);
+    mp_kv_str (w, MK_runId, c->run_id);
+    mp_kv_str (w, MK_sessionKey, c->session);
+    mp_kv_str (w, MK_agentId, cJSON_IsString (agent) ? agent->valuestring
                                                      : "default");
-    mp_kv_str (w, "channel", channel);
-    mp_kv_str (w, "message", message->valuestring);
-    mp_kv_bool (w, "stream", stream);
-    mp_kv_int (w, "timeoutMs", c->timeout_ms);
+    mp_kv_str (w, MK_channel, channel);
+    mp_kv_str (w, MK_message, message->valuestring);
+    mp_kv_bool (w, MK_stream, stream);
+    mp_kv_int (w, MK_timeoutMs, c->timeout_ms);
     if (has_model) {
-        mp_kv_str (w, "model", model->valuestring);
+        mp_kv_str (w, MK_model, model->valuestring);
         snprintf (c->model, sizeof (c->model), "%s", model->valuestring);
     }
     if (has_thinking)
-        mp_kv_str (w, "thinking", thinking->valuestring);
+        mp_kv_str (w, MK_thinking, thinking->valuestring);
+    mp_map_end (w);
     return 0;
 }
 
@@ -105,8 +107,8 @@ run_call_openai (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
     c->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (req, "stream"));
     //  Optional fields, under their names in the run's body; params are
     //  the client's names for them, for a refusal.
-    static const char *const names[] = {"temperature", "tools", "toolChoice",
-                                        "thinking"};
+    static const char *const names[] = {MK_temperature, MK_tools, MK_toolChoice,
+                                        MK_thinking};
     static const char *const params[] = {"temperature", "tools", "tool_choice",
                                          "reasoning_effort"};
     const cJSON *fields[4];
@@ -115,29 +117,26 @@ run_call_openai (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
     const cJSON *max = cJSON_GetObjectItemCaseSensitive (req, "max_completion_tokens");
     if (!cJSON_IsNumber (max))
         max = cJSON_GetObjectItemCaseSensitive (req, "max_tokens");
-    size_t n = c->session[0] ? 7 : 6;
-    for (int i = 0; i < 4; i++)
-        n += fields[i] && !cJSON_IsNull (fields[i]);
-    n += cJSON_IsNumber (max);
     mp_writer_t *w = &c->body;
-    msgpack_pack_map (&w->pk, n);
-    mp_kv_str (w, "runId", c->run_id);
-    mp_kv_str (w, "sessionKey", c->session);
+    mp_map_begin (w);
+    mp_kv_str (w, MK_runId, c->run_id);
+    mp_kv_str (w, MK_sessionKey, c->session);
     if (c->session[0])
-        mp_kv_str (w, "channel", "openai");
-    mp_kv_str (w, "model", c->model);
+        mp_kv_str (w, MK_channel, "openai");
+    mp_kv_str (w, MK_model, c->model);
     const char *too_deep = NULL;
-    if (s_pack_json_field (w, "messages",
+    if (s_pack_json_field (w, MK_messages,
                            cJSON_GetObjectItemCaseSensitive (req, "messages")))
         too_deep = "messages";
-    mp_kv_bool (w, "stream", c->stream);
-    mp_kv_int (w, "timeoutMs", c->timeout_ms);
+    mp_kv_bool (w, MK_stream, c->stream);
+    mp_kv_int (w, MK_timeoutMs, c->timeout_ms);
     for (int i = 0; i < 4; i++)
         if (fields[i] && !cJSON_IsNull (fields[i])
             && s_pack_json_field (w, names[i], fields[i]) && !too_deep)
             too_deep = params[i];
     if (cJSON_IsNumber (max))
-        mp_kv_int (w, "maxTokens", (int64_t) max->valuedouble);
+        mp_kv_int (w, MK_maxTokens, (int64_t) max->valuedouble);
+    mp_map_end (w);
     if (too_deep)
         return run_check_refuse (
             chk, 400, too_deep,
@@ -159,7 +158,7 @@ run_call_send (run_call_t *c, int env_timeout_ms)
     //  behind the session's earlier runs); stateless ones straight to run.
     bool recorded = c->session[0] != 0;
     envelope_t env;
-    envelope_init (&env, recorded ? "SESSION_RUN" : "RUN_START");
+    envelope_init (&env, recorded ? MT_SESSION_RUN : MT_RUN_START);
     snprintf (env.session_key, sizeof (env.session_key), "%s", run_call_key (c));
     env.timeout_ms = env_timeout_ms;
     c->deadline = zclock_mono () + c->timeout_ms + RUN_CALL_GRACE_MS;
@@ -196,23 +195,23 @@ s_record (run_call_t *c, const char *type, const msgpack_object *b)
 {
     if (!strcmp (type, "chat.delta")) {
         size_t len;
-        const char *d = mp_get_str (b, "delta", &len);
+        const char *d = mp_get_str (b, MK_delta, &len);
         if (d)
             s_append (c, d, len);
         return RUN_EV_DELTA;
     }
     if (!strcmp (type, "chat.done")) {
-        mp_copy_str (b, "finishReason", c->finish, sizeof (c->finish));
+        mp_copy_str (b, MK_finishReason, c->finish, sizeof (c->finish));
         //  The full text is authoritative (deltas go only to streams).
         size_t rlen;
-        const char *resp = mp_get_str (b, "response", &rlen);
+        const char *resp = mp_get_str (b, MK_response, &rlen);
         c->text_len = 0;
         if (resp)
             s_append (c, resp, rlen);
-        const msgpack_object *u = mp_get (b, "usage");
+        const msgpack_object *u = mp_get (b, MK_usage);
         mp_get_int (u, "promptTokens", &c->prompt);
         mp_get_int (u, "completionTokens", &c->completion);
-        const msgpack_object *calls = mp_get (b, "toolCalls");
+        const msgpack_object *calls = mp_get (b, MK_toolCalls);
         if (calls && calls->type == MSGPACK_OBJECT_ARRAY) {
             cJSON_Delete (c->tool_calls);
             c->tool_calls = mpjson_to_json (calls);
@@ -221,9 +220,9 @@ s_record (run_call_t *c, const char *type, const msgpack_object *b)
     }
     if (!strcmp (type, "chat.error")) {
         int64_t status = 500;
-        mp_get_int (b, "status", &status);
-        mp_get_int (b, "retryAfter", &c->retry_after);
-        error_read (mp_get (b, "error"),
+        mp_get_int (b, MK_status, &status);
+        mp_get_int (b, MK_retryAfter, &c->retry_after);
+        error_read (mp_get (b, MK_error),
                     status >= 400 && status <= 599 ? (int) status : 500,
                     "Run failed", &c->err);
         return RUN_EV_ERROR;
@@ -246,7 +245,7 @@ run_call_take (run_call_t *c, const bus_msg_t *msg)
         return RUN_EV_ERROR;
     }
     size_t idlen;
-    const char *id = mp_get_str (msg->body.root, "runId", &idlen);
+    const char *id = mp_get_str (msg->body.root, MK_runId, &idlen);
     const char *slash = strrchr (msg->topic, '/');
     //  Events of earlier runs on this socket, and stray replies: not ours.
     if (msg->kind != BUS_MSG_EVENT || !slash || !id
@@ -285,10 +284,11 @@ run_call_left (const run_call_t *c)
 void
 run_call_pack_abort (mp_writer_t *w, const char *run_id, bool shutdown)
 {
-    msgpack_pack_map (&w->pk, shutdown ? 2 : 1);
-    mp_kv_str (w, "runId", run_id);
+    mp_map_begin (w);
+    mp_kv_str (w, MK_runId, run_id);
     if (shutdown)
-        mp_kv_str (w, "reason", "shutdown");
+        mp_kv_str (w, MK_reason, "shutdown");
+    mp_map_end (w);
 }
 
 void
@@ -299,7 +299,7 @@ run_call_abort (run_call_t *c, bool shutdown, int timeout_ms)
     run_call_pack_abort (&w, c->run_id, shutdown);
     bool recorded = c->session[0] != 0;
     envelope_t env;
-    envelope_init (&env, recorded ? "SESSION_ABORT" : "RUN_ABORT");
+    envelope_init (&env, recorded ? MT_SESSION_ABORT : MT_RUN_ABORT);
     snprintf (env.session_key, sizeof (env.session_key), "%s", run_call_key (c));
     bus_msg_t reply;
     if (bus_front_call (c->bus, recorded ? "session" : "run", &env, w.buf.data,

@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "error.h"
+#include "msg_names.h"
 
 #include <stdio.h>
 
@@ -72,21 +73,23 @@ void
 error_pack (mp_writer_t *w, const char *code, const char *message,
             const char *param)
 {
-    msgpack_pack_map (&w->pk, param ? 3 : 2);
-    mp_kv_str (w, "code", code);
-    mp_kv_str (w, "message", message);
+    mp_map_begin (w);
+    mp_kv_str (w, MK_code, code);
+    mp_kv_str (w, MK_message, message);
     if (param)
-        mp_kv_str (w, "param", param);
+        mp_kv_str (w, MK_param, param);
+    mp_map_end (w);
 }
 
 void
 error_pack_event (mp_writer_t *w, int status, const char *code,
                   const char *message)
 {
-    msgpack_pack_map (&w->pk, 3);
-    mp_kv_str (w, "code", code);
-    mp_kv_str (w, "message", message);
-    mp_kv_str (w, "type", error_type (status));
+    mp_map_begin (w);
+    mp_kv_str (w, MK_code, code);
+    mp_kv_str (w, MK_message, message);
+    mp_kv_str (w, MK_type, error_type (status));
+    mp_map_end (w);
 }
 
 error_info_t *
@@ -97,8 +100,8 @@ error_read (const msgpack_object *body, int status, const char *dflt,
     snprintf (out->code, sizeof (out->code), "internal_error");
     snprintf (out->message, sizeof (out->message), "%s", dflt);
     out->param[0] = 0;
-    mp_copy_str (body, "code", out->code, sizeof (out->code));
-    mp_copy_str (body, "message", out->message, sizeof (out->message));
-    mp_copy_str (body, "param", out->param, sizeof (out->param));
+    mp_copy_str (body, MK_code, out->code, sizeof (out->code));
+    mp_copy_str (body, MK_message, out->message, sizeof (out->message));
+    mp_copy_str (body, MK_param, out->param, sizeof (out->param));
     return out;
 }

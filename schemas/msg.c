@@ -125,7 +125,10 @@ msg_validate (const char *type, const msgpack_object *body, char *err,
     }
     for (const msg_field_t *f = def->fields; f->name; f++) {
         const msgpack_object *v = mp_get (body, f->name);
-        if ((!v || v->type == MSGPACK_OBJECT_NIL) && f->required) {
+        //  A nil counts as absent, except where any value (nil too) is
+        //  declared: the rule msg_check_out applies to what we send.
+        if ((!v || (v->type == MSGPACK_OBJECT_NIL && f->kind != MSG_KIND_ANY))
+            && f->required) {
             snprintf (err, errlen, "'%s' is required", f->name);
             if (param && paramlen)
                 snprintf (param, paramlen, "%s", f->name);
