@@ -1,5 +1,5 @@
 // Drives clawgate with the official OpenAI Node SDK, unmodified: the gateway
-// must "just work" for it (SPEC section 4).  Usage:
+// must "just work" for it (docs/openai-api.md#using-an-openai-sdk).  Usage:
 //   node openai_client.mjs <baseURL ending in /v1> <token> <model>
 // Prints one JSON line with what the SDK returned; exits non-zero on any
 // mismatch or SDK error.

@@ -1,6 +1,6 @@
 /*  =========================================================================
     test_hostile - hostile clients against the real `clawgate serve`
-    (issue 16; SPEC sections 2, 5 and 6): no input may crash the gateway,
+    (docs/errors.md#hostile-input, docs/limits.md#connections, docs/websocket.md#frames): no input may crash the gateway,
     stall it for other clients, or make it answer 5xx for a client's fault.
 
     Waves, each followed by the same check (s_assert_healthy): the process
@@ -9,21 +9,21 @@
 
     - garbage, broken UTF-8, NUL bytes, deep nesting, truncated bodies, wrong
       types and huge strings on every POST endpoint of gateway/routes.c:
-      4xx errors in SPEC section 5's format, never 5xx;
+      4xx errors in docs/errors.md#the-error-object's format, never 5xx;
     - the same as WebSocket frames, plus binary, oversized, fragmented,
       truncated and badly masked frames: an error with id null, and the
-      connection stays open where SPEC section 2 says so;
+      connection stays open where docs/websocket.md#requests-and-replies says so;
     - raw TCP: binary request lines, absurd Content-Lengths, bad chunk
       sizes, 64 KB header lines, thousands of headers, a TLS ClientHello,
       HTTP/0.9 lines, pipelined garbage;
     - slow and half-open sockets from several loopback addresses (1,000
       from ten addresses plus 200 from one) while /status is timed from
       127.0.0.1; sockets slow with their head, idle keep-alive sockets and
-      one address's excess connections are cut off (SPEC section 6);
+      one address's excess connections are cut off (docs/limits.md#connections);
     - clients that hang up mid-stream (SSE, WebSocket): the session takes
       new runs afterwards;
     - a body over the limit from a client that writes all of it before it
-      reads: it reads the 413 (SPEC section 5).
+      reads: it reads the 413 (docs/limits.md#bodies-and-frames).
 
     Every test starts its own gateway in a temporary state directory on a
     free port; everything is awaited with deadlines, never fixed sleeps
@@ -163,7 +163,7 @@ s_assert_healthy (const char *after)
     http_resp_free (&r);
 }
 
-//  A 4xx error body in SPEC section 5's format.  what names the input.
+//  A 4xx error body in docs/errors.md#the-error-object's format.  what names the input.
 static void
 s_assert_client_error (long status, const char *body, size_t len,
                        const char *what)
@@ -1652,7 +1652,7 @@ Test (hostile, status_stays_fast_while_1200_slow_sockets_are_held, .timeout = 24
     cr_assert (p99 < 1000000, "/status p99 %.1f ms while slow sockets were held",
                p99 / 1000.0);
 
-    //  SPEC section 6: they are cut off within seconds (headerTimeoutMs
+    //  docs/limits.md#connections: they are cut off within seconds (headerTimeoutMs
     //  of 10 s by default), the trickling ones too.
     long long deadline = held_at + HEADER_TIMEOUT_MS + CUT_MARGIN_MS;
     int open_now = 0;

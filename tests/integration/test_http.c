@@ -49,7 +49,7 @@ s_teardown (void)
     }
 }
 
-//  Parses an error body and checks it has SPEC section 5's shape.
+//  Parses an error body and checks it has the shape of docs/errors.md#the-error-object.
 static void
 s_assert_error (const http_resp_t *r, long status, const char *code)
 {

@@ -1,6 +1,6 @@
 /*  =========================================================================
     test_memory - per-session and per-run tables follow what is live, not
-    what was ever seen (SPEC section 0: memory stays flat under load)
+    what was ever seen (docs/architecture.md#guarantees: memory stays flat under load)
 
     Issue 16, defect 8: the run actor kept a seq counter for every stateless
     run it ever served ("run:<id>"), ~140 bytes each, up to 100,000 of them.

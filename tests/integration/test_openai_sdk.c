@@ -1,6 +1,6 @@
 /*  =========================================================================
     test_openai_sdk - the official OpenAI SDK (Node), unmodified, pointed at
-    the gateway's /v1 with the gateway token as API key (SPEC section 4):
+    the gateway's /v1 with the gateway token as API key (docs/openai-api.md#using-an-openai-sdk):
     models.list, a completion, a stream with usage, a 404 it understands.
     =========================================================================
 */

@@ -1,6 +1,6 @@
 /*  =========================================================================
     test_runs_agent - the OpenClaw run endpoints POST /v1/agent/run and
-    /v1/agent/run/stream (SPEC section 3) through the real `clawgate serve`
+    /v1/agent/run/stream (docs/http-api.md#agent-run) through the real `clawgate serve`
     to cg_standin: the answer's shape, session keys, the SSE frames, agents'
     system prompts, options.thinking per provider (section 7), fallback
     models, and the run timeout (section 6).
@@ -328,7 +328,7 @@ Test (runs_agent, failed_run_without_fallback_is_an_http_error)
     http_resp_free (&r);
 }
 
-//  ---- The run timeout (SPEC section 6) -------------------------------------
+//  ---- The run timeout (docs/runs.md#deadlines) -------------------------------------
 
 static void
 s_setup_timeout (void)

@@ -1,6 +1,6 @@
 /*  =========================================================================
     test_runs_errors - what goes wrong around agent runs, through the real
-    `clawgate serve` to cg_standin: upstream failures mapped to SPEC
+    `clawgate serve` to cg_standin: upstream failures mapped as docs/runs.md#upstream-errors says
     section 5's statuses and error body, bad request bodies, a client that
     hangs up mid-stream (the upstream transfer must be cancelled), and
     twenty streams at once.

@@ -1,7 +1,7 @@
 /*  =========================================================================
     test_runs_openai - POST /v1/chat/completions against the OpenAI and
     Anthropic providers, through the real `clawgate serve` to cg_standin
-    (SPEC sections 4 and 7): non-streamed and streamed answers in OpenAI's
+    (docs/openai-api.md#chat-completions, docs/runs.md): non-streamed and streamed answers in OpenAI's
     format, what the provider receives (model prefix stripped, key, stream
     flags, system prompt placement), tool calls both ways, and an upstream
     SSE body written a few bytes at a time.

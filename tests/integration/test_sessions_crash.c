@@ -1,5 +1,5 @@
 /*  =========================================================================
-    test_sessions_crash - a restart loses no accepted message (SPEC section 0,
+    test_sessions_crash - a restart loses no accepted message (docs/sessions.md#durability,
     issue 4 "Done when"): many streaming runs over many sessions, the
     server killed mid-stream (SIGKILL) or stopped (SIGTERM), restarted on the
     same state dir; then every run that completed before the stop is fully
@@ -761,7 +761,7 @@ Test (sessions_crash, kill9_round_3)
 
 //  SIGTERM mid-stream with room to drain (10 s; the streams need < 2 s
 //  more), then the file straight after the exit, before any restart could
-//  recover it, then the API after a restart.  strict: SPEC section 0's
+//  recover it, then the API after a restart.  strict: docs/sessions.md#durability's
 //  drain, where each run finishes or is cleanly interrupted; otherwise a
 //  run stopped by the gateway's own stop may be stored "aborted".
 static void
@@ -835,7 +835,7 @@ s_sigterm_round (bool strict)
                  after.nothing, interrupted, aborted, harness_now_ms () - t0);
 }
 
-//  SPEC section 0: "SIGTERM drains (stop accepting, finish or cleanly
+//  docs/deployment.md#shutdown: "SIGTERM drains (stop accepting, finish or cleanly
 //  interrupt runs within a drain timeout, record them)".  Every run
 //  accepted before SIGTERM is recorded with its reply, none is stored
 //  "aborted", a stream going at SIGTERM ends with its done frame, nothing

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    test_ws - the WebSocket control channel (SPEC section 2) against the
+    test_ws - the WebSocket control channel (docs/websocket.md) against the
     real `clawgate serve`, with two real clients:
 
     - civetweb's WebSocket client (mg_connect_websocket_client): frames are
@@ -422,7 +422,7 @@ wsc_result (wsc_t *c, int id, const char *method, const char *params)
     return res;
 }
 
-//  Checks an error reply has SPEC section 5's shape.
+//  Checks an error reply has the shape of docs/errors.md#the-error-object.
 static void
 s_assert_ws_error (const cJSON *r, const char *code, const char *type,
                    const char *param)
@@ -2089,7 +2089,7 @@ Test (ws, abort_reaches_the_session_worker_that_has_the_run)
                           "run %d was not aborted", i);
     }
     //  Over now: a second abort of each is a response with aborted:false
-    //  (SPEC section 2), from whichever worker it reaches.
+    //  (docs/websocket.md#chatabort), from whichever worker it reaches.
     for (int i = 0; i < RUNS; i++) {
         char params[RUNS * 80 + 16];
         snprintf (params, sizeof (params), "{\"runId\":\"%s\"}", run_id[i]);

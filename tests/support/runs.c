@@ -198,7 +198,7 @@ runs_at_num (const cJSON *j, const char *path)
     return v->valuedouble;
 }
 
-//  Checks an error response: status, and SPEC section 5's body
+//  Checks an error response: status, and the body of docs/errors.md#the-error-object
 //  {"error":{code,message,type,param}}.  param NULL: JSON null expected.
 void
 runs_assert_error (const http_resp_t *r, long status, const char *code,

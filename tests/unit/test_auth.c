@@ -1,5 +1,5 @@
 /*  =========================================================================
-    test_auth - credential checks of SPEC section 1
+    test_auth - credential checks of docs/authentication.md#credentials
 
     auth_base64_decode and auth_equal directly; auth_check against configs
     loaded from temporary JSON files, for every way a credential arrives.

@@ -105,8 +105,8 @@ Test (limits_config, defaults_match_the_spec)
     cr_assert_eq (cfg->rate_limit, 100);
     cr_assert_eq (cfg->burst, 0);
     cr_assert_eq (cfg->max_concurrent, 10);
-    cr_assert_eq (cfg->auth_failures, 10, "on by default (SPEC section 0)");
-    cr_assert_eq (cfg->max_conns_per_addr, 256, "on by default (SPEC 6)");
+    cr_assert_eq (cfg->auth_failures, 10, "on by default (docs/limits.md#failed-authentications)");
+    cr_assert_eq (cfg->max_conns_per_addr, 256, "on by default (docs/limits.md#connections)");
     cr_assert_eq (cfg->max_body, 10LL * 1024 * 1024);
     cr_assert_eq (cfg->request_timeout_ms, 300000);
     cr_assert_eq (cfg->max_frame_bytes, 1024 * 1024);
