@@ -13,7 +13,7 @@ FUZZ_JOBS     ?= 1
 
 .PHONY: all deps build build-asan build-release build-fuzz run test test-deps \
         test-plain test-asan test-release test-fuzz fuzz fuzz-regressions \
-        bench clean
+        bench clean format format-check
 
 all: build
 
@@ -70,7 +70,16 @@ test-fuzz: build-fuzz
 	@./tests/fuzz/run.sh --regressions $(FUZZ_BUILD)
 	@FUZZ_JOBS=$(FUZZ_JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SHORT)
 
-test: test-release test-plain test-asan test-fuzz
+# Formatting: Debian's clang-format with the tree's .clang-format.
+format: deps
+	@./deploy/install-deps.sh --test
+	@./tests/format.sh
+
+format-check: test-deps
+	@echo "== formatting (clang-format, .clang-format)"
+	@./tests/format.sh --check
+
+test: format-check test-release test-plain test-asan test-fuzz
 
 fuzz: build-fuzz
 	@FUZZ_JOBS=$(FUZZ_JOBS) ./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -10,7 +10,7 @@ pkgs=(cmake make gcc pkg-config curl
 # The browser actor's tests drive a real headless Chromium (Debian's).
 # The fuzz targets (tests/fuzz) need clang and its libFuzzer/sanitizer
 # runtimes (Debian 12: clang 14, libclang-rt-14-dev).
-[ "${1:-}" = "--test" ] && pkgs+=(chromium clang libclang-rt-14-dev)
+[ "${1:-}" = "--test" ] && pkgs+=(chromium clang clang-format libclang-rt-14-dev)
 # The client-library tests run the official OpenAI SDK on Node.js; a machine
 # that already has node (e.g. from NodeSource) keeps it.
 if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null 2>&1; then
