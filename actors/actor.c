@@ -13,9 +13,9 @@
 #include "system.h"
 
 typedef struct {
-    const actor_def_t *def;          //  What kind of actor
-    void *state;                     //  Its state
-    bus_worker_t *worker;            //  Our connection to the broker
+    const actor_def_t *def;  //  What kind of actor
+    void *state;             //  Its state
+    bus_worker_t *worker;    //  Our connection to the broker
 } loop_ctx_t;
 
 static int
@@ -24,7 +24,7 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     char *cmd = zstr_recv (pipe);
     int rc = 0;
     if (!cmd || streq (cmd, "$TERM"))
-        rc = -1;    //  Ends zloop_start
+        rc = -1;  //  Ends zloop_start
     else
         log_warn ("actor", "unknown pipe command %s", cmd);
     zstr_free (&cmd);
@@ -70,8 +70,8 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
     snprintf (name, sizeof (name), "cg-%s", def->service);
     pthread_setname_np (pthread_self (), name);
     zloop_t *loop = zloop_new ();
-    ctx.worker = bus_worker_new (args->broker, def->service, bus->heartbeat_ms,
-                                 bus->liveness);
+    ctx.worker =
+        bus_worker_new (args->broker, def->service, bus->heartbeat_ms, bus->liveness);
     if (ctx.worker)
         ctx.state = def->create (args, loop, ctx.worker);
     if (!ctx.worker || !ctx.state) {
@@ -83,7 +83,7 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
         return;
     }
     args->failed = false;
-    zloop_set_nonstop (loop, true);   //  We stop on $TERM, not on signals
+    zloop_set_nonstop (loop, true);  //  We stop on $TERM, not on signals
     zloop_reader (loop, pipe, s_on_pipe, &ctx);
     zloop_reader (loop, bus_worker_sock (ctx.worker), s_on_bus, &ctx);
     //  Half the heartbeat interval keeps us well inside the broker's window.
@@ -105,12 +105,9 @@ typedef struct {
 } actor_entry_t;
 
 static const actor_entry_t s_registry[] = {
-    {"system", system_actor},
-    {"run", run_actor},
-    {"session", session_actor},
-    {"ratelimit", ratelimit_actor},
-    {"browser", browser_actor},
-    {NULL, NULL},
+    {"system", system_actor},   {"run", run_actor},
+    {"session", session_actor}, {"ratelimit", ratelimit_actor},
+    {"browser", browser_actor}, {NULL, NULL},
 };
 
 const char *const *

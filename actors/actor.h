@@ -32,22 +32,21 @@
 
 #include "bus_worker.h"
 
-typedef struct actor_settings actor_settings_t;     //  actors/settings.h
+typedef struct actor_settings actor_settings_t;  //  actors/settings.h
 
 //  What every actor gets from its starter.  Read before the actor signals;
 //  settings must outlive the actor.
 typedef struct {
-    const char *broker;              //  Broker requests endpoint
-    const actor_settings_t *settings;    //  What the actors read (read only)
-    bool failed;                     //  Set before signalling if start failed
+    const char *broker;                //  Broker requests endpoint
+    const actor_settings_t *settings;  //  What the actors read (read only)
+    bool failed;                       //  Set before signalling if start failed
 } actor_args_t;
 
 typedef struct {
-    const char *service;             //  Service name to register
+    const char *service;  //  Service name to register
     //  Makes the actor's state; NULL means it could not start (after
     //  freeing what it made, through destroy).
-    void *(*create) (const actor_args_t *args, zloop_t *loop,
-                     bus_worker_t *worker);
+    void *(*create) (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker);
     //  Handles one validated request; must reply (or arrange to) exactly once.
     void (*handle) (void *state, bus_worker_t *worker, bus_request_t *req);
     //  Frees the state and sets *state_p to NULL; accepts a state that

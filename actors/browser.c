@@ -92,11 +92,11 @@ s_req_profile (self_t *self, bus_request_t *req, char *name, size_t cap)
     const msgpack_object *v = mp_get (req->body.root, MK_profile);
     if (v && v->type == MSGPACK_OBJECT_NIL)
         return 0;
-    if (v && (mp_copy_str (req->body.root, MK_profile, name, cap)
-              || !s_valid_profile (name))) {
+    if (v
+        && (mp_copy_str (req->body.root, MK_profile, name, cap)
+            || !s_valid_profile (name))) {
         bus_worker_error (self->worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                          "Invalid profile name: 1-64 of A-Z a-z 0-9 . _ -",
-                          "profile");
+                          "Invalid profile name: 1-64 of A-Z a-z 0-9 . _ -", "profile");
         return -1;
     }
     return 0;
@@ -174,8 +174,8 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
         return;
     op_t *op = (op_t *) calloc (1, sizeof (op_t));
     if (!op) {
-        bus_worker_error (self->worker, req, ENVELOPE_INTERNAL, "internal_error", "Out of memory",
-                          NULL);
+        bus_worker_error (self->worker, req, ENVELOPE_INTERNAL, "internal_error",
+                          "Out of memory", NULL);
         return;
     }
     op->kind = kind;
@@ -189,7 +189,8 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
         const char *url = mp_get_str (b, MK_url, &len);
         if (!url || len == 0 || len > BROWSER_MAX_URL || memchr (url, 0, len)) {
             browser_ops_fail (self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
-                              "url must be a non-empty string of at most 8192 bytes", "url");
+                              "url must be a non-empty string of at most 8192 bytes",
+                              "url");
             return;
         }
         op->url = strndup (url, len);
@@ -213,9 +214,10 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
         const char *sel = mp_get_str (b, MK_selector, &len);
         if (sel) {
             if (len == 0 || len > BROWSER_MAX_SELECTOR || memchr (sel, 0, len)) {
-                browser_ops_fail (self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
-                                  "selector must be a non-empty string of at most 1024 bytes",
-                                  "selector");
+                browser_ops_fail (
+                    self, &op, ENVELOPE_BAD_REQUEST, "invalid_request",
+                    "selector must be a non-empty string of at most 1024 bytes",
+                    "selector");
                 return;
             }
             op->selector = strndup (sel, len);
@@ -271,8 +273,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     //  Killed Chromiums whose exit we have not collected yet.
     if (zlistx_size (self->zombies)) {
         zlistx_t *left = zlistx_new ();
-        for (void *z = zlistx_first (self->zombies); z;
-             z = zlistx_next (self->zombies)) {
+        for (void *z = zlistx_first (self->zombies); z; z = zlistx_next (self->zombies)) {
             pid_t pid = (pid_t) (intptr_t) z;
             pid_t r = waitpid (pid, NULL, WNOHANG);
             if (r == 0 || (r < 0 && errno == EINTR))
@@ -286,7 +287,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         char text[160];
         if (browser_chromium_reap (p)) {
             browser_chromium_profile_down (p, "Chromium exited", false);
-            continue;   //  browser_chromium_pump may have relaunched it: next tick
+            continue;  //  browser_chromium_pump may have relaunched it: next tick
         }
         if ((p->state == PR_LAUNCHING || p->state == PR_ATTACHING)
             && now >= p->launch_deadline) {
@@ -304,7 +305,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             //  the answer to what timed out is ignored when it comes.
             if (nav && p->cdp && p->state == PR_READY)
                 cdp_send (p->cdp, "Page.stopLoading", NULL, p->session_id);
-            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
+            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text,
+                                   NULL);
         }
         //  Requests that waited in the queue past their own deadline.
         op_t *op = (op_t *) zlistx_first (p->queue);
@@ -316,7 +318,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
                 snprintf (text, sizeof (text), "%s did not finish in %d ms",
                           op->kind == OP_NAVIGATE ? "Navigation" : "Screenshot",
                           op->timeout_ms);
-                browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
+                browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable",
+                                  text, NULL);
                 //  The list's cursor moved: start over from the head.
                 next = (op_t *) zlistx_first (p->queue);
             }
@@ -328,7 +331,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 
 //  ---- Life cycle ---------------------------------------------------------------------
 
-static void s_destroy (void **state_p);
+static void
+s_destroy (void **state_p);
 
 static void *
 s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
@@ -347,8 +351,7 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     zloop_timer (loop, BROWSER_TICK_MS, 0, s_on_tick, self);
     log_debug ("browser", "Chromium %s, viewport %dx%d, navigation timeout %d ms",
                self->settings->chromium, self->settings->viewport_width,
-               self->settings->viewport_height,
-               self->settings->navigate_timeout_ms);
+               self->settings->viewport_height, self->settings->navigate_timeout_ms);
     return self;
 }
 
@@ -389,8 +392,8 @@ s_destroy (void **state_p)
     for (profile_t *p = (profile_t *) zlistx_first (all); p;
          p = (profile_t *) zlistx_next (all)) {
         if (p->pid > 0) {
-            log_warn ("browser", "%s: Chromium (pid %d) ignored SIGTERM: killed",
-                      p->name, (int) p->pid);
+            log_warn ("browser", "%s: Chromium (pid %d) ignored SIGTERM: killed", p->name,
+                      (int) p->pid);
             browser_chromium_signal (p, SIGKILL);
             waitpid (p->pid, NULL, 0);
             p->pid = 0;
@@ -405,7 +408,7 @@ s_destroy (void **state_p)
     }
     zlistx_destroy (&all);
     for (void *z = zlistx_first (self->zombies); z; z = zlistx_next (self->zombies))
-        waitpid ((pid_t) (intptr_t) z, NULL, 0);   //  SIGKILLed already
+        waitpid ((pid_t) (intptr_t) z, NULL, 0);  //  SIGKILLed already
     zlistx_destroy (&self->zombies);
     zhashx_destroy (&self->profiles);
     if (self->mg_inited)
@@ -414,10 +417,8 @@ s_destroy (void **state_p)
     *state_p = NULL;
 }
 
-static const actor_def_t s_def = {.service = "browser",
-                                  .create = s_create,
-                                  .handle = s_handle,
-                                  .destroy = s_destroy};
+static const actor_def_t s_def = {
+    .service = "browser", .create = s_create, .handle = s_handle, .destroy = s_destroy};
 
 void
 browser_actor (zsock_t *pipe, void *args)

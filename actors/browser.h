@@ -24,10 +24,10 @@
 
 //  What the browser actor reads.  Strings lent by the configuration.
 typedef struct {
-    const char *chromium;            //  Chromium binary
-    const char *state_dir;           //  Profiles live in <state_dir>/browser
-    int navigate_timeout_ms;         //  Default load deadline of a navigation
-    int viewport_width;              //  Viewport in CSS pixels (scale 1)
+    const char *chromium;     //  Chromium binary
+    const char *state_dir;    //  Profiles live in <state_dir>/browser
+    int navigate_timeout_ms;  //  Default load deadline of a navigation
+    int viewport_width;       //  Viewport in CSS pixels (scale 1)
     int viewport_height;
 } browser_settings_t;
 

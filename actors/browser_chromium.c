@@ -43,11 +43,11 @@ browser_chromium_reap (profile_t *p)
         return false;
     if (r == p->pid) {
         if (WIFSIGNALED (st))
-            log_warn ("browser", "%s: Chromium (pid %d) killed by signal %d",
-                      p->name, (int) p->pid, WTERMSIG (st));
+            log_warn ("browser", "%s: Chromium (pid %d) killed by signal %d", p->name,
+                      (int) p->pid, WTERMSIG (st));
         else
-            log_info ("browser", "%s: Chromium (pid %d) exited with status %d",
-                      p->name, (int) p->pid, WEXITSTATUS (st));
+            log_info ("browser", "%s: Chromium (pid %d) exited with status %d", p->name,
+                      (int) p->pid, WEXITSTATUS (st));
     }
     p->pid = 0;
     return true;
@@ -73,7 +73,8 @@ browser_chromium_profile_down (profile_t *p, const char *reason, bool fail_queue
     if (p->state != PR_DOWN)
         log_warn ("browser", "%s: down: %s", p->name, reason);
     if (p->op)
-        browser_ops_fail (self, &p->op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
+        browser_ops_fail (self, &p->op, ENVELOPE_UNAVAILABLE, "service_unavailable", text,
+                          NULL);
     if (p->pid > 0 && !browser_chromium_reap (p)) {
         browser_chromium_signal (p, SIGKILL);
         if (!browser_chromium_reap (p))
@@ -82,7 +83,7 @@ browser_chromium_profile_down (profile_t *p, const char *reason, bool fail_queue
     }
     if (p->cdp) {
         s_poll_end (p, cdp_fd (p->cdp));
-        cdp_destroy (&p->cdp);   //  Quick: Chromium is gone
+        cdp_destroy (&p->cdp);  //  Quick: Chromium is gone
     }
     if (p->err_fd >= 0) {
         s_poll_end (p, p->err_fd);
@@ -99,13 +100,15 @@ browser_chromium_profile_down (profile_t *p, const char *reason, bool fail_queue
     if (fail_queue) {
         op_t *op;
         while ((op = (op_t *) zlistx_detach (p->queue, NULL)))
-            browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
+            browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable",
+                              text, NULL);
     }
     else
         browser_chromium_pump (p);
 }
 
-static int s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int
+s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
 //  The next launch step's command (browser-level for the first two).
 static void
@@ -144,7 +147,8 @@ s_launch_send (profile_t *p, launch_step_t step)
     }
     cJSON_Delete (params);
     if (id < 0) {
-        browser_chromium_profile_down (p, "the DevTools connection failed while starting", true);
+        browser_chromium_profile_down (p, "the DevTools connection failed while starting",
+                                       true);
         return;
     }
     p->launch_step = step;
@@ -157,8 +161,8 @@ s_launch_reply (profile_t *p, const cJSON *msg)
 {
     p->wait_id = 0;
     const cJSON *result = cJSON_GetObjectItemCaseSensitive (msg, "result");
-    const char *emsg = browser_ops_jstr (cJSON_GetObjectItemCaseSensitive (msg, "error"),
-                                         "message");
+    const char *emsg =
+        browser_ops_jstr (cJSON_GetObjectItemCaseSensitive (msg, "error"), "message");
     if (emsg || !cJSON_IsObject (result)) {
         char text[400];
         snprintf (text, sizeof (text), "DevTools refused a start-up command: %.300s",
@@ -178,7 +182,8 @@ s_launch_reply (profile_t *p, const cJSON *msg)
     else if (p->launch_step == L_ATTACH) {
         const char *session = browser_ops_jstr (result, "sessionId");
         if (!session || strlen (session) >= sizeof (p->session_id)) {
-            browser_chromium_profile_down (p, "Target.attachToTarget gave no session", true);
+            browser_chromium_profile_down (p, "Target.attachToTarget gave no session",
+                                           true);
             return;
         }
         snprintf (p->session_id, sizeof (p->session_id), "%s", session);
@@ -199,8 +204,8 @@ s_attach (profile_t *p, const char *line)
     const char *ws = strstr (line, "ws://");
     char host[64] = "", path[256] = "";
     int port = 0;
-    if (!ws || sscanf (ws, "ws://%63[^:/]:%d%255s", host, &port, path) != 3
-        || port <= 0 || port > 65535 || path[0] != '/') {
+    if (!ws || sscanf (ws, "ws://%63[^:/]:%d%255s", host, &port, path) != 3 || port <= 0
+        || port > 65535 || path[0] != '/') {
         browser_chromium_profile_down (p, "could not read the DevTools address", true);
         return;
     }
@@ -257,7 +262,7 @@ s_on_stderr (zloop_t *loop, zmq_pollitem_t *item, void *arg)
                 && strstr (p->line, "DevTools listening on ws://")) {
                 s_attach (p, p->line);
                 if (p->err_fd < 0)
-                    return 0;   //  Went down on the way
+                    return 0;  //  Went down on the way
             }
         }
     }
@@ -290,8 +295,9 @@ s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg)
             bool ours = sid && streq (sid, p->session_id);
             const cJSON *params = cJSON_GetObjectItemCaseSensitive (msg, "params");
             if (streq (method, "Target.detachedFromTarget")
-                && streq (browser_ops_jstr (params, "sessionId") ? browser_ops_jstr (params, "sessionId")
-                                                       : "",
+                && streq (browser_ops_jstr (params, "sessionId")
+                              ? browser_ops_jstr (params, "sessionId")
+                              : "",
                           p->session_id))
                 browser_chromium_profile_down (p, "the page was closed", false);
             else if (ours && streq (method, "Inspector.targetCrashed"))
@@ -303,7 +309,8 @@ s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     }
     if (p->cdp == cdp && cdp_closed (cdp)) {
         browser_chromium_reap (p);
-        browser_chromium_profile_down (p, "Chromium closed the DevTools connection", false);
+        browser_chromium_profile_down (p, "Chromium closed the DevTools connection",
+                                       false);
     }
     return 0;
 }
@@ -314,8 +321,8 @@ s_on_cdp (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 static char **
 s_child_env (char *const own[])
 {
-    static const char *const keep[] = {"PATH=", "LANG=", "LC_", "TZ=",
-                                       "TMPDIR=", "FONTCONFIG_", NULL};
+    static const char *const keep[] = {
+        "PATH=", "LANG=", "LC_", "TZ=", "TMPDIR=", "FONTCONFIG_", NULL};
     extern char **environ;
     size_t n = 0;
     for (char **e = environ; e && *e; e++)
@@ -329,11 +336,11 @@ s_child_env (char *const own[])
     for (char **e = environ; e && *e; e++)
         for (int i = 0; keep[i]; i++)
             if (!strncmp (*e, keep[i], strlen (keep[i]))) {
-                env[k++] = *e;   //  Lent from environ
+                env[k++] = *e;  //  Lent from environ
                 break;
             }
     for (char *const *o = own; *o; o++)
-        env[k++] = *o;           //  Lent from the caller
+        env[k++] = *o;  //  Lent from the caller
     return env;
 }
 
@@ -343,17 +350,19 @@ s_launch (profile_t *p)
 {
     self_t *self = p->self;
     const browser_settings_t *cfg = self->settings;
-    const char *bin = cfg->chromium ? cfg->chromium
-                                            : "/usr/bin/chromium";
+    const char *bin = cfg->chromium ? cfg->chromium : "/usr/bin/chromium";
     char text[600];
     if (access (bin, X_OK)) {
-        snprintf (text, sizeof (text), "Chromium is not installed: %.300s is "
+        snprintf (text, sizeof (text),
+                  "Chromium is not installed: %.300s is "
                   "missing or not executable (install Debian's chromium package "
-                  "or set browser.chromium)", bin);
+                  "or set browser.chromium)",
+                  bin);
         log_error ("browser", "%s: %s", p->name, text);
         op_t *op;
         while ((op = (op_t *) zlistx_detach (p->queue, NULL)))
-            browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
+            browser_ops_fail (self, &op, ENVELOPE_UNAVAILABLE, "service_unavailable",
+                              text, NULL);
         return;
     }
     char dir[4200], data_dir[4300], size[64];
@@ -364,12 +373,21 @@ s_launch (profile_t *p)
     mkdir (data_dir + strlen ("--user-data-dir="), 0700);
     snprintf (size, sizeof (size), "--window-size=%d,%d", cfg->viewport_width,
               cfg->viewport_height);
-    char *const argv[] = {(char *) bin, "--headless=new", "--no-sandbox",
-                          "--disable-gpu", "--disable-dev-shm-usage",
-                          "--disable-background-networking", "--no-first-run",
-                          "--no-default-browser-check", "--hide-scrollbars",
-                          "--mute-audio", "--remote-debugging-port=0",
-                          data_dir, size, "about:blank", NULL};
+    char *const argv[] = {(char *) bin,
+                          "--headless=new",
+                          "--no-sandbox",
+                          "--disable-gpu",
+                          "--disable-dev-shm-usage",
+                          "--disable-background-networking",
+                          "--no-first-run",
+                          "--no-default-browser-check",
+                          "--hide-scrollbars",
+                          "--mute-audio",
+                          "--remote-debugging-port=0",
+                          data_dir,
+                          size,
+                          "about:blank",
+                          NULL};
     int fds[2];
     if (pipe2 (fds, O_CLOEXEC)) {
         browser_chromium_profile_down (p, "could not make a pipe", true);
@@ -399,16 +417,13 @@ s_launch (profile_t *p)
     //  Chromium writes crash reports and dconf state under HOME and the XDG
     //  directories whatever --user-data-dir says: they go under the state
     //  directory too, never into the user's own home.
-    char home_dir[4300], home[4400], cfg_home[4400], cache_home[4400],
-        data_home[4400];
+    char home_dir[4300], home[4400], cfg_home[4400], cache_home[4400], data_home[4400];
     snprintf (home_dir, sizeof (home_dir), "%s/home", dir);
     mkdir (home_dir, 0700);
     snprintf (home, sizeof (home), "HOME=%s", home_dir);
     snprintf (cfg_home, sizeof (cfg_home), "XDG_CONFIG_HOME=%s/.config", home_dir);
-    snprintf (cache_home, sizeof (cache_home), "XDG_CACHE_HOME=%s/.cache",
-              home_dir);
-    snprintf (data_home, sizeof (data_home), "XDG_DATA_HOME=%s/.local/share",
-              home_dir);
+    snprintf (cache_home, sizeof (cache_home), "XDG_CACHE_HOME=%s/.cache", home_dir);
+    snprintf (data_home, sizeof (data_home), "XDG_DATA_HOME=%s/.local/share", home_dir);
     char *const own[] = {home, cfg_home, cache_home, data_home, NULL};
     char **env = s_child_env (own);
     pid_t pid = 0;
@@ -419,8 +434,7 @@ s_launch (profile_t *p)
     close (fds[1]);
     if (rc) {
         close (fds[0]);
-        snprintf (text, sizeof (text), "could not start %.300s: %s", bin,
-                  strerror (rc));
+        snprintf (text, sizeof (text), "could not start %.300s: %s", bin, strerror (rc));
         browser_chromium_profile_down (p, text, true);
         return;
     }

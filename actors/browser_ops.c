@@ -58,7 +58,7 @@ s_url_host (const char *url, char *buf, size_t cap)
     const char *h = strstr (url, "://");
     h = h ? h + 3 : url;
     size_t n = strcspn (h, "/?#@");
-    if (h[n] == '@') {   //  user:password@host: skip the credentials
+    if (h[n] == '@') {  //  user:password@host: skip the credentials
         h += n + 1;
         n = strcspn (h, "/?#");
     }
@@ -139,11 +139,10 @@ browser_ops_end (profile_t *p)
 }
 
 void
-browser_ops_end_error (profile_t *p, int status, const char *code,
-                       const char *message, const char *param)
+browser_ops_end_error (profile_t *p, int status, const char *code, const char *message,
+                       const char *param)
 {
-    bus_worker_error (p->self->worker, &p->op->origin, status, code, message,
-                      param);
+    bus_worker_error (p->self->worker, &p->op->origin, status, code, message, param);
     browser_ops_end (p);
 }
 
@@ -206,7 +205,8 @@ browser_ops_start (profile_t *p)
         char *lit = sel ? cJSON_PrintUnformatted (sel) : NULL;
         cJSON_Delete (sel);
         if (!lit) {
-            browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error", "Out of memory", NULL);
+            browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error",
+                                   "Out of memory", NULL);
             return;
         }
         size_t cap = strlen (lit) + 256;
@@ -220,7 +220,8 @@ browser_ops_start (profile_t *p)
                       lit);
         cJSON_free (lit);
         if (!expr) {
-            browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error", "Out of memory", NULL);
+            browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error",
+                                   "Out of memory", NULL);
             return;
         }
         cJSON *params = cJSON_CreateObject ();
@@ -252,13 +253,14 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
     char text[640];
     if (error || !cJSON_IsObject (result)) {
         if (op->step == ST_NAV_SENT && emsg && strstr (emsg, "invalid URL")) {
-            browser_ops_end_error (p, ENVELOPE_BAD_REQUEST, "invalid_request", "Chromium refused the url",
-                                   "url");
+            browser_ops_end_error (p, ENVELOPE_BAD_REQUEST, "invalid_request",
+                                   "Chromium refused the url", "url");
             return;
         }
         snprintf (text, sizeof (text), "Chromium refused the request: %.500s",
                   emsg ? emsg : "no result");
-        browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
+        browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text,
+                               NULL);
         return;
     }
     switch (op->step) {
@@ -268,12 +270,13 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         //  load with a status, not a failure to reach the server.
         if (etext && *etext && !streq (etext, "net::ERR_HTTP_RESPONSE_CODE_FAILURE")) {
             snprintf (text, sizeof (text), "Navigation failed: %.300s", etext);
-            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text, NULL);
+            browser_ops_end_error (p, ENVELOPE_UNAVAILABLE, "service_unavailable", text,
+                                   NULL);
             return;
         }
         const char *loader = browser_ops_jstr (result, "loaderId");
         if (!loader || !*loader) {
-            s_nav_eval (p);   //  Same document (a #fragment): no new load
+            s_nav_eval (p);  //  Same document (a #fragment): no new load
             return;
         }
         snprintf (op->loader_id, sizeof (op->loader_id), "%s", loader);
@@ -292,9 +295,8 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         p->url = s_dup_cut (url ? url : op->url, BROWSER_MAX_URL);
         const char *title = browser_ops_jstr (value, "title");
         p->title = s_dup_cut (title ? title : "", BROWSER_MAX_TITLE);
-        int status = op->loader_id[0] && streq (op->status_loader, op->loader_id)
-                         ? op->status
-                         : 0;
+        int status =
+            op->loader_id[0] && streq (op->status_loader, op->loader_id) ? op->status : 0;
         mp_writer_t w;
         mp_writer_init (&w);
         mp_map_begin (&w);
@@ -313,8 +315,8 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
     }
     case ST_SHOT_ELEMENT: {
         if (cJSON_GetObjectItemCaseSensitive (result, "exceptionDetails")) {
-            browser_ops_end_error (p, ENVELOPE_BAD_REQUEST, "invalid_request", "Invalid CSS selector",
-                                   "selector");
+            browser_ops_end_error (p, ENVELOPE_BAD_REQUEST, "invalid_request",
+                                   "Invalid CSS selector", "selector");
             return;
         }
         const cJSON *value = cJSON_GetObjectItemCaseSensitive (
@@ -323,14 +325,14 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         if (!cJSON_IsObject (value) || !s_jnum (value, "x", &box[0])
             || !s_jnum (value, "y", &box[1]) || !s_jnum (value, "w", &box[2])
             || !s_jnum (value, "h", &box[3])) {
-            browser_ops_end_error (p, ENVELOPE_NOT_FOUND, "not_found", "No element matches the selector",
-                                   "selector");
+            browser_ops_end_error (p, ENVELOPE_NOT_FOUND, "not_found",
+                                   "No element matches the selector", "selector");
             return;
         }
         if (box[2] < 1 || box[3] < 1 || box[2] > 100000 || box[3] > 100000) {
-            browser_ops_end_error (p, ENVELOPE_NOT_FOUND, "not_found",
-                                   "The element matching the selector has no visible size",
-                                   "selector");
+            browser_ops_end_error (
+                p, ENVELOPE_NOT_FOUND, "not_found",
+                "The element matching the selector has no visible size", "selector");
             return;
         }
         s_shot_capture (p, box);
@@ -363,10 +365,11 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
             return;
         }
         if (len > BROWSER_MAX_PNG_B64) {
-            snprintf (text, sizeof (text), "The screenshot (%lld x %lld) is larger "
+            snprintf (text, sizeof (text),
+                      "The screenshot (%lld x %lld) is larger "
                       "than the %u MiB a reply may carry; capture an element or "
-                      "the viewport", (long long) width, (long long) height,
-                      BROWSER_MAX_PNG_B64 >> 20);
+                      "the viewport",
+                      (long long) width, (long long) height, BROWSER_MAX_PNG_B64 >> 20);
             browser_ops_end_error (p, ENVELOPE_INTERNAL, "internal_error", text, NULL);
             return;
         }
@@ -379,16 +382,15 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         mp_kv_int (&w, MK_width, width);
         mp_kv_int (&w, MK_height, height);
         mp_map_end (&w);
-        bus_worker_reply (self->worker, &op->origin, MT_BROWSER_SCREENSHOT_OK, ENVELOPE_OK,
-                          w.buf.data, w.buf.size);
+        bus_worker_reply (self->worker, &op->origin, MT_BROWSER_SCREENSHOT_OK,
+                          ENVELOPE_OK, w.buf.data, w.buf.size);
         mp_writer_fini (&w);
-        log_debug ("browser", "%s: screenshot %lld x %lld, %zu base64 bytes",
-                   p->name, (long long) width, (long long) height, len);
+        log_debug ("browser", "%s: screenshot %lld x %lld, %zu base64 bytes", p->name,
+                   (long long) width, (long long) height, len);
         browser_ops_end (p);
         return;
     }
-    default:
-        return;
+    default: return;
     }
 }
 
@@ -401,7 +403,7 @@ browser_ops_event (profile_t *p, const char *method, const cJSON *params)
         return;
     const char *frame = browser_ops_jstr (params, "frameId");
     if (!frame || strcmp (frame, p->target_id))
-        return;   //  Not the main frame
+        return;  //  Not the main frame
     const char *loader = browser_ops_jstr (params, "loaderId");
     if (streq (method, "Page.lifecycleEvent")) {
         const char *name = browser_ops_jstr (params, "name");
@@ -415,8 +417,8 @@ browser_ops_event (profile_t *p, const char *method, const cJSON *params)
         const char *type = browser_ops_jstr (params, "type");
         double status;
         if (type && streq (type, "Document") && loader
-            && s_jnum (cJSON_GetObjectItemCaseSensitive (params, "response"),
-                       "status", &status)
+            && s_jnum (cJSON_GetObjectItemCaseSensitive (params, "response"), "status",
+                       &status)
             && status >= 0 && status < 1000) {
             op->status = (int) status;
             snprintf (op->status_loader, sizeof (op->status_loader), "%s", loader);

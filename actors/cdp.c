@@ -25,24 +25,24 @@
 
 typedef struct cdp_item_t cdp_item_t;
 struct cdp_item_t {
-    cJSON *msg;                      //  Owned
+    cJSON *msg;  //  Owned
     cdp_item_t *next;
 };
 
 struct cdp_t {
-    struct mg_connection *conn;      //  civetweb's; freed by mg_close_connection
-    int efd;                         //  eventfd: messages or the close wait
-    size_t max_message;              //  Longest message we accept
-    int next_id;                     //  Last command id (owner thread only)
+    struct mg_connection *conn;  //  civetweb's; freed by mg_close_connection
+    int efd;                     //  eventfd: messages or the close wait
+    size_t max_message;          //  Longest message we accept
+    int next_id;                 //  Last command id (owner thread only)
     //  Shared with civetweb's reader thread, under lock.
     pthread_mutex_t lock;
-    cdp_item_t *head, *tail;         //  Messages not yet popped
-    bool closed;                     //  The reader thread saw the end
+    cdp_item_t *head, *tail;  //  Messages not yet popped
+    bool closed;              //  The reader thread saw the end
     //  Reader thread only: a message arriving in several frames.
-    char *frag;                      //  Bytes so far (owned)
+    char *frag;  //  Bytes so far (owned)
     size_t frag_len, frag_cap;
-    bool frag_over;                  //  Past max_message: being dropped
-    char frag_head[32];              //  Its first bytes (for its "id")
+    bool frag_over;      //  Past max_message: being dropped
+    char frag_head[32];  //  Its first bytes (for its "id")
 };
 
 static void
@@ -89,22 +89,23 @@ s_oversize (cdp_t *self, const char *head, size_t len, size_t total)
                   self->max_message);
         return;
     }
-    log_warn ("cdp", "reply to command %d is %zu bytes (limit %zu): failed",
-              id, total, self->max_message);
+    log_warn ("cdp", "reply to command %d is %zu bytes (limit %zu): failed", id, total,
+              self->max_message);
     cJSON *err = cJSON_CreateObject ();
     cJSON_AddNumberToObject (err, "id", id);
     cJSON *e = cJSON_AddObjectToObject (err, "error");
     cJSON_AddNumberToObject (e, "code", -32000);
-    cJSON_AddStringToObject (e, "message", "Reply larger than the gateway "
-                                           "accepts from Chromium");
+    cJSON_AddStringToObject (e, "message",
+                             "Reply larger than the gateway "
+                             "accepts from Chromium");
     s_push (self, err);
 }
 
 static void
 s_parse_push (cdp_t *self, const char *data, size_t len)
 {
-    cJSON *msg = json_in_parse (data, len, 0, JSON_IN_OBJECT | JSON_IN_NUL_OK,
-                               NULL, NULL);
+    cJSON *msg =
+        json_in_parse (data, len, 0, JSON_IN_OBJECT | JSON_IN_NUL_OK, NULL, NULL);
     if (!msg) {
         log_warn ("cdp", "dropped a malformed %zu-byte message", len);
         cJSON_Delete (msg);
@@ -116,18 +117,16 @@ s_parse_push (cdp_t *self, const char *data, size_t len)
 //  civetweb's data callback, on its client thread.  Returns 1 to keep the
 //  connection, 0 to close it.
 static int
-s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
-           void *arg)
+s_on_data (struct mg_connection *conn, int bits, char *data, size_t len, void *arg)
 {
     cdp_t *self = (cdp_t *) arg;
     int opcode = bits & 0x0f;
     bool fin = (bits & 0x80) != 0;
     if (opcode == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE)
         return 0;
-    if (opcode != MG_WEBSOCKET_OPCODE_TEXT
-        && opcode != MG_WEBSOCKET_OPCODE_BINARY
+    if (opcode != MG_WEBSOCKET_OPCODE_TEXT && opcode != MG_WEBSOCKET_OPCODE_BINARY
         && opcode != MG_WEBSOCKET_OPCODE_CONTINUATION)
-        return 1;   //  Ping/pong: nothing for us
+        return 1;  //  Ping/pong: nothing for us
     if (opcode != MG_WEBSOCKET_OPCODE_CONTINUATION) {
         //  A new message starts; a fragment left over is abandoned.
         self->frag_len = 0;
@@ -166,7 +165,7 @@ s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
         }
     }
     else
-        self->frag_len += len;   //  Counted only, for the log
+        self->frag_len += len;  //  Counted only, for the log
     if (fin) {
         if (self->frag_over)
             s_oversize (self, self->frag_head,
@@ -198,8 +197,7 @@ s_on_close (const struct mg_connection *conn, void *arg)
 }
 
 cdp_t *
-cdp_connect (int port, const char *path, size_t max_message, char *err,
-             size_t errlen)
+cdp_connect (int port, const char *path, size_t max_message, char *err, size_t errlen)
 {
     cdp_t *self = (cdp_t *) calloc (1, sizeof (cdp_t));
     if (!self) {
@@ -215,9 +213,8 @@ cdp_connect (int port, const char *path, size_t max_message, char *err,
     }
     pthread_mutex_init (&self->lock, NULL);
     char ebuf[256] = "";
-    self->conn = mg_connect_websocket_client ("127.0.0.1", port, 0, ebuf,
-                                              sizeof (ebuf), path, NULL,
-                                              s_on_data, s_on_close, self);
+    self->conn = mg_connect_websocket_client ("127.0.0.1", port, 0, ebuf, sizeof (ebuf),
+                                              path, NULL, s_on_data, s_on_close, self);
     if (!self->conn) {
         snprintf (err, errlen, "DevTools WebSocket on port %d: %s", port,
                   ebuf[0] ? ebuf : "connection failed");
@@ -257,8 +254,7 @@ cdp_fd (cdp_t *self)
 }
 
 int
-cdp_send (cdp_t *self, const char *method, const cJSON *params,
-          const char *session_id)
+cdp_send (cdp_t *self, const char *method, const cJSON *params, const char *session_id)
 {
     pthread_mutex_lock (&self->lock);
     bool closed = self->closed;
@@ -280,8 +276,8 @@ cdp_send (cdp_t *self, const char *method, const cJSON *params,
     cJSON_Delete (cmd);
     if (!text)
         return -1;
-    int rc = mg_websocket_client_write (self->conn, MG_WEBSOCKET_OPCODE_TEXT,
-                                        text, strlen (text));
+    int rc = mg_websocket_client_write (self->conn, MG_WEBSOCKET_OPCODE_TEXT, text,
+                                        strlen (text));
     cJSON_free (text);
     return rc > 0 ? id : -1;
 }

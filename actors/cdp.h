@@ -31,8 +31,7 @@ typedef struct cdp_t cdp_t;
 //  with the Chromium we started).  Returns NULL with a sentence in err on
 //  failure.  Caller owns the return value and must cdp_destroy it.
 cdp_t *
-cdp_connect (int port, const char *path, size_t max_message, char *err,
-             size_t errlen);
+cdp_connect (int port, const char *path, size_t max_message, char *err, size_t errlen);
 
 //  Closes the connection and joins civetweb's reader thread (quick once
 //  the peer is gone; up to civetweb's poll quantum, about 2 s, while it
@@ -50,8 +49,7 @@ cdp_fd (cdp_t *self);
 //  (browser-level command).  Returns the id (> 0), or -1 if the connection
 //  is closed or the write failed.
 int
-cdp_send (cdp_t *self, const char *method, const cJSON *params,
-          const char *session_id);
+cdp_send (cdp_t *self, const char *method, const cJSON *params, const char *session_id);
 
 //  Pops the next message: a response ({"id",...}) or an event
 //  ({"method",...}).  Returns NULL when none is queued.  Caller owns the

@@ -20,7 +20,7 @@
     these.  Thread-safe: loading happens once (pthread_once).
     =========================================================================
 */
-#define CURL_DISABLE_TYPECHECK    //  Plain prototypes, not the checking macros
+#define CURL_DISABLE_TYPECHECK  //  Plain prototypes, not the checking macros
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -33,27 +33,27 @@
 
 //  X (name, return type, parameters): every function forwarded.  The
 //  variadic ones (setopt, getinfo) are written out below.
-#define S_CURL_API(X)                                                         \
-    X (global_init, CURLcode, (long flags))                                   \
-    X (global_cleanup, void, (void))                                          \
-    X (version_info, curl_version_info_data *, (CURLversion v))               \
-    X (easy_init, CURL *, (void))                                             \
-    X (easy_cleanup, void, (CURL *e))                                         \
-    X (easy_reset, void, (CURL *e))                                           \
-    X (easy_strerror, const char *, (CURLcode c))                             \
-    X (easy_setopt, CURLcode, (CURL *e, CURLoption o, ...))                   \
-    X (easy_getinfo, CURLcode, (CURL *e, CURLINFO i, ...))                    \
-    X (slist_append, struct curl_slist *, (struct curl_slist *l, const char *s)) \
-    X (slist_free_all, void, (struct curl_slist *l))                          \
-    X (multi_init, CURLM *, (void))                                           \
-    X (multi_cleanup, CURLMcode, (CURLM *m))                                  \
-    X (multi_setopt, CURLMcode, (CURLM *m, CURLMoption o, ...))               \
-    X (multi_add_handle, CURLMcode, (CURLM *m, CURL *e))                      \
-    X (multi_remove_handle, CURLMcode, (CURLM *m, CURL *e))                   \
-    X (multi_socket_action, CURLMcode,                                        \
-       (CURLM *m, curl_socket_t s, int ev, int *running))                     \
-    X (multi_info_read, CURLMsg *, (CURLM *m, int *left))                     \
-    X (multi_assign, CURLMcode, (CURLM *m, curl_socket_t s, void *p))
+#define S_CURL_API(X)                                                                    \
+    X (global_init, CURLcode, (long flags))                                              \
+    X (global_cleanup, void, (void) )                                                    \
+    X (version_info, curl_version_info_data *, (CURLversion v))                          \
+    X (easy_init, CURL *, (void) )                                                       \
+    X (easy_cleanup, void, (CURL * e))                                                   \
+    X (easy_reset, void, (CURL * e))                                                     \
+    X (easy_strerror, const char *, (CURLcode c))                                        \
+    X (easy_setopt, CURLcode, (CURL * e, CURLoption o, ...))                             \
+    X (easy_getinfo, CURLcode, (CURL * e, CURLINFO i, ...))                              \
+    X (slist_append, struct curl_slist *, (struct curl_slist * l, const char *s))        \
+    X (slist_free_all, void, (struct curl_slist * l))                                    \
+    X (multi_init, CURLM *, (void) )                                                     \
+    X (multi_cleanup, CURLMcode, (CURLM * m))                                            \
+    X (multi_setopt, CURLMcode, (CURLM * m, CURLMoption o, ...))                         \
+    X (multi_add_handle, CURLMcode, (CURLM * m, CURL * e))                               \
+    X (multi_remove_handle, CURLMcode, (CURLM * m, CURL * e))                            \
+    X (multi_socket_action, CURLMcode,                                                   \
+       (CURLM * m, curl_socket_t s, int ev, int *running))                               \
+    X (multi_info_read, CURLMsg *, (CURLM * m, int *left))                               \
+    X (multi_assign, CURLMcode, (CURLM * m, curl_socket_t s, void *p))
 
 static struct {
 #define S_FIELD(name, ret, params) ret (*name) params;
@@ -73,15 +73,18 @@ s_load (void)
         return;
     }
     //  Through a union: ISO C has no cast from void * to a function pointer.
-#define S_RESOLVE(name, ret, params)                                          \
-    {                                                                         \
-        union { void *object; ret (*function) params; } sym;                  \
-        sym.object = dlsym (lib, "curl_" #name);                              \
-        if (!sym.object) {                                                    \
-            log_error ("curl", "%s has no curl_" #name, S_CURL_LIBRARY);      \
-            return;                                                           \
-        }                                                                     \
-        s_api.name = sym.function;                                            \
+#define S_RESOLVE(name, ret, params)                                                     \
+    {                                                                                    \
+        union {                                                                          \
+            void *object;                                                                \
+            ret (*function) params;                                                      \
+        } sym;                                                                           \
+        sym.object = dlsym (lib, "curl_" #name);                                         \
+        if (!sym.object) {                                                               \
+            log_error ("curl", "%s has no curl_" #name, S_CURL_LIBRARY);                 \
+            return;                                                                      \
+        }                                                                                \
+        s_api.name = sym.function;                                                       \
     }
     S_CURL_API (S_RESOLVE)
 #undef S_RESOLVE
@@ -144,12 +147,11 @@ curl_easy_strerror (CURLcode c)
 //  An option's number says its argument's type (curl.h, CURLOPTTYPE_*):
 //  read it as that type and pass it on as that type.  Multi options use
 //  the same ranges.
-#define S_FORWARD_OPTION(fn, handle, opt, ap)                                 \
-    ((opt) < CURLOPTTYPE_OBJECTPOINT     ? fn (handle, opt, va_arg (ap, long))\
-     : (opt) < CURLOPTTYPE_FUNCTIONPOINT ? fn (handle, opt, va_arg (ap, void *)) \
-     : (opt) < CURLOPTTYPE_OFF_T                                              \
-         ? fn (handle, opt, va_arg (ap, void (*) (void)))                     \
-     : (opt) < CURLOPTTYPE_BLOB          ? fn (handle, opt, va_arg (ap, curl_off_t)) \
+#define S_FORWARD_OPTION(fn, handle, opt, ap)                                             \
+    ((opt) < CURLOPTTYPE_OBJECTPOINT     ? fn (handle, opt, va_arg (ap, long))            \
+     : (opt) < CURLOPTTYPE_FUNCTIONPOINT ? fn (handle, opt, va_arg (ap, void *))          \
+     : (opt) < CURLOPTTYPE_OFF_T         ? fn (handle, opt, va_arg (ap, void (*) (void))) \
+     : (opt) < CURLOPTTYPE_BLOB          ? fn (handle, opt, va_arg (ap, curl_off_t))      \
                                          : fn (handle, opt, va_arg (ap, void *)))
 
 CURLcode

@@ -37,8 +37,7 @@ s_openai_body (const provider_request_t *req)
     cJSON_AddStringToObject (body, "model", req->model);
     cJSON *messages = cJSON_AddArrayToObject (body, "messages");
     bool has_system = false;
-    for (const cJSON *m = req->messages ? req->messages->child : NULL; m;
-         m = m->next) {
+    for (const cJSON *m = req->messages ? req->messages->child : NULL; m; m = m->next) {
         const char *role = s_str (m, "role");
         has_system |= role && !strcmp (role, "system");
     }
@@ -48,8 +47,7 @@ s_openai_body (const provider_request_t *req)
         cJSON_AddStringToObject (sys, "content", req->system);
         cJSON_AddItemToArray (messages, sys);
     }
-    for (const cJSON *m = req->messages ? req->messages->child : NULL; m;
-         m = m->next)
+    for (const cJSON *m = req->messages ? req->messages->child : NULL; m; m = m->next)
         cJSON_AddItemToArray (messages, cJSON_Duplicate (m, true));
     if (req->stream) {
         cJSON_AddBoolToObject (body, "stream", true);
@@ -106,7 +104,7 @@ s_thinking_budget (const char *thinking)
         return 2048;
     if (!strcmp (thinking, "medium"))
         return 8192;
-    return 16384;   //  high
+    return 16384;  //  high
 }
 
 //  Appends block to the last message if it has role, else a new message.
@@ -143,8 +141,7 @@ s_anthropic_body (const provider_request_t *req)
 {
     cJSON *body = cJSON_CreateObject ();
     cJSON_AddStringToObject (body, "model", req->model);
-    int64_t max_tokens = req->max_tokens > 0 ? req->max_tokens
-                                             : req->agent_max_tokens;
+    int64_t max_tokens = req->max_tokens > 0 ? req->max_tokens : req->agent_max_tokens;
     if (max_tokens <= 0)
         max_tokens = 1024;
     //  System prompts: the agent's, then any system messages, joined.
@@ -186,15 +183,14 @@ s_anthropic_body (const provider_request_t *req)
             s_anthropic_append (messages, "user", b);
         }
         else {
-            const char *arole = !strcmp (role, "assistant") ? "assistant"
-                                                             : "user";
+            const char *arole = !strcmp (role, "assistant") ? "assistant" : "user";
             char *t = s_content_text (content);
             if (t && *t)
                 s_anthropic_append (messages, arole, s_text_block (t));
             free (t);
             const cJSON *calls = cJSON_GetObjectItem (m, "tool_calls");
-            for (const cJSON *c = cJSON_IsArray (calls) ? calls->child : NULL;
-                 c; c = c->next) {
+            for (const cJSON *c = cJSON_IsArray (calls) ? calls->child : NULL; c;
+                 c = c->next) {
                 const cJSON *fn = cJSON_GetObjectItem (c, "function");
                 cJSON *b = cJSON_CreateObject ();
                 cJSON_AddStringToObject (b, "type", "tool_use");
@@ -205,10 +201,9 @@ s_anthropic_body (const provider_request_t *req)
                 cJSON_AddStringToObject (b, "name", name ? name : "");
                 cJSON *input = args ? json_in_parse (args, strlen (args), 0,
                                                      JSON_IN_NUL_OK, NULL, NULL)
-                                     : NULL;
-                cJSON_AddItemToObject (b, "input",
-                                       cJSON_IsObject (input) ? input
-                                                              : cJSON_CreateObject ());
+                                    : NULL;
+                cJSON_AddItemToObject (
+                    b, "input", cJSON_IsObject (input) ? input : cJSON_CreateObject ());
                 if (input && !cJSON_IsObject (input))
                     cJSON_Delete (input);
                 s_anthropic_append (messages, "assistant", b);
@@ -282,9 +277,8 @@ s_anthropic_body (const provider_request_t *req)
 }
 
 int
-provider_build (const cfg_provider_t *provider, const provider_request_t *req,
-                char **url, struct curl_slist **headers, char **body,
-                char *err, size_t errlen)
+provider_build (const cfg_provider_t *provider, const provider_request_t *req, char **url,
+                struct curl_slist **headers, char **body, char *err, size_t errlen)
 {
     *url = NULL;
     *headers = NULL;
@@ -297,8 +291,8 @@ provider_build (const cfg_provider_t *provider, const provider_request_t *req,
                                                        : s_openai_body (req);
     *body = json ? cJSON_PrintUnformatted (json) : NULL;
     cJSON_Delete (json);
-    const char *path = provider->type == PROVIDER_ANTHROPIC ? "/v1/messages"
-                                                            : "/chat/completions";
+    const char *path =
+        provider->type == PROVIDER_ANTHROPIC ? "/v1/messages" : "/chat/completions";
     size_t ulen = strlen (provider->base_url) + strlen (path) + 1;
     *url = (char *) malloc (ulen);
     if (!*body || !*url) {
@@ -324,8 +318,7 @@ provider_build (const cfg_provider_t *provider, const provider_request_t *req,
         }
     }
     else if (provider->api_key) {
-        snprintf (line, sizeof (line), "Authorization: Bearer %s",
-                  provider->api_key);
+        snprintf (line, sizeof (line), "Authorization: Bearer %s", provider->api_key);
         h = curl_slist_append (h, line);
     }
     *headers = h;
@@ -335,19 +328,19 @@ provider_build (const cfg_provider_t *provider, const provider_request_t *req,
 //  ---- Parsing responses ------------------------------------------------------
 
 struct provider_parser_t {
-    provider_type_t type;            //  Which wire format
-    bool stream;                     //  SSE, or one JSON body
-    const provider_sink_t *sink;     //  Where results go
-    void *arg;                       //  Sink's argument
-    sse_parser_t *sse;               //  Stream parser
-    char *buf;                       //  Non-streamed body so far
+    provider_type_t type;         //  Which wire format
+    bool stream;                  //  SSE, or one JSON body
+    const provider_sink_t *sink;  //  Where results go
+    void *arg;                    //  Sink's argument
+    sse_parser_t *sse;            //  Stream parser
+    char *buf;                    //  Non-streamed body so far
     size_t len, cap;
-    bool finished;                   //  sink->finish was called
-    bool failed;                     //  sink->error was called
-    bool done_marker;                //  OpenAI [DONE] or Anthropic message_stop
-    int64_t prompt_tokens;           //  Anthropic: from message_start
-    int tool_index;                  //  Anthropic: next tool-call index
-    int block_tool[64];              //  Anthropic: block index -> tool index+1
+    bool finished;          //  sink->finish was called
+    bool failed;            //  sink->error was called
+    bool done_marker;       //  OpenAI [DONE] or Anthropic message_stop
+    int64_t prompt_tokens;  //  Anthropic: from message_start
+    int tool_index;         //  Anthropic: next tool-call index
+    int block_tool[64];     //  Anthropic: block index -> tool index+1
 };
 
 static void
@@ -399,8 +392,9 @@ s_inline_error (provider_parser_t *self, const cJSON *err)
     const char *type = s_str (err, "type");
     int status = ENVELOPE_UNAVAILABLE;
     const char *code = "service_unavailable";
-    if (type && (!strcmp (type, "rate_limit_error")
-                 || !strcmp (type, "rate_limit_exceeded"))) {
+    if (type
+        && (!strcmp (type, "rate_limit_error")
+            || !strcmp (type, "rate_limit_exceeded"))) {
         status = ENVELOPE_RATE_LIMITED;
         code = "rate_limited";
     }
@@ -450,8 +444,8 @@ s_anthropic_event (provider_parser_t *self, const cJSON *j)
     if (!type)
         return;
     if (!strcmp (type, "message_start")) {
-        const cJSON *usage = cJSON_GetObjectItem (cJSON_GetObjectItem (j, "message"),
-                                                  "usage");
+        const cJSON *usage =
+            cJSON_GetObjectItem (cJSON_GetObjectItem (j, "message"), "usage");
         self->prompt_tokens = s_int (usage, "input_tokens");
         self->sink->usage (self->arg, self->prompt_tokens, 0);
     }
@@ -486,8 +480,8 @@ s_anthropic_event (provider_parser_t *self, const cJSON *j)
             if (text)
                 self->sink->delta (self->arg, text, strlen (text), NULL);
         }
-        else if (dtype && !strcmp (dtype, "input_json_delta") && index >= 0
-                 && index < 64 && self->block_tool[index]) {
+        else if (dtype && !strcmp (dtype, "input_json_delta") && index >= 0 && index < 64
+                 && self->block_tool[index]) {
             const char *part = s_str (delta, "partial_json");
             cJSON *calls = cJSON_CreateArray ();
             cJSON *c = cJSON_CreateObject ();
@@ -542,8 +536,8 @@ s_on_sse (void *arg, const char *event, const char *data, size_t len)
 }
 
 provider_parser_t *
-provider_parser_new (provider_type_t type, bool stream,
-                     const provider_sink_t *sink, void *arg)
+provider_parser_new (provider_type_t type, bool stream, const provider_sink_t *sink,
+                     void *arg)
 {
     provider_parser_t *self = (provider_parser_t *) calloc (1, sizeof (*self));
     if (!self)
@@ -629,8 +623,7 @@ s_openai_whole (provider_parser_t *self, const cJSON *j)
             if (!cJSON_GetObjectItem (c, "index"))
                 cJSON_AddNumberToObject (c, "index", i);
     }
-    self->sink->delta (self->arg, text ? text : "", text ? strlen (text) : 0,
-                       indexed);
+    self->sink->delta (self->arg, text ? text : "", text ? strlen (text) : 0, indexed);
     cJSON_Delete (indexed);
     const cJSON *usage = cJSON_GetObjectItem (j, "usage");
     self->sink->usage (self->arg, s_int (usage, "prompt_tokens"),
@@ -692,9 +685,9 @@ provider_parser_finish (provider_parser_t *self)
                     "Provider stream ended before the answer did");
         return self->failed ? -1 : 0;
     }
-    cJSON *j = self->buf ? json_in_parse (self->buf, self->len, 0, JSON_IN_NUL_OK,
-                                          NULL, NULL)
-                          : NULL;
+    cJSON *j = self->buf
+                   ? json_in_parse (self->buf, self->len, 0, JSON_IN_NUL_OK, NULL, NULL)
+                   : NULL;
     if (!cJSON_IsObject (j))
         s_fail (self, ENVELOPE_UNAVAILABLE, "service_unavailable",
                 "Provider sent a response that is not JSON");
@@ -709,13 +702,12 @@ provider_parser_finish (provider_parser_t *self)
 }
 
 bool
-provider_map_error (const cfg_provider_t *provider, long http_status,
-                    const char *body, size_t len, int *status, char *code,
-                    size_t code_cap, char *message, size_t message_cap)
+provider_map_error (const cfg_provider_t *provider, long http_status, const char *body,
+                    size_t len, int *status, char *code, size_t code_cap, char *message,
+                    size_t message_cap)
 {
-    cJSON *j = body && len ? json_in_parse (body, len, 0, JSON_IN_NUL_OK, NULL,
-                                            NULL)
-                            : NULL;
+    cJSON *j =
+        body && len ? json_in_parse (body, len, 0, JSON_IN_NUL_OK, NULL, NULL) : NULL;
     const cJSON *err = cJSON_GetObjectItem (j, "error");
     const char *detail = s_str (err, "message");
     bool retry = true;
@@ -737,12 +729,11 @@ provider_map_error (const cfg_provider_t *provider, long http_status,
     snprintf (code, code_cap, "%s", c);
     if (http_status == 401 || http_status == 403)
         snprintf (message, message_cap,
-                  "Provider %s refused the gateway's API key (HTTP %ld)",
-                  provider->name, http_status);
+                  "Provider %s refused the gateway's API key (HTTP %ld)", provider->name,
+                  http_status);
     else
         snprintf (message, message_cap, "Provider %s answered HTTP %ld%s%.300s",
-                  provider->name, http_status, detail ? ": " : "",
-                  detail ? detail : "");
+                  provider->name, http_status, detail ? ": " : "", detail ? detail : "");
     cJSON_Delete (j);
     return retry;
 }

@@ -50,8 +50,7 @@ rl_bucket_refill (rl_bucket_t *b, int rate, int burst, int64_t now_ms)
 }
 
 int
-rl_bucket_take (rl_bucket_t *b, int rate, int burst, int want, bool fair,
-                int64_t now_ms)
+rl_bucket_take (rl_bucket_t *b, int rate, int burst, int want, bool fair, int64_t now_ms)
 {
     rl_bucket_refill (b, rate, burst, now_ms);
     //  A hair under a whole token counts as one: floating-point drift must
@@ -100,32 +99,32 @@ rl_bucket_reset_ms (const rl_bucket_t *b, int rate, int burst)
 
 //  One front's hold on one principal's slots.
 typedef struct lease_s {
-    char holder[64];                 //  Front process id
-    int slots;                       //  Slots it holds
-    int64_t expires;                 //  zclock_mono () when they lapse
+    char holder[64];  //  Front process id
+    int slots;        //  Slots it holds
+    int64_t expires;  //  zclock_mono () when they lapse
     struct lease_s *next;
 } lease_t;
 
 //  One credential.
 typedef struct {
-    rl_bucket_t bucket;              //  Its rate bucket
-    int rate, burst, conc;           //  Limits as the fronts last sent them
-    int held;                        //  Sum of its leases' slots
-    lease_t *leases;                 //  Owned list
-    int64_t seen;                    //  Last request about it
+    rl_bucket_t bucket;     //  Its rate bucket
+    int rate, burst, conc;  //  Limits as the fronts last sent them
+    int held;               //  Sum of its leases' slots
+    lease_t *leases;        //  Owned list
+    int64_t seen;           //  Last request about it
 } principal_t;
 
 //  One client address's allowance of failed authentications.
 typedef struct {
     rl_bucket_t bucket;
-    int limit;                       //  Per minute, as last sent
-    int64_t blocked_until;           //  For logging the start of a block once
+    int limit;              //  Per minute, as last sent
+    int64_t blocked_until;  //  For logging the start of a block once
 } address_t;
 
 typedef struct {
-    zhashx_t *principals;            //  principal -> principal_t (owned)
-    zhashx_t *addresses;             //  address -> address_t (owned)
-    int ttl_ms;                      //  Lease life
+    zhashx_t *principals;  //  principal -> principal_t (owned)
+    zhashx_t *addresses;   //  address -> address_t (owned)
+    int ttl_ms;            //  Lease life
 } self_t;
 
 static void
@@ -159,8 +158,8 @@ s_expire (principal_t *p, int64_t now)
             lease_t *gone = *l;
             p->held -= gone->slots;
             if (gone->slots > 0)
-                log_info ("ratelimit", "lease of %s on %d slot(s) lapsed",
-                          gone->holder, gone->slots);
+                log_info ("ratelimit", "lease of %s on %d slot(s) lapsed", gone->holder,
+                          gone->slots);
             *l = gone->next;
             free (gone);
         }
@@ -183,11 +182,11 @@ s_sweep (zloop_t *loop, int timer_id, void *arg)
         s_expire (p, now);
         if (p->rate > 0)
             rl_bucket_refill (&p->bucket, p->rate, p->burst, now);
-        bool full = p->rate <= 0
-                    || rl_bucket_reset_ms (&p->bucket, p->rate, p->burst) == 0;
+        bool full =
+            p->rate <= 0 || rl_bucket_reset_ms (&p->bucket, p->rate, p->burst) == 0;
         if (!p->leases && full && now - p->seen > RL_FORGET_MS)
-            zlistx_add_end (gone, strdup ((const char *) zhashx_cursor (
-                                      self->principals)));
+            zlistx_add_end (gone,
+                            strdup ((const char *) zhashx_cursor (self->principals)));
     }
     for (char *k = (char *) zlistx_first (gone); k; k = (char *) zlistx_next (gone))
         zhashx_delete (self->principals, k);
@@ -196,8 +195,8 @@ s_sweep (zloop_t *loop, int timer_id, void *arg)
          a = (address_t *) zhashx_next (self->addresses)) {
         rl_bucket_refill (&a->bucket, a->limit, 0, now);
         if (rl_bucket_reset_ms (&a->bucket, a->limit, 0) == 0)
-            zlistx_add_end (gone, strdup ((const char *) zhashx_cursor (
-                                      self->addresses)));
+            zlistx_add_end (gone,
+                            strdup ((const char *) zhashx_cursor (self->addresses)));
     }
     for (char *k = (char *) zlistx_first (gone); k; k = (char *) zlistx_next (gone))
         zhashx_delete (self->addresses, k);
@@ -205,7 +204,8 @@ s_sweep (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-static void s_destroy (void **state_p);
+static void
+s_destroy (void **state_p);
 
 static void *
 s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
@@ -279,8 +279,7 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
     if (!p) {
         if (zhashx_size (self->principals) >= RL_MAX_PRINCIPALS) {
             bus_worker_error (worker, req, ENVELOPE_UNAVAILABLE, "service_unavailable",
-                              "The rate limiter tracks too many credentials",
-                              NULL);
+                              "The rate limiter tracks too many credentials", NULL);
             return;
         }
         p = (principal_t *) calloc (1, sizeof (principal_t));
@@ -316,8 +315,7 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
         int holders = 0;
         for (lease_t *x = p->leases; x; x = x->next)
             holders++;
-        l = holders < RL_MAX_HOLDERS ? (lease_t *) calloc (1, sizeof (lease_t))
-                                     : NULL;
+        l = holders < RL_MAX_HOLDERS ? (lease_t *) calloc (1, sizeof (lease_t)) : NULL;
         if (l) {
             snprintf (l->holder, sizeof (l->holder), "%s", holder);
             l->next = p->leases;
@@ -355,9 +353,8 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
                rate > 0 ? (int64_t) floor (p->bucket.tokens + 1e-9) : 0);
     mp_kv_int (&w, MK_resetMs,
                rate > 0 ? rl_bucket_reset_ms (&p->bucket, rate, burst) : 0);
-    mp_kv_int (&w, MK_retryAfterMs, rate > 0 && granted < take
-                                       ? rl_bucket_wait_ms (&p->bucket, rate)
-                                       : 0);
+    mp_kv_int (&w, MK_retryAfterMs,
+               rate > 0 && granted < take ? rl_bucket_wait_ms (&p->bucket, rate) : 0);
     mp_map_end (&w);
     bus_worker_reply (worker, req, MT_RATELIMIT_LEASE_OK, ENVELOPE_OK, w.buf.data,
                       w.buf.size);
@@ -431,10 +428,8 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
                           "Unknown ratelimit request", NULL);
 }
 
-static const actor_def_t s_def = {.service = "ratelimit",
-                                  .create = s_create,
-                                  .handle = s_handle,
-                                  .destroy = s_destroy};
+static const actor_def_t s_def = {
+    .service = "ratelimit", .create = s_create, .handle = s_handle, .destroy = s_destroy};
 
 void
 ratelimit_actor (zsock_t *pipe, void *args)

@@ -32,7 +32,7 @@
 
 //  What the ratelimit actor reads.
 typedef struct {
-    int lease_ms;                    //  Life of a front's lease (limits.leaseMs)
+    int lease_ms;  //  Life of a front's lease (limits.leaseMs)
 } ratelimit_settings_t;
 
 void
@@ -42,8 +42,8 @@ ratelimit_actor (zsock_t *pipe, void *args);
 //  rate is tokens per minute (> 0), burst the bucket size (<= 0: rate).
 
 typedef struct {
-    double tokens;                   //  Tokens in the bucket now
-    int64_t at_ms;                   //  When tokens was last brought up to date
+    double tokens;  //  Tokens in the bucket now
+    int64_t at_ms;  //  When tokens was last brought up to date
 } rl_bucket_t;
 
 //  A full bucket at now_ms.
@@ -59,8 +59,7 @@ rl_bucket_refill (rl_bucket_t *b, int rate, int burst, int64_t now_ms);
 //  several fronts drawing on one bucket end up holding few unused tokens
 //  each.  Returns the number taken.
 int
-rl_bucket_take (rl_bucket_t *b, int rate, int burst, int want, bool fair,
-                int64_t now_ms);
+rl_bucket_take (rl_bucket_t *b, int rate, int burst, int want, bool fair, int64_t now_ms);
 
 //  Puts n unused tokens back, up to burst.
 void

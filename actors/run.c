@@ -24,7 +24,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-static void s_run_destroy (run_t **run_p);
+static void
+s_run_destroy (run_t **run_p);
 
 //  ---- Session counters and tidying -------------------------------------------
 
@@ -127,8 +128,8 @@ s_tidy (self_t *self, int64_t now)
     for (tool_wait_t *t = (tool_wait_t *) zhashx_first (self->tool_calls); t;
          t = (tool_wait_t *) zhashx_next (self->tool_calls))
         if (now >= t->expires)
-            zlistx_add_end (gone, strdup ((const char *) zhashx_cursor (
-                                      self->tool_calls)));
+            zlistx_add_end (gone,
+                            strdup ((const char *) zhashx_cursor (self->tool_calls)));
     for (char *k = (char *) zlistx_first (gone); k; k = (char *) zlistx_next (gone))
         zhashx_delete (self->tool_calls, k);
     zlistx_destroy (&gone);
@@ -190,8 +191,7 @@ s_run_fail (run_t *run)
 void
 run_next_or_fail (run_t *run)
 {
-    while (!run->got_output && run->err_retry
-           && run->candidate + 1 < run->n_candidates) {
+    while (!run->got_output && run->err_retry && run->candidate + 1 < run->n_candidates) {
         log_warn ("run", "%s: %s failed (%s); falling back to %s", run->id,
                   run->candidates[run->candidate], run->err_message,
                   run->candidates[run->candidate + 1]);
@@ -243,11 +243,9 @@ s_handle_start (self_t *self, bus_request_t *req)
     }
     mp_copy_str (b, MK_sessionKey, run->session, sizeof (run->session));
     if (run->session[0])
-        snprintf (run->topic_prefix, sizeof (run->topic_prefix), "%s",
-                  run->session);
+        snprintf (run->topic_prefix, sizeof (run->topic_prefix), "%s", run->session);
     else
-        snprintf (run->topic_prefix, sizeof (run->topic_prefix), "run:%s",
-                  run->id);
+        snprintf (run->topic_prefix, sizeof (run->topic_prefix), "run:%s", run->id);
     memcpy (run->front, req->front, req->front_len);
     run->front_len = req->front_len;
     size_t to_len = 0;
@@ -271,8 +269,8 @@ s_handle_start (self_t *self, bus_request_t *req)
     run->agent = catalog_find_agent (self->catalog, agent_id);
     if (!run->agent) {
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", "Unknown agent",
-                          "agentId");
+        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found",
+                          "Unknown agent", "agentId");
         return;
     }
     char model[256] = "";
@@ -282,11 +280,11 @@ s_handle_start (self_t *self, bus_request_t *req)
         snprintf (msg, sizeof (msg), "The model '%.*s...' does not exist",
                   (int) (given < 200 ? given : 200), asked);
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", msg, "model");
+        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", msg,
+                          "model");
         return;
     }
-    run->candidates[run->n_candidates++] = strdup (model[0] ? model
-                                                            : run->agent->model);
+    run->candidates[run->n_candidates++] = strdup (model[0] ? model : run->agent->model);
     //  The agent's fallbacks follow whichever model was asked for.
     for (char **f = run->agent->fallbacks;
          f && *f && run->n_candidates < RUN_MAX_CANDIDATES; f++)
@@ -298,7 +296,8 @@ s_handle_start (self_t *self, bus_request_t *req)
         snprintf (msg, sizeof (msg), "The model '%.256s' does not exist",
                   run->candidates[0]);
         s_run_destroy (&run);
-        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", msg, "model");
+        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found", msg,
+                          "model");
         return;
     }
     run->messages = s_json_field (b, "messages");
@@ -333,8 +332,8 @@ s_handle_start (self_t *self, bus_request_t *req)
     //  would cost the front two more thread hand-offs per run.
     zhashx_insert (self->runs, run->id, run);
     run_peak (&self->peak_runs, self->runs);
-    log_debug ("run", "%s started on %s for session %s", run->id,
-               run->candidates[0], run->session[0] ? run->session : "-");
+    log_debug ("run", "%s started on %s for session %s", run->id, run->candidates[0],
+               run->session[0] ? run->session : "-");
     if (run_curl_start_transfer (run))
         run_next_or_fail (run);
 }
@@ -392,8 +391,8 @@ s_sweep (self_t *self)
             run_finish (run, "timeout");
             continue;
         }
-        if (run->provider && run->provider->type == PROVIDER_ECHO
-            && !run->err_status && !run_echo_step (run))
+        if (run->provider && run->provider->type == PROVIDER_ECHO && !run->err_status
+            && !run_echo_step (run))
             continue;
         //  "No byte for stallTimeoutMs" holds for every call: for a
         //  non-streamed one it bounds the whole answer (documented).
@@ -402,11 +401,10 @@ s_sweep (self_t *self)
             if (now - run->last_byte >= stall) {
                 run->err_status = ENVELOPE_UNAVAILABLE;
                 run->err_retry = true;
-                snprintf (run->err_code, sizeof (run->err_code),
-                          "service_unavailable");
+                snprintf (run->err_code, sizeof (run->err_code), "service_unavailable");
                 snprintf (run->err_message, sizeof (run->err_message),
-                          "Provider %s stalled: no data for %lld ms",
-                          run->provider->name, (long long) stall);
+                          "Provider %s stalled: no data for %lld ms", run->provider->name,
+                          (long long) stall);
                 run_next_or_fail (run);
                 continue;
             }
@@ -429,7 +427,8 @@ s_sweep (self_t *self)
 //  DEALER of its tool calls once it has one, and one timer, always armed for
 //  the earlier of the next sweep and libcurl's timeout.
 
-static int s_on_due (zloop_t *loop, int timer_id, void *arg);
+static int
+s_on_due (zloop_t *loop, int timer_id, void *arg);
 
 //  Arms the timer for the earlier of sweep_at and curl_timeout_at, unless it
 //  is already armed for that time or earlier (and not for a moment already
@@ -447,8 +446,8 @@ run_schedule (self_t *self)
     if (self->due_timer >= 0)
         zloop_timer_end (self->loop, self->due_timer);
     int64_t delay = at - now;
-    self->due_timer = zloop_timer (self->loop, delay > 0 ? (size_t) delay : 0,
-                                   1, s_on_due, self);
+    self->due_timer =
+        zloop_timer (self->loop, delay > 0 ? (size_t) delay : 0, 1, s_on_due, self);
     self->due_at = at;
 }
 
@@ -465,8 +464,7 @@ s_run_due (self_t *self)
     if (self->curl_timeout_at >= 0 && zclock_mono () >= self->curl_timeout_at) {
         int running;
         self->curl_timeout_at = -1;
-        curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0,
-                                  &running);
+        curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         run_curl_drain (self);
     }
     int64_t now = zclock_mono ();
@@ -479,7 +477,7 @@ static int
 s_on_due (zloop_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
-    self->due_timer = -1;            //  A one-shot timer: zloop drops it
+    self->due_timer = -1;  //  A one-shot timer: zloop drops it
     s_run_due (self);
     return 0;
 }
@@ -527,8 +525,7 @@ run_front (self_t *self)
     if (!self->front) {
         self->front = bus_front_new (self->broker);
         if (self->front
-            && zloop_reader (self->loop, bus_front_sock (self->front),
-                             s_on_front, self))
+            && zloop_reader (self->loop, bus_front_sock (self->front), s_on_front, self))
             bus_front_destroy (&self->front);
     }
     return self->front;
@@ -554,8 +551,9 @@ s_destroy (void **state_p)
              run = (run_t *) zlistx_next (left))
             run_finish (run, "aborted");
         zlistx_destroy (&left);
-        log_info ("run", "stopping; largest tables: %zu runs, %zu session "
-                         "counters, %zu tool calls (now %zu, %zu, %zu)",
+        log_info ("run",
+                  "stopping; largest tables: %zu runs, %zu session "
+                  "counters, %zu tool calls (now %zu, %zu, %zu)",
                   self->peak_runs, self->peak_seqs, self->peak_tool_calls,
                   zhashx_size (self->runs), zhashx_size (self->seqs),
                   zhashx_size (self->tool_calls));

@@ -22,7 +22,7 @@
 
 //  What the run actor reads (besides the catalog of actors/provider.h).
 typedef struct {
-    int request_timeout_ms;          //  Longest run deadline a request may ask
+    int request_timeout_ms;  //  Longest run deadline a request may ask
 } run_settings_t;
 
 void

@@ -71,8 +71,8 @@ s_on_socket (CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
         return 0;
     }
     struct epoll_event ev = {0};
-    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0)
-                | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.events =
+        ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
     ev.data.fd = fd;
     if (sockp)
         return epoll_ctl (self->epoll_fd, EPOLL_CTL_MOD, fd, &ev) ? -1 : 0;
@@ -127,18 +127,18 @@ int
 run_curl_start_transfer (run_t *run)
 {
     const char *model = NULL;
-    run->provider = catalog_find_model (run->self->catalog,
-                                       run->candidates[run->candidate], &model);
+    run->provider =
+        catalog_find_model (run->self->catalog, run->candidates[run->candidate], &model);
     if (!run->provider) {
         run->err_status = ENVELOPE_NOT_FOUND;
         snprintf (run->err_code, sizeof (run->err_code), "not_found");
-        snprintf (run->err_message, sizeof (run->err_message),
-                  "Unknown model %s", run->candidates[run->candidate]);
+        snprintf (run->err_message, sizeof (run->err_message), "Unknown model %s",
+                  run->candidates[run->candidate]);
         return -1;
     }
     run->err_status = 0;
-    run->retry_after = 0;    //  A fallback must not inherit the last one's
-    run->self->sweep_at = 0; //  Its deadline, stall and echo timers start now
+    run->retry_after = 0;     //  A fallback must not inherit the last one's
+    run->self->sweep_at = 0;  //  Its deadline, stall and echo timers start now
     run_schedule (run->self);
     if (run->provider->type == PROVIDER_ECHO) {
         run_echo_prepare (run);
@@ -158,8 +158,8 @@ run_curl_start_transfer (run_t *run)
         .stream = run->stream,
     };
     char err[256];
-    if (provider_build (run->provider, &req, &run->url, &run->headers, &run->body,
-                        err, sizeof (err))) {
+    if (provider_build (run->provider, &req, &run->url, &run->headers, &run->body, err,
+                        sizeof (err))) {
         run->err_status = ENVELOPE_BAD_REQUEST;
         snprintf (run->err_code, sizeof (run->err_code), "invalid_request");
         snprintf (run->err_message, sizeof (run->err_message), "%s", err);
@@ -172,10 +172,10 @@ run_curl_start_transfer (run_t *run)
                   "libcurl could not be initialised");
         return -1;
     }
-    run->parser = provider_parser_new (run->provider->type, run->stream, &run_events_sink,
-                                       run);
-    run->easy = run->self->n_spare ? run->self->spare[--run->self->n_spare]
-                                   : curl_easy_init ();
+    run->parser =
+        provider_parser_new (run->provider->type, run->stream, &run_events_sink, run);
+    run->easy =
+        run->self->n_spare ? run->self->spare[--run->self->n_spare] : curl_easy_init ();
     if (!run->parser || !run->easy) {
         run->err_status = ENVELOPE_INTERNAL;
         snprintf (run->err_code, sizeof (run->err_code), "internal_error");
@@ -228,8 +228,8 @@ s_transfer_done (self_t *self, CURL *easy, CURLcode result)
         run->err_status = ENVELOPE_UNAVAILABLE;
         run->err_retry = true;
         snprintf (run->err_code, sizeof (run->err_code), "service_unavailable");
-        snprintf (run->err_message, sizeof (run->err_message),
-                  "Provider %s %s: %s", run->provider->name,
+        snprintf (run->err_message, sizeof (run->err_message), "Provider %s %s: %s",
+                  run->provider->name,
                   result == CURLE_OPERATION_TIMEDOUT ? "stalled or timed out"
                                                      : "unreachable",
                   curl_easy_strerror (result));
@@ -237,8 +237,8 @@ s_transfer_done (self_t *self, CURL *easy, CURLcode result)
     else if (run->http_status < 200 || run->http_status > 299) {
         run->err_retry = provider_map_error (
             run->provider, run->http_status, run->error_body, run->error_len,
-            &run->err_status, run->err_code, sizeof (run->err_code),
-            run->err_message, sizeof (run->err_message));
+            &run->err_status, run->err_code, sizeof (run->err_code), run->err_message,
+            sizeof (run->err_message));
     }
     else
         provider_parser_finish (run->parser);

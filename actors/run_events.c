@@ -19,9 +19,7 @@
 static uint64_t
 s_next_seq (self_t *self, run_t *run)
 {
-    seq_t *c = run->seq_held
-                   ? (seq_t *) zhashx_lookup (self->seqs, run->session)
-                   : NULL;
+    seq_t *c = run->seq_held ? (seq_t *) zhashx_lookup (self->seqs, run->session) : NULL;
     if (!c)
         return (uint64_t) ++run->seq;
     return (uint64_t) ++c->seq;
@@ -57,18 +55,14 @@ run_events_publish (run_t *run, const char *type, mp_writer_t *w)
         //  The session actor commits the reply, then publishes the end.
         if (bus_worker_reply (run->self->worker, &run->asker, MT_RUN_RESULT, ENVELOPE_OK,
                               w->buf.data, w->buf.size))
-            log_warn ("run", "%s: result dropped: broker not taking it",
-                      run->id);
+            log_warn ("run", "%s: result dropped: broker not taking it", run->id);
         return;
     }
     char topic[BUS_MAX_TOPIC + 1];
     snprintf (topic, sizeof (topic), "%s/%s", run->topic_prefix, type);
-    if (bus_worker_event (run->self->worker,
-                          run->front_len ? run->front : NULL, run->front_len,
-                          topic,
-                          w->buf.data, w->buf.size))
-        log_warn ("run", "%s: event %s dropped: broker not taking it", run->id,
-                  type);
+    if (bus_worker_event (run->self->worker, run->front_len ? run->front : NULL,
+                          run->front_len, topic, w->buf.data, w->buf.size))
+        log_warn ("run", "%s: event %s dropped: broker not taking it", run->id, type);
 }
 
 static void
@@ -143,8 +137,8 @@ run_events_error (run_t *run)
     mp_kv_int (&w, MK_status, run->err_status);
     run_events_publish (run, MN_CHAT_ERROR, &w);
     mp_writer_fini (&w);
-    log_warn ("run", "%s failed: %d %s: %s", run->id, run->err_status,
-              run->err_code, run->err_message);
+    log_warn ("run", "%s failed: %d %s: %s", run->id, run->err_status, run->err_code,
+              run->err_message);
 }
 
 //  ---- Provider sink -------------------------------------------------------------
@@ -204,8 +198,7 @@ s_merge_tool_calls (run_t *run, const cJSON *deltas)
             char *joined = (char *) malloc (n);
             if (joined) {
                 snprintf (joined, n, "%s%s", old, args->valuestring);
-                cJSON_ReplaceItemInObject (cfn, "arguments",
-                                           cJSON_CreateString (joined));
+                cJSON_ReplaceItemInObject (cfn, "arguments", cJSON_CreateString (joined));
                 free (joined);
             }
         }
@@ -249,5 +242,5 @@ s_sink_error (void *arg, int status, const char *code, const char *message)
     run->err_retry = status != ENVELOPE_BAD_REQUEST;
 }
 
-const provider_sink_t run_events_sink = {run_events_delta, s_sink_usage,
-                                       s_sink_finish, s_sink_error};
+const provider_sink_t run_events_sink = {run_events_delta, s_sink_usage, s_sink_finish,
+                                         s_sink_error};

@@ -24,61 +24,61 @@
 
 #define RUN_MAX_CANDIDATES 8
 #define RUN_MAX_SOCKETS 4096
-#define RUN_EPOLL_BATCH 256              //  Socket events taken per wake-up
+#define RUN_EPOLL_BATCH 256  //  Socket events taken per wake-up
 #define RUN_MAX_ERROR_BODY (64 * 1024)
 //  Session counters (see seq_t) kept once their session has no run, and
 //  how many of those at most: the table holds the sessions that are live,
 //  not every one ever seen.
 #define RUN_SEQ_IDLE_MS 60000
 #define RUN_MAX_IDLE_SEQS 10000
-#define RUN_TIDY_MS 1000                 //  Idle counters, lost tool calls
-#define RUN_TOOL_GRACE_MS 5000           //  A tool reply later than its run's
-                                         //  deadline plus this is lost
-#define RUN_SPARE_EASY 256               //  Easy handles kept for reuse
+#define RUN_TIDY_MS 1000  //  Idle counters, lost tool calls
+//  A tool reply later than its run's deadline plus this is lost.
+#define RUN_TOOL_GRACE_MS 5000
+#define RUN_SPARE_EASY 256  //  Easy handles kept for reuse
 
 typedef struct self_t self_t;
 
 typedef struct {
-    self_t *self;                        //  Actor (not owned)
-    char id[80];                         //  runId
-    char session[ENVELOPE_KEY_MAX + 1];  //  sessionKey, may be empty
+    self_t *self;                              //  Actor (not owned)
+    char id[80];                               //  runId
+    char session[ENVELOPE_KEY_MAX + 1];        //  sessionKey, may be empty
     char topic_prefix[ENVELOPE_KEY_MAX + 90];  //  "<session>" or "run:<id>"
-    uint8_t front[BUS_MAX_ID];           //  Front the events go to
+    uint8_t front[BUS_MAX_ID];                 //  Front the events go to
     size_t front_len;
     //  Session runs (RUN_START with replyTo): the end goes back as a
     //  RUN_RESULT reply to the asker, and seq counts from seqBase.
     bool result_mode;
-    bus_request_t asker;                 //  front and env only
-    int64_t seq;                         //  Last seq used (result_mode, and
-                                         //  stateless runs: own topic)
-    bool seq_held;                       //  Holds its session's seq_t
+    bus_request_t asker;  //  front and env only
+    int64_t seq;          //  Last seq used (result_mode, and
+                          //  stateless runs: own topic)
+    bool seq_held;        //  Holds its session's seq_t
     //  The request, kept for fallbacks.
-    cJSON *messages;                     //  OpenAI-format conversation
+    cJSON *messages;  //  OpenAI-format conversation
     cJSON *tools, *tool_choice, *temperature;
     char thinking[16];
     int64_t max_tokens;
     bool stream;
-    const cfg_agent_t *agent;            //  Config (not owned)
-    char *candidates[RUN_MAX_CANDIDATES];    //  Model ids to try, in order
+    const cfg_agent_t *agent;              //  Config (not owned)
+    char *candidates[RUN_MAX_CANDIDATES];  //  Model ids to try, in order
     int n_candidates, candidate;
-    const cfg_provider_t *provider;      //  Of the current candidate
+    const cfg_provider_t *provider;  //  Of the current candidate
     //  The transfer in flight.
     CURL *easy;
     struct curl_slist *headers;
     char *url, *body;
     provider_parser_t *parser;
-    long http_status;                    //  0 until known
-    int retry_after;                     //  Upstream Retry-After (s), 0 if none
-    int64_t last_byte;                   //  zclock_mono () of the last byte in
-    char *error_body;                    //  Body of a non-2xx answer
+    long http_status;   //  0 until known
+    int retry_after;    //  Upstream Retry-After (s), 0 if none
+    int64_t last_byte;  //  zclock_mono () of the last byte in
+    char *error_body;   //  Body of a non-2xx answer
     size_t error_len;
     //  The answer so far.
-    bool got_output;                     //  A delta reached the client
+    bool got_output;  //  A delta reached the client
     char *text;
     size_t text_len, text_cap;
-    cJSON *tool_calls;                   //  Accumulated OpenAI tool_calls
+    cJSON *tool_calls;  //  Accumulated OpenAI tool_calls
     int64_t prompt_tokens, completion_tokens;
-    char finish[24];                     //  Finish reason, once known
+    char finish[24];  //  Finish reason, once known
     //  Failure of the current candidate.
     int err_status;
     char err_code[48];
@@ -87,17 +87,17 @@ typedef struct {
     //  local/echo.
     char **words;
     int n_words, next_word;
-    int64_t echo_next;                   //  zclock_mono () of the next word
-    int64_t deadline;                    //  zclock_mono () past which: timeout
+    int64_t echo_next;  //  zclock_mono () of the next word
+    int64_t deadline;   //  zclock_mono () past which: timeout
     //  The tool loop (agents with tools: ["browser"]).
-    bool builtin_tools;                  //  We offered browser_* ourselves
-    int steps;                           //  Model -> tools rounds done
-    cJSON *log;                          //  Those rounds' messages, for the
-                                         //  session (owned)
-    cJSON *calls;                        //  Tool calls being carried out (owned)
-    cJSON *results;                      //  Their results, by index (owned)
-    int pending;                         //  Results still awaited
-    int64_t earlier_prompt;              //  Usage of the earlier rounds
+    bool builtin_tools;      //  We offered browser_* ourselves
+    int steps;               //  Model -> tools rounds done
+    cJSON *log;              //  Those rounds' messages, for the
+                             //  session (owned)
+    cJSON *calls;            //  Tool calls being carried out (owned)
+    cJSON *results;          //  Their results, by index (owned)
+    int pending;             //  Results still awaited
+    int64_t earlier_prompt;  //  Usage of the earlier rounds
     int64_t earlier_completion;
 } run_t;
 
@@ -109,46 +109,46 @@ typedef struct {
 //  the highest seq any dropped counter reached, so a session's seq never
 //  goes back for a subscriber that stayed (it may jump forward).
 typedef struct {
-    int64_t seq;                         //  Last seq used
-    int runs;                            //  Live runs holding it
-    int64_t idle_since;                  //  zclock_mono () runs fell to 0
+    int64_t seq;         //  Last seq used
+    int runs;            //  Live runs holding it
+    int64_t idle_since;  //  zclock_mono () runs fell to 0
 } seq_t;
 
 //  A tool call sent to the browser actor, until its reply.
 typedef struct {
-    char run_id[80];                     //  Run that asked
-    int index;                           //  Its place in the round
-    int64_t expires;                     //  zclock_mono () past which the
-                                         //  reply is taken as lost
+    char run_id[80];  //  Run that asked
+    int index;        //  Its place in the round
+    int64_t expires;  //  zclock_mono () past which the
+                      //  reply is taken as lost
 } tool_wait_t;
 
 struct self_t {
-    zloop_t *loop;                       //  actor_run's loop (not owned)
-    bus_worker_t *worker;                //  actor_run's worker (not owned)
-    const run_settings_t *settings;      //  Read only, not owned
-    const catalog_t *catalog;            //  Read only, not owned
-    char *broker;                        //  Broker endpoint (owned), for
-                                         //  the tool calls' front
+    zloop_t *loop;                   //  actor_run's loop (not owned)
+    bus_worker_t *worker;            //  actor_run's worker (not owned)
+    const run_settings_t *settings;  //  Read only, not owned
+    const catalog_t *catalog;        //  Read only, not owned
+    char *broker;                    //  Broker endpoint (owned), for
+                                     //  the tool calls' front
     CURLM *multi;
-    zhashx_t *runs;                      //  runId -> run_t (owned)
-    zhashx_t *seqs;                      //  sessionKey -> seq_t (owned)
-    int64_t seq_floor;                   //  Highest seq of a dropped seq_t
-    size_t idle_seqs;                    //  seq_t with no run
-    int64_t tidy_at;                     //  zclock_mono () of the next tidy
+    zhashx_t *runs;     //  runId -> run_t (owned)
+    zhashx_t *seqs;     //  sessionKey -> seq_t (owned)
+    int64_t seq_floor;  //  Highest seq of a dropped seq_t
+    size_t idle_seqs;   //  seq_t with no run
+    int64_t tidy_at;    //  zclock_mono () of the next tidy
     //  Largest size each table reached, logged at stop: the check that
     //  they follow what is live, not what was ever seen.
     size_t peak_runs, peak_seqs, peak_tool_calls;
-    int epoll_fd;                        //  libcurl's sockets, or -1
-    int n_socks;                         //  How many are in it
-    int64_t curl_timeout_at;             //  -1: none
-    int64_t sweep_at;                    //  zclock_mono () of the next sweep
-    int due_timer;                       //  zloop timer for both, or -1
-    int64_t due_at;                      //  When it goes off
-    bool curl_inited;                    //  This actor called curl_global_init
-    CURL *spare[RUN_SPARE_EASY];         //  Reset easy handles kept for reuse
+    int epoll_fd;                 //  libcurl's sockets, or -1
+    int n_socks;                  //  How many are in it
+    int64_t curl_timeout_at;      //  -1: none
+    int64_t sweep_at;             //  zclock_mono () of the next sweep
+    int due_timer;                //  zloop timer for both, or -1
+    int64_t due_at;               //  When it goes off
+    bool curl_inited;             //  This actor called curl_global_init
+    CURL *spare[RUN_SPARE_EASY];  //  Reset easy handles kept for reuse
     int n_spare;
-    bus_front_t *front;                  //  Our requests (the browser actor)
-    zhashx_t *tool_calls;                //  corr id -> tool_wait_t (owned)
+    bus_front_t *front;    //  Our requests (the browser actor)
+    zhashx_t *tool_calls;  //  corr id -> tool_wait_t (owned)
 };
 
 //  ---- run.c ----------------------------------------------------------------

@@ -45,8 +45,8 @@ run_tools_wanted (run_t *run)
 
 //  tool.call / tool.result: {sessionKey, runId, seq, tool, callId, key:value}
 static void
-s_emit_tool (run_t *run, const char *type, const char *tool,
-             const char *call_id, const char *key, const cJSON *value)
+s_emit_tool (run_t *run, const char *type, const char *tool, const char *call_id,
+             const char *key, const cJSON *value)
 {
     mp_writer_t w;
     mp_writer_init (&w);
@@ -130,8 +130,7 @@ s_tool_result (run_t *run, int index, cJSON *result)
         cJSON_Delete (result);
         return;
     }
-    cJSON_ReplaceItemInArray (run->results, index, result ? result
-                                                          : cJSON_CreateNull ());
+    cJSON_ReplaceItemInArray (run->results, index, result ? result : cJSON_CreateNull ());
     if (--run->pending == 0)
         s_tool_round_done (run);
 }
@@ -144,12 +143,11 @@ s_tool_send (run_t *run, int index, const char *name, const cJSON *args)
     self_t *self = run->self;
     const char *type = !strcmp (name, "browser_navigate")     ? "BROWSER_NAVIGATE"
                        : !strcmp (name, "browser_screenshot") ? "BROWSER_SCREENSHOT"
-                                                               : NULL;
+                                                              : NULL;
     if (!type)
         return s_tool_error ("not_found", "No such tool");
     if (!cJSON_IsObject (args))
-        return s_tool_error ("invalid_request",
-                             "The arguments are not a JSON object");
+        return s_tool_error ("invalid_request", "The arguments are not a JSON object");
     const char *url = s_json_str (args, "url");
     const char *selector = s_json_str (args, "selector");
     const cJSON *full = cJSON_GetObjectItemCaseSensitive (args, "fullPage");
@@ -172,11 +170,11 @@ s_tool_send (run_t *run, int index, const char *name, const cJSON *args)
     snprintf (env.session_key, sizeof (env.session_key), "%s", run->session);
     int64_t left = run->deadline - zclock_mono ();
     env.timeout_ms = left > 0 ? left : 1;
-    int rc = bus_front_send (self->front, MS_BROWSER_STATUS, &env, w.buf.data, w.buf.size);
+    int rc =
+        bus_front_send (self->front, MS_BROWSER_STATUS, &env, w.buf.data, w.buf.size);
     mp_writer_fini (&w);
     if (rc)
-        return s_tool_error ("service_unavailable",
-                             "The broker is not taking requests");
+        return s_tool_error ("service_unavailable", "The broker is not taking requests");
     tool_wait_t *t = (tool_wait_t *) calloc (1, sizeof (tool_wait_t));
     if (!t)
         return s_tool_error ("internal_error", "Out of memory");
@@ -225,8 +223,7 @@ run_tools_round (run_t *run)
     for (int i = 0; i < n; i++)
         cJSON_AddItemToArray (run->results, cJSON_CreateNull ());
     run->pending = n;
-    log_info ("run", "%s: the model called %d tool(s), round %d", run->id, n,
-              run->steps);
+    log_info ("run", "%s: the model called %d tool(s), round %d", run->id, n, run->steps);
     for (int i = 0; i < n; i++) {
         const cJSON *call = cJSON_GetArrayItem (calls, i);
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive (call, "function");
@@ -237,8 +234,7 @@ run_tools_round (run_t *run)
         cJSON *args = argtext ? json_in_parse (argtext, strlen (argtext), 0,
                                                JSON_IN_NUL_OK, NULL, NULL)
                               : NULL;
-        s_emit_tool (run, MN_TOOL_CALL, name ? name : "", id ? id : "", MK_params,
-                     args);
+        s_emit_tool (run, MN_TOOL_CALL, name ? name : "", id ? id : "", MK_params, args);
         cJSON *error = s_tool_send (run, i, name ? name : "", args);
         cJSON_Delete (args);
         //  The last of these may end the round (and the run): nothing of
@@ -265,7 +261,7 @@ run_tools_on_reply (self_t *self)
             char run_id[80];
             snprintf (run_id, sizeof (run_id), "%s", t->run_id);
             int index = t->index;
-            zhashx_delete (self->tool_calls, key);   //  Frees t
+            zhashx_delete (self->tool_calls, key);  //  Frees t
             run_t *run = (run_t *) zhashx_lookup (self->runs, run_id);
             if (run && index >= 0) {
                 cJSON *result;
@@ -274,8 +270,7 @@ run_tools_on_reply (self_t *self)
                 else {
                     char code[48] = "internal_error", message[512] = "Tool failed";
                     mp_copy_str (msg.body.root, MK_code, code, sizeof (code));
-                    mp_copy_str (msg.body.root, MK_message, message,
-                                 sizeof (message));
+                    mp_copy_str (msg.body.root, MK_message, message, sizeof (message));
                     result = s_tool_error (code, message);
                 }
                 s_tool_result (run, index, result);

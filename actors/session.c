@@ -20,7 +20,6 @@
 
 #include <string.h>
 
-
 void
 session_peak (size_t *peak, zhashx_t *table)
 {
@@ -57,9 +56,8 @@ session_chars (const char *s, size_t len)
 void
 session_pack_json_text (mp_writer_t *w, const char *text)
 {
-    cJSON *j = text ? json_in_parse (text, strlen (text), 0, JSON_IN_NUL_OK,
-                                     NULL, NULL)
-                     : NULL;
+    cJSON *j =
+        text ? json_in_parse (text, strlen (text), 0, JSON_IN_NUL_OK, NULL, NULL) : NULL;
     if (!j || mpjson_pack (&w->pk, j))
         msgpack_pack_nil (&w->pk);
     cJSON_Delete (j);
@@ -107,8 +105,8 @@ s_last_user_text (const msgpack_object *messages, size_t *len)
         }
         const msgpack_object *parts = mp_get (m, "content");
         zchunk_t *buf = zchunk_new (NULL, 0);
-        for (uint32_t j = 0; parts && parts->type == MSGPACK_OBJECT_ARRAY
-                             && j < parts->via.array.size;
+        for (uint32_t j = 0;
+             parts && parts->type == MSGPACK_OBJECT_ARRAY && j < parts->via.array.size;
              j++) {
             size_t tl;
             const char *t = mp_get_str (&parts->via.array.ptr[j], "text", &tl);
@@ -140,7 +138,8 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
                           "runId is missing or too long", "runId");
         return;
     }
-    if (mp_copy_str (b, MK_sessionKey, key, sizeof (key)) || !ids_session_key_valid (key)) {
+    if (mp_copy_str (b, MK_sessionKey, key, sizeof (key))
+        || !ids_session_key_valid (key)) {
         bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;
@@ -177,8 +176,9 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     //  Checked before the batch: a refusal takes no write lock.  (A
     //  session not in memory has nothing queued.)
     live_t *known = (live_t *) zhashx_lookup (self->lives, key);
-    if (known && (known->running ? 1 : 0) + zlistx_size (known->queue)
-                     >= (size_t) self->settings->max_queued) {
+    if (known
+        && (known->running ? 1 : 0) + zlistx_size (known->queue)
+               >= (size_t) self->settings->max_queued) {
         bus_worker_error (worker, req, ENVELOPE_RATE_LIMITED, "rate_limited",
                           "Too many runs are waiting on this session", NULL);
         return;
@@ -196,13 +196,15 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
                           "The session store is not answering", NULL);
         return;
     }
-    char *user = given && !text ? s_last_user_text (given, &text_len)
-                                : strndup (text, text_len);
-    store_message_t m = {.role = "user", .content = user ? user : "",
-                         .content_len = user ? text_len : 0, .run_id = run_id,
+    char *user =
+        given && !text ? s_last_user_text (given, &text_len) : strndup (text, text_len);
+    store_message_t m = {.role = "user",
+                         .content = user ? user : "",
+                         .content_len = user ? text_len : 0,
+                         .run_id = run_id,
                          .created_at = session_now_ms ()};
-    int rc = store_run_begin (self->store, live->id, run_id, live->next_run, &m,
-                              m.created_at);
+    int rc =
+        store_run_begin (self->store, live->id, run_id, live->next_run, &m, m.created_at);
     free (user);
     pending_t *p = rc ? NULL : (pending_t *) calloc (1, sizeof (pending_t));
     size_t size = zmq_msg_size (&req->raw);
@@ -214,8 +216,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
         p->live = live;
         p->run_seq = live->next_run;
         snprintf (p->run_id, sizeof (p->run_id), "%s", run_id);
-        snprintf (p->model, sizeof (p->model), "%s",
-                  model[0] ? model : agent->model);
+        snprintf (p->model, sizeof (p->model), "%s", model[0] ? model : agent->model);
         memcpy (p->origin.front, req->front, req->front_len);
         p->origin.front_len = req->front_len;
         p->origin.env = req->env;
@@ -228,8 +229,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     mp_writer_t start;
     mp_writer_init (&start);
     int64_t read_at = zclock_usecs ();
-    bool ready = p && p->body && batch && !live->running
-                 && !zlistx_size (live->queue)
+    bool ready = p && p->body && batch && !live->running && !zlistx_size (live->queue)
                  && session_runs_start_body (self, p, timeout, &start) == 0;
     int64_t read_us = zclock_usecs () - read_at;
     bool recorded = p && p->body && (!batch || store_batch_commit (self->store) == 0);
@@ -242,8 +242,7 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
             free (p->body);
         free (p);
         bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
-                          oom ? "Out of memory" : "Could not record the message",
-                          NULL);
+                          oom ? "Out of memory" : "Could not record the message", NULL);
         session_runs_live_release (self, live);
         return;
     }
@@ -255,8 +254,8 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     zhashx_insert (self->runs, p->run_id, p);
     session_peak (&self->peak_runs, self->runs);
     if (ready) {
-        log_debug ("session", "%s on %s at %lld starts at once", p->run_id,
-                   key, (long long) p->run_seq);
+        log_debug ("session", "%s on %s at %lld starts at once", p->run_id, key,
+                   (long long) p->run_seq);
         session_runs_start_send (self, p, timeout, &start);
         mp_writer_fini (&start);
         session_runs_live_release (self, live);
@@ -264,8 +263,8 @@ s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
     mp_writer_fini (&start);
     zlistx_add_end (live->queue, p);
-    log_debug ("session", "%s queued on %s at %lld (%zu waiting)", p->run_id,
-               key, (long long) p->run_seq, zlistx_size (live->queue));
+    log_debug ("session", "%s queued on %s at %lld (%zu waiting)", p->run_id, key,
+               (long long) p->run_seq, zlistx_size (live->queue));
     session_runs_pump (self, live);
 }
 
@@ -283,8 +282,7 @@ s_abort_running (self_t *self, pending_t *p)
     snprintf (env.session_key, sizeof (env.session_key), "%s", p->live->key);
     mp_map_end (&w);
     if (bus_front_send (self->front, MS_RUN_ABORT, &env, w.buf.data, w.buf.size))
-        log_warn ("session", "%s: abort not sent: broker not taking it",
-                  p->run_id);
+        log_warn ("session", "%s: abort not sent: broker not taking it", p->run_id);
     mp_writer_fini (&w);
 }
 
@@ -367,7 +365,7 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
         s_handle_run (self, worker, req);
     else if (streq (type, MT_SESSION_ABORT))
         s_handle_abort (self, worker, req);
-    else if (streq (type, MT_SESSION_LIST))   //  Normally sent to session.read
+    else if (streq (type, MT_SESSION_LIST))  //  Normally sent to session.read
         session_read_list (self->store, worker, req);
     else if (streq (type, MT_SESSION_GET))
         session_read_get (self->store, worker, req);
@@ -389,13 +387,12 @@ s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
         if (bus_front_recv (self->front, 0, &msg))
             break;
         char corr[24];
-        snprintf (corr, sizeof (corr), "%llu",
-                  (unsigned long long) msg.env.corr_id);
+        snprintf (corr, sizeof (corr), "%llu", (unsigned long long) msg.env.corr_id);
         pending_t *p = msg.kind == BUS_MSG_REPLY
                            ? (pending_t *) zhashx_lookup (self->inflight, corr)
                            : NULL;
         if (!p)
-            ;   //  RUN_ABORTED, or the answer to a run we gave up on
+            ;  //  RUN_ABORTED, or the answer to a run we gave up on
         else if (msg.env.status == 200 && streq (msg.env.type, MT_RUN_RESULT))
             session_runs_on_result (self, p, msg.body.root);
         else {
@@ -433,10 +430,12 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
          p = (pending_t *) zlistx_next (due)) {
         live_t *live = p->live;
         if (p->dispatched) {
-            log_warn ("session", "%s: no result from the run actor %d ms "
-                                 "past the deadline",
+            log_warn ("session",
+                      "%s: no result from the run actor %d ms "
+                      "past the deadline",
                       p->run_id, SESSION_GRACE_MS);
-            session_runs_end_local (self, p, NULL, ENVELOPE_UNAVAILABLE, "service_unavailable",
+            session_runs_end_local (self, p, NULL, ENVELOPE_UNAVAILABLE,
+                                    "service_unavailable",
                                     "The run actor did not finish the run");
         }
         else
@@ -449,7 +448,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 
 //  ---- Life cycle -------------------------------------------------------------------------------
 
-static void s_destroy (void **state_p);
+static void
+s_destroy (void **state_p);
 
 static void *
 s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
@@ -474,8 +474,9 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     }
     int n = store_recover (self->store, session_now_ms ());
     if (n > 0)
-        log_warn ("session", "%d run(s) left open by the last stop are now "
-                             "marked interrupted",
+        log_warn ("session",
+                  "%d run(s) left open by the last stop are now "
+                  "marked interrupted",
                   n);
     self->front = bus_front_new (args->broker);
     if (!self->front) {
@@ -521,8 +522,9 @@ s_destroy (void **state_p)
     }
     zlistx_destroy (&all);
     session_runs_stats_log (self, zclock_mono (), true);
-    log_info ("session", "stopping; largest tables: %zu live sessions, %zu "
-                         "runs, %zu at the run actor (now %zu, %zu, %zu)",
+    log_info ("session",
+              "stopping; largest tables: %zu live sessions, %zu "
+              "runs, %zu at the run actor (now %zu, %zu, %zu)",
               self->peak_lives, self->peak_runs, self->peak_inflight,
               zhashx_size (self->lives), zhashx_size (self->runs),
               zhashx_size (self->inflight));
@@ -542,10 +544,8 @@ s_destroy (void **state_p)
     *state_p = NULL;
 }
 
-static const actor_def_t s_def = {.service = "session",
-                                  .create = s_create,
-                                  .handle = s_handle,
-                                  .destroy = s_destroy};
+static const actor_def_t s_def = {
+    .service = "session", .create = s_create, .handle = s_handle, .destroy = s_destroy};
 
 void
 session_actor (zsock_t *pipe, void *args)

@@ -29,13 +29,13 @@
 
 //  What the session actor reads.  Strings lent by the configuration.
 typedef struct {
-    const char *store;               //  Store URL; NULL: SQLite in state_dir
-    const char *state_dir;           //  State directory
-    int context_messages;            //  Earlier messages sent as context, at most
-    int context_chars;               //  ... and at most this many characters
-    int max_queued;                  //  Runs waiting per session; more -> 429
-    int readers;                     //  session.read actors (lists and gets)
-    int request_timeout_ms;          //  Longest run deadline a request may ask
+    const char *store;       //  Store URL; NULL: SQLite in state_dir
+    const char *state_dir;   //  State directory
+    int context_messages;    //  Earlier messages sent as context, at most
+    int context_chars;       //  ... and at most this many characters
+    int max_queued;          //  Runs waiting per session; more -> 429
+    int readers;             //  session.read actors (lists and gets)
+    int request_timeout_ms;  //  Longest run deadline a request may ask
 } session_settings_t;
 
 void

@@ -21,58 +21,58 @@
 #include "session.h"
 #include "store.h"
 
-#define SESSION_GRACE_MS 5000        //  Past a run's deadline: run actor lost
-#define SESSION_TICK_MS 250          //  Deadline checks
-#define SESSION_PAGE_MAX 1000        //  Largest page of sessions or messages
+#define SESSION_GRACE_MS 5000  //  Past a run's deadline: run actor lost
+#define SESSION_TICK_MS 250    //  Deadline checks
+#define SESSION_PAGE_MAX 1000  //  Largest page of sessions or messages
 #define SESSION_MAX_READERS 16
-#define SESSION_STATS_MS 10000       //  Store write times logged this often
-#define SESSION_STATS_RUNS 4096      //  Runs whose times a line covers, at most
+#define SESSION_STATS_MS 10000   //  Store write times logged this often
+#define SESSION_STATS_RUNS 4096  //  Runs whose times a line covers, at most
 
 typedef struct live_t live_t;
 
 //  One run from its arrival to its end.
 typedef struct {
-    live_t *live;                    //  Its session (not owned)
+    live_t *live;  //  Its session (not owned)
     char run_id[80];
-    bus_request_t origin;            //  Asking front and envelope (front/env
-                                     //  only: raw and body are not used)
-    uint8_t *body;                   //  The SESSION_RUN body (owned)
+    bus_request_t origin;  //  Asking front and envelope (front/env
+                           //  only: raw and body are not used)
+    uint8_t *body;         //  The SESSION_RUN body (owned)
     size_t body_len;
-    char model[256];                 //  As asked, or the agent's
-    int64_t deadline;                //  zclock_mono () past which: timeout
-    int64_t run_seq;                 //  Position in the session
-    char corr[24];                   //  Our RUN_START's corr id, once sent
-    bool dispatched;                 //  Went to the run actor
-    bool interrupted;                //  Aborted because the gateway stops
-    int64_t store_us;                //  Spent in the store on its arrival
+    char model[256];   //  As asked, or the agent's
+    int64_t deadline;  //  zclock_mono () past which: timeout
+    int64_t run_seq;   //  Position in the session
+    char corr[24];     //  Our RUN_START's corr id, once sent
+    bool dispatched;   //  Went to the run actor
+    bool interrupted;  //  Aborted because the gateway stops
+    int64_t store_us;  //  Spent in the store on its arrival
 } pending_t;
 
 //  A session with runs queued or going.
 struct live_t {
     char key[ENVELOPE_KEY_MAX + 1];
-    int64_t id;                      //  Store row id
-    int64_t seq;                     //  Last event seq published
-    int64_t next_run;                //  run_seq of the next arrival
-    pending_t *running;              //  At the run actor, or NULL
-    zlistx_t *queue;                 //  pending_t waiting, in arrival order
-    bool detached;                   //  Session deleted; not in lives
+    int64_t id;          //  Store row id
+    int64_t seq;         //  Last event seq published
+    int64_t next_run;    //  run_seq of the next arrival
+    pending_t *running;  //  At the run actor, or NULL
+    zlistx_t *queue;     //  pending_t waiting, in arrival order
+    bool detached;       //  Session deleted; not in lives
 };
 
 //  The last SESSION_STATS_RUNS timings of a window (us).
 typedef struct {
     uint32_t us[SESSION_STATS_RUNS];
-    size_t n;                        //  Taken in the window (may be more)
+    size_t n;  //  Taken in the window (may be more)
 } timings_t;
 
 typedef struct {
     const session_settings_t *settings;  //  Read only, not owned
-    const catalog_t *catalog;        //  Read only, not owned
-    bus_worker_t *worker;            //  Our service socket (not owned)
-    bus_front_t *front;              //  Our requests to the run actor
+    const catalog_t *catalog;            //  Read only, not owned
+    bus_worker_t *worker;                //  Our service socket (not owned)
+    bus_front_t *front;                  //  Our requests to the run actor
     store_t *store;
-    zhashx_t *lives;                 //  key -> live_t (index only)
-    zhashx_t *runs;                  //  runId -> pending_t (index only)
-    zhashx_t *inflight;              //  RUN_START corr id -> pending_t
+    zhashx_t *lives;                         //  key -> live_t (index only)
+    zhashx_t *runs;                          //  runId -> pending_t (index only)
+    zhashx_t *inflight;                      //  RUN_START corr id -> pending_t
     zactor_t *readers[SESSION_MAX_READERS];  //  session.read actors
     int n_readers;
     //  Logged every SESSION_STATS_MS (session_runs_stats_log): the
@@ -80,7 +80,7 @@ typedef struct {
     //  its end's, without the context read), and the context reads made in
     //  the arrival's transaction.
     timings_t writes, reads;
-    int64_t stats_at;                //  zclock_mono () of the next line
+    int64_t stats_at;  //  zclock_mono () of the next line
     //  Largest size each table reached, logged at stop: they must follow
     //  the sessions and runs that are live, not every one ever seen.
     size_t peak_lives, peak_runs, peak_inflight;

@@ -48,10 +48,10 @@ s_pack_session (mp_writer_t *w, const store_session_t *s)
 }
 
 typedef struct {
-    mp_writer_t items;               //  Packed items
-    int n, limit;                    //  Packed so far, page size
-    char next[64];                   //  Cursor after the last packed item
-    bool more;                       //  A row past the page exists
+    mp_writer_t items;  //  Packed items
+    int n, limit;       //  Packed so far, page size
+    char next[64];      //  Cursor after the last packed item
+    bool more;          //  A row past the page exists
 } page_t;
 
 static int
@@ -63,8 +63,8 @@ s_list_row (void *arg, const store_session_t *s)
         return 1;
     }
     s_pack_session (&pg->items, s);
-    snprintf (pg->next, sizeof (pg->next), "%lld-%lld",
-              (long long) s->updated_at, (long long) s->id);
+    snprintf (pg->next, sizeof (pg->next), "%lld-%lld", (long long) s->updated_at,
+              (long long) s->id);
     pg->n++;
     return 0;
 }
@@ -116,8 +116,7 @@ session_read_list (store_t *store, bus_worker_t *worker, bus_request_t *req)
         if (mp_copy_str (b, MK_cursor, cursor, sizeof (cursor))
             || sscanf (cursor, "%lld-%lld%c", &u, &id, &tail) != 2) {
             bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                              "cursor is not one this gateway gave out",
-                              "cursor");
+                              "cursor is not one this gateway gave out", "cursor");
             return;
         }
         q.after = true;
@@ -195,7 +194,8 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
 {
     const msgpack_object *b = req->body.root;
     char key[ENVELOPE_KEY_MAX + 1] = "";
-    if (mp_copy_str (b, MK_sessionKey, key, sizeof (key)) || !ids_session_key_valid (key)) {
+    if (mp_copy_str (b, MK_sessionKey, key, sizeof (key))
+        || !ids_session_key_valid (key)) {
         bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Invalid session key", "sessionKey");
         return;
@@ -211,8 +211,7 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
         if (mp_copy_str (b, MK_cursor, cursor, sizeof (cursor))
             || sscanf (cursor, "%lld%c", &pos, &tail) != 1 || pos < 0) {
             bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                              "cursor is not one this gateway gave out",
-                              "cursor");
+                              "cursor is not one this gateway gave out", "cursor");
             return;
         }
         after = pos;
@@ -230,8 +229,7 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
     s_pack_session_fields (&w, &s);
     int64_t id = s.id;
     mp_writer_init (&pg.items);
-    rc = store_messages (store, id, after, pg.limit + 1, s_message_row,
-                         &pg);
+    rc = store_messages (store, id, after, pg.limit + 1, s_message_row, &pg);
     if (rc < 0) {
         mp_writer_fini (&pg.items);
         mp_writer_fini (&w);

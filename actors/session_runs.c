@@ -26,8 +26,7 @@ session_runs_live_get (self_t *self, const char *key, const char *agent_id,
     if (live)
         return live;
     store_session_t row;
-    if (store_session_open (self->store, key, agent_id, channel, session_now_ms (),
-                            &row))
+    if (store_session_open (self->store, key, agent_id, channel, session_now_ms (), &row))
         return NULL;
     live = (live_t *) calloc (1, sizeof (live_t));
     if (!live)
@@ -80,17 +79,17 @@ s_emit (self_t *self, pending_t *p, const char *type, mp_writer_t *w)
 {
     char topic[BUS_MAX_TOPIC + 1];
     snprintf (topic, sizeof (topic), "%s/%s", p->live->key, type);
-    if (bus_worker_event (self->worker, p->origin.front, p->origin.front_len,
-                          topic, w->buf.data, w->buf.size))
-        log_warn ("session", "%s: %s dropped: broker not taking it", p->run_id,
-                  type);
+    if (bus_worker_event (self->worker, p->origin.front, p->origin.front_len, topic,
+                          w->buf.data, w->buf.size))
+        log_warn ("session", "%s: %s dropped: broker not taking it", p->run_id, type);
 }
 
 void
 session_runs_timing_add (timings_t *t, int64_t us)
 {
-    t->us[t->n++ % SESSION_STATS_RUNS]
-        = us < 0 ? 0 : us < UINT32_MAX ? (uint32_t) us : UINT32_MAX;
+    t->us[t->n++ % SESSION_STATS_RUNS] = us < 0            ? 0
+                                         : us < UINT32_MAX ? (uint32_t) us
+                                                           : UINT32_MAX;
 }
 
 static int
@@ -101,14 +100,15 @@ s_cmp_u32 (const void *a, const void *b)
 }
 
 static void
-s_record_end (self_t *self, pending_t *p, const store_message_t *steps,
-              size_t n_steps, const store_message_t *reply)
+s_record_end (self_t *self, pending_t *p, const store_message_t *steps, size_t n_steps,
+              const store_message_t *reply)
 {
     int64_t t0 = zclock_usecs ();
-    if (store_run_end (self->store, p->live->id, p->run_seq, steps, n_steps,
-                       reply, p->live->seq, session_now_ms ()))
-        log_error ("session", "%s: could not record the end of the run "
-                              "(%s); it will read as interrupted",
+    if (store_run_end (self->store, p->live->id, p->run_seq, steps, n_steps, reply,
+                       p->live->seq, session_now_ms ()))
+        log_error ("session",
+                   "%s: could not record the end of the run "
+                   "(%s); it will read as interrupted",
                    p->run_id, reply->finish_reason);
     session_runs_timing_add (&self->writes, p->store_us + zclock_usecs () - t0);
 }
@@ -139,9 +139,10 @@ session_runs_stats_log (self_t *self, int64_t now, bool final)
     size_t n = s_timings_sort (&self->writes);
     size_t r = s_timings_sort (&self->reads);
     const uint32_t *w = self->writes.us, *c = self->reads.us;
-    log_info ("session", "%zu runs recorded in %s%d s; store writes per run: "
-                         "median %u us, p99 %u us, max %u us; %zu context reads: "
-                         "median %u us, p99 %u us",
+    log_info ("session",
+              "%zu runs recorded in %s%d s; store writes per run: "
+              "median %u us, p99 %u us, max %u us; %zu context reads: "
+              "median %u us, p99 %u us",
               self->writes.n, final ? "up to " : "", SESSION_STATS_MS / 1000,
               w[(n - 1) / 2], w[(n - 1) * 99 / 100], w[n - 1], self->reads.n,
               r ? c[(r - 1) / 2] : 0, r ? c[(r - 1) * 99 / 100] : 0);
@@ -167,8 +168,10 @@ session_runs_end_local (self_t *self, pending_t *p, const char *finish, int stat
         free (text);
         cJSON_Delete (e);
     }
-    store_message_t reply = {.role = "assistant", .content = "",
-                             .run_id = p->run_id, .created_at = session_now_ms (),
+    store_message_t reply = {.role = "assistant",
+                             .content = "",
+                             .run_id = p->run_id,
+                             .created_at = session_now_ms (),
                              .model = p->model,
                              .finish_reason = finish ? finish : "error",
                              .error = finish ? NULL : error};
@@ -225,8 +228,10 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
     mp_get_int (b, MK_seq, &seq);
     live->seq = seq > live->seq ? seq : live->seq + 1;
     bool done = streq (event, MN_CHAT_DONE);
-    store_message_t reply = {.role = "assistant", .content = "",
-                             .run_id = p->run_id, .created_at = session_now_ms (),
+    store_message_t reply = {.role = "assistant",
+                             .content = "",
+                             .run_id = p->run_id,
+                             .created_at = session_now_ms (),
                              .model = model[0] ? model : p->model,
                              .finish_reason = done ? finish : "error"};
     size_t len = 0;
@@ -256,12 +261,10 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
     //  The tool rounds, if the run had any: copies, as the store wants
     //  NUL-terminated text.
     const msgpack_object *steps = mp_get (b, MK_steps);
-    size_t n_steps = steps && steps->type == MSGPACK_OBJECT_ARRAY
-                         ? steps->via.array.size
-                         : 0;
-    store_message_t *step = n_steps ? (store_message_t *) calloc (
-                                          n_steps, sizeof (store_message_t))
-                                    : NULL;
+    size_t n_steps =
+        steps && steps->type == MSGPACK_OBJECT_ARRAY ? steps->via.array.size : 0;
+    store_message_t *step =
+        n_steps ? (store_message_t *) calloc (n_steps, sizeof (store_message_t)) : NULL;
     char **owned = n_steps ? (char **) calloc (n_steps * 4, sizeof (char *)) : NULL;
     if (!step || !owned)
         n_steps = 0;
@@ -280,11 +283,14 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
         }
         const char *call_id = mp_get_str (m, "tool_call_id", &sl);
         owned[4 * i + 3] = call_id ? strndup (call_id, sl) : NULL;
-        step[i] = (store_message_t) {
-            .role = owned[4 * i], .content = owned[4 * i + 1],
-            .content_len = owned[4 * i + 1] ? strlen (owned[4 * i + 1]) : 0,
-            .run_id = p->run_id, .created_at = reply.created_at,
-            .tool_calls = owned[4 * i + 2], .tool_call_id = owned[4 * i + 3]};
+        step[i] = (store_message_t){.role = owned[4 * i],
+                                    .content = owned[4 * i + 1],
+                                    .content_len =
+                                        owned[4 * i + 1] ? strlen (owned[4 * i + 1]) : 0,
+                                    .run_id = p->run_id,
+                                    .created_at = reply.created_at,
+                                    .tool_calls = owned[4 * i + 2],
+                                    .tool_call_id = owned[4 * i + 3]};
     }
     s_record_end (self, p, step, n_steps, &reply);
     for (size_t i = 0; owned && i < n_steps * 4; i++)
@@ -295,8 +301,7 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
     free (error);
     //  The event is the run actor's body with our seq and without "event".
     static const char *const skip[] = {"event", "seq", NULL};
-    static const char *const skip_finish[] = {"event", "seq", "finishReason",
-                                              NULL};
+    static const char *const skip_finish[] = {"event", "seq", "finishReason", NULL};
     mp_writer_t w;
     mp_writer_init (&w);
     mp_map_begin (&w);
@@ -314,8 +319,8 @@ session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
 //  ---- Dispatch to the run actor ----------------------------------------------------------
 
 typedef struct {
-    int64_t budget;                  //  Characters left
-    char **roles, **texts;           //  Collected, newest first (owned)
+    int64_t budget;         //  Characters left
+    char **roles, **texts;  //  Collected, newest first (owned)
     size_t *lens;
     int n, cap;
 } context_t;
@@ -325,10 +330,10 @@ s_context_add (void *arg, const store_message_t *m)
 {
     context_t *c = (context_t *) arg;
     if (!m->content_len && !strcmp (m->role, "assistant"))
-        return 0;   //  Tool calls alone: no text to give back
+        return 0;  //  Tool calls alone: no text to give back
     int64_t chars = session_chars (m->content, m->content_len);
     if (chars > c->budget)
-        return 1;   //  Newest kept: stop at the first that does not fit
+        return 1;  //  Newest kept: stop at the first that does not fit
     if (c->n == c->cap) {
         int cap = c->cap ? c->cap * 2 : 16;
         char **r = (char **) realloc (c->roles, cap * sizeof (char *));
@@ -374,8 +379,7 @@ s_context_fini (context_t *c)
 //  Packs "messages": the session's context (oldest first) and the new user
 //  message, or the conversation the client sent whole.
 static void
-s_pack_messages (self_t *self, pending_t *p, const msgpack_object *b,
-                 mp_writer_t *w)
+s_pack_messages (self_t *self, pending_t *p, const msgpack_object *b, mp_writer_t *w)
 {
     mp_key (w, MK_messages);
     const msgpack_object *given = mp_get (b, MK_messages);
@@ -387,11 +391,12 @@ s_pack_messages (self_t *self, pending_t *p, const msgpack_object *b,
     const char *text = mp_get_str (b, MK_message, &len);
     context_t c = {.budget = self->settings->context_chars - session_chars (text, len)};
     if (self->settings->context_messages > 0 && c.budget > 0
-        && store_context (self->store, p->live->id,
-                          self->settings->context_messages, s_context_add, &c)
+        && store_context (self->store, p->live->id, self->settings->context_messages,
+                          s_context_add, &c)
                < 0)
-        log_warn ("session", "%s: context unavailable, sending the message "
-                             "alone",
+        log_warn ("session",
+                  "%s: context unavailable, sending the message "
+                  "alone",
                   p->run_id);
     msgpack_pack_array (&w->pk, (size_t) c.n + 1);
     for (int i = c.n - 1; i >= 0; i--) {
@@ -418,8 +423,8 @@ session_runs_start_body (self_t *self, pending_t *p, int64_t left, mp_writer_t *
         mp_reader_fini (&rd);
         return -1;
     }
-    static const char *const skip[] = {"message", "messages", "channel",
-                                       "timeoutMs", NULL};
+    static const char *const skip[] = {"message", "messages", "channel", "timeoutMs",
+                                       NULL};
     mp_map_begin (w);
     session_pack_map_except (w, rd.root, skip);
     s_pack_messages (self, p, rd.root, w);
@@ -443,18 +448,17 @@ session_runs_start_send (self_t *self, pending_t *p, int64_t left, const mp_writ
     snprintf (env.session_key, sizeof (env.session_key), "%s", live->key);
     env.timeout_ms = left;
     if (bus_front_send (self->front, MS_RUN_START, &env, w->buf.data, w->buf.size)) {
-        session_runs_end_local (self, p, NULL, ENVELOPE_UNAVAILABLE, "service_unavailable",
+        session_runs_end_local (self, p, NULL, ENVELOPE_UNAVAILABLE,
+                                "service_unavailable",
                                 "The broker is not taking requests");
         return;
     }
-    snprintf (p->corr, sizeof (p->corr), "%llu",
-              (unsigned long long) env.corr_id);
+    snprintf (p->corr, sizeof (p->corr), "%llu", (unsigned long long) env.corr_id);
     zhashx_insert (self->inflight, p->corr, p);
     session_peak (&self->peak_inflight, self->inflight);
     p->dispatched = true;
     live->running = p;
-    log_debug ("session", "%s on %s sent to the run actor", p->run_id,
-               live->key);
+    log_debug ("session", "%s on %s sent to the run actor", p->run_id, live->key);
 }
 
 //  Sends p to the run actor, or ends it if it can no longer run.
@@ -469,7 +473,8 @@ s_dispatch (self_t *self, pending_t *p)
     mp_writer_t w;
     mp_writer_init (&w);
     if (session_runs_start_body (self, p, left, &w))
-        session_runs_end_local (self, p, NULL, ENVELOPE_INTERNAL, "internal_error", "Run body lost");
+        session_runs_end_local (self, p, NULL, ENVELOPE_INTERNAL, "internal_error",
+                                "Run body lost");
     else
         session_runs_start_send (self, p, left, &w);
     mp_writer_fini (&w);

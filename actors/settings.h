@@ -19,15 +19,15 @@
 
 //  How actors keep their registration with the broker alive.
 typedef struct {
-    int heartbeat_ms;                //  Heartbeat interval
-    int liveness;                    //  Missed heartbeats before a peer is dead
+    int heartbeat_ms;  //  Heartbeat interval
+    int liveness;      //  Missed heartbeats before a peer is dead
 } actor_bus_settings_t;
 
-typedef struct actor_settings actor_settings_t;     //  Also in actor.h
+typedef struct actor_settings actor_settings_t;  //  Also in actor.h
 
 struct actor_settings {
     actor_bus_settings_t bus;
-    catalog_t catalog;               //  Providers, models, agents
+    catalog_t catalog;  //  Providers, models, agents
     run_settings_t run;
     session_settings_t session;
     browser_settings_t browser;

@@ -25,22 +25,22 @@
 static const unsigned char s_bom[3] = {0xef, 0xbb, 0xbf};
 
 typedef struct {
-    char *data;                      //  Owned bytes, NULL until first used
-    size_t size;                     //  Bytes in use
-    size_t cap;                      //  Bytes allocated
+    char *data;   //  Owned bytes, NULL until first used
+    size_t size;  //  Bytes in use
+    size_t cap;   //  Bytes allocated
 } s_buf_t;
 
 struct sse_parser_t {
-    size_t max_event;                //  Bound on data plus the current line
-    sse_event_fn *fn;                //  Called for each dispatched event
-    void *arg;                       //  Passed to fn, not owned
-    s_buf_t line;                    //  Line cut by the end of a feed
-    s_buf_t data;                    //  Data lines so far, each ending in LF
-    s_buf_t name;                    //  Event name, NUL-terminated if size
-    bool skip_lf;                    //  Last line ended in CR: drop one LF
-    bool at_start;                   //  No byte of the stream parsed yet
-    size_t bom_seen;                 //  Leading BOM bytes matched so far
-    bool failed;                     //  Error state, until sse_parser_reset
+    size_t max_event;  //  Bound on data plus the current line
+    sse_event_fn *fn;  //  Called for each dispatched event
+    void *arg;         //  Passed to fn, not owned
+    s_buf_t line;      //  Line cut by the end of a feed
+    s_buf_t data;      //  Data lines so far, each ending in LF
+    s_buf_t name;      //  Event name, NUL-terminated if size
+    bool skip_lf;      //  Last line ended in CR: drop one LF
+    bool at_start;     //  No byte of the stream parsed yet
+    size_t bom_seen;   //  Leading BOM bytes matched so far
+    bool failed;       //  Error state, until sse_parser_reset
 };
 
 //  Makes room for need bytes in buf.  Sizes double from SSE_MIN_BUFFER but
@@ -118,7 +118,7 @@ s_dispatch (sse_parser_t *self)
         return 0;
     }
     size_t data_len = self->data.size - 1;
-    self->data.data[data_len] = 0;   //  Overwrites the last LF
+    self->data.data[data_len] = 0;  //  Overwrites the last LF
     const char *event = self->name.size ? self->name.data : "message";
     self->data.size = 0;
     self->name.size = 0;
@@ -134,7 +134,7 @@ s_line (sse_parser_t *self, const char *line, size_t len)
     if (len == 0)
         return s_dispatch (self);
     if (line[0] == ':')
-        return 0;                    //  Comment, often a keep-alive
+        return 0;  //  Comment, often a keep-alive
 
     const char *colon = (const char *) memchr (line, ':', len);
     size_t field_len = colon ? (size_t) (colon - line) : len;
@@ -283,8 +283,7 @@ sse_parser_finish (sse_parser_t *self)
     assert (self);
     if (self->failed)
         return 1;
-    int truncated = self->line.size > 0 || self->data.size > 0
-                    || self->name.size > 0
+    int truncated = self->line.size > 0 || self->data.size > 0 || self->name.size > 0
                     || (self->at_start && self->bom_seen > 0);
     s_clear (self);
     return truncated;

@@ -34,48 +34,48 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_POS_RUN 65536          //  Positions per run
+#define STORE_POS_RUN 65536  //  Positions per run
 
 typedef struct store_t store_t;
 
 typedef struct {
-    int64_t id;                      //  Backend row id
-    const char *key;                 //  sessionKey
-    const char *agent_id;            //  Agent of the first run
-    const char *channel;             //  "api", "openai", a channel id, ...
-    int64_t created_at;              //  Unix ms
-    int64_t updated_at;              //  Unix ms of the last message
-    int64_t message_count;           //  Messages stored
-    int64_t last_seq;                //  Last event seq published for it
-    int64_t next_run;                //  run_seq the next run gets
+    int64_t id;             //  Backend row id
+    const char *key;        //  sessionKey
+    const char *agent_id;   //  Agent of the first run
+    const char *channel;    //  "api", "openai", a channel id, ...
+    int64_t created_at;     //  Unix ms
+    int64_t updated_at;     //  Unix ms of the last message
+    int64_t message_count;  //  Messages stored
+    int64_t last_seq;       //  Last event seq published for it
+    int64_t next_run;       //  run_seq the next run gets
 } store_session_t;
 
 typedef struct {
-    int64_t pos;                     //  Order in the session (see above)
-    const char *role;                //  user | assistant | tool | system
-    const char *content;             //  Text (may be empty, never NULL)
+    int64_t pos;          //  Order in the session (see above)
+    const char *role;     //  user | assistant | tool | system
+    const char *content;  //  Text (may be empty, never NULL)
     size_t content_len;
-    const char *run_id;              //  Run it belongs to
-    int64_t created_at;              //  Unix ms
+    const char *run_id;  //  Run it belongs to
+    int64_t created_at;  //  Unix ms
     //  Replies only (NULL / 0 otherwise).
-    const char *model;               //  Model that answered
-    const char *finish_reason;       //  stop|length|tool_calls|aborted|
-                                     //  timeout|error|interrupted
+    const char *model;          //  Model that answered
+    const char *finish_reason;  //  stop|length|tool_calls|aborted|
+                                //  timeout|error|interrupted
     int64_t prompt_tokens;
     int64_t completion_tokens;
-    const char *tool_calls;          //  OpenAI tool_calls as JSON text
-    const char *tool_call_id;        //  Tool messages: the call answered
-    const char *error;               //  Failed runs: {code,message} JSON
+    const char *tool_calls;    //  OpenAI tool_calls as JSON text
+    const char *tool_call_id;  //  Tool messages: the call answered
+    const char *error;         //  Failed runs: {code,message} JSON
 } store_message_t;
 
 //  Filters and cursor of store_session_list.  NULL filters match all.
 typedef struct {
     const char *channel;
     const char *agent_id;
-    bool after;                      //  Resume after (updated_at, id) below
+    bool after;  //  Resume after (updated_at, id) below
     int64_t after_updated;
     int64_t after_id;
-    int limit;                       //  Rows wanted (1..)
+    int limit;  //  Rows wanted (1..)
 } store_query_t;
 
 //  Callbacks return 0 to go on, non-zero to stop early.
@@ -147,8 +147,8 @@ store_session_delete (store_t *self, const char *key);
 //  above), and the session's counters (next_run = run_seq + 1,
 //  message_count).  updated_at moves when the run ends.  Returns 0 or -1.
 int
-store_run_begin (store_t *self, int64_t session_id, const char *run_id,
-                 int64_t run_seq, const store_message_t *user, int64_t now);
+store_run_begin (store_t *self, int64_t session_id, const char *run_id, int64_t run_seq,
+                 const store_message_t *user, int64_t now);
 
 //  Records the end of run run_seq of session_id in one transaction: its
 //  tool rounds (n_steps messages: assistant turns with tool_calls and tool
@@ -159,8 +159,8 @@ store_run_begin (store_t *self, int64_t session_id, const char *run_id,
 //  Returns 0 or -1.
 int
 store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
-               const store_message_t *steps, size_t n_steps,
-               const store_message_t *reply, int64_t last_seq, int64_t now);
+               const store_message_t *steps, size_t n_steps, const store_message_t *reply,
+               int64_t last_seq, int64_t now);
 
 //  Marks every run still open as interrupted (crash or shutdown mid-run),
 //  each with an empty reply whose finish_reason is "interrupted".  Returns
@@ -179,7 +179,7 @@ store_messages (store_t *self, int64_t session_id, int64_t after, int limit,
 //  (non-zero from fn) once its character budget is spent.  Returns rows
 //  visited or -1.
 int
-store_context (store_t *self, int64_t session_id, int limit,
-               store_message_fn *fn, void *arg);
+store_context (store_t *self, int64_t session_id, int limit, store_message_fn *fn,
+               void *arg);
 
 #endif

@@ -58,10 +58,9 @@ const char *const store_sqlite_sql[Q_COUNT] = {
     [Q_RUN_CLOSE] =
         "UPDATE messages SET run_status = ?, in_context = ? WHERE session_id = ? "
         "AND pos = ? AND run_status = 'open'",
-    [Q_RUNS_OPEN] =
-        "SELECT m.session_id, m.pos, m.run_id FROM sessions s CROSS JOIN "
-        "messages m ON m.session_id = s.id WHERE s.open_runs > 0 AND "
-        "m.run_status = 'open'",
+    [Q_RUNS_OPEN] = "SELECT m.session_id, m.pos, m.run_id FROM sessions s CROSS JOIN "
+                    "messages m ON m.session_id = s.id WHERE s.open_runs > 0 AND "
+                    "m.run_status = 'open'",
     [Q_MESSAGE_INSERT] =
         "INSERT INTO messages (id, session_id, pos, role, content, run_id, "
         "created_at, model, finish_reason, prompt_tokens, completion_tokens, "
@@ -238,8 +237,8 @@ s_read_message (sqlite3_stmt *st, store_message_t *m)
 static int64_t
 s_message_id (int64_t session_id, int64_t number)
 {
-    if (session_id <= 0 || session_id >= (INT64_C (1) << (62 - S_MSG_BITS))
-        || number < 0 || number >= (INT64_C (1) << S_MSG_BITS))
+    if (session_id <= 0 || session_id >= (INT64_C (1) << (62 - S_MSG_BITS)) || number < 0
+        || number >= (INT64_C (1) << S_MSG_BITS))
         return 0;
     return (session_id << S_MSG_BITS) + number;
 }
@@ -252,8 +251,7 @@ s_overflow_id (store_t *self)
 {
     sqlite3_stmt *st = NULL;
     int64_t top = 0;
-    if (sqlite3_prepare_v2 (self->db, "SELECT max (id) FROM messages", -1, &st,
-                            NULL)
+    if (sqlite3_prepare_v2 (self->db, "SELECT max (id) FROM messages", -1, &st, NULL)
             == SQLITE_OK
         && sqlite3_step (st) == SQLITE_ROW)
         top = sqlite3_column_int64 (st, 0);
@@ -268,8 +266,7 @@ s_overflow_id (store_t *self)
 //  a taken rowid: the message then goes above every session's range.
 static int
 s_insert_message (store_t *self, int64_t id, int64_t session_id, int64_t pos,
-                  const store_message_t *m, bool in_context,
-                  const char *run_status)
+                  const store_message_t *m, bool in_context, const char *run_status)
 {
     sqlite3_stmt *st = s_stmt (self, Q_MESSAGE_INSERT);
     bool own = id > 0;
@@ -299,7 +296,8 @@ s_insert_message (store_t *self, int64_t id, int64_t session_id, int64_t pos,
     sqlite3_reset (st);
     if (rc == SQLITE_CONSTRAINT && own
         && sqlite3_extended_errcode (self->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        log_warn ("store", "%s: message id %lld of session %lld is taken (its "
+        log_warn ("store",
+                  "%s: message id %lld of session %lld is taken (its "
                   "message count is off); placed elsewhere",
                   self->path, (long long) id, (long long) session_id);
         id = s_overflow_id (self);
@@ -318,8 +316,7 @@ s_insert_message (store_t *self, int64_t id, int64_t session_id, int64_t pos,
 //  message count: the count after it, or -1 (logged as what; no row, a
 //  session deleted meanwhile, is -1 too).
 static int64_t
-s_update_count (store_t *self, sqlite3_stmt *st, int64_t session_id,
-                const char *what)
+s_update_count (store_t *self, sqlite3_stmt *st, int64_t session_id, const char *what)
 {
     if (s_step_done (self, st, what))
         return -1;
@@ -350,8 +347,7 @@ store_session_get (store_t *self, const char *key, store_session_t *out)
     //  one left open (on an idle reader, or after a refused run) pins the
     //  WAL, which then cannot restart (see s_checkpointer in store_sqlite_open.c).
     s_read_session (st, out);
-    const char *text[3] = {out->key ? out->key : "",
-                           out->agent_id ? out->agent_id : "",
+    const char *text[3] = {out->key ? out->key : "", out->agent_id ? out->agent_id : "",
                            out->channel ? out->channel : ""};
     size_t len[3], need = 0;
     for (int i = 0; i < 3; i++)
@@ -417,10 +413,8 @@ store_session_list (store_t *self, const store_query_t *q, store_session_fn *fn,
                   "ORDER BY updated_at DESC, id DESC LIMIT ?",
                   q->channel ? " AND channel = ?" : "",
                   q->agent_id ? " AND agent_id = ?" : "",
-                  q->after ? " AND (updated_at, id) < (?, ?)"
-                           : "");
-        if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                &st, NULL)
+                  q->after ? " AND (updated_at, id) < (?, ?)" : "");
+        if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL)
             != SQLITE_OK)
             return s_fail (self, "prepare session list");
         self->list[variant] = st;
@@ -482,8 +476,8 @@ store_session_delete (store_t *self, const char *key)
 //  ---- Runs ------------------------------------------------------------------------------------
 
 int
-store_run_begin (store_t *self, int64_t session_id, const char *run_id,
-                 int64_t run_seq, const store_message_t *user, int64_t now)
+store_run_begin (store_t *self, int64_t session_id, const char *run_id, int64_t run_seq,
+                 const store_message_t *user, int64_t now)
 {
     if (s_begin (self))
         return -1;
@@ -524,8 +518,8 @@ s_counts_as_context (const store_message_t *reply)
 
 int
 store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
-               const store_message_t *steps, size_t n_steps,
-               const store_message_t *reply, int64_t last_seq, int64_t now)
+               const store_message_t *steps, size_t n_steps, const store_message_t *reply,
+               int64_t last_seq, int64_t now)
 {
     if (s_begin (self))
         return -1;
@@ -606,16 +600,16 @@ store_recover (store_t *self, int64_t now)
     sqlite3_reset (st);
     int done = 0;
     for (size_t i = 0; i < n; i++) {
-        store_message_t reply = {.role = "assistant", .content = "",
-                                 .run_id = open[i].run_id[0] ? open[i].run_id
-                                                             : NULL,
+        store_message_t reply = {.role = "assistant",
+                                 .content = "",
+                                 .run_id = open[i].run_id[0] ? open[i].run_id : NULL,
                                  .created_at = now,
                                  .finish_reason = "interrupted",
                                  .error = "{\"code\":\"service_unavailable\","
                                           "\"message\":\"The gateway stopped "
                                           "during the run\"}"};
-        if (store_run_end (self, open[i].session_id, open[i].run_seq, NULL, 0,
-                           &reply, 0, now)
+        if (store_run_end (self, open[i].session_id, open[i].run_seq, NULL, 0, &reply, 0,
+                           now)
             == 0)
             done++;
     }
@@ -653,8 +647,8 @@ store_messages (store_t *self, int64_t session_id, int64_t after, int limit,
 }
 
 int
-store_context (store_t *self, int64_t session_id, int limit,
-               store_message_fn *fn, void *arg)
+store_context (store_t *self, int64_t session_id, int limit, store_message_fn *fn,
+               void *arg)
 {
     sqlite3_stmt *st = s_stmt (self, Q_CONTEXT);
     sqlite3_bind_int64 (st, 1, session_id);

@@ -17,51 +17,60 @@
 
 #include "store.h"
 
-#define S_SESSION_COLS                                                        \
-    "id, session_key, agent_id, channel, created_at, updated_at, "            \
+#define S_SESSION_COLS                                                                   \
+    "id, session_key, agent_id, channel, created_at, updated_at, "                       \
     "message_count, last_seq, next_run"
-#define S_MESSAGE_COLS                                                        \
-    "pos, role, content, run_id, created_at, model, finish_reason, "          \
+#define S_MESSAGE_COLS                                                                   \
+    "pos, role, content, run_id, created_at, model, finish_reason, "                     \
     "prompt_tokens, completion_tokens, tool_calls, tool_call_id, error"
 
 enum {
-    Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    Q_SESSION_INSERT, Q_SESSION_GET, Q_SESSION_DELETE,
-    Q_SESSION_MESSAGES_DELETE, Q_SESSION_BUMP, Q_SESSION_END, Q_SESSION_COUNT,
-    Q_RUN_CLOSE, Q_RUNS_OPEN,
-    Q_MESSAGE_INSERT, Q_MESSAGES, Q_CONTEXT,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_SESSION_INSERT,
+    Q_SESSION_GET,
+    Q_SESSION_DELETE,
+    Q_SESSION_MESSAGES_DELETE,
+    Q_SESSION_BUMP,
+    Q_SESSION_END,
+    Q_SESSION_COUNT,
+    Q_RUN_CLOSE,
+    Q_RUNS_OPEN,
+    Q_MESSAGE_INSERT,
+    Q_MESSAGES,
+    Q_CONTEXT,
     Q_COUNT
 };
-
 
 //  Session lists: one statement per filter combination (channel, agent,
 //  cursor), so each can use its index.
 #define S_LIST_VARIANTS 8
 
 struct store_t {
-    sqlite3 *db;                             //  The connection
-    sqlite3_stmt *q[Q_COUNT];                //  Prepared statements
-    sqlite3_stmt *list[S_LIST_VARIANTS];     //  Made on first use
-    char path[4096];                         //  File, for logs
+    sqlite3 *db;                          //  The connection
+    sqlite3_stmt *q[Q_COUNT];             //  Prepared statements
+    sqlite3_stmt *list[S_LIST_VARIANTS];  //  Made on first use
+    char path[4096];                      //  File, for logs
     //  The writer's checkpointer: WAL checkpoints fsync, so they run on a
     //  thread of their own (own connection) instead of inside a commit,
     //  where SQLite's auto-checkpoint would put a ~10 ms stall every 1000
     //  pages into some run's write path.
     pthread_t ckpt_thread;
-    sqlite3 *ckpt_db;                //  The checkpointer's own connection
+    sqlite3 *ckpt_db;  //  The checkpointer's own connection
     pthread_mutex_t ckpt_lock;
     pthread_cond_t ckpt_cond;
-    pthread_cond_t ckpt_done;        //  A RESTART ended (ckpt_restarting)
+    pthread_cond_t ckpt_done;  //  A RESTART ended (ckpt_restarting)
     bool ckpt_running, ckpt_stop;
-    bool ckpt_wanted;                //  The writer added S_WAL_COPY_FRAMES
-    _Atomic bool ckpt_restarting;    //  A RESTART runs: the writer waits
-    int hook_frames;                 //  WAL length at the last wake (writer's)
-    char *row;                       //  store_session_get's strings (lent)
+    bool ckpt_wanted;              //  The writer added S_WAL_COPY_FRAMES
+    _Atomic bool ckpt_restarting;  //  A RESTART runs: the writer waits
+    int hook_frames;               //  WAL length at the last wake (writer's)
+    char *row;                     //  store_session_get's strings (lent)
     size_t row_cap;
-    bool batch;                      //  store_batch_begin's transaction is open
-    bool batch_failed;               //  A call inside it failed: roll back
-    int64_t last_stamp;              //  Last updated_at written (s_stamp,
-                                     //  store_sqlite.c)
+    bool batch;          //  store_batch_begin's transaction is open
+    bool batch_failed;   //  A call inside it failed: roll back
+    int64_t last_stamp;  //  Last updated_at written (s_stamp,
+                         //  store_sqlite.c)
 };
 
 #define S_CHECKPOINT_MS 500

@@ -171,11 +171,9 @@ s_version (store_t *self)
 {
     sqlite3_stmt *st = NULL;
     int version = -1;
-    if (sqlite3_prepare_v2 (self->db, "SELECT version FROM schema_version", -1,
-                            &st, NULL)
+    if (sqlite3_prepare_v2 (self->db, "SELECT version FROM schema_version", -1, &st, NULL)
         == SQLITE_OK) {
-        version = sqlite3_step (st) == SQLITE_ROW ? sqlite3_column_int (st, 0)
-                                                  : 0;
+        version = sqlite3_step (st) == SQLITE_ROW ? sqlite3_column_int (st, 0) : 0;
         sqlite3_finalize (st);
     }
     return version;
@@ -205,8 +203,7 @@ s_migrate (store_t *self, char *err, size_t errlen)
                   "DELETE FROM schema_version; "
                   "INSERT INTO schema_version (version) VALUES (%d);",
                   v + 1);
-        if (sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, &msg)
-            != SQLITE_OK)
+        if (sqlite3_exec (self->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
             goto fail;
         //  Another process may have migrated while we waited for the lock.
         if (s_version (self) > v) {
@@ -219,8 +216,7 @@ s_migrate (store_t *self, char *err, size_t errlen)
             sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
             goto fail;
         }
-        log_info ("store", "%s: migrated to schema version %d", self->path,
-                  v + 1);
+        log_info ("store", "%s: migrated to schema version %d", self->path, v + 1);
     }
     return 0;
 fail:
@@ -253,7 +249,7 @@ s_wal_hook (void *arg, sqlite3 *db, const char *name, int frames)
     (void) name;
     store_t *self = (store_t *) arg;
     if (frames < self->hook_frames)
-        self->hook_frames = 0;          //  Rewound
+        self->hook_frames = 0;  //  Rewound
     //  Frames added since the last wake, not the WAL's length: a long WAL
     //  stays long until it is rewound, and waking on every commit then
     //  would run checkpoints (and their fsyncs) back to back.
@@ -283,8 +279,7 @@ s_checkpointer_open (const char *path)
         //  reports a log of -1 frames.  This one never reads anything else,
         //  so read the mode now (it was not: the WAL grew without bound,
         //  never copied back).
-        || sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg)
-               != SQLITE_OK) {
+        || sqlite3_exec (db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg) != SQLITE_OK) {
         log_error ("store", "%s: checkpointer: %s", path,
                    msg ? msg : sqlite3_errmsg (db));
         sqlite3_free (msg);
@@ -303,7 +298,7 @@ s_checkpointer (void *arg)
 {
     store_t *self = (store_t *) arg;
     pthread_setname_np (pthread_self (), "cg-checkpoint");
-    sqlite3 *db = self->ckpt_db;     //  Opened by s_checkpointer_open
+    sqlite3 *db = self->ckpt_db;  //  Opened by s_checkpointer_open
     int restart_skip = 0;
     pthread_mutex_lock (&self->ckpt_lock);
     while (!self->ckpt_stop) {
@@ -316,12 +311,12 @@ s_checkpointer (void *arg)
         }
         while (!self->ckpt_stop && !self->ckpt_wanted)
             if (pthread_cond_timedwait (&self->ckpt_cond, &self->ckpt_lock, &until))
-                break;      //  The round is due
+                break;  //  The round is due
         self->ckpt_wanted = false;
         pthread_mutex_unlock (&self->ckpt_lock);
         int wal = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                            &wal, &done);
+        int rc =
+            sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal, &done);
         if (rc == SQLITE_BUSY)
             log_debug ("store", "checkpoint: busy, next round");
         else if (rc != SQLITE_OK)
@@ -339,8 +334,8 @@ s_checkpointer (void *arg)
         else if (wal >= S_WAL_RESTART_FRAMES) {
             int64_t started = s_usecs ();
             atomic_store (&self->ckpt_restarting, true);
-            rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_RESTART,
-                                            &wal, &done);
+            rc = sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_RESTART, &wal,
+                                            &done);
             pthread_mutex_lock (&self->ckpt_lock);
             atomic_store (&self->ckpt_restarting, false);
             pthread_cond_broadcast (&self->ckpt_done);
@@ -348,7 +343,8 @@ s_checkpointer (void *arg)
             int64_t took = s_usecs () - started;
             if (rc != SQLITE_OK) {
                 //  A reader holds the WAL (a long read, a backup, a shell).
-                log_warn ("store", "restart checkpoint (%lld us): %s; retrying in %d rounds",
+                log_warn ("store",
+                          "restart checkpoint (%lld us): %s; retrying in %d rounds",
                           (long long) took, sqlite3_errmsg (db), S_RESTART_BACKOFF);
                 restart_skip = S_RESTART_BACKOFF;
             }
@@ -364,7 +360,8 @@ s_checkpointer (void *arg)
     return NULL;
 }
 
-static store_t *s_open (const char *url, bool writer, char *err, size_t errlen);
+static store_t *
+s_open (const char *url, bool writer, char *err, size_t errlen);
 
 store_t *
 store_open (const char *url, char *err, size_t errlen)
@@ -413,8 +410,7 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
     }
     s_make_parent (self->path);
     if (sqlite3_open_v2 (self->path, &self->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                             | SQLITE_OPEN_NOMUTEX,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                          store_vfs_name ())
         != SQLITE_OK) {
         snprintf (err, errlen, "store %s: %s", self->path,
@@ -445,45 +441,43 @@ s_open (const char *url, bool writer, char *err, size_t errlen)
     if (writer && s_migrate (self, err, errlen))
         goto fail;
     if (!writer && s_version (self) != S_VERSION) {
-        snprintf (err, errlen, "store %s: schema version %d, expected %d",
-                  self->path, s_version (self), S_VERSION);
+        snprintf (err, errlen, "store %s: schema version %d, expected %d", self->path,
+                  s_version (self), S_VERSION);
         goto fail;
     }
     for (int i = 0; i < Q_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, store_sqlite_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                                &self->q[i], NULL)
+        if (sqlite3_prepare_v3 (self->db, store_sqlite_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &self->q[i], NULL)
             != SQLITE_OK) {
-            snprintf (err, errlen, "store %s: %s", self->path,
-                      sqlite3_errmsg (self->db));
+            snprintf (err, errlen, "store %s: %s", self->path, sqlite3_errmsg (self->db));
             goto fail;
         }
     if (writer) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2 (self->db, "SELECT max(updated_at) FROM sessions", -1,
-                                &st, NULL)
+        if (sqlite3_prepare_v2 (self->db, "SELECT max(updated_at) FROM sessions", -1, &st,
+                                NULL)
                 == SQLITE_OK
             && sqlite3_step (st) == SQLITE_ROW)
             self->last_stamp = sqlite3_column_int64 (st, 0);
         sqlite3_finalize (st);
         sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
         //  A rewound WAL is cut back to this size (S_WAL_RESTART_FRAMES).
-        sqlite3_exec (self->db, "PRAGMA journal_size_limit=" S_WAL_LIMIT, NULL,
-                      NULL, NULL);
+        sqlite3_exec (self->db, "PRAGMA journal_size_limit=" S_WAL_LIMIT, NULL, NULL,
+                      NULL);
         pthread_mutex_init (&self->ckpt_lock, NULL);
         pthread_cond_init (&self->ckpt_cond, NULL);
         pthread_cond_init (&self->ckpt_done, NULL);
         self->ckpt_db = s_checkpointer_open (self->path);
-        self->ckpt_running
-            = self->ckpt_db
-              && pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self) == 0;
+        self->ckpt_running =
+            self->ckpt_db
+            && pthread_create (&self->ckpt_thread, NULL, s_checkpointer, self) == 0;
         if (self->ckpt_running)
             sqlite3_wal_hook (self->db, s_wal_hook, self);
         if (!self->ckpt_running) {
             //  No thread: let SQLite checkpoint inside commits after all.
             sqlite3_close (self->ckpt_db);
             self->ckpt_db = NULL;
-            sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL,
-                          NULL);
+            sqlite3_exec (self->db, "PRAGMA wal_autocheckpoint=1000", NULL, NULL, NULL);
             pthread_cond_destroy (&self->ckpt_cond);
             pthread_cond_destroy (&self->ckpt_done);
             pthread_mutex_destroy (&self->ckpt_lock);
@@ -507,7 +501,7 @@ store_close (store_t **self_p)
         pthread_cond_signal (&self->ckpt_cond);
         pthread_mutex_unlock (&self->ckpt_lock);
         pthread_join (self->ckpt_thread, NULL);
-        self->ckpt_db = NULL;        //  Closed by the thread
+        self->ckpt_db = NULL;  //  Closed by the thread
         pthread_cond_destroy (&self->ckpt_cond);
         pthread_cond_destroy (&self->ckpt_done);
         pthread_mutex_destroy (&self->ckpt_lock);

@@ -47,18 +47,18 @@
 
 typedef struct vfile_t vfile_t;
 struct vfile_t {
-    sqlite3_file base;               //  Must be first: SQLite's view
-    sqlite3_file *real;              //  The unix VFS's file, right after us
-    bool wal;                        //  A write-ahead log: writes gathered
-    unsigned char *buf;              //  Gathered bytes (owned), or NULL
-    size_t len;                      //  How many
-    sqlite3_int64 off;               //  File offset of buf[0]
-    bool commit_next;                //  Last write: a commit frame's header
-    sqlite3_int64 end;               //  Where the next append goes (s_write)
+    sqlite3_file base;   //  Must be first: SQLite's view
+    sqlite3_file *real;  //  The unix VFS's file, right after us
+    bool wal;            //  A write-ahead log: writes gathered
+    unsigned char *buf;  //  Gathered bytes (owned), or NULL
+    size_t len;          //  How many
+    sqlite3_int64 off;   //  File offset of buf[0]
+    bool commit_next;    //  Last write: a commit frame's header
+    sqlite3_int64 end;   //  Where the next append goes (s_write)
     //  SQLite reaches the WAL's shared memory (barrier, locks) through the
     //  main database file: each knows the other while both are open.
-    vfile_t *wal_of_db;              //  A database file's open WAL, or NULL
-    vfile_t *db_of_wal;              //  A WAL's database file, or NULL
+    vfile_t *wal_of_db;  //  A database file's open WAL, or NULL
+    vfile_t *db_of_wal;  //  A WAL's database file, or NULL
 };
 
 static sqlite3_vfs s_vfs;
@@ -145,7 +145,7 @@ s_write (sqlite3_file *file, const void *data, int amt, sqlite3_int64 off)
         memcpy (f->buf + (off - f->off), data, n);
     else {
         if (off == 0)
-            f->end = 0;   //  A new log: its header comes first
+            f->end = 0;  //  A new log: its header comes first
         bool append = off == (f->len ? buf_end : f->end);
         if (f->len && (!append || f->len + n > STORE_VFS_BUF)) {
             if ((rc = s_flush (f)) != SQLITE_OK)
@@ -171,7 +171,8 @@ s_truncate (sqlite3_file *file, sqlite3_int64 size)
 {
     vfile_t *f = (vfile_t *) file;
     int rc = s_flush (f);
-    if (rc == SQLITE_OK && (rc = f->real->pMethods->xTruncate (f->real, size)) == SQLITE_OK
+    if (rc == SQLITE_OK
+        && (rc = f->real->pMethods->xTruncate (f->real, size)) == SQLITE_OK
         && f->end > size)
         f->end = size;
     return rc;
@@ -291,22 +292,35 @@ s_unfetch (sqlite3_file *file, sqlite3_int64 off, void *p)
     return f->real->pMethods->xUnfetch (f->real, off, p);
 }
 
-static const sqlite3_io_methods s_methods = {
-    3, s_close, s_read, s_write, s_truncate, s_sync, s_file_size, s_lock,
-    s_unlock, s_check_reserved, s_file_control, s_sector_size,
-    s_device_characteristics, s_shm_map, s_shm_lock, s_shm_barrier,
-    s_shm_unmap, s_fetch, s_unfetch};
+static const sqlite3_io_methods s_methods = {3,
+                                             s_close,
+                                             s_read,
+                                             s_write,
+                                             s_truncate,
+                                             s_sync,
+                                             s_file_size,
+                                             s_lock,
+                                             s_unlock,
+                                             s_check_reserved,
+                                             s_file_control,
+                                             s_sector_size,
+                                             s_device_characteristics,
+                                             s_shm_map,
+                                             s_shm_lock,
+                                             s_shm_barrier,
+                                             s_shm_unmap,
+                                             s_fetch,
+                                             s_unfetch};
 
 static int
-s_open (sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
-        int *out_flags)
+s_open (sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *out_flags)
 {
     vfile_t *f = (vfile_t *) file;
     memset (f, 0, sizeof (*f));
     f->real = (sqlite3_file *) (f + 1);
     int rc = s_real->xOpen (s_real, name, f->real, flags, out_flags);
     if (rc != SQLITE_OK || !f->real->pMethods) {
-        f->base.pMethods = NULL;   //  SQLite closes nothing it did not open
+        f->base.pMethods = NULL;  //  SQLite closes nothing it did not open
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }
     f->base.pMethods = &s_methods;

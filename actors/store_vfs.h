@@ -11,6 +11,7 @@
 //  Registers the VFS on first use (thread-safe) and returns its name, to
 //  pass to sqlite3_open_v2; NULL if it could not be registered (the caller
 //  then uses SQLite's default).
-const char *store_vfs_name (void);
+const char *
+store_vfs_name (void);
 
 #endif

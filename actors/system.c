@@ -12,13 +12,13 @@
 
 #include <unistd.h>
 
-static const char *s_channels[] = {"whatsapp", "telegram", "discord", "slack",
-                                   "webhook", NULL};
+static const char *s_channels[] = {"whatsapp", "telegram", "discord",
+                                   "slack",    "webhook",  NULL};
 
 typedef struct {
-    const system_settings_t *settings;   //  Read only, not owned
-    int64_t started;                 //  zclock_mono () at start
-    char worker_name[128];           //  "<host>:<pid>"
+    const system_settings_t *settings;  //  Read only, not owned
+    int64_t started;                    //  zclock_mono () at start
+    char worker_name[128];              //  "<host>:<pid>"
 } self_t;
 
 static void *
@@ -90,10 +90,8 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
                           "Unknown system request", NULL);
 }
 
-static const actor_def_t s_def = {.service = "system",
-                                  .create = s_create,
-                                  .handle = s_handle,
-                                  .destroy = s_destroy};
+static const actor_def_t s_def = {
+    .service = "system", .create = s_create, .handle = s_handle, .destroy = s_destroy};
 
 void
 system_actor (zsock_t *pipe, void *args)

@@ -15,13 +15,13 @@
 
 //  A chat channel as configured.  Strings owned by the configuration.
 typedef struct {
-    char *id;                    //  Channel id, e.g. "telegram"
-    bool enabled;                //  Configured as enabled
+    char *id;      //  Channel id, e.g. "telegram"
+    bool enabled;  //  Configured as enabled
 } cfg_channel_t;
 
 //  What the system actor reads.
 typedef struct {
-    const cfg_channel_t *channels;   //  Lent by the configuration
+    const cfg_channel_t *channels;  //  Lent by the configuration
     size_t n_channels;
 } system_settings_t;
 

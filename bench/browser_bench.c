@@ -50,8 +50,9 @@ s_page (struct mg_connection *conn, void *cbdata)
         "<!doctype html><html><head><title>Bench Page</title></head>"
         "<body><h1>Bench</h1><div style=\"width:300px;height:200px;"
         "background:red\"></div><p>Some text to lay out.</p></body></html>";
-    mg_printf (conn, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
+    mg_printf (conn,
+               "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+               "Content-Length: %zu\r\n\r\n%s",
                sizeof (body) - 1, body);
     return 200;
 }
@@ -70,8 +71,7 @@ s_report (const char *what, double *v, int n)
     int p99 = (int) (n * 0.99);
     if (p99 >= n)
         p99 = n - 1;
-    printf ("%-28s p50 %7.1f ms   p99 %7.1f ms   (n=%d)\n", what, v[n / 2],
-            v[p99], n);
+    printf ("%-28s p50 %7.1f ms   p99 %7.1f ms   (n=%d)\n", what, v[n / 2], v[p99], n);
 }
 
 //  ---- Raw CDP ------------------------------------------------------------------
@@ -85,8 +85,7 @@ typedef struct {
 //  Waits for the reply to id (events seen on the way go to on_event).
 //  Caller deletes the reply.  NULL on timeout.
 static cJSON *
-s_wait (raw_t *r, int id, const char *want_event, const char *loader,
-        bool *event_seen)
+s_wait (raw_t *r, int id, const char *want_event, const char *loader, bool *event_seen)
 {
     double until = s_now () + 30000;
     while (s_now () < until) {
@@ -106,7 +105,8 @@ s_wait (raw_t *r, int id, const char *want_event, const char *loader,
             const cJSON *name = cJSON_GetObjectItem (params, "name");
             const cJSON *lid = cJSON_GetObjectItem (params, "loaderId");
             if (cJSON_IsString (name) && !strcmp (name->valuestring, "load")
-                && cJSON_IsString (lid) && (!loader || !strcmp (lid->valuestring, loader))) {
+                && cJSON_IsString (lid)
+                && (!loader || !strcmp (lid->valuestring, loader))) {
                 *event_seen = true;
                 if (!id) {
                     cJSON_Delete (m);
@@ -134,20 +134,28 @@ s_cmd (raw_t *r, const char *method, cJSON *params, bool session)
 }
 
 static pid_t
-s_chromium_start (const char *bin, int *port, char *path, size_t cap,
-                  char *dir)
+s_chromium_start (const char *bin, int *port, char *path, size_t cap, char *dir)
 {
     snprintf (dir, 64, "/tmp/browser-bench-XXXXXX");
     if (!mkdtemp (dir))
         exit (1);
     char ud[128];
     snprintf (ud, sizeof (ud), "--user-data-dir=%s", dir);
-    char *const argv[] = {(char *) bin, "--headless=new", "--no-sandbox",
-                          "--disable-gpu", "--disable-dev-shm-usage",
-                          "--disable-background-networking", "--no-first-run",
-                          "--no-default-browser-check", "--hide-scrollbars",
-                          "--mute-audio", "--remote-debugging-port=0", ud,
-                          "--window-size=1280,800", "about:blank", NULL};
+    char *const argv[] = {(char *) bin,
+                          "--headless=new",
+                          "--no-sandbox",
+                          "--disable-gpu",
+                          "--disable-dev-shm-usage",
+                          "--disable-background-networking",
+                          "--no-first-run",
+                          "--no-default-browser-check",
+                          "--hide-scrollbars",
+                          "--mute-audio",
+                          "--remote-debugging-port=0",
+                          ud,
+                          "--window-size=1280,800",
+                          "about:blank",
+                          NULL};
     int fds[2];
     if (pipe2 (fds, O_CLOEXEC))
         exit (1);
@@ -169,8 +177,8 @@ s_chromium_start (const char *bin, int *port, char *path, size_t cap,
     *port = 0;
     while (fgets (line, sizeof (line), f)) {
         char *ws = strstr (line, "DevTools listening on ws://");
-        if (ws && sscanf (ws, "DevTools listening on ws://%*[^:]:%d%255s", port,
-                          path) == 2)
+        if (ws
+            && sscanf (ws, "DevTools listening on ws://%*[^:]:%d%255s", port, path) == 2)
             break;
     }
     //  Keep draining its stderr so it never blocks on a full pipe.
@@ -200,8 +208,8 @@ s_raw_round (raw_t *r, const char *url, double *nav_ms, double *shot_ms)
     //  The load event may come before or after the reply.
     cJSON *reply = s_wait (r, id, "Page.lifecycleEvent", NULL, &loaded);
     char loader[128] = "";
-    const cJSON *lid = cJSON_GetObjectItem (cJSON_GetObjectItem (reply, "result"),
-                                            "loaderId");
+    const cJSON *lid =
+        cJSON_GetObjectItem (cJSON_GetObjectItem (reply, "result"), "loaderId");
     if (cJSON_IsString (lid))
         snprintf (loader, sizeof (loader), "%s", lid->valuestring);
     cJSON_Delete (reply);
@@ -218,8 +226,8 @@ s_raw_round (raw_t *r, const char *url, double *nav_ms, double *shot_ms)
     cJSON_AddStringToObject (p, "format", "png");
     reply = s_cmd (r, "Page.captureScreenshot", p, true);
     double t2 = s_now ();
-    if (!cJSON_IsString (cJSON_GetObjectItem (cJSON_GetObjectItem (reply, "result"),
-                                              "data"))) {
+    if (!cJSON_IsString (
+            cJSON_GetObjectItem (cJSON_GetObjectItem (reply, "result"), "data"))) {
         fprintf (stderr, "browser_bench: no screenshot data\n");
         exit (1);
     }
@@ -317,8 +325,7 @@ s_post (CURL *c, const char *url, const char *body, struct curl_slist *h)
 }
 
 static void
-s_bench_gateway (const char *base, const char *token, int n, double *nav,
-                 double *shot)
+s_bench_gateway (const char *base, const char *token, int n, double *nav, double *shot)
 {
     CURL *c = curl_easy_init ();
     struct curl_slist *h = curl_slist_append (NULL, "Content-Type: application/json");
@@ -331,7 +338,7 @@ s_bench_gateway (const char *base, const char *token, int n, double *nav,
     snprintf (nav_url, sizeof (nav_url), "%s/v1/browser/navigate", base);
     snprintf (shot_url, sizeof (shot_url), "%s/v1/browser/screenshot", base);
     snprintf (body, sizeof (body), "{\"url\":\"http://127.0.0.1:%d/page?warm\"}", s_port);
-    s_post (c, nav_url, body, h);   //  Starts Chromium: not timed
+    s_post (c, nav_url, body, h);  //  Starts Chromium: not timed
     s_post (c, shot_url, "{}", h);
     for (int i = 0; i < n; i++) {
         snprintf (body, sizeof (body), "{\"url\":\"http://127.0.0.1:%d/page?gw=%d\"}",
@@ -371,8 +378,8 @@ main (int argc, char **argv)
     signal (SIGPIPE, SIG_IGN);
     curl_global_init (CURL_GLOBAL_ALL);
     mg_init_library (0);
-    const char *options[] = {"listening_ports", "127.0.0.1:0", "num_threads", "8",
-                             "enable_keep_alive", "yes", NULL};
+    const char *options[] = {"listening_ports",   "127.0.0.1:0", "num_threads", "8",
+                             "enable_keep_alive", "yes",         NULL};
     struct mg_callbacks cb;
     memset (&cb, 0, sizeof (cb));
     struct mg_context *ctx = mg_start (&cb, NULL, options);
@@ -383,9 +390,12 @@ main (int argc, char **argv)
     mg_get_server_ports (ctx, 1, ports);
     s_port = ports[0].port;
 
-    double *rn = calloc ((size_t) n, sizeof (double)), *rs = calloc ((size_t) n, sizeof (double));
-    double *gn = calloc ((size_t) n, sizeof (double)), *gs = calloc ((size_t) n, sizeof (double));
-    double *rt = calloc ((size_t) n, sizeof (double)), *gt = calloc ((size_t) n, sizeof (double));
+    double *rn = calloc ((size_t) n, sizeof (double)),
+           *rs = calloc ((size_t) n, sizeof (double));
+    double *gn = calloc ((size_t) n, sizeof (double)),
+           *gs = calloc ((size_t) n, sizeof (double));
+    double *rt = calloc ((size_t) n, sizeof (double)),
+           *gt = calloc ((size_t) n, sizeof (double));
     s_bench_raw (bin, n, rn, rs);
     s_bench_gateway (gateway, token, n, gn, gs);
     for (int i = 0; i < n; i++) {

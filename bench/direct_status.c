@@ -28,21 +28,21 @@
 #include <unistd.h>
 
 #ifndef CLAWGATE_VERSION
-#   define CLAWGATE_VERSION "0.0.0"
+#define CLAWGATE_VERSION "0.0.0"
 #endif
 
-#define MAX_SECRET 512               //  Longest credential we look at
+#define MAX_SECRET 512  //  Longest credential we look at
 
-static const char *s_channels[] = {"whatsapp", "telegram", "discord", "slack",
-                                   "webhook", NULL};
+static const char *s_channels[] = {"whatsapp", "telegram", "discord",
+                                   "slack",    "webhook",  NULL};
 
 typedef struct {
-    struct mg_context *ctx;          //  civetweb
-    const char *token;               //  Bearer token expected (not owned)
-    int port;                        //  Bound port
-    int64_t started;                 //  Monotonic ms at start
-    char worker_name[128];           //  "<host>:<pid>", as the system actor
-    atomic_int inflight;             //  Requests being handled
+    struct mg_context *ctx;  //  civetweb
+    const char *token;       //  Bearer token expected (not owned)
+    int port;                //  Bound port
+    int64_t started;         //  Monotonic ms at start
+    char worker_name[128];   //  "<host>:<pid>", as the system actor
+    atomic_int inflight;     //  Requests being handled
 } self_t;
 
 static int64_t
@@ -64,8 +64,7 @@ s_send (struct mg_connection *conn, int status, const char *body,
     char clen[32];
     snprintf (clen, sizeof (clen), "%zu", len);
     mg_response_header_start (conn, status);
-    mg_response_header_add (conn, "Content-Type",
-                            "application/json; charset=utf-8", -1);
+    mg_response_header_add (conn, "Content-Type", "application/json; charset=utf-8", -1);
     mg_response_header_add (conn, "Content-Length", clen, -1);
     mg_response_header_add (conn, "Cache-Control", "no-store", -1);
     mg_response_header_add (conn, "Access-Control-Allow-Origin", "*", -1);
@@ -142,8 +141,8 @@ s_status (self_t *self, struct mg_connection *conn)
     if (strcmp (path, "/status") != 0)
         return s_send_error (conn, 404, "not_found", "No route", NULL);
     if (strcmp (ri->request_method, "GET") != 0)
-        return s_send_error (conn, 405, "invalid_request",
-                             "Method not allowed", "Allow: OPTIONS, GET\r\n");
+        return s_send_error (conn, 405, "invalid_request", "Method not allowed",
+                             "Allow: OPTIONS, GET\r\n");
     if (!s_authorized (self, conn))
         return s_send_error (conn, 401, "unauthorized", "Invalid credentials",
                              "WWW-Authenticate: Bearer realm=\"clawgate\"\r\n");
@@ -167,8 +166,7 @@ s_status (self_t *self, struct mg_connection *conn)
     char *text = cJSON_PrintUnformatted (root);
     cJSON_Delete (root);
     int status = text ? s_send (conn, 200, text, NULL)
-                      : s_send_error (conn, 500, "internal_error",
-                                      "Out of memory", NULL);
+                      : s_send_error (conn, 500, "internal_error", "Out of memory", NULL);
     cJSON_free (text);
     return status;
 }
@@ -188,8 +186,7 @@ s_handler (struct mg_connection *conn, void *cbdata)
 static int
 s_usage (void)
 {
-    fprintf (stderr,
-             "usage: direct_status [--port N] [--threads N] [--token T]\n");
+    fprintf (stderr, "usage: direct_status [--port N] [--threads N] [--token T]\n");
     return 2;
 }
 
@@ -210,8 +207,8 @@ main (int argc, char **argv)
         else
             return s_usage ();
     }
-    if (!token || strlen (token) < 16 || port < 0 || port > 65535
-        || threads < 1 || threads > 4096) {
+    if (!token || strlen (token) < 16 || port < 0 || port > 65535 || threads < 1
+        || threads > 4096) {
         fprintf (stderr, "direct_status: need a token of 16+ characters, "
                          "a port 0-65535 and 1-4096 threads\n");
         return s_usage ();
@@ -239,15 +236,24 @@ main (int argc, char **argv)
     char ports[32], nthreads[16];
     snprintf (ports, sizeof (ports), "127.0.0.1:%d", port);
     snprintf (nthreads, sizeof (nthreads), "%d", threads);
-    const char *options[] = {"listening_ports", ports,
-                             "num_threads", nthreads,
-                             "enable_keep_alive", "yes",
-                             "keep_alive_timeout_ms", "30000",
-                             "request_timeout_ms", "30000",
-                             "listen_backlog", "1024",
-                             "connection_queue", "1024",
-                             "decode_url", "yes",
-                             "tcp_nodelay", "1",
+    const char *options[] = {"listening_ports",
+                             ports,
+                             "num_threads",
+                             nthreads,
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "30000",
+                             "request_timeout_ms",
+                             "30000",
+                             "listen_backlog",
+                             "1024",
+                             "connection_queue",
+                             "1024",
+                             "decode_url",
+                             "yes",
+                             "tcp_nodelay",
+                             "1",
                              NULL};
     struct mg_callbacks callbacks;
     memset (&callbacks, 0, sizeof (callbacks));

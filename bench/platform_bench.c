@@ -66,8 +66,8 @@ static void
 s_report (const char *name, double *ns, int n, double per)
 {
     qsort (ns, (size_t) n, sizeof (double), s_cmp);
-    printf ("result: %-16s median %8.2f us   p99 %8.2f us\n", name,
-            ns[n / 2] / per / 1e3, ns[n * 99 / 100] / per / 1e3);
+    printf ("result: %-16s median %8.2f us   p99 %8.2f us\n", name, ns[n / 2] / per / 1e3,
+            ns[n * 99 / 100] / per / 1e3);
 }
 
 //  ---- eventfd ping-pong ----------------------------------------------------
@@ -190,11 +190,11 @@ static int
 s_tcp_listener (struct sockaddr_in *a)
 {
     int l = socket (AF_INET, SOCK_STREAM, 0);
-    *a = (struct sockaddr_in) {.sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    *a = (struct sockaddr_in){.sin_family = AF_INET,
+                              .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
     socklen_t len = sizeof (*a);
-    if (l < 0 || bind (l, (struct sockaddr *) a, sizeof (*a))
-        || listen (l, 1024) || getsockname (l, (struct sockaddr *) a, &len)) {
+    if (l < 0 || bind (l, (struct sockaddr *) a, sizeof (*a)) || listen (l, 1024)
+        || getsockname (l, (struct sockaddr *) a, &len)) {
         if (l >= 0)
             close (l);
         return -1;
@@ -228,13 +228,13 @@ s_tcp_pair (int *client, int *server)
 
 //  ---- Loopback TCP fan-out -------------------------------------------------------
 
-#define FAN_N        1000            //  Connections, as issue 5's bench
-#define FAN_SENDERS  2               //  Sending threads, one per core here
-#define FAN_ROUNDS   100             //  Frames to each connection
+#define FAN_N 1000      //  Connections, as issue 5's bench
+#define FAN_SENDERS 2   //  Sending threads, one per core here
+#define FAN_ROUNDS 100  //  Frames to each connection
 
 typedef struct {
-    int *fds;                        //  Lent: server ends, every FAN_SENDERS-th
-    int go;                          //  eventfd: one count per round
+    int *fds;  //  Lent: server ends, every FAN_SENDERS-th
+    int go;    //  eventfd: one count per round
 } fan_sender_t;
 
 static void *
@@ -280,7 +280,7 @@ s_fan_out (double *ns)
     fan_sender_t senders[FAN_SENDERS];
     pthread_t th[FAN_SENDERS];
     for (int k = 0; k < FAN_SENDERS; k++) {
-        senders[k] = (fan_sender_t) {server[k], eventfd (0, 0)};
+        senders[k] = (fan_sender_t){server[k], eventfd (0, 0)};
         pthread_create (&th[k], NULL, s_fan_sender, &senders[k]);
     }
     int n = 0;
@@ -303,7 +303,7 @@ s_fan_out (double *ns)
                     got++;
                 }
         }
-        usleep (10000);              //  Idle between frames, as a stream is
+        usleep (10000);  //  Idle between frames, as a stream is
     }
     for (int k = 0; k < FAN_SENDERS; k++) {
         pthread_join (th[k], NULL);
@@ -363,7 +363,7 @@ main (int argc, char **argv)
 
     pthread_t broker, worker;
     pthread_create (&broker, NULL, s_broker, NULL);
-    usleep (50000);                  //  inproc: bind before connect
+    usleep (50000);  //  inproc: bind before connect
     pthread_create (&worker, NULL, s_worker, NULL);
     void *front = zmq_socket (s_ctx, ZMQ_DEALER);
     zmq_connect (front, "inproc://front");

@@ -48,11 +48,18 @@
 #define CHECK_THREADS 8
 #define OP_TIMEOUT_MS 30000
 
-enum { OP_CHAT, OP_CHAT_STREAM, OP_AGENT, OP_WS_RUN, OP_WS_ABORT, OP_HANGUP,
-       OP_GARBAGE, OP_N };
-static const char *s_op_names[OP_N] = {"chat",   "chat_stream", "agent_run",
-                                       "ws_run", "ws_abort",    "hangup",
-                                       "garbage"};
+enum {
+    OP_CHAT,
+    OP_CHAT_STREAM,
+    OP_AGENT,
+    OP_WS_RUN,
+    OP_WS_ABORT,
+    OP_HANGUP,
+    OP_GARBAGE,
+    OP_N
+};
+static const char *s_op_names[OP_N] = {"chat",     "chat_stream", "agent_run", "ws_run",
+                                       "ws_abort", "hangup",      "garbage"};
 static const int s_weights[OP_N] = {20, 20, 25, 12, 5, 8, 10};
 
 static int s_port;
@@ -60,8 +67,8 @@ static const char *s_token;
 static char s_auth[256];
 static atomic_long s_ok[OP_N], s_bad[OP_N];
 static atomic_bool s_stop;
-static atomic_long s_next_slot;             //  Open-loop pacing (ns ticks)
-static double s_interval_ns;                //  0: closed loop
+static atomic_long s_next_slot;  //  Open-loop pacing (ns ticks)
+static double s_interval_ns;     //  0: closed loop
 static int64_t s_t0;
 
 //  Sessions used outside the fixed 300, for the final check.
@@ -120,8 +127,8 @@ s_unexpected (int op, const char *fmt, ...)
         va_start (ap, fmt);
         vsnprintf (msg, sizeof (msg), fmt, ap);
         va_end (ap);
-        fprintf (stderr, "soak: unexpected in %s at +%llds: %s\n",
-                 s_op_names[op], (long long) ((s_now_ms () - s_t0) / 1000), msg);
+        fprintf (stderr, "soak: unexpected in %s at +%llds: %s\n", s_op_names[op],
+                 (long long) ((s_now_ms () - s_t0) / 1000), msg);
     }
 }
 
@@ -130,8 +137,8 @@ s_unexpected (int op, const char *fmt, ...)
 typedef struct {
     char *data;
     size_t len, cap;
-    size_t stop_at;                 //  > 0: abort the transfer past this many
-    const char *stop_on;            //  or once this string was received
+    size_t stop_at;       //  > 0: abort the transfer past this many
+    const char *stop_on;  //  or once this string was received
 } buf_t;
 
 static size_t
@@ -147,15 +154,15 @@ s_on_body (char *p, size_t sz, size_t nm, void *arg)
     b->len += n;
     b->data[b->len] = 0;
     if (b->stop_on && strstr (b->data, b->stop_on))
-        return 0;   //  Hang up
+        return 0;  //  Hang up
     return n;
 }
 
 //  One POST on the thread's own handle (keep-alive).  Returns the status,
 //  0 if there was none; body into b.
 static long
-s_post (CURL *c, const char *path, const char *extra, const char *body,
-        size_t len, buf_t *b)
+s_post (CURL *c, const char *path, const char *extra, const char *body, size_t len,
+        buf_t *b)
 {
     char url[256];
     snprintf (url, sizeof (url), "http://127.0.0.1:%d%s", s_port, path);
@@ -292,7 +299,7 @@ s_ws_recv (ws_t *w, char *text, size_t cap, int64_t until)
                 pl = w->len >= 4 ? ((size_t) b[2] << 8) | b[3] : 0;
             }
             else if (pl == 127)
-                return -1;   //  Our frames stay small
+                return -1;  //  Our frames stay small
             if (w->len >= hl && w->len >= hl + pl) {
                 int op = b[0] & 0x0f;
                 size_t n = pl < cap - 1 ? pl : cap - 1;
@@ -389,8 +396,7 @@ s_op_ws (worker_t *t, bool abort_it)
             char *rid = strstr (text, "\"runId\":\"");
             if (!run_id[0] && rid)
                 sscanf (rid + 9, "%95[^\"]", run_id);
-            if (abort_it && !aborted_sent && strstr (text, "chat.delta")
-                && run_id[0]) {
+            if (abort_it && !aborted_sent && strstr (text, "chat.delta") && run_id[0]) {
                 snprintf (req, sizeof (req),
                           "{\"method\":\"chat.abort\",\"id\":2,\"params\":{"
                           "\"runId\":\"%s\"}}",
@@ -412,7 +418,7 @@ s_op_ws (worker_t *t, bool abort_it)
         atomic_fetch_add (&s_ok[op], 1);
     else if (!atomic_load (&s_stop) && s_now_ms () >= until)
         s_unexpected (op, "no chat.done in %d ms", OP_TIMEOUT_MS);
-    close (w->fd);   //  No close frame: a hang-up, as clients do
+    close (w->fd);  //  No close frame: a hang-up, as clients do
     free (w);
 }
 
@@ -448,7 +454,7 @@ s_op_garbage (worker_t *t)
     char *g = (char *) malloc (len + 1);
     for (size_t i = 0; i < len; i++)
         g[i] = (char) (s_rand (&t->rng) & 0xff);
-    g[0] = '{';   //  Past a first-byte check; never valid JSON this way
+    g[0] = '{';  //  Past a first-byte check; never valid JSON this way
     g[len] = 0;
     if (s_rand (&t->rng) % 4) {
         const char *path = paths[s_rand (&t->rng) % 4];
@@ -590,8 +596,8 @@ s_check_part (void *arg)
         atomic_fetch_add (&s_checked, 1);
         if (st != 200 || !strstr (b.data ? b.data : "", "final check")) {
             if (atomic_fetch_add (&s_stuck, 1) < 10)
-                fprintf (stderr, "soak: session %s is stuck: %ld %.200s\n", key,
-                         st, b.data ? b.data : "");
+                fprintf (stderr, "soak: session %s is stuck: %ld %.200s\n", key, st,
+                         b.data ? b.data : "");
         }
     }
     curl_easy_cleanup (c);
@@ -652,8 +658,8 @@ main (int argc, char **argv)
     double done = s_phase (threads, secs * 1000);
     long total_bad = 0;
     for (int i = 0; i < OP_N; i++) {
-        printf ("op %s ok %ld unexpected %ld\n", s_op_names[i],
-                atomic_load (&s_ok[i]), atomic_load (&s_bad[i]));
+        printf ("op %s ok %ld unexpected %ld\n", s_op_names[i], atomic_load (&s_ok[i]),
+                atomic_load (&s_bad[i]));
         total_bad += atomic_load (&s_bad[i]);
     }
     printf ("achieved ops/s %.1f (target %.1f)\n", done, rate);

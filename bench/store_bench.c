@@ -101,14 +101,20 @@ main (int argc, char **argv)
         char run_id[80];
         snprintf (run_id, sizeof (run_id), "run-%08x%024d", s, i + warm);
         int64_t now = s_wall_ms ();
-        store_message_t user = {.role = "user", .content = question,
+        store_message_t user = {.role = "user",
+                                .content = question,
                                 .content_len = strlen (question),
-                                .run_id = run_id, .created_at = now};
-        store_message_t reply = {.role = "assistant", .content = answer,
+                                .run_id = run_id,
+                                .created_at = now};
+        store_message_t reply = {.role = "assistant",
+                                 .content = answer,
                                  .content_len = strlen (answer),
-                                 .run_id = run_id, .created_at = now,
-                                 .model = "local/echo", .finish_reason = "stop",
-                                 .prompt_tokens = 14, .completion_tokens = 60};
+                                 .run_id = run_id,
+                                 .created_at = now,
+                                 .model = "local/echo",
+                                 .finish_reason = "stop",
+                                 .prompt_tokens = 14,
+                                 .completion_tokens = 60};
         int64_t t0 = s_now_ns ();
         if (store_run_begin (store, ids[s], run_id, next[s], &user, now)) {
             fprintf (stderr, "store_bench: store_run_begin failed\n");

@@ -19,10 +19,10 @@
 
 typedef struct {
     CURL *easy;
-    double started;          //  Seconds (monotonic)
-    double first;            //  First "content" delta seen, 0 until then
-    bool done_marker;        //  Saw data: [DONE]
-    char tail[16];           //  Last bytes, to find [DONE] across writes
+    double started;    //  Seconds (monotonic)
+    double first;      //  First "content" delta seen, 0 until then
+    bool done_marker;  //  Saw data: [DONE]
+    char tail[16];     //  Last bytes, to find [DONE] across writes
 } stream_t;
 
 static double
@@ -100,7 +100,7 @@ main (int argc, char **argv)
     double *whole = calloc ((size_t) total, sizeof (double));
     int started = 0, finished = 0, failed = 0, n_ttfd = 0, n_whole = 0;
     int running = 0, peak = 0;
-    long connects = 0;           //  New connections opened (reuse check)
+    long connects = 0;  //  New connections opened (reuse check)
     while (finished < total) {
         while (started < total && running < conc) {
             stream_t *s = &streams[started++];
@@ -150,8 +150,7 @@ main (int argc, char **argv)
     printf ("streams %d failed %d ttfd_p50_us %.0f ttfd_p99_us %.0f "
             "total_p50_us %.0f total_p99_us %.0f peak %d connects %ld\n",
             total, failed, s_pct (ttfd, n_ttfd, 0.5), s_pct (ttfd, n_ttfd, 0.99),
-            s_pct (whole, n_whole, 0.5), s_pct (whole, n_whole, 0.99), peak,
-            connects);
+            s_pct (whole, n_whole, 0.5), s_pct (whole, n_whole, 0.99), peak, connects);
     curl_slist_free_all (h);
     curl_multi_cleanup (multi);
     free (streams);

@@ -62,7 +62,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define MAX_SEQ (4 * 1024 * 1024)   //  Tap stamps by seq
+#define MAX_SEQ (4 * 1024 * 1024)  //  Tap stamps by seq
 
 static int64_t
 s_now_ns (void)
@@ -94,8 +94,8 @@ static int s_timeout_s = 300;
 
 //  ---- The tap: stamps each chat.delta's publication ---------------------------------------
 
-static atomic_llong *s_tap_stamp;   //  seq -> ns (0: not seen)
-static atomic_llong s_tap_done_seq; //  Highest chat.done seq seen
+static atomic_llong *s_tap_stamp;    //  seq -> ns (0: not seen)
+static atomic_llong s_tap_done_seq;  //  Highest chat.done seq seen
 static atomic_bool s_tap_stop;
 static atomic_bool s_tap_ready;
 
@@ -151,14 +151,14 @@ s_tap_thread (void *arg)
             size_t tl = zmq_msg_size (&topic);
             const char *t = (const char *) zmq_msg_data (&topic);
             if (two && tl > 11 && !memcmp (t + tl - 11, "/chat.delta", 11)) {
-                int64_t seq = s_mp_seq ((const char *) zmq_msg_data (&body),
-                                        zmq_msg_size (&body));
+                int64_t seq =
+                    s_mp_seq ((const char *) zmq_msg_data (&body), zmq_msg_size (&body));
                 if (seq > 0 && seq < MAX_SEQ)
                     atomic_store (&s_tap_stamp[seq], now);
             }
             else if (two && tl > 10 && !memcmp (t + tl - 10, "/chat.done", 10)) {
-                int64_t seq = s_mp_seq ((const char *) zmq_msg_data (&body),
-                                        zmq_msg_size (&body));
+                int64_t seq =
+                    s_mp_seq ((const char *) zmq_msg_data (&body), zmq_msg_size (&body));
                 if (seq > atomic_load (&s_tap_done_seq))
                     atomic_store (&s_tap_done_seq, seq);
             }
@@ -177,20 +177,20 @@ typedef enum { C_NEW, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSED } cstate_t;
 
 typedef struct {
     int fd;
-    int index;                      //  0..N-1 subscribers, N the driver
+    int index;  //  0..N-1 subscribers, N the driver
     cstate_t state;
     char *buf;
     size_t len, cap;
-    bool connected;                 //  Got {"type":"connected"}
-    bool subscribed;                //  Got the subscribe reply
-    long long probe_done_seq;       //  Seq of the last probe chat.done seen
+    bool connected;            //  Got {"type":"connected"}
+    bool subscribed;           //  Got the subscribe reply
+    long long probe_done_seq;  //  Seq of the last probe chat.done seen
     bool lagged;
-    bool run_done;                  //  Saw the measured run's chat.done
+    bool run_done;  //  Saw the measured run's chat.done
     int64_t done_ns;
-    long deltas;                    //  Measured run's deltas read
-    long gaps;                      //  seq != previous + 1
+    long deltas;  //  Measured run's deltas read
+    long gaps;    //  seq != previous + 1
     long long last_seq;
-    float *recv_ms;                 //  Per delta index: read time - t0 (ms)
+    float *recv_ms;  //  Per delta index: read time - t0 (ms)
 } conn_t;
 
 static conn_t *s_conns;
@@ -199,13 +199,13 @@ static int64_t s_t0;
 
 //  Measured run
 static char s_run_id[96];
-static long long s_base_seq;        //  Deltas are base+1 .. base+W
+static long long s_base_seq;  //  Deltas are base+1 .. base+W
 static bool s_measuring;
 static long long s_last_probe_seq;  //  Driver's last probe chat.done seq
 static char s_probe_run[96];
 static bool s_probe_pending;
 static int s_next_id = 1;
-static int s_run_req_id;            //  id of the measured chat.run
+static int s_run_req_id;  //  id of the measured chat.run
 static int s_probe_req_id;
 
 static void
@@ -240,8 +240,7 @@ s_send_frame (conn_t *c, const char *text)
         ssize_t n = send (c->fd, out + off, hl + len - off, MSG_NOSIGNAL);
         if (n > 0)
             off += (size_t) n;
-        else if (n < 0 && (errno == EAGAIN || errno == EINTR)
-                 && s_now_ns () < until)
+        else if (n < 0 && (errno == EAGAIN || errno == EINTR) && s_now_ns () < until)
             usleep (100);
         else {
             fprintf (stderr, "ws_bench: send to client %d failed\n", c->index);
@@ -292,12 +291,12 @@ static void
 s_send_request (conn_t *c, int id, const char *method, const char *params)
 {
     char text[4096];
-    snprintf (text, sizeof (text), "{\"method\":\"%s\",\"params\":%s,\"id\":%d}",
-              method, params, id);
+    snprintf (text, sizeof (text), "{\"method\":\"%s\",\"params\":%s,\"id\":%d}", method,
+              params, id);
     s_send_frame (c, text);
 }
 
-static char *s_message;             //  The measured run's message
+static char *s_message;  //  The measured run's message
 
 static void
 s_start_probe (void)
@@ -305,8 +304,8 @@ s_start_probe (void)
     conn_t *d = &s_conns[s_n];
     s_probe_req_id = s_next_id++;
     char params[512];
-    snprintf (params, sizeof (params),
-              "{\"message\":\"probe\",\"sessionKey\":\"%s\"}", s_key);
+    snprintf (params, sizeof (params), "{\"message\":\"probe\",\"sessionKey\":\"%s\"}",
+              s_key);
     s_send_request (d, s_probe_req_id, "chat.run", params);
     s_probe_pending = true;
 }
@@ -322,8 +321,8 @@ s_start_run (void)
               s_key);
     size_t tcap = cap + 128;
     char *text = (char *) malloc (tcap);
-    snprintf (text, tcap, "{\"method\":\"chat.run\",\"params\":%s,\"id\":%d}",
-              params, s_run_req_id);
+    snprintf (text, tcap, "{\"method\":\"chat.run\",\"params\":%s,\"id\":%d}", params,
+              s_run_req_id);
     s_send_frame (d, text);
     free (text);
     free (params);
@@ -569,8 +568,9 @@ s_cpu_pid (int pid)
     //  Fields after the ")" of comm: state is 3rd; utime 14th, stime 15th.
     char *p = strrchr (buf, ')');
     unsigned long ut = 0, st = 0;
-    if (p && sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                     &ut, &st) == 2)
+    if (p
+        && sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st)
+               == 2)
         return (double) (ut + st) / (double) sysconf (_SC_CLK_TCK);
     return 0;
 }
@@ -678,8 +678,7 @@ main (int argc, char **argv)
                 char params[256];
                 snprintf (params, sizeof (params), "{\"sessionKey\":\"%s\"}", s_key);
                 for (int i = 0; i < s_n; i++)
-                    s_send_request (&s_conns[i], s_next_id, "session.subscribe",
-                                    params);
+                    s_send_request (&s_conns[i], s_next_id, "session.subscribe", params);
                 s_next_id++;
                 phase = P_SUBSCRIBE;
             }
@@ -826,8 +825,7 @@ main (int argc, char **argv)
             lost, gaps, lagged, closed);
     if (s_events)
         printf (" delay_p50=%.2fms delay_p99=%.2fms delay_max=%.2fms",
-                s_pct (delay, di, 0.5), s_pct (delay, di, 0.99),
-                di ? delay[di - 1] : 0);
+                s_pct (delay, di, 0.5), s_pct (delay, di, 0.99), di ? delay[di - 1] : 0);
     double run_s = (double) (end - run_started) / 1e9;
     printf (" spread_p99=%.2fms rss=%.1fMB hwm=%.1fMB window=%.2fs"
             " gw_cpu=%.0f%% bench_cpu=%.0f%%\n",

@@ -34,11 +34,11 @@
 typedef struct service_t service_t;
 
 typedef struct {
-    char key[2 * BUS_MAX_ID + 1];    //  Hex of the routing identity
-    uint8_t id[BUS_MAX_ID];          //  Routing identity
-    size_t id_len;                   //  Its length
-    service_t *service;              //  Service it serves (not owned)
-    int64_t expires_at;              //  zclock_mono () past which it is dead
+    char key[2 * BUS_MAX_ID + 1];  //  Hex of the routing identity
+    uint8_t id[BUS_MAX_ID];        //  Routing identity
+    size_t id_len;                 //  Its length
+    service_t *service;            //  Service it serves (not owned)
+    int64_t expires_at;            //  zclock_mono () past which it is dead
 } worker_t;
 
 struct service_t {
@@ -50,23 +50,23 @@ struct service_t {
 };
 
 typedef struct {
-    zsock_t *pipe;                   //  Actor command pipe
-    zsock_t *router;                 //  Requests endpoint
-    zsock_t *xpub;                   //  Events endpoint, or NULL
-    void *router_h;                  //  Raw libzmq handle of router
-    void *xpub_h;                    //  Raw libzmq handle of xpub
-    zhashx_t *services;              //  name -> service_t (owned)
-    zhashx_t *workers;               //  key -> worker_t (owned)
-    int heartbeat_ms;                //  Interval of heartbeats sent
-    int liveness;                    //  Heartbeats missed before expiry
-    int64_t heartbeat_at;            //  Next time to send heartbeats
-    bool terminated;                 //  $TERM received
-    uint64_t dropped;                //  Messages dropped (logged in batches)
+    zsock_t *pipe;         //  Actor command pipe
+    zsock_t *router;       //  Requests endpoint
+    zsock_t *xpub;         //  Events endpoint, or NULL
+    void *router_h;        //  Raw libzmq handle of router
+    void *xpub_h;          //  Raw libzmq handle of xpub
+    zhashx_t *services;    //  name -> service_t (owned)
+    zhashx_t *workers;     //  key -> worker_t (owned)
+    int heartbeat_ms;      //  Interval of heartbeats sent
+    int liveness;          //  Heartbeats missed before expiry
+    int64_t heartbeat_at;  //  Next time to send heartbeats
+    bool terminated;       //  $TERM received
+    uint64_t dropped;      //  Messages dropped (logged in batches)
 } self_t;
 
 typedef struct {
-    zmq_msg_t part[BUS_MAX_FRAMES];      //  Received frames (identity first)
-    int count;                           //  How many are initialised
+    zmq_msg_t part[BUS_MAX_FRAMES];  //  Received frames (identity first)
+    int count;                       //  How many are initialised
 } frames_t;
 
 static void
@@ -192,12 +192,11 @@ s_worker_delete (self_t *self, worker_t *worker, const char *why)
               worker->service ? worker->service->name : "-", why);
     if (worker->service)
         s_service_remove_worker (worker->service, worker);
-    zhashx_delete (self->workers, worker->key);   //  Frees worker
+    zhashx_delete (self->workers, worker->key);  //  Frees worker
 }
 
 static void
-s_send_worker_cmd (self_t *self, const uint8_t *id, size_t id_len,
-                   const char *cmd)
+s_send_worker_cmd (self_t *self, const uint8_t *id, size_t id_len, const char *cmd)
 {
     zmq_msg_t m[3];
     s_msg_from (&m[0], id, id_len);
@@ -210,8 +209,8 @@ s_send_worker_cmd (self_t *self, const uint8_t *id, size_t id_len,
 //  ---- Replies the broker makes itself --------------------------------------
 
 static void
-s_reply (self_t *self, zmq_msg_t *front_id, const envelope_t *req_env,
-         const char *type, int status, mp_writer_t *body)
+s_reply (self_t *self, zmq_msg_t *front_id, const envelope_t *req_env, const char *type,
+         int status, mp_writer_t *body)
 {
     msg_check_send (type, NULL, body->buf.data, body->buf.size);
     envelope_t env = *req_env;
@@ -236,8 +235,8 @@ s_reply (self_t *self, zmq_msg_t *front_id, const envelope_t *req_env,
 }
 
 static void
-s_reply_error (self_t *self, zmq_msg_t *front_id, const envelope_t *env,
-               int status, const char *code, const char *message)
+s_reply_error (self_t *self, zmq_msg_t *front_id, const envelope_t *env, int status,
+               const char *code, const char *message)
 {
     mp_writer_t w;
     mp_writer_init (&w);
@@ -315,13 +314,11 @@ s_handle_front (self_t *self, frames_t *f)
 {
     //  [id][CGC1][REQUEST][service][envelope][body]
     if (f->count != 6 || !bus_frame_is (&f->part[2], BUS_REQUEST)) {
-        log_warn ("broker", "dropped a malformed front message (%d frames)",
-                  f->count);
+        log_warn ("broker", "dropped a malformed front message (%d frames)", f->count);
         return;
     }
     envelope_t env;
-    if (envelope_unpack (&env, zmq_msg_data (&f->part[4]),
-                         zmq_msg_size (&f->part[4]))) {
+    if (envelope_unpack (&env, zmq_msg_data (&f->part[4]), zmq_msg_size (&f->part[4]))) {
         log_warn ("broker", "dropped a front request with a bad envelope");
         return;
     }
@@ -362,8 +359,7 @@ s_handle_front (self_t *self, frames_t *f)
                          errno == EAGAIN ? "send queue full" : "unreachable");
     }
     char message[160];
-    snprintf (message, sizeof (message),
-              "No worker is serving '%s' right now", name);
+    snprintf (message, sizeof (message), "No worker is serving '%s' right now", name);
     s_reply_error (self, &f->part[0], &env, ENVELOPE_UNAVAILABLE, "service_unavailable",
                    message);
 }
@@ -397,9 +393,8 @@ s_handle_worker (self_t *self, frames_t *f)
         char name[BUS_MAX_SERVICE + 1];
         memcpy (name, zmq_msg_data (&f->part[3]), slen);
         name[slen] = 0;
-        if (worker && worker->service
-            && strcmp (worker->service->name, name) == 0)
-            return;      //  A repeated READY only refreshes
+        if (worker && worker->service && strcmp (worker->service->name, name) == 0)
+            return;  //  A repeated READY only refreshes
         if (worker)
             s_worker_delete (self, worker, "re-registered");
         service_t *service = s_service_require (self, name);
@@ -416,8 +411,8 @@ s_handle_worker (self_t *self, frames_t *f)
             zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
         if (service->count == service->cap) {
             size_t cap = service->cap ? service->cap * 2 : 4;
-            worker_t **grown = (worker_t **) realloc (
-                service->workers, cap * sizeof (worker_t *));
+            worker_t **grown =
+                (worker_t **) realloc (service->workers, cap * sizeof (worker_t *));
             if (!grown) {
                 free (worker);
                 return;
@@ -427,19 +422,18 @@ s_handle_worker (self_t *self, frames_t *f)
         }
         service->workers[service->count++] = worker;
         zhashx_insert (self->workers, key, worker);
-        log_info ("broker", "worker %.16s ready for service %s (%zu live)",
-                  key, name, service->count);
+        log_info ("broker", "worker %.16s ready for service %s (%zu live)", key, name,
+                  service->count);
     }
     else if (bus_frame_is (cmd, BUS_REPLY) && f->count == 6) {
         //  [id][CGW1][REPLY][front][envelope][body] -> front
         zmq_msg_t m[2];
         s_msg_str (&m[0], BUS_FRONT);
         s_msg_str (&m[1], BUS_REPLY);
-        zmq_msg_t *parts[] = {&f->part[3], &m[0], &m[1], &f->part[4],
-                              &f->part[5]};
+        zmq_msg_t *parts[] = {&f->part[3], &m[0], &m[1], &f->part[4], &f->part[5]};
         if (s_send (self->router_h, parts, 5))
             self->dropped++;
-        f->count = 3;   //  Frames 3..5 were moved
+        f->count = 3;  //  Frames 3..5 were moved
         if (!worker)
             s_send_worker_cmd (self, id, id_len, BUS_DISCONNECT);
     }
@@ -498,7 +492,7 @@ s_handle_router (self_t *self)
         if (rc == -1)
             return zmq_errno () == EAGAIN;
         if (rc == -2)
-            continue;      //  Dropped: read on
+            continue;  //  Dropped: read on
         if (f.count >= 3 && bus_frame_is (&f.part[1], BUS_FRONT))
             s_handle_front (self, &f);
         else if (f.count >= 3 && bus_frame_is (&f.part[1], BUS_WORKER))
@@ -593,8 +587,8 @@ s_self_new (zsock_t *pipe, const broker_config_t *cfg)
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_linger (self->router, 0);
     if (zsock_bind (self->router, "%s", cfg->requests) < 0) {
-        log_error ("broker", "cannot bind requests endpoint %s: %s",
-                   cfg->requests, zmq_strerror (zmq_errno ()));
+        log_error ("broker", "cannot bind requests endpoint %s: %s", cfg->requests,
+                   zmq_strerror (zmq_errno ()));
         goto fail;
     }
     self->router_h = zsock_resolve (self->router);
@@ -603,8 +597,8 @@ s_self_new (zsock_t *pipe, const broker_config_t *cfg)
         zsock_set_sndhwm (self->xpub, 100000);
         zsock_set_linger (self->xpub, 0);
         if (!self->xpub || zsock_bind (self->xpub, "%s", cfg->events) < 0) {
-            log_error ("broker", "cannot bind events endpoint %s: %s",
-                       cfg->events, zmq_strerror (zmq_errno ()));
+            log_error ("broker", "cannot bind events endpoint %s: %s", cfg->events,
+                       zmq_strerror (zmq_errno ()));
             goto fail;
         }
         self->xpub_h = zsock_resolve (self->xpub);

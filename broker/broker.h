@@ -23,12 +23,12 @@
 #include <czmq.h>
 
 typedef struct {
-    const char *requests;    //  ROUTER endpoint to bind (required)
-    const char *events;      //  XPUB endpoint to bind, or NULL for none
-    int heartbeat_ms;        //  Heartbeat interval to workers
-    int liveness;            //  Missed heartbeats before a worker is dead
-    bool failed;             //  Set by the actor before it signals, if it
-                             //  could not bind; it has then already returned
+    const char *requests;  //  ROUTER endpoint to bind (required)
+    const char *events;    //  XPUB endpoint to bind, or NULL for none
+    int heartbeat_ms;      //  Heartbeat interval to workers
+    int liveness;          //  Missed heartbeats before a worker is dead
+    bool failed;           //  Set by the actor before it signals, if it
+                           //  could not bind; it has then already returned
 } broker_config_t;
 
 //  zactor_new (broker_actor, &config): config is read before the signal and

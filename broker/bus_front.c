@@ -11,10 +11,10 @@
 #include <string.h>
 
 struct bus_front_t {
-    zsock_t *sock;               //  DEALER to the broker
-    void *handle;                //  Raw libzmq handle
-    char id[40];                 //  Our routing identity (a uuid)
-    uint64_t next_corr;          //  Next correlation id
+    zsock_t *sock;       //  DEALER to the broker
+    void *handle;        //  Raw libzmq handle
+    char id[40];         //  Our routing identity (a uuid)
+    uint64_t next_corr;  //  Next correlation id
 };
 
 bus_front_t *
@@ -70,8 +70,8 @@ bus_front_sock (bus_front_t *self)
 }
 
 int
-bus_front_send (bus_front_t *self, const char *service, envelope_t *env,
-                const void *body, size_t size)
+bus_front_send (bus_front_t *self, const char *service, envelope_t *env, const void *body,
+                size_t size)
 {
     msg_check_send (env->type, service, body, size);
     env->corr_id = self->next_corr++;
@@ -83,8 +83,8 @@ bus_front_send (bus_front_t *self, const char *service, envelope_t *env,
         return -1;
     }
     const void *data[] = {BUS_FRONT, BUS_REQUEST, service, ebuf.data, body};
-    size_t sizes[] = {strlen (BUS_FRONT), strlen (BUS_REQUEST),
-                      strlen (service), ebuf.size, size};
+    size_t sizes[] = {strlen (BUS_FRONT), strlen (BUS_REQUEST), strlen (service),
+                      ebuf.size, size};
     int rc = 0;
     for (int i = 0; i < 5 && rc == 0; i++)
         if (zmq_send (self->handle, data[i], sizes[i],
@@ -114,15 +114,14 @@ s_read (bus_front_t *self, int timeout_ms, bus_msg_t *msg)
     int rc = -1;
     int count = bus_frames_recv (self->handle, f, 4, 0);
     if (count < 0)
-        return -1;    //  Timed out or interrupted
+        return -1;  //  Timed out or interrupted
     int kept = count < 4 ? count : 4;
     if (count != 4 || !bus_frame_is (&f[0], BUS_FRONT))
         goto done;
     memset (msg, 0, sizeof (*msg));
     if (bus_frame_is (&f[1], BUS_REPLY)) {
         msg->kind = BUS_MSG_REPLY;
-        if (envelope_unpack (&msg->env, zmq_msg_data (&f[2]),
-                             zmq_msg_size (&f[2])))
+        if (envelope_unpack (&msg->env, zmq_msg_data (&f[2]), zmq_msg_size (&f[2])))
             goto done;
     }
     else if (bus_frame_is (&f[1], BUS_EVENT) && zmq_msg_size (&f[2]) <= BUS_MAX_TOPIC) {
@@ -134,8 +133,7 @@ s_read (bus_front_t *self, int timeout_ms, bus_msg_t *msg)
         goto done;
     zmq_msg_init (&msg->raw);
     zmq_msg_move (&msg->raw, &f[3]);
-    if (mp_reader_init (&msg->body, zmq_msg_data (&msg->raw),
-                        zmq_msg_size (&msg->raw))) {
+    if (mp_reader_init (&msg->body, zmq_msg_data (&msg->raw), zmq_msg_size (&msg->raw))) {
         bus_msg_fini (msg);
         goto done;
     }
@@ -161,9 +159,8 @@ bus_front_recv (bus_front_t *self, int timeout_ms, bus_msg_t *msg)
 }
 
 int
-bus_front_call (bus_front_t *self, const char *service, envelope_t *env,
-                const void *body, size_t size, int timeout_ms,
-                bus_msg_t *reply)
+bus_front_call (bus_front_t *self, const char *service, envelope_t *env, const void *body,
+                size_t size, int timeout_ms, bus_msg_t *reply)
 {
     if (bus_front_send (self, service, env, body, size))
         return -1;
@@ -176,6 +173,6 @@ bus_front_call (bus_front_t *self, const char *service, envelope_t *env,
             return -1;
         if (reply->kind == BUS_MSG_REPLY && reply->env.corr_id == env->corr_id)
             return 0;
-        bus_msg_fini (reply);   //  Stale or stray: drop it
+        bus_msg_fini (reply);  //  Stale or stray: drop it
     }
 }

@@ -37,8 +37,8 @@ s_socket_events (zmq_pollitem_t *item)
     size_t size = sizeof (events);
     if (zmq_getsockopt (item->socket, ZMQ_EVENTS, &events, &size))
         return -1;
-    item->revents = (short) (events & (uint32_t) item->events
-                             & (ZMQ_POLLIN | ZMQ_POLLOUT));
+    item->revents =
+        (short) (events & (uint32_t) item->events & (ZMQ_POLLIN | ZMQ_POLLOUT));
     return 0;
 }
 
@@ -72,7 +72,7 @@ s_poll (zmq_pollitem_t *items, int count, unsigned drained, long timeout_ms,
     for (int i = 0; i < count; i++) {
         items[i].revents = 0;
         if (!items[i].socket) {
-            fds[i] = (struct pollfd) {items[i].fd, 0, 0};
+            fds[i] = (struct pollfd){items[i].fd, 0, 0};
             if (items[i].events & ZMQ_POLLIN)
                 fds[i].events |= POLLIN;
             if (items[i].events & ZMQ_POLLOUT)

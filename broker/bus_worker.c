@@ -14,18 +14,18 @@
 #include <string.h>
 
 struct bus_worker_t {
-    zsock_t *sock;               //  DEALER to the broker
-    void *handle;                //  Its raw libzmq handle
-    char service[BUS_MAX_SERVICE + 1];   //  Service we serve
-    int heartbeat_ms;            //  Heartbeat interval
-    int liveness;                //  Silent intervals before we re-register
-    int64_t heartbeat_at;        //  When to send the next heartbeat
-    int64_t broker_expires;      //  Broker is presumed gone past this
+    zsock_t *sock;                      //  DEALER to the broker
+    void *handle;                       //  Its raw libzmq handle
+    char service[BUS_MAX_SERVICE + 1];  //  Service we serve
+    int heartbeat_ms;                   //  Heartbeat interval
+    int liveness;                       //  Silent intervals before we re-register
+    int64_t heartbeat_at;               //  When to send the next heartbeat
+    int64_t broker_expires;             //  Broker is presumed gone past this
 };
 
 static int
-s_send_parts (bus_worker_t *self, const void *const data[],
-              const size_t size[], int count)
+s_send_parts (bus_worker_t *self, const void *const data[], const size_t size[],
+              int count)
 {
     for (int i = 0; i < count; i++) {
         int flags = ZMQ_DONTWAIT | (i < count - 1 ? ZMQ_SNDMORE : 0);
@@ -51,13 +51,11 @@ static void
 s_register (bus_worker_t *self)
 {
     s_send_cmd (self, BUS_READY, self->service);
-    self->broker_expires =
-        zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    self->broker_expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
 }
 
 bus_worker_t *
-bus_worker_new (const char *endpoint, const char *service, int heartbeat_ms,
-                int liveness)
+bus_worker_new (const char *endpoint, const char *service, int heartbeat_ms, int liveness)
 {
     if (!service || strlen (service) > BUS_MAX_SERVICE)
         return NULL;
@@ -142,8 +140,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
         return -1;
     int kept = count < 6 ? count : 6;
     int result = 0;
-    self->broker_expires =
-        zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
+    self->broker_expires = zclock_mono () + (int64_t) self->heartbeat_ms * self->liveness;
 
     if (count < 2 || !bus_frame_is (&f[0], BUS_WORKER)) {
         log_warn ("worker", "%s: dropped a malformed message", self->service);
@@ -152,8 +149,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
     if (bus_frame_is (&f[1], BUS_HEARTBEAT))
         goto done;
     if (bus_frame_is (&f[1], BUS_DISCONNECT)) {
-        log_info ("worker", "%s: broker asked us to register again",
-                  self->service);
+        log_info ("worker", "%s: broker asked us to register again", self->service);
         s_register (self);
         goto done;
     }
@@ -170,14 +166,12 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
     zmq_msg_move (&req->raw, &f[4]);
     msgpack_unpacked_init (&req->body.up);
     if (envelope_unpack (&req->env, zmq_msg_data (&f[3]), zmq_msg_size (&f[3]))) {
-        log_warn ("worker", "%s: dropped a request with a bad envelope",
-                  self->service);
+        log_warn ("worker", "%s: dropped a request with a bad envelope", self->service);
         bus_request_fini (req);
         goto done;
     }
     char err[160], param[64];
-    if (mp_reader_init (&req->body, zmq_msg_data (&req->raw),
-                        zmq_msg_size (&req->raw))) {
+    if (mp_reader_init (&req->body, zmq_msg_data (&req->raw), zmq_msg_size (&req->raw))) {
         log_warn ("worker", "%s: %s body is not valid msgpack", self->service,
                   req->env.type);
         bus_worker_error (self, req, ENVELOPE_BAD_REQUEST, "invalid_request",
@@ -187,8 +181,8 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
     }
     const msg_def_t *def = msg_lookup (req->env.type);
     if (!def || strcmp (def->service, self->service) != 0) {
-        log_warn ("worker", "%s: refused unknown message type %s",
-                  self->service, req->env.type);
+        log_warn ("worker", "%s: refused unknown message type %s", self->service,
+                  req->env.type);
         bus_worker_error (self, req, ENVELOPE_BAD_REQUEST, "invalid_request",
                           "Unknown message type for this service", NULL);
         bus_request_fini (req);
@@ -196,8 +190,7 @@ bus_worker_recv (bus_worker_t *self, bus_request_t *req)
     }
     if (msg_validate (req->env.type, req->body.root, err, sizeof (err), param,
                       sizeof (param))) {
-        log_warn ("worker", "%s: refused %s: %s", self->service,
-                  req->env.type, err);
+        log_warn ("worker", "%s: refused %s: %s", self->service, req->env.type, err);
         bus_worker_error (self, req, ENVELOPE_BAD_REQUEST, "invalid_request", err,
                           param[0] ? param : NULL);
         bus_request_fini (req);
@@ -210,8 +203,8 @@ done:
 }
 
 int
-bus_worker_reply (bus_worker_t *self, const bus_request_t *req,
-                  const char *type, int status, const void *body, size_t size)
+bus_worker_reply (bus_worker_t *self, const bus_request_t *req, const char *type,
+                  int status, const void *body, size_t size)
 {
     msg_check_send (type, NULL, body, size);
     envelope_t env = req->env;
@@ -221,13 +214,13 @@ bus_worker_reply (bus_worker_t *self, const bus_request_t *req,
     msgpack_sbuffer_init (&ebuf);
     envelope_pack (&env, &ebuf);
     const void *data[] = {BUS_WORKER, BUS_REPLY, req->front, ebuf.data, body};
-    size_t sizes[] = {strlen (BUS_WORKER), strlen (BUS_REPLY), req->front_len,
-                      ebuf.size, size};
+    size_t sizes[] = {strlen (BUS_WORKER), strlen (BUS_REPLY), req->front_len, ebuf.size,
+                      size};
     int rc = s_send_parts (self, data, sizes, 5);
     msgpack_sbuffer_destroy (&ebuf);
     if (rc)
-        log_warn ("worker", "%s: reply %s dropped: broker not taking it",
-                  self->service, type);
+        log_warn ("worker", "%s: reply %s dropped: broker not taking it", self->service,
+                  type);
     return rc;
 }
 
@@ -238,8 +231,7 @@ bus_worker_error (bus_worker_t *self, const bus_request_t *req, int status,
     mp_writer_t w;
     mp_writer_init (&w);
     error_pack (&w, code, message, param);
-    int rc = bus_worker_reply (self, req, MT_ERROR, status, w.buf.data,
-                               w.buf.size);
+    int rc = bus_worker_reply (self, req, MT_ERROR, status, w.buf.data, w.buf.size);
     mp_writer_fini (&w);
     return rc;
 }
@@ -252,9 +244,9 @@ bus_worker_event (bus_worker_t *self, const uint8_t *front, size_t front_len,
     size_t tlen = strlen (topic);
     if (tlen > BUS_MAX_TOPIC || front_len > BUS_MAX_ID)
         return -1;
-    const void *data[] = {BUS_WORKER, BUS_EVENT, front ? (const void *) front : "",
-                          topic, body};
-    size_t sizes[] = {strlen (BUS_WORKER), strlen (BUS_EVENT),
-                      front ? front_len : 0, tlen, size};
+    const void *data[] = {BUS_WORKER, BUS_EVENT, front ? (const void *) front : "", topic,
+                          body};
+    size_t sizes[] = {strlen (BUS_WORKER), strlen (BUS_EVENT), front ? front_len : 0,
+                      tlen, size};
     return s_send_parts (self, data, sizes, 5);
 }

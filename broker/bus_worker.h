@@ -20,11 +20,11 @@
 typedef struct bus_worker_t bus_worker_t;
 
 typedef struct {
-    uint8_t front[BUS_MAX_ID];   //  Routing identity of the asking front
-    size_t front_len;            //  Its length
-    envelope_t env;              //  Decoded envelope
-    zmq_msg_t raw;               //  Body bytes (owned; body points into it)
-    mp_reader_t body;            //  Decoded body; body.root is a map or NULL
+    uint8_t front[BUS_MAX_ID];  //  Routing identity of the asking front
+    size_t front_len;           //  Its length
+    envelope_t env;             //  Decoded envelope
+    zmq_msg_t raw;              //  Body bytes (owned; body points into it)
+    mp_reader_t body;           //  Decoded body; body.root is a map or NULL
 } bus_request_t;
 
 //  Connects to the broker and registers for service.  Caller owns the return
@@ -58,8 +58,8 @@ bus_worker_tick (bus_worker_t *self);
 //  Replies to req with type, status and a packed body (copied).  Returns 0,
 //  or -1 if the broker could not take it now (the reply is dropped).
 int
-bus_worker_reply (bus_worker_t *self, const bus_request_t *req,
-                  const char *type, int status, const void *body, size_t size);
+bus_worker_reply (bus_worker_t *self, const bus_request_t *req, const char *type,
+                  int status, const void *body, size_t size);
 
 //  Replies with an ERROR message; param may be NULL.
 int

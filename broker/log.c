@@ -65,7 +65,7 @@ log_iso_time (char *buf, int64_t ms)
     unsigned month = mp < 10 ? mp + 3 : mp - 9;
     int64_t year = (int64_t) yoe + era * 400 + (month <= 2);
     if (year < 0 || year > 9999)
-        year = year < 0 ? 0 : 9999;   //  Not a time this gateway records
+        year = year < 0 ? 0 : 9999;  //  Not a time this gateway records
     char *p = s_digits (buf, (unsigned) year, 4);
     *p++ = '-';
     p = s_digits (p, month, 2);

@@ -29,16 +29,16 @@ void
 log_write (log_level_t level, const char *module, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
-#define log_debug(mod, ...)                                                   \
-    do {                                                                      \
-        if (log_get_level () <= CG_LOG_DEBUG)                                    \
-            log_write (CG_LOG_DEBUG, mod, __VA_ARGS__);                          \
+#define log_debug(mod, ...)                                                              \
+    do {                                                                                 \
+        if (log_get_level () <= CG_LOG_DEBUG)                                            \
+            log_write (CG_LOG_DEBUG, mod, __VA_ARGS__);                                  \
     } while (0)
 #define log_info(mod, ...) log_write (CG_LOG_INFO, mod, __VA_ARGS__)
 #define log_warn(mod, ...) log_write (CG_LOG_WARN, mod, __VA_ARGS__)
 #define log_error(mod, ...) log_write (CG_LOG_ERROR, mod, __VA_ARGS__)
 
-#define LOG_ISO_TIME_LEN 24          //  "2026-11-24T03:07:55.123Z"
+#define LOG_ISO_TIME_LEN 24  //  "2026-11-24T03:07:55.123Z"
 
 //  Writes ms (Unix milliseconds) as ISO-8601 UTC with milliseconds, NUL
 //  ended, into buf (at least LOG_ISO_TIME_LEN + 1 bytes).  Plain

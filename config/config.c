@@ -65,18 +65,13 @@ config_is_loopback (const char *addr)
 //  rows of that section (see config/sections.h for why).
 static const struct {
     const char *name;
-    int (*load) (cg_config_t *self, const cJSON *item, char *err,
-                 size_t errlen);
-} s_hooks[] = {{"auth", sections_auth},
-               {"providers", sections_providers},
-               {"agents", sections_agents},
-               {"channels", sections_channels},
-               {"ready", sections_ready},
-               {NULL, NULL}};
+    int (*load) (cg_config_t *self, const cJSON *item, char *err, size_t errlen);
+} s_hooks[] = {{"auth", sections_auth},     {"providers", sections_providers},
+               {"agents", sections_agents}, {"channels", sections_channels},
+               {"ready", sections_ready},   {NULL, NULL}};
 
 static int
-s_hook (cg_config_t *self, const char *name, const cJSON *item, char *err,
-        size_t errlen)
+s_hook (cg_config_t *self, const char *name, const cJSON *item, char *err, size_t errlen)
 {
     for (int i = 0; s_hooks[i].name; i++)
         if (!strcmp (s_hooks[i].name, name))
@@ -87,8 +82,8 @@ s_hook (cg_config_t *self, const char *name, const cJSON *item, char *err,
 //  Reads the part of root that row k opens: a top-level key, or a whole
 //  section (an object: its unknown keys, its rows, then its hook).
 static int
-s_load_part (cg_config_t *self, const cJSON *root, const config_key_t *k,
-             char *err, size_t errlen)
+s_load_part (cg_config_t *self, const cJSON *root, const config_key_t *k, char *err,
+             size_t errlen)
 {
     char name[32];
     size_t len = strcspn (k->key, ".[");
@@ -96,10 +91,9 @@ s_load_part (cg_config_t *self, const cJSON *root, const config_key_t *k,
     const cJSON *item = cJSON_GetObjectItemCaseSensitive (root, name);
     if (!item)
         return 0;
-    if (!k->key[len])            //  A top-level key
-        return k->at == KEY_BY_HAND
-                   ? s_hook (self, name, item, err, errlen)
-                   : keys_read_row (k, root, "", self, err, errlen);
+    if (!k->key[len])  //  A top-level key
+        return k->at == KEY_BY_HAND ? s_hook (self, name, item, err, errlen)
+                                    : keys_read_row (k, root, "", self, err, errlen);
     if (!cJSON_IsObject (item)) {
         keys_err (err, errlen, "%s: must be an object", name);
         return -1;
@@ -132,21 +126,20 @@ s_load_root (cg_config_t *self, const cJSON *root, char *err, size_t errlen)
 }
 
 static int
-s_load_text (cg_config_t *self, const char *text, size_t n, const char *path,
-             char *err, size_t errlen)
+s_load_text (cg_config_t *self, const char *text, size_t n, const char *path, char *err,
+             size_t errlen)
 {
     json_in_rc_t why;
     size_t at;
     cJSON *root = json_in_parse (text, n, CFG_MAX_FILE, 0, &why, &at);
     if (!root) {
         if (why == JSON_IN_MALFORMED)
-            keys_err (err, errlen, "config file %s: not valid JSON near byte %zu",
-                      path, at);
+            keys_err (err, errlen, "config file %s: not valid JSON near byte %zu", path,
+                      at);
         else if (why == JSON_IN_TOO_LARGE)
             keys_err (err, errlen, "config file %s: larger than 1 MiB", path);
         else
-            keys_err (err, errlen, "config file %s: %s", path,
-                      json_in_reason (why));
+            keys_err (err, errlen, "config file %s: %s", path, json_in_reason (why));
         return -1;
     }
     int rc = -1;
@@ -185,7 +178,7 @@ static catalog_t
 s_catalog (const cg_config_t *self)
 {
     return (catalog_t){self->providers, self->n_providers, self->models,
-                       self->n_models, self->agents, self->n_agents};
+                       self->n_models,  self->agents,      self->n_agents};
 }
 
 //  What holds only for the merged result.
@@ -214,8 +207,8 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
     keys_defaults (KEY_IN_CONFIG, self);
     sections_defaults (self);
     self->started_at = (long long) time (NULL);
-    const char *path = flags && flags->config_path ? flags->config_path
-                                                   : getenv ("CLAWGATE_CONFIG");
+    const char *path =
+        flags && flags->config_path ? flags->config_path : getenv ("CLAWGATE_CONFIG");
     if (flags && flags->config_text) {
         if (s_load_text (self, flags->config_text, flags->config_len,
                          path ? path : "(text)", err, errlen))
@@ -274,8 +267,8 @@ config_find_agent (const cg_config_t *self, const char *id)
 int
 config_reserved_threads (const cg_config_t *self)
 {
-    int reserve = self->reserved_threads >= 0 ? self->reserved_threads
-                                              : self->threads / 8;
+    int reserve =
+        self->reserved_threads >= 0 ? self->reserved_threads : self->threads / 8;
     if (reserve < 1 && self->threads > 1)
         reserve = 1;
     return reserve < self->threads ? reserve : self->threads - 1;

@@ -25,10 +25,10 @@
 #include "settings.h"
 
 typedef enum {
-    AUTH_TOKEN = 1,              //  Bearer token (or ?token=)
-    AUTH_PASSWORD = 2,           //  Password (Basic, header or ?password=)
-    AUTH_BOTH = 3,               //  Either credential
-    AUTH_NONE = 4,               //  Anyone (loopback binds only)
+    AUTH_TOKEN = 1,     //  Bearer token (or ?token=)
+    AUTH_PASSWORD = 2,  //  Password (Basic, header or ?password=)
+    AUTH_BOTH = 3,      //  Either credential
+    AUTH_NONE = 4,      //  Anyone (loopback binds only)
 } auth_mode_t;
 
 //  Token scopes (bit set).
@@ -40,68 +40,68 @@ typedef enum {
 #define SCOPE_ALL 0x1fu
 
 typedef struct {
-    char *token;                 //  Secret
-    char *name;                  //  Shown in logs instead of the secret
-    unsigned scopes;             //  SCOPE_* bits
-    int rate_limit;              //  Own requests/minute, -1 = limits.rateLimit
-    int burst;                   //  Own bucket size, -1 = limits.burst
-    int max_concurrent;          //  Own in-flight cap, -1 = limits.maxConcurrent
+    char *token;         //  Secret
+    char *name;          //  Shown in logs instead of the secret
+    unsigned scopes;     //  SCOPE_* bits
+    int rate_limit;      //  Own requests/minute, -1 = limits.rateLimit
+    int burst;           //  Own bucket size, -1 = limits.burst
+    int max_concurrent;  //  Own in-flight cap, -1 = limits.maxConcurrent
 } cfg_token_t;
 
 typedef struct {
     //  Where and how we listen.
-    char *bind;                  //  Address, default 127.0.0.1
-    int port;                    //  Default 18789; 0 picks a free port
-    char *state_dir;             //  Default ~/.clawgate
-    char *log_level;             //  debug|info|warn|error
+    char *bind;       //  Address, default 127.0.0.1
+    int port;         //  Default 18789; 0 picks a free port
+    char *state_dir;  //  Default ~/.clawgate
+    char *log_level;  //  debug|info|warn|error
     //  Authentication.
     auth_mode_t auth_mode;
-    char *token;                 //  Main token (all scopes), may be NULL
-    char *password;              //  Password (all scopes), may be NULL
-    cfg_token_t *tokens;         //  Extra tokens with scopes
+    char *token;          //  Main token (all scopes), may be NULL
+    char *password;       //  Password (all scopes), may be NULL
+    cfg_token_t *tokens;  //  Extra tokens with scopes
     size_t n_tokens;
-    bool token_generated;        //  True if this start generated the token
+    bool token_generated;  //  True if this start generated the token
     //  HTTP front.
-    int threads;                 //  civetweb worker threads
-    long long max_body;          //  Bytes; larger bodies get 413
-    int request_timeout_ms;      //  Run / request deadline
-    int control_timeout_ms;      //  Deadline of control requests (status)
-    int drain_timeout_ms;        //  How long SIGTERM waits for in-flight work
-    int sse_keepalive_ms;        //  SSE comment this often while idle: it
-                                 //  also finds clients that went away
-    int max_frame_bytes;         //  WebSocket frame limit (for the WS front)
-    int header_timeout_ms;       //  A request head must arrive within this
-                                 //  (the gate); also civetweb's read timeout
-    int keep_alive_timeout_ms;   //  Idle keep-alive connections closed after
-    int reserved_threads;        //  Workers no address that holds one
-                                 //  already may take; -1 = threads / 8
+    int threads;                //  civetweb worker threads
+    long long max_body;         //  Bytes; larger bodies get 413
+    int request_timeout_ms;     //  Run / request deadline
+    int control_timeout_ms;     //  Deadline of control requests (status)
+    int drain_timeout_ms;       //  How long SIGTERM waits for in-flight work
+    int sse_keepalive_ms;       //  SSE comment this often while idle: it
+                                //  also finds clients that went away
+    int max_frame_bytes;        //  WebSocket frame limit (for the WS front)
+    int header_timeout_ms;      //  A request head must arrive within this
+                                //  (the gate); also civetweb's read timeout
+    int keep_alive_timeout_ms;  //  Idle keep-alive connections closed after
+    int reserved_threads;       //  Workers no address that holds one
+                                //  already may take; -1 = threads / 8
     //  Limits, enforced by the ratelimit actor through leases (see
     //  gateway/ratelimit_front.h).  Per-token overrides sit in tokens[].
-    int rate_limit;              //  Requests per minute per credential, 0 off
-    int burst;                   //  Token bucket size, 0 = rate_limit
-    int max_concurrent;          //  In-flight per credential, 0 off
-    int auth_failures;           //  Failed auths per address per minute, 0 off
-    int max_conns_per_addr;      //  Open connections per address, 0 off
-    int lease_ms;                //  Life of a front's lease on quota
+    int rate_limit;          //  Requests per minute per credential, 0 off
+    int burst;               //  Token bucket size, 0 = rate_limit
+    int max_concurrent;      //  In-flight per credential, 0 off
+    int auth_failures;       //  Failed auths per address per minute, 0 off
+    int max_conns_per_addr;  //  Open connections per address, 0 off
+    int lease_ms;            //  Life of a front's lease on quota
     //  Broker.
-    char *requests_ep;           //  Broker ROUTER endpoint
-    char *events_ep;             //  Broker XPUB endpoint
+    char *requests_ep;  //  Broker ROUTER endpoint
+    char *events_ep;    //  Broker XPUB endpoint
     int heartbeat_ms;
     int liveness;
     //  Sessions.
-    char *store;                 //  Store URL; NULL: SQLite in the state dir
+    char *store;  //  Store URL; NULL: SQLite in the state dir
     //  (contextMessages, contextChars, maxQueued, readers: only the
     //  session actor reads them, so they land in actors.session.)
     //  WebSocket.
-    int ws_heartbeat_ms;         //  heartbeat event this often
-    int ws_queue_frames;         //  Frames queued per client before "lagged"
-    int ws_writers;              //  Threads writing to WebSocket clients
+    int ws_heartbeat_ms;  //  heartbeat event this often
+    int ws_queue_frames;  //  Frames queued per client before "lagged"
+    int ws_writers;       //  Threads writing to WebSocket clients
     //  Browser actor (Chromium is always headless).
-    char *browser_chromium;      //  Chromium binary, default /usr/bin/chromium
-    int browser_navigate_timeout_ms;   //  Default load deadline of a navigation
+    char *browser_chromium;           //  Chromium binary, default /usr/bin/chromium
+    int browser_navigate_timeout_ms;  //  Default load deadline of a navigation
     //  (viewportWidth, viewportHeight land in actors.browser.)
     //  What /ready and /v1/models report.
-    char **ready_services;       //  NULL-terminated
+    char **ready_services;  //  NULL-terminated
     cfg_model_t *models;
     size_t n_models;
     cfg_provider_t *providers;
@@ -110,7 +110,7 @@ typedef struct {
     size_t n_agents;
     cfg_channel_t *channels;
     size_t n_channels;
-    long long started_at;        //  Unix seconds at load (model "created")
+    long long started_at;  //  Unix seconds at load (model "created")
     //  What the actors read.  A number only actors read lands here
     //  directly; one the front reads too is copied here at the end of
     //  config_load.  Strings are owned by the fields above even when only
@@ -123,14 +123,14 @@ typedef struct {
 //  first three is the flag of a key in config/keys.c (its flag_at).
 typedef struct {
     const char *config_path;
-    const char *config_text;     //  The file's text itself (config_len
-    size_t config_len;           //  bytes, not terminated): no file read
+    const char *config_text;  //  The file's text itself (config_len
+    size_t config_len;        //  bytes, not terminated): no file read
     const char *bind;
     int port;
     const char *state_dir;
-    const char *broker;          //  --broker / --requests
-    const char *events;          //  --events
-    const char *store;           //  --store
+    const char *broker;  //  --broker / --requests
+    const char *events;  //  --events
+    const char *store;   //  --store
 } cfg_flags_t;
 
 //  Builds the configuration.  On error returns NULL and writes one sentence

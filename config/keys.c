@@ -354,7 +354,7 @@ s_known (const char *name, key_in_t in, const char *section)
 {
     size_t len = strlen (name);
     if (strpbrk (name, ".["))
-        return false;       //  A segment, never a path
+        return false;  //  A segment, never a path
     for (const config_key_t *k = config_keys; k->key; k++) {
         const char *second = s_second (k->key);
         if (in != KEY_IN_CONFIG) {
@@ -373,8 +373,8 @@ s_known (const char *name, key_in_t in, const char *section)
 }
 
 int
-keys_check_known (const cJSON *obj, key_in_t in, const char *section,
-                  const char *where, char *err, size_t errlen)
+keys_check_known (const cJSON *obj, key_in_t in, const char *section, const char *where,
+                  char *err, size_t errlen)
 {
     for (const cJSON *c = obj->child; c; c = c->next)
         if (!s_known (c->string, in, section)) {
@@ -386,8 +386,8 @@ keys_check_known (const cJSON *obj, key_in_t in, const char *section,
 
 //  Sets a string or auth-mode key from text; name is how errors call it.
 static int
-s_set_text (const config_key_t *k, const char *text, const char *name,
-            void *base, char *err, size_t errlen)
+s_set_text (const config_key_t *k, const char *text, const char *name, void *base,
+            char *err, size_t errlen)
 {
     if (k->type == KEY_AUTH) {
         auth_mode_t mode;
@@ -420,8 +420,8 @@ s_set_number (const config_key_t *k, void *base, long long n)
 }
 
 int
-keys_read_row (const config_key_t *k, const cJSON *obj, const char *where,
-               void *base, char *err, size_t errlen)
+keys_read_row (const config_key_t *k, const cJSON *obj, const char *where, void *base,
+               char *err, size_t errlen)
 {
     const char *leaf = keys_leaf (k);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, leaf);
@@ -444,8 +444,8 @@ keys_read_row (const config_key_t *k, const cJSON *obj, const char *where,
         if (!cJSON_IsNumber (v) || v->valuedouble < (double) k->min
             || v->valuedouble > (double) k->max
             || v->valuedouble != (double) (long long) v->valuedouble) {
-            keys_err (err, errlen, "%s: must be an integer from %lld to %lld",
-                      name, k->min, k->max);
+            keys_err (err, errlen, "%s: must be an integer from %lld to %lld", name,
+                      k->min, k->max);
             return -1;
         }
         s_set_number (k, base, (long long) v->valuedouble);
@@ -463,15 +463,14 @@ keys_read_row (const config_key_t *k, const cJSON *obj, const char *where,
             return -1;
         }
         return 0;
-    case KEY_LIST:
-        break;
+    case KEY_LIST: break;
     }
     return 0;
 }
 
 int
-keys_read (const cJSON *obj, key_in_t in, const char *section,
-           const char *where, void *base, char *err, size_t errlen)
+keys_read (const cJSON *obj, key_in_t in, const char *section, const char *where,
+           void *base, char *err, size_t errlen)
 {
     for (const config_key_t *k = config_keys; k->key; k++) {
         if (k->in != in || (in == KEY_IN_CONFIG && !s_in_section (k->key, section)))
@@ -485,8 +484,7 @@ keys_read (const cJSON *obj, key_in_t in, const char *section,
                     && (in != KEY_IN_CONFIG || s_in_section (k->key, section));
         const char *v = mine ? *(char **) s_at (base, k->at) : NULL;
         if (v && !*v) {
-            keys_err (err, errlen, "%s%s: must not be empty", where,
-                      keys_leaf (k));
+            keys_err (err, errlen, "%s%s: must not be empty", where, keys_leaf (k));
             return -1;
         }
     }
@@ -501,8 +499,7 @@ keys_defaults (key_in_t in, void *base)
     for (const config_key_t *k = config_keys; k->key; k++) {
         if (k->in != in || k->at == KEY_BY_HAND)
             continue;
-        if (k->type == KEY_STRING && k->def_text
-            && !strncmp (k->def_text, "~/", 2)) {
+        if (k->type == KEY_STRING && k->def_text && !strncmp (k->def_text, "~/", 2)) {
             const char *home = getenv ("HOME");
             char path[PATH_MAX];
             snprintf (path, sizeof (path), "%s%s", home && *home ? home : ".",
@@ -524,8 +521,7 @@ int
 keys_env (cg_config_t *self, char *err, size_t errlen)
 {
     for (const config_key_t *k = config_keys; k->key; k++) {
-        const char *v = k->env && k->in == KEY_IN_CONFIG ? getenv (k->env)
-                                                         : NULL;
+        const char *v = k->env && k->in == KEY_IN_CONFIG ? getenv (k->env) : NULL;
         if (!v || !*v || k->at == KEY_BY_HAND)
             continue;
         if (k->type == KEY_STRING || k->type == KEY_AUTH) {
@@ -538,8 +534,8 @@ keys_env (cg_config_t *self, char *err, size_t errlen)
         errno = 0;
         long long n = strtoll (v, &end, 10);
         if (errno || *end || n < k->min || n > k->max) {
-            keys_err (err, errlen, "%s: must be an integer from %lld to %lld",
-                      k->env, k->min, k->max);
+            keys_err (err, errlen, "%s: must be an integer from %lld to %lld", k->env,
+                      k->min, k->max);
             return -1;
         }
         s_set_number (k, self, n);
@@ -570,8 +566,7 @@ keys_spread (cg_config_t *self)
         for (size_t i = 0; i < 2 && k->also[i]; i++) {
             assert (k->in == KEY_IN_CONFIG);
             if (k->type == KEY_STRING)
-                *(const char **) s_at (self, k->also[i])
-                    = *(char **) s_at (self, k->at);
+                *(const char **) s_at (self, k->also[i]) = *(char **) s_at (self, k->at);
             else {
                 assert (k->type == KEY_INT);
                 *(int *) s_at (self, k->also[i]) = *(int *) s_at (self, k->at);

@@ -15,12 +15,11 @@
 #include <string.h>
 
 static const char *s_channel_ids[] = {"whatsapp", "telegram", "discord",
-                                      "slack", "webhook", NULL};
+                                      "slack",    "webhook",  NULL};
 
 //  Replaces *out with the names in arr (a NULL-terminated copy).
 static int
-s_string_list (char ***out, const cJSON *arr, const char *where, char *err,
-               size_t errlen)
+s_string_list (char ***out, const cJSON *arr, const char *where, char *err, size_t errlen)
 {
     if (!cJSON_IsArray (arr)) {
         keys_err (err, errlen, "%s: must be an array of strings", where);
@@ -32,8 +31,7 @@ s_string_list (char ***out, const cJSON *arr, const char *where, char *err,
         return -1;
     size_t i = 0;
     for (const cJSON *c = arr->child; c; c = c->next) {
-        if (!cJSON_IsString (c) || !*c->valuestring
-            || strlen (c->valuestring) > 200) {
+        if (!cJSON_IsString (c) || !*c->valuestring || strlen (c->valuestring) > 200) {
             keys_err (err, errlen, "%s: must be an array of names", where);
             for (size_t j = 0; j < i; j++)
                 free (list[j]);
@@ -55,14 +53,12 @@ static unsigned
 s_parse_scopes (const cJSON *arr, const char *where, char *err, size_t errlen)
 {
     if (!cJSON_IsArray (arr)) {
-        keys_err (err, errlen, "%sscopes: must be an array of scope names",
-                  where);
+        keys_err (err, errlen, "%sscopes: must be an array of scope names", where);
         return 0;
     }
     unsigned bits = 0;
     for (const cJSON *c = arr->child; c; c = c->next) {
-        unsigned bit = cJSON_IsString (c) ? config_scope_bit (c->valuestring)
-                                          : 0;
+        unsigned bit = cJSON_IsString (c) ? config_scope_bit (c->valuestring) : 0;
         if (!bit) {
             keys_err (err, errlen,
                       "%sscopes: unknown scope (use chat, sessions, channels, "
@@ -93,8 +89,7 @@ s_token (cg_config_t *self, const cJSON *t, char *err, size_t errlen)
         || keys_read (t, KEY_IN_TOKEN, NULL, where, tok, err, errlen))
         return -1;
     if (!tok->token || strlen (tok->token) < 16) {
-        keys_err (err, errlen, "%stoken: required, at least 16 characters",
-                  where);
+        keys_err (err, errlen, "%stoken: required, at least 16 characters", where);
         return -1;
     }
     const cJSON *scopes = cJSON_GetObjectItemCaseSensitive (t, "scopes");
@@ -189,11 +184,10 @@ s_trim_slash (char *url)
 
 //  The type a provider's entry asks for (by default, its name's).
 static int
-s_provider_type (const cJSON *p, const char *where, provider_type_t *type,
-                 char *err, size_t errlen)
+s_provider_type (const cJSON *p, const char *where, provider_type_t *type, char *err,
+                 size_t errlen)
 {
-    *type = !strcmp (p->string, "anthropic") ? PROVIDER_ANTHROPIC
-                                             : PROVIDER_OPENAI;
+    *type = !strcmp (p->string, "anthropic") ? PROVIDER_ANTHROPIC : PROVIDER_OPENAI;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive (p, "type");
     if (!v)
         return 0;
@@ -213,8 +207,8 @@ s_provider_type (const cJSON *p, const char *where, provider_type_t *type,
 }
 
 static int
-s_provider_entry (cg_config_t *self, const cJSON *p, const char *where,
-                  char *err, size_t errlen)
+s_provider_entry (cg_config_t *self, const cJSON *p, const char *where, char *err,
+                  size_t errlen)
 {
     provider_type_t type;
     if (keys_check_known (p, KEY_IN_PROVIDER, NULL, where, err, errlen)
@@ -223,16 +217,16 @@ s_provider_entry (cg_config_t *self, const cJSON *p, const char *where,
     cfg_provider_t *prov = s_add_provider (self, p->string, type);
     if (!prov || keys_read (p, KEY_IN_PROVIDER, NULL, where, prov, err, errlen))
         return -1;
-    if (!prov->base_url || (strncmp (prov->base_url, "http://", 7)
-                            && strncmp (prov->base_url, "https://", 8))) {
+    if (!prov->base_url
+        || (strncmp (prov->base_url, "http://", 7)
+            && strncmp (prov->base_url, "https://", 8))) {
         keys_err (err, errlen, "%sbaseUrl: required, an http(s):// URL", where);
         return -1;
     }
     s_trim_slash (prov->base_url);
     const cJSON *models = cJSON_GetObjectItemCaseSensitive (p, "models");
     if (!cJSON_IsArray (models) || cJSON_GetArraySize (models) == 0) {
-        keys_err (err, errlen, "%smodels: must be a non-empty array of names",
-                  where);
+        keys_err (err, errlen, "%smodels: must be a non-empty array of names", where);
         return -1;
     }
     for (const cJSON *m = models->child; m; m = m->next) {
@@ -246,8 +240,7 @@ s_provider_entry (cg_config_t *self, const cJSON *p, const char *where,
 }
 
 int
-sections_providers (cg_config_t *self, const cJSON *providers, char *err,
-                    size_t errlen)
+sections_providers (cg_config_t *self, const cJSON *providers, char *err, size_t errlen)
 {
     for (const cJSON *p = providers->child; p; p = p->next) {
         char where[96];
@@ -276,8 +269,7 @@ sections_providers (cg_config_t *self, const cJSON *providers, char *err,
 //  OPENAI_* and ANTHROPIC_* fill in (or create) one provider.
 static void
 s_provider_env (cg_config_t *self, const char *name, provider_type_t type,
-                const char *key_env, const char *url_env,
-                const char *default_model)
+                const char *key_env, const char *url_env, const char *default_model)
 {
     const char *key = getenv (key_env);
     const char *url = getenv (url_env);
@@ -301,8 +293,8 @@ s_provider_env (cg_config_t *self, const char *name, provider_type_t type,
 void
 sections_env (cg_config_t *self)
 {
-    s_provider_env (self, "openai", PROVIDER_OPENAI, "OPENAI_API_KEY",
-                    "OPENAI_BASE_URL", "gpt-4o-mini");
+    s_provider_env (self, "openai", PROVIDER_OPENAI, "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                    "gpt-4o-mini");
     s_provider_env (self, "anthropic", PROVIDER_ANTHROPIC, "ANTHROPIC_API_KEY",
                     "ANTHROPIC_BASE_URL", "claude-3-5-haiku-latest");
 }
@@ -325,8 +317,8 @@ s_add_agent (cg_config_t *self, const char *id)
 }
 
 static int
-s_agent_lists (cfg_agent_t *agent, const cJSON *a, const char *where,
-               char *err, size_t errlen)
+s_agent_lists (cfg_agent_t *agent, const cJSON *a, const char *where, char *err,
+               size_t errlen)
 {
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive (a, "tools");
     if (tools) {
@@ -334,8 +326,10 @@ s_agent_lists (cfg_agent_t *agent, const cJSON *a, const char *where,
         for (const cJSON *t = ok ? tools->child : NULL; t; t = t->next)
             ok = ok && cJSON_IsString (t) && !strcmp (t->valuestring, "browser");
         if (!ok) {
-            keys_err (err, errlen, "%stools: must be an array of tool sets "
-                      "(known: \"browser\")", where);
+            keys_err (err, errlen,
+                      "%stools: must be an array of tool sets "
+                      "(known: \"browser\")",
+                      where);
             return -1;
         }
         agent->browser_tools = cJSON_GetArraySize (tools) > 0;
@@ -351,8 +345,7 @@ s_agent_lists (cfg_agent_t *agent, const cJSON *a, const char *where,
 }
 
 int
-sections_agents (cg_config_t *self, const cJSON *agents, char *err,
-                 size_t errlen)
+sections_agents (cg_config_t *self, const cJSON *agents, char *err, size_t errlen)
 {
     for (const cJSON *a = agents->child; a; a = a->next) {
         char where[96];
@@ -384,14 +377,13 @@ sections_check_agents (const cg_config_t *self, char *err, size_t errlen)
             return -1;
         }
         if (!config_find_model (self, a->model, &m)) {
-            keys_err (err, errlen, "agents.%s.model: unknown model %s", a->id,
-                      a->model);
+            keys_err (err, errlen, "agents.%s.model: unknown model %s", a->id, a->model);
             return -1;
         }
         for (char **f = a->fallbacks; f && *f; f++)
             if (!config_find_model (self, *f, &m)) {
-                keys_err (err, errlen, "agents.%s.fallbacks: unknown model %s",
-                          a->id, *f);
+                keys_err (err, errlen, "agents.%s.fallbacks: unknown model %s", a->id,
+                          *f);
                 return -1;
             }
     }
@@ -401,8 +393,7 @@ sections_check_agents (const cg_config_t *self, char *err, size_t errlen)
 //  ---- channels, ready ---------------------------------------------------------------
 
 int
-sections_channels (cg_config_t *self, const cJSON *channels, char *err,
-                   size_t errlen)
+sections_channels (cg_config_t *self, const cJSON *channels, char *err, size_t errlen)
 {
     size_t n = (size_t) cJSON_GetArraySize (channels);
     self->channels = (cfg_channel_t *) calloc (n ? n : 1, sizeof (cfg_channel_t));
@@ -437,8 +428,7 @@ sections_channels (cg_config_t *self, const cJSON *channels, char *err,
 }
 
 int
-sections_ready (cg_config_t *self, const cJSON *ready, char *err,
-                size_t errlen)
+sections_ready (cg_config_t *self, const cJSON *ready, char *err, size_t errlen)
 {
     return s_string_list (&self->ready_services, ready, "ready", err, errlen);
 }

@@ -22,17 +22,13 @@
 int
 sections_auth (cg_config_t *self, const cJSON *item, char *err, size_t errlen);
 int
-sections_providers (cg_config_t *self, const cJSON *item, char *err,
-                    size_t errlen);
+sections_providers (cg_config_t *self, const cJSON *item, char *err, size_t errlen);
 int
-sections_agents (cg_config_t *self, const cJSON *item, char *err,
-                 size_t errlen);
+sections_agents (cg_config_t *self, const cJSON *item, char *err, size_t errlen);
 int
-sections_channels (cg_config_t *self, const cJSON *item, char *err,
-                   size_t errlen);
+sections_channels (cg_config_t *self, const cJSON *item, char *err, size_t errlen);
 int
-sections_ready (cg_config_t *self, const cJSON *item, char *err,
-                size_t errlen);
+sections_ready (cg_config_t *self, const cJSON *item, char *err, size_t errlen);
 
 //  The built-in catalogue: provider local with model local/echo, agent
 //  default on it, and the services /ready requires.

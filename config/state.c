@@ -75,12 +75,10 @@ int
 config_prepare_state (cg_config_t *self, char *err, size_t errlen)
 {
     if (mkdir (self->state_dir, 0700) && errno != EEXIST) {
-        keys_err (err, errlen, "stateDir %s: %s", self->state_dir,
-                  strerror (errno));
+        keys_err (err, errlen, "stateDir %s: %s", self->state_dir, strerror (errno));
         return -1;
     }
-    if (self->token || !(self->auth_mode & AUTH_TOKEN)
-        || self->auth_mode == AUTH_NONE)
+    if (self->token || !(self->auth_mode & AUTH_TOKEN) || self->auth_mode == AUTH_NONE)
         return 0;
     char path[PATH_MAX];
     snprintf (path, sizeof (path), "%s/token", self->state_dir);

@@ -56,8 +56,7 @@ auth_base64_decode (const char *in, size_t len, char *out, size_t cap)
 
 //  Matches a token against the main token and the scoped ones.
 static auth_rc_t
-s_check_token (const cg_config_t *cfg, const char *tok, size_t len,
-               auth_ctx_t *out)
+s_check_token (const cg_config_t *cfg, const char *tok, size_t len, auth_ctx_t *out)
 {
     if (!(cfg->auth_mode & AUTH_TOKEN) || cfg->auth_mode == AUTH_NONE)
         return AUTH_INVALID;
@@ -79,8 +78,7 @@ s_check_token (const cg_config_t *cfg, const char *tok, size_t len,
 }
 
 static auth_rc_t
-s_check_password (const cg_config_t *cfg, const char *pw, size_t len,
-                  auth_ctx_t *out)
+s_check_password (const cg_config_t *cfg, const char *pw, size_t len, auth_ctx_t *out)
 {
     if (!(cfg->auth_mode & AUTH_PASSWORD) || cfg->auth_mode == AUTH_NONE
         || !cfg->password)
@@ -123,8 +121,7 @@ auth_check (const cg_config_t *cfg, const auth_input_t *in, auth_ctx_t *out)
             while (*b64 == ' ')
                 b64++;
             char decoded[AUTH_MAX_SECRET + 1];
-            int n = auth_base64_decode (b64, strlen (b64), decoded,
-                                        sizeof (decoded));
+            int n = auth_base64_decode (b64, strlen (b64), decoded, sizeof (decoded));
             const char *colon = n > 0 ? memchr (decoded, ':', (size_t) n) : NULL;
             if (!colon)
                 return AUTH_INVALID;
@@ -134,21 +131,19 @@ auth_check (const cg_config_t *cfg, const auth_input_t *in, auth_ctx_t *out)
         return AUTH_INVALID;
     }
     if (in->password_header && *in->password_header)
-        return s_check_password (cfg, in->password_header,
-                                 strlen (in->password_header), out);
+        return s_check_password (cfg, in->password_header, strlen (in->password_header),
+                                 out);
     if (in->query && *in->query) {
         char value[AUTH_MAX_SECRET + 1];
         size_t qlen = strlen (in->query);
         int n = mg_get_var (in->query, qlen, "token", value, sizeof (value));
         if (n >= 0)
-            return n == 0 ? AUTH_INVALID
-                          : s_check_token (cfg, value, (size_t) n, out);
+            return n == 0 ? AUTH_INVALID : s_check_token (cfg, value, (size_t) n, out);
         if (n == -2)
-            return AUTH_INVALID;   //  Longer than any secret we hold
+            return AUTH_INVALID;  //  Longer than any secret we hold
         n = mg_get_var (in->query, qlen, "password", value, sizeof (value));
         if (n >= 0)
-            return n == 0 ? AUTH_INVALID
-                          : s_check_password (cfg, value, (size_t) n, out);
+            return n == 0 ? AUTH_INVALID : s_check_password (cfg, value, (size_t) n, out);
         if (n == -2)
             return AUTH_INVALID;
     }

@@ -14,21 +14,21 @@
 #include "config.h"
 
 typedef enum {
-    AUTH_OK = 0,                 //  Credential valid
-    AUTH_MISSING = -1,           //  No credential offered
-    AUTH_INVALID = -2,           //  Credential offered but wrong
+    AUTH_OK = 0,        //  Credential valid
+    AUTH_MISSING = -1,  //  No credential offered
+    AUTH_INVALID = -2,  //  Credential offered but wrong
 } auth_rc_t;
 
 typedef struct {
-    unsigned scopes;             //  SCOPE_* bits granted
-    char principal[64];          //  Who, for logs and limits (never a secret)
+    unsigned scopes;     //  SCOPE_* bits granted
+    char principal[64];  //  Who, for logs and limits (never a secret)
 } auth_ctx_t;
 
 //  The credential-bearing parts of a request.  All may be NULL.
 typedef struct {
-    const char *authorization;   //  Authorization header
-    const char *password_header; //  X-OpenClaw-Password header
-    const char *query;           //  Raw query string (token= / password=)
+    const char *authorization;    //  Authorization header
+    const char *password_header;  //  X-OpenClaw-Password header
+    const char *query;            //  Raw query string (token= / password=)
 } auth_input_t;
 
 auth_rc_t

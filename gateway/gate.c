@@ -37,47 +37,47 @@ typedef struct conn_s conn_t;
 typedef struct addr_s addr_t;
 
 struct addr_s {
-    char key[INET6_ADDRSTRLEN];      //  As civetweb writes it
-    int open;                        //  In the gate + handed over
-    int active;                      //  Handed over, not yet closed, not
-                                     //  WebSockets
-    int websockets;                  //  Handed over, now WebSockets
+    char key[INET6_ADDRSTRLEN];  //  As civetweb writes it
+    int open;                    //  In the gate + handed over
+    int active;                  //  Handed over, not yet closed, not
+                                 //  WebSockets
+    int websockets;              //  Handed over, now WebSockets
 };
 
 struct conn_s {
     int fd;
-    struct sockaddr_storage sa;      //  Peer, returned by accept ()
+    struct sockaddr_storage sa;  //  Peer, returned by accept ()
     socklen_t salen;
-    addr_t *addr;                    //  Not owned (the table's)
-    int64_t deadline;                //  zclock_mono (): head due by then
-    bool ready;                      //  Head complete, waiting for a worker
-    bool watched;                    //  In the epoll set
-    conn_t *prev, *next;             //  The waiting list, in accept order
-                                     //  (so also in deadline order)
-    conn_t *hnext;                   //  The hand-over queue
+    addr_t *addr;         //  Not owned (the table's)
+    int64_t deadline;     //  zclock_mono (): head due by then
+    bool ready;           //  Head complete, waiting for a worker
+    bool watched;         //  In the epoll set
+    conn_t *prev, *next;  //  The waiting list, in accept order
+                          //  (so also in deadline order)
+    conn_t *hnext;        //  The hand-over queue
 };
 
 struct gate_t {
-    pthread_mutex_t lock;            //  Guards everything below
-    int listener;                    //  The real listening socket (ours)
-    int epoll_fd;                    //  The listener, every waiting
-                                     //  connection, ready_fd and timer_fd
-    int civet_fd;                    //  Where civetweb's listener was: now
-                                     //  a twin of epoll_fd; civetweb's
-    int ready_fd;                    //  eventfd, one count per connection
-                                     //  in the hand-over queue (so epoll_fd
-                                     //  stays readable while one is)
-    int timer_fd;                    //  Ticks while connections wait, so
-                                     //  deadlines pass with no other event
-    bool ticking;                    //  timer_fd armed
-    zhashx_t *addrs;                 //  key -> addr_t (owned)
-    conn_t *head, *tail;             //  Waiting connections (owned)
-    conn_t *hand_head, *hand_tail;   //  Handed over, not yet accepted
-    int waiting;                     //  Length of head..tail
-    int active;                      //  Handed over and open
-    int threads;                     //  civetweb's workers
-    int per_addr_active;             //  Workers one address may hold
-    int max_open;                    //  Open connections per address, 0 off
+    pthread_mutex_t lock;           //  Guards everything below
+    int listener;                   //  The real listening socket (ours)
+    int epoll_fd;                   //  The listener, every waiting
+                                    //  connection, ready_fd and timer_fd
+    int civet_fd;                   //  Where civetweb's listener was: now
+                                    //  a twin of epoll_fd; civetweb's
+    int ready_fd;                   //  eventfd, one count per connection
+                                    //  in the hand-over queue (so epoll_fd
+                                    //  stays readable while one is)
+    int timer_fd;                   //  Ticks while connections wait, so
+                                    //  deadlines pass with no other event
+    bool ticking;                   //  timer_fd armed
+    zhashx_t *addrs;                //  key -> addr_t (owned)
+    conn_t *head, *tail;            //  Waiting connections (owned)
+    conn_t *hand_head, *hand_tail;  //  Handed over, not yet accepted
+    int waiting;                    //  Length of head..tail
+    int active;                     //  Handed over and open
+    int threads;                    //  civetweb's workers
+    int per_addr_active;            //  Workers one address may hold
+    int max_open;                   //  Open connections per address, 0 off
     int header_ms;
     long long refused, timed_out;
 };
@@ -95,8 +95,7 @@ static atomic_int s_gate_fds[GATE_SLOTS] = {-1, -1, -1, -1, -1, -1, -1, -1};
 //  gate refuses gets one try at reading why.
 
 static void
-s_refuse (int fd, int status, const char *reason, const char *code,
-          const char *message)
+s_refuse (int fd, int status, const char *reason, const char *code, const char *message)
 {
     char body[256], text[512];
     int blen = snprintf (body, sizeof (body),
@@ -108,8 +107,7 @@ s_refuse (int fd, int status, const char *reason, const char *code,
                       "charset=utf-8\r\nContent-Length: %d\r\n%sConnection: "
                       "close\r\n\r\n%s",
                       status, reason, blen,
-                      status == 429 || status == 503 ? "Retry-After: 1\r\n" : "",
-                      body);
+                      status == 429 || status == 503 ? "Retry-After: 1\r\n" : "", body);
     if (n > 0 && (size_t) n < sizeof (text))
         (void) !send (fd, text, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
@@ -163,7 +161,7 @@ static void
 s_drop (gate_t *self, conn_t *c)
 {
     s_unlink (self, c);
-    close (c->fd);               //  Also takes it out of the epoll set
+    close (c->fd);  //  Also takes it out of the epoll set
     s_addr_put (self, c->addr);
     free (c);
 }
@@ -241,8 +239,7 @@ s_readable (gate_t *self, conn_t *c)
         return 1;
     char buf[GATE_HEAD_MAX];
     ssize_t n = recv (c->fd, buf, sizeof (buf), MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK
-                   && errno != EINTR)) {
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         s_drop (self, c);
         return -1;
     }
@@ -279,19 +276,19 @@ s_accept_all (gate_t *self)
     while (true) {
         conn_t probe;
         probe.salen = sizeof (probe.sa);
-        int fd = accept4 (self->listener, (struct sockaddr *) &probe.sa,
-                          &probe.salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4 (self->listener, (struct sockaddr *) &probe.sa, &probe.salen,
+                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
-                log_warn ("gate", "out of file descriptors: %d connections "
-                                  "waiting, %d active",
+                log_warn ("gate",
+                          "out of file descriptors: %d connections "
+                          "waiting, %d active",
                           self->waiting, self->active);
             return;
         }
         char key[INET6_ADDRSTRLEN];
         s_addr_text (&probe.sa, key, sizeof (key));
-        addr_t *a = self->waiting < GATE_MAX_WAITING ? s_addr_get (self, key)
-                                                     : NULL;
+        addr_t *a = self->waiting < GATE_MAX_WAITING ? s_addr_get (self, key) : NULL;
         if (!a || (self->max_open > 0 && a->open >= self->max_open)) {
             s_refuse (fd, 429, "Too Many Requests", "rate_limited",
                       "Too many connections from this address");
@@ -324,8 +321,7 @@ s_accept_all (gate_t *self)
             continue;
         //  Adding a descriptor that is already readable reports it, edge
         //  or not: no byte that came since the peek is missed.
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
         if (epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)
             c->watched = true;
         else
@@ -464,8 +460,7 @@ s_find_listener (int port)
         if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) || !on
             || getsockname (fd, (struct sockaddr *) &sa, &salen))
             continue;
-        int p = sa.ss_family == AF_INET
-                    ? ntohs (((struct sockaddr_in *) &sa)->sin_port)
+        int p = sa.ss_family == AF_INET ? ntohs (((struct sockaddr_in *) &sa)->sin_port)
                 : sa.ss_family == AF_INET6
                     ? ntohs (((struct sockaddr_in6 *) &sa)->sin6_port)
                     : -1;
@@ -501,7 +496,7 @@ gate_attach (const cg_config_t *cfg, int port, char *err, size_t errlen)
         if (atomic_compare_exchange_strong (&s_gates[i], &none, self))
             slot = i;
     }
-    const char *why = !self->addrs        ? "out of memory"
+    const char *why = !self->addrs         ? "out of memory"
                       : self->civet_fd < 0 ? "civetweb's listening socket not "
                                              "found"
                       : slot < 0           ? "too many servers in one process"

@@ -66,13 +66,13 @@ gate_websocket (gate_t *self, const char *addr, bool open);
 
 //  Figures for /status and the log.
 typedef struct {
-    int waiting;                 //  Connections in the gate now
-    int active;                  //  Handed to civetweb, still open, not
-                                 //  WebSockets
-    long long refused;           //  Closed for the per-address cap, or
-                                 //  for not speaking HTTP
-    long long timed_out;         //  Closed for an unfinished head, or for
-                                 //  no worker in time
+    int waiting;          //  Connections in the gate now
+    int active;           //  Handed to civetweb, still open, not
+                          //  WebSockets
+    long long refused;    //  Closed for the per-address cap, or
+                          //  for not speaking HTTP
+    long long timed_out;  //  Closed for an unfinished head, or for
+                          //  no worker in time
 } gate_stats_t;
 
 void

@@ -55,17 +55,16 @@ s_keep_alive (http_req_t *r)
 
 //  Formats the status line and headers into head; returns the length or -1.
 static int
-s_format_head (http_req_t *r, char *head, size_t cap, int status,
-               const char *type, const char *framing, const char *extra)
+s_format_head (http_req_t *r, char *head, size_t cap, int status, const char *type,
+               const char *framing, const char *extra)
 {
     int n = snprintf (head, cap,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
                       "Access-Control-Allow-Origin: *\r\nDate: %s\r\n"
                       "Connection: %s\r\n%s%s\r\n",
-                      status, mg_get_response_code_text (r->conn, status), type,
-                      framing, s_date (), s_keep_alive (r) ? "keep-alive" : "close",
-                      r->limit_headers ? r->limit_headers : "",
-                      extra ? extra : "");
+                      status, mg_get_response_code_text (r->conn, status), type, framing,
+                      s_date (), s_keep_alive (r) ? "keep-alive" : "close",
+                      r->limit_headers ? r->limit_headers : "", extra ? extra : "");
     return n < 0 || (size_t) n >= cap ? -1 : n;
 }
 
@@ -89,8 +88,7 @@ s_write_head (http_req_t *r, int status, const char *type, const char *framing,
         memcpy (one + n, body, len);
         return mg_write (r->conn, one, (size_t) n + len) > 0;
     }
-    return mg_write (r->conn, head, (size_t) n) > 0
-           && mg_write (r->conn, body, len) > 0;
+    return mg_write (r->conn, head, (size_t) n) > 0 && mg_write (r->conn, body, len) > 0;
 }
 
 int
@@ -100,8 +98,8 @@ http_send_raw (http_req_t *r, int status, const char *body, size_t len,
     char framing[96];
     snprintf (framing, sizeof (framing),
               "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
-    s_write_head (r, status, "application/json; charset=utf-8", framing,
-                  extra_headers, body, len);
+    s_write_head (r, status, "application/json; charset=utf-8", framing, extra_headers,
+                  body, len);
     return status;
 }
 
@@ -147,8 +145,7 @@ http_stream_chunk (http_req_t *r, const char *data, size_t len)
 //  ---- Server-sent events -------------------------------------------------------
 
 bool
-http_sse_write_after (http_req_t *r, char **pending, const char *event,
-                      const char *data)
+http_sse_write_after (http_req_t *r, char **pending, const char *event, const char *data)
 {
     char head[64] = "";
     if (event)
@@ -158,8 +155,8 @@ http_sse_write_after (http_req_t *r, char **pending, const char *event,
     char *frame = (char *) malloc (pl + hl + dl + 9);
     if (!frame)
         return false;
-    int n = snprintf (frame, pl + hl + dl + 9, "%s%sdata: %s\n\n",
-                      pl ? *pending : "", head, data);
+    int n = snprintf (frame, pl + hl + dl + 9, "%s%sdata: %s\n\n", pl ? *pending : "",
+                      head, data);
     bool ok = http_stream_chunk (r, frame, (size_t) n);
     free (frame);
     if (pending) {
@@ -176,8 +173,7 @@ http_sse_write (http_req_t *r, const char *event, const char *data)
 }
 
 bool
-http_sse_json_after (http_req_t *r, char **pending, const char *event,
-                     cJSON *json)
+http_sse_json_after (http_req_t *r, char **pending, const char *event, cJSON *json)
 {
     char *text = cJSON_PrintUnformatted (json);
     bool ok = text && http_sse_write_after (r, pending, event, text);
@@ -205,31 +201,29 @@ http_send_json (http_req_t *r, int status, const cJSON *json)
 {
     char *text = cJSON_PrintUnformatted (json);
     if (!text)
-        return http_send_error (r, 500, "internal_error", "Out of memory",
-                                NULL);
+        return http_send_error (r, 500, "internal_error", "Out of memory", NULL);
     int rc = http_send_raw (r, status, text, strlen (text), NULL);
     cJSON_free (text);
     return rc;
 }
 
 int
-http_send_error_h (http_req_t *r, int status, const char *code,
-                   const char *message, const char *param,
-                   const char *extra_headers)
+http_send_error_h (http_req_t *r, int status, const char *code, const char *message,
+                   const char *param, const char *extra_headers)
 {
     cJSON *root = cJSON_CreateObject ();
     cJSON_AddItemToObject (root, "error", error_json (status, code, message, param));
     char *text = cJSON_PrintUnformatted (root);
     cJSON_Delete (root);
-    int rc = http_send_raw (r, status, text ? text : "{}",
-                            text ? strlen (text) : 2, extra_headers);
+    int rc = http_send_raw (r, status, text ? text : "{}", text ? strlen (text) : 2,
+                            extra_headers);
     cJSON_free (text);
     return rc;
 }
 
 int
-http_send_error (http_req_t *r, int status, const char *code,
-                 const char *message, const char *param)
+http_send_error (http_req_t *r, int status, const char *code, const char *message,
+                 const char *param)
 {
     return http_send_error_h (r, status, code, message, param, NULL);
 }
@@ -239,8 +233,7 @@ http_send_bus_error (http_req_t *r, const bus_msg_t *reply)
 {
     error_info_t e;
     error_read (reply->body.root, reply->env.status, "Internal error", &e);
-    return http_send_error (r, e.status, e.code, e.message,
-                            e.param[0] ? e.param : NULL);
+    return http_send_error (r, e.status, e.code, e.message, e.param[0] ? e.param : NULL);
 }
 
 int
@@ -251,8 +244,8 @@ http_send_bus_reply (http_req_t *r, const bus_msg_t *reply, const char *from)
     //  Straight from msgpack to JSON text: no cJSON tree in between.
     const msgpack_object *root = reply->body.root;
     size_t len = 0;
-    char *text = root && root->type == MSGPACK_OBJECT_MAP
-                     ? mpjson_write (root, &len) : NULL;
+    char *text =
+        root && root->type == MSGPACK_OBJECT_MAP ? mpjson_write (root, &len) : NULL;
     if (!text) {
         char msg[128];
         snprintf (msg, sizeof (msg), "Malformed reply from the %s", from);
@@ -323,8 +316,7 @@ http_read_body (http_req_t *r)
             char *grown = (char *) realloc (buf, next + 1);
             if (!grown) {
                 free (buf);
-                return http_send_error (r, 500, "internal_error",
-                                        "Out of memory", NULL);
+                return http_send_error (r, 500, "internal_error", "Out of memory", NULL);
             }
             buf = grown;
             cap = next;
@@ -338,8 +330,7 @@ http_read_body (http_req_t *r)
         free (buf);
         http_close (r);
         return http_send_error (r, 400, "invalid_request",
-                                "Request body ended before its Content-Length",
-                                NULL);
+                                "Request body ended before its Content-Length", NULL);
     }
     if ((long long) len > max) {
         free (buf);

@@ -21,21 +21,21 @@
 typedef struct server_t server_t;
 
 typedef struct {
-    struct mg_connection *conn;          //  civetweb connection
-    const struct mg_request_info *ri;    //  Its request line and headers
-    const cg_config_t *config;           //  Read only
-    server_t *server;                    //  The front that serves us
-    bus_front_t *bus;                    //  This thread's broker socket
-    auth_ctx_t auth;                     //  Who is asking
-    char *body;                          //  Request body, NUL-terminated (owned)
-    size_t body_len;                     //  Its length
-    int status;                          //  Status sent, for the log
-    bool close;                          //  Close the connection after this
-    char *stream_head;                   //  Stream head not yet sent (owned)
+    struct mg_connection *conn;        //  civetweb connection
+    const struct mg_request_info *ri;  //  Its request line and headers
+    const cg_config_t *config;         //  Read only
+    server_t *server;                  //  The front that serves us
+    bus_front_t *bus;                  //  This thread's broker socket
+    auth_ctx_t auth;                   //  Who is asking
+    char *body;                        //  Request body, NUL-terminated (owned)
+    size_t body_len;                   //  Its length
+    int status;                        //  Status sent, for the log
+    bool close;                        //  Close the connection after this
+    char *stream_head;                 //  Stream head not yet sent (owned)
     size_t stream_head_len;
-    const char *limit_headers;           //  Header lines every response of
-                                         //  this request carries (the
-                                         //  X-RateLimit-* set), or NULL; lent
+    const char *limit_headers;  //  Header lines every response of
+                                //  this request carries (the
+                                //  X-RateLimit-* set), or NULL; lent
 } http_req_t;
 
 //  Sends body (len bytes) as application/json with status.  extra_headers
@@ -64,8 +64,7 @@ http_stream_chunk (http_req_t *r, const char *data, size_t len);
 //  back (or NULL), goes first in the same write and is freed.  Returns
 //  false if the client is gone.
 bool
-http_sse_write_after (http_req_t *r, char **pending, const char *event,
-                      const char *data);
+http_sse_write_after (http_req_t *r, char **pending, const char *event, const char *data);
 
 //  The same with nothing held back.
 bool
@@ -73,8 +72,7 @@ http_sse_write (http_req_t *r, const char *event, const char *data);
 
 //  Serialises json as the event's data; takes json (cJSON_Delete).
 bool
-http_sse_json_after (http_req_t *r, char **pending, const char *event,
-                     cJSON *json);
+http_sse_json_after (http_req_t *r, char **pending, const char *event, cJSON *json);
 
 bool
 http_sse_json (http_req_t *r, const char *event, cJSON *json);
@@ -90,14 +88,13 @@ http_send_json (http_req_t *r, int status, const cJSON *json);
 //  Sends {"error":{code,message,type,param}} (schemas/error.h builds the
 //  object; type follows from status).  param may be NULL.  Returns status.
 int
-http_send_error (http_req_t *r, int status, const char *code,
-                 const char *message, const char *param);
+http_send_error (http_req_t *r, int status, const char *code, const char *message,
+                 const char *param);
 
 //  Same, with extra header lines.
 int
-http_send_error_h (http_req_t *r, int status, const char *code,
-                   const char *message, const char *param,
-                   const char *extra_headers);
+http_send_error_h (http_req_t *r, int status, const char *code, const char *message,
+                   const char *param, const char *extra_headers);
 
 //  Sends an ERROR reply that came back over the bus as the HTTP error it
 //  describes.  Returns status.

@@ -18,39 +18,39 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RL_CALL_TIMEOUT_MS 1000      //  A lease call gives up after this
-#define RL_OPEN_MS 1000              //  Fail open this long after a failure
-#define RL_WARN_EVERY_MS 60000       //  One fail-open warning per principal
-#define RL_MAX_TRACKED 10000         //  Addresses blocked
+#define RL_CALL_TIMEOUT_MS 1000  //  A lease call gives up after this
+#define RL_OPEN_MS 1000          //  Fail open this long after a failure
+#define RL_WARN_EVERY_MS 60000   //  One fail-open warning per principal
+#define RL_MAX_TRACKED 10000     //  Addresses blocked
 
 //  What the front holds for one principal.  The lock guards the counters
 //  and is never held across I/O; io serialises round trips to the actor
 //  for the principal (lock order: io, then lock).
 typedef struct {
-    char principal[64];              //  "token:main", "token:<name>", ...
-    int rate, burst, conc;           //  Its limits (0 = off)
-    int batch;                       //  Rate tokens asked for at a time
+    char principal[64];     //  "token:main", "token:<name>", ...
+    int rate, burst, conc;  //  Its limits (0 = off)
+    int batch;              //  Rate tokens asked for at a time
     pthread_mutex_t lock;
     pthread_mutex_t io;
-    int tokens;                      //  Rate tokens held
-    int slots;                       //  Slots leased
-    int in_use;                      //  Slots in use by requests
-    int peak;                        //  Most in use since the last keep
-    int64_t valid_until;             //  Leased slots are ours until then
-    int64_t renew_at;                //  Keeper renews the slots from then
-    int remaining;                   //  Bucket tokens at the last reply
-    int64_t remaining_at;            //  When that was
-    int64_t open_until;              //  Fail open until then
-    int64_t warned_at;               //  Last fail-open warning
-    int64_t last_used;               //  Last request
+    int tokens;            //  Rate tokens held
+    int slots;             //  Slots leased
+    int in_use;            //  Slots in use by requests
+    int peak;              //  Most in use since the last keep
+    int64_t valid_until;   //  Leased slots are ours until then
+    int64_t renew_at;      //  Keeper renews the slots from then
+    int remaining;         //  Bucket tokens at the last reply
+    int64_t remaining_at;  //  When that was
+    int64_t open_until;    //  Fail open until then
+    int64_t warned_at;     //  Last fail-open warning
+    int64_t last_used;     //  Last request
 } rl_entry_t;
 
 struct ratelimit_front_t {
-    const cg_config_t *config;       //  Read only, not owned
-    char holder[64];                 //  Our id at the actor
-    rl_entry_t *entries;             //  One per credential (owned)
+    const cg_config_t *config;  //  Read only, not owned
+    char holder[64];            //  Our id at the actor
+    rl_entry_t *entries;        //  One per credential (owned)
     size_t n_entries;
-    bool active;                     //  Some rate or concurrency limit on
+    bool active;  //  Some rate or concurrency limit on
     //  Keeper thread.
     pthread_t keeper;
     bool keeper_started;
@@ -59,8 +59,8 @@ struct ratelimit_front_t {
     bool stopping;
     //  Addresses blocked after failed authentications.
     pthread_mutex_t addr_lock;
-    zhashx_t *blocked;               //  addr -> int64_t until (owned)
-    atomic_int n_blocked;            //  Its size, read without the lock
+    zhashx_t *blocked;     //  addr -> int64_t until (owned)
+    atomic_int n_blocked;  //  Its size, read without the lock
 };
 
 static int64_t
@@ -79,8 +79,7 @@ s_free_item (void **item)
 //  ---- Set-up --------------------------------------------------------------------
 
 static void
-s_entry_init (rl_entry_t *e, const char *principal, int rate, int burst,
-              int conc)
+s_entry_init (rl_entry_t *e, const char *principal, int rate, int burst, int conc)
 {
     memset (e, 0, sizeof (*e));
     snprintf (e->principal, sizeof (e->principal), "%s", principal);
@@ -97,7 +96,8 @@ s_entry_init (rl_entry_t *e, const char *principal, int rate, int burst,
     pthread_mutex_init (&e->io, NULL);
 }
 
-static void *s_keeper (void *arg);
+static void *
+s_keeper (void *arg);
 
 ratelimit_front_t *
 ratelimit_front_new (const cg_config_t *cfg)
@@ -109,15 +109,13 @@ ratelimit_front_new (const cg_config_t *cfg)
     self->config = cfg;
     unsigned char raw[8] = {0};
     if (getrandom (raw, sizeof (raw), 0) != (ssize_t) sizeof (raw))
-        memcpy (raw, &self, sizeof (raw) < sizeof (self) ? sizeof (raw)
-                                                          : sizeof (self));
+        memcpy (raw, &self, sizeof (raw) < sizeof (self) ? sizeof (raw) : sizeof (self));
     snprintf (self->holder, sizeof (self->holder),
-              "gw-%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int) getpid (),
-              raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
+              "gw-%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int) getpid (), raw[0], raw[1],
+              raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
     //  Every principal auth can produce: the main token, each named token,
     //  the password and anonymous (auth none).
-    self->entries =
-        (rl_entry_t *) calloc (cfg->n_tokens + 3, sizeof (rl_entry_t));
+    self->entries = (rl_entry_t *) calloc (cfg->n_tokens + 3, sizeof (rl_entry_t));
     pthread_mutex_init (&self->keeper_lock, NULL);
     pthread_cond_init (&self->keeper_cond, NULL);
     pthread_mutex_init (&self->addr_lock, NULL);
@@ -129,8 +127,8 @@ ratelimit_front_new (const cg_config_t *cfg)
     zhashx_set_destructor (self->blocked, s_free_item);
     const char *shared[] = {"token:main", "password", "anonymous"};
     for (int i = 0; i < 3; i++)
-        s_entry_init (&self->entries[self->n_entries++], shared[i],
-                      cfg->rate_limit, cfg->burst, cfg->max_concurrent);
+        s_entry_init (&self->entries[self->n_entries++], shared[i], cfg->rate_limit,
+                      cfg->burst, cfg->max_concurrent);
     for (size_t i = 0; i < cfg->n_tokens; i++) {
         const cfg_token_t *t = &cfg->tokens[i];
         //  Cut to the entry's size here, as auth cuts its principal, so
@@ -140,12 +138,9 @@ ratelimit_front_new (const cg_config_t *cfg)
         //  A token's own rate without its own burst gets a bucket of its
         //  own rate, not the global burst.
         int rate = t->rate_limit >= 0 ? t->rate_limit : cfg->rate_limit;
-        int burst = t->burst >= 0 ? t->burst
-                    : t->rate_limit >= 0 ? 0 : cfg->burst;
-        int conc = t->max_concurrent >= 0 ? t->max_concurrent
-                                          : cfg->max_concurrent;
-        s_entry_init (&self->entries[self->n_entries++], name, rate, burst,
-                      conc);
+        int burst = t->burst >= 0 ? t->burst : t->rate_limit >= 0 ? 0 : cfg->burst;
+        int conc = t->max_concurrent >= 0 ? t->max_concurrent : cfg->max_concurrent;
+        s_entry_init (&self->entries[self->n_entries++], name, rate, burst, conc);
     }
     for (size_t i = 0; i < self->n_entries; i++)
         self->active |= self->entries[i].rate > 0 || self->entries[i].conc > 0;
@@ -197,8 +192,8 @@ s_find (ratelimit_front_t *self, const char *principal)
 //  ---- Talking to the actor --------------------------------------------------------
 
 typedef struct {
-    int take, give, slots;           //  Asked
-    int64_t granted, held, ttl;      //  Answered
+    int take, give, slots;       //  Asked
+    int64_t granted, held, ttl;  //  Answered
     int64_t remaining, reset_ms, retry_ms;
 } rl_call_t;
 
@@ -220,8 +215,7 @@ s_ask (bus_front_t *bus, const char *type, mp_writer_t *w, bus_msg_t *reply)
 //  One RATELIMIT_LEASE round trip on bus.  Called with e->io held and
 //  e->lock free.  Returns 0 with the answer in c, or -1.
 static int
-s_call (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e,
-        rl_call_t *c)
+s_call (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e, rl_call_t *c)
 {
     if (!bus)
         return -1;
@@ -251,8 +245,9 @@ s_call (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e,
              ? 0
              : -1;
     bus_msg_fini (&reply);
-    if (rc == 0 && (c->granted < 0 || c->granted > c->take || c->held < 0
-                    || c->held > c->slots || c->ttl <= 0))
+    if (rc == 0
+        && (c->granted < 0 || c->granted > c->take || c->held < 0 || c->held > c->slots
+            || c->ttl <= 0))
         rc = -1;
     return rc;
 }
@@ -285,8 +280,7 @@ s_expire (rl_entry_t *e, int64_t now)
 static bool
 s_fits (const rl_entry_t *e)
 {
-    return (e->rate <= 0 || e->tokens > 0)
-           && (e->conc <= 0 || e->in_use < e->slots);
+    return (e->rate <= 0 || e->tokens > 0) && (e->conc <= 0 || e->in_use < e->slots);
 }
 
 //  Takes a token and a slot (e->lock held).  Failing open may find
@@ -320,8 +314,7 @@ s_headers (const rl_entry_t *e, rl_ticket_t *t, int64_t now)
         double bucket = e->remaining + since * e->rate / 60000.0;
         if (bucket > cap)
             bucket = cap;
-        long remaining = t->verdict == RL_RATE ? 0
-                                               : (long) bucket + e->tokens;
+        long remaining = t->verdict == RL_RATE ? 0 : (long) bucket + e->tokens;
         if (remaining > cap)
             remaining = cap;
         long reset = (long) ((cap - bucket) * 60.0 / e->rate + 0.999);
@@ -334,8 +327,8 @@ s_headers (const rl_entry_t *e, rl_ticket_t *t, int64_t now)
                                e->rate, remaining, reset);
     }
     if (t->verdict != RL_OK && n < sizeof (t->headers))
-        snprintf (t->headers + n, sizeof (t->headers) - n,
-                  "Retry-After: %d\r\n", t->retry_after);
+        snprintf (t->headers + n, sizeof (t->headers) - n, "Retry-After: %d\r\n",
+                  t->retry_after);
 }
 
 //  Lets a request through because the actor cannot be asked.
@@ -345,16 +338,17 @@ s_fail_open (rl_entry_t *e, rl_ticket_t *t, int64_t now)
     e->open_until = now + RL_OPEN_MS;
     if (now - e->warned_at >= RL_WARN_EVERY_MS || !e->warned_at) {
         e->warned_at = now;
-        log_warn ("ratelimit", "the ratelimit actor does not answer: letting "
-                               "%s through unlimited (fail open)",
+        log_warn ("ratelimit",
+                  "the ratelimit actor does not answer: letting "
+                  "%s through unlimited (fail open)",
                   e->principal);
     }
     s_consume (e, t, now);
 }
 
 int
-ratelimit_front_acquire (ratelimit_front_t *self, bus_front_t *bus,
-                         const char *principal, rl_ticket_t *t)
+ratelimit_front_acquire (ratelimit_front_t *self, bus_front_t *bus, const char *principal,
+                         rl_ticket_t *t)
 {
     memset (t, 0, sizeof (*t));
     rl_entry_t *e = self ? s_find (self, principal) : NULL;
@@ -393,9 +387,7 @@ ratelimit_front_acquire (ratelimit_front_t *self, bus_front_t *bus,
     for (int attempt = 0; attempt < 4; attempt++) {
         rl_call_t c = {0};
         c.take = e->rate > 0 && e->tokens == 0 ? e->batch : 0;
-        c.slots = e->conc > 0 ? (e->slots > e->in_use ? e->slots
-                                                      : e->in_use + 1)
-                              : 0;
+        c.slots = e->conc > 0 ? (e->slots > e->in_use ? e->slots : e->in_use + 1) : 0;
         pthread_mutex_unlock (&e->lock);
         int64_t sent = s_now ();
         int rc = s_call (self, bus, e, &c);
@@ -417,8 +409,7 @@ ratelimit_front_acquire (ratelimit_front_t *self, bus_front_t *bus,
         else if (e->conc > 0 && e->in_use >= e->slots && c.held < c.slots)
             t->verdict = RL_CONCURRENCY;
         else if (attempt == 3)
-            t->verdict = e->rate > 0 && e->tokens == 0 ? RL_RATE
-                                                       : RL_CONCURRENCY;
+            t->verdict = e->rate > 0 && e->tokens == 0 ? RL_RATE : RL_CONCURRENCY;
         if (t->verdict != RL_OK) {
             if (t->retry_after < 1)
                 t->retry_after = 1;
@@ -451,8 +442,7 @@ ratelimit_front_release (ratelimit_front_t *self, rl_ticket_t *t)
 //  Renews e's slots when due, and gives back what e has not used for a
 //  tick; with final set, gives back everything not in use.
 static void
-s_keep (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e, int tick,
-        bool final)
+s_keep (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e, int tick, bool final)
 {
     if (e->rate <= 0 && e->conc <= 0)
         return;
@@ -479,7 +469,7 @@ s_keep (ratelimit_front_t *self, bus_front_t *bus, rl_entry_t *e, int tick,
         pthread_mutex_unlock (&e->io);
         return;
     }
-    e->tokens -= c.give;     //  Given back whatever the answer: never twice
+    e->tokens -= c.give;  //  Given back whatever the answer: never twice
     //  Shrink here, before the call: requests on the fast path (which does
     //  not wait for io) must not take slots we are giving back.
     if (e->conc > 0 && c.slots < e->slots)
@@ -501,7 +491,7 @@ s_keeper (void *arg)
     int tick = self->config->lease_ms / 4;
     if (tick < 50)
         tick = 50;
-    bus_front_t *bus = NULL;         //  Ours alone, made on first use
+    bus_front_t *bus = NULL;  //  Ours alone, made on first use
     pthread_mutex_lock (&self->keeper_lock);
     while (!self->stopping) {
         struct timespec until;
@@ -533,8 +523,7 @@ s_keeper (void *arg)
 //  ---- Addresses -------------------------------------------------------------------
 
 int
-ratelimit_front_check_address (ratelimit_front_t *self, const char *addr,
-                               rl_ticket_t *t)
+ratelimit_front_check_address (ratelimit_front_t *self, const char *addr, rl_ticket_t *t)
 {
     memset (t, 0, sizeof (*t));
     if (!self || atomic_load (&self->n_blocked) == 0)
@@ -567,16 +556,15 @@ s_prune_blocked (ratelimit_front_t *self, int64_t now)
     for (int64_t *u = (int64_t *) zhashx_first (self->blocked); u;
          u = (int64_t *) zhashx_next (self->blocked))
         if (*u <= now)
-            zlistx_add_end (gone, strdup ((const char *) zhashx_cursor (
-                                      self->blocked)));
+            zlistx_add_end (gone, strdup ((const char *) zhashx_cursor (self->blocked)));
     for (char *k = (char *) zlistx_first (gone); k; k = (char *) zlistx_next (gone))
         zhashx_delete (self->blocked, k);
     zlistx_destroy (&gone);
 }
 
 int
-ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
-                             const char *addr, rl_ticket_t *t)
+ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus, const char *addr,
+                             rl_ticket_t *t)
 {
     memset (t, 0, sizeof (*t));
     if (!self || self->config->auth_failures <= 0 || !bus)
@@ -589,7 +577,7 @@ ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
     bus_msg_t reply;
     mp_map_end (&w);
     if (s_ask (bus, MT_RATELIMIT_AUTH_FAIL, &w, &reply))
-        return 0;    //  Fail open: the 401 still goes out
+        return 0;  //  Fail open: the 401 still goes out
     bool blocked = false;
     int64_t retry = 0;
     if (reply.env.status == 200) {
@@ -617,8 +605,7 @@ ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
     pthread_mutex_unlock (&self->addr_lock);
     t->verdict = RL_AUTH_BLOCKED;
     t->retry_after = (int) ((retry + 999) / 1000);
-    snprintf (t->headers, sizeof (t->headers), "Retry-After: %d\r\n",
-              t->retry_after);
+    snprintf (t->headers, sizeof (t->headers), "Retry-After: %d\r\n", t->retry_after);
     return 429;
 }
 
@@ -629,10 +616,8 @@ ratelimit_front_message (const rl_ticket_t *t)
 {
     switch (t->verdict) {
     case RL_RATE: return "Rate limit exceeded for this credential";
-    case RL_CONCURRENCY:
-        return "Too many concurrent requests for this credential";
-    case RL_AUTH_BLOCKED:
-        return "Too many failed authentications from this address";
+    case RL_CONCURRENCY: return "Too many concurrent requests for this credential";
+    case RL_AUTH_BLOCKED: return "Too many failed authentications from this address";
     case RL_OK: break;
     }
     return "OK";
@@ -645,8 +630,7 @@ ratelimit_front_ws_error (const rl_ticket_t *t, const cJSON *id)
     cJSON_AddStringToObject (root, "type", "error");
     cJSON *idc = id ? cJSON_Duplicate (id, true) : NULL;
     cJSON_AddItemToObject (root, "id", idc ? idc : cJSON_CreateNull ());
-    cJSON *err = error_json (429, "rate_limited", ratelimit_front_message (t),
-                             NULL);
+    cJSON *err = error_json (429, "rate_limited", ratelimit_front_message (t), NULL);
     cJSON_AddNumberToObject (err, "retryAfter", t->retry_after);
     cJSON_AddItemToObject (root, "error", err);
     return root;

@@ -46,19 +46,19 @@
 typedef struct ratelimit_front_t ratelimit_front_t;
 
 typedef enum {
-    RL_OK = 0,                       //  Allowed
-    RL_RATE = 1,                     //  Over the rate limit
-    RL_CONCURRENCY = 2,              //  Over the concurrency limit
-    RL_AUTH_BLOCKED = 3,             //  Too many failed authentications
+    RL_OK = 0,            //  Allowed
+    RL_RATE = 1,          //  Over the rate limit
+    RL_CONCURRENCY = 2,   //  Over the concurrency limit
+    RL_AUTH_BLOCKED = 3,  //  Too many failed authentications
 } rl_verdict_t;
 
 //  One request's dealings with the limits.  Lives on the caller's stack.
 typedef struct {
-    rl_verdict_t verdict;            //  RL_OK or why refused
-    int retry_after;                 //  Seconds, when refused
-    void *slot;                      //  Slot to give back (NULL: none held)
-    char headers[256];               //  X-RateLimit-* (and Retry-After when
-                                     //  refused) as "Name: value\r\n" lines
+    rl_verdict_t verdict;  //  RL_OK or why refused
+    int retry_after;       //  Seconds, when refused
+    void *slot;            //  Slot to give back (NULL: none held)
+    char headers[256];     //  X-RateLimit-* (and Retry-After when
+                           //  refused) as "Name: value\r\n" lines
 } rl_ticket_t;
 
 //  Makes the front's state for cfg's credentials and starts the keeper
@@ -80,8 +80,8 @@ ratelimit_front_destroy (ratelimit_front_t **self_p);
 //  included, for allowed and refused alike).  Returns 0 if allowed (then
 //  ratelimit_front_release (t) when the request or run is over), or 429.
 int
-ratelimit_front_acquire (ratelimit_front_t *self, bus_front_t *bus,
-                         const char *principal, rl_ticket_t *t);
+ratelimit_front_acquire (ratelimit_front_t *self, bus_front_t *bus, const char *principal,
+                         rl_ticket_t *t);
 
 //  Gives back the slot t holds, if any.  Safe to call twice.
 void
@@ -90,15 +90,14 @@ ratelimit_front_release (ratelimit_front_t *self, rl_ticket_t *t);
 //  If addr is blocked after failed authentications, fills t (verdict
 //  RL_AUTH_BLOCKED, Retry-After) and returns 429; else 0.  No I/O.
 int
-ratelimit_front_check_address (ratelimit_front_t *self, const char *addr,
-                               rl_ticket_t *t);
+ratelimit_front_check_address (ratelimit_front_t *self, const char *addr, rl_ticket_t *t);
 
 //  Counts one failed authentication from addr at the actor (one round trip
 //  on bus).  Returns 429 with t filled when addr is now over its limit,
 //  else 0 (also when the actor cannot be asked: fail open).
 int
-ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus,
-                             const char *addr, rl_ticket_t *t);
+ratelimit_front_auth_failed (ratelimit_front_t *self, bus_front_t *bus, const char *addr,
+                             rl_ticket_t *t);
 
 //  One sentence for the client about a refusal.
 const char *

@@ -31,14 +31,26 @@
 //  ---- Options shared by the roles ----------------------------------------------
 
 typedef struct {
-    cfg_flags_t flags;               //  Overrides for config_load
-    const char *actors;              //  worker: --actors list
-    const char *session;             //  tap: --session
-    bool json;                       //  tap: --json
+    cfg_flags_t flags;    //  Overrides for config_load
+    const char *actors;   //  worker: --actors list
+    const char *session;  //  tap: --session
+    bool json;            //  tap: --json
 } opts_t;
 
-enum { OPT_CONFIG = 1000, OPT_BIND, OPT_PORT, OPT_STATE, OPT_BROKER, OPT_EVENTS,
-       OPT_REQUESTS, OPT_ACTORS, OPT_SESSION, OPT_JSON, OPT_STORE, OPT_HELP };
+enum {
+    OPT_CONFIG = 1000,
+    OPT_BIND,
+    OPT_PORT,
+    OPT_STATE,
+    OPT_BROKER,
+    OPT_EVENTS,
+    OPT_REQUESTS,
+    OPT_ACTORS,
+    OPT_SESSION,
+    OPT_JSON,
+    OPT_STORE,
+    OPT_HELP
+};
 
 static const struct option s_long[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
@@ -59,8 +71,7 @@ static const struct option s_long[] = {
 //  letters is clumsy in C; `allowed` is a NULL-terminated list of names).
 //  Returns 0, 1 after printing help, or 2 after a usage error.
 static int
-s_parse (int argc, char **argv, const char *const allowed[], const char *usage,
-         opts_t *o)
+s_parse (int argc, char **argv, const char *const allowed[], const char *usage, opts_t *o)
 {
     memset (o, 0, sizeof (*o));
     o->flags.port = -1;
@@ -80,8 +91,8 @@ s_parse (int argc, char **argv, const char *const allowed[], const char *usage,
         for (int i = 0; name && allowed[i]; i++)
             ok |= streq (allowed[i], name);
         if (!ok) {
-            fprintf (stderr, "clawgate %s: unknown or misplaced option '%s'\n%s",
-                     argv[0], optind > 1 ? argv[optind - 1] : "?", usage);
+            fprintf (stderr, "clawgate %s: unknown or misplaced option '%s'\n%s", argv[0],
+                     optind > 1 ? argv[optind - 1] : "?", usage);
             return 2;
         }
         switch (c) {
@@ -91,8 +102,7 @@ s_parse (int argc, char **argv, const char *const allowed[], const char *usage,
             char *end;
             long p = strtol (optarg, &end, 10);
             if (*end || p < 0 || p > 65535) {
-                fprintf (stderr, "clawgate %s: --port must be 0-65535\n",
-                         argv[0]);
+                fprintf (stderr, "clawgate %s: --port must be 0-65535\n", argv[0]);
                 return 2;
             }
             o->flags.port = (int) p;
@@ -149,7 +159,7 @@ static void
 s_signals_block (void)
 {
     signal (SIGPIPE, SIG_IGN);
-    zsys_handler_set (NULL);          //  czmq must not install its own
+    zsys_handler_set (NULL);  //  czmq must not install its own
     //  Initialise czmq here, on the main thread: left to the first zsock_new
     //  it would run on many civetweb threads at once, and zsys_init is not
     //  safe against that.
@@ -171,8 +181,8 @@ s_signals_wait (void)
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool done;                       //  Shutdown finished in time
-    int timeout_ms;                  //  Drain budget
+    bool done;       //  Shutdown finished in time
+    int timeout_ms;  //  Drain budget
 } watchdog_t;
 
 static void *
@@ -194,8 +204,7 @@ s_watchdog (void *arg)
     bool done = w->done;
     pthread_mutex_unlock (&w->lock);
     if (!done) {
-        log_warn ("main", "drain timeout of %d ms passed; exiting now",
-                  w->timeout_ms);
+        log_warn ("main", "drain timeout of %d ms passed; exiting now", w->timeout_ms);
         _exit (0);
     }
     return NULL;
@@ -229,8 +238,7 @@ s_watchdog_stop (watchdog_t *w, pthread_t thread)
 static zactor_t *
 s_broker_start (const char *requests, const char *events, const cg_config_t *cfg)
 {
-    broker_config_t bc = {requests, events, cfg->heartbeat_ms, cfg->liveness,
-                          false};
+    broker_config_t bc = {requests, events, cfg->heartbeat_ms, cfg->liveness, false};
     zactor_t *broker = zactor_new (broker_actor, &bc);
     if (broker && bc.failed)
         zactor_destroy (&broker);
@@ -300,17 +308,17 @@ s_announce (const cg_config_t *cfg, const server_t *server, const char *role)
         printf ("clawgate: generated a new token (stored in %s/token, mode "
                 "0600): %s\n",
                 cfg->state_dir, cfg->token);
-    printf ("clawgate %s: listening on http://%s:%d (auth %s)\n", role,
-            cfg->bind, server_port (server), config_auth_name (cfg->auth_mode));
+    printf ("clawgate %s: listening on http://%s:%d (auth %s)\n", role, cfg->bind,
+            server_port (server), config_auth_name (cfg->auth_mode));
     fflush (stdout);
-    log_info ("main", "%s listening on %s:%d, %d threads, broker %s", role,
-              cfg->bind, server_port (server), cfg->threads, cfg->requests_ep);
+    log_info ("main", "%s listening on %s:%d, %d threads, broker %s", role, cfg->bind,
+              server_port (server), cfg->threads, cfg->requests_ep);
 }
 
 //  Stops the front, then actors, then the broker, within the drain budget.
 static void
-s_shutdown (const cg_config_t *cfg, server_t **server, zactor_t **actors,
-            int n_actors, zactor_t **broker, int sig)
+s_shutdown (const cg_config_t *cfg, server_t **server, zactor_t **actors, int n_actors,
+            zactor_t **broker, int sig)
 {
     log_info ("main", "%s received: draining (%d requests in flight, up to %d ms)",
               sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -334,9 +342,9 @@ s_shutdown (const cg_config_t *cfg, server_t **server, zactor_t **actors,
 //  runs, and frees it all the same way: s_role does that around a role's run.
 
 typedef struct {
-    const char *name;                //  clawgate <name>
-    const char *usage;               //  Printed by --help and on misuse
-    const char *const *allowed;      //  Options it takes, NULL-terminated
+    const char *name;            //  clawgate <name>
+    const char *usage;           //  Printed by --help and on misuse
+    const char *const *allowed;  //  Options it takes, NULL-terminated
     //  Runs with the loaded configuration until a signal or a failure;
     //  returns the exit status.  Does not free cfg.
     int (*run) (cg_config_t *cfg, const opts_t *o);
@@ -402,7 +410,7 @@ done:
 int
 role_serve (int argc, char **argv)
 {
-    static const char *const allowed[] = {"config", "bind", "port", "state-dir",
+    static const char *const allowed[] = {"config", "bind",  "port", "state-dir",
                                           "events", "store", NULL};
     static const role_def_t def = {
         "serve",
@@ -535,7 +543,8 @@ s_tap_print (zmsg_t *msg, bool json_lines)
     zframe_t *body = zmsg_pop (msg);
     mp_reader_t rd;
     cJSON *json = NULL;
-    if (topic && body && mp_reader_init (&rd, zframe_data (body), zframe_size (body)) == 0)
+    if (topic && body
+        && mp_reader_init (&rd, zframe_data (body), zframe_size (body)) == 0)
         json = mpjson_to_json (rd.root);
     if (body)
         mp_reader_fini (&rd);
@@ -554,11 +563,10 @@ s_tap_print (zmsg_t *msg, bool json_lines)
 static int
 s_tap (cg_config_t *cfg, const opts_t *o)
 {
-    const char *ep = s_remote (cfg->events_ep) ? cfg->events_ep
-                                               : "tcp://127.0.0.1:18790";
+    const char *ep = s_remote (cfg->events_ep) ? cfg->events_ep : "tcp://127.0.0.1:18790";
     zsock_t *sub = zsock_new (ZMQ_SUB);
     if (sub)
-        zsock_set_rcvhwm (sub, 100000);     //  Before connect, or it is not used
+        zsock_set_rcvhwm (sub, 100000);  //  Before connect, or it is not used
     if (!sub || zsock_connect (sub, "%s", ep) < 0) {
         fprintf (stderr, "clawgate tap: cannot connect to %s\n", ep);
         zsock_destroy (&sub);

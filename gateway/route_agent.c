@@ -76,7 +76,7 @@ s_stream_tool (http_req_t *r, const run_call_t *c)
         return true;
     cJSON_DeleteItemFromObjectCaseSensitive (t, "sessionKey");
     cJSON_DeleteItemFromObjectCaseSensitive (t, "seq");
-    return http_sse_json (r, c->tool_event, t);   //  Takes t
+    return http_sse_json (r, c->tool_event, t);  //  Takes t
 }
 
 //  chat.delta as event: delta.  Returns false if the client is gone.
@@ -86,7 +86,7 @@ s_stream_delta (http_req_t *r, const run_call_t *c)
     size_t len;
     const char *text = mp_get_str (c->msg.body.root, MK_delta, &len);
     if (!text || !len)
-        return true;   //  Nothing to show (a tool call being streamed)
+        return true;  //  Nothing to show (a tool call being streamed)
     cJSON *d = cJSON_CreateObject ();
     cJSON_AddStringToObject (d, "runId", c->run_id);
     char *copy = strndup (text, len);
@@ -103,14 +103,12 @@ s_stream_end (http_req_t *r, const run_call_t *c, run_ev_t ev)
     cJSON_AddStringToObject (d, "runId", c->run_id);
     if (ev == RUN_EV_DONE) {
         cJSON_AddStringToObject (d, "sessionKey", c->session);
-        cJSON_AddStringToObject (d, "finishReason",
-                                 c->finish[0] ? c->finish : "stop");
+        cJSON_AddStringToObject (d, "finishReason", c->finish[0] ? c->finish : "stop");
         cJSON_AddItemToObject (d, "usage", s_usage (c));
     }
     else
-        cJSON_AddItemToObject (d, "error",
-                               error_json_event (c->err.status, c->err.code,
-                                                 c->err.message));
+        cJSON_AddItemToObject (
+            d, "error", error_json_event (c->err.status, c->err.code, c->err.message));
     if (http_sse_json (r, ev == RUN_EV_DONE ? "done" : "error", d))
         http_sse_end (r);
 }
@@ -120,7 +118,7 @@ route_agent_run_stream (http_req_t *r)
 {
     run_call_t c;
     route_runs_init (r, &c);
-    c.want_tools = true;   //  docs/http-api.md: tool.call / tool.result too
+    c.want_tools = true;  //  docs/http-api.md: tool.call / tool.result too
     int status = s_start (r, &c, true);
     bool begun = false;
     while (!status) {

@@ -43,15 +43,15 @@ s_call (http_req_t *r, const char *type, mp_writer_t *w, int timeout_ms)
         int64_t left = deadline - zclock_mono ();
         if (left <= 0 || server_stopping (r->server))
             break;
-        if (bus_front_recv (r->bus,
-                            (int) (left < BROWSER_WAIT_SLICE_MS ? left
-                                                                : BROWSER_WAIT_SLICE_MS),
-                            &reply))
+        if (bus_front_recv (
+                r->bus,
+                (int) (left < BROWSER_WAIT_SLICE_MS ? left : BROWSER_WAIT_SLICE_MS),
+                &reply))
             continue;
         if (reply.kind == BUS_MSG_REPLY && reply.env.corr_id == env.corr_id)
             got = true;
         else
-            bus_msg_fini (&reply);   //  Stale or stray: drop it
+            bus_msg_fini (&reply);  //  Stale or stray: drop it
     }
     if (!got)
         return http_send_error (r, 503, "service_unavailable",
@@ -64,8 +64,7 @@ s_call (http_req_t *r, const char *type, mp_writer_t *w, int timeout_ms)
 //  Packs key: value when value is a string; absent or null packs nothing.
 //  Returns 1 if packed, 0 if not, -1 after sending 400 for another type.
 static int
-s_opt_string (http_req_t *r, const cJSON *req, const char *key,
-              const cJSON **out)
+s_opt_string (http_req_t *r, const cJSON *req, const char *key, const cJSON **out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive (req, key);
     *out = NULL;
@@ -110,13 +109,13 @@ route_browser_navigate (http_req_t *r)
         return r->status;
     const cJSON *url = cJSON_GetObjectItemCaseSensitive (req, "url");
     const cJSON *timeout = cJSON_GetObjectItemCaseSensitive (req, "timeoutMs");
-    const cJSON *profile = NULL;     //  Set by s_opt_string if it is reached
+    const cJSON *profile = NULL;  //  Set by s_opt_string if it is reached
     int status = 0;
     int wait_ms = r->config->browser_navigate_timeout_ms;
     if (!cJSON_IsString (url) || !*url->valuestring)
-        status = http_send_error (r, 400, "invalid_request",
-                                  "'url' is required and must be a non-empty string",
-                                  "url");
+        status =
+            http_send_error (r, 400, "invalid_request",
+                             "'url' is required and must be a non-empty string", "url");
     else if (timeout && !cJSON_IsNull (timeout)
              && (!cJSON_IsNumber (timeout) || timeout->valuedouble < 100
                  || timeout->valuedouble > 600000

@@ -21,9 +21,9 @@
 
 //  What every chunk and the completion share.
 typedef struct {
-    char id[96];                     //  "chatcmpl-<run id's hex>"
-    long created;                    //  Unix seconds
-    bool include_usage;              //  stream_options.include_usage
+    char id[96];         //  "chatcmpl-<run id's hex>"
+    long created;        //  Unix seconds
+    bool include_usage;  //  stream_options.include_usage
 } openai_ids_t;
 
 static cJSON *
@@ -156,10 +156,10 @@ static void
 s_stream_done (http_req_t *r, const run_call_t *c, const openai_ids_t *ids,
                char **pending)
 {
-    bool alive = http_sse_json_after (
-        r, pending, NULL,
-        s_chunk_choice (s_chunk (c, ids), cJSON_CreateObject (),
-                        c->finish[0] ? c->finish : "stop"));
+    bool alive =
+        http_sse_json_after (r, pending, NULL,
+                             s_chunk_choice (s_chunk (c, ids), cJSON_CreateObject (),
+                                             c->finish[0] ? c->finish : "stop"));
     if (alive && ids->include_usage) {
         cJSON *u = s_chunk (c, ids);
         cJSON_AddArrayToObject (u, "choices");
@@ -175,7 +175,7 @@ static int
 s_stream (http_req_t *r, run_call_t *c, const openai_ids_t *ids)
 {
     bool begun = false;
-    char *pending = NULL;     //  Role chunk, sent with the first frame
+    char *pending = NULL;  //  Role chunk, sent with the first frame
     bool role_sent = false;
     while (true) {
         run_ev_t ev = route_runs_stream_next (r, c, &begun);
@@ -200,11 +200,11 @@ s_stream (http_req_t *r, run_call_t *c, const openai_ids_t *ids)
         }
         if (ev == RUN_EV_DONE)
             s_stream_done (r, c, ids, &pending);
-        else {   //  RUN_EV_ERROR after output began
+        else {  //  RUN_EV_ERROR after output began
             cJSON *e = cJSON_CreateObject ();
-            cJSON_AddItemToObject (e, "error",
-                                   error_json_openai (c->err.status, c->err.code,
-                                                      c->err.message));
+            cJSON_AddItemToObject (
+                e, "error",
+                error_json_openai (c->err.status, c->err.code, c->err.message));
             if (http_sse_json_after (r, &pending, NULL, e)
                 && http_sse_write (r, NULL, "[DONE]"))
                 http_sse_end (r);
@@ -225,12 +225,11 @@ route_chat_completions (http_req_t *r)
     route_runs_init (r, &c);
     run_catalog_t cat = http_run_catalog (r->config);
     run_check_t chk;
-    run_call_openai (&c, &cat, req,
-                     mg_get_header (r->conn, "X-OpenClaw-Session-Key"), &chk);
+    run_call_openai (&c, &cat, req, mg_get_header (r->conn, "X-OpenClaw-Session-Key"),
+                     &chk);
     openai_ids_t ids;
     ids.include_usage = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (
-        cJSON_GetObjectItemCaseSensitive (req, "stream_options"),
-        "include_usage"));
+        cJSON_GetObjectItemCaseSensitive (req, "stream_options"), "include_usage"));
     cJSON_Delete (req);
     int status = route_runs_refuse (r, &chk);
     if (!status)

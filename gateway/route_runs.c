@@ -92,13 +92,12 @@ route_runs_stream_next (http_req_t *r, run_call_t *c, bool *begun)
             if (server_stopping (r->server))
                 return s_interrupt (r, c);
             int64_t rest = idle_until - zclock_mono ();
-            ev = run_call_next (c, rest < slice ? (int) (rest > 0 ? rest : 1)
-                                                : slice);
+            ev = run_call_next (c, rest < slice ? (int) (rest > 0 ? rest : 1) : slice);
         }
         if (ev != RUN_EV_IDLE)
             return ev;
         if (run_call_left (c) <= 0)
-            continue;   //  The loop's head gives up
+            continue;  //  The loop's head gives up
         if (!*begun) {
             http_stream_begin (r);
             *begun = true;

@@ -38,8 +38,7 @@ s_query (http_req_t *r, const char *name, char *buf, size_t cap)
 //  Packs the optional query parameters listed in names (strings) and limit
 //  (an integer) as one map.  Returns 0, or the status of the 400 it sent.
 static int
-s_pack_query (http_req_t *r, mp_writer_t *w, const char *key,
-              const char *const *names)
+s_pack_query (http_req_t *r, mp_writer_t *w, const char *key, const char *const *names)
 {
     char values[4][256];
     const char *present[4];
@@ -54,8 +53,7 @@ s_pack_query (http_req_t *r, mp_writer_t *w, const char *key,
         long long v = strtoll (buf, &end, 10);
         if (len <= 0 || *end || errno)
             return http_send_error (r, 400, "invalid_request",
-                                    "limit must be an integer from 1 to 1000",
-                                    "limit");
+                                    "limit must be an integer from 1 to 1000", "limit");
         limit = v;
         has_limit = true;
     }
@@ -63,8 +61,10 @@ s_pack_query (http_req_t *r, mp_writer_t *w, const char *key,
         int got = s_query (r, names[i], values[np], sizeof (values[np]));
         if (got == -2 || got == 0) {
             char msg[96];
-            snprintf (msg, sizeof (msg), "%s must be a non-empty string of at "
-                      "most 255 bytes", names[i]);
+            snprintf (msg, sizeof (msg),
+                      "%s must be a non-empty string of at "
+                      "most 255 bytes",
+                      names[i]);
             return http_send_error (r, 400, "invalid_request", msg, names[i]);
         }
         if (got > 0)
@@ -101,8 +101,7 @@ s_call (http_req_t *r, const char *type, const char *key, mp_writer_t *w)
     if (bus_front_call (r->bus, service, &env, w->buf.data, w->buf.size,
                         r->config->control_timeout_ms, &reply))
         return http_send_error (r, 503, "service_unavailable",
-                                "The session actor did not answer in time",
-                                NULL);
+                                "The session actor did not answer in time", NULL);
     int status = http_send_bus_reply (r, &reply, "session actor");
     bus_msg_fini (&reply);
     return status;
@@ -129,8 +128,7 @@ s_key (http_req_t *r)
     const char *key = r->ri->local_uri + strlen (S_PREFIX);
     bool ok = ids_session_key_valid (key);
     if (!ok)
-        http_send_error (r, 400, "invalid_request", "Invalid session key",
-                         "sessionKey");
+        http_send_error (r, 400, "invalid_request", "Invalid session key", "sessionKey");
     return ok ? key : NULL;
 }
 

@@ -33,11 +33,10 @@ route_ready (http_req_t *r)
     envelope_t env;
     envelope_init (&env, MT_MMI_SERVICES);
     bus_msg_t reply;
-    int timeout = r->config->control_timeout_ms < 2000
-                      ? r->config->control_timeout_ms
-                      : 2000;
-    if (bus_front_call (r->bus, BUS_SERVICE_BROKER, &env, &s_empty_map, 1,
-                        timeout, &reply))
+    int timeout =
+        r->config->control_timeout_ms < 2000 ? r->config->control_timeout_ms : 2000;
+    if (bus_front_call (r->bus, BUS_SERVICE_BROKER, &env, &s_empty_map, 1, timeout,
+                        &reply))
         return http_send_error (r, 503, "service_unavailable",
                                 "Not ready: the broker does not answer", NULL);
     const msgpack_object *services = mp_get (reply.body.root, MK_services);
@@ -46,23 +45,21 @@ route_ready (http_req_t *r)
         int64_t n = 0;
         if (!mp_get_int (services, *s, &n) || n < 1) {
             size_t used = strlen (missing);
-            snprintf (missing + used, sizeof (missing) - used, "%s%s",
-                      used ? ", " : "", *s);
+            snprintf (missing + used, sizeof (missing) - used, "%s%s", used ? ", " : "",
+                      *s);
         }
     }
     int status;
     if (missing[0]) {
         char msg[320];
-        snprintf (msg, sizeof (msg), "Not ready: no live worker for %s",
-                  missing);
+        snprintf (msg, sizeof (msg), "Not ready: no live worker for %s", missing);
         status = http_send_error (r, 503, "service_unavailable", msg, NULL);
     }
     else {
         cJSON *root = cJSON_CreateObject ();
         cJSON_AddBoolToObject (root, "ready", true);
         cJSON *svc = services ? mpjson_to_json (services) : NULL;
-        cJSON_AddItemToObject (root, "services",
-                               svc ? svc : cJSON_CreateObject ());
+        cJSON_AddItemToObject (root, "services", svc ? svc : cJSON_CreateObject ());
         status = http_send_json (r, 200, root);
         cJSON_Delete (root);
     }
@@ -80,8 +77,7 @@ route_status (http_req_t *r)
     if (bus_front_call (r->bus, "system", &env, &s_empty_map, 1,
                         r->config->control_timeout_ms, &reply))
         return http_send_error (r, 503, "service_unavailable",
-                                "The system actor did not answer in time",
-                                NULL);
+                                "The system actor did not answer in time", NULL);
     int status;
     if (reply.env.status != 200)
         status = http_send_bus_error (r, &reply);
@@ -95,8 +91,7 @@ route_status (http_req_t *r)
         }
         else
             status = http_send_error (r, 500, "internal_error",
-                                      "Malformed status from the system actor",
-                                      NULL);
+                                      "Malformed status from the system actor", NULL);
     }
     bus_msg_fini (&reply);
     return status;
@@ -123,4 +118,3 @@ route_models (http_req_t *r)
     cJSON_Delete (root);
     return status;
 }
-

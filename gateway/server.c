@@ -19,16 +19,16 @@
 #include <unistd.h>
 
 struct server_t {
-    struct mg_context *ctx;          //  civetweb
-    const cg_config_t *config;       //  Read only
-    const route_t *routes;           //  Route table (not owned)
-    int port;                        //  Bound port
-    atomic_int inflight;             //  Requests being handled
-    atomic_bool draining;            //  Shutdown begun: no new requests
-    atomic_bool stopping;            //  Drain window over: end what is left
-    ws_hub_t *ws;                    //  WebSocket side
-    ratelimit_front_t *limits;       //  Leases, auth blocks
-    gate_t *gate;                    //  Connections before civetweb's threads
+    struct mg_context *ctx;     //  civetweb
+    const cg_config_t *config;  //  Read only
+    const route_t *routes;      //  Route table (not owned)
+    int port;                   //  Bound port
+    atomic_int inflight;        //  Requests being handled
+    atomic_bool draining;       //  Shutdown begun: no new requests
+    atomic_bool stopping;       //  Drain window over: end what is left
+    ws_hub_t *ws;               //  WebSocket side
+    ratelimit_front_t *limits;  //  Leases, auth blocks
+    gate_t *gate;               //  Connections before civetweb's threads
 };
 
 static int64_t
@@ -45,15 +45,15 @@ s_now_us (void)
 //  the thread's first request, not at start: most of a large thread pool
 //  sits idle, and an idle thread then holds no socket.
 typedef struct {
-    server_t *server;                //  Not owned
-    bus_front_t *bus;                //  This thread's socket, or NULL
+    server_t *server;  //  Not owned
+    bus_front_t *bus;  //  This thread's socket, or NULL
 } thread_t;
 
 static void *
 s_init_thread (const struct mg_context *ctx, int thread_type)
 {
     if (thread_type != 1)
-        return NULL;       //  Only request workers talk to the broker
+        return NULL;  //  Only request workers talk to the broker
     thread_t *t = (thread_t *) calloc (1, sizeof (thread_t));
     if (t)
         t->server = (server_t *) mg_get_user_data (ctx);
@@ -112,8 +112,8 @@ s_route_find (const route_t *routes, const char *path)
 static void
 s_methods (const route_t *rt, char *buf, size_t cap)
 {
-    snprintf (buf, cap, "OPTIONS%s%s%s", rt->get ? ", GET" : "",
-              rt->post ? ", POST" : "", rt->del ? ", DELETE" : "");
+    snprintf (buf, cap, "OPTIONS%s%s%s", rt->get ? ", GET" : "", rt->post ? ", POST" : "",
+              rt->del ? ", DELETE" : "");
 }
 
 //  Copies path for the log with anything unprintable replaced.
@@ -134,8 +134,7 @@ static int
 s_send_limited (http_req_t *r, rl_ticket_t *t)
 {
     r->limit_headers = t->headers;
-    return http_send_error (r, 429, "rate_limited",
-                            ratelimit_front_message (t), NULL);
+    return http_send_error (r, 429, "rate_limited", ratelimit_front_message (t), NULL);
 }
 
 static int
@@ -177,15 +176,14 @@ s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
         fn = rt->del;
     if (!fn) {
         char msg[160];
-        snprintf (msg, sizeof (msg), "Method %.16s is not allowed on %.100s",
-                  method, path);
+        snprintf (msg, sizeof (msg), "Method %.16s is not allowed on %.100s", method,
+                  path);
         return http_send_error_h (r, 405, "invalid_request", msg, NULL, allow);
     }
     if (!rt->public_) {
         //  An address blocked after failed authentications is refused
         //  before its credential is even looked at.
-        if (ratelimit_front_check_address (self->limits, ri->remote_addr,
-                                           ticket))
+        if (ratelimit_front_check_address (self->limits, ri->remote_addr, ticket))
             return s_send_limited (r, ticket);
         auth_input_t in = {mg_get_header (r->conn, "Authorization"),
                            mg_get_header (r->conn, "X-OpenClaw-Password"),
@@ -196,8 +194,8 @@ s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
         //  A wrong credential counts against the address (docs/authentication.md);
         //  a missing one is not a guess.
         if (rc == AUTH_INVALID
-            && ratelimit_front_auth_failed (self->limits, r->bus,
-                                            ri->remote_addr, ticket))
+            && ratelimit_front_auth_failed (self->limits, r->bus, ri->remote_addr,
+                                            ticket))
             return s_send_limited (r, ticket);
         if (rc != AUTH_OK)
             return http_send_error_h (
@@ -209,8 +207,7 @@ s_dispatch_inner (server_t *self, http_req_t *r, rl_ticket_t *ticket)
                 NULL, "WWW-Authenticate: Bearer realm=\"clawgate\"\r\n");
         //  Rate and concurrency per credential.  The slot is held until
         //  the handler returns, so a streaming run holds it to its end.
-        if (ratelimit_front_acquire (self->limits, r->bus, r->auth.principal,
-                                     ticket))
+        if (ratelimit_front_acquire (self->limits, r->bus, r->auth.principal, ticket))
             return s_send_limited (r, ticket);
         r->limit_headers = ticket->headers[0] ? ticket->headers : NULL;
         if (rt->scope && !(r->auth.scopes & rt->scope))
@@ -258,8 +255,8 @@ s_dispatch (struct mg_connection *conn, void *cbdata)
     if (log_get_level () <= CG_LOG_INFO) {
         char path[256];
         s_log_path (path, sizeof (path), r.ri->local_uri);
-        log_info ("http", "%s %s %d %lldus %s", r.ri->request_method, path,
-                  status, (long long) (s_now_us () - started), r.auth.principal);
+        log_info ("http", "%s %s %d %lldus %s", r.ri->request_method, path, status,
+                  (long long) (s_now_us () - started), r.auth.principal);
     }
     return status;
 }
@@ -300,8 +297,7 @@ s_auth_pass (struct mg_connection *conn, void *cbdata)
 }
 
 server_t *
-server_start (const cg_config_t *cfg, const route_t *routes, char *err,
-              size_t errlen)
+server_start (const cg_config_t *cfg, const route_t *routes, char *err, size_t errlen)
 {
     server_t *self = (server_t *) calloc (1, sizeof (server_t));
     if (!self)
@@ -315,8 +311,7 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
         return NULL;
     }
     char ports[128], threads[16], header_ms[16], idle_ms[16];
-    const char *bind = strcmp (cfg->bind, "localhost") == 0 ? "127.0.0.1"
-                                                            : cfg->bind;
+    const char *bind = strcmp (cfg->bind, "localhost") == 0 ? "127.0.0.1" : cfg->bind;
     snprintf (ports, sizeof (ports), "%s:%d", bind, cfg->port);
     snprintf (threads, sizeof (threads), "%d", cfg->threads);
     snprintf (header_ms, sizeof (header_ms), "%d", cfg->header_timeout_ms);
@@ -326,20 +321,15 @@ server_start (const cg_config_t *cfg, const route_t *routes, char *err,
     //  connection, each read of a body, and the idle time between requests.
     //  WebSocket clients stay as long as they like (the hub's heartbeats
     //  and civetweb's 30 s read quantum find the dead ones).
-    const char *options[] = {"listening_ports", ports,
-                             "num_threads", threads,
-                             "enable_keep_alive", "yes",
-                             "keep_alive_timeout_ms", idle_ms,
-                             "request_timeout_ms", header_ms,
-                             "websocket_timeout_ms", "30000",
-                             "listen_backlog", "1024",
-                             "connection_queue", "1024",
-                             "decode_url", "yes",
+    const char *options[] = {"listening_ports", ports, "num_threads", threads,
+                             "enable_keep_alive", "yes", "keep_alive_timeout_ms", idle_ms,
+                             "request_timeout_ms", header_ms, "websocket_timeout_ms",
+                             "30000", "listen_backlog", "1024", "connection_queue",
+                             "1024", "decode_url", "yes",
                              //  civetweb writes headers and body apart; with
                              //  Nagle on, the body would wait ~40 ms for the
                              //  client's delayed ACK on keep-alive connections.
-                             "tcp_nodelay", "1",
-                             NULL};
+                             "tcp_nodelay", "1", NULL};
     struct mg_callbacks callbacks;
     memset (&callbacks, 0, sizeof (callbacks));
     callbacks.init_thread = s_init_thread;
@@ -433,8 +423,9 @@ server_stop (server_t **self_p)
     while (atomic_load (&self->inflight) > 0 && s_now_us () < until)
         usleep (20000);
     if (atomic_load (&self->inflight) > 0)
-        log_warn ("http", "drain budget spent with %d request(s) in flight: "
-                          "interrupting them",
+        log_warn ("http",
+                  "drain budget spent with %d request(s) in flight: "
+                  "interrupting them",
                   atomic_load (&self->inflight));
     atomic_store (&self->stopping, true);
     //  mg_stop closes the listener and joins every thread, whose

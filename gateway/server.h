@@ -12,19 +12,19 @@
 #include "config.h"
 #include "http.h"
 
-typedef int(route_fn) (http_req_t *r);
+typedef int (route_fn) (http_req_t *r);
 
 #define ROUTE_GET 0x1u
 #define ROUTE_POST 0x2u
 #define ROUTE_DELETE 0x4u
 
 typedef struct {
-    const char *path;            //  Exact path, or a prefix ending in '/'
-    bool prefix;                 //  Match path as a prefix
-    bool public_;                //  No authentication (health, ready)
-    bool local;                  //  Answered by the front alone, no broker
-    unsigned scope;              //  SCOPE_* needed, 0 = any valid credential
-    route_fn *get;               //  Handlers by method; NULL = 405
+    const char *path;  //  Exact path, or a prefix ending in '/'
+    bool prefix;       //  Match path as a prefix
+    bool public_;      //  No authentication (health, ready)
+    bool local;        //  Answered by the front alone, no broker
+    unsigned scope;    //  SCOPE_* needed, 0 = any valid credential
+    route_fn *get;     //  Handlers by method; NULL = 405
     route_fn *post;
     route_fn *del;
 } route_t;
@@ -33,8 +33,7 @@ typedef struct {
 //  must outlive the server).  Returns NULL and a sentence in err on failure.
 //  Caller owns the return value and must server_stop it.
 server_t *
-server_start (const cg_config_t *cfg, const route_t *routes, char *err,
-              size_t errlen);
+server_start (const cg_config_t *cfg, const route_t *routes, char *err, size_t errlen);
 
 //  Port actually bound (useful with port 0).
 int

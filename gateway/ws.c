@@ -27,17 +27,16 @@ s_on_connect (const struct mg_connection *conn, void *cbdata)
     const struct mg_request_info *ri = mg_get_request_info (conn);
     auth_ctx_t auth;
     auth_input_t in = {mg_get_header (conn, "Authorization"),
-                       mg_get_header (conn, "X-OpenClaw-Password"),
-                       ri->query_string};
+                       mg_get_header (conn, "X-OpenClaw-Password"), ri->query_string};
     rl_ticket_t ticket;
     memset (&ticket, 0, sizeof (ticket));
     ratelimit_front_t *limits = ws_hub_limits (hub);
-    bool blocked = ratelimit_front_check_address (limits, ri->remote_addr,
-                                                  &ticket) != 0;
+    bool blocked = ratelimit_front_check_address (limits, ri->remote_addr, &ticket) != 0;
     auth_rc_t rc = blocked ? AUTH_INVALID : auth_check (hub->config, &in, &auth);
     if (!blocked && rc == AUTH_INVALID)
         blocked = ratelimit_front_auth_failed (limits, server_thread_bus (c),
-                                               ri->remote_addr, &ticket) != 0;
+                                               ri->remote_addr, &ticket)
+                  != 0;
     if (blocked) {
         http_req_t r = {0};
         r.conn = c;
@@ -108,8 +107,7 @@ s_on_ready (struct mg_connection *conn, void *cbdata)
         return;
     //  From now on its worker is a WebSocket's, counted against the
     //  WebSocket places, not against its address's share of HTTP workers.
-    snprintf (cl->addr, sizeof (cl->addr), "%s",
-              mg_get_request_info (conn)->remote_addr);
+    snprintf (cl->addr, sizeof (cl->addr), "%s", mg_get_request_info (conn)->remote_addr);
     gate_websocket (server_gate (hub->server), cl->addr, true);
     cl->upgraded = true;
     ws_hub_add_client (hub, cl);
@@ -123,13 +121,12 @@ s_on_ready (struct mg_connection *conn, void *cbdata)
     ws_frame_t *f = ws_frame_text (text);
     ws_writers_send (hub->writers, cl, f, NULL);
     ws_frame_unref (f);
-    log_info ("ws", "client %llu connected (%s) as %s",
-              (unsigned long long) cl->id, cl->client_id, cl->auth.principal);
+    log_info ("ws", "client %llu connected (%s) as %s", (unsigned long long) cl->id,
+              cl->client_id, cl->auth.principal);
 }
 
 static int
-s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
-           void *cbdata)
+s_on_data (struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata)
 {
     ws_hub_t *hub = (ws_hub_t *) cbdata;
     ws_client_t *cl = (ws_client_t *) mg_get_user_connection_data (conn);
@@ -145,8 +142,7 @@ s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
     }
     if (opcode == MG_WEBSOCKET_OPCODE_PING) {
         //  RFC 6455 5.5.2: answer with the same payload.
-        mg_websocket_write (conn, MG_WEBSOCKET_OPCODE_PONG, data,
-                            len <= 125 ? len : 125);
+        mg_websocket_write (conn, MG_WEBSOCKET_OPCODE_PONG, data, len <= 125 ? len : 125);
         return 1;
     }
     if (opcode == MG_WEBSOCKET_OPCODE_PONG)
@@ -156,7 +152,7 @@ s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
     cJSON *req = NULL;
     //  Fragments: gathered up to the frame limit, then taken as one message.
     bool fin = (bits & 0x80) != 0;
-    bool whole = false;              //  data is cl->frag, freed below
+    bool whole = false;  //  data is cl->frag, freed below
     if (opcode == MG_WEBSOCKET_OPCODE_CONTINUATION || !fin) {
         if (opcode != MG_WEBSOCKET_OPCODE_CONTINUATION && cl->frag_opcode) {
             problem = "A new message began before the fragmented one ended";
@@ -184,8 +180,8 @@ s_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
                 return 1;
             opcode = cl->frag_opcode;
             data = cl->frag;
-            len = cl->frag_over ? (size_t) hub->config->max_frame_bytes + 1
-                                : cl->frag_len;
+            len =
+                cl->frag_over ? (size_t) hub->config->max_frame_bytes + 1 : cl->frag_len;
             whole = true;
         }
     }
@@ -238,13 +234,12 @@ s_on_close (const struct mg_connection *conn, void *cbdata)
 void
 ws_register (ws_hub_t *self, struct mg_context *ctx, const char *path)
 {
-    mg_set_websocket_handler (ctx, path, s_on_connect, s_on_ready, s_on_data,
-                              s_on_close, self);
+    mg_set_websocket_handler (ctx, path, s_on_connect, s_on_ready, s_on_data, s_on_close,
+                              self);
 }
 
 cJSON *
-ws_status_body (const msgpack_object *status, const cg_config_t *cfg,
-                server_t *server)
+ws_status_body (const msgpack_object *status, const cg_config_t *cfg, server_t *server)
 {
     cJSON *root = status ? mpjson_to_json (status) : NULL;
     if (!cJSON_IsObject (root)) {
@@ -274,12 +269,10 @@ ws_status_body (const msgpack_object *status, const cg_config_t *cfg,
     //  not listed (they would name the tokens).
     cJSON *lim = cJSON_AddObjectToObject (root, "limits");
     cJSON_AddNumberToObject (lim, "rateLimit", cfg->rate_limit);
-    cJSON_AddNumberToObject (lim, "burst", cfg->burst > 0 ? cfg->burst
-                                                          : cfg->rate_limit);
+    cJSON_AddNumberToObject (lim, "burst", cfg->burst > 0 ? cfg->burst : cfg->rate_limit);
     cJSON_AddNumberToObject (lim, "maxConcurrent", cfg->max_concurrent);
     cJSON_AddNumberToObject (lim, "authFailures", cfg->auth_failures);
-    cJSON_AddNumberToObject (lim, "maxConnectionsPerAddress",
-                             cfg->max_conns_per_addr);
+    cJSON_AddNumberToObject (lim, "maxConnectionsPerAddress", cfg->max_conns_per_addr);
     cJSON_AddNumberToObject (lim, "maxBodyBytes", (double) cfg->max_body);
     cJSON_AddNumberToObject (lim, "requestTimeoutMs", cfg->request_timeout_ms);
     cJSON_AddNumberToObject (lim, "maxFrameBytes", cfg->max_frame_bytes);

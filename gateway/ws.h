@@ -61,7 +61,6 @@ ws_clients (ws_hub_t *self);
 //  module knows the WebSocket clients.  Any thread.  Returns NULL if
 //  status is not a map.  Caller owns the return value (cJSON_Delete).
 cJSON *
-ws_status_body (const msgpack_object *status, const cg_config_t *cfg,
-                server_t *server);
+ws_status_body (const msgpack_object *status, const cg_config_t *cfg, server_t *server);
 
 #endif

@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct ws_qitem_t {
-    ws_frame_t *frame;               //  One reference, owned
+    ws_frame_t *frame;  //  One reference, owned
     ws_qitem_t *next;
 };
 
@@ -26,12 +26,12 @@ struct ws_qitem_t {
 #define WS_HARD_FACTOR 16
 
 struct ws_writers_t {
-    pthread_mutex_t lock;            //  Guards everything below
-    pthread_cond_t cond;             //  Work arrived, or stopping
-    int idle;                        //  Writers waiting on cond
-    zlistx_t *work;                  //  ws_client_t * (each holds a user)
+    pthread_mutex_t lock;  //  Guards everything below
+    pthread_cond_t cond;   //  Work arrived, or stopping
+    int idle;              //  Writers waiting on cond
+    zlistx_t *work;        //  ws_client_t * (each holds a user)
     bool stopping;
-    int queue_frames;                //  The lag limit
+    int queue_frames;  //  The lag limit
     pthread_t *threads;
     int n_threads;
 };
@@ -153,8 +153,7 @@ ws_writers_flush (ws_writers_t *self, ws_batch_t *s)
 }
 
 void
-ws_writers_send (ws_writers_t *self, ws_client_t *c, ws_frame_t *f,
-                 ws_batch_t *batch)
+ws_writers_send (ws_writers_t *self, ws_client_t *c, ws_frame_t *f, ws_batch_t *batch)
 {
     if (!f)
         return;
@@ -169,8 +168,7 @@ ws_writers_send (ws_writers_t *self, ws_client_t *c, ws_frame_t *f,
         c->progress = now;
     int limit = self->queue_frames;
     if (c->queued >= limit
-        && (now - c->progress >= WS_LAG_MS
-            || c->queued >= limit * WS_HARD_FACTOR)) {
+        && (now - c->progress >= WS_LAG_MS || c->queued >= limit * WS_HARD_FACTOR)) {
         log_warn ("ws", "client %llu lagged %d frames behind: dropping it",
                   (unsigned long long) c->id, c->queued);
         s_flush (c);
@@ -194,7 +192,7 @@ ws_writers_send (ws_writers_t *self, ws_client_t *c, ws_frame_t *f,
     bool wake = !c->scheduled;
     if (wake) {
         c->scheduled = true;
-        c->users++;   //  The work list's
+        c->users++;  //  The work list's
     }
     pthread_mutex_unlock (&c->lock);
     if (wake) {
@@ -228,8 +226,8 @@ s_write_queue (ws_client_t *c)
         pthread_mutex_unlock (&c->lock);
         if (close_now) {
             //  After the lagged notice: a close frame, then silence.
-            mg_websocket_write (c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE,
-                                "\x03\xe8", 2);
+            mg_websocket_write (c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, "\x03\xe8",
+                                2);
             ws_client_kill (c);
         }
         if (!q)
@@ -240,7 +238,7 @@ s_write_queue (ws_client_t *c)
         int rc = mg_write (c->conn, q->frame->wire, q->frame->wire_len);
         mg_unlock_connection (c->conn);
         if (rc >= 0 && (size_t) rc < q->frame->wire_len)
-            rc = -1;   //  Cut short: the stream is no longer framed
+            rc = -1;  //  Cut short: the stream is no longer framed
         ws_frame_unref (q->frame);
         free (q);
         pthread_mutex_lock (&c->lock);

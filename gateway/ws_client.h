@@ -28,27 +28,27 @@ typedef struct ws_qitem_t ws_qitem_t;
 
 typedef struct {
     uint64_t id;
-    char client_id[40];              //  uuid sent in `connected`
-    struct mg_connection *conn;      //  civetweb's (valid until close)
-    auth_ctx_t auth;                 //  Who, and which scopes
-    pthread_mutex_t lock;            //  Guards everything below
-    pthread_cond_t idle;             //  users fell to 0
-    ws_qitem_t *head, *tail;         //  Frames to send
+    char client_id[40];          //  uuid sent in `connected`
+    struct mg_connection *conn;  //  civetweb's (valid until close)
+    auth_ctx_t auth;             //  Who, and which scopes
+    pthread_mutex_t lock;        //  Guards everything below
+    pthread_cond_t idle;         //  users fell to 0
+    ws_qitem_t *head, *tail;     //  Frames to send
     int queued;
-    int64_t progress;                //  zclock_mono () the queue last moved
-                                     //  (a write done, or queued onto empty)
-    int users;                       //  Threads holding a pointer
-    bool scheduled;                  //  On the writers' work list
-    bool dead;                       //  Closed, lagged or failed: no writes
-    bool closing;                    //  Send a close frame after the queue
-    bool upgraded;                   //  Told the gate it is a WebSocket
-    char addr[48];                   //  Its address, as the gate keys it
+    int64_t progress;  //  zclock_mono () the queue last moved
+                       //  (a write done, or queued onto empty)
+    int users;         //  Threads holding a pointer
+    bool scheduled;    //  On the writers' work list
+    bool dead;         //  Closed, lagged or failed: no writes
+    bool closing;      //  Send a close frame after the queue
+    bool upgraded;     //  Told the gate it is a WebSocket
+    char addr[48];     //  Its address, as the gate keys it
     //  A message arriving in fragments (RFC 6455 5.4), put together on the
     //  connection's own civetweb thread (no lock: only it touches these).
-    char *frag;                      //  What came so far (owned), or NULL
+    char *frag;  //  What came so far (owned), or NULL
     size_t frag_len;
-    int frag_opcode;                 //  Its first frame's opcode; 0: none
-    bool frag_over;                  //  Past the limit: the rest is dropped
+    int frag_opcode;  //  Its first frame's opcode; 0: none
+    bool frag_over;   //  Past the limit: the rest is dropped
 } ws_client_t;
 
 //  A client of conn, authenticated as auth.  Caller owns the return value
@@ -91,7 +91,7 @@ typedef struct ws_writers_t ws_writers_t;
 //  wakes them some 16 times, not 1,000.
 #define WS_BATCH_MAX 64
 typedef struct {
-    ws_client_t *c[WS_BATCH_MAX];    //  Each holds a user for the work list
+    ws_client_t *c[WS_BATCH_MAX];  //  Each holds a user for the work list
     int n;
 } ws_batch_t;
 
@@ -108,8 +108,7 @@ ws_writers_destroy (ws_writers_t **self_p);
 //  send it: through batch when given (the caller flushes it), else at
 //  once.  A client whose queue is over the limit and stuck is lagged.
 void
-ws_writers_send (ws_writers_t *self, ws_client_t *c, ws_frame_t *f,
-                 ws_batch_t *batch);
+ws_writers_send (ws_writers_t *self, ws_client_t *c, ws_frame_t *f, ws_batch_t *batch);
 
 //  Puts batch's clients on the work list and wakes writers for them.
 void

@@ -15,7 +15,7 @@ ws_frame_t *
 ws_frame_new (int opcode, const char *data, size_t len)
 {
     if (opcode == MG_WEBSOCKET_OPCODE_TEXT)
-        msg_check_frame (data, len);     //  Checked builds: as declared
+        msg_check_frame (data, len);  //  Checked builds: as declared
     ws_frame_t *f = (ws_frame_t *) malloc (sizeof (ws_frame_t) + 10 + len + 1);
     if (!f)
         return NULL;

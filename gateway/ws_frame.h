@@ -18,10 +18,10 @@
 
 typedef struct {
     atomic_int refs;
-    int opcode;                      //  MG_WEBSOCKET_OPCODE_*
-    size_t len;                      //  Payload bytes
-    size_t wire_len;                 //  Header and payload bytes
-    char wire[];                     //  Header, payload, NUL
+    int opcode;       //  MG_WEBSOCKET_OPCODE_*
+    size_t len;       //  Payload bytes
+    size_t wire_len;  //  Header and payload bytes
+    char wire[];      //  Header, payload, NUL
 } ws_frame_t;
 
 //  A frame of opcode carrying data[len].  Caller owns the return value

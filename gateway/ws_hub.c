@@ -44,8 +44,8 @@
 #define WS_RUN_ENDED_KEEP_MS 3000
 
 typedef struct {
-    uint64_t client;                 //  Client id
-    cJSON *request;                  //  Parsed request (owned); NULL: closed
+    uint64_t client;  //  Client id
+    cJSON *request;   //  Parsed request (owned); NULL: closed
 } ws_inbox_t;
 
 //  Clients in the registry, kept beside it (under registry_lock) so that
@@ -159,8 +159,8 @@ ws_hub_reply (ws_hub_t *hub, uint64_t client, const cJSON *id, cJSON *result)
 }
 
 cJSON *
-ws_hub_error_json (const cJSON *id, int status, const char *code,
-                   const char *message, const char *param)
+ws_hub_error_json (const cJSON *id, int status, const char *code, const char *message,
+                   const char *param)
 {
     cJSON *j = cJSON_CreateObject ();
     cJSON_AddStringToObject (j, "type", "error");
@@ -170,9 +170,8 @@ ws_hub_error_json (const cJSON *id, int status, const char *code,
 }
 
 void
-ws_hub_reply_error (ws_hub_t *hub, uint64_t client, const cJSON *id,
-                    int status, const char *code, const char *message,
-                    const char *param)
+ws_hub_reply_error (ws_hub_t *hub, uint64_t client, const cJSON *id, int status,
+                    const char *code, const char *message, const char *param)
 {
     cJSON *j = ws_hub_error_json (id, status, code, message, param);
     ws_frame_t *f = ws_frame_json (j);
@@ -295,7 +294,7 @@ s_on_direct_event (ws_hub_self_t *h, bus_msg_t *msg)
         ws_frame_unref (f);
     }
     if (run_event_ends (type)) {
-        zhashx_delete (h->calls, run->corr);   //  Its SESSION_RUN is over
+        zhashx_delete (h->calls, run->corr);  //  Its SESSION_RUN is over
         run->ended = true;
         run->ended_at = zclock_mono ();
         ratelimit_front_release (ws_hub_limits (h->hub), &run->ticket);
@@ -358,7 +357,7 @@ s_on_sub (ws_hub_self_t *h)
             break;
         }
         bool two = zmq_msg_more (&topic) && zmq_msg_recv (&body, sock, 0) >= 0;
-        while (zmq_msg_more (two ? &body : &topic)) {   //  Drain extra parts
+        while (zmq_msg_more (two ? &body : &topic)) {  //  Drain extra parts
             zmq_msg_t extra;
             zmq_msg_init (&extra);
             zmq_msg_recv (&extra, sock, 0);
@@ -377,7 +376,8 @@ s_on_sub (ws_hub_self_t *h)
         }
         mp_reader_t rd;
         memset (&rd, 0, sizeof (rd));
-        if (slash && mp_reader_init (&rd, zmq_msg_data (&body), zmq_msg_size (&body)) == 0)
+        if (slash
+            && mp_reader_init (&rd, zmq_msg_data (&body), zmq_msg_size (&body)) == 0)
             s_fan_out (h, t, rd.root);
         mp_reader_fini (&rd);
         zmq_msg_close (&topic);
@@ -537,14 +537,13 @@ s_hub_thread (void *arg)
     while (!atomic_load (&hub->stopping)) {
         zmq_pollitem_t items[3] = {
             {NULL, hub->inbox_fd, ZMQ_POLLIN, 0},
-            {h.front ? zsock_resolve (bus_front_sock (h.front)) : NULL, 0,
-             ZMQ_POLLIN, 0},
+            {h.front ? zsock_resolve (bus_front_sock (h.front)) : NULL, 0, ZMQ_POLLIN, 0},
             {h.sub ? zsock_resolve (h.sub) : NULL, 0, ZMQ_POLLIN, 0},
         };
         int n = h.front && h.sub ? 3 : 1;
         int64_t wait = h.next_heartbeat - zclock_mono ();
         if (wait > 200)
-            wait = 200;   //  Notice `stopping` soon
+            wait = 200;  //  Notice `stopping` soon
         if (wait < 0)
             wait = 0;
         if (zmq_poll (items, n, (long) wait) < 0 && errno != EINTR)

@@ -24,21 +24,21 @@
 
 struct ws_hub_t {
     const cg_config_t *config;
-    server_t *server;                //  Lent
+    server_t *server;  //  Lent
     //  Clients by id (registry_lock).
     pthread_mutex_t registry_lock;
-    zhashx_t *clients;               //  "id" -> ws_client_t
+    zhashx_t *clients;  //  "id" -> ws_client_t
     atomic_uint_fast64_t next_id;
-    atomic_int admitted;             //  Upgrades accepted and not yet closed:
-                                     //  each holds a civetweb worker
+    atomic_int admitted;  //  Upgrades accepted and not yet closed:
+                          //  each holds a civetweb worker
     //  Requests from the connection threads to the hub.
     pthread_mutex_t inbox_lock;
-    zlistx_t *inbox;                 //  ws_inbox_t *
-    int inbox_fd;                    //  eventfd: the inbox has items
-    ws_writers_t *writers;           //  Send the clients' queues
-    atomic_bool stopping;            //  The hub thread should return
+    zlistx_t *inbox;        //  ws_inbox_t *
+    int inbox_fd;           //  eventfd: the inbox has items
+    ws_writers_t *writers;  //  Send the clients' queues
+    atomic_bool stopping;   //  The hub thread should return
     pthread_t thread;
-    bool started;                    //  thread is to be joined
+    bool started;  //  thread is to be joined
 };
 
 typedef struct ws_method_t ws_method_t;
@@ -55,36 +55,36 @@ typedef struct {
 
 //  A run a client of this hub started, until a while after its end.
 typedef struct {
-    uint64_t client;                 //  Who started it
-    bool ended;                      //  Its end went out (kept a while so
-                                     //  its bus copies are still recognised)
-    int64_t ended_at;                //  zclock_mono ()
+    uint64_t client;   //  Who started it
+    bool ended;        //  Its end went out (kept a while so
+                       //  its bus copies are still recognised)
+    int64_t ended_at;  //  zclock_mono ()
     char key[ENVELOPE_KEY_MAX + 1];
-    char corr[24];                   //  Its SESSION_RUN's entry in calls
-    int64_t started;                 //  zclock_mono ()
-    rl_ticket_t ticket;              //  Its concurrency slot, held to its end
+    char corr[24];       //  Its SESSION_RUN's entry in calls
+    int64_t started;     //  zclock_mono ()
+    rl_ticket_t ticket;  //  Its concurrency slot, held to its end
 } ws_run_t;
 
 //  A chat.run idempotency key's first run.
 typedef struct {
     char run_id[80];
     char key[ENVELOPE_KEY_MAX + 1];
-    int64_t expires;                 //  zclock_mono ()
+    int64_t expires;  //  zclock_mono ()
 } ws_idem_t;
 
 //  The hub thread's own state: only that thread touches it.
 typedef struct {
     ws_hub_t *hub;
-    bus_front_t *front;              //  Requests; direct events of our runs
-    bus_front_t *lease;              //  The limiter's round trips, and
-                                     //  nothing else (see ws_methods.c)
-    zsock_t *sub;                    //  Events of subscribed sessions
-    zhashx_t *calls;                 //  corr id -> ws_call_t (owned)
-    zhashx_t *runs;                  //  runId -> ws_run_t (owned)
-    zhashx_t *subs;                  //  sessionKey -> zlistx of client ids
-    zhashx_t *idem;                  //  principal + key -> ws_idem_t (owned)
-    zlistx_t *idem_order;            //  Its keys, oldest first (owned
-                                     //  copies; = expiry order)
+    bus_front_t *front;    //  Requests; direct events of our runs
+    bus_front_t *lease;    //  The limiter's round trips, and
+                           //  nothing else (see ws_methods.c)
+    zsock_t *sub;          //  Events of subscribed sessions
+    zhashx_t *calls;       //  corr id -> ws_call_t (owned)
+    zhashx_t *runs;        //  runId -> ws_run_t (owned)
+    zhashx_t *subs;        //  sessionKey -> zlistx of client ids
+    zhashx_t *idem;        //  principal + key -> ws_idem_t (owned)
+    zlistx_t *idem_order;  //  Its keys, oldest first (owned
+                           //  copies; = expiry order)
     int64_t next_heartbeat;
     int64_t next_sweep;
 } ws_hub_self_t;
@@ -124,14 +124,13 @@ ws_hub_reply (ws_hub_t *hub, uint64_t client, const cJSON *id, cJSON *result);
 
 //  {"type":"error","id":id,"error":{...}}.  Caller owns the return value.
 cJSON *
-ws_hub_error_json (const cJSON *id, int status, const char *code,
-                   const char *message, const char *param);
+ws_hub_error_json (const cJSON *id, int status, const char *code, const char *message,
+                   const char *param);
 
 //  Sends ws_hub_error_json (...) to client.
 void
-ws_hub_reply_error (ws_hub_t *hub, uint64_t client, const cJSON *id,
-                    int status, const char *code, const char *message,
-                    const char *param);
+ws_hub_reply_error (ws_hub_t *hub, uint64_t client, const cJSON *id, int status,
+                    const char *code, const char *message, const char *param);
 
 //  Sends method's request (type, to service) for client; the reply
 //  finds its way back by corr id.  key, when not NULL, is the routing

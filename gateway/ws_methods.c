@@ -29,35 +29,35 @@
 //  How a param a method passes on to its actor is checked here (its value
 //  is the actor's to check).
 typedef enum {
-    WS_PARAM_ANY = 0,                //  Anything not nested too deep
-    WS_PARAM_STR,                    //  A string, or absent
-    WS_PARAM_URL,                    //  A non-empty string, required
-    WS_PARAM_BOOL,                   //  A boolean, or absent
-    WS_PARAM_TIMEOUT,                //  An integer 100..600000, or absent
+    WS_PARAM_ANY = 0,  //  Anything not nested too deep
+    WS_PARAM_STR,      //  A string, or absent
+    WS_PARAM_URL,      //  A non-empty string, required
+    WS_PARAM_BOOL,     //  A boolean, or absent
+    WS_PARAM_TIMEOUT,  //  An integer 100..600000, or absent
 } ws_param_kind_t;
 
 typedef struct {
-    const char *name;                //  NULL ends a list
+    const char *name;  //  NULL ends a list
     ws_param_kind_t kind;
 } ws_param_t;
 
-typedef void (ws_method_fn) (ws_hub_self_t *h, ws_client_t *cl,
-                             const cJSON *id, const cJSON *params,
-                             const ws_method_t *m, rl_ticket_t *ticket);
+typedef void (ws_method_fn) (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
+                             const cJSON *params, const ws_method_t *m,
+                             rl_ticket_t *ticket);
 typedef void (ws_answer_fn) (ws_hub_self_t *h, ws_call_t *c, bus_msg_t *msg);
 
 struct ws_method_t {
-    const char *name;                //  "chat.run"
-    unsigned scope;                  //  SCOPE_* the credential needs (0: any)
-    bool counted;                    //  Takes a rate token (and a slot)
-    ws_method_fn *handler;           //  Runs it
-    const char *service;             //  Bus service it asks, or NULL
-    const char *type;                //  Its request's message type
-    bool keyed;                      //  params.sessionKey required (packed
-                                     //  first)
-    const ws_param_t *params;        //  params passed on as they are
-    ws_answer_fn *answer;            //  Its reply to the client; NULL: an
-                                     //  error as such, else the body
+    const char *name;          //  "chat.run"
+    unsigned scope;            //  SCOPE_* the credential needs (0: any)
+    bool counted;              //  Takes a rate token (and a slot)
+    ws_method_fn *handler;     //  Runs it
+    const char *service;       //  Bus service it asks, or NULL
+    const char *type;          //  Its request's message type
+    bool keyed;                //  params.sessionKey required (packed
+                               //  first)
+    const ws_param_t *params;  //  params passed on as they are
+    ws_answer_fn *answer;      //  Its reply to the client; NULL: an
+                               //  error as such, else the body
 };
 
 //  ---- Answers ----------------------------------------------------------------
@@ -70,8 +70,8 @@ s_answer (ws_hub_self_t *h, ws_call_t *c, bus_msg_t *msg)
     if (msg->env.status != 200) {
         error_info_t e;
         error_read (b, msg->env.status, "Request failed", &e);
-        ws_hub_reply_error (h->hub, c->client, c->id, msg->env.status, e.code,
-                            e.message, e.param[0] ? e.param : NULL);
+        ws_hub_reply_error (h->hub, c->client, c->id, msg->env.status, e.code, e.message,
+                            e.param[0] ? e.param : NULL);
         return;
     }
     cJSON *result = b ? mpjson_to_json (b) : cJSON_CreateObject ();
@@ -94,8 +94,7 @@ s_answer_run (ws_hub_self_t *h, ws_call_t *c, bus_msg_t *msg)
     cJSON *d = cJSON_AddObjectToObject (ev, MK_data);
     cJSON_AddStringToObject (d, MK_sessionKey, c->key);
     cJSON_AddStringToObject (d, MK_runId, c->run_id);
-    cJSON_AddItemToObject (d, MK_error,
-                           error_json_event (e.status, e.code, e.message));
+    cJSON_AddItemToObject (d, MK_error, error_json_event (e.status, e.code, e.message));
     cJSON_AddNumberToObject (d, MK_status, e.status);
     ws_frame_t *f = ws_frame_json (ev);
     cJSON_Delete (ev);
@@ -136,8 +135,8 @@ ws_methods_answer (ws_hub_self_t *h, ws_call_t *c, bus_msg_t *msg)
 //  A malformed key is refused: true.  Else false, with the key to record
 //  in idem_key ("" if none).
 static bool
-s_idempotent (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-              const cJSON *params, char *idem_key, size_t cap)
+s_idempotent (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+              char *idem_key, size_t cap)
 {
     const cJSON *idem = cJSON_GetObjectItemCaseSensitive (params, "idempotencyKey");
     idem_key[0] = 0;
@@ -165,8 +164,7 @@ s_idempotent (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
 
 //  Remembers idem_key's run for WS_IDEMPOTENCY_MS.
 static void
-s_remember (ws_hub_self_t *h, const char *idem_key, const char *run_id,
-            const char *key)
+s_remember (ws_hub_self_t *h, const char *idem_key, const char *run_id, const char *key)
 {
     ws_idem_t *i = (ws_idem_t *) calloc (1, sizeof (ws_idem_t));
     if (!i)
@@ -187,8 +185,8 @@ s_remember (ws_hub_self_t *h, const char *idem_key, const char *run_id,
 //  Starts the run of rc (checked and packed) for cl: it holds ticket's
 //  slot until it ends.  Returns the run, or NULL (answered).
 static ws_run_t *
-s_run_start (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-             const ws_method_t *m, run_call_t *rc, rl_ticket_t *ticket)
+s_run_start (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const ws_method_t *m,
+             run_call_t *rc, rl_ticket_t *ticket)
 {
     ws_run_t *run = (ws_run_t *) calloc (1, sizeof (ws_run_t));
     if (!run)
@@ -218,8 +216,8 @@ s_run_start (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
 }
 
 static void
-s_chat_run (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-            const cJSON *params, const ws_method_t *m, rl_ticket_t *ticket)
+s_chat_run (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+            const ws_method_t *m, rl_ticket_t *ticket)
 {
     ws_hub_t *hub = h->hub;
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive (params, "options");
@@ -233,8 +231,8 @@ s_chat_run (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
     run_check_t chk;
     char idem_key[400];
     //  Deltas are what a WebSocket client is for: stream unless told not to.
-    if (run_call_agent (&rc, &cat, params, agent, "webchat",
-                        !cJSON_IsFalse (stream), &chk))
+    if (run_call_agent (&rc, &cat, params, agent, "webchat", !cJSON_IsFalse (stream),
+                        &chk))
         ws_hub_reply_error (hub, cl->id, id, chk.status, chk.code, chk.message,
                             chk.param[0] ? chk.param : NULL);
     else if (!s_idempotent (h, cl, id, params, idem_key, sizeof (idem_key))
@@ -254,12 +252,11 @@ s_chat_run (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
 //  ---- Other methods ----------------------------------------------------------
 
 static void
-s_chat_abort (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-              const cJSON *params, const ws_method_t *m, rl_ticket_t *ticket)
+s_chat_abort (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+              const ws_method_t *m, rl_ticket_t *ticket)
 {
     const cJSON *run = cJSON_GetObjectItemCaseSensitive (params, "runId");
-    if (!cJSON_IsString (run) || !*run->valuestring
-        || strlen (run->valuestring) >= 80) {
+    if (!cJSON_IsString (run) || !*run->valuestring || strlen (run->valuestring) >= 80) {
         ws_hub_reply_error (h->hub, cl->id, id, 400, "invalid_request",
                             "'runId' is required", "runId");
         return;
@@ -274,15 +271,14 @@ s_chat_abort (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
     mp_writer_t w;
     mp_writer_init (&w);
     run_call_pack_abort (&w, run->valuestring, false);
-    ws_hub_call (h, cl->id, id, m, m->service, m->type,
-                 known ? known->key : NULL, &w);
+    ws_hub_call (h, cl->id, id, m, m->service, m->type, known ? known->key : NULL, &w);
     mp_writer_fini (&w);
 }
 
 //  Checks one param passed on; returns false after refusing it.
 static bool
-s_param_ok (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-            const ws_param_t *p, const cJSON *v)
+s_param_ok (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const ws_param_t *p,
+            const cJSON *v)
 {
     bool absent = !v || cJSON_IsNull (v);
     bool ok;
@@ -296,9 +292,9 @@ s_param_ok (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
         return false;
     case WS_PARAM_BOOL: ok = absent || cJSON_IsBool (v); break;
     case WS_PARAM_TIMEOUT:
-        ok = absent || (cJSON_IsNumber (v) && v->valuedouble >= 100
-                        && v->valuedouble <= 600000
-                        && v->valuedouble == (double) (int) v->valuedouble);
+        ok = absent
+             || (cJSON_IsNumber (v) && v->valuedouble >= 100 && v->valuedouble <= 600000
+                 && v->valuedouble == (double) (int) v->valuedouble);
         break;
     case WS_PARAM_URL: ok = cJSON_IsString (v) && *v->valuestring; break;
     default: ok = absent || cJSON_IsString (v); break;
@@ -306,8 +302,7 @@ s_param_ok (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
     if (!ok) {
         char msg[96];
         snprintf (msg, sizeof (msg), "'%s' has the wrong type or value", p->name);
-        ws_hub_reply_error (h->hub, cl->id, id, 400, "invalid_request", msg,
-                            p->name);
+        ws_hub_reply_error (h->hub, cl->id, id, 400, "invalid_request", msg, p->name);
     }
     return ok;
 }
@@ -316,11 +311,12 @@ s_param_ok (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
 //  checked (each by its kind) and passed on as its request; the actor
 //  checks their values and answers.
 static void
-s_pass (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-        const cJSON *params, const ws_method_t *m, rl_ticket_t *ticket)
+s_pass (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+        const ws_method_t *m, rl_ticket_t *ticket)
 {
     const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
-    if (m->keyed && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring))) {
+    if (m->keyed
+        && (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring))) {
         ws_hub_reply_error (h->hub, cl->id, id, 400, "invalid_request",
                             "Invalid session key", "sessionKey");
         return;
@@ -350,8 +346,8 @@ s_pass (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
 //  session.subscribe / unsubscribe: the hub's SUB follows the union of its
 //  clients' sessions.
 static void
-s_subscription (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-                const cJSON *params, bool on)
+s_subscription (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+                bool on)
 {
     const cJSON *key = cJSON_GetObjectItemCaseSensitive (params, "sessionKey");
     if (!cJSON_IsString (key) || !ids_session_key_valid (key->valuestring)) {
@@ -386,35 +382,34 @@ s_subscription (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
 }
 
 static void
-s_subscribe (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-             const cJSON *params, const ws_method_t *m, rl_ticket_t *ticket)
+s_subscribe (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+             const ws_method_t *m, rl_ticket_t *ticket)
 {
     s_subscription (h, cl, id, params, true);
 }
 
 static void
-s_unsubscribe (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-               const cJSON *params, const ws_method_t *m, rl_ticket_t *ticket)
+s_unsubscribe (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+               const ws_method_t *m, rl_ticket_t *ticket)
 {
     s_subscription (h, cl, id, params, false);
 }
 
 static void
-s_no_channels (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-               const cJSON *params, const ws_method_t *m, rl_ticket_t *ticket)
+s_no_channels (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+               const ws_method_t *m, rl_ticket_t *ticket)
 {
     ws_hub_reply_error (h->hub, cl->id, id, 503, "service_unavailable",
                         "This gateway has no channel actor yet", NULL);
 }
 
 static void
-s_unknown (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id,
-           const cJSON *params, const ws_method_t *m, rl_ticket_t *ticket)
+s_unknown (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
+           const ws_method_t *m, rl_ticket_t *ticket)
 {
     char msg[96];
     snprintf (msg, sizeof (msg), "Unknown method '%.40s'", m->name);
-    ws_hub_reply_error (h->hub, cl->id, id, 400, "invalid_request", msg,
-                        "method");
+    ws_hub_reply_error (h->hub, cl->id, id, 400, "invalid_request", msg, "method");
 }
 
 void
@@ -443,25 +438,29 @@ ws_methods_forget_client (ws_hub_self_t *h, uint64_t client)
 //  ---- The table --------------------------------------------------------------
 
 //  Optional paging and filters pass through; the session actor checks them.
-static const ws_param_t s_session_params[] = {
-    {MK_limit, WS_PARAM_ANY}, {MK_cursor, WS_PARAM_ANY},
-    {MK_channel, WS_PARAM_ANY}, {MK_agentId, WS_PARAM_ANY}, {NULL, 0}};
+static const ws_param_t s_session_params[] = {{MK_limit, WS_PARAM_ANY},
+                                              {MK_cursor, WS_PARAM_ANY},
+                                              {MK_channel, WS_PARAM_ANY},
+                                              {MK_agentId, WS_PARAM_ANY},
+                                              {NULL, 0}};
 static const ws_param_t s_session_get_params[] = {
     {MK_limit, WS_PARAM_ANY}, {MK_cursor, WS_PARAM_ANY}, {NULL, 0}};
 //  The browser's fields are checked for type here (param named on a 400),
 //  their values by the browser actor, which answers every request itself,
 //  at its deadline at the latest.
-static const ws_param_t s_browser_status[] = {{MK_profile, WS_PARAM_STR},
-                                              {NULL, 0}};
-static const ws_param_t s_browser_navigate[] = {
-    {MK_url, WS_PARAM_URL}, {MK_profile, WS_PARAM_STR},
-    {MK_timeoutMs, WS_PARAM_TIMEOUT}, {NULL, 0}};
-static const ws_param_t s_browser_screenshot[] = {
-    {MK_selector, WS_PARAM_STR}, {MK_fullPage, WS_PARAM_BOOL},
-    {MK_profile, WS_PARAM_STR}, {NULL, 0}};
+static const ws_param_t s_browser_status[] = {{MK_profile, WS_PARAM_STR}, {NULL, 0}};
+static const ws_param_t s_browser_navigate[] = {{MK_url, WS_PARAM_URL},
+                                                {MK_profile, WS_PARAM_STR},
+                                                {MK_timeoutMs, WS_PARAM_TIMEOUT},
+                                                {NULL, 0}};
+static const ws_param_t s_browser_screenshot[] = {{MK_selector, WS_PARAM_STR},
+                                                  {MK_fullPage, WS_PARAM_BOOL},
+                                                  {MK_profile, WS_PARAM_STR},
+                                                  {NULL, 0}};
 
 //  Scopes follow docs/authentication.md; subscriptions and status are not counted
 //  against the limits.
+// clang-format off
 static const ws_method_t s_methods[] = {
     //  name                 scope           counted handler
     //  service         type                  keyed params           answer
@@ -491,6 +490,7 @@ static const ws_method_t s_methods[] = {
      NULL, NULL, false, NULL, NULL},
     {NULL, 0, false, NULL, NULL, NULL, false, NULL, NULL},
 };
+// clang-format on
 
 void
 ws_methods_check (void)
@@ -566,8 +566,7 @@ ws_methods_dispatch (ws_hub_self_t *h, ws_client_t *cl, const cJSON *req)
     const ws_method_t *m = s_find (name->valuestring, &unknown);
     if (m->scope && !(cl->auth.scopes & m->scope)) {
         ws_hub_reply_error (hub, cl->id, id, 403, "forbidden",
-                            "This credential lacks the scope this method needs",
-                            NULL);
+                            "This credential lacks the scope this method needs", NULL);
         return;
     }
     //  Limits hold for WebSocket calls as for HTTP requests (one lease
@@ -581,8 +580,9 @@ ws_methods_dispatch (ws_hub_self_t *h, ws_client_t *cl, const cJSON *req)
     //  arrives.
     rl_ticket_t ticket;
     memset (&ticket, 0, sizeof (ticket));
-    if (m->counted && ratelimit_front_acquire (ws_hub_limits (hub), h->lease,
-                                               cl->auth.principal, &ticket)) {
+    if (m->counted
+        && ratelimit_front_acquire (ws_hub_limits (hub), h->lease, cl->auth.principal,
+                                    &ticket)) {
         cJSON *j = ratelimit_front_ws_error (&ticket, id);
         ws_frame_t *f = ws_frame_json (j);
         cJSON_Delete (j);
@@ -591,5 +591,5 @@ ws_methods_dispatch (ws_hub_self_t *h, ws_client_t *cl, const cJSON *req)
         return;
     }
     m->handler (h, cl, id, params, m, &ticket);
-    ratelimit_front_release (ws_hub_limits (hub), &ticket);   //  No-op if taken
+    ratelimit_front_release (ws_hub_limits (hub), &ticket);  //  No-op if taken
 }

@@ -41,8 +41,7 @@ run_call_fini (run_call_t *c)
 
 int
 run_call_agent (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
-                const cJSON *agent, const char *channel, bool stream,
-                run_check_t *chk)
+                const cJSON *agent, const char *channel, bool stream, run_check_t *chk)
 {
     if (run_check_agent (cat, req, agent, chk))
         return chk->status;
@@ -62,8 +61,7 @@ run_call_agent (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
     mp_map_begin (w);
     mp_kv_str (w, MK_runId, c->run_id);
     mp_kv_str (w, MK_sessionKey, c->session);
-    mp_kv_str (w, MK_agentId, cJSON_IsString (agent) ? agent->valuestring
-                                                     : "default");
+    mp_kv_str (w, MK_agentId, cJSON_IsString (agent) ? agent->valuestring : "default");
     mp_kv_str (w, MK_channel, channel);
     mp_kv_str (w, MK_message, message->valuestring);
     mp_kv_bool (w, MK_stream, stream);
@@ -98,8 +96,7 @@ run_call_openai (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
     ids_random (c->run_id, sizeof (c->run_id), "run-");
     if (session_key) {
         if (!ids_session_key_valid (session_key))
-            return run_check_refuse (chk, 400, "sessionKey",
-                                     "Invalid session key");
+            return run_check_refuse (chk, 400, "sessionKey", "Invalid session key");
         snprintf (c->session, sizeof (c->session), "%s", session_key);
     }
     const cJSON *model = cJSON_GetObjectItemCaseSensitive (req, "model");
@@ -140,8 +137,8 @@ run_call_openai (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
     if (too_deep)
         return run_check_refuse (
             chk, 400, too_deep,
-            "'%s' is nested deeper than the %d levels a run can carry",
-            too_deep, RUN_FIELD_MAX_DEPTH);
+            "'%s' is nested deeper than the %d levels a run can carry", too_deep,
+            RUN_FIELD_MAX_DEPTH);
     return 0;
 }
 
@@ -162,8 +159,8 @@ run_call_send (run_call_t *c, int env_timeout_ms)
     snprintf (env.session_key, sizeof (env.session_key), "%s", run_call_key (c));
     env.timeout_ms = env_timeout_ms;
     c->deadline = zclock_mono () + c->timeout_ms + RUN_CALL_GRACE_MS;
-    if (bus_front_send (c->bus, recorded ? "session" : "run", &env,
-                        c->body.buf.data, c->body.buf.size))
+    if (bus_front_send (c->bus, recorded ? "session" : "run", &env, c->body.buf.data,
+                        c->body.buf.size))
         return -1;
     c->corr_id = env.corr_id;
     return 0;
@@ -223,16 +220,15 @@ s_record (run_call_t *c, const char *type, const msgpack_object *b)
         mp_get_int (b, MK_status, &status);
         mp_get_int (b, MK_retryAfter, &c->retry_after);
         error_read (mp_get (b, MK_error),
-                    status >= 400 && status <= 599 ? (int) status : 500,
-                    "Run failed", &c->err);
+                    status >= 400 && status <= 599 ? (int) status : 500, "Run failed",
+                    &c->err);
         return RUN_EV_ERROR;
     }
-    if (c->want_tools
-        && (!strcmp (type, "tool.call") || !strcmp (type, "tool.result"))) {
+    if (c->want_tools && (!strcmp (type, "tool.call") || !strcmp (type, "tool.result"))) {
         snprintf (c->tool_event, sizeof (c->tool_event), "%s", type);
         return RUN_EV_TOOL;
     }
-    return RUN_EV_IDLE;   //  Other event types: not ours to relay
+    return RUN_EV_IDLE;  //  Other event types: not ours to relay
 }
 
 run_ev_t
@@ -248,8 +244,8 @@ run_call_take (run_call_t *c, const bus_msg_t *msg)
     const char *id = mp_get_str (msg->body.root, MK_runId, &idlen);
     const char *slash = strrchr (msg->topic, '/');
     //  Events of earlier runs on this socket, and stray replies: not ours.
-    if (msg->kind != BUS_MSG_EVENT || !slash || !id
-        || idlen != strlen (c->run_id) || memcmp (id, c->run_id, idlen))
+    if (msg->kind != BUS_MSG_EVENT || !slash || !id || idlen != strlen (c->run_id)
+        || memcmp (id, c->run_id, idlen))
         return RUN_EV_IDLE;
     return s_record (c, slash + 1, msg->body.root);
 }
@@ -303,7 +299,8 @@ run_call_abort (run_call_t *c, bool shutdown, int timeout_ms)
     snprintf (env.session_key, sizeof (env.session_key), "%s", run_call_key (c));
     bus_msg_t reply;
     if (bus_front_call (c->bus, recorded ? "session" : "run", &env, w.buf.data,
-                        w.buf.size, timeout_ms, &reply) == 0)
+                        w.buf.size, timeout_ms, &reply)
+        == 0)
         bus_msg_fini (&reply);
     mp_writer_fini (&w);
 }

@@ -53,38 +53,38 @@
 
 //  What run_call_next found.
 typedef enum {
-    RUN_EV_IDLE = 0,                 //  Nothing within the wait
-    RUN_EV_DELTA,                    //  chat.delta (its text appended)
-    RUN_EV_DONE,                     //  chat.done (results recorded)
-    RUN_EV_ERROR,                    //  chat.error, or the start refused
-    RUN_EV_TOOL,                     //  tool.call / tool.result (want_tools)
-    RUN_EV_GONE,                     //  Never returned here: for a front
-                                     //  whose client went away
+    RUN_EV_IDLE = 0,  //  Nothing within the wait
+    RUN_EV_DELTA,     //  chat.delta (its text appended)
+    RUN_EV_DONE,      //  chat.done (results recorded)
+    RUN_EV_ERROR,     //  chat.error, or the start refused
+    RUN_EV_TOOL,      //  tool.call / tool.result (want_tools)
+    RUN_EV_GONE,      //  Never returned here: for a front
+                      //  whose client went away
 } run_ev_t;
 
 typedef struct {
-    bus_front_t *bus;                //  The caller's own socket (lent)
-    int timeout_ms;                  //  The run's timeout (in its body)
-    char run_id[80];                 //  "run-<32 hex>", chosen here
+    bus_front_t *bus;                    //  The caller's own socket (lent)
+    int timeout_ms;                      //  The run's timeout (in its body)
+    char run_id[80];                     //  "run-<32 hex>", chosen here
     char session[ENVELOPE_KEY_MAX + 1];  //  Its session; "" for stateless
-    char model[256];                 //  As the client named it, or ""
-    bool stream;                     //  Deltas asked for
-    mp_writer_t body;                //  The packed SESSION_RUN / RUN_START
-    uint64_t corr_id;                //  Of the start, once sent
-    int64_t deadline;                //  zclock_mono () to give up at
+    char model[256];                     //  As the client named it, or ""
+    bool stream;                         //  Deltas asked for
+    mp_writer_t body;                    //  The packed SESSION_RUN / RUN_START
+    uint64_t corr_id;                    //  Of the start, once sent
+    int64_t deadline;                    //  zclock_mono () to give up at
     //  The event just read by run_call_next (until its next call).
     bus_msg_t msg;
     bool have_msg;
     //  Results, filled by events.
-    char *text;                      //  Deltas so far; chat.done's response
+    char *text;  //  Deltas so far; chat.done's response
     size_t text_len, text_cap;
-    cJSON *tool_calls;               //  From chat.done (owned), or NULL
-    char finish[24];                 //  finishReason, "" until chat.done
-    int64_t prompt, completion;      //  Usage, from chat.done
-    error_info_t err;                //  What chat.error or a refusal said
-    int64_t retry_after;             //  Seconds, from chat.error
-    bool want_tools;                 //  Return tool.call / tool.result
-    char tool_event[16];             //  Type of the RUN_EV_TOOL just read
+    cJSON *tool_calls;           //  From chat.done (owned), or NULL
+    char finish[24];             //  finishReason, "" until chat.done
+    int64_t prompt, completion;  //  Usage, from chat.done
+    error_info_t err;            //  What chat.error or a refusal said
+    int64_t retry_after;         //  Seconds, from chat.error
+    bool want_tools;             //  Return tool.call / tool.result
+    char tool_event[16];         //  Type of the RUN_EV_TOOL just read
 } run_call_t;
 
 //  Readies c for one run on bus (the calling thread's socket), whose
@@ -104,8 +104,7 @@ run_call_fini (run_call_t *c);
 //  Returns 0, or the refusal's status with chk filled.
 int
 run_call_agent (run_call_t *c, const run_catalog_t *cat, const cJSON *req,
-                const cJSON *agent, const char *channel, bool stream,
-                run_check_t *chk);
+                const cJSON *agent, const char *channel, bool stream, run_check_t *chk);
 
 //  An OpenAI Chat Completions call: checks req with run_check_openai,
 //  then session_key (the X-OpenClaw-Session-Key header, or NULL for a
@@ -158,8 +157,7 @@ run_call_abort (run_call_t *c, bool shutdown, int timeout_ms);
 //  Records an error the caller decided on (it gave up, it is stopping)
 //  and returns RUN_EV_ERROR.
 run_ev_t
-run_call_fail (run_call_t *c, int status, const char *code,
-               const char *message);
+run_call_fail (run_call_t *c, int status, const char *code, const char *message);
 
 //  Packs the body of SESSION_ABORT / RUN_ABORT: {runId[, reason:
 //  "shutdown"]}.

@@ -17,30 +17,29 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 
-
 //  Which agents and models exist: asked of the caller's configuration.
 typedef struct {
     //  True if an agent of that id is configured.
     bool (*agent_known) (const void *ctx, const char *id);
     //  True if a model of that "<provider>/<model>" id is configured.
     bool (*model_known) (const void *ctx, const char *id);
-    const void *ctx;                 //  Passed to both (lent)
+    const void *ctx;  //  Passed to both (lent)
 } run_catalog_t;
 
 //  A refusal: status 0 means the request passed.
 typedef struct {
-    int status;                  //  400, 404, or 0
-    const char *code;            //  "invalid_request" | "not_found" (static)
-    char message[400];           //  One sentence for the client
-    char param[48];              //  The field at fault, "" if none
+    int status;         //  400, 404, or 0
+    const char *code;   //  "invalid_request" | "not_found" (static)
+    char message[400];  //  One sentence for the client
+    char param[48];     //  The field at fault, "" if none
 } run_check_t;
 
 //  Fills out as a refusal (code from status: "not_found" for 404, else
 //  "invalid_request"; param may be NULL) and returns status.  For the
 //  checks run_call adds to these (a session header, nesting).
 int
-run_check_refuse (run_check_t *out, int status, const char *param,
-                  const char *fmt, ...) __attribute__ ((format (printf, 4, 5)));
+run_check_refuse (run_check_t *out, int status, const char *param, const char *fmt, ...)
+    __attribute__ ((format (printf, 4, 5)));
 
 //  message (non-empty string), sessionKey (valid key or absent), options
 //  (object or absent) with thinking (off|minimal|low|medium|high), model

@@ -25,8 +25,8 @@
 #ifndef CG_BUS_PROTO_H
 #define CG_BUS_PROTO_H
 
-#define BUS_FRONT "CGC1"             //  Header of front <-> broker traffic
-#define BUS_WORKER "CGW1"            //  Header of worker <-> broker traffic
+#define BUS_FRONT "CGC1"   //  Header of front <-> broker traffic
+#define BUS_WORKER "CGW1"  //  Header of worker <-> broker traffic
 
 #define BUS_READY "READY"
 #define BUS_REQUEST "REQUEST"
@@ -39,10 +39,10 @@
 #define BUS_SERVICE_BROKER "mmi.services"
 
 //  Limits that keep a hostile peer from making us allocate without bound.
-#define BUS_MAX_FRAMES 8             //  More frames (routing id included): dropped
-#define BUS_MAX_SERVICE 64           //  Longest service name
-#define BUS_MAX_ID 255               //  Longest routing identity (ZeroMQ's)
-#define BUS_MAX_TOPIC 256            //  Longest event topic
+#define BUS_MAX_FRAMES 8    //  More frames (routing id included): dropped
+#define BUS_MAX_SERVICE 64  //  Longest service name
+#define BUS_MAX_ID 255      //  Longest routing identity (ZeroMQ's)
+#define BUS_MAX_TOPIC 256   //  Longest event topic
 
 //  Default endpoints of `clawgate serve` (in-process).
 #define BUS_INPROC_REQUESTS "inproc://clawgate-requests"

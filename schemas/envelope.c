@@ -29,9 +29,8 @@ envelope_pack (const envelope_t *self, msgpack_sbuffer *buf)
     size_t key_len = strnlen (self->session_key, sizeof (self->session_key));
     //  Refuse what envelope_unpack would refuse, so no peer ever sends an
     //  envelope the other side drops.
-    if (type_len == 0 || type_len > ENVELOPE_TYPE_MAX
-        || key_len > ENVELOPE_KEY_MAX || self->status < 0 || self->status > 999
-        || self->timeout_ms < 0)
+    if (type_len == 0 || type_len > ENVELOPE_TYPE_MAX || key_len > ENVELOPE_KEY_MAX
+        || self->status < 0 || self->status > 999 || self->timeout_ms < 0)
         return -1;
 
     msgpack_packer pk;
@@ -76,8 +75,8 @@ envelope_unpack (envelope_t *self, const void *data, size_t size)
     envelope_init (self, NULL);
     //  0x95 is a five-item array: anything else is refused before msgpack-c
     //  sees (and allocates for) it.
-    if (!data || size == 0 || size > 1024
-        || *(const unsigned char *) data != 0x95 || mp_check (data, size))
+    if (!data || size == 0 || size > 1024 || *(const unsigned char *) data != 0x95
+        || mp_check (data, size))
         return -1;
 
     msgpack_unpacked up;
@@ -97,16 +96,13 @@ envelope_unpack (envelope_t *self, const void *data, size_t size)
         goto done;
     self->corr_id = item[1].via.u64;
     if (item[2].type != MSGPACK_OBJECT_NIL
-        && s_copy_str (self->session_key, sizeof (self->session_key),
-                       &item[2]))
+        && s_copy_str (self->session_key, sizeof (self->session_key), &item[2]))
         goto done;
-    if (item[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-        && item[3].via.u64 <= 999)
+    if (item[3].type == MSGPACK_OBJECT_POSITIVE_INTEGER && item[3].via.u64 <= 999)
         self->status = (int) item[3].via.u64;
     else
         goto done;
-    if (item[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER
-        && item[4].via.u64 <= INT64_MAX)
+    if (item[4].type == MSGPACK_OBJECT_POSITIVE_INTEGER && item[4].via.u64 <= INT64_MAX)
         self->timeout_ms = (int64_t) item[4].via.u64;
     else
         goto done;

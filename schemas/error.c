@@ -40,8 +40,7 @@ s_json (int status, const char *code, const char *message)
 }
 
 cJSON *
-error_json (int status, const char *code, const char *message,
-            const char *param)
+error_json (int status, const char *code, const char *message, const char *param)
 {
     cJSON *e = s_json (status, code, message);
     if (e && param)
@@ -70,8 +69,7 @@ error_json_openai (int status, const char *code, const char *message)
 }
 
 void
-error_pack (mp_writer_t *w, const char *code, const char *message,
-            const char *param)
+error_pack (mp_writer_t *w, const char *code, const char *message, const char *param)
 {
     mp_map_begin (w);
     mp_kv_str (w, MK_code, code);
@@ -82,8 +80,7 @@ error_pack (mp_writer_t *w, const char *code, const char *message,
 }
 
 void
-error_pack_event (mp_writer_t *w, int status, const char *code,
-                  const char *message)
+error_pack_event (mp_writer_t *w, int status, const char *code, const char *message)
 {
     mp_map_begin (w);
     mp_kv_str (w, MK_code, code);
@@ -93,8 +90,7 @@ error_pack_event (mp_writer_t *w, int status, const char *code,
 }
 
 error_info_t *
-error_read (const msgpack_object *body, int status, const char *dflt,
-            error_info_t *out)
+error_read (const msgpack_object *body, int status, const char *dflt, error_info_t *out)
 {
     out->status = error_status (status);
     snprintf (out->code, sizeof (out->code), "internal_error");

@@ -45,8 +45,7 @@ error_status (int status);
 //  {"code", "message", "type", "param"}; param null when NULL.  Caller
 //  owns the return value (cJSON_Delete, or hand it to a parent object).
 cJSON *
-error_json (int status, const char *code, const char *message,
-            const char *param);
+error_json (int status, const char *code, const char *message, const char *param);
 
 //  {"code", "message", "type"}: the error of a chat.error event and of an
 //  SSE error frame, which carry no param.  Caller owns the return value.
@@ -62,29 +61,26 @@ error_json_openai (int status, const char *code, const char *message);
 //  Packs the body of an ERROR reply: the map {code, message[, param]}
 //  (param only when not NULL).  The status goes in the envelope.
 void
-error_pack (mp_writer_t *w, const char *code, const char *message,
-            const char *param);
+error_pack (mp_writer_t *w, const char *code, const char *message, const char *param);
 
 //  Packs the map {code, message, type} of a chat.error event's "error"
 //  (the caller packs the key "error" before it, and the event's status
 //  beside it).
 void
-error_pack_event (mp_writer_t *w, int status, const char *code,
-                  const char *message);
+error_pack_event (mp_writer_t *w, int status, const char *code, const char *message);
 
 //  An error read back from the bus: an ERROR reply's body, or a
 //  chat.error's "error".
 typedef struct {
-    int status;                      //  400..599 (error_status of the wire's)
-    char code[48];                   //  "internal_error" when absent
-    char message[512];               //  dflt when absent
-    char param[128];                 //  "" when absent
+    int status;         //  400..599 (error_status of the wire's)
+    char code[48];      //  "internal_error" when absent
+    char message[512];  //  dflt when absent
+    char param[128];    //  "" when absent
 } error_info_t;
 
 //  Fills out from body (a msgpack map, or NULL) and status; code and
 //  message default to "internal_error" and dflt.  Returns out.
 error_info_t *
-error_read (const msgpack_object *body, int status, const char *dflt,
-            error_info_t *out);
+error_read (const msgpack_object *body, int status, const char *dflt, error_info_t *out);
 
 #endif

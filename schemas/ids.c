@@ -47,7 +47,7 @@ s_random_bytes (unsigned char *raw, size_t size)
     }
     left -= size;
     memcpy (raw, pool + left, size);
-    memset (pool + left, 0, size);      //  Never handed out twice
+    memset (pool + left, 0, size);  //  Never handed out twice
 }
 
 void
@@ -71,8 +71,8 @@ ids_uuid (char *buf, size_t cap, const char *prefix)
 {
     char hex[40];
     ids_random (hex, sizeof (hex), "");
-    hex[12] = '4';                                   //  Version 4
-    hex[16] = "89ab"[(hex[16] - '0') & 3];           //  RFC 4122 variant
-    snprintf (buf, cap, "%s%.8s-%.4s-%.4s-%.4s-%.12s", prefix, hex, hex + 8,
-              hex + 12, hex + 16, hex + 20);
+    hex[12] = '4';                          //  Version 4
+    hex[16] = "89ab"[(hex[16] - '0') & 3];  //  RFC 4122 variant
+    snprintf (buf, cap, "%s%.8s-%.4s-%.4s-%.4s-%.12s", prefix, hex, hex + 8, hex + 12,
+              hex + 16, hex + 20);
 }

@@ -150,24 +150,15 @@ const char *
 json_in_reason (json_in_rc_t rc)
 {
     switch (rc) {
-        case JSON_IN_OK:
-            return "is valid";
-        case JSON_IN_EMPTY:
-            return "is empty";
-        case JSON_IN_TOO_LARGE:
-            return "is larger than the size limit";
-        case JSON_IN_NUL:
-            return "contains a NUL byte";
-        case JSON_IN_UTF8:
-            return "is not valid UTF-8";
-        case JSON_IN_TOO_DEEP:
-            return "is nested deeper than 128 levels";
-        case JSON_IN_MALFORMED:
-            return "is not valid JSON";
-        case JSON_IN_TRAILING:
-            return "has data after the JSON value";
-        case JSON_IN_NOT_OBJECT:
-            return "must be a JSON object";
+    case JSON_IN_OK: return "is valid";
+    case JSON_IN_EMPTY: return "is empty";
+    case JSON_IN_TOO_LARGE: return "is larger than the size limit";
+    case JSON_IN_NUL: return "contains a NUL byte";
+    case JSON_IN_UTF8: return "is not valid UTF-8";
+    case JSON_IN_TOO_DEEP: return "is nested deeper than 128 levels";
+    case JSON_IN_MALFORMED: return "is not valid JSON";
+    case JSON_IN_TRAILING: return "has data after the JSON value";
+    case JSON_IN_NOT_OBJECT: return "must be a JSON object";
     }
     return "is not acceptable";
 }

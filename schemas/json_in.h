@@ -24,21 +24,21 @@
 
 typedef enum {
     JSON_IN_OK = 0,
-    JSON_IN_EMPTY,               //  No bytes, or only whitespace
-    JSON_IN_TOO_LARGE,           //  Over the caller's size bound
-    JSON_IN_NUL,                 //  A NUL byte, raw or as \u0000
-    JSON_IN_UTF8,                //  Not well-formed UTF-8
-    JSON_IN_TOO_DEEP,            //  Nested deeper than JSON_IN_MAX_DEPTH
-    JSON_IN_MALFORMED,           //  Not JSON
-    JSON_IN_TRAILING,            //  Something after the value
-    JSON_IN_NOT_OBJECT,          //  A value, but not the object required
+    JSON_IN_EMPTY,       //  No bytes, or only whitespace
+    JSON_IN_TOO_LARGE,   //  Over the caller's size bound
+    JSON_IN_NUL,         //  A NUL byte, raw or as \u0000
+    JSON_IN_UTF8,        //  Not well-formed UTF-8
+    JSON_IN_TOO_DEEP,    //  Nested deeper than JSON_IN_MAX_DEPTH
+    JSON_IN_MALFORMED,   //  Not JSON
+    JSON_IN_TRAILING,    //  Something after the value
+    JSON_IN_NOT_OBJECT,  //  A value, but not the object required
 } json_in_rc_t;
 
 //  Flags for json_in_parse.
-#define JSON_IN_OBJECT 0x01u     //  The value must be an object
-#define JSON_IN_NUL_OK 0x02u     //  Accept \u0000 (cJSON cuts the string
-                                 //  there): for peers we only read text
-                                 //  from, never for requests we store
+#define JSON_IN_OBJECT 0x01u  //  The value must be an object
+//  Accept \u0000 (cJSON cuts the string there): for peers we only read
+//  text from, never for requests we store.
+#define JSON_IN_NUL_OK 0x02u
 
 //  Checks text[len] without allocating or recursing: at most max bytes
 //  (0: no bound), no NUL, UTF-8, nesting.  Does not check the grammar.
@@ -51,8 +51,8 @@ json_in_check (const char *text, size_t len, size_t max, unsigned flags);
 //  NULL) saying why, and *at (may be NULL) the byte near which the grammar
 //  failed.
 cJSON *
-json_in_parse (const char *text, size_t len, size_t max, unsigned flags,
-               json_in_rc_t *rc, size_t *at);
+json_in_parse (const char *text, size_t len, size_t max, unsigned flags, json_in_rc_t *rc,
+               size_t *at);
 
 //  True if json holds more than max nested arrays/objects (json itself
 //  counts, if it is one).  Recurses at most max + 1 deep.

@@ -83,8 +83,7 @@ mp_reader_init (mp_reader_t *r, const void *data, size_t size)
     if (!data || size == 0 || size > MP_MAX_BODY || mp_check (data, size))
         return -1;
     size_t off = 0;
-    if (msgpack_unpack_next (&r->up, data, size, &off)
-            != MSGPACK_UNPACK_SUCCESS
+    if (msgpack_unpack_next (&r->up, data, size, &off) != MSGPACK_UNPACK_SUCCESS
         || off != size)
         return -1;
     r->root = &r->up.data;
@@ -113,8 +112,8 @@ s_skip (const uint8_t *p, size_t size, size_t *pos_p)
 {
     uint64_t left[MP_MAX_DEPTH + 1];  //  Items still due at each level
     int depth = 1;
-    left[0] = 1;                      //  Level 0: the one object
-    uint64_t pending = 1;             //  Items due at all levels together
+    left[0] = 1;           //  Level 0: the one object
+    uint64_t pending = 1;  //  Items due at all levels together
     size_t pos = *pos_p;
     while (depth > 0) {
         if (pos >= size)
@@ -134,55 +133,72 @@ s_skip (const uint8_t *p, size_t size, size_t *pos_p)
             skip = b & 0x1fu;
         else
             switch (b) {
-            case 0xc4: case 0xd9:
-                if (s_len (p, size, &pos, 1, &skip)) return -1;
+            case 0xc4:
+            case 0xd9:
+                if (s_len (p, size, &pos, 1, &skip))
+                    return -1;
                 break;
-            case 0xc5: case 0xda:
-                if (s_len (p, size, &pos, 2, &skip)) return -1;
+            case 0xc5:
+            case 0xda:
+                if (s_len (p, size, &pos, 2, &skip))
+                    return -1;
                 break;
-            case 0xc6: case 0xdb:
-                if (s_len (p, size, &pos, 4, &skip)) return -1;
+            case 0xc6:
+            case 0xdb:
+                if (s_len (p, size, &pos, 4, &skip))
+                    return -1;
                 break;
             case 0xc7:
-                if (s_len (p, size, &pos, 1, &skip)) return -1;
+                if (s_len (p, size, &pos, 1, &skip))
+                    return -1;
                 skip += 1;
                 break;
             case 0xc8:
-                if (s_len (p, size, &pos, 2, &skip)) return -1;
+                if (s_len (p, size, &pos, 2, &skip))
+                    return -1;
                 skip += 1;
                 break;
             case 0xc9:
-                if (s_len (p, size, &pos, 4, &skip)) return -1;
+                if (s_len (p, size, &pos, 4, &skip))
+                    return -1;
                 skip += 1;
                 break;
             case 0xca: skip = 4; break;
             case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xcc:
+            case 0xd0: skip = 1; break;
+            case 0xcd:
+            case 0xd1: skip = 2; break;
+            case 0xce:
+            case 0xd2: skip = 4; break;
+            case 0xcf:
+            case 0xd3: skip = 8; break;
             case 0xd4: skip = 2; break;
             case 0xd5: skip = 3; break;
             case 0xd6: skip = 5; break;
             case 0xd7: skip = 9; break;
             case 0xd8: skip = 17; break;
             case 0xdc:
-                if (s_len (p, size, &pos, 2, &n)) return -1;
+                if (s_len (p, size, &pos, 2, &n))
+                    return -1;
                 container = true, items = n;
                 break;
             case 0xdd:
-                if (s_len (p, size, &pos, 4, &n)) return -1;
+                if (s_len (p, size, &pos, 4, &n))
+                    return -1;
                 container = true, items = n;
                 break;
             case 0xde:
-                if (s_len (p, size, &pos, 2, &n)) return -1;
+                if (s_len (p, size, &pos, 2, &n))
+                    return -1;
                 container = true, items = 2 * n;
                 break;
             case 0xdf:
-                if (s_len (p, size, &pos, 4, &n)) return -1;
+                if (s_len (p, size, &pos, 4, &n))
+                    return -1;
                 container = true, items = 2 * n;
                 break;
-            default: return -1;   //  0xc1 is never used
+            default: return -1;  //  0xc1 is never used
             }
         if (container) {
             //  Every item takes at least one byte: a count the rest of the
@@ -233,8 +249,8 @@ mp_map_end (mp_writer_t *w)
         return;
     w->open--;
     if (w->open >= MP_MAX_DEPTH)
-        return;   //  Past the depth any message may have: left at 0, which
-                  //  the receiver (and a checked build's send) refuses
+        return;  //  Past the depth any message may have: left at 0, which
+                 //  the receiver (and a checked build's send) refuses
     size_t at = w->open_at[w->open];
     const uint8_t *p = (const uint8_t *) w->buf.data;
     uint32_t items = 0;
@@ -310,8 +326,7 @@ mp_get_bool (const msgpack_object *map, const char *key, bool *out)
 }
 
 int
-mp_copy_str (const msgpack_object *map, const char *key, char *dest,
-             size_t cap)
+mp_copy_str (const msgpack_object *map, const char *key, char *dest, size_t cap)
 {
     size_t len;
     const char *s = mp_get_str (map, key, &len);

@@ -23,10 +23,10 @@
 #define MP_MAX_BODY (16u * 1024u * 1024u)
 
 typedef struct {
-    msgpack_sbuffer buf;     //  Owned bytes
-    msgpack_packer pk;       //  Packs into buf
-    int open;                //  Counted maps open (mp_map_begin)
-    size_t open_at[MP_MAX_DEPTH];    //  Where each one's entries start
+    msgpack_sbuffer buf;           //  Owned bytes
+    msgpack_packer pk;             //  Packs into buf
+    int open;                      //  Counted maps open (mp_map_begin)
+    size_t open_at[MP_MAX_DEPTH];  //  Where each one's entries start
 } mp_writer_t;
 
 //  Embedded writer: init, pack, read w->buf.data/size, then fini.
@@ -62,8 +62,8 @@ void
 mp_map_end (mp_writer_t *w);
 
 typedef struct {
-    msgpack_unpacked up;     //  Owns the zone the objects live in
-    msgpack_object *root;    //  Points into up; NULL until decoded
+    msgpack_unpacked up;   //  Owns the zone the objects live in
+    msgpack_object *root;  //  Points into up; NULL until decoded
 } mp_reader_t;
 
 //  Decodes exactly one object spanning all of data[size].  Strings in the
@@ -98,7 +98,6 @@ mp_get_bool (const msgpack_object *map, const char *key, bool *out);
 //  Copies a string value into dest (NUL-terminated).  Returns 0, or -1 if
 //  absent, not a string, or too long for cap.
 int
-mp_copy_str (const msgpack_object *map, const char *key, char *dest,
-             size_t cap);
+mp_copy_str (const msgpack_object *map, const char *key, char *dest, size_t cap);
 
 #endif

@@ -73,7 +73,7 @@ s_strdup_n (const char *s, size_t n)
 {
     char *copy = malloc (n + 1);
     if (copy) {
-        if (n)   //  msgpack-c may hand an empty string as a NULL pointer
+        if (n)  //  msgpack-c may hand an empty string as a NULL pointer
             memcpy (copy, s, n);
         copy[n] = 0;
     }
@@ -88,10 +88,8 @@ s_to_json (const msgpack_object *o, int depth)
         return NULL;
     switch (o->type) {
     case MSGPACK_OBJECT_BOOLEAN: return cJSON_CreateBool (o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return cJSON_CreateNumber ((double) o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return cJSON_CreateNumber ((double) o->via.i64);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return cJSON_CreateNumber ((double) o->via.u64);
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return cJSON_CreateNumber ((double) o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: return cJSON_CreateNumber (o->via.f64);
     case MSGPACK_OBJECT_STR: {
@@ -119,10 +117,9 @@ s_to_json (const msgpack_object *o, int depth)
         for (uint32_t i = 0; obj && i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
             if (k->type != MSGPACK_OBJECT_STR)
-                continue;   //  JSON keys are strings; others have no form
+                continue;  //  JSON keys are strings; others have no form
             char *key = s_strdup_n (k->via.str.ptr, k->via.str.size);
-            cJSON *item = key ? s_to_json (&o->via.map.ptr[i].val, depth + 1)
-                              : NULL;
+            cJSON *item = key ? s_to_json (&o->via.map.ptr[i].val, depth + 1) : NULL;
             if (!item) {
                 free (key);
                 cJSON_Delete (obj);
@@ -190,7 +187,7 @@ s_put_string (text_t *t, const char *s, size_t n)
     if (!s_reserve (t, n + 2))
         return;
     t->data[t->size++] = '"';
-    size_t run = 0;                 //  Bytes since the last escape
+    size_t run = 0;  //  Bytes since the last escape
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char) s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
@@ -215,7 +212,7 @@ s_put_string (text_t *t, const char *s, size_t n)
         }
         s_put (t, esc, len);
     }
-    if (n > run)                    //  (an empty string may have no bytes: s NULL)
+    if (n > run)  //  (an empty string may have no bytes: s NULL)
         s_put (t, s + run, n - run);
     s_put (t, "\"", 1);
 }
@@ -254,20 +251,17 @@ s_write (text_t *t, const msgpack_object *o, int depth)
             s_put (t, "false", 5);
         return 0;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        s_put (t, num, (size_t) snprintf (num, sizeof (num), "%llu",
-                                          (unsigned long long) o->via.u64));
+        s_put (t, num,
+               (size_t) snprintf (num, sizeof (num), "%llu",
+                                  (unsigned long long) o->via.u64));
         return 0;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        s_put (t, num, (size_t) snprintf (num, sizeof (num), "%lld",
-                                          (long long) o->via.i64));
+        s_put (t, num,
+               (size_t) snprintf (num, sizeof (num), "%lld", (long long) o->via.i64));
         return 0;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        s_put_double (t, o->via.f64);
-        return 0;
-    case MSGPACK_OBJECT_STR:
-        s_put_string (t, o->via.str.ptr, o->via.str.size);
-        return 0;
+    case MSGPACK_OBJECT_FLOAT64: s_put_double (t, o->via.f64); return 0;
+    case MSGPACK_OBJECT_STR: s_put_string (t, o->via.str.ptr, o->via.str.size); return 0;
     case MSGPACK_OBJECT_ARRAY:
         if (depth >= MPJSON_MAX_DEPTH)
             return -1;
@@ -288,7 +282,7 @@ s_write (text_t *t, const msgpack_object *o, int depth)
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR)
-                continue;   //  JSON keys are strings; others have no form
+                continue;  //  JSON keys are strings; others have no form
             if (!first)
                 s_put (t, ",", 1);
             first = false;
@@ -300,9 +294,7 @@ s_write (text_t *t, const msgpack_object *o, int depth)
         s_put (t, "}", 1);
         return 0;
     }
-    default:
-        s_put (t, "null", 4);
-        return 0;
+    default: s_put (t, "null", 4); return 0;
     }
 }
 

@@ -19,17 +19,22 @@
 #define CG_MSG(type, service, doc) CG_MSG_NAMED (type, service, #type, doc)
 
 //  First pass: one field array per message.
-#define CG_MSG_NAMED(type, service, name, doc)                                  \
+#define CG_MSG_NAMED(type, service, name, doc)                                           \
     static const msg_field_t s_fields_##type[] = {
 #define CG_FIELD(name, kind, req, doc) {#name, MSG_KIND_##kind, req, doc},
-#define CG_MSG_END {NULL, MSG_KIND_ANY, 0, NULL}};
+#define CG_MSG_END                                                                       \
+    {                                                                                    \
+        NULL, MSG_KIND_ANY, 0, NULL                                                      \
+    }                                                                                    \
+    }                                                                                    \
+    ;
 #include "messages.def"
 #undef CG_MSG_NAMED
 #undef CG_FIELD
 #undef CG_MSG_END
 
 //  Second pass: one definition per message.
-#define CG_MSG_NAMED(type, service, name, doc)                                  \
+#define CG_MSG_NAMED(type, service, name, doc)                                           \
     static const msg_def_t s_def_##type = {#type, service, name, doc, s_fields_##type};
 #define CG_FIELD(name, kind, req, doc)
 #define CG_MSG_END
@@ -106,8 +111,8 @@ s_kind_matches (msg_kind_t kind, const msgpack_object *v)
 }
 
 int
-msg_validate (const char *type, const msgpack_object *body, char *err,
-              size_t errlen, char *param, size_t paramlen)
+msg_validate (const char *type, const msgpack_object *body, char *err, size_t errlen,
+              char *param, size_t paramlen)
 {
     if (param && paramlen)
         param[0] = 0;
@@ -135,8 +140,7 @@ msg_validate (const char *type, const msgpack_object *body, char *err,
             return -1;
         }
         if (v && v->type != MSGPACK_OBJECT_NIL && !s_kind_matches (f->kind, v)) {
-            snprintf (err, errlen, "'%s' must be %s", f->name,
-                      s_kind_name (f->kind));
+            snprintf (err, errlen, "'%s' must be %s", f->name, s_kind_name (f->kind));
             if (param && paramlen)
                 snprintf (param, paramlen, "%s", f->name);
             return -1;
@@ -158,8 +162,7 @@ s_field (const msg_def_t *def, const char *name, size_t len)
 
 //  A decoded body against def, strictly.
 static int
-s_check_map (const msg_def_t *def, const msgpack_object *body, char *err,
-             size_t errlen)
+s_check_map (const msg_def_t *def, const msgpack_object *body, char *err, size_t errlen)
 {
     if (body->type != MSGPACK_OBJECT_MAP) {
         snprintf (err, errlen, "%s body is not a map", def->type);
@@ -174,8 +177,8 @@ s_check_map (const msg_def_t *def, const msgpack_object *body, char *err,
         }
         const msg_field_t *f = s_field (def, k->via.str.ptr, k->via.str.size);
         if (!f) {
-            snprintf (err, errlen, "%s carries an undeclared field '%.*s'",
-                      def->type, (int) k->via.str.size, k->via.str.ptr);
+            snprintf (err, errlen, "%s carries an undeclared field '%.*s'", def->type,
+                      (int) k->via.str.size, k->via.str.ptr);
             return -1;
         }
         if (v->type == MSGPACK_OBJECT_NIL ? f->required && f->kind != MSG_KIND_ANY
@@ -226,19 +229,18 @@ s_json_kind_matches (msg_kind_t kind, const cJSON *v)
 }
 
 int
-msg_check_json_out (const msg_def_t *def, const cJSON *obj, char *err,
-                    size_t errlen)
+msg_check_json_out (const msg_def_t *def, const cJSON *obj, char *err, size_t errlen)
 {
     if (!cJSON_IsObject (obj)) {
         snprintf (err, errlen, "%s is not a JSON object", def->type);
         return -1;
     }
     for (const cJSON *v = obj->child; v; v = v->next) {
-        const msg_field_t *f = v->string ? s_field (def, v->string, strlen (v->string))
-                                         : NULL;
+        const msg_field_t *f =
+            v->string ? s_field (def, v->string, strlen (v->string)) : NULL;
         if (!f) {
-            snprintf (err, errlen, "%s carries an undeclared field '%s'",
-                      def->type, v->string ? v->string : "?");
+            snprintf (err, errlen, "%s carries an undeclared field '%s'", def->type,
+                      v->string ? v->string : "?");
             return -1;
         }
         if (cJSON_IsNull (v) ? f->required && f->kind != MSG_KIND_ANY
@@ -269,14 +271,15 @@ msg_check_failed (const char *what, const char *err)
 {
     if (!MSG_CHECKED || atomic_load (&s_check_off))
         return;
-    fprintf (stderr, "clawgate: %s breaks its declaration in "
-                     "schemas/messages.def: %s\n", what, err);
+    fprintf (stderr,
+             "clawgate: %s breaks its declaration in "
+             "schemas/messages.def: %s\n",
+             what, err);
     abort ();
 }
 
 void
-msg_check_send (const char *type, const char *service, const void *body,
-                size_t size)
+msg_check_send (const char *type, const char *service, const void *body, size_t size)
 {
     if (!MSG_CHECKED || atomic_load (&s_check_off))
         return;
@@ -290,8 +293,7 @@ msg_check_send (const char *type, const char *service, const void *body,
     }
     const char *want = service ? service : "reply";
     if (strcmp (def->service, want)) {
-        snprintf (err, sizeof (err), "sent to %s, declared for %s", want,
-                  def->service);
+        snprintf (err, sizeof (err), "sent to %s, declared for %s", want, def->service);
         msg_check_failed (type, err);
     }
     else if (msg_check_out (def, body, size, err, sizeof (err)))

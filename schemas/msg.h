@@ -20,24 +20,24 @@ typedef enum {
 } msg_kind_t;
 
 typedef struct {
-    const char *name;        //  Field name, as the JSON client sees it
-    msg_kind_t kind;         //  Expected msgpack kind
-    int required;            //  1 if the body must carry it
-    const char *doc;         //  One sentence
+    const char *name;  //  Field name, as the JSON client sees it
+    msg_kind_t kind;   //  Expected msgpack kind
+    int required;      //  1 if the body must carry it
+    const char *doc;   //  One sentence
 } msg_field_t;
 
 //  What service holds for the forms other than CG_MSG.
-#define MSG_SERVICE_EVENT "event"        //  CG_EVENT: a bus event
-#define MSG_SERVICE_FRAME "ws.frame"     //  CG_FRAME: a WebSocket frame we send
-#define MSG_SERVICE_METHOD "ws.method"   //  CG_METHOD: a WebSocket method
+#define MSG_SERVICE_EVENT "event"       //  CG_EVENT: a bus event
+#define MSG_SERVICE_FRAME "ws.frame"    //  CG_FRAME: a WebSocket frame we send
+#define MSG_SERVICE_METHOD "ws.method"  //  CG_METHOD: a WebSocket method
 
 typedef struct {
-    const char *type;        //  e.g. "SYSTEM_STATUS"
-    const char *service;     //  A service, "reply", or MSG_SERVICE_*
-    const char *name;        //  Wire name: the type for CG_MSG, else e.g.
-                             //  "chat.delta", "connected", "chat.run"
-    const char *doc;         //  Grammar and purpose
-    const msg_field_t *fields;   //  NULL-terminated
+    const char *type;           //  e.g. "SYSTEM_STATUS"
+    const char *service;        //  A service, "reply", or MSG_SERVICE_*
+    const char *name;           //  Wire name: the type for CG_MSG, else e.g.
+                                //  "chat.delta", "connected", "chat.run"
+    const char *doc;            //  Grammar and purpose
+    const msg_field_t *fields;  //  NULL-terminated
 } msg_def_t;
 
 //  Returns the declaration of type, or NULL if no such message exists.
@@ -48,8 +48,8 @@ msg_lookup (const char *type);
 //  empty map.  Returns 0, or -1 with a sentence in err naming the problem
 //  (and the field in param, if one is at fault).
 int
-msg_validate (const char *type, const msgpack_object *body, char *err,
-              size_t errlen, char *param, size_t paramlen);
+msg_validate (const char *type, const msgpack_object *body, char *err, size_t errlen,
+              char *param, size_t paramlen);
 
 //  The declaration of an event, frame or method by its wire name (service
 //  one of MSG_SERVICE_*), or NULL.
@@ -69,8 +69,7 @@ msg_check_out (const msg_def_t *def, const void *data, size_t size, char *err,
 
 //  A JSON object against def (JSON numbers that are whole count as INT).
 int
-msg_check_json_out (const msg_def_t *def, const cJSON *obj, char *err,
-                    size_t errlen);
+msg_check_json_out (const msg_def_t *def, const cJSON *obj, char *err, size_t errlen);
 
 //  In checked builds (CLAWGATE_CHECK_MESSAGES: every build but Release),
 //  logs the broken declaration and aborts: a body that breaks its
@@ -94,8 +93,7 @@ msg_check_enable (bool on);
 //  declaration.  A request: type declared, going to its declared service
 //  (service NULL: a reply), body as declared.
 void
-msg_check_send (const char *type, const char *service, const void *body,
-                size_t size);
+msg_check_send (const char *type, const char *service, const void *body, size_t size);
 //  An event published under topic ".../<name>".
 void
 msg_check_event (const char *topic, const void *body, size_t size);

@@ -33,13 +33,12 @@ __ubsan_default_options (void)
 }
 
 //  Aborts, naming the broken promise, when cond is false.
-#define FUZZ_CHECK(cond)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf (stderr, "%s:%d: broken promise: %s\n", __FILE__,         \
-                     __LINE__, #cond);                                        \
-            abort ();                                                         \
-        }                                                                     \
+#define FUZZ_CHECK(cond)                                                                 \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf (stderr, "%s:%d: broken promise: %s\n", __FILE__, __LINE__, #cond);  \
+            abort ();                                                                    \
+        }                                                                                \
     } while (0)
 
 //  A heap copy of exactly the input's bytes, not terminated, so ASan sees

@@ -41,8 +41,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (sscanf (head, "{\"id\":%d", &id) != 1)
         id = 0;
 
-    cJSON *msg = json_in_parse (bytes, size, 0, JSON_IN_OBJECT | JSON_IN_NUL_OK,
-                                NULL, NULL);
+    cJSON *msg =
+        json_in_parse (bytes, size, 0, JSON_IN_OBJECT | JSON_IN_NUL_OK, NULL, NULL);
     if (msg) {
         FUZZ_CHECK (cJSON_IsObject (msg));
         //  The reply id, as browser.c s_on_cdp reads it.

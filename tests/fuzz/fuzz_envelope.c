@@ -29,8 +29,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK (strnlen (env.type, sizeof (env.type)) <= ENVELOPE_TYPE_MAX);
-    FUZZ_CHECK (strnlen (env.session_key, sizeof (env.session_key))
-                <= ENVELOPE_KEY_MAX);
+    FUZZ_CHECK (strnlen (env.session_key, sizeof (env.session_key)) <= ENVELOPE_KEY_MAX);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     if (envelope_pack (&env, &buf) == 0) {

@@ -30,14 +30,14 @@
 #include "msg.h"
 
 static const char *const s_types[] = {
-    "RUN_START",      "SESSION_RUN",     "SESSION_ABORT",    "SESSION_LIST",
-    "SESSION_GET",    "SESSION_DELETE",  "BROWSER_STATUS",   "BROWSER_NAVIGATE",
+    "RUN_START",          "SESSION_RUN",    "SESSION_ABORT",  "SESSION_LIST",
+    "SESSION_GET",        "SESSION_DELETE", "BROWSER_STATUS", "BROWSER_NAVIGATE",
     "BROWSER_SCREENSHOT", "RUN_ABORT",
 };
 #define N_TYPES (sizeof (s_types) / sizeof (s_types[0]))
 
 static const char *const s_key_fields[] = {"user", "sessionKey", "session",
-                                           "key", "profile", NULL};
+                                           "key",  "profile",    NULL};
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -66,8 +66,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         mp_reader_t r;
         FUZZ_CHECK (mp_reader_init (&r, w.buf.data, w.buf.size) == 0);
         char err[256], param[64];
-        msg_validate (s_types[choice % N_TYPES], r.root, err, sizeof (err),
-                      param, sizeof (param));
+        msg_validate (s_types[choice % N_TYPES], r.root, err, sizeof (err), param,
+                      sizeof (param));
         size_t len = 0;
         char *text = mpjson_write (r.root, &len);
         FUZZ_CHECK (text != NULL);

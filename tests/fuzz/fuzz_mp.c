@@ -12,8 +12,8 @@
 #include "fuzz.h"
 #include "mp.h"
 
-static const char *const s_keys[] = {"text", "session", "model", "stream",
-                                     "limit", "messages", "", NULL};
+static const char *const s_keys[] = {"text",  "session",  "model", "stream",
+                                     "limit", "messages", "",      NULL};
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

@@ -22,8 +22,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     size_t n = 0;
     while (all[n])
         n++;
-    const char *type = choice % (n + 1) < n ? all[choice % (n + 1)]->type
-                                            : "NO_SUCH_MESSAGE";
+    const char *type =
+        choice % (n + 1) < n ? all[choice % (n + 1)]->type : "NO_SUCH_MESSAGE";
     uint8_t *bytes = (uint8_t *) fuzz_copy (data, size);
     if (!bytes)
         return 0;

@@ -22,8 +22,8 @@
 #include "provider.h"
 
 typedef struct {
-    int finishes, errors, after;     //  Calls counted
-    size_t text;                     //  Delta bytes
+    int finishes, errors, after;  //  Calls counted
+    size_t text;                  //  Delta bytes
 } s_sink_t;
 
 static void

@@ -39,9 +39,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     char code[16], message[96];
     memset (code, 'x', sizeof (code));
     memset (message, 'x', sizeof (message));
-    bool retry = provider_map_error (&provider, http, size ? body : NULL, size,
-                                     &status, code, sizeof (code), message,
-                                     sizeof (message));
+    bool retry = provider_map_error (&provider, http, size ? body : NULL, size, &status,
+                                     code, sizeof (code), message, sizeof (message));
     FUZZ_CHECK (status == 400 || status == 404 || status == 429 || status == 503);
     FUZZ_CHECK (memchr (code, 0, sizeof (code)) != NULL);
     FUZZ_CHECK (memchr (message, 0, sizeof (message)) != NULL);

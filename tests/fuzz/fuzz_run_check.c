@@ -19,7 +19,7 @@
 #include "run_check.h"
 
 static cg_config_t *s_config;
-static run_catalog_t s_catalog;     //  Its agents and models
+static run_catalog_t s_catalog;  //  Its agents and models
 
 int
 LLVMFuzzerInitialize (int *argc, char ***argv);
@@ -28,8 +28,8 @@ int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
     //  Only the text decides (no CLAWGATE_* or provider variables).
-    static const char *const vars[] = {"CLAWGATE_CONFIG", "OPENAI_API_KEY",
-                                       "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
+    static const char *const vars[] = {"CLAWGATE_CONFIG",    "OPENAI_API_KEY",
+                                       "OPENAI_BASE_URL",    "ANTHROPIC_API_KEY",
                                        "ANTHROPIC_BASE_URL", NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv (vars[i]);

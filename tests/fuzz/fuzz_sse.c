@@ -17,7 +17,7 @@
 #define MAX_EVENT 4096
 
 typedef struct {
-    char *log;                       //  "event\0data\0..." of every event
+    char *log;  //  "event\0data\0..." of every event
     size_t len, cap;
     size_t count;
 } s_log_t;

@@ -29,9 +29,12 @@ static const struct {
     const char *method;
     const char *type;
 } s_methods[] = {
-    {"chat.run", "SESSION_RUN"},          {"chat.abort", "SESSION_ABORT"},
-    {"session.list", "SESSION_LIST"},     {"session.get", "SESSION_GET"},
-    {"browser.status", "BROWSER_STATUS"}, {"browser.navigate", "BROWSER_NAVIGATE"},
+    {"chat.run", "SESSION_RUN"},
+    {"chat.abort", "SESSION_ABORT"},
+    {"session.list", "SESSION_LIST"},
+    {"session.get", "SESSION_GET"},
+    {"browser.status", "BROWSER_STATUS"},
+    {"browser.navigate", "BROWSER_NAVIGATE"},
     {"browser.screenshot", "BROWSER_SCREENSHOT"},
     {NULL, NULL},
 };
@@ -42,7 +45,7 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     if (size > MAX_FRAME)
-        return 0;                    //  s_on_data refuses it before parsing
+        return 0;  //  s_on_data refuses it before parsing
     char *frame = (char *) fuzz_copy (data, size);
     if (!frame)
         return 0;

@@ -25,10 +25,10 @@
 #define VIEW_W 1280
 #define VIEW_H 800
 
-static struct mg_context *s_pages;      //  The test's own web server
+static struct mg_context *s_pages;  //  The test's own web server
 static int s_page_port;
-static atomic_int s_hang_seen;          //  /hang requests received
-static atomic_bool s_hang_release;      //  Lets /hang handlers return
+static atomic_int s_hang_seen;      //  /hang requests received
+static atomic_bool s_hang_release;  //  Lets /hang handlers return
 
 //  ---- The page server --------------------------------------------------------
 
@@ -67,8 +67,9 @@ s_long (struct mg_connection *conn, void *cbdata)
 static int
 s_missing (struct mg_connection *conn, void *cbdata)
 {
-    s_send_page (conn, 404, "<!doctype html><html><head><title>Not Here"
-                            "</title></head><body>no such page</body></html>");
+    s_send_page (conn, 404,
+                 "<!doctype html><html><head><title>Not Here"
+                 "</title></head><body>no such page</body></html>");
     return 404;
 }
 
@@ -99,8 +100,7 @@ s_pages_start (void)
 {
     atomic_store (&s_hang_seen, 0);
     atomic_store (&s_hang_release, false);
-    const char *options[] = {"listening_ports", "127.0.0.1:0", "num_threads",
-                             "8", NULL};
+    const char *options[] = {"listening_ports", "127.0.0.1:0", "num_threads", "8", NULL};
     struct mg_callbacks cb;
     memset (&cb, 0, sizeof (cb));
     s_pages = mg_start (&cb, NULL, options);
@@ -120,7 +120,7 @@ s_setup (void)
 {
     cr_assert (access (CHROMIUM, X_OK) == 0,
                CHROMIUM " is missing: the browser tests need Debian's chromium "
-               "(`make test` installs it via deploy/install-deps.sh --test)");
+                        "(`make test` installs it via deploy/install-deps.sh --test)");
     curl_global_init (CURL_GLOBAL_ALL);
     mg_init_library (0);
     s_pages_start ();
@@ -151,12 +151,17 @@ s_start_gw (int navigate_timeout_ms, const char *browser_extra)
               "\"viewportHeight\":%d,\"headless\":true%s%s}}",
               navigate_timeout_ms, VIEW_W, VIEW_H, browser_extra ? "," : "",
               browser_extra ? browser_extra : "");
-    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
-                         "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
-                         "CLAWGATE_TOKEN=", "CLAWGATE_AUTH=", NULL};
+    const char *env[] = {"OPENAI_API_KEY=",
+                         "OPENAI_BASE_URL=",
+                         "ANTHROPIC_API_KEY=",
+                         "ANTHROPIC_BASE_URL=",
+                         "CLAWGATE_TOKEN=",
+                         "CLAWGATE_AUTH=",
+                         NULL};
     cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", runs_env.srv.token);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s",
+              runs_env.srv.token);
 }
 
 static void
@@ -250,9 +255,8 @@ s_png_decode (const char *b64, int *w, int *h)
             raw[k++] = (unsigned char) ((v[2] & 3) << 6 | v[3]);
     }
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    long ok = k >= 24 && !memcmp (raw, sig, 8) && !memcmp (raw + 12, "IHDR", 4)
-                  ? (long) k
-                  : -1;
+    long ok =
+        k >= 24 && !memcmp (raw, sig, 8) && !memcmp (raw + 12, "IHDR", 4) ? (long) k : -1;
     if (ok > 0) {
         *w = raw[16] << 24 | raw[17] << 16 | raw[18] << 8 | raw[19];
         *h = raw[20] << 24 | raw[21] << 16 | raw[22] << 8 | raw[23];
@@ -415,17 +419,16 @@ Test (browser, screenshots_of_viewport_element_and_full_page)
 Test (browser, bad_schemes_and_bad_types_get_400_without_starting_chromium)
 {
     s_start_gw (20000, NULL);
-    static const char *const bad_urls[] = {
-        "{\"url\":\"file:///etc/passwd\"}",
-        "{\"url\":\"javascript:alert(1)\"}",
-        "{\"url\":\"data:text/html,<p>x</p>\"}",
-        "{\"url\":\"ftp://127.0.0.1/\"}",
-        "{\"url\":\"chrome://version\"}",
-        "{\"url\":\"http://a b/\"}",
-        "{\"url\":\"\"}",
-        "{\"url\":42}",
-        "{\"profile\":\"default\"}",
-        NULL};
+    static const char *const bad_urls[] = {"{\"url\":\"file:///etc/passwd\"}",
+                                           "{\"url\":\"javascript:alert(1)\"}",
+                                           "{\"url\":\"data:text/html,<p>x</p>\"}",
+                                           "{\"url\":\"ftp://127.0.0.1/\"}",
+                                           "{\"url\":\"chrome://version\"}",
+                                           "{\"url\":\"http://a b/\"}",
+                                           "{\"url\":\"\"}",
+                                           "{\"url\":42}",
+                                           "{\"profile\":\"default\"}",
+                                           NULL};
     for (int i = 0; bad_urls[i]; i++) {
         http_resp_t r;
         runs_post ("/v1/browser/navigate", bad_urls[i], &r);
@@ -473,7 +476,7 @@ Test (browser, bad_schemes_and_bad_types_get_400_without_starting_chromium)
 Test (browser, unreachable_host_gets_503_with_chromiums_error)
 {
     s_start_gw (20000, NULL);
-    int port = harness_free_port ();   //  Probed and closed again: refused
+    int port = harness_free_port ();  //  Probed and closed again: refused
     char body[256];
     snprintf (body, sizeof (body), "{\"url\":\"http://127.0.0.1:%d/\"}", port);
     http_resp_t r;
@@ -499,8 +502,8 @@ s_nav_thread (void *arg)
     nav_job_t *job = (nav_job_t *) arg;
     char url[256], body[512];
     s_url (url, sizeof (url), job->path);
-    snprintf (body, sizeof (body), "{\"url\":\"%s\"%s%s}", url,
-              job->extra ? "," : "", job->extra ? job->extra : "");
+    snprintf (body, sizeof (body), "{\"url\":\"%s\"%s%s}", url, job->extra ? "," : "",
+              job->extra ? job->extra : "");
     long long t0 = harness_now_ms ();
     http_resp_t r;
     runs_post ("/v1/browser/navigate", body, &r);
@@ -532,11 +535,10 @@ Test (browser, navigation_timeout_gets_503_while_status_still_answers)
     cJSON_Delete (st);
     cr_assert (status_ms < 1000, "status took %lld ms behind a navigation", status_ms);
     pthread_join (t, NULL);
-    cr_log_info ("timed-out navigation answered after %lld ms; status in %lld ms",
-                 job.ms, status_ms);
+    cr_log_info ("timed-out navigation answered after %lld ms; status in %lld ms", job.ms,
+                 status_ms);
     cr_assert_eq (job.status, 503, "%s", job.body);
-    cr_assert (strstr (job.body, "Navigation did not finish in 2000 ms"), "%s",
-               job.body);
+    cr_assert (strstr (job.body, "Navigation did not finish in 2000 ms"), "%s", job.body);
     cr_assert (job.ms >= 1500 && job.ms < 7000, "answered after %lld ms", job.ms);
     atomic_store (&s_hang_release, true);
     //  The next navigation works.
@@ -651,7 +653,8 @@ Test (browser, missing_chromium_gets_503)
     http_resp_t r;
     runs_post ("/v1/browser/navigate", "{\"url\":\"http://127.0.0.1:9/\"}", &r);
     runs_assert_error (&r, 503, "service_unavailable", NULL);
-    cr_assert (strstr (r.body, "not installed") && strstr (r.body, "/nonexistent/chromium"),
+    cr_assert (strstr (r.body, "not installed")
+                   && strstr (r.body, "/nonexistent/chromium"),
                "%s", r.body);
     http_resp_free (&r);
     runs_post ("/v1/browser/screenshot", "{}", &r);
@@ -664,7 +667,7 @@ Test (browser, missing_chromium_gets_503)
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    cJSON *frames;                  //  Array of parsed text frames
+    cJSON *frames;  //  Array of parsed text frames
     bool closed;
 } wsc_t;
 
@@ -737,9 +740,9 @@ Test (browser, websocket_navigate_screenshot_and_status)
     pthread_cond_init (&c.cond, NULL);
     char path[256], err[256] = "";
     snprintf (path, sizeof (path), "/?token=%s", runs_env.srv.token);
-    struct mg_connection *conn = mg_connect_websocket_client (
-        "127.0.0.1", runs_env.srv.port, 0, err, sizeof (err), path, NULL, s_ws_data,
-        s_ws_close, &c);
+    struct mg_connection *conn =
+        mg_connect_websocket_client ("127.0.0.1", runs_env.srv.port, 0, err, sizeof (err),
+                                     path, NULL, s_ws_data, s_ws_close, &c);
     cr_assert_not_null (conn, "WebSocket connect: %s", err);
     char params[512], url[256];
     s_url (url, sizeof (url), "/page");

@@ -19,8 +19,8 @@ Test (cli, version_and_help)
     const char *roles[] = {"serve", "broker", "gateway", "worker", "tap", NULL};
     for (int i = 0; roles[i]; i++) {
         const char *args[] = {roles[i], "--help", NULL};
-        cr_assert_eq (proc_run (args, NULL, err, sizeof (err), 30000), 0,
-                      "%s --help", roles[i]);
+        cr_assert_eq (proc_run (args, NULL, err, sizeof (err), 30000), 0, "%s --help",
+                      roles[i]);
     }
     const char *bad[] = {"frobnicate", NULL};
     cr_assert_eq (proc_run (bad, NULL, err, sizeof (err), 30000), 2);
@@ -42,8 +42,7 @@ Test (cli, bad_config_names_the_key, .timeout = 60)
         {"{\"port\": \"x\"}", "port: must be an integer"},
         {"{\"port\": 70000}", "port: must be an integer"},
         {"{\"auth\": {\"mode\": \"maybe\"}}", "auth.mode"},
-        {"{\"auth\": {\"tokens\": [{\"token\": \"short\"}]}}",
-         "auth.tokens[0].token"},
+        {"{\"auth\": {\"tokens\": [{\"token\": \"short\"}]}}", "auth.tokens[0].token"},
         {"{\"gateway\": {\"threads\": 0}}", "gateway.threads"},
         {"{\"channels\": {\"icq\": {}}}", "channels.icq"},
         {"{\"port\": 1,,}", "not valid JSON"},
@@ -51,8 +50,7 @@ Test (cli, bad_config_names_the_key, .timeout = 60)
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
         harness_write (path, cases[i].json);
-        const char *args[] = {"serve", "--config", path, "--state-dir", dir,
-                              NULL};
+        const char *args[] = {"serve", "--config", path, "--state-dir", dir, NULL};
         int rc = proc_run (args, NULL, err, sizeof (err), 30000);
         cr_assert_eq (rc, 2, "case %zu exit %d: %s", i, rc, err);
         cr_assert (strstr (err, cases[i].expect), "case %zu: %s", i, err);
@@ -71,8 +69,8 @@ Test (cli, auth_none_refused_off_loopback)
     char dir[128], err[4096];
     harness_tmpdir (dir, sizeof (dir));
     const char *env[] = {"CLAWGATE_AUTH=none", NULL};
-    const char *args[] = {"serve", "--bind", "0.0.0.0", "--port", "0",
-                          "--state-dir", dir, NULL};
+    const char *args[] = {"serve", "--bind",      "0.0.0.0", "--port",
+                          "0",     "--state-dir", dir,       NULL};
     cr_assert_eq (proc_run (args, env, err, sizeof (err), 30000), 2);
     cr_assert (strstr (err, "none"), "%s", err);
 }
@@ -101,8 +99,7 @@ Test (cli, first_start_generates_a_private_token, .timeout = 60)
     const char *args[] = {"serve", "--port", "0", "--state-dir", s.state, NULL};
     cr_assert_eq (proc_start (&p, args, NULL), 0);
     char line[512];
-    cr_assert_eq (proc_wait_line (&p, "listening on", 20000, line, sizeof (line)),
-                  0);
+    cr_assert_eq (proc_wait_line (&p, "listening on", 20000, line, sizeof (line)), 0);
     cr_assert_null (strstr (p.out, old));
     cr_assert_eq (proc_stop (&p, SIGTERM, 20000), 0);
 }

@@ -45,11 +45,11 @@
 #include <sys/wait.h>
 
 #define TOKEN "hostile-token-0123456789abcdef"
-#define WAIT_MS 15000               //  Generous deadline for one answer
-#define HEALTHY_STATUS_MS 5000      //  "Promptly", on a loaded 2-core box
-#define HEADER_TIMEOUT_MS 10000     //  gateway.headerTimeoutMs default
-#define KEEPALIVE_TIMEOUT_MS 5000   //  gateway.keepAliveTimeoutMs default
-#define CUT_MARGIN_MS 8000          //  Slack on top of those, for CI
+#define WAIT_MS 15000              //  Generous deadline for one answer
+#define HEALTHY_STATUS_MS 5000     //  "Promptly", on a loaded 2-core box
+#define HEADER_TIMEOUT_MS 10000    //  gateway.headerTimeoutMs default
+#define KEEPALIVE_TIMEOUT_MS 5000  //  gateway.keepAliveTimeoutMs default
+#define CUT_MARGIN_MS 8000         //  Slack on top of those, for CI
 
 //  ---- The gateway -------------------------------------------------------------------
 
@@ -70,10 +70,10 @@ s_start_gw (int echo_delay_ms, const char *extra_limits)
               "\"browser\":{\"chromium\":\"/nonexistent/clawgate-hostile\","
               "\"navigateTimeoutMs\":2000}}",
               extra_limits ? extra_limits : "", echo_delay_ms);
-    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
-                         "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
-                         "CLAWGATE_TOKEN=", "CLAWGATE_PASSWORD=",
-                         "CLAWGATE_AUTH=", "CLAWGATE_RATE_LIMIT=",
+    const char *env[] = {"OPENAI_API_KEY=",          "OPENAI_BASE_URL=",
+                         "ANTHROPIC_API_KEY=",       "ANTHROPIC_BASE_URL=",
+                         "CLAWGATE_TOKEN=",          "CLAWGATE_PASSWORD=",
+                         "CLAWGATE_AUTH=",           "CLAWGATE_RATE_LIMIT=",
                          "CLAWGATE_MAX_CONCURRENT=", NULL};
     cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
@@ -101,7 +101,8 @@ static bool
 s_gw_alive (void)
 {
     int st;
-    return runs_env.srv.proc.pid > 0 && waitpid (runs_env.srv.proc.pid, &st, WNOHANG) == 0;
+    return runs_env.srv.proc.pid > 0
+           && waitpid (runs_env.srv.proc.pid, &st, WNOHANG) == 0;
 }
 
 //  One GET /status with the token and a timeout of its own; returns the
@@ -128,8 +129,8 @@ s_status_timed (int timeout_ms, long long *us)
     if (rc == CURLE_OK)
         curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &status);
     if (us)
-        *us = (long long) (b.tv_sec - a.tv_sec) * 1000000
-              + (b.tv_nsec - a.tv_nsec) / 1000;
+        *us =
+            (long long) (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
     fclose (sink);
     curl_slist_free_all (h);
     curl_easy_cleanup (c);
@@ -141,8 +142,7 @@ s_status_timed (int timeout_ms, long long *us)
 static void
 s_assert_healthy (const char *after)
 {
-    cr_assert (s_gw_alive (), "the gateway died after %s:\n%s", after,
-               s_log_tail ());
+    cr_assert (s_gw_alive (), "the gateway died after %s:\n%s", after, s_log_tail ());
     long long us = 0;
     long st = s_status_timed (HEALTHY_STATUS_MS, &us);
     cr_assert_eq (st, 200, "GET /status after %s: %ld in %lld ms\n%s", after, st,
@@ -153,23 +153,22 @@ s_assert_healthy (const char *after)
               "\"hostile-check\"}");
     http_resp_t r;
     runs_post ("/v1/agent/run", body, &r);
-    cr_assert_eq (r.status, 200, "a run after %s: %ld %s\n%s", after, r.status,
-                  r.body, s_log_tail ());
+    cr_assert_eq (r.status, 200, "a run after %s: %ld %s\n%s", after, r.status, r.body,
+                  s_log_tail ());
     cJSON *j = runs_json (&r);
     const char *resp = runs_str (j, "response");
-    cr_assert (resp && strstr (resp, "alive after the wave"), "run after %s: %s",
-               after, r.body);
+    cr_assert (resp && strstr (resp, "alive after the wave"), "run after %s: %s", after,
+               r.body);
     cJSON_Delete (j);
     http_resp_free (&r);
 }
 
 //  A 4xx error body in docs/errors.md#the-error-object's format.  what names the input.
 static void
-s_assert_client_error (long status, const char *body, size_t len,
-                       const char *what)
+s_assert_client_error (long status, const char *body, size_t len, const char *what)
 {
-    cr_assert (status >= 400 && status <= 499, "%s: status %ld, body %.300s",
-               what, status, body ? body : "");
+    cr_assert (status >= 400 && status <= 499, "%s: status %ld, body %.300s", what,
+               status, body ? body : "");
     cJSON *j = cJSON_ParseWithLength (body, len);
     cr_assert_not_null (j, "%s: error body is not JSON: %.300s", what, body);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive (j, "error");
@@ -241,8 +240,8 @@ s_send_all (int fd, const void *data, size_t len, int timeout_ms)
         struct pollfd p = {fd, POLLOUT, 0};
         if (poll (&p, 1, (int) left) <= 0)
             continue;
-        ssize_t n = send (fd, (const char *) data + off, len - off,
-                          MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send (fd, (const char *) data + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
         if (n <= 0)
@@ -253,13 +252,13 @@ s_send_all (int fd, const void *data, size_t len, int timeout_ms)
 }
 
 typedef struct {
-    int status;                     //  From the status line; 0 if none
-    char *data;                     //  All bytes read (NUL ended, owned)
+    int status;  //  From the status line; 0 if none
+    char *data;  //  All bytes read (NUL ended, owned)
     size_t len;
-    const char *body;               //  Into data: after the head
+    const char *body;  //  Into data: after the head
     size_t body_len;
-    bool eof;                       //  The peer closed (FIN)
-    int err;                        //  errno of a failed read (ECONNRESET)
+    bool eof;  //  The peer closed (FIN)
+    int err;   //  errno of a failed read (ECONNRESET)
 } raw_resp_t;
 
 //  Reads from fd until one whole response (head and Content-Length body),
@@ -377,13 +376,13 @@ static int
 s_garbage_bodies (body_t *out, int cap)
 {
     int n = 0;
-#define ADD_LIT(nm, lit)                                                       \
-    do {                                                                       \
-        out[n].name = nm;                                                      \
-        out[n].len = sizeof (lit) - 1;                                         \
-        out[n].data = (char *) malloc (out[n].len + 1);                        \
-        memcpy (out[n].data, lit, out[n].len + 1);                             \
-        n++;                                                                   \
+#define ADD_LIT(nm, lit)                                                                 \
+    do {                                                                                 \
+        out[n].name = nm;                                                                \
+        out[n].len = sizeof (lit) - 1;                                                   \
+        out[n].data = (char *) malloc (out[n].len + 1);                                  \
+        memcpy (out[n].data, lit, out[n].len + 1);                                       \
+        n++;                                                                             \
     } while (0)
     ADD_LIT ("empty", "");
     ADD_LIT ("open brace", "{");
@@ -453,8 +452,7 @@ s_garbage_bodies (body_t *out, int cap)
     //  Random bytes, a few sizes; the first byte is forced to '{' in half
     //  of them so they get past a first-byte check.
     static const size_t sizes[] = {1, 7, 100, 1000, 4096, 65536};
-    for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]) && n + 2 <= cap;
-         i++) {
+    for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]) && n + 2 <= cap; i++) {
         out[n].name = "random bytes";
         out[n].data = s_random_bytes (sizes[i]);
         out[n].len = sizes[i];
@@ -478,7 +476,7 @@ s_bodies_free (body_t *b, int n)
 
 //  Every POST route of gateway/routes.c.
 static const char *const s_post_paths[] = {
-    "/v1/agent/run",        "/v1/agent/run/stream", "/v1/chat/completions",
+    "/v1/agent/run",        "/v1/agent/run/stream",   "/v1/chat/completions",
     "/v1/browser/navigate", "/v1/browser/screenshot", NULL};
 
 //  ---- Suite ----------------------------------------------------------------------------
@@ -497,21 +495,19 @@ Test (hostile, garbage_bodies_on_every_post_endpoint_get_400)
             if (!bodies[i].len && strstr (s_post_paths[p], "screenshot"))
                 continue;
             http_resp_t r;
-            runs_post_raw (s_post_paths[p], bodies[i].data, bodies[i].len, NULL,
-                        &r);
+            runs_post_raw (s_post_paths[p], bodies[i].data, bodies[i].len, NULL, &r);
             char what[160];
-            snprintf (what, sizeof (what), "POST %s with %s (%zu bytes)",
-                      s_post_paths[p], bodies[i].name, bodies[i].len);
-            cr_assert_eq (r.status, 400, "%s: %ld %.300s\n%s", what, r.status,
-                          r.body, r.status ? "" : s_log_tail ());
+            snprintf (what, sizeof (what), "POST %s with %s (%zu bytes)", s_post_paths[p],
+                      bodies[i].name, bodies[i].len);
+            cr_assert_eq (r.status, 400, "%s: %ld %.300s\n%s", what, r.status, r.body,
+                          r.status ? "" : s_log_tail ());
             s_assert_client_error (r.status, r.body, r.body_len, what);
             if (strstr (bodies[i].name, "levels") || strstr (bodies[i].name, ",000"))
                 cr_assert (strstr (r.body, "128"), "%s: %s", what, r.body);
             http_resp_free (&r);
             sent++;
         }
-        cr_assert (s_gw_alive (), "died during %s:\n%s", s_post_paths[p],
-                   s_log_tail ());
+        cr_assert (s_gw_alive (), "died during %s:\n%s", s_post_paths[p], s_log_tail ());
     }
     s_bodies_free (bodies, nb);
     cr_log_info ("hostile: %d garbage bodies, each answered 400", sent);
@@ -548,69 +544,90 @@ s_with_field (const char *base, const char *key, const char *value)
 
 typedef struct {
     const char *path;
-    const char *base;               //  A valid body
-    const char *key;                //  The field replaced
-    const char *values[16];         //  Wrong JSON values for it
-    bool strict;                    //  Must be 4xx (else: anything but 5xx)
+    const char *base;        //  A valid body
+    const char *key;         //  The field replaced
+    const char *values[16];  //  Wrong JSON values for it
+    bool strict;             //  Must be 4xx (else: anything but 5xx)
 } field_case_t;
 
 Test (hostile, wrong_types_for_every_field_get_4xx_never_5xx)
 {
     s_start_gw (0, NULL);
     static const char *agent = "{\"message\":\"types\",\"sessionKey\":\"types-1\"}";
-    static const char *oai =
-        "{\"model\":\"local/echo\",\"messages\":[{\"role\":\"user\","
-        "\"content\":\"types\"}]}";
+    static const char *oai = "{\"model\":\"local/echo\",\"messages\":[{\"role\":\"user\","
+                             "\"content\":\"types\"}]}";
     static const char *nav = "{\"url\":\"http://127.0.0.1:9/\"}";
     static const char *shot = "{}";
 #define WRONG "1", "-1.5", "true", "{}", "[]", "[1,2]", "{\"a\":{\"b\":[]}}"
     field_case_t cases[] = {
         {"/v1/agent/run", agent, "message", {WRONG, "null", "\"\"", NULL}, true},
-        {"/v1/agent/run", agent, "sessionKey",
-         {WRONG, "\"\"", "\"bad key!\"", "\"a/b\"", "\"\\u0000\"", NULL}, true},
+        {"/v1/agent/run",
+         agent,
+         "sessionKey",
+         {WRONG, "\"\"", "\"bad key!\"", "\"a/b\"", "\"\\u0000\"", NULL},
+         true},
         {"/v1/agent/run", agent, "agentId", {WRONG, "\"no-such-agent\"", NULL}, true},
         {"/v1/agent/run", agent, "options", {"1", "\"x\"", "[]", "true", NULL}, true},
-        {"/v1/agent/run", agent, "options.thinking",
-         {WRONG, "\"maximum\"", "\"\"", NULL}, true},
+        {"/v1/agent/run",
+         agent,
+         "options.thinking",
+         {WRONG, "\"maximum\"", "\"\"", NULL},
+         true},
         {"/v1/agent/run", agent, "options.model", {WRONG, NULL}, true},
         {"/v1/agent/run/stream", agent, "message", {WRONG, "null", NULL}, true},
-        {"/v1/agent/run/stream", agent, "sessionKey", {WRONG, "\"bad key!\"", NULL},
+        {"/v1/agent/run/stream",
+         agent,
+         "sessionKey",
+         {WRONG, "\"bad key!\"", NULL},
          true},
         {"/v1/agent/run/stream", agent, "options", {"1", "[]", NULL}, true},
         {"/v1/agent/run/stream", agent, "options.thinking", {WRONG, NULL}, true},
-        {"/v1/chat/completions", oai, "model",
-         {WRONG, "null", "\"\"", "\"no/such-model\"", NULL}, true},
-        {"/v1/chat/completions", oai, "messages",
+        {"/v1/chat/completions",
+         oai,
+         "model",
+         {WRONG, "null", "\"\"", "\"no/such-model\"", NULL},
+         true},
+        {"/v1/chat/completions",
+         oai,
+         "messages",
          {WRONG, "null", "[{}]", "[{\"role\":1,\"content\":\"x\"}]",
           "[{\"role\":\"nobody\",\"content\":\"x\"}]",
-          "[{\"role\":\"user\",\"content\":1}]",
-          "[{\"role\":\"user\",\"content\":{}}]", "[\"user\"]", NULL},
+          "[{\"role\":\"user\",\"content\":1}]", "[{\"role\":\"user\",\"content\":{}}]",
+          "[\"user\"]", NULL},
          true},
-        {"/v1/chat/completions", oai, "stream", {"1", "\"yes\"", "{}", "[]", NULL},
-         true},
-        {"/v1/chat/completions", oai, "temperature", {"\"hot\"", "true", "{}", "[]",
-                                                      NULL},
+        {"/v1/chat/completions", oai, "stream", {"1", "\"yes\"", "{}", "[]", NULL}, true},
+        {"/v1/chat/completions",
+         oai,
+         "temperature",
+         {"\"hot\"", "true", "{}", "[]", NULL},
          true},
         {"/v1/chat/completions", oai, "top_p", {"\"x\"", "{}", NULL}, true},
-        {"/v1/chat/completions", oai, "max_tokens",
-         {"0", "-1", "1.5", "\"10\"", "1e300", "true", "{}", NULL}, true},
-        {"/v1/chat/completions", oai, "max_completion_tokens",
-         {"0", "-5", "\"x\"", "[]", NULL}, true},
-        {"/v1/chat/completions", oai, "tools", {"1", "\"x\"", "{}", "true", NULL},
+        {"/v1/chat/completions",
+         oai,
+         "max_tokens",
+         {"0", "-1", "1.5", "\"10\"", "1e300", "true", "{}", NULL},
          true},
-        {"/v1/chat/completions", oai, "stream_options", {"1", "\"x\"", "[]", NULL},
+        {"/v1/chat/completions",
+         oai,
+         "max_completion_tokens",
+         {"0", "-5", "\"x\"", "[]", NULL},
          true},
+        {"/v1/chat/completions", oai, "tools", {"1", "\"x\"", "{}", "true", NULL}, true},
+        {"/v1/chat/completions", oai, "stream_options", {"1", "\"x\"", "[]", NULL}, true},
         {"/v1/chat/completions", oai, "n", {"2", "0", "\"1\"", "1.5", NULL}, true},
         //  Passed on to the run: may be accepted, never a 5xx.
         {"/v1/chat/completions", oai, "tool_choice", {WRONG, "\"x\"", NULL}, false},
-        {"/v1/chat/completions", oai, "reasoning_effort", {WRONG, "\"x\"", NULL},
-         false},
-        {"/v1/chat/completions", oai, "tools",
+        {"/v1/chat/completions", oai, "reasoning_effort", {WRONG, "\"x\"", NULL}, false},
+        {"/v1/chat/completions",
+         oai,
+         "tools",
          {"[1,2]", "[\"x\"]", "[{}]", "[{\"type\":\"function\"}]",
           "[{\"type\":\"function\",\"function\":5}]",
           "[{\"type\":\"function\",\"function\":{\"name\":{}}}]", NULL},
          false},
-        {"/v1/chat/completions", oai, "messages",
+        {"/v1/chat/completions",
+         oai,
+         "messages",
          {"[{\"role\":\"user\",\"content\":[1,2]}]",
           "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":5}]}]",
           "[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]",
@@ -621,26 +638,34 @@ Test (hostile, wrong_types_for_every_field_get_4xx_never_5xx)
           "[{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{}]}]",
           "[{\"role\":\"user\",\"content\":\"x\",\"name\":[]}]", NULL},
          false},
-        {"/v1/chat/completions", oai, "stream_options",
-         {"{\"include_usage\":\"yes\"}", NULL}, false},
+        {"/v1/chat/completions",
+         oai,
+         "stream_options",
+         {"{\"include_usage\":\"yes\"}", NULL},
+         false},
         {"/v1/browser/navigate", nav, "url", {WRONG, "null", "\"\"", NULL}, true},
-        {"/v1/browser/navigate", nav, "timeoutMs",
-         {"\"x\"", "-1", "99", "600001", "1.5", "true", "{}", "[]", NULL}, true},
+        {"/v1/browser/navigate",
+         nav,
+         "timeoutMs",
+         {"\"x\"", "-1", "99", "600001", "1.5", "true", "{}", "[]", NULL},
+         true},
         {"/v1/browser/navigate", nav, "profile", {WRONG, NULL}, true},
         {"/v1/browser/screenshot", shot, "selector", {WRONG, NULL}, true},
         {"/v1/browser/screenshot", shot, "profile", {WRONG, NULL}, true},
-        {"/v1/browser/screenshot", shot, "fullPage",
-         {"1", "\"yes\"", "{}", "[]", NULL}, true},
+        {"/v1/browser/screenshot",
+         shot,
+         "fullPage",
+         {"1", "\"yes\"", "{}", "[]", NULL},
+         true},
     };
 #undef WRONG
     int sent = 0, accepted = 0;
     for (size_t c = 0; c < sizeof (cases) / sizeof (cases[0]); c++) {
         for (int v = 0; cases[c].values[v]; v++) {
-            char *body = s_with_field (cases[c].base, cases[c].key,
-                                       cases[c].values[v]);
+            char *body = s_with_field (cases[c].base, cases[c].key, cases[c].values[v]);
             char what[512];
-            snprintf (what, sizeof (what), "POST %s with %s = %s",
-                      cases[c].path, cases[c].key, cases[c].values[v]);
+            snprintf (what, sizeof (what), "POST %s with %s = %s", cases[c].path,
+                      cases[c].key, cases[c].values[v]);
             http_resp_t r;
             runs_post (cases[c].path, body, &r);
             cr_assert (r.status > 0, "%s: no answer\n%s", what, s_log_tail ());
@@ -656,9 +681,8 @@ Test (hostile, wrong_types_for_every_field_get_4xx_never_5xx)
     }
     //  Bad session-key headers on the OpenAI route.
     const char *keys[] = {"X-OpenClaw-Session-Key: bad key!",
-                          "X-OpenClaw-Session-Key;",   //  curl: empty value
-                          "X-OpenClaw-Session-Key: \xc3\x28",
-                          NULL};
+                          "X-OpenClaw-Session-Key;",  //  curl: empty value
+                          "X-OpenClaw-Session-Key: \xc3\x28", NULL};
     for (int i = 0; keys[i]; i++) {
         http_resp_t r;
         runs_post_raw ("/v1/chat/completions", oai, strlen (oai), keys[i], &r);
@@ -666,8 +690,8 @@ Test (hostile, wrong_types_for_every_field_get_4xx_never_5xx)
         http_resp_free (&r);
         sent++;
     }
-    cr_log_info ("hostile: %d wrong-typed bodies, %d passed-on ones accepted",
-                 sent, accepted);
+    cr_log_info ("hostile: %d wrong-typed bodies, %d passed-on ones accepted", sent,
+                 accepted);
     s_assert_healthy ("wrong types");
 }
 
@@ -682,25 +706,25 @@ Test (hostile, huge_string_fields_get_4xx_or_a_run_never_5xx)
     } cases[] = {
         //  One 2 MB word: the echo model sends it back.
         {"/v1/agent/run", "{\"message\":\"%s\",\"sessionKey\":\"huge-1\"}", false},
-        {"/v1/agent/run/stream", "{\"message\":\"%s\",\"sessionKey\":\"huge-2\"}",
-         false},
+        {"/v1/agent/run/stream", "{\"message\":\"%s\",\"sessionKey\":\"huge-2\"}", false},
         {"/v1/agent/run", "{\"message\":\"x\",\"sessionKey\":\"%s\"}", true},
         {"/v1/agent/run", "{\"message\":\"x\",\"agentId\":\"%s\"}", true},
-        {"/v1/agent/run", "{\"message\":\"x\",\"options\":{\"thinking\":\"%s\"}}",
-         true},
+        {"/v1/agent/run", "{\"message\":\"x\",\"options\":{\"thinking\":\"%s\"}}", true},
         {"/v1/agent/run", "{\"message\":\"x\",\"%s\":1}", false},
-        {"/v1/chat/completions", "{\"model\":\"%s\",\"messages\":[{\"role\":"
-                                 "\"user\",\"content\":\"x\"}]}",
+        {"/v1/chat/completions",
+         "{\"model\":\"%s\",\"messages\":[{\"role\":"
+         "\"user\",\"content\":\"x\"}]}",
          true},
-        {"/v1/chat/completions", "{\"model\":\"local/echo\",\"messages\":[{"
-                                 "\"role\":\"%s\",\"content\":\"x\"}]}",
+        {"/v1/chat/completions",
+         "{\"model\":\"local/echo\",\"messages\":[{"
+         "\"role\":\"%s\",\"content\":\"x\"}]}",
          true},
-        {"/v1/chat/completions", "{\"model\":\"local/echo\",\"messages\":[{"
-                                 "\"role\":\"user\",\"content\":\"%s\"}]}",
+        {"/v1/chat/completions",
+         "{\"model\":\"local/echo\",\"messages\":[{"
+         "\"role\":\"user\",\"content\":\"%s\"}]}",
          false},
         {"/v1/browser/navigate", "{\"url\":\"%s\",\"timeoutMs\":\"bad\"}", true},
-        {"/v1/browser/screenshot", "{\"selector\":\"%s\",\"fullPage\":\"bad\"}",
-         true},
+        {"/v1/browser/screenshot", "{\"selector\":\"%s\",\"fullPage\":\"bad\"}", true},
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
         size_t cap = big + strlen (cases[i].fmt) + 1;
@@ -719,8 +743,8 @@ Test (hostile, huge_string_fields_get_4xx_or_a_run_never_5xx)
             && strstr (cases[i].fmt, "\"message\":\"%s\"")) {
             cJSON *j = runs_json (&r);
             const char *resp = runs_str (j, "response");
-            cr_assert (resp && strlen (resp) >= big, "%s: reply of %zu bytes",
-                       what, resp ? strlen (resp) : 0);
+            cr_assert (resp && strlen (resp) >= big, "%s: reply of %zu bytes", what,
+                       resp ? strlen (resp) : 0);
             cJSON_Delete (j);
         }
         http_resp_free (&r);
@@ -750,8 +774,8 @@ Test (hostile, truncated_bodies_get_400_or_a_close_and_free_the_worker)
         s_read_response (fd, WAIT_MS, &r);
         char what[128];
         snprintf (what, sizeof (what), "truncated body to %s", s_post_paths[p]);
-        cr_assert (r.status == 400 || (r.status == 0 && (r.eof || r.err)),
-                   "%s: %.300s", what, r.data);
+        cr_assert (r.status == 400 || (r.status == 0 && (r.eof || r.err)), "%s: %.300s",
+                   what, r.data);
         if (r.status)
             s_assert_client_error (r.status, r.body, r.body_len, what);
         s_raw_resp_free (&r);
@@ -784,8 +808,7 @@ Test (hostile, a_long_unknown_model_name_is_refused_not_replaced)
         memcpy (name, "local/", 6);
         size_t cap = lens[i] + 128;
         char *body = (char *) malloc (cap);
-        snprintf (body, cap,
-                  "{\"message\":\"x\",\"options\":{\"model\":\"%s\"}}", name);
+        snprintf (body, cap, "{\"message\":\"x\",\"options\":{\"model\":\"%s\"}}", name);
         http_resp_t r;
         runs_post ("/v1/agent/run", body, &r);
         char what[96];
@@ -803,7 +826,7 @@ Test (hostile, a_long_unknown_model_name_is_refused_not_replaced)
 
 typedef struct {
     int fd;
-    char *buf;                      //  Bytes read, not yet consumed
+    char *buf;  //  Bytes read, not yet consumed
     size_t len, cap;
     bool eof;
 } ws_t;
@@ -860,8 +883,8 @@ s_ws_close (ws_t *w)
 //  declared is UINT64_MAX) while len bytes of payload follow.  Returns 0 or
 //  an errno (the gateway may close on a protocol error).
 static int
-s_ws_frame (ws_t *w, unsigned char b0, const unsigned char *mask,
-            const void *data, size_t len, uint64_t declared)
+s_ws_frame (ws_t *w, unsigned char b0, const unsigned char *mask, const void *data,
+            size_t len, uint64_t declared)
 {
     uint64_t dl = declared == UINT64_MAX ? len : declared;
     unsigned char hdr[14];
@@ -959,10 +982,10 @@ s_ws_recv (ws_t *w, int *op, char **payload, size_t *len, int timeout_ms)
 }
 
 typedef struct {
-    int null_errors;                //  type error, id null
-    bool answered;                  //  The response to the probe came
-    bool closed;                    //  The server closed
-    char last_error[512];           //  Text of the last null-id error
+    int null_errors;       //  type error, id null
+    bool answered;         //  The response to the probe came
+    bool closed;           //  The server closed
+    char last_error[512];  //  Text of the last null-id error
 } ws_seen_t;
 
 //  Reads frames until the response with id probe_id came (or timeout_ms
@@ -1018,8 +1041,8 @@ static int
 s_ws_probe (ws_t *w, int id)
 {
     char probe[96];
-    int n = snprintf (probe, sizeof (probe),
-                      "{\"method\":\"system.status\",\"id\":%d}", id);
+    int n =
+        snprintf (probe, sizeof (probe), "{\"method\":\"system.status\",\"id\":%d}", id);
     return s_ws_text (w, probe, (size_t) n);
 }
 
@@ -1039,10 +1062,9 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
     int nb = s_garbage_bodies (bodies, 64);
     for (int i = 0; i < nb; i++) {
         char what[128];
-        snprintf (what, sizeof (what), "text frame with %s (%zu bytes)",
-                  bodies[i].name, bodies[i].len);
-        cr_assert_eq (s_ws_text (&w, bodies[i].data, bodies[i].len), 0, "%s",
-                      what);
+        snprintf (what, sizeof (what), "text frame with %s (%zu bytes)", bodies[i].name,
+                  bodies[i].len);
+        cr_assert_eq (s_ws_text (&w, bodies[i].data, bodies[i].len), 0, "%s", what);
         cr_assert_eq (s_ws_probe (&w, probe), 0, "%s", what);
         s_ws_collect (&w, probe++, WAIT_MS, &seen);
         cr_assert (!seen.closed, "%s: the server closed the connection", what);
@@ -1054,23 +1076,24 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
 
     //  Valid JSON that is not a request, and requests of the wrong shape:
     //  these are answered (with the id when there is one), never dropped.
-    const char *odd[] = {"{}", "{\"id\":null}", "{\"method\":null,\"id\":null}",
+    const char *odd[] = {"{}",
+                         "{\"id\":null}",
+                         "{\"method\":null,\"id\":null}",
                          "{\"method\":\"system.status\",\"params\":5}",
                          "{\"method\":\"chat.run\",\"params\":{\"message\":[]}}",
-                         "{\"method\":\"nope\"}", NULL};
+                         "{\"method\":\"nope\"}",
+                         NULL};
     for (int i = 0; odd[i]; i++) {
         cr_assert_eq (s_ws_text (&w, odd[i], strlen (odd[i])), 0);
         cr_assert_eq (s_ws_probe (&w, probe), 0);
         s_ws_collect (&w, probe++, WAIT_MS, &seen);
-        cr_assert (!seen.closed && seen.answered, "%s: closed or unanswered",
-                   odd[i]);
+        cr_assert (!seen.closed && seen.answered, "%s: closed or unanswered", odd[i]);
         cr_assert_eq (seen.null_errors, 1, "%s: %d null-id errors", odd[i],
                       seen.null_errors);
     }
 
     //  A binary frame.
-    cr_assert_eq (s_ws_frame (&w, 0x82, s_mask, "\x00\x01\xff", 3, UINT64_MAX),
-                  0);
+    cr_assert_eq (s_ws_frame (&w, 0x82, s_mask, "\x00\x01\xff", 3, UINT64_MAX), 0);
     cr_assert_eq (s_ws_probe (&w, probe), 0);
     s_ws_collect (&w, probe++, WAIT_MS, &seen);
     cr_assert (seen.answered && seen.null_errors == 1, "binary frame: %d errors",
@@ -1118,8 +1141,7 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
         const char *a = "{\"method\":", *mid = "\"system.sta";
         cr_assert_eq (s_ws_frame (&w, 0x01, s_mask, a, strlen (a), UINT64_MAX), 0);
         cr_assert_eq (s_ws_frame (&w, 0x89, s_mask, "p", 1, UINT64_MAX), 0);
-        cr_assert_eq (s_ws_frame (&w, 0x00, s_mask, mid, strlen (mid), UINT64_MAX),
-                      0);
+        cr_assert_eq (s_ws_frame (&w, 0x00, s_mask, mid, strlen (mid), UINT64_MAX), 0);
         cr_assert_eq (s_ws_frame (&w, 0x80, s_mask, b, strlen (b), UINT64_MAX), 0);
         s_ws_collect (&w, probe++, WAIT_MS, &seen);
         cr_assert (!seen.closed && seen.answered && seen.null_errors == 0,
@@ -1139,8 +1161,8 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
         cr_assert_eq (s_ws_probe (&w, probe), 0);
         s_ws_collect (&w, probe++, WAIT_MS, &seen);
         cr_assert (!seen.closed && seen.answered && seen.null_errors == 1,
-                   "oversized fragments: closed %d answered %d errors %d",
-                   seen.closed, seen.answered, seen.null_errors);
+                   "oversized fragments: closed %d answered %d errors %d", seen.closed,
+                   seen.answered, seen.null_errors);
         cr_assert (strstr (seen.last_error, "limit"), "%s", seen.last_error);
     }
     //  A continuation with nothing to continue is an error, not a message.
@@ -1173,15 +1195,14 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
         {"close with a 1-byte payload", 0x88, true, 1, UINT64_MAX},
         {"declared 3 GB, 10 bytes sent", 0x81, true, 10, 3ULL << 30},
         {"declared 2^63, 10 bytes sent", 0x81, true, 10, 1ULL << 63},
-        {"declared 1 GB, 64 KB sent then a hang-up", 0x81, true, 65536,
-         1ULL << 30},
+        {"declared 1 GB, 64 KB sent then a hang-up", 0x81, true, 65536, 1ULL << 30},
         {"declared 1000, 10 sent then a hang-up", 0x81, true, 10, 1000},
     };
     for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
         s_ws_open (&w);
         char *payload = s_random_bytes (bad[i].len);
-        s_ws_frame (&w, bad[i].b0, bad[i].masked ? s_mask : NULL, payload,
-                    bad[i].len, bad[i].declared);
+        s_ws_frame (&w, bad[i].b0, bad[i].masked ? s_mask : NULL, payload, bad[i].len,
+                    bad[i].declared);
         free (payload);
         if (!strstr (bad[i].name, "hang-up")) {
             //  Whatever the answer, it comes (or the close) in bounded time.
@@ -1189,14 +1210,12 @@ Test (hostile, websocket_garbage_gets_null_id_errors_and_the_connection_stays)
             s_ws_collect (&w, probe++, 3000, &seen);
         }
         s_ws_close (&w);
-        cr_assert (s_gw_alive (), "died after %s:\n%s", bad[i].name,
-                   s_log_tail ());
+        cr_assert (s_gw_alive (), "died after %s:\n%s", bad[i].name, s_log_tail ());
         //  A fresh client is served.
         s_ws_open (&w);
         cr_assert_eq (s_ws_probe (&w, probe), 0);
         s_ws_collect (&w, probe++, WAIT_MS, &seen);
-        cr_assert (seen.answered, "a new client after %s was not served",
-                   bad[i].name);
+        cr_assert (seen.answered, "a new client after %s was not served", bad[i].name);
         s_ws_close (&w);
     }
     s_assert_healthy ("WebSocket garbage");
@@ -1238,18 +1257,17 @@ Test (hostile, websocket_chat_run_refuses_wrong_params_like_http)
     char lm[400];
     snprintf (lm, sizeof (lm), "{\"model\":\"%s\"}", long_model);
     free (long_model);
-    const char *bad[] = {
-        "{\"thinking\":\"edi\"}",   //  A part of "medium"
-        "{\"thinking\":\"f\"}",     //  A part of "off"
-        "{\"thinking\":\"inimal\"}",
-        "{\"thinking\":\"\"}",
-        "{\"thinking\":5}",
-        "{\"model\":5}",
-        "{\"model\":\"local/no-such-model\"}",
-        lm,                          //  300 bytes, unknown
-        "{\"stream\":\"yes\"}",
-        "{\"agentId\":[]}",
-        NULL};
+    const char *bad[] = {"{\"thinking\":\"edi\"}",  //  A part of "medium"
+                         "{\"thinking\":\"f\"}",    //  A part of "off"
+                         "{\"thinking\":\"inimal\"}",
+                         "{\"thinking\":\"\"}",
+                         "{\"thinking\":5}",
+                         "{\"model\":5}",
+                         "{\"model\":\"local/no-such-model\"}",
+                         lm,  //  300 bytes, unknown
+                         "{\"stream\":\"yes\"}",
+                         "{\"agentId\":[]}",
+                         NULL};
     char failed[1024] = "";
     int nfail = 0;
     for (int i = 0; bad[i]; i++) {
@@ -1267,8 +1285,7 @@ Test (hostile, websocket_chat_run_refuses_wrong_params_like_http)
         const char *type = runs_str (j, "type");
         const char *code = runs_at_str (j, "error.code");
         const char *run = runs_at_str (j, "result.runId");
-        if (type && !strcmp (type, "response") && run
-            && strstr (bad[i], "model")) {
+        if (type && !strcmp (type, "response") && run && strstr (bad[i], "model")) {
             //  A model is the run actor's to check: the run may start and
             //  end in chat.error (not_found), never in chat.done.
             char rid[96];
@@ -1301,8 +1318,8 @@ Test (hostile, websocket_chat_run_refuses_wrong_params_like_http)
         }
         if (!type || strcmp (type, "error") || !code
             || (strcmp (code, "invalid_request") && strcmp (code, "not_found")))
-            nfail += snprintf (failed + nfail, sizeof (failed) - (size_t) nfail,
-                               " %.60s", bad[i]);
+            nfail += snprintf (failed + nfail, sizeof (failed) - (size_t) nfail, " %.60s",
+                               bad[i]);
         cJSON_Delete (j);
     }
     cr_assert_eq (nfail, 0, "chat.run accepted options:%s", failed);
@@ -1316,34 +1333,33 @@ Test (hostile, raw_tcp_garbage_gets_4xx_or_a_close)
 {
     s_start_gw (0, NULL);
     static const unsigned char client_hello[] = {
-        0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03,
-        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
-        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
-        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x00,
-        0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x00};
+        0x16, 0x03, 0x01, 0x00, 0x2f, 0x01, 0x00, 0x00, 0x2b, 0x03, 0x03, 0x5a, 0x5a,
+        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+        0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+        0x5a, 0x5a, 0x5a, 0x5a, 0x00, 0x00, 0x02, 0x13, 0x01, 0x01, 0x00, 0x00, 0x00};
     char auth_line[256];
     snprintf (auth_line, sizeof (auth_line), "%s\r\n", runs_env.auth);
     typedef struct {
         const char *name;
         char *data;
         size_t len;
-        bool half_close;            //  shutdown (SHUT_WR) after sending
+        bool half_close;  //  shutdown (SHUT_WR) after sending
     } raw_case_t;
     raw_case_t cases[48];
     int n = 0;
-#define RAW(nm, text, hc)                                                      \
-    do {                                                                       \
-        cases[n].name = nm;                                                    \
-        cases[n].len = strlen (text);                                          \
-        cases[n].data = strdup (text);                                         \
-        cases[n].half_close = hc;                                              \
-        n++;                                                                   \
+#define RAW(nm, text, hc)                                                                \
+    do {                                                                                 \
+        cases[n].name = nm;                                                              \
+        cases[n].len = strlen (text);                                                    \
+        cases[n].data = strdup (text);                                                   \
+        cases[n].half_close = hc;                                                        \
+        n++;                                                                             \
     } while (0)
-#define RAWF(nm, hc, ...)                                                      \
-    do {                                                                       \
-        char tmp_[2048];                                                       \
-        snprintf (tmp_, sizeof (tmp_), __VA_ARGS__);                           \
-        RAW (nm, tmp_, hc);                                                    \
+#define RAWF(nm, hc, ...)                                                                \
+    do {                                                                                 \
+        char tmp_[2048];                                                                 \
+        snprintf (tmp_, sizeof (tmp_), __VA_ARGS__);                                     \
+        RAW (nm, tmp_, hc);                                                              \
     } while (0)
     cases[n].name = "binary request line";
     cases[n].data = (char *) malloc (64);
@@ -1367,12 +1383,14 @@ Test (hostile, raw_tcp_garbage_gets_4xx_or_a_close)
     RAW ("HTTP/9.9", "GET /health HTTP/9.9\r\nHost: x\r\n\r\n", true);
     RAW ("no version", "GET /health \r\nHost: x\r\n\r\n", true);
     RAW ("lowercase method", "get /health HTTP/1.1\r\nHost: x\r\n\r\n", true);
-    RAW ("odd method", "FOO\x01" "BAR /health HTTP/1.1\r\nHost: x\r\n\r\n", true);
+    RAW ("odd method",
+         "FOO\x01"
+         "BAR /health HTTP/1.1\r\nHost: x\r\n\r\n",
+         true);
     RAW ("bare CR line ends", "GET /health HTTP/1.1\rHost: x\r\r", true);
     RAW ("header without a colon", "GET /health HTTP/1.1\r\nHost x\r\nBroken\r\n\r\n",
          true);
-    RAW ("header folding", "GET /health HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
-         true);
+    RAW ("header folding", "GET /health HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", true);
     RAWF ("Content-Length 99999999999999999999", true,
           "POST /v1/agent/run HTTP/1.1\r\nHost: x\r\n%sContent-Length: "
           "99999999999999999999\r\n\r\n{}",
@@ -1424,13 +1442,10 @@ Test (hostile, raw_tcp_garbage_gets_4xx_or_a_close)
           "gzip, chunked, bogus\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
           auth_line);
     RAW ("pipelined garbage after a request",
-         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n\x01\x02garbage\xff\r\n\r\n",
-         true);
+         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n\x01\x02garbage\xff\r\n\r\n", true);
     RAW ("CONNECT", "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: x\r\n\r\n", true);
-    RAW ("absolute URI", "GET http://evil.test/status HTTP/1.1\r\nHost: x\r\n\r\n",
-         true);
-    RAW ("path traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
-         true);
+    RAW ("absolute URI", "GET http://evil.test/status HTTP/1.1\r\nHost: x\r\n\r\n", true);
+    RAW ("path traversal", "GET /../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", true);
     RAW ("percent-encoded NUL", "GET /status%00 HTTP/1.1\r\nHost: x\r\n\r\n", true);
 #undef RAW
 #undef RAWF
@@ -1473,8 +1488,8 @@ Test (hostile, raw_tcp_garbage_gets_4xx_or_a_close)
         cr_assert (fd >= 0);
         int src = s_send_all (fd, cases[i].data, cases[i].len, WAIT_MS);
         //  The gateway may refuse and close before all of it is read.
-        cr_assert (src == 0 || src == EPIPE || src == ECONNRESET,
-                   "%s: send: %s", cases[i].name, strerror (src));
+        cr_assert (src == 0 || src == EPIPE || src == ECONNRESET, "%s: send: %s",
+                   cases[i].name, strerror (src));
         if (cases[i].half_close)
             shutdown (fd, SHUT_WR);
         raw_resp_t r;
@@ -1496,8 +1511,7 @@ Test (hostile, raw_tcp_garbage_gets_4xx_or_a_close)
         s_raw_resp_free (&r);
         close (fd);
         free (cases[i].data);
-        cr_assert (s_gw_alive (), "died after %s:\n%s", cases[i].name,
-                   s_log_tail ());
+        cr_assert (s_gw_alive (), "died after %s:\n%s", cases[i].name, s_log_tail ());
     }
     s_assert_healthy ("raw TCP garbage");
 }
@@ -1505,10 +1519,10 @@ Test (hostile, raw_tcp_garbage_gets_4xx_or_a_close)
 //  ---- Slow and half-open sockets -----------------------------------------------------------
 
 typedef struct {
-    int *fds;                       //  The held sockets
-    bool *trickle;                  //  Sends a header every 2 s
-    bool *closed;                   //  The gateway closed it (EOF or reset)
-    long long *closed_at;           //  When we saw that (ms)
+    int *fds;              //  The held sockets
+    bool *trickle;         //  Sends a header every 2 s
+    bool *closed;          //  The gateway closed it (EOF or reset)
+    long long *closed_at;  //  When we saw that (ms)
     int n;
     atomic_bool stop;
     pthread_mutex_t lock;
@@ -1536,8 +1550,8 @@ s_trickle (void *arg)
                 continue;
             }
             if (tick && h->trickle[i]) {
-                ssize_t k = send (h->fds[i], "X-Trickle: 1\r\n", 14,
-                                  MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t k =
+                    send (h->fds[i], "X-Trickle: 1\r\n", 14, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (k < 0 && errno != EAGAIN) {
                     h->closed[i] = true;
                     h->closed_at[i] = harness_now_ms ();
@@ -1626,14 +1640,14 @@ Test (hostile, status_stays_fast_while_1200_slow_sockets_are_held, .timeout = 24
         else {
             us[i] = 5000000;
             if (++failures >= 5)
-                break;   //  Broken: do not spend minutes proving it
+                break;  //  Broken: do not spend minutes proving it
         }
     }
     long long measured_ms = harness_now_ms () - held_at;
     int done = answered + failures;
     qsort (us, (size_t) done, sizeof (us[0]), s_cmp_ll);
-    long long p50 = us[done / 2], p99 = us[(done * 99) / 100 >= done ? done - 1
-                                                                     : (done * 99) / 100];
+    long long p50 = us[done / 2],
+              p99 = us[(done * 99) / 100 >= done ? done - 1 : (done * 99) / 100];
     long long max = us[done - 1];
     pthread_mutex_lock (&h.lock);
     int still_open = 0;
@@ -1644,10 +1658,11 @@ Test (hostile, status_stays_fast_while_1200_slow_sockets_are_held, .timeout = 24
              "hostile: /status while %d slow sockets are held (%d connected in "
              "%lld ms, %d still open after measuring for %lld ms): %d/%d "
              "answered, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-             h.n, connected, held_at - t0, still_open, measured_ms, answered,
-             done, p50 / 1000.0, p99 / 1000.0, max / 1000.0);
-    cr_assert_eq (answered, N, "only %d of %d /status answered while slow "
-                               "sockets were held\n%s",
+             h.n, connected, held_at - t0, still_open, measured_ms, answered, done,
+             p50 / 1000.0, p99 / 1000.0, max / 1000.0);
+    cr_assert_eq (answered, N,
+                  "only %d of %d /status answered while slow "
+                  "sockets were held\n%s",
                   answered, done, s_log_tail ());
     cr_assert (p99 < 1000000, "/status p99 %.1f ms while slow sockets were held",
                p99 / 1000.0);
@@ -1677,8 +1692,9 @@ Test (hostile, status_stays_fast_while_1200_slow_sockets_are_held, .timeout = 24
             last_cut = h.closed_at[i];
         close (h.fds[i]);
     }
-    fprintf (stderr, "hostile: slow sockets still open %lld ms after they "
-                     "were held: %d silent, %d trickling (last cut at +%lld ms)\n",
+    fprintf (stderr,
+             "hostile: slow sockets still open %lld ms after they "
+             "were held: %d silent, %d trickling (last cut at +%lld ms)\n",
              deadline - held_at, open_silent, open_trickle,
              last_cut ? last_cut - held_at : 0);
     cr_assert_eq (open_silent + open_trickle, 0,
@@ -1730,17 +1746,18 @@ Test (hostile, slow_heads_and_idle_keep_alive_connections_are_cut_off)
                 cut_slow = now;
         }
     }
-    fprintf (stderr, "hostile: cut after: silent %lld ms, trickling head %lld "
-                     "ms, idle keep-alive %lld ms (0: not cut)\n",
+    fprintf (stderr,
+             "hostile: cut after: silent %lld ms, trickling head %lld "
+             "ms, idle keep-alive %lld ms (0: not cut)\n",
              cut_silent ? cut_silent - t0 : 0, cut_slow ? cut_slow - t0 : 0,
              cut_idle ? cut_idle - idle_from : 0);
     cr_assert (cut_silent, "a silent connection was still open after %d ms",
                HEADER_TIMEOUT_MS + CUT_MARGIN_MS);
-    cr_assert (cut_slow, "a connection trickling its head was still open "
-                         "after %d ms",
+    cr_assert (cut_slow,
+               "a connection trickling its head was still open "
+               "after %d ms",
                HEADER_TIMEOUT_MS + CUT_MARGIN_MS);
-    cr_assert (cut_idle && cut_idle - idle_from
-                               <= KEEPALIVE_TIMEOUT_MS + CUT_MARGIN_MS,
+    cr_assert (cut_idle && cut_idle - idle_from <= KEEPALIVE_TIMEOUT_MS + CUT_MARGIN_MS,
                "an idle keep-alive connection was still open after %lld ms",
                (cut_idle ? cut_idle : harness_now_ms ()) - idle_from);
     close (silent);
@@ -1757,8 +1774,8 @@ s_status_from (const char *src, int timeout_ms, bool *closed)
     int fd = s_connect_from (src, false);
     cr_assert (fd >= 0, "connect from %s: %s", src, strerror (errno));
     char req[256];
-    int n = snprintf (req, sizeof (req),
-                      "GET /status HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n", runs_env.auth);
+    int n = snprintf (req, sizeof (req), "GET /status HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n",
+                      runs_env.auth);
     s_send_all (fd, req, (size_t) n, timeout_ms);
     raw_resp_t r;
     s_read_response (fd, timeout_ms, &r);
@@ -1805,12 +1822,14 @@ Test (hostile, one_address_gets_429_past_its_connection_share)
         served += st == 200;
         closed_after += st == 429 && closed;
     }
-    fprintf (stderr, "hostile: one address holding 20 silent connections with "
-                     "a share of 20: 10 more got %d 429s (%d then closed) and %d "
-                     "200s\n",
+    fprintf (stderr,
+             "hostile: one address holding 20 silent connections with "
+             "a share of 20: 10 more got %d 429s (%d then closed) and %d "
+             "200s\n",
              refused, closed_after, served);
-    cr_assert_eq (refused, 10, "with 20 silent connections held, %d of 10 more "
-                               "from the same address were refused (%d served)",
+    cr_assert_eq (refused, 10,
+                  "with 20 silent connections held, %d of 10 more "
+                  "from the same address were refused (%d served)",
                   refused, served);
     cr_assert_eq (closed_after, 10, "a refused connection stayed open");
     cr_assert_eq (s_status_from ("127.0.0.21", WAIT_MS, NULL), 200,
@@ -1823,8 +1842,9 @@ Test (hostile, one_address_gets_429_past_its_connection_share)
     while ((st = s_status_from ("127.0.0.20", 5000, NULL)) != 200
            && harness_now_ms () < until)
         usleep (100000);
-    cr_assert_eq (st, 200, "the address was still refused after its "
-                           "connections closed");
+    cr_assert_eq (st, 200,
+                  "the address was still refused after its "
+                  "connections closed");
     s_assert_healthy ("one address over its share");
 }
 
@@ -1847,23 +1867,23 @@ static void
 s_assert_session_runs (const char *key, const char *what)
 {
     char body[256];
-    snprintf (body, sizeof (body),
-              "{\"message\":\"after %s\",\"sessionKey\":\"%s\"}", what, key);
+    snprintf (body, sizeof (body), "{\"message\":\"after %s\",\"sessionKey\":\"%s\"}",
+              what, key);
     http_resp_t r;
     long long t0 = harness_now_ms ();
     runs_post ("/v1/agent/run", body, &r);
-    cr_assert_eq (r.status, 200, "session %s after %s: %ld %s (%lld ms)\n%s", key,
-                  what, r.status, r.body, harness_now_ms () - t0, s_log_tail ());
+    cr_assert_eq (r.status, 200, "session %s after %s: %ld %s (%lld ms)\n%s", key, what,
+                  r.status, r.body, harness_now_ms () - t0, s_log_tail ());
     cJSON *j = runs_json (&r);
-    cr_assert (runs_str (j, "response") && strstr (runs_str (j, "response"), what),
-               "%s", r.body);
+    cr_assert (runs_str (j, "response") && strstr (runs_str (j, "response"), what), "%s",
+               r.body);
     cJSON_Delete (j);
     http_resp_free (&r);
 }
 
 Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
 {
-    s_start_gw (20, NULL);   //  400 words at 20 ms: an 8 s stream
+    s_start_gw (20, NULL);  //  400 words at 20 ms: an 8 s stream
     char *words = s_words (400);
     size_t cap = strlen (words) + 256;
     char *body = (char *) malloc (cap);
@@ -1873,14 +1893,14 @@ Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
         //  SSE agent stream: hang up after the first delta (FIN, then RST),
         //  or before reading anything.
         snprintf (key, sizeof (key), "hangup-sse-%d", round);
-        snprintf (body, cap, "{\"message\":\"%s\",\"sessionKey\":\"%s\"}", words,
-                  key);
-        int fd = http_raw_post (runs_env.srv.port, "/v1/agent/run/stream", runs_env.auth, body);
+        snprintf (body, cap, "{\"message\":\"%s\",\"sessionKey\":\"%s\"}", words, key);
+        int fd = http_raw_post (runs_env.srv.port, "/v1/agent/run/stream", runs_env.auth,
+                                body);
         cr_assert (fd >= 0);
         if (round < 2)
-            cr_assert_eq (http_raw_read_until (fd, "event: delta", WAIT_MS, got,
-                                               sizeof (got)),
-                          0, "no delta: %s", got);
+            cr_assert_eq (
+                http_raw_read_until (fd, "event: delta", WAIT_MS, got, sizeof (got)), 0,
+                "no delta: %s", got);
         if (round == 1) {
             struct linger lg = {1, 0};
             setsockopt (fd, SOL_SOCKET, SO_LINGER, &lg, sizeof (lg));
@@ -1900,9 +1920,9 @@ Test (hostile, clients_that_hang_up_mid_stream_leave_their_sessions_usable)
         fd = http_raw_post (runs_env.srv.port, "/v1/chat/completions", hdr, body);
         cr_assert (fd >= 0);
         if (round < 2)
-            cr_assert_eq (http_raw_read_until (fd, "\"content\":\"w", WAIT_MS, got,
-                                               sizeof (got)),
-                          0, "no delta: %s", got);
+            cr_assert_eq (
+                http_raw_read_until (fd, "\"content\":\"w", WAIT_MS, got, sizeof (got)),
+                0, "no delta: %s", got);
         close (fd);
         s_assert_session_runs (key, "an OpenAI stream hang-up");
 
@@ -1977,7 +1997,7 @@ typedef struct {
     int fd;
     const char *data;
     size_t len;
-    int err;                        //  0, or the errno that ended the write
+    int err;  //  0, or the errno that ended the write
     size_t sent;
 } writer_t;
 
@@ -2010,8 +2030,7 @@ s_write_all (void *arg)
 //  Sends head then body in full, as a client that reads only afterwards,
 //  then reads the answer.
 static void
-s_send_then_read (const char *what, const char *head, const char *body,
-                  size_t body_len)
+s_send_then_read (const char *what, const char *head, const char *body, size_t body_len)
 {
     int fd = s_connect_from (NULL, false);
     cr_assert (fd >= 0);
@@ -2041,7 +2060,7 @@ s_send_then_read (const char *what, const char *head, const char *body,
 Test (hostile, a_client_that_writes_its_whole_oversized_body_reads_413)
 {
     s_start_gw (0, NULL);
-    size_t len = 11 * 1024 * 1024;     //  The default limit is 10 MB
+    size_t len = 11 * 1024 * 1024;  //  The default limit is 10 MB
     char *body = s_repeat ('x', len);
     memcpy (body, "{\"message\":\"", 12);
     //  The same body chunked: 64 KB chunks.

@@ -67,8 +67,8 @@ s_assert_error (const http_resp_t *r, long status, const char *code)
 }
 
 static void
-s_request (const char *method, const char *path, const char *h1,
-           const char *body, size_t len, http_resp_t *r)
+s_request (const char *method, const char *path, const char *h1, const char *body,
+           size_t len, http_resp_t *r)
 {
     char url[512];
     snprintf (url, sizeof (url), "%s%s", s_srv.base, path);
@@ -102,17 +102,12 @@ Test (http, status_has_the_full_body)
     cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (j, "uptime")));
     cJSON *gw = cJSON_GetObjectItem (j, "gateway");
     cr_assert_eq (cJSON_GetObjectItem (gw, "port")->valueint, s_srv.port);
-    cr_assert_str_eq (cJSON_GetObjectItem (gw, "bind")->valuestring,
-                      "127.0.0.1");
-    cr_assert_str_eq (cJSON_GetObjectItem (gw, "auth")->valuestring,
-                      "token+password");
+    cr_assert_str_eq (cJSON_GetObjectItem (gw, "bind")->valuestring, "127.0.0.1");
+    cr_assert_str_eq (cJSON_GetObjectItem (gw, "auth")->valuestring, "token+password");
     cJSON *ch = cJSON_GetObjectItem (j, "channels");
-    cr_assert_str_eq (cJSON_GetObjectItem (ch, "telegram")->valuestring,
-                      "disconnected");
-    cr_assert_str_eq (cJSON_GetObjectItem (ch, "slack")->valuestring,
-                      "disabled");
-    cr_assert_str_eq (cJSON_GetObjectItem (ch, "discord")->valuestring,
-                      "not_configured");
+    cr_assert_str_eq (cJSON_GetObjectItem (ch, "telegram")->valuestring, "disconnected");
+    cr_assert_str_eq (cJSON_GetObjectItem (ch, "slack")->valuestring, "disabled");
+    cr_assert_str_eq (cJSON_GetObjectItem (ch, "discord")->valuestring, "not_configured");
     cJSON_Delete (j);
     http_resp_free (&r);
 }
@@ -170,13 +165,11 @@ Test (http, wrong_and_missing_credentials_get_401)
 Test (http, scopes_give_403)
 {
     http_resp_t r;
-    s_request ("GET", "/v1/models",
-               "Authorization: Bearer " SCOPED_TOKEN, NULL, 0, &r);
+    s_request ("GET", "/v1/models", "Authorization: Bearer " SCOPED_TOKEN, NULL, 0, &r);
     s_assert_error (&r, 403, "forbidden");
     http_resp_free (&r);
     //  /status needs no particular scope: the same token reads it.
-    s_request ("GET", "/status", "Authorization: Bearer " SCOPED_TOKEN, NULL,
-               0, &r);
+    s_request ("GET", "/status", "Authorization: Bearer " SCOPED_TOKEN, NULL, 0, &r);
     cr_assert_eq (r.status, 200);
     http_resp_free (&r);
 }
@@ -191,13 +184,10 @@ Test (http, models_come_from_config)
     cJSON *data = cJSON_GetObjectItem (j, "data");
     cr_assert_eq (cJSON_GetArraySize (data), 2);
     cJSON *echo = cJSON_GetArrayItem (data, 0);
-    cr_assert_str_eq (cJSON_GetObjectItem (echo, "id")->valuestring,
-                      "local/echo");
-    cr_assert_str_eq (cJSON_GetObjectItem (echo, "owned_by")->valuestring,
-                      "local");
+    cr_assert_str_eq (cJSON_GetObjectItem (echo, "id")->valuestring, "local/echo");
+    cr_assert_str_eq (cJSON_GetObjectItem (echo, "owned_by")->valuestring, "local");
     cJSON *oa = cJSON_GetArrayItem (data, 1);
-    cr_assert_str_eq (cJSON_GetObjectItem (oa, "id")->valuestring,
-                      "openai/gpt-4o-mini");
+    cr_assert_str_eq (cJSON_GetObjectItem (oa, "id")->valuestring, "openai/gpt-4o-mini");
     cr_assert_str_eq (cJSON_GetObjectItem (oa, "object")->valuestring, "model");
     cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (oa, "created")));
     cJSON_Delete (j);
@@ -225,7 +215,7 @@ Test (http, oversized_body_gets_413_before_it_is_read)
 {
     char auth[160];
     snprintf (auth, sizeof (auth), "Authorization: Bearer %s", s_srv.token);
-    size_t len = 64 * 1024;   //  Limit is 4096 in this config
+    size_t len = 64 * 1024;  //  Limit is 4096 in this config
     char *big = malloc (len);
     memset (big, 'x', len);
     http_resp_t r;
@@ -245,8 +235,8 @@ Test (http, options_preflight_is_not_authenticated)
     http_resp_t r;
     s_request ("OPTIONS", "/status", "Origin: http://example.test", NULL, 0, &r);
     cr_assert_eq (r.status, 204);
-    cr_assert (strstr (r.headers, "Access-Control-Allow-Methods: OPTIONS, GET"),
-               "%s", r.headers);
+    cr_assert (strstr (r.headers, "Access-Control-Allow-Methods: OPTIONS, GET"), "%s",
+               r.headers);
     cr_assert (strstr (r.headers, "Access-Control-Allow-Headers:"));
     http_resp_free (&r);
 }
@@ -261,8 +251,8 @@ Test (http, malformed_requests_do_not_hurt_the_server)
     for (int i = 0; paths[i]; i++) {
         http_resp_t r;
         s_request ("GET", paths[i], NULL, NULL, 0, &r);
-        cr_assert (r.status == 401 || r.status == 404 || r.status == 400,
-                   "%s -> %ld", paths[i], r.status);
+        cr_assert (r.status == 401 || r.status == 404 || r.status == 400, "%s -> %ld",
+                   paths[i], r.status);
         http_resp_free (&r);
     }
     char *huge = malloc (70000);

@@ -13,8 +13,8 @@
 */
 #include "runs.h"
 
-#define N_RUNS 1500                 //  Per kind: enough to tell 2 from N
-#define LIVE_MAX 16                 //  Generous: one run at a time is sent
+#define N_RUNS 1500  //  Per kind: enough to tell 2 from N
+#define LIVE_MAX 16  //  Generous: one run at a time is sent
 
 static served_t s_mem;
 
@@ -28,8 +28,7 @@ s_mem_sink (char *data, size_t size, size_t n, void *arg)
 
 //  Posts body to path on one kept-alive connection; returns the status.
 static long
-s_mem_post (CURL *c, const char *path, const char *body,
-        struct curl_slist *headers)
+s_mem_post (CURL *c, const char *path, const char *body, struct curl_slist *headers)
 {
     char url[192];
     snprintf (url, sizeof (url), "%s%s", s_mem.base, path);
@@ -85,11 +84,10 @@ s_setup (void)
     //  local/echo only: no upstream needed.  Limits off: this counts
     //  tables, not the limiter.
     const char *config = "{\"limits\":{\"rateLimit\":0,\"maxConcurrent\":0}}";
-    const char *env[] = {"CLAWGATE_LOG_LEVEL=info", "OPENAI_API_KEY=",
-                         "OPENAI_BASE_URL=", "ANTHROPIC_API_KEY=",
-                         "ANTHROPIC_BASE_URL=", NULL};
-    cr_assert_eq (served_start (&s_mem, config, env), 0,
-                  "clawgate serve did not start");
+    const char *env[] = {
+        "CLAWGATE_LOG_LEVEL=info", "OPENAI_API_KEY=",     "OPENAI_BASE_URL=",
+        "ANTHROPIC_API_KEY=",      "ANTHROPIC_BASE_URL=", NULL};
+    cr_assert_eq (served_start (&s_mem, config, env), 0, "clawgate serve did not start");
 }
 
 static void
@@ -150,16 +148,12 @@ Test (memory, tables_follow_live_runs_not_runs_seen)
     //  No run here names a session without replyTo: no counter at all.
     cr_expect_eq (run[1], 0, "run actor kept %zu seq counters", run[1]);
     cr_expect_eq (run[2], 0, "run actor kept %zu tool calls", run[2]);
-    cr_expect_leq (session[0], LIVE_MAX, "session actor kept %zu sessions",
-                   session[0]);
-    cr_expect_leq (session[1], LIVE_MAX, "session actor kept %zu runs",
-                   session[1]);
-    cr_expect_leq (session[2], LIVE_MAX, "session actor kept %zu dispatched",
-                   session[2]);
+    cr_expect_leq (session[0], LIVE_MAX, "session actor kept %zu sessions", session[0]);
+    cr_expect_leq (session[1], LIVE_MAX, "session actor kept %zu runs", session[1]);
+    cr_expect_leq (session[2], LIVE_MAX, "session actor kept %zu dispatched", session[2]);
     //  And nothing is left once the runs are over.
     for (int i = 3; i < 6; i++) {
         cr_expect_eq (run[i], 0, "run actor table %d not empty at stop", i - 3);
-        cr_expect_eq (session[i], 0, "session actor table %d not empty at stop",
-                      i - 3);
+        cr_expect_eq (session[i], 0, "session actor table %d not empty at stop", i - 3);
     }
 }

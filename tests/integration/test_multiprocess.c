@@ -27,8 +27,7 @@ typedef struct {
 } cluster_t;
 
 static cluster_t s_c;
-static const char *s_env[] = {"CLAWGATE_TOKEN=" TOKEN, "CLAWGATE_LOG_LEVEL=warn",
-                              NULL};
+static const char *s_env[] = {"CLAWGATE_TOKEN=" TOKEN, "CLAWGATE_LOG_LEVEL=warn", NULL};
 static const char *s_auth[] = {"Authorization: Bearer " TOKEN, NULL};
 
 static void
@@ -36,8 +35,8 @@ s_start_worker (proc_t *p)
 {
     char state[160];
     snprintf (state, sizeof (state), "%s/worker", s_c.dir);
-    cr_assert_eq (worker_start (p, s_c.requests, "all", s_c.config, state, s_env),
-                  0, "worker did not start");
+    cr_assert_eq (worker_start (p, s_c.requests, "all", s_c.config, state, s_env), 0,
+                  "worker did not start");
 }
 
 static void
@@ -47,23 +46,20 @@ s_setup (void)
     harness_tmpdir (s_c.dir, sizeof (s_c.dir));
     snprintf (s_c.config, sizeof (s_c.config), "%s/cluster.json", s_c.dir);
     //  Fast heartbeats so a hung worker is noticed in well under a second.
-    harness_write (s_c.config,
-                   "{\"broker\":{\"heartbeatMs\":200,\"liveness\":3},"
-                   "\"gateway\":{\"controlTimeoutMs\":2000},"
-                   //  Polling /status every 50 ms for seconds is not what
-                   //  this suite tests: no rate limit here.
-                   "\"limits\":{\"rateLimit\":0}}");
-    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests,
-                                s_c.events),
+    harness_write (s_c.config, "{\"broker\":{\"heartbeatMs\":200,\"liveness\":3},"
+                               "\"gateway\":{\"controlTimeoutMs\":2000},"
+                               //  Polling /status every 50 ms for seconds is not what
+                               //  this suite tests: no rate limit here.
+                               "\"limits\":{\"rateLimit\":0}}");
+    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests, s_c.events),
                   0, "broker did not start");
     s_start_worker (&s_c.worker);
     for (int i = 0; i < 2; i++) {
         char state[160];
         snprintf (state, sizeof (state), "%s/gw%d", s_c.dir, i);
         char err[4096];
-        int rc = gateway_start (&s_c.gw[i], s_c.requests, state, s_c.config,
-                                s_env, s_c.base[i], sizeof (s_c.base[i]), err,
-                                sizeof (err));
+        int rc = gateway_start (&s_c.gw[i], s_c.requests, state, s_c.config, s_env,
+                                s_c.base[i], sizeof (s_c.base[i]), err, sizeof (err));
         cr_assert_eq (rc, 0, "gateway %d did not start: %s", i, err);
     }
 }
@@ -110,8 +106,7 @@ Test (multi, status_through_both_gateways_and_recovery_after_worker_death)
         cr_assert_eq (s_status (i, body, sizeof (body)), 200);
         //  Each gateway reports its own port; the worker is the same process.
         char port[32];
-        snprintf (port, sizeof (port), "\"port\":%s",
-                  strrchr (s_c.base[i], ':') + 1);
+        snprintf (port, sizeof (port), "\"port\":%s", strrchr (s_c.base[i], ':') + 1);
         cr_assert (strstr (body, port), "%s", body);
         cr_assert (strstr (body, "\"status\":\"ok\""), "%s", body);
     }
@@ -124,8 +119,7 @@ Test (multi, status_through_both_gateways_and_recovery_after_worker_death)
         cr_assert_geq (ms, 0, "gateway %d did not turn to 503", i);
         char body[1024];
         cr_assert_eq (s_status (i, body, sizeof (body)), 503);
-        cr_assert (strstr (body, "\"code\":\"service_unavailable\""), "%s",
-                   body);
+        cr_assert (strstr (body, "\"code\":\"service_unavailable\""), "%s", body);
         cr_assert (strstr (body, "\"type\":\"server_error\""), "%s", body);
     }
     cr_assert_geq (s_wait_status (0, "/ready", 503, 5000), 0);
@@ -157,8 +151,7 @@ Test (multi, hung_worker_is_noticed_by_heartbeat_and_rejoins)
     cr_assert_lt (elapsed, 1000, "503 took %ld ms", elapsed);
     //  Woken up, it is told to register again and serves once more.
     kill (s_c.worker.pid, SIGCONT);
-    cr_assert_geq (s_wait_status (0, "/status", 200, 5000), 0,
-                   "worker did not rejoin");
+    cr_assert_geq (s_wait_status (0, "/status", 200, 5000), 0, "worker did not rejoin");
 }
 
 Test (multi, every_process_stops_cleanly_on_sigterm)

@@ -37,8 +37,8 @@ s_worker (proc_t *p, const char *actors, const char *name)
 {
     char state[192];
     snprintf (state, sizeof (state), "%s/%s", s_c.dir, name);
-    cr_assert_eq (worker_start (p, s_c.requests, actors, s_c.config, state, s_env),
-                  0, "worker %s did not start", name);
+    cr_assert_eq (worker_start (p, s_c.requests, actors, s_c.config, state, s_env), 0,
+                  "worker %s did not start", name);
 }
 
 static void
@@ -62,17 +62,15 @@ s_setup (void)
               "\"models\":[\"stall\"],\"stallTimeoutMs\":60000}}}",
               runs_env.sbase);
     harness_write (s_c.config, config);
-    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests,
-                                s_c.events),
+    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests, s_c.events),
                   0, "broker did not start");
     s_worker (&s_c.others, "system,session,ratelimit", "others");
     s_worker (&s_c.run[0], "run", "run0");
     s_worker (&s_c.run[1], "run", "run1");
     char state[192], err[4096];
     snprintf (state, sizeof (state), "%s/gw", s_c.dir);
-    cr_assert_eq (gateway_start (&s_c.gw, s_c.requests, state, s_c.config,
-                                 s_env, s_c.base, sizeof (s_c.base), err,
-                                 sizeof (err)),
+    cr_assert_eq (gateway_start (&s_c.gw, s_c.requests, state, s_c.config, s_env,
+                                 s_c.base, sizeof (s_c.base), err, sizeof (err)),
                   0, "gateway did not start: %s", err);
     s_c.port = atoi (strrchr (s_c.base, ':') + 1);
     char url[128];
@@ -85,8 +83,8 @@ s_setup (void)
 static void
 s_teardown (void)
 {
-    proc_t *all[] = {&s_c.gw, &s_c.run[0], &s_c.run[1], &s_c.others, &s_c.broker,
-                     &runs_env.standin};
+    proc_t *all[] = {&s_c.gw,     &s_c.run[0], &s_c.run[1],
+                     &s_c.others, &s_c.broker, &runs_env.standin};
     for (size_t i = 0; i < sizeof (all) / sizeof (all[0]); i++)
         if (all[i]->pid > 0)
             proc_stop (all[i], SIGKILL, 5000);
@@ -105,9 +103,9 @@ s_stream_started (void)
                             "Authorization: Bearer " TOKEN, body);
     cr_assert (fd >= 0, "could not post");
     char got[8192];
-    cr_assert_eq (http_raw_read_until (fd, "\"content\":\"Hello\"", 15000, got,
-                                       sizeof (got)),
-                  0, "no first delta: %s", got);
+    cr_assert_eq (
+        http_raw_read_until (fd, "\"content\":\"Hello\"", 15000, got, sizeof (got)), 0,
+        "no first delta: %s", got);
     cr_assert (strstr (got, "HTTP/1.1 200"), "%s", got);
     return fd;
 }
@@ -126,7 +124,7 @@ Test (multi_runs, a_hang_up_stops_the_upstream_call_on_either_run_actor)
         close (fd);
         runs_stats_t after;
         RUNS_POLL_STATS (after, after.aborted > before.aborted && after.active == 0,
-                      5000);
+                         5000);
         cr_assert_eq (after.aborted, before.aborted + 1,
                       "run %d: the upstream call went on after the client left", i);
         cr_assert_eq (after.active, 0);

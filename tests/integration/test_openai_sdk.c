@@ -25,8 +25,8 @@ Test (openai_sdk, completions_and_streams_just_work, .timeout = 120)
     served_t s;
     cr_assert_eq (served_start (&s, NULL, NULL), 0);
     char cmd[1024];
-    snprintf (cmd, sizeof (cmd), "node %s %s/v1 %s local/echo 2>&1", script,
-              s.base, s.token);
+    snprintf (cmd, sizeof (cmd), "node %s %s/v1 %s local/echo 2>&1", script, s.base,
+              s.token);
     FILE *p = popen (cmd, "r");
     cr_assert_not_null (p);
     char out[4096] = "";

@@ -33,8 +33,7 @@ s_start (const char *limits, const char *tokens)
               "\"gateway\":{\"drainTimeoutMs\":3000},"
               "\"providers\":{\"local\":{\"echoDelayMs\":100}}}",
               tokens ? ",\"tokens\":" : "", tokens ? tokens : "", limits);
-    cr_assert_eq (served_start (&s_srv, config, NULL), 0,
-                  "clawgate serve did not start");
+    cr_assert_eq (served_start (&s_srv, config, NULL), 0, "clawgate serve did not start");
 }
 
 //  Every test ends with a clean exit: under ASan a leak makes it non-zero.
@@ -47,8 +46,7 @@ s_teardown (void)
         proc_stderr (&s_srv.proc, err, sizeof (err));
         unlink (s_srv.proc.err_path);
         size_t n = strlen (err);
-        cr_assert_eq (rc, 0, "serve exited %d:\n%s", rc,
-                      n > 6000 ? err + n - 6000 : err);
+        cr_assert_eq (rc, 0, "serve exited %d:\n%s", rc, n > 6000 ? err + n - 6000 : err);
     }
 }
 
@@ -58,9 +56,7 @@ Test (ratelimit, the_101st_request_in_a_minute_gets_429_with_retry_after)
 {
     //  The defaults: 100 a minute, a bucket of 100.
     served_t *s = &s_srv;
-    cr_assert_eq (served_start (s, "{\"auth\":{\"token\":\"" MAIN_TOKEN "\"}}",
-                                NULL),
-                  0);
+    cr_assert_eq (served_start (s, "{\"auth\":{\"token\":\"" MAIN_TOKEN "\"}}", NULL), 0);
     long long start = harness_now_ms ();
     int ok = 0;
     long last_remaining = 1000;
@@ -84,9 +80,9 @@ Test (ratelimit, the_101st_request_in_a_minute_gets_429_with_retry_after)
     double elapsed_s = (harness_now_ms () - start) / 1000.0;
     //  The bucket holds 100; a token drips in every 0.6 s while we ask.
     cr_assert_geq (ok, 100, "only %d requests before the first refusal", ok);
-    cr_assert_leq (ok, 100 + (int) (elapsed_s * 100 / 60) + 1,
-                   "%d requests in %.1f s", ok, elapsed_s);
-    quota_assert_429 (&r, 2);     //  One token is 0.6 s away
+    cr_assert_leq (ok, 100 + (int) (elapsed_s * 100 / 60) + 1, "%d requests in %.1f s",
+                   ok, elapsed_s);
+    quota_assert_429 (&r, 2);  //  One token is 0.6 s away
     cr_assert_eq (http_header_long (r.headers, "X-RateLimit-Limit"), 100);
     cr_assert_eq (http_header_long (r.headers, "X-RateLimit-Remaining"), 0);
     long reset = http_header_long (r.headers, "X-RateLimit-Reset");
@@ -111,13 +107,12 @@ Test (ratelimit, the_11th_concurrent_stream_gets_429_until_one_ends)
     curl_global_init (CURL_GLOBAL_ALL);
     quota_stream_t streams[11];
     for (int i = 0; i < 10; i++) {
-        long status = quota_stream_start (&streams[i], s_srv.base, MAIN_TOKEN,
-                                       600, 20000);
+        long status =
+            quota_stream_start (&streams[i], s_srv.base, MAIN_TOKEN, 600, 20000);
         cr_assert_eq (status, 200, "stream %d: %ld", i, status);
     }
     //  The 11th, streaming or not, is refused while ten run.
-    long status = quota_stream_start (&streams[10], s_srv.base, MAIN_TOKEN, 600,
-                                   20000);
+    long status = quota_stream_start (&streams[10], s_srv.base, MAIN_TOKEN, 600, 20000);
     quota_stream_stop (&streams[10]);
     cr_assert_eq (status, 429, "11th stream: %ld", status);
     cr_assert (http_header_long (streams[10].headers, "Retry-After") >= 1, "%s",
@@ -133,8 +128,7 @@ Test (ratelimit, the_11th_concurrent_stream_gets_429_until_one_ends)
     long long until = harness_now_ms () + 15000;
     status = 0;
     while (status != 200 && harness_now_ms () < until) {
-        status = quota_stream_start (&streams[10], s_srv.base, MAIN_TOKEN, 600,
-                                  20000);
+        status = quota_stream_start (&streams[10], s_srv.base, MAIN_TOKEN, 600, 20000);
         if (status != 200) {
             cr_assert_eq (status, 429);
             quota_stream_stop (&streams[10]);
@@ -176,7 +170,7 @@ Test (ratelimit, per_token_overrides)
         http_resp_free (&r);
     }
     http_get_bearer (s_srv.base, "/status", SMALL_TOKEN, &r);
-    quota_assert_429 (&r, 20);    //  One token in 20 s
+    quota_assert_429 (&r, 20);  //  One token in 20 s
     cr_assert_geq (http_header_long (r.headers, "Retry-After"), 15, "%s", r.headers);
     http_resp_free (&r);
     //  The main token is untouched by small's exhaustion.
@@ -213,10 +207,8 @@ Test (ratelimit, per_token_overrides)
 
 Test (ratelimit, failed_authentications_are_limited_per_address_by_default)
 {
-    cr_assert_eq (served_start (&s_srv, "{\"auth\":{\"token\":\"" MAIN_TOKEN
-                                        "\"}}",
-                                NULL),
-                  0);
+    cr_assert_eq (
+        served_start (&s_srv, "{\"auth\":{\"token\":\"" MAIN_TOKEN "\"}}", NULL), 0);
     http_resp_t r;
     //  Missing credentials are not guesses: never limited.
     for (int i = 0; i < 30; i++)
@@ -230,7 +222,7 @@ Test (ratelimit, failed_authentications_are_limited_per_address_by_default)
         http_resp_free (&r);
     }
     http_get_bearer (s_srv.base, "/status", "wrong-token-0123456789abcdef", &r);
-    quota_assert_429 (&r, 10);    //  One failure drips back every 6 s
+    quota_assert_429 (&r, 10);  //  One failure drips back every 6 s
     cr_assert (strstr (r.body, "failed authentications"), "%s", r.body);
     long retry = http_header_long (r.headers, "Retry-After");
     http_resp_free (&r);
@@ -322,15 +314,19 @@ Test (ratelimit, status_reports_the_limits)
     struct {
         const char *key;
         double want;
-    } want[] = {{"rateLimit", 250},          {"burst", 50},
-                {"maxConcurrent", 7},        {"authFailures", 4},
+    } want[] = {{"rateLimit", 250},
+                {"burst", 50},
+                {"maxConcurrent", 7},
+                {"authFailures", 4},
                 {"maxConnectionsPerAddress", 9},
-                {"maxBodyBytes", 10485760},  {"requestTimeoutMs", 300000},
-                {"maxFrameBytes", 1048576},  {"leaseMs", 3000}};
+                {"maxBodyBytes", 10485760},
+                {"requestTimeoutMs", 300000},
+                {"maxFrameBytes", 1048576},
+                {"leaseMs", 3000}};
     for (size_t i = 0; i < sizeof (want) / sizeof (want[0]); i++) {
         cJSON *v = cJSON_GetObjectItem (lim, want[i].key);
-        cr_assert (cJSON_IsNumber (v) && v->valuedouble == want[i].want,
-                   "%s in %s", want[i].key, r.body);
+        cr_assert (cJSON_IsNumber (v) && v->valuedouble == want[i].want, "%s in %s",
+                   want[i].key, r.body);
     }
     cJSON_Delete (j);
     http_resp_free (&r);

@@ -25,8 +25,7 @@ typedef struct {
 } cluster_t;
 
 static cluster_t s_c;
-static const char *s_env[] = {"CLAWGATE_TOKEN=" TOKEN, "CLAWGATE_LOG_LEVEL=warn",
-                              NULL};
+static const char *s_env[] = {"CLAWGATE_TOKEN=" TOKEN, "CLAWGATE_LOG_LEVEL=warn", NULL};
 
 static void
 s_setup (void)
@@ -43,19 +42,17 @@ s_setup (void)
               "\"providers\":{\"local\":{\"echoDelayMs\":100}}}",
               RATE, CONCURRENT, LEASE_MS);
     harness_write (s_c.config, config);
-    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests,
-                                s_c.events),
+    cr_assert_eq (broker_start (&s_c.broker, s_c.config, s_env, s_c.requests, s_c.events),
                   0, "broker did not start");
-    cr_assert_eq (worker_start (&s_c.worker, s_c.requests, "all", s_c.config, NULL,
-                                s_env),
-                  0, "worker did not start");
+    cr_assert_eq (
+        worker_start (&s_c.worker, s_c.requests, "all", s_c.config, NULL, s_env), 0,
+        "worker did not start");
     for (int i = 0; i < 2; i++) {
         char state[160];
         snprintf (state, sizeof (state), "%s/gw%d", s_c.dir, i);
         char err[4096];
-        int rc = gateway_start (&s_c.gw[i], s_c.requests, state, s_c.config,
-                                s_env, s_c.base[i], sizeof (s_c.base[i]), err,
-                                sizeof (err));
+        int rc = gateway_start (&s_c.gw[i], s_c.requests, state, s_c.config, s_env,
+                                s_c.base[i], sizeof (s_c.base[i]), err, sizeof (err));
         cr_assert_eq (rc, 0, "gateway %d did not start: %s", i, err);
         //  /ready is not limited: waiting on it spends no quota.
         char url[128];
@@ -75,8 +72,7 @@ s_teardown (void)
             proc_stop (all[i], SIGKILL, 5000);
 }
 
-TestSuite (ratelimit_cluster, .init = s_setup, .fini = s_teardown,
-           .timeout = 180);
+TestSuite (ratelimit_cluster, .init = s_setup, .fini = s_teardown, .timeout = 180);
 
 Test (ratelimit_cluster, two_gateways_keep_one_combined_rate_limit)
 {
@@ -99,10 +95,10 @@ Test (ratelimit_cluster, two_gateways_keep_one_combined_rate_limit)
     //  leases can leave a few tokens unused on one gateway (the slack,
     //  documented in the README), never add any.
     int ceiling = RATE + (int) (elapsed_s * RATE / 60) + 1;
-    cr_log_info ("200s: %d + %d = %d of %d in %.2f s (ceiling %d)", ok[0],
-                 ok[1], total, 2 * RATE, elapsed_s, ceiling);
-    cr_assert_leq (total, ceiling, "%d + %d = %d answered 200 in %.1f s",
-                   ok[0], ok[1], total, elapsed_s);
+    cr_log_info ("200s: %d + %d = %d of %d in %.2f s (ceiling %d)", ok[0], ok[1], total,
+                 2 * RATE, elapsed_s, ceiling);
+    cr_assert_leq (total, ceiling, "%d + %d = %d answered 200 in %.1f s", ok[0], ok[1],
+                   total, elapsed_s);
     cr_assert_geq (total, RATE - 10, "%d + %d: too few", ok[0], ok[1]);
     cr_assert_geq (ok[0], RATE / 4, "gateway 0 got only %d", ok[0]);
     cr_assert_geq (ok[1], RATE / 4, "gateway 1 got only %d", ok[1]);
@@ -116,8 +112,7 @@ Test (ratelimit_cluster, one_concurrency_limit_and_a_killed_gateway_frees_its_sl
     //  Half the slots through each gateway.
     for (int g = 0; g < 2; g++)
         for (int i = 0; i < CONCURRENT / 2; i++)
-            cr_assert_eq (quota_stream_start (&st[g][i], s_c.base[g], TOKEN, 900,
-                                           20000),
+            cr_assert_eq (quota_stream_start (&st[g][i], s_c.base[g], TOKEN, 900, 20000),
                           200, "gateway %d stream %d", g, i);
     //  Together they are at the limit: both refuse one more.
     for (int g = 0; g < 2; g++) {
@@ -136,10 +131,10 @@ Test (ratelimit_cluster, one_concurrency_limit_and_a_killed_gateway_frees_its_sl
     //  at once, before anything else (its client threads are stopped
     //  after), and the promptness is asserted, never assumed.
     long long first_at = harness_now_ms () - killed;
-    long first_status = quota_stream_start (&st[1][2], s_c.base[1], TOKEN,
-                                             900, 20000);
-    cr_assert_lt (first_at, LEASE_MS / 2, "the first try came %lld ms after "
-                                          "the kill: too late to tell",
+    long first_status = quota_stream_start (&st[1][2], s_c.base[1], TOKEN, 900, 20000);
+    cr_assert_lt (first_at, LEASE_MS / 2,
+                  "the first try came %lld ms after "
+                  "the kill: too late to tell",
                   first_at);
     cr_assert_eq (first_status, 429, "free %lld ms after the kill", first_at);
     quota_stream_stop (&st[1][2]);
@@ -160,16 +155,14 @@ Test (ratelimit_cluster, one_concurrency_limit_and_a_killed_gateway_frees_its_sl
         usleep (100000);
     }
     cr_assert_eq (status, 200, "slots never came back after %d tries", tries);
-    cr_log_info ("slots freed %lld ms after the kill (lease %d ms)",
-                 freed - killed, LEASE_MS);
+    cr_log_info ("slots freed %lld ms after the kill (lease %d ms)", freed - killed,
+                 LEASE_MS);
     //  Freed within the lease time (plus the polling, on a busy machine).
     cr_assert_leq (freed - killed, 2 * LEASE_MS + 3000, "freed after %lld ms",
                    freed - killed);
     //  Both of the dead gateway's slots came back, and no more.
-    cr_assert_eq (quota_stream_start (&st[1][3], s_c.base[1], TOKEN, 900, 20000),
-                  200);
-    cr_assert_eq (quota_stream_start (&st[1][4], s_c.base[1], TOKEN, 900, 20000),
-                  429);
+    cr_assert_eq (quota_stream_start (&st[1][3], s_c.base[1], TOKEN, 900, 20000), 200);
+    cr_assert_eq (quota_stream_start (&st[1][4], s_c.base[1], TOKEN, 900, 20000), 429);
     for (int i = 0; i <= CONCURRENT; i++)
         quota_stream_stop (&st[1][i]);
 }

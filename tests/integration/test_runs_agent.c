@@ -29,7 +29,7 @@ s_assert_run (const http_resp_t *r, const char *response)
     cr_assert_str_eq (runs_str (j, "response") ? runs_str (j, "response") : "(none)",
                       response, "%s", r->body);
     cr_assert_str_eq (runs_str (j, "finishReason") ? runs_str (j, "finishReason")
-                                                : "(none)",
+                                                   : "(none)",
                       "stop", "%s", r->body);
     double p = runs_at_num (j, "usage.promptTokens");
     double c = runs_at_num (j, "usage.completionTokens");
@@ -57,8 +57,8 @@ Test (runs_agent, run_answers_with_the_spec_shape)
 {
     http_resp_t r;
     runs_post ("/v1/agent/run",
-            "{\"message\":\"the quick brown fox\",\"sessionKey\":\"runs:test-1\"}",
-            &r);
+               "{\"message\":\"the quick brown fox\",\"sessionKey\":\"runs:test-1\"}",
+               &r);
     //  The default agent is local/echo: the message comes back.
     cJSON *j = s_assert_run (&r, "the quick brown fox");
     cr_assert_str_eq (runs_str (j, "sessionKey"), "runs:test-1");
@@ -79,7 +79,7 @@ Test (runs_agent, run_answers_with_the_spec_shape)
 
     //  An explicit null sessionKey is "absent", and agentId "default" works.
     runs_post ("/v1/agent/run",
-            "{\"message\":\"x\",\"sessionKey\":null,\"agentId\":\"default\"}", &r);
+               "{\"message\":\"x\",\"sessionKey\":null,\"agentId\":\"default\"}", &r);
     j = s_assert_run (&r, "x");
     cr_assert (s_is_generated_key (runs_str (j, "sessionKey")), "%s", r.body);
     cJSON_Delete (j);
@@ -90,9 +90,9 @@ Test (runs_agent, run_with_a_provider_model)
 {
     http_resp_t r;
     runs_post ("/v1/agent/run",
-            "{\"message\":\"via openai\",\"sessionKey\":\"k1\","
-            "\"options\":{\"model\":\"openai/gpt-4o-mini\"}}",
-            &r);
+               "{\"message\":\"via openai\",\"sessionKey\":\"k1\","
+               "\"options\":{\"model\":\"openai/gpt-4o-mini\"}}",
+               &r);
     cJSON *j = s_assert_run (&r, OPENAI_HELLO "via openai");
     cJSON_Delete (j);
     http_resp_free (&r);
@@ -106,8 +106,7 @@ Test (runs_agent, run_with_a_provider_model)
 
 Test (runs_agent, stream_sends_delta_frames_then_done)
 {
-    const char *models[] = {NULL, "openai/gpt-4o-mini",
-                            "anthropic/claude-3-5-haiku"};
+    const char *models[] = {NULL, "openai/gpt-4o-mini", "anthropic/claude-3-5-haiku"};
     const char *want[] = {"one two three four five", OPENAI_HELLO "s t",
                           ANTHROPIC_HELLO "s t"};
     for (int m = 0; m < 3; m++) {
@@ -119,8 +118,7 @@ Test (runs_agent, stream_sends_delta_frames_then_done)
                       m, models[m]);
         else
             snprintf (body, sizeof (body),
-                      "{\"message\":\"%s\",\"sessionKey\":\"stream-%d\"}",
-                      want[m], m);
+                      "{\"message\":\"%s\",\"sessionKey\":\"stream-%d\"}", want[m], m);
         http_resp_t r;
         runs_post ("/v1/agent/run/stream", body, &r);
         cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
@@ -133,8 +131,7 @@ Test (runs_agent, stream_sends_delta_frames_then_done)
         int deltas = 0;
         for (int i = 0; i < n - 1; i++) {
             const cJSON *f = cJSON_GetArrayItem (frames, i);
-            cr_assert_str_eq (runs_str (f, "event"), "delta", "frame %d: %s", i,
-                              r.body);
+            cr_assert_str_eq (runs_str (f, "event"), "delta", "frame %d: %s", i, r.body);
             const char *d = runs_at_str (f, "data.delta");
             const char *id = runs_at_str (f, "data.runId");
             cr_assert (d && id, "frame %d lacks delta or runId: %s", i, r.body);
@@ -166,17 +163,16 @@ Test (runs_agent, agent_system_prompt_is_the_first_message)
     cJSON *last = runs_last ();
     cr_assert_str_eq (runs_str (last, "path"), "/v1/chat/completions");
     cr_assert_str_eq (runs_at_str (last, "body.messages.0.role"), "system");
-    cr_assert_str_eq (runs_at_str (last, "body.messages.0.content"),
-                      "You are terse.");
+    cr_assert_str_eq (runs_at_str (last, "body.messages.0.content"), "You are terse.");
     cr_assert_str_eq (runs_at_str (last, "body.messages.1.role"), "user");
     cr_assert_str_eq (runs_at_str (last, "body.messages.1.content"), "who are you");
     cr_assert_eq (cJSON_GetArraySize (runs_at (last, "body.messages")), 2);
     cJSON_Delete (last);
     //  Same agent, Anthropic model: the prompt goes to the top-level system.
     runs_post ("/v1/agent/run",
-            "{\"message\":\"and now\",\"agentId\":\"sys\",\"options\":"
-            "{\"model\":\"anthropic/claude-3-5-haiku\"}}",
-            &r);
+               "{\"message\":\"and now\",\"agentId\":\"sys\",\"options\":"
+               "{\"model\":\"anthropic/claude-3-5-haiku\"}}",
+               &r);
     j = s_assert_run (&r, ANTHROPIC_HELLO "and now");
     cJSON_Delete (j);
     http_resp_free (&r);
@@ -191,8 +187,7 @@ static cJSON *
 s_run_with (const char *options, const char *want_prefix)
 {
     char body[512];
-    snprintf (body, sizeof (body), "{\"message\":\"think\",\"options\":%s}",
-              options);
+    snprintf (body, sizeof (body), "{\"message\":\"think\",\"options\":%s}", options);
     http_resp_t r;
     runs_post ("/v1/agent/run", body, &r);
     char want[256];
@@ -242,9 +237,9 @@ Test (runs_agent, thinking_in_a_streamed_anthropic_run_stays_private)
 {
     http_resp_t r;
     runs_post ("/v1/agent/run/stream",
-            "{\"message\":\"deep\",\"options\":{\"model\":"
-            "\"anthropic/claude-3-5-haiku\",\"thinking\":\"high\"}}",
-            &r);
+               "{\"message\":\"deep\",\"options\":{\"model\":"
+               "\"anthropic/claude-3-5-haiku\",\"thinking\":\"high\"}}",
+               &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     cJSON *frames = runs_parse_frames (r.body);
     char text[1024] = "";
@@ -296,7 +291,7 @@ Test (runs_agent, fallback_model_answers_when_the_first_fails)
 
     //  Streamed: the fallback is invisible too (no delta came before it).
     runs_post ("/v1/agent/run/stream", "{\"message\":\"fall back\",\"agentId\":\"fb\"}",
-            &r);
+               &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     cJSON *frames = runs_parse_frames (r.body);
     char text[1024] = "";
@@ -317,12 +312,12 @@ Test (runs_agent, failed_run_without_fallback_is_an_http_error)
 {
     http_resp_t r;
     runs_post ("/v1/agent/run",
-            "{\"message\":\"x\",\"options\":{\"model\":\"openai/error-500\"}}", &r);
+               "{\"message\":\"x\",\"options\":{\"model\":\"openai/error-500\"}}", &r);
     runs_assert_error (&r, 503, "service_unavailable", NULL);
     http_resp_free (&r);
     //  Nothing streamed yet: the stream endpoint answers with a status too.
     runs_post ("/v1/agent/run/stream",
-            "{\"message\":\"x\",\"options\":{\"model\":\"openai/error-429\"}}", &r);
+               "{\"message\":\"x\",\"options\":{\"model\":\"openai/error-429\"}}", &r);
     runs_assert_error (&r, 429, "rate_limited", NULL);
     cr_assert (strstr (r.headers, "Retry-After: 7\r\n"), "%s", r.headers);
     http_resp_free (&r);
@@ -337,8 +332,7 @@ s_setup_timeout (void)
     runs_start_with (1500, 60000, 300);
 }
 
-TestSuite (runs_timeout, .init = s_setup_timeout, .fini = runs_stop_all,
-           .timeout = 60);
+TestSuite (runs_timeout, .init = s_setup_timeout, .fini = runs_stop_all, .timeout = 60);
 
 Test (runs_timeout, run_ends_with_finish_reason_timeout)
 {
@@ -346,7 +340,7 @@ Test (runs_timeout, run_ends_with_finish_reason_timeout)
     long long t0 = harness_now_ms ();
     http_resp_t r;
     runs_post ("/v1/agent/run",
-            "{\"message\":\"wait\",\"options\":{\"model\":\"openai/stall\"}}", &r);
+               "{\"message\":\"wait\",\"options\":{\"model\":\"openai/stall\"}}", &r);
     long long took = harness_now_ms () - t0;
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     cJSON *j = runs_json (&r);
@@ -359,7 +353,7 @@ Test (runs_timeout, run_ends_with_finish_reason_timeout)
     //  The upstream transfer was closed, not left to stall.
     runs_stats_t after;
     RUNS_POLL_STATS (after, after.aborted >= before.aborted + 1 && after.active == 0,
-                  5000);
+                     5000);
     cr_assert_eq (after.aborted, before.aborted + 1, "upstream not cancelled");
     cr_assert_eq (after.active, 0);
 }
@@ -369,7 +363,7 @@ Test (runs_timeout, stream_ends_with_a_timeout_done_frame)
     long long t0 = harness_now_ms ();
     http_resp_t r;
     runs_post ("/v1/agent/run/stream",
-            "{\"message\":\"wait\",\"options\":{\"model\":\"openai/stall\"}}", &r);
+               "{\"message\":\"wait\",\"options\":{\"model\":\"openai/stall\"}}", &r);
     long long took = harness_now_ms () - t0;
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     cr_assert (took < 5000, "took %lld ms for a 1500 ms timeout", took);

@@ -44,8 +44,7 @@ s_assert_still_serving (void)
     s_chat ("openai/gpt-4o-mini", false, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     cJSON *j = runs_json (&r);
-    cr_assert_str_eq (runs_at_str (j, "choices.0.message.content"),
-                      OPENAI_HELLO "hi");
+    cr_assert_str_eq (runs_at_str (j, "choices.0.message.content"), OPENAI_HELLO "hi");
     cJSON_Delete (j);
     http_resp_free (&r);
 }
@@ -70,8 +69,8 @@ Test (runs_errors, upstream_errors_map_to_spec_statuses)
             s_chat (cases[i].model, stream, &r);
             //  Nothing was streamed yet, so a stream gets a real status too.
             cr_assert (!strstr (r.headers, "text/event-stream"),
-                       "%s (stream %d) began a stream: %s", cases[i].model,
-                       stream, r.body);
+                       "%s (stream %d) began a stream: %s", cases[i].model, stream,
+                       r.body);
             runs_assert_error (&r, cases[i].status, cases[i].code, NULL);
             //  The stand-in's 429 says Retry-After: 7; the client hears it.
             if (cases[i].status == 429)
@@ -97,8 +96,7 @@ Test (runs_errors, upstream_stall_is_a_503_within_5_s)
     runs_stats_t st;
     RUNS_POLL_STATS (st, st.active == 0, 5000);
     cr_assert_eq (st.active, 0, "the stalled transfer was left open");
-    cr_assert (took < 5000,
-               "a 1000 ms stallTimeoutMs took %lld ms to fire", took);
+    cr_assert (took < 5000, "a 1000 ms stallTimeoutMs took %lld ms to fire", took);
 }
 
 Test (runs_errors, stream_that_fails_after_output_ends_with_an_error_chunk)
@@ -113,8 +111,8 @@ Test (runs_errors, stream_that_fails_after_output_ends_with_an_error_chunk)
     cr_assert (s.done, "no [DONE] after the error: %s", r.body);
     cr_assert_str_eq (s.text, "Hello");
     const cJSON *last = cJSON_GetArrayItem (s.chunks, cJSON_GetArraySize (s.chunks) - 1);
-    cr_assert (cJSON_IsObject (cJSON_GetObjectItem (last, "error")),
-               "no error chunk: %s", r.body);
+    cr_assert (cJSON_IsObject (cJSON_GetObjectItem (last, "error")), "no error chunk: %s",
+               r.body);
     cr_assert (runs_at_str (last, "error.message"));
     cJSON_Delete (s.chunks);
     http_resp_free (&r);
@@ -126,34 +124,32 @@ Test (runs_errors, bad_chat_completion_bodies_get_400s)
         const char *body;
         long status;
         const char *code;
-        const char *param; //  NULL: JSON null
+        const char *param;  //  NULL: JSON null
     } cases[] = {
-        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[", 400,
-         "invalid_request", NULL},
+        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[", 400, "invalid_request",
+         NULL},
         {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
          "\"content\":\"\xc3\x28\xff\"}]}",
          400, "invalid_request", NULL},
         {"", 400, "invalid_request", NULL},
         {"[{\"model\":\"openai/gpt-4o-mini\"}]", 400, "invalid_request", NULL},
-        {"{\"model\":\"openai/gpt-4o-mini\"} trailing", 400,
-         "invalid_request", NULL},
+        {"{\"model\":\"openai/gpt-4o-mini\"} trailing", 400, "invalid_request", NULL},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 400,
          "invalid_request", "model"},
-        {"{\"model\":42,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-         400, "invalid_request", "model"},
-        {"{\"model\":\"openai/gpt-4o-mini\"}", 400, "invalid_request",
+        {"{\"model\":42,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 400,
+         "invalid_request", "model"},
+        {"{\"model\":\"openai/gpt-4o-mini\"}", 400, "invalid_request", "messages"},
+        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":\"hi\"}", 400, "invalid_request",
          "messages"},
-        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":\"hi\"}", 400,
-         "invalid_request", "messages"},
-        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[]}", 400,
-         "invalid_request", "messages"},
-        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{\"content\":\"hi\"}]}",
-         400, "invalid_request", "messages[0]"},
+        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[]}", 400, "invalid_request",
+         "messages"},
+        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{\"content\":\"hi\"}]}", 400,
+         "invalid_request", "messages[0]"},
         {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
          "\"content\":\"a\"},{\"role\":\"wizard\",\"content\":\"b\"}]}",
          400, "invalid_request", "messages[1]"},
-        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[7]}", 400,
-         "invalid_request", "messages[0]"},
+        {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[7]}", 400, "invalid_request",
+         "messages[0]"},
         {"{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
          "\"content\":{\"x\":1}}]}",
          400, "invalid_request", "messages[0]"},
@@ -198,7 +194,7 @@ Test (runs_errors, bad_chat_completion_bodies_get_400s)
     const char *ok_body = "{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{"
                           "\"role\":\"user\",\"content\":\"hi\"}]}";
     runs_post_raw ("/v1/chat/completions", ok_body, strlen (ok_body),
-                "X-OpenClaw-Session-Key: bad key!", &r);
+                   "X-OpenClaw-Session-Key: bad key!", &r);
     runs_assert_error (&r, 400, "invalid_request", "sessionKey");
     http_resp_free (&r);
     s_assert_still_serving ();
@@ -275,8 +271,8 @@ Test (runs_errors, bad_agent_run_bodies_get_4xx)
     memset (long_key, 'k', 129);
     long_key[129] = 0;
     char long_body[256], ok_long_body[256];
-    snprintf (long_body, sizeof (long_body),
-              "{\"message\":\"x\",\"sessionKey\":\"%s\"}", long_key);
+    snprintf (long_body, sizeof (long_body), "{\"message\":\"x\",\"sessionKey\":\"%s\"}",
+              long_key);
     long_key[128] = 0;
     snprintf (ok_long_body, sizeof (ok_long_body),
               "{\"message\":\"x\",\"sessionKey\":\"%s\"}", long_key);
@@ -285,31 +281,30 @@ Test (runs_errors, bad_agent_run_bodies_get_4xx)
         long status;
         const char *code;
         const char *param;
-        const char *message;   //  Exact message, or NULL
+        const char *message;  //  Exact message, or NULL
     } cases[] = {
         {"{\"sessionKey\":\"k\"}", 400, "invalid_request", "message", NULL},
         {"{\"message\":42}", 400, "invalid_request", "message", NULL},
         {"{\"message\":\"\"}", 400, "invalid_request", "message", NULL},
         {"{\"message\":[\"x\"]}", 400, "invalid_request", "message", NULL},
-        {"{\"message\":\"x\",\"sessionKey\":\"bad key!\"}", 400,
-         "invalid_request", "sessionKey", "Invalid session key"},
-        {"{\"message\":\"x\",\"sessionKey\":\"\"}", 400, "invalid_request",
+        {"{\"message\":\"x\",\"sessionKey\":\"bad key!\"}", 400, "invalid_request",
          "sessionKey", "Invalid session key"},
+        {"{\"message\":\"x\",\"sessionKey\":\"\"}", 400, "invalid_request", "sessionKey",
+         "Invalid session key"},
         {"{\"message\":\"x\",\"sessionKey\":\"a/b\"}", 400, "invalid_request",
          "sessionKey", "Invalid session key"},
-        {"{\"message\":\"x\",\"sessionKey\":\"caf\xc3\xa9\"}", 400,
-         "invalid_request", "sessionKey", "Invalid session key"},
-        {"{\"message\":\"x\",\"sessionKey\":7}", 400, "invalid_request",
+        {"{\"message\":\"x\",\"sessionKey\":\"caf\xc3\xa9\"}", 400, "invalid_request",
          "sessionKey", "Invalid session key"},
+        {"{\"message\":\"x\",\"sessionKey\":7}", 400, "invalid_request", "sessionKey",
+         "Invalid session key"},
         {long_body, 400, "invalid_request", "sessionKey", "Invalid session key"},
-        {"{\"message\":\"x\",\"agentId\":\"nobody\"}", 404, "not_found",
-         "agentId", NULL},
-        {"{\"message\":\"x\",\"options\":\"fast\"}", 400, "invalid_request",
-         "options", NULL},
-        {"{\"message\":\"x\",\"options\":{\"model\":5}}", 400,
-         "invalid_request", "options.model", NULL},
-        {"{\"message\":\"x\",\"options\":{\"model\":\"nope/x\"}}", 404,
-         "not_found", "model", NULL},
+        {"{\"message\":\"x\",\"agentId\":\"nobody\"}", 404, "not_found", "agentId", NULL},
+        {"{\"message\":\"x\",\"options\":\"fast\"}", 400, "invalid_request", "options",
+         NULL},
+        {"{\"message\":\"x\",\"options\":{\"model\":5}}", 400, "invalid_request",
+         "options.model", NULL},
+        {"{\"message\":\"x\",\"options\":{\"model\":\"nope/x\"}}", 404, "not_found",
+         "model", NULL},
         {"{\"message\":\"x\"", 400, "invalid_request", NULL, NULL},
         {"[]", 400, "invalid_request", NULL, NULL},
     };
@@ -318,13 +313,12 @@ Test (runs_errors, bad_agent_run_bodies_get_4xx)
         for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
             http_resp_t r;
             runs_post (paths[p], cases[i].body, &r);
-            cr_assert_eq (r.status, cases[i].status, "%s case %zu (%s): %ld %s",
-                          paths[p], i, cases[i].body, r.status, r.body);
+            cr_assert_eq (r.status, cases[i].status, "%s case %zu (%s): %ld %s", paths[p],
+                          i, cases[i].body, r.status, r.body);
             runs_assert_error (&r, cases[i].status, cases[i].code, cases[i].param);
             if (cases[i].message) {
                 cJSON *j = runs_json (&r);
-                cr_assert_str_eq (runs_at_str (j, "error.message"),
-                                  cases[i].message);
+                cr_assert_str_eq (runs_at_str (j, "error.message"), cases[i].message);
                 cJSON_Delete (j);
             }
             http_resp_free (&r);
@@ -364,7 +358,7 @@ s_stream_thread (void *arg)
 
 Test (runs_errors, twenty_concurrent_streams_all_complete)
 {
-    curl_global_init (CURL_GLOBAL_ALL);   //  Before any thread uses libcurl
+    curl_global_init (CURL_GLOBAL_ALL);  //  Before any thread uses libcurl
     runs_stats_t before = runs_stats ();
     stream_job_t jobs[N_STREAMS];
     pthread_t threads[N_STREAMS];
@@ -380,14 +374,11 @@ Test (runs_errors, twenty_concurrent_streams_all_complete)
         runs_oai_stream_t s;
         runs_parse_oai_stream (r->body, &s);
         cr_assert (s.done, "stream %d did not finish", i);
-        cr_assert_eq (s.content_chunks, 200, "stream %d: %d deltas", i,
-                      s.content_chunks);
+        cr_assert_eq (s.content_chunks, 200, "stream %d: %d deltas", i, s.content_chunks);
         char want[64];
         snprintf (want, sizeof (want), OPENAI_HELLO "job %d w", i);
-        cr_assert (!strncmp (s.text, want, strlen (want)), "stream %d: %.80s", i,
-                   s.text);
-        cr_assert (strlen (s.text) > 5 && !strcmp (s.text + strlen (s.text) - 5,
-                                                   " w200"),
+        cr_assert (!strncmp (s.text, want, strlen (want)), "stream %d: %.80s", i, s.text);
+        cr_assert (strlen (s.text) > 5 && !strcmp (s.text + strlen (s.text) - 5, " w200"),
                    "stream %d ends wrong", i);
         //  Each stream carries its own id.
         const char *id = runs_str (cJSON_GetArrayItem (s.chunks, 0), "id");
@@ -399,9 +390,8 @@ Test (runs_errors, twenty_concurrent_streams_all_complete)
         http_resp_free (&jobs[i].r);
     runs_stats_t after;
     RUNS_POLL_STATS (after,
-                  after.completed >= before.completed + N_STREAMS
-                      && after.active == 0,
-                  10000);
+                     after.completed >= before.completed + N_STREAMS && after.active == 0,
+                     10000);
     cr_assert_eq (after.completed - before.completed, N_STREAMS);
     cr_assert_eq (after.aborted, before.aborted);
     cr_assert_eq (after.active, 0);
@@ -443,8 +433,7 @@ s_stream_until (const char *path, const char *body, const char *needle)
 }
 
 static void
-s_hang_up_and_expect_abort (const char *path, const char *body,
-                            const char *needle)
+s_hang_up_and_expect_abort (const char *path, const char *body, const char *needle)
 {
     runs_stats_t before;
     RUNS_POLL_STATS (before, before.active == 0, 5000);
@@ -454,9 +443,8 @@ s_hang_up_and_expect_abort (const char *path, const char *body,
     close (fd);
     runs_stats_t after;
     RUNS_POLL_STATS (after,
-                  after.aborted >= before.aborted + 1
-                      && after.active == before.active,
-                  5000);
+                     after.aborted >= before.aborted + 1 && after.active == before.active,
+                     5000);
     cr_assert_eq (after.aborted, before.aborted + 1,
                   "the upstream transfer was not cancelled within 5 s");
     cr_assert_eq (after.active, before.active);

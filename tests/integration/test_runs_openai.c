@@ -23,8 +23,7 @@ static const char *s_tools =
 
 //  A chat completion body for model with one user message.
 static void
-s_body (char *buf, size_t cap, const char *model, const char *text,
-        const char *extra)
+s_body (char *buf, size_t cap, const char *model, const char *text, const char *extra)
 {
     snprintf (buf, cap,
               "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\","
@@ -37,19 +36,17 @@ static void
 s_assert_completion (const http_resp_t *r, const char *model, const char *text)
 {
     cr_assert_eq (r->status, 200, "%ld %s", r->status, r->body);
-    cr_assert (strstr (r->headers, "Content-Type: application/json"), "%s",
-               r->headers);
+    cr_assert (strstr (r->headers, "Content-Type: application/json"), "%s", r->headers);
     cJSON *j = runs_json (r);
     cr_assert_str_eq (runs_str (j, "object"), "chat.completion");
-    cr_assert (runs_str (j, "id") && !strncmp (runs_str (j, "id"), "chatcmpl-", 9),
-               "%s", r->body);
+    cr_assert (runs_str (j, "id") && !strncmp (runs_str (j, "id"), "chatcmpl-", 9), "%s",
+               r->body);
     cr_assert_str_eq (runs_str (j, "model"), model);
     cr_assert (cJSON_IsNumber (cJSON_GetObjectItem (j, "created")));
     cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItem (j, "choices")), 1);
     cr_assert_eq (runs_at_num (j, "choices.0.index"), 0);
     cr_assert_str_eq (runs_at_str (j, "choices.0.message.role"), "assistant");
-    cr_assert_str_eq (runs_at_str (j, "choices.0.message.content"), text, "%s",
-                      r->body);
+    cr_assert_str_eq (runs_at_str (j, "choices.0.message.content"), text, "%s", r->body);
     cr_assert_str_eq (runs_at_str (j, "choices.0.finish_reason"), "stop");
     double prompt = runs_at_num (j, "usage.prompt_tokens");
     double completion = runs_at_num (j, "usage.completion_tokens");
@@ -61,8 +58,7 @@ s_assert_completion (const http_resp_t *r, const char *model, const char *text)
 //  Checks the invariants of a whole OpenAI-format stream: one id, the
 //  chunk object, role first, a finish chunk with finish_reason, [DONE].
 static void
-s_assert_stream_shape (const runs_oai_stream_t *s, const char *model,
-                       const char *finish)
+s_assert_stream_shape (const runs_oai_stream_t *s, const char *model, const char *finish)
 {
     cr_assert (s->done, "the stream did not end with data: [DONE]");
     int n = cJSON_GetArraySize (s->chunks);
@@ -133,13 +129,11 @@ Test (runs_openai, openai_non_streamed)
     cJSON *last = runs_last ();
     cr_assert_str_eq (runs_str (last, "path"), "/v1/chat/completions");
     cr_assert_str_eq (runs_at_str (last, "body.model"), "gpt-4o-mini");
-    cr_assert_str_eq (runs_at_str (last, "headers.authorization"),
-                      "Bearer " OPENAI_KEY);
+    cr_assert_str_eq (runs_at_str (last, "headers.authorization"), "Bearer " OPENAI_KEY);
     const cJSON *stream = runs_at (last, "body.stream");
     cr_assert (!stream || cJSON_IsFalse (stream), "stream sent as true");
     cr_assert_str_eq (runs_at_str (last, "body.messages.0.role"), "user");
-    cr_assert_str_eq (runs_at_str (last, "body.messages.0.content"),
-                      "ping one two");
+    cr_assert_str_eq (runs_at_str (last, "body.messages.0.content"), "ping one two");
     cJSON_Delete (last);
 }
 
@@ -151,14 +145,12 @@ Test (runs_openai, openai_streamed_with_usage)
     http_resp_t r;
     runs_post ("/v1/chat/completions", body, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
-    cr_assert (strstr (r.headers, "Content-Type: text/event-stream"), "%s",
-               r.headers);
+    cr_assert (strstr (r.headers, "Content-Type: text/event-stream"), "%s", r.headers);
     runs_oai_stream_t s;
     runs_parse_oai_stream (r.body, &s);
     s_assert_stream_shape (&s, "openai/gpt-4o-mini", "stop");
     cr_assert_str_eq (s.text, OPENAI_HELLO "stream me");
-    cr_assert (s.content_chunks > 1, "not streamed: %d content chunks",
-               s.content_chunks);
+    cr_assert (s.content_chunks > 1, "not streamed: %d content chunks", s.content_chunks);
     //  The usage chunk: choices [], usage, after the finish chunk.
     int n = cJSON_GetArraySize (s.chunks);
     const cJSON *u = cJSON_GetArrayItem (s.chunks, n - 1);
@@ -169,9 +161,9 @@ Test (runs_openai, openai_streamed_with_usage)
     double completion = runs_at_num (u, "usage.completion_tokens");
     cr_assert (prompt > 0 && completion > 0);
     cr_assert_eq (runs_at_num (u, "usage.total_tokens"), prompt + completion);
-    cr_assert_str_eq (runs_at_str (cJSON_GetArrayItem (s.chunks, n - 2),
-                                "choices.0.finish_reason"),
-                      "stop");
+    cr_assert_str_eq (
+        runs_at_str (cJSON_GetArrayItem (s.chunks, n - 2), "choices.0.finish_reason"),
+        "stop");
     cJSON_Delete (s.chunks);
     http_resp_free (&r);
 
@@ -206,14 +198,12 @@ Test (runs_openai, openai_streamed_without_usage_has_no_usage_chunk)
 
 Test (runs_openai, anthropic_non_streamed_moves_system_to_top_level)
 {
-    const char *body =
-        "{\"model\":\"anthropic/claude-3-5-haiku\",\"messages\":["
-        "{\"role\":\"system\",\"content\":\"Be brief.\"},"
-        "{\"role\":\"user\",\"content\":\"hi claude\"}]}";
+    const char *body = "{\"model\":\"anthropic/claude-3-5-haiku\",\"messages\":["
+                       "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                       "{\"role\":\"user\",\"content\":\"hi claude\"}]}";
     http_resp_t r;
     runs_post ("/v1/chat/completions", body, &r);
-    s_assert_completion (&r, "anthropic/claude-3-5-haiku",
-                         ANTHROPIC_HELLO "hi claude");
+    s_assert_completion (&r, "anthropic/claude-3-5-haiku", ANTHROPIC_HELLO "hi claude");
     http_resp_free (&r);
 
     cJSON *last = runs_last ();
@@ -236,11 +226,10 @@ Test (runs_openai, anthropic_non_streamed_moves_system_to_top_level)
 
 Test (runs_openai, anthropic_streamed)
 {
-    const char *body =
-        "{\"model\":\"anthropic/claude-3-5-haiku\",\"stream\":true,"
-        "\"stream_options\":{\"include_usage\":true},\"messages\":["
-        "{\"role\":\"system\",\"content\":\"Be brief.\"},"
-        "{\"role\":\"user\",\"content\":\"stream claude\"}]}";
+    const char *body = "{\"model\":\"anthropic/claude-3-5-haiku\",\"stream\":true,"
+                       "\"stream_options\":{\"include_usage\":true},\"messages\":["
+                       "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                       "{\"role\":\"user\",\"content\":\"stream claude\"}]}";
     http_resp_t r;
     runs_post ("/v1/chat/completions", body, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
@@ -294,8 +283,8 @@ s_tool_round (const char *model, const char *call_id)
     runs_post ("/v1/chat/completions", body, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
     cJSON *j = runs_json (&r);
-    cr_assert_str_eq (runs_at_str (j, "choices.0.finish_reason"), "tool_calls",
-                      "%s", r.body);
+    cr_assert_str_eq (runs_at_str (j, "choices.0.finish_reason"), "tool_calls", "%s",
+                      r.body);
     const cJSON *calls = runs_at (j, "choices.0.message.tool_calls");
     cr_assert_eq (cJSON_GetArraySize (calls), 1, "%s", r.body);
     s_assert_tool_call (cJSON_GetArrayItem (calls, 0), call_id);
@@ -369,16 +358,16 @@ Test (runs_openai, anthropic_tools_are_translated_both_ways)
 Test (runs_openai, tool_result_goes_back_to_the_model)
 {
     //  The second turn of a tool loop: the assistant's call and its result.
-    const char *body =
-        "{\"model\":\"anthropic/tool\",\"tools\":[{\"type\":\"function\","
-        "\"function\":{\"name\":\"browser_navigate\",\"parameters\":"
-        "{\"type\":\"object\"}}}],\"messages\":["
-        "{\"role\":\"user\",\"content\":\"open the page\"},"
-        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
-        "\"toolu_standin_1\",\"type\":\"function\",\"function\":{\"name\":"
-        "\"browser_navigate\",\"arguments\":\"{\\\"url\\\":\\\"http://127.0.0.1/\\\"}\"}}]},"
-        "{\"role\":\"tool\",\"tool_call_id\":\"toolu_standin_1\","
-        "\"content\":\"page loaded\"}]}";
+    const char *body = "{\"model\":\"anthropic/tool\",\"tools\":[{\"type\":\"function\","
+                       "\"function\":{\"name\":\"browser_navigate\",\"parameters\":"
+                       "{\"type\":\"object\"}}}],\"messages\":["
+                       "{\"role\":\"user\",\"content\":\"open the page\"},"
+                       "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
+                       "\"toolu_standin_1\",\"type\":\"function\",\"function\":{\"name\":"
+                       "\"browser_navigate\",\"arguments\":\"{\\\"url\\\":\\\"http://"
+                       "127.0.0.1/\\\"}\"}}]},"
+                       "{\"role\":\"tool\",\"tool_call_id\":\"toolu_standin_1\","
+                       "\"content\":\"page loaded\"}]}";
     http_resp_t r;
     runs_post ("/v1/chat/completions", body, &r);
     cr_assert_eq (r.status, 200, "%ld %s", r.status, r.body);
@@ -390,8 +379,7 @@ Test (runs_openai, tool_result_goes_back_to_the_model)
     http_resp_free (&r);
     cJSON *last = runs_last ();
     cr_assert_str_eq (runs_at_str (last, "body.messages.1.role"), "assistant");
-    cr_assert_str_eq (runs_at_str (last, "body.messages.1.content.0.type"),
-                      "tool_use");
+    cr_assert_str_eq (runs_at_str (last, "body.messages.1.content.0.type"), "tool_use");
     cr_assert_str_eq (runs_at_str (last, "body.messages.1.content.0.input.url"),
                       "http://127.0.0.1/");
     cr_assert_str_eq (runs_at_str (last, "body.messages.2.role"), "user");

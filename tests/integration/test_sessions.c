@@ -30,11 +30,12 @@ s_start_sessions (const char *sessions_json)
               "\"gpt\":{\"model\":\"openai/gpt-4o-mini\"},"
               "\"slow\":{\"model\":\"openai/slow\"}}}",
               sessions_json, runs_env.sbase);
-    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
-                         "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=", NULL};
+    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=", "ANTHROPIC_API_KEY=",
+                         "ANTHROPIC_BASE_URL=", NULL};
     cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", runs_env.srv.token);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s",
+              runs_env.srv.token);
 }
 
 static void
@@ -61,10 +62,8 @@ s_setup_queue (void)
 //  One timeout for all three suites: with differing ones, criterion 2.4's
 //  runner leaks 48 bytes (seen under LeakSanitizer), failing the ASan run.
 TestSuite (sessions, .init = s_setup, .fini = runs_stop_all, .timeout = 90);
-TestSuite (sessions_budget, .init = s_setup_budget, .fini = runs_stop_all,
-           .timeout = 90);
-TestSuite (sessions_queue, .init = s_setup_queue, .fini = runs_stop_all,
-           .timeout = 90);
+TestSuite (sessions_budget, .init = s_setup_budget, .fini = runs_stop_all, .timeout = 90);
+TestSuite (sessions_queue, .init = s_setup_queue, .fini = runs_stop_all, .timeout = 90);
 
 //  ---- Helpers ------------------------------------------------------------------------
 
@@ -74,8 +73,8 @@ s_run (const char *key, const char *agent, const char *message)
 {
     char body[1024];
     snprintf (body, sizeof (body),
-              "{\"message\":\"%s\",\"sessionKey\":\"%s\",\"agentId\":\"%s\"}",
-              message, key, agent);
+              "{\"message\":\"%s\",\"sessionKey\":\"%s\",\"agentId\":\"%s\"}", message,
+              key, agent);
     http_resp_t r;
     runs_post ("/v1/agent/run", body, &r);
     cr_assert_eq (r.status, 200, "run on %s: %ld %s", key, r.status, r.body);
@@ -146,8 +145,8 @@ Test (sessions, get_returns_the_transcript_with_run_ids)
         snprintf (path, sizeof (path), "messages.%d.createdAt", i);
         const char *t = runs_at_str (s, path);
         //  ISO-8601 UTC: 2026-11-24T03:07:55.123Z
-        cr_assert (t && strlen (t) == 24 && t[10] == 'T' && t[23] == 'Z',
-                   "createdAt %s", t ? t : "(none)");
+        cr_assert (t && strlen (t) == 24 && t[10] == 'T' && t[23] == 'Z', "createdAt %s",
+                   t ? t : "(none)");
     }
     cr_assert_str_eq (runs_at_str (s, "messages.1.finishReason"), "stop");
     cr_assert_str_eq (runs_at_str (s, "messages.1.model"), "local/echo");
@@ -250,7 +249,7 @@ Test (sessions, list_filters_by_channel_and_agent)
     const char *oai = "{\"model\":\"local/echo\",\"messages\":[{\"role\":"
                       "\"user\",\"content\":\"from openai\"}]}";
     runs_post_raw ("/v1/chat/completions", oai, strlen (oai),
-                "X-OpenClaw-Session-Key: f-oai", &r);
+                   "X-OpenClaw-Session-Key: f-oai", &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
     http_resp_free (&r);
     cJSON *j = s_get_json ("/v1/sessions?channel=openai", 200);
@@ -329,7 +328,7 @@ Test (sessions, bad_keys_limits_and_cursors_are_400)
     runs_post ("/v1/agent/run", body, &r);
     runs_assert_error (&r, 400, "invalid_request", "sessionKey");
     http_resp_free (&r);
-    key[128] = 0;   //  128 is the longest allowed
+    key[128] = 0;  //  128 is the longest allowed
     snprintf (body, sizeof (body), "{\"message\":\"x\",\"sessionKey\":\"%s\"}", key);
     runs_post ("/v1/agent/run", body, &r);
     cr_assert_eq (r.status, 200, "128-character key: %s", r.body);
@@ -337,7 +336,7 @@ Test (sessions, bad_keys_limits_and_cursors_are_400)
     const char *oai = "{\"model\":\"local/echo\",\"messages\":[{\"role\":"
                       "\"user\",\"content\":\"x\"}]}";
     runs_post_raw ("/v1/chat/completions", oai, strlen (oai),
-                "X-OpenClaw-Session-Key: no good", &r);
+                   "X-OpenClaw-Session-Key: no good", &r);
     runs_assert_error (&r, 400, "invalid_request", "sessionKey");
     http_resp_free (&r);
     s_get_error ("/v1/sessions/has%20space", 400, "invalid_request", "sessionKey");
@@ -361,14 +360,13 @@ Test (sessions, unknown_agent_or_model_records_nothing)
 {
     http_resp_t r;
     runs_post ("/v1/agent/run",
-            "{\"message\":\"x\",\"sessionKey\":\"u-1\",\"agentId\":\"nobody\"}",
-            &r);
+               "{\"message\":\"x\",\"sessionKey\":\"u-1\",\"agentId\":\"nobody\"}", &r);
     runs_assert_error (&r, 404, "not_found", "agentId");
     http_resp_free (&r);
     runs_post ("/v1/agent/run",
-            "{\"message\":\"x\",\"sessionKey\":\"u-1\",\"options\":"
-            "{\"model\":\"openai/nope\"}}",
-            &r);
+               "{\"message\":\"x\",\"sessionKey\":\"u-1\",\"options\":"
+               "{\"model\":\"openai/nope\"}}",
+               &r);
     runs_assert_error (&r, 404, "not_found", "model");
     http_resp_free (&r);
     s_get_error ("/v1/sessions/u-1", 404, "not_found", "sessionKey");
@@ -381,9 +379,8 @@ static cJSON *
 s_upstream_messages (void)
 {
     cJSON *last = runs_last ();
-    cJSON *m = cJSON_DetachItemFromObject (cJSON_GetObjectItemCaseSensitive (
-                                               last, "body"),
-                                           "messages");
+    cJSON *m = cJSON_DetachItemFromObject (
+        cJSON_GetObjectItemCaseSensitive (last, "body"), "messages");
     cJSON_Delete (last);
     cr_assert (cJSON_IsArray (m), "the stand-in saw no messages");
     return m;
@@ -424,9 +421,9 @@ Test (sessions, failed_runs_are_recorded_but_not_context)
     s_run_drop ("fail-1", "gpt", "good one");
     http_resp_t r;
     runs_post ("/v1/agent/run",
-            "{\"message\":\"the failing one\",\"sessionKey\":\"fail-1\","
-            "\"options\":{\"model\":\"openai/error-500\"}}",
-            &r);
+               "{\"message\":\"the failing one\",\"sessionKey\":\"fail-1\","
+               "\"options\":{\"model\":\"openai/error-500\"}}",
+               &r);
     runs_assert_error (&r, 503, "service_unavailable", NULL);
     http_resp_free (&r);
     cJSON *s = s_get_json ("/v1/sessions/fail-1", 200);
@@ -434,8 +431,7 @@ Test (sessions, failed_runs_are_recorded_but_not_context)
     cr_assert_str_eq (runs_at_str (s, "messages.2.content"), "the failing one");
     cr_assert_str_eq (runs_at_str (s, "messages.3.role"), "assistant");
     cr_assert_str_eq (runs_at_str (s, "messages.3.finishReason"), "error");
-    cr_assert_str_eq (runs_at_str (s, "messages.3.error.code"),
-                      "service_unavailable");
+    cr_assert_str_eq (runs_at_str (s, "messages.3.error.code"), "service_unavailable");
     cJSON_Delete (s);
     //  The next run's context skips the failed exchange.
     s_run_drop ("fail-1", "gpt", "after the failure");
@@ -601,8 +597,8 @@ Test (sessions_queue, a_full_session_queue_answers_429)
         s_wait_messages ("q-1", i + 1);
     }
     http_resp_t r;
-    runs_post ("/v1/agent/run",
-            "{\"message\":\"one too many\",\"sessionKey\":\"q-1\"}", &r);
+    runs_post ("/v1/agent/run", "{\"message\":\"one too many\",\"sessionKey\":\"q-1\"}",
+               &r);
     runs_assert_error (&r, 429, "rate_limited", NULL);
     http_resp_free (&r);
     for (int i = 0; i < 2; i++)
@@ -610,8 +606,8 @@ Test (sessions_queue, a_full_session_queue_answers_429)
     for (int i = 0; i < 2; i++)
         cr_assert_eq (jobs[i].status, 200);
     //  Once they are done the session takes runs again.
-    runs_post ("/v1/agent/run",
-            "{\"message\":\"room again\",\"sessionKey\":\"q-1\"}", &r);
+    runs_post ("/v1/agent/run", "{\"message\":\"room again\",\"sessionKey\":\"q-1\"}",
+               &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
     http_resp_free (&r);
 }
@@ -620,16 +616,15 @@ Test (sessions, openai_calls_with_the_header_record_the_last_exchange)
 {
     //  The client sends its own history; it goes upstream as given (no
     //  context added), and the session records the new user turn and reply.
-    const char *body =
-        "{\"model\":\"openai/gpt-4o-mini\",\"stream\":true,\"messages\":["
-        "{\"role\":\"system\",\"content\":\"Be brief.\"},"
-        "{\"role\":\"user\",\"content\":\"earlier question\"},"
-        "{\"role\":\"assistant\",\"content\":\"earlier answer\"},"
-        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
-        "\"the new \"},{\"type\":\"text\",\"text\":\"question\"}]}]}";
+    const char *body = "{\"model\":\"openai/gpt-4o-mini\",\"stream\":true,\"messages\":["
+                       "{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                       "{\"role\":\"user\",\"content\":\"earlier question\"},"
+                       "{\"role\":\"assistant\",\"content\":\"earlier answer\"},"
+                       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+                       "\"the new \"},{\"type\":\"text\",\"text\":\"question\"}]}]}";
     http_resp_t r;
     runs_post_raw ("/v1/chat/completions", body, strlen (body),
-                "X-OpenClaw-Session-Key: oai-1", &r);
+                   "X-OpenClaw-Session-Key: oai-1", &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
     runs_oai_stream_t st;
     runs_parse_oai_stream (r.body, &st);

@@ -32,17 +32,17 @@
 #include "harness.h"
 #include "runs.h"
 
-#define N_RUNS 40                   //  Streaming runs per round
-#define N_SESSIONS 12               //  Over this many sessions (3-4 each)
-#define N_WORDS 30                  //  Words after the run's own tag
-#define ECHO_DELAY_MS 15            //  Between words: a run lasts ~450 ms
-#define ROUND_DEADLINE_MS 20000     //  Streams must reach the kill point by then
+#define N_RUNS 40                //  Streaming runs per round
+#define N_SESSIONS 12            //  Over this many sessions (3-4 each)
+#define N_WORDS 30               //  Words after the run's own tag
+#define ECHO_DELAY_MS 15         //  Between words: a run lasts ~450 ms
+#define ROUND_DEADLINE_MS 20000  //  Streams must reach the kill point by then
 
-static served_t s_srv;              //  The gateway (first start, then restart)
-static char s_state[256];           //  Its state dir, kept across the restart
-static char s_auth[192];            //  "Authorization: Bearer <token>"
-static bool s_allow_aborted;        //  Accept runs stored "aborted" (see the
-                                    //  SIGTERM tests)
+static served_t s_srv;        //  The gateway (first start, then restart)
+static char s_state[256];     //  Its state dir, kept across the restart
+static char s_auth[192];      //  "Authorization: Bearer <token>"
+static bool s_allow_aborted;  //  Accept runs stored "aborted" (see the
+                              //  SIGTERM tests)
 
 //  ---- Fixture ------------------------------------------------------------------
 
@@ -100,12 +100,12 @@ s_restart (void)
 {
     char cfg[320], line[512];
     snprintf (cfg, sizeof (cfg), "%s/config.json", s_state);
-    const char *args[] = {"serve", "--port", "0", "--state-dir", s_state,
-                          "--config", cfg, NULL};
+    const char *args[] = {"serve", "--port",   "0", "--state-dir",
+                          s_state, "--config", cfg, NULL};
     cr_assert_eq (proc_start (&s_srv.proc, args, NULL), 0);
-    cr_assert_eq (proc_wait_line (&s_srv.proc, "listening on http://", 20000,
-                                  line, sizeof (line)),
-                  0, "the restarted serve did not say it was listening");
+    cr_assert_eq (
+        proc_wait_line (&s_srv.proc, "listening on http://", 20000, line, sizeof (line)),
+        0, "the restarted serve did not say it was listening");
     char *colon = strrchr (strstr (line, "http://") + 7, ':');
     s_srv.port = colon ? atoi (colon + 1) : 0;
     cr_assert (s_srv.port > 0, "bad line: %s", line);
@@ -132,26 +132,26 @@ s_stop_clean (const char *when)
 //  ---- Streams ------------------------------------------------------------------
 
 typedef struct {
-    int session;                     //  Index of its session
-    char key[64];                    //  Its sessionKey
-    char message[512];               //  Unique per run and round
-    char body[700];                  //  The request body
+    int session;        //  Index of its session
+    char key[64];       //  Its sessionKey
+    char message[512];  //  Unique per run and round
+    char body[700];     //  The request body
     CURL *easy;
     struct curl_slist *headers;
-    char *buf;                       //  Bytes received so far
+    char *buf;  //  Bytes received so far
     size_t len, cap;
-    size_t parsed;                   //  Of buf, whole lines parsed
-    char event[32];                  //  The current frame's event name
-    char run_id[80];                 //  From its first frame, if any
-    int deltas;                      //  delta frames seen
-    char *text;                      //  Their concatenated text
+    size_t parsed;    //  Of buf, whole lines parsed
+    char event[32];   //  The current frame's event name
+    char run_id[80];  //  From its first frame, if any
+    int deltas;       //  delta frames seen
+    char *text;       //  Their concatenated text
     size_t text_len;
-    bool done;                       //  done frame seen
-    char finish[32];                 //  Its finishReason
-    bool error_frame;                //  event: error seen
-    bool ended;                      //  Transfer over (curl said so)
-    long status;                     //  HTTP status once ended
-    char problem[256];               //  First protocol problem seen
+    bool done;          //  done frame seen
+    char finish[32];    //  Its finishReason
+    bool error_frame;   //  event: error seen
+    bool ended;         //  Transfer over (curl said so)
+    long status;        //  HTTP status once ended
+    char problem[256];  //  First protocol problem seen
 } crun_t;
 
 typedef enum { SEEN_NOTHING, SEEN_DELTA, SEEN_DONE } seen_t;
@@ -246,19 +246,18 @@ s_parse_new (crun_t *r)
         char *line = r->buf + r->parsed;
         char *nl = memchr (line, '\n', r->len - r->parsed);
         if (!nl)
-            return;   //  Rest of the line still to come
+            return;  //  Rest of the line still to come
         size_t n = (size_t) (nl - line);
         r->parsed += n + 1;
         if (n && line[n - 1] == '\r')
             n--;
         if (n == 0)
-            r->event[0] = 0;   //  End of a frame
+            r->event[0] = 0;  //  End of a frame
         else if (line[0] == ':') {
             //  A comment (keep-alive)
         }
         else if (n > 7 && !strncmp (line, "event: ", 7))
-            snprintf (r->event, sizeof (r->event), "%.*s", (int) (n - 7),
-                      line + 7);
+            snprintf (r->event, sizeof (r->event), "%.*s", (int) (n - 7), line + 7);
         else if (n > 6 && !strncmp (line, "data: ", 6))
             s_on_data (r, line + 6, n - 6);
         else
@@ -276,13 +275,13 @@ s_runs_make (crun_t *runs, int n, int round, const char *tag)
         crun_t *r = &runs[i];
         r->session = i % N_SESSIONS;
         snprintf (r->key, sizeof (r->key), "%s:r%d:s%02d", tag, round, r->session);
-        int len = snprintf (r->message, sizeof (r->message), "%s r%d n%02d",
-                            tag, round, i);
+        int len =
+            snprintf (r->message, sizeof (r->message), "%s r%d n%02d", tag, round, i);
         for (int w = 1; w <= N_WORDS; w++)
-            len += snprintf (r->message + len, sizeof (r->message) - (size_t) len,
-                             " w%d", w);
-        snprintf (r->body, sizeof (r->body),
-                  "{\"message\":\"%s\",\"sessionKey\":\"%s\"}", r->message, r->key);
+            len += snprintf (r->message + len, sizeof (r->message) - (size_t) len, " w%d",
+                             w);
+        snprintf (r->body, sizeof (r->body), "{\"message\":\"%s\",\"sessionKey\":\"%s\"}",
+                  r->message, r->key);
     }
 }
 
@@ -328,8 +327,8 @@ s_runs_free (CURLM *multi, crun_t *runs, int n)
 }
 
 typedef struct {
-    int done, delta, nothing;        //  By what the client has seen
-    int ended;                       //  Transfers over
+    int done, delta, nothing;  //  By what the client has seen
+    int ended;                 //  Transfers over
 } tally_t;
 
 static tally_t
@@ -390,8 +389,9 @@ s_pump_until (CURLM *multi, crun_t *runs, int n, int min_done, int min_delta)
         if (harness_now_ms () > until - ROUND_DEADLINE_MS / 2 && t.done >= 1
             && t.delta >= min_delta)
             return t;
-        cr_assert (t.ended < n, "every stream ended before the stop point "
-                                "(%d done, %d mid-stream)",
+        cr_assert (t.ended < n,
+                   "every stream ended before the stop point "
+                   "(%d done, %d mid-stream)",
                    t.done, t.delta);
         cr_assert (harness_now_ms () < until,
                    "no stop point within %d ms: %d done, %d mid-stream, "
@@ -411,8 +411,7 @@ s_transcript (const char *key)
     snprintf (url, sizeof (url), "%s/v1/sessions/%s?limit=1000", s_srv.base, key);
     const char *headers[] = {s_auth, NULL};
     http_resp_t resp;
-    cr_assert_eq (http_do ("GET", url, headers, NULL, 0, &resp), 0,
-                  "GET %s failed", url);
+    cr_assert_eq (http_do ("GET", url, headers, NULL, 0, &resp), 0, "GET %s failed", url);
     if (resp.status == 404) {
         http_resp_free (&resp);
         return NULL;
@@ -430,12 +429,12 @@ s_transcript (const char *key)
 
 //  What the transcripts say about one run.
 typedef struct {
-    bool present;                    //  Its user message is there
-    char run_id[80];                 //  From the user message
-    bool replied;                    //  Followed by an assistant reply
-    char finish[32];                 //  The reply's finishReason
-    bool content_ok;                 //  Reply text == the message (echo)
-    char content[64];                //  Its start, for messages
+    bool present;      //  Its user message is there
+    char run_id[80];   //  From the user message
+    bool replied;      //  Followed by an assistant reply
+    char finish[32];   //  The reply's finishReason
+    bool content_ok;   //  Reply text == the message (echo)
+    char content[64];  //  Its start, for messages
 } stored_t;
 
 //  Walks one session's transcript: every user message must be followed by
@@ -451,36 +450,35 @@ s_check_transcript (const char *key, const cJSON *j, crun_t *runs, int n,
     cr_assert (cJSON_IsNumber (mc) && (int) mc->valuedouble == count,
                "%s: messageCount %g but %d messages", key,
                cJSON_IsNumber (mc) ? mc->valuedouble : -1.0, count);
-    cr_assert (count % 2 == 0, "%s: odd number of messages (%d): a run without "
-                               "its reply",
+    cr_assert (count % 2 == 0,
+               "%s: odd number of messages (%d): a run without "
+               "its reply",
                key, count);
     for (int k = 0; k < count; k += 2) {
         const cJSON *u = cJSON_GetArrayItem (msgs, k);
         const cJSON *a = cJSON_GetArrayItem (msgs, k + 1);
         const char *urole = runs_str (u, "role"), *arole = runs_str (a, "role");
         const char *urun = runs_str (u, "runId"), *arun = runs_str (a, "runId");
-        cr_assert (urole && !strcmp (urole, "user"), "%s: message %d is %s, not "
-                                                     "user",
+        cr_assert (urole && !strcmp (urole, "user"),
+                   "%s: message %d is %s, not "
+                   "user",
                    key, k, urole ? urole : "(none)");
         cr_assert (arole && !strcmp (arole, "assistant"),
-                   "%s: message %d after a user message is %s, not the reply",
-                   key, k + 1, arole ? arole : "(none)");
+                   "%s: message %d after a user message is %s, not the reply", key, k + 1,
+                   arole ? arole : "(none)");
         cr_assert (urun && arun && !strcmp (urun, arun),
-                   "%s: user message %d (run %s) followed by a reply of run %s",
-                   key, k, urun ? urun : "(none)", arun ? arun : "(none)");
+                   "%s: user message %d (run %s) followed by a reply of run %s", key, k,
+                   urun ? urun : "(none)", arun ? arun : "(none)");
         const char *finish = runs_str (a, "finishReason");
         const char *content = runs_str (a, "content");
         const char *utext = runs_str (u, "content");
         cr_assert (finish && content && utext, "%s: message %d incomplete", key, k);
         bool aborted = s_allow_aborted && !strcmp (finish, "aborted");
-        cr_assert (!strcmp (finish, "stop") || !strcmp (finish, "interrupted")
-                       || aborted,
-                   "%s: run %s ended '%s' (want stop or interrupted)", key, urun,
-                   finish);
+        cr_assert (!strcmp (finish, "stop") || !strcmp (finish, "interrupted") || aborted,
+                   "%s: run %s ended '%s' (want stop or interrupted)", key, urun, finish);
         if (!strcmp (finish, "interrupted")) {
             (*n_interrupted)++;
-            cr_assert_str_eq (content, "", "%s: interrupted run %s has text", key,
-                              urun);
+            cr_assert_str_eq (content, "", "%s: interrupted run %s has text", key, urun);
         }
         else if (aborted)
             cr_assert (!strncmp (utext, content, strlen (content)),
@@ -488,8 +486,9 @@ s_check_transcript (const char *key, const cJSON *j, crun_t *runs, int n,
                        "message",
                        key, urun, content);
         else
-            cr_assert_str_eq (content, utext, "%s: run %s's reply is not the "
-                                              "echo of its message",
+            cr_assert_str_eq (content, utext,
+                              "%s: run %s's reply is not the "
+                              "echo of its message",
                               key, urun);
         //  Which run of ours is it?
         int found = -1;
@@ -498,10 +497,10 @@ s_check_transcript (const char *key, const cJSON *j, crun_t *runs, int n,
                 found = i;
                 break;
             }
-        cr_assert (found >= 0, "%s: a user message that no run sent: %.60s", key,
-                   utext);
-        cr_assert_str_eq (runs[found].key, key, "run %d stored in the wrong "
-                                                "session",
+        cr_assert (found >= 0, "%s: a user message that no run sent: %.60s", key, utext);
+        cr_assert_str_eq (runs[found].key, key,
+                          "run %d stored in the wrong "
+                          "session",
                           found);
         stored_t *s = &stored[found];
         cr_assert (!s->present, "%s: run %d's message stored twice", key, found);
@@ -540,21 +539,23 @@ s_check_http (crun_t *runs, int n)
             cr_assert (r->text && !strcmp (r->text, r->message),
                        "run %d streamed '%s', not its message", i,
                        r->text ? r->text : "");
-            cr_assert (s->present, "run %d (%s) completed before the stop but "
-                                   "is not stored",
+            cr_assert (s->present,
+                       "run %d (%s) completed before the stop but "
+                       "is not stored",
                        i, r->run_id);
-            cr_assert_str_eq (s->run_id, r->run_id, "run %d stored under "
-                                                    "another runId",
+            cr_assert_str_eq (s->run_id, r->run_id,
+                              "run %d stored under "
+                              "another runId",
                               i);
-            cr_assert_str_eq (s->finish, "stop", "run %d completed before the "
-                                                 "stop but is stored '%s'",
+            cr_assert_str_eq (s->finish, "stop",
+                              "run %d completed before the "
+                              "stop but is stored '%s'",
                               i, s->finish);
-            cr_assert (s->content_ok, "run %d stored reply '%s...'", i,
-                       s->content);
+            cr_assert (s->content_ok, "run %d stored reply '%s...'", i, s->content);
             break;
         case SEEN_DELTA:
-            cr_assert (s->present, "run %d (%s) was mid-stream but is not stored",
-                       i, r->run_id);
+            cr_assert (s->present, "run %d (%s) was mid-stream but is not stored", i,
+                       r->run_id);
             cr_assert_str_eq (s->run_id, r->run_id, "run %d", i);
             cr_assert (s->replied, "run %d left without a reply", i);
             //  What streamed is a prefix of the message.
@@ -578,12 +579,9 @@ s_db_open (bool readonly)
     char path[320];
     snprintf (path, sizeof (path), "%s/clawgate.db", s_state);
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2 (path, &db,
-                              readonly ? SQLITE_OPEN_READONLY
-                                       : SQLITE_OPEN_READWRITE,
-                              NULL);
-    cr_assert_eq (rc, SQLITE_OK, "open %s: %s", path,
-                  db ? sqlite3_errmsg (db) : "?");
+    int rc = sqlite3_open_v2 (
+        path, &db, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, NULL);
+    cr_assert_eq (rc, SQLITE_OK, "open %s: %s", path, db ? sqlite3_errmsg (db) : "?");
     sqlite3_busy_timeout (db, 5000);
     return db;
 }
@@ -593,8 +591,8 @@ static const char *
 s_db_text (sqlite3 *db, const char *sql, char *buf, size_t cap)
 {
     sqlite3_stmt *st = NULL;
-    cr_assert_eq (sqlite3_prepare_v2 (db, sql, -1, &st, NULL), SQLITE_OK,
-                  "%s: %s", sql, sqlite3_errmsg (db));
+    cr_assert_eq (sqlite3_prepare_v2 (db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg (db));
     int rc = sqlite3_step (st);
     cr_assert_eq (rc, SQLITE_ROW, "%s: %s", sql, sqlite3_errmsg (db));
     const unsigned char *t = sqlite3_column_text (st, 0);
@@ -614,8 +612,8 @@ static void
 s_check_integrity (sqlite3 *db, const char *when)
 {
     char buf[512];
-    cr_assert_str_eq (s_db_text (db, "PRAGMA integrity_check", buf, sizeof (buf)),
-                      "ok", "integrity_check %s: %s", when, buf);
+    cr_assert_str_eq (s_db_text (db, "PRAGMA integrity_check", buf, sizeof (buf)), "ok",
+                      "integrity_check %s: %s", when, buf);
 }
 
 //  Directly in SQLite (server stopped): no open run, every run has its user
@@ -626,8 +624,8 @@ s_check_db (const char *when)
 {
     sqlite3 *db = s_db_open (true);
     s_check_integrity (db, when);
-    cr_assert_eq (s_db_int (db, "SELECT count(*) FROM runs WHERE status = 'open'"),
-                  0, "%s: runs left open", when);
+    cr_assert_eq (s_db_int (db, "SELECT count(*) FROM runs WHERE status = 'open'"), 0,
+                  "%s: runs left open", when);
     char other[512];
     s_db_text (db,
                s_allow_aborted
@@ -638,8 +636,9 @@ s_check_db (const char *when)
                      " (SELECT status, count(*) AS n FROM runs WHERE status NOT IN"
                      "  ('stop', 'interrupted') GROUP BY status)",
                other, sizeof (other));
-    cr_assert_str_eq (other, "(null)", "%s: runs that ended otherwise than "
-                                       "stop/interrupted: %s",
+    cr_assert_str_eq (other, "(null)",
+                      "%s: runs that ended otherwise than "
+                      "stop/interrupted: %s",
                       when, other);
     //  Each run: its user message at run_seq*65536, its reply right after,
     //  nothing else.
@@ -703,12 +702,11 @@ s_crash_round (int round, int kill_done)
     s_pump (multi, runs, N_RUNS, 0);
     tally_t after = s_tally (runs, N_RUNS);
     cr_assert (t.done >= 1 && t.delta >= 1,
-               "the round did not exercise both cases: %d done, %d mid-stream",
-               t.done, t.delta);
+               "the round did not exercise both cases: %d done, %d mid-stream", t.done,
+               t.delta);
     for (int i = 0; i < N_RUNS; i++)
         if (s_seen (&runs[i]) == SEEN_DONE)
-            cr_assert_str_eq (runs[i].finish, "stop", "run %d: %s", i,
-                              runs[i].problem);
+            cr_assert_str_eq (runs[i].finish, "stop", "run %d: %s", i, runs[i].problem);
 
     //  The file as the kill left it (hot WAL): readable and sound.
     sqlite3 *db = s_db_open (true);
@@ -720,28 +718,28 @@ s_crash_round (int round, int kill_done)
     //  kill aside): with three of them, the recovery has work to do.  The
     //  stop point guarantees the three (s_pump_until); asserted, so that the
     //  check below can never be skipped.
-    cr_assert_geq (t.delta, 3, "only %d runs were mid-stream at the kill",
-                   t.delta);
-    cr_assert (open_runs >= 1, "no run was open at the kill (%d mid-stream)",
-               t.delta);
+    cr_assert_geq (t.delta, 3, "only %d runs were mid-stream at the kill", t.delta);
+    cr_assert (open_runs >= 1, "no run was open at the kill (%d mid-stream)", t.delta);
 
     s_restart ();
     long long t_up = harness_now_ms ();
     int interrupted = s_check_http (runs, N_RUNS);
-    cr_assert_eq (interrupted, open_runs, "%lld runs were open at the kill, "
-                                          "%d are stored interrupted",
+    cr_assert_eq (interrupted, open_runs,
+                  "%lld runs were open at the kill, "
+                  "%d are stored interrupted",
                   open_runs, interrupted);
     s_stop_clean ("after the restart");
     long long db_interrupted = s_check_db ("after the restart");
-    cr_assert_eq (db_interrupted, interrupted, "the db has %lld interrupted "
-                                               "runs, the API %d",
+    cr_assert_eq (db_interrupted, interrupted,
+                  "the db has %lld interrupted "
+                  "runs, the API %d",
                   db_interrupted, interrupted);
     s_runs_free (multi, runs, N_RUNS);
     cr_log_info ("crash round %d: kill at %lld ms (%d done, %d mid-stream, %d "
                  "nothing; %d done after), %lld open -> %d interrupted; "
                  "restart+checks %lld ms; round %lld ms",
-                 round, t_kill - t0, t.done, t.delta, t.nothing, after.done,
-                 open_runs, interrupted, harness_now_ms () - t_up, harness_now_ms () - t0);
+                 round, t_kill - t0, t.done, t.delta, t.nothing, after.done, open_runs,
+                 interrupted, harness_now_ms () - t_up, harness_now_ms () - t0);
 }
 
 Test (sessions_crash, kill9_round_1)
@@ -801,8 +799,8 @@ s_sigterm_round (bool strict)
     s_pump (multi, runs, N_RUNS, 0);
     tally_t after = s_tally (runs, N_RUNS);
     cr_assert (t.done >= 1 && t.delta >= 1,
-               "the round did not exercise both cases: %d done, %d mid-stream",
-               t.done, t.delta);
+               "the round did not exercise both cases: %d done, %d mid-stream", t.done,
+               t.delta);
 
     //  The file as the drain left it: no open run, sound.
     long long interrupted = s_check_db ("after SIGTERM");
@@ -822,17 +820,18 @@ s_sigterm_round (bool strict)
         //  frame or its run is stored interrupted.
         for (int i = 0; i < N_RUNS; i++)
             if (at_term[i] == SEEN_DELTA && !runs[i].done)
-                cr_assert (false, "run %d (%s) was cut off by SIGTERM without "
-                                  "a done frame",
+                cr_assert (false,
+                           "run %d (%s) was cut off by SIGTERM without "
+                           "a done frame",
                            i, runs[i].run_id);
     }
     s_runs_free (multi, runs, N_RUNS);
     cr_log_info ("sigterm%s: at %lld ms %d done, %d mid-stream, %d nothing; "
                  "exit %lld ms later; then %d done, %d mid-stream, %d nothing; "
                  "stored %lld interrupted, %lld aborted; round %lld ms",
-                 strict ? " (strict)" : "", t_term - t0, t.done, t.delta,
-                 t.nothing, t_exit - t_term, after.done, after.delta,
-                 after.nothing, interrupted, aborted, harness_now_ms () - t0);
+                 strict ? " (strict)" : "", t_term - t0, t.done, t.delta, t.nothing,
+                 t_exit - t_term, after.done, after.delta, after.nothing, interrupted,
+                 aborted, harness_now_ms () - t0);
 }
 
 //  docs/deployment.md#shutdown: "SIGTERM drains (stop accepting, finish or cleanly

@@ -37,8 +37,7 @@ static void
 s_setup (void)
 {
     curl_global_init (CURL_GLOBAL_ALL);
-    const char *options[] = {"listening_ports", "127.0.0.1:0", "num_threads",
-                             "4", NULL};
+    const char *options[] = {"listening_ports", "127.0.0.1:0", "num_threads", "4", NULL};
     struct mg_callbacks cb;
     memset (&cb, 0, sizeof (cb));
     s_pages = mg_start (&cb, NULL, options);
@@ -59,11 +58,12 @@ s_setup (void)
               "\"agents\":{\"web\":{\"model\":\"openai/tool\","
               "\"tools\":[\"browser\"],\"maxToolSteps\":3}}}",
               runs_env.sbase);
-    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
-                         "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=", NULL};
+    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=", "ANTHROPIC_API_KEY=",
+                         "ANTHROPIC_BASE_URL=", NULL};
     cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
-    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", runs_env.srv.token);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s",
+              runs_env.srv.token);
 }
 
 static void
@@ -81,8 +81,7 @@ TestSuite (tool_loop, .init = s_setup, .fini = s_teardown, .timeout = 120);
 static void
 s_message (char *buf, size_t cap)
 {
-    snprintf (buf, cap, "{\\\"url\\\":\\\"http://127.0.0.1:%d/page\\\"}",
-              s_page_port);
+    snprintf (buf, cap, "{\\\"url\\\":\\\"http://127.0.0.1:%d/page\\\"}", s_page_port);
 }
 
 //  The stored transcript: question, the tool-call turn, the tool result,
@@ -124,8 +123,7 @@ Test (tool_loop, sse_model_tool_browser_model_in_order_and_stored)
     char msg[256], body[512];
     s_message (msg, sizeof (msg));
     snprintf (body, sizeof (body),
-              "{\"message\":\"%s\",\"sessionKey\":\"tl-sse\",\"agentId\":\"web\"}",
-              msg);
+              "{\"message\":\"%s\",\"sessionKey\":\"tl-sse\",\"agentId\":\"web\"}", msg);
     http_resp_t r;
     runs_post ("/v1/agent/run/stream", body, &r);
     cr_assert_eq (r.status, 200, "%s", r.body);
@@ -150,8 +148,8 @@ Test (tool_loop, sse_model_tool_browser_model_in_order_and_stored)
         else if (!strcmp (ev, "tool.result")) {
             at_result = i;
             cr_assert_str_eq (runs_str (d, "tool"), "browser_navigate");
-            cr_assert_str_eq (runs_at_str (d, "result.title"), PAGE_TITLE,
-                              "result: %s", cJSON_PrintUnformatted (d));
+            cr_assert_str_eq (runs_at_str (d, "result.title"), PAGE_TITLE, "result: %s",
+                              cJSON_PrintUnformatted (d));
             cr_assert_eq ((int) runs_at_num (d, "result.status"), 200);
         }
         else if (!strcmp (ev, "delta")) {
@@ -166,20 +164,19 @@ Test (tool_loop, sse_model_tool_browser_model_in_order_and_stored)
     }
     cr_assert (at_call >= 0 && at_result > at_call && at_delta > at_result
                    && at_done > at_delta,
-               "order: call %d, result %d, first delta %d, done %d", at_call,
-               at_result, at_delta, at_done);
-    cr_assert (strstr (text, "Tool said:") && strstr (text, PAGE_TITLE),
-               "final text: %s", text);
+               "order: call %d, result %d, first delta %d, done %d", at_call, at_result,
+               at_delta, at_done);
+    cr_assert (strstr (text, "Tool said:") && strstr (text, PAGE_TITLE), "final text: %s",
+               text);
     //  The model's second request carried the call and its result.
     cJSON *last = runs_last ();
     const cJSON *msgs = runs_at (last, "body.messages");
     int n = cJSON_GetArraySize (msgs);
     cr_assert (n >= 3);
     cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, n - 1), "role"), "tool");
-    cr_assert (strstr (runs_str (cJSON_GetArrayItem (msgs, n - 1), "content"),
-                       PAGE_TITLE));
-    cr_assert (cJSON_IsArray (
-        runs_at (cJSON_GetArrayItem (msgs, n - 2), "tool_calls")));
+    cr_assert (
+        strstr (runs_str (cJSON_GetArrayItem (msgs, n - 1), "content"), PAGE_TITLE));
+    cr_assert (cJSON_IsArray (runs_at (cJSON_GetArrayItem (msgs, n - 2), "tool_calls")));
     cJSON_Delete (last);
     s_assert_stored ("tl-sse", run_id);
     cJSON_Delete (frames);
@@ -189,12 +186,11 @@ Test (tool_loop, sse_model_tool_browser_model_in_order_and_stored)
 
 typedef struct {
     pthread_mutex_t lock;
-    cJSON *frames;                   //  Every text frame, parsed
+    cJSON *frames;  //  Every text frame, parsed
 } ws_log_t;
 
 static int
-s_ws_data (struct mg_connection *conn, int bits, char *data, size_t len,
-           void *arg)
+s_ws_data (struct mg_connection *conn, int bits, char *data, size_t len, void *arg)
 {
     ws_log_t *log = (ws_log_t *) arg;
     if ((bits & 0x0f) != MG_WEBSOCKET_OPCODE_TEXT)
@@ -242,9 +238,9 @@ Test (tool_loop, websocket_sees_tool_events_in_order)
     log.frames = cJSON_CreateArray ();
     char path[256], err[256] = "";
     snprintf (path, sizeof (path), "/?token=%s", runs_env.srv.token);
-    struct mg_connection *ws = mg_connect_websocket_client (
-        "127.0.0.1", runs_env.srv.port, 0, err, sizeof (err), path, NULL, s_ws_data,
-        s_ws_close, &log);
+    struct mg_connection *ws =
+        mg_connect_websocket_client ("127.0.0.1", runs_env.srv.port, 0, err, sizeof (err),
+                                     path, NULL, s_ws_data, s_ws_close, &log);
     cr_assert_not_null (ws, "WebSocket connect: %s", err);
     cr_assert_geq (s_ws_wait (&log, "connected", 10000), 0);
     char msg[256], req[512];
@@ -267,8 +263,7 @@ Test (tool_loop, websocket_sees_tool_events_in_order)
             run_id = runs_at_str (f, "result.runId");
         if (!strncmp (t, "chat.", 5) || !strncmp (t, "tool.", 5)) {
             long long seq = (long long) runs_at_num (f, "data.seq");
-            cr_assert_gt (seq, last_seq, "%s seq %lld after %lld", t, seq,
-                          last_seq);
+            cr_assert_gt (seq, last_seq, "%s seq %lld after %lld", t, seq, last_seq);
             last_seq = seq;
             cr_assert_str_eq (runs_str (d, "runId"), run_id);
         }
@@ -283,10 +278,9 @@ Test (tool_loop, websocket_sees_tool_events_in_order)
             delta = i;
     }
     cr_assert (call >= 0 && result > call && delta > result && done > delta,
-               "order: call %d, result %d, delta %d, done %d", call, result,
-               delta, done);
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive (
-        cJSON_GetArrayItem (log.frames, done), "data");
+               "order: call %d, result %d, delta %d, done %d", call, result, delta, done);
+    const cJSON *d =
+        cJSON_GetObjectItemCaseSensitive (cJSON_GetArrayItem (log.frames, done), "data");
     cr_assert (strstr (runs_str (d, "response"), PAGE_TITLE));
     char rid[80];
     snprintf (rid, sizeof (rid), "%s", run_id);

@@ -32,18 +32,18 @@
 #define CHAT_TOKEN "ws-chat-only-token-0123456789"
 #define PASSWORD "correct horse battery staple"
 #define PASSWORD_Q "correct%20horse%20battery%20staple"
-#define WAIT_MS 30000               //  Generous deadline for one reply/event
+#define WAIT_MS 30000  //  Generous deadline for one reply/event
 
 //  ---- The gateway ------------------------------------------------------------------
 
 typedef struct {
-    const char *websocket;          //  Body of "websocket":{…} or NULL
-    const char *gateway;            //  More "gateway":{…} members, or NULL
-    const char *limits;             //  Body of "limits":{…}, or NULL
+    const char *websocket;  //  Body of "websocket":{…} or NULL
+    const char *gateway;    //  More "gateway":{…} members, or NULL
+    const char *limits;     //  Body of "limits":{…}, or NULL
     int echo_delay_ms;
-    bool standin;                   //  Also start the OpenAI stand-in
-    int events_port;                //  > 0: broker.events on that TCP port
-    int threads;                    //  gateway.threads (0: default)
+    bool standin;     //  Also start the OpenAI stand-in
+    int events_port;  //  > 0: broker.events on that TCP port
+    int threads;      //  gateway.threads (0: default)
 } opts_t;
 
 static void
@@ -66,19 +66,18 @@ s_start (const opts_t *o)
     char broker[128] = "";
     if (o->events_port > 0)
         snprintf (broker, sizeof (broker),
-                  "\"broker\":{\"events\":\"tcp://127.0.0.1:%d\"},",
-                  o->events_port);
+                  "\"broker\":{\"events\":\"tcp://127.0.0.1:%d\"},", o->events_port);
     char threads[256] = "";
     if (o->threads > 0)
         snprintf (threads, sizeof (threads), "\"threads\":%d,", o->threads);
     if (o->gateway)
-        snprintf (threads + strlen (threads), sizeof (threads) - strlen (threads),
-                  "%s,", o->gateway);
+        snprintf (threads + strlen (threads), sizeof (threads) - strlen (threads), "%s,",
+                  o->gateway);
     char config[4096];
     snprintf (config, sizeof (config),
               "{\"auth\":{\"mode\":\"token+password\",\"token\":\"" MAIN_TOKEN
-              "\",\"password\":\"" PASSWORD "\",\"tokens\":[{\"token\":\""
-              CHAT_TOKEN "\",\"name\":\"chatonly\",\"scopes\":[\"chat\"]}]},"
+              "\",\"password\":\"" PASSWORD "\",\"tokens\":[{\"token\":\"" CHAT_TOKEN
+              "\",\"name\":\"chatonly\",\"scopes\":[\"chat\"]}]},"
               "\"gateway\":{%s\"drainTimeoutMs\":3000},"
               "\"limits\":{%s},%s"
               "\"websocket\":{%s},"
@@ -88,14 +87,15 @@ s_start (const opts_t *o)
                         : "\"rateLimit\":0,\"maxConcurrent\":1000,"
                           "\"authFailures\":1000",
               broker, o->websocket ? o->websocket : "", providers);
-    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
+    const char *env[] = {"OPENAI_API_KEY=",    "OPENAI_BASE_URL=",
                          "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=",
-                         "CLAWGATE_TOKEN=", "CLAWGATE_PASSWORD=", "CLAWGATE_AUTH=",
-                         NULL};
+                         "CLAWGATE_TOKEN=",    "CLAWGATE_PASSWORD=",
+                         "CLAWGATE_AUTH=",     NULL};
     cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
     snprintf (runs_env.srv.token, sizeof (runs_env.srv.token), "%s", MAIN_TOKEN);
-    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", MAIN_TOKEN);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s",
+              MAIN_TOKEN);
 }
 
 //  The multi-process shape, for the tests that need two session workers.
@@ -178,8 +178,7 @@ s_words (const char *prefix, int n)
     size_t len = 0;
     s[0] = 0;
     for (int i = 0; i < n; i++)
-        len += (size_t) snprintf (s + len, cap - len, "%s%s%d", i ? " " : "",
-                                  prefix, i);
+        len += (size_t) snprintf (s + len, cap - len, "%s%s%d", i ? " " : "", prefix, i);
     return s;
 }
 
@@ -188,16 +187,16 @@ s_words (const char *prefix, int n)
 typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    cJSON **frames;                 //  Every text frame, parsed (NULL: not JSON)
+    cJSON **frames;  //  Every text frame, parsed (NULL: not JSON)
     int *opcodes;
     size_t n, cap;
-    bool closed;                    //  Close frame received or connection gone
+    bool closed;  //  Close frame received or connection gone
     int pongs;
     //  Summary mode: chat.delta frames are counted, not kept.
     bool summarize;
-    long deltas;                    //  chat.delta frames seen (summary mode)
-    long long last_seq;             //  Last seq of any event (summary mode)
-    long seq_gaps;                  //  Events whose seq != last + 1
+    long deltas;         //  chat.delta frames seen (summary mode)
+    long long last_seq;  //  Last seq of any event (summary mode)
+    long seq_gaps;       //  Events whose seq != last + 1
     struct mg_connection *conn;
 } wsc_t;
 
@@ -222,8 +221,7 @@ s_wsc_add (wsc_t *c, int opcode, cJSON *j)
 }
 
 static int
-s_wsc_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
-               void *arg)
+s_wsc_on_data (struct mg_connection *conn, int bits, char *data, size_t len, void *arg)
 {
     wsc_t *c = (wsc_t *) arg;
     int opcode = bits & 0x0f;
@@ -236,9 +234,8 @@ s_wsc_on_data (struct mg_connection *conn, int bits, char *data, size_t len,
         cJSON *j = cJSON_ParseWithLength (data, len);
         const char *type = s_type (j);
         if (c->summarize && j) {
-            const cJSON *seq
-                = cJSON_GetObjectItemCaseSensitive (cJSON_GetObjectItem (j, "data"),
-                                                    "seq");
+            const cJSON *seq =
+                cJSON_GetObjectItemCaseSensitive (cJSON_GetObjectItem (j, "data"), "seq");
             if (cJSON_IsNumber (seq)) {
                 long long s = (long long) seq->valuedouble;
                 if (c->last_seq && s != c->last_seq + 1)
@@ -278,8 +275,8 @@ wsc_open (const char *path, char *err, size_t errcap)
     pthread_cond_init (&c->cond, NULL);
     char ebuf[256] = "";
     c->conn = mg_connect_websocket_client ("127.0.0.1", runs_env.srv.port, 0, ebuf,
-                                           sizeof (ebuf), path, NULL,
-                                           s_wsc_on_data, s_wsc_on_close, c);
+                                           sizeof (ebuf), path, NULL, s_wsc_on_data,
+                                           s_wsc_on_close, c);
     if (err)
         snprintf (err, errcap, "%s", ebuf);
     if (!c->conn) {
@@ -319,8 +316,7 @@ typedef bool (match_fn) (const cJSON *frame, const void *arg);
 //  The first frame from index *from on that matches; waits up to
 //  timeout_ms.  Borrowed (the log owns it).  *from is set past it.
 static const cJSON *
-wsc_wait (wsc_t *c, size_t *from, match_fn *match, const void *arg,
-          int timeout_ms)
+wsc_wait (wsc_t *c, size_t *from, match_fn *match, const void *arg, int timeout_ms)
 {
     long long until = harness_now_ms () + timeout_ms;
     size_t i = from ? *from : 0;
@@ -361,8 +357,8 @@ s_match_id (const cJSON *f, const void *arg)
 {
     const char *t = s_type (f);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive (f, "id");
-    return t && (!strcmp (t, "response") || !strcmp (t, "error"))
-           && cJSON_IsNumber (id) && id->valueint == *(const int *) arg;
+    return t && (!strcmp (t, "response") || !strcmp (t, "error")) && cJSON_IsNumber (id)
+           && id->valueint == *(const int *) arg;
 }
 
 //  An error with id null.
@@ -375,7 +371,7 @@ s_match_null_error (const cJSON *f, const void *arg)
 }
 
 typedef struct {
-    const char *type;               //  NULL: chat.done or chat.error
+    const char *type;  //  NULL: chat.done or chat.error
     const char *run_id;
 } run_match_t;
 
@@ -424,18 +420,17 @@ wsc_result (wsc_t *c, int id, const char *method, const char *params)
 
 //  Checks an error reply has the shape of docs/errors.md#the-error-object.
 static void
-s_assert_ws_error (const cJSON *r, const char *code, const char *type,
-                   const char *param)
+s_assert_ws_error (const cJSON *r, const char *code, const char *type, const char *param)
 {
     char *text = cJSON_PrintUnformatted (r);
     cr_assert_str_eq (s_type (r), "error", "%s", text);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive (r, "error");
     cr_assert (cJSON_IsObject (e), "%s", text);
-    cr_assert_str_eq (runs_str (e, "code") ? runs_str (e, "code") : "(none)", code,
-                      "%s", text);
+    cr_assert_str_eq (runs_str (e, "code") ? runs_str (e, "code") : "(none)", code, "%s",
+                      text);
     cr_assert (runs_str (e, "message") && *runs_str (e, "message"), "%s", text);
-    cr_assert_str_eq (runs_str (e, "type") ? runs_str (e, "type") : "(none)", type,
-                      "%s", text);
+    cr_assert_str_eq (runs_str (e, "type") ? runs_str (e, "type") : "(none)", type, "%s",
+                      text);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive (e, "param");
     cr_assert_not_null (p, "no param: %s", text);
     if (param)
@@ -461,8 +456,7 @@ wsc_run (wsc_t *c, int id, const char *key, const char *message, const char *ext
         //  extra: more members, e.g. "\"idempotencyKey\":\"k\""
         size_t n = strlen (params);
         char *more = (char *) malloc (n + strlen (extra) + 4);
-        snprintf (more, n + strlen (extra) + 4, "%.*s,%s}", (int) (n - 1), params,
-                  extra);
+        snprintf (more, n + strlen (extra) + 4, "%.*s,%s}", (int) (n - 1), params, extra);
         free (params);
         params = more;
     }
@@ -542,7 +536,7 @@ wsc_close (wsc_t **cp)
 
 typedef struct {
     int fd;
-    char *buf;                      //  Bytes read, not yet consumed
+    char *buf;  //  Bytes read, not yet consumed
     size_t len, cap;
     bool eof;
 } raw_t;
@@ -590,8 +584,8 @@ s_raw_consume (raw_t *r, size_t n)
 //  status; the response head is copied into head, and for a non-101 the
 //  body (Content-Length) into body.
 static int
-raw_open (raw_t *r, const char *path, const char *headers, int rcvbuf,
-          char *head, size_t headcap, char *body, size_t bodycap)
+raw_open (raw_t *r, const char *path, const char *headers, int rcvbuf, char *head,
+          size_t headcap, char *body, size_t bodycap)
 {
     memset (r, 0, sizeof (*r));
     r->fd = socket (AF_INET, SOCK_STREAM, 0);
@@ -602,8 +596,8 @@ raw_open (raw_t *r, const char *path, const char *headers, int rcvbuf,
     a.sin_family = AF_INET;
     a.sin_port = htons ((uint16_t) runs_env.srv.port);
     a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    cr_assert_eq (connect (r->fd, (struct sockaddr *) &a, sizeof (a)), 0,
-                  "connect: %s", strerror (errno));
+    cr_assert_eq (connect (r->fd, (struct sockaddr *) &a, sizeof (a)), 0, "connect: %s",
+                  strerror (errno));
     char req[2048];
     int n = snprintf (req, sizeof (req),
                       "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
@@ -709,7 +703,7 @@ raw_recv (raw_t *r, int *opcode, char **payload, size_t *len, int timeout_ms)
                 hl = 10;
             }
             else if (pl >= 126)
-                hl = 0;   //  Need more header bytes
+                hl = 0;  //  Need more header bytes
             if (hl && r->len >= hl + pl) {
                 *opcode = b[0] & 0x0f;
                 *payload = (char *) malloc (pl + 1);
@@ -763,9 +757,9 @@ raw_close (raw_t *r)
 
 typedef struct {
     proc_t proc;
-    char *buf;                      //  stdout read so far, not yet split
+    char *buf;  //  stdout read so far, not yet split
     size_t len, cap;
-    cJSON *lines;                   //  Every line, parsed
+    cJSON *lines;  //  Every line, parsed
 } tap_t;
 
 //  Reads the tap's stdout for up to timeout_ms, appending parsed lines.
@@ -786,8 +780,8 @@ s_tap_pump (tap_t *t, int timeout_ms)
     char *start = t->buf, *nl;
     while ((nl = memchr (start, '\n', t->len - (size_t) (start - t->buf)))) {
         cJSON *j = cJSON_ParseWithLength (start, (size_t) (nl - start));
-        cr_assert (cJSON_IsObject (j), "tap line is not JSON: %.*s",
-                   (int) (nl - start), start);
+        cr_assert (cJSON_IsObject (j), "tap line is not JSON: %.*s", (int) (nl - start),
+                   start);
         cJSON_AddItemToArray (t->lines, j);
         start = nl + 1;
     }
@@ -977,8 +971,8 @@ Test (ws, bad_or_missing_credentials_get_401_and_no_upgrade)
         while (!r.eof && harness_now_ms () < until)
             s_raw_read (&r, 100);
         cr_assert (r.eof, "case %zu: connection left open after a 401", i);
-        cr_assert_eq (r.len, 0, "case %zu: bytes after the 401: %.*s", i,
-                      (int) r.len, r.buf);
+        cr_assert_eq (r.len, 0, "case %zu: bytes after the 401: %.*s", i, (int) r.len,
+                      r.buf);
         raw_close (&r);
     }
     //  civetweb's client is refused too.
@@ -1002,8 +996,8 @@ Test (ws, repeated_auth_failures_on_the_upgrade_get_429)
     for (int i = 1; i <= 4 && !first_429; i++) {
         raw_t r;
         char head[2048], body[2048] = "";
-        int status = raw_open (&r, "/?token=wrong-token-0123456789abcdef", "", 0,
-                               head, sizeof (head), body, sizeof (body));
+        int status = raw_open (&r, "/?token=wrong-token-0123456789abcdef", "", 0, head,
+                               sizeof (head), body, sizeof (body));
         raw_close (&r);
         if (status == 429)
             first_429 = i;
@@ -1014,8 +1008,8 @@ Test (ws, repeated_auth_failures_on_the_upgrade_get_429)
     //  Now even the right token is turned away, with Retry-After.
     raw_t r;
     char head[2048], body[2048] = "";
-    int status = raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head),
-                           body, sizeof (body));
+    int status = raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head), body,
+                           sizeof (body));
     cr_assert_eq (status, 429, "after %d failures: %s", first_429, head);
     cr_assert (strcasestr (head, "Retry-After: "), "%s", head);
     cJSON *j = cJSON_Parse (body);
@@ -1056,9 +1050,9 @@ Test (ws, every_method_replies_once)
                       "hello methods");
     cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, 1), "role"), "assistant");
     cr_assert_str_eq (runs_str (cJSON_GetArrayItem (msgs, 1), "runId"), run_id);
-    s_assert_ws_error (wsc_call (c, 4, "session.get",
-                                 "{\"sessionKey\":\"ws-no-such-session\"}"),
-                       "not_found", "client_error", "sessionKey");
+    s_assert_ws_error (
+        wsc_call (c, 4, "session.get", "{\"sessionKey\":\"ws-no-such-session\"}"),
+        "not_found", "client_error", "sessionKey");
     s_assert_ws_error (wsc_call (c, 5, "session.get", "{\"sessionKey\":\"bad key!\"}"),
                        "invalid_request", "client_error", "sessionKey");
     //  subscribe / unsubscribe
@@ -1074,8 +1068,7 @@ Test (ws, every_method_replies_once)
     //  No channel actors yet
     s_assert_ws_error (wsc_call (c, 9, "channel.list", NULL), "service_unavailable",
                        "server_error", NULL);
-    s_assert_ws_error (wsc_call (c, 10, "channel.status",
-                                 "{\"channelId\":\"telegram\"}"),
+    s_assert_ws_error (wsc_call (c, 10, "channel.status", "{\"channelId\":\"telegram\"}"),
                        "service_unavailable", "server_error", NULL);
     //  The browser actor answers (refused here, so no Chromium starts;
     //  tests/integration/test_browser.c drives the real one).
@@ -1087,9 +1080,9 @@ Test (ws, every_method_replies_once)
                        "client_error", "method");
     s_assert_ws_error (wsc_call (c, 13, "chat.run", "{\"sessionKey\":\"ws-x\"}"),
                        "invalid_request", "client_error", "message");
-    s_assert_ws_error (wsc_call (c, 14, "chat.run",
-                                 "{\"message\":\"hi\",\"sessionKey\":\"no spaces\"}"),
-                       "invalid_request", "client_error", "sessionKey");
+    s_assert_ws_error (
+        wsc_call (c, 14, "chat.run", "{\"message\":\"hi\",\"sessionKey\":\"no spaces\"}"),
+        "invalid_request", "client_error", "sessionKey");
     s_assert_ws_error (wsc_call (c, 15, "chat.abort", NULL), "invalid_request",
                        "client_error", "runId");
     res = wsc_result (c, 16, "chat.abort", "{\"runId\":\"run-unknown\"}");
@@ -1110,8 +1103,8 @@ Test (ws, every_method_replies_once)
     //  A request without a method keeps its id.
     wsc_send (c, "{\"params\":{},\"id\":17}");
     int id17 = 17;
-    s_assert_ws_error (wsc_wait (c, NULL, s_match_id, &id17, WAIT_MS),
-                       "invalid_request", "client_error", "method");
+    s_assert_ws_error (wsc_wait (c, NULL, s_match_id, &id17, WAIT_MS), "invalid_request",
+                       "client_error", "method");
     //  Exactly one reply per id, even after a last round trip.
     wsc_result (c, 18, "system.status", NULL);
     for (int id = 1; id <= 18; id++) {
@@ -1133,12 +1126,11 @@ Test (ws, scopes_are_enforced)
     wsc_t *c = wsc_open ("/?token=" CHAT_TOKEN, err, sizeof (err));
     cr_assert_not_null (c, "%s", err);
     s_assert_first_connected (c, NULL, 0);
-    s_assert_ws_error (wsc_call (c, 1, "session.list", NULL), "forbidden",
-                       "client_error", NULL);
+    s_assert_ws_error (wsc_call (c, 1, "session.list", NULL), "forbidden", "client_error",
+                       NULL);
     s_assert_ws_error (wsc_call (c, 2, "session.get", "{\"sessionKey\":\"ws-a\"}"),
                        "forbidden", "client_error", NULL);
-    s_assert_ws_error (wsc_call (c, 3, "session.subscribe",
-                                 "{\"sessionKey\":\"ws-a\"}"),
+    s_assert_ws_error (wsc_call (c, 3, "session.subscribe", "{\"sessionKey\":\"ws-a\"}"),
                        "forbidden", "client_error", NULL);
     //  chat is in scope
     char run_id[80];
@@ -1238,10 +1230,9 @@ Test (ws, streamed_run_deltas_in_order_then_done)
     char run2[80];
     wsc_run (c, 2, "ws-stream", "second run here", NULL, run2, sizeof (run2));
     events = s_check_run (c, "ws-stream", run2, "second run here", 3, "stop");
-    long long first2 = (long long) runs_at_num (cJSON_GetArrayItem (events, 0),
-                                             "data.seq");
-    cr_assert (first2 > done_seq, "seq went back: %lld after %lld", first2,
-               done_seq);
+    long long first2 =
+        (long long) runs_at_num (cJSON_GetArrayItem (events, 0), "data.seq");
+    cr_assert (first2 > done_seq, "seq went back: %lld after %lld", first2, done_seq);
     cJSON_Delete (events);
     free (message);
     wsc_close (&c);
@@ -1255,8 +1246,8 @@ Test (ws, abort_mid_stream_ends_aborted_and_closes_upstream)
     s_assert_first_connected (c, NULL, 0);
     runs_stats_t before = runs_stats ();
     char run_id[80];
-    wsc_run (c, 1, "ws-abort", "please stall",
-             "\"options\":{\"model\":\"openai/stall\"}", run_id, sizeof (run_id));
+    wsc_run (c, 1, "ws-abort", "please stall", "\"options\":{\"model\":\"openai/stall\"}",
+             run_id, sizeof (run_id));
     //  "stall" sends its first delta, then holds the transfer open.
     run_match_t delta = {"chat.delta", run_id};
     const cJSON *d = wsc_wait (c, NULL, s_match_run, &delta, WAIT_MS);
@@ -1326,8 +1317,8 @@ Test (ws, subscriber_gets_the_same_events_as_the_starter)
     s_assert_first_connected (a, NULL, 0);
     s_assert_first_connected (b, NULL, 0);
     s_assert_first_connected (other, NULL, 0);
-    const cJSON *res = wsc_result (b, 1, "session.subscribe",
-                                   "{\"sessionKey\":\"ws-shared\"}");
+    const cJSON *res =
+        wsc_result (b, 1, "session.subscribe", "{\"sessionKey\":\"ws-shared\"}");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (res, "subscribed")));
     //  Another session's watcher must see none of it.
     wsc_result (other, 1, "session.subscribe", "{\"sessionKey\":\"ws-elsewhere\"}");
@@ -1346,7 +1337,8 @@ Test (ws, subscriber_gets_the_same_events_as_the_starter)
         cr_assert_eq ((long long) runs_at_num (x, "data.seq"),
                       (long long) runs_at_num (y, "data.seq"));
         if (!strcmp (s_type (x), "chat.delta"))
-            cr_assert_str_eq (runs_at_str (x, "data.delta"), runs_at_str (y, "data.delta"));
+            cr_assert_str_eq (runs_at_str (x, "data.delta"),
+                              runs_at_str (y, "data.delta"));
     }
     cJSON_Delete (ea);
     cJSON_Delete (eb);
@@ -1354,8 +1346,8 @@ Test (ws, subscriber_gets_the_same_events_as_the_starter)
     wsc_result (other, 2, "system.status", NULL);
     pthread_mutex_lock (&other->lock);
     for (size_t i = 0; i < other->n; i++) {
-        const char *k = other->frames[i] ? runs_at_str (other->frames[i], "data.sessionKey")
-                                         : NULL;
+        const char *k =
+            other->frames[i] ? runs_at_str (other->frames[i], "data.sessionKey") : NULL;
         cr_assert (!k || strcmp (k, "ws-shared"), "leaked an event of ws-shared");
     }
     pthread_mutex_unlock (&other->lock);
@@ -1388,9 +1380,9 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
     //  The slow one: a tiny receive buffer, subscribed to the session.
     raw_t slow;
     char head[2048];
-    cr_assert_eq (raw_open (&slow, "/?token=" MAIN_TOKEN, "", 2048, head,
-                            sizeof (head), NULL, 0),
-                  101, "%s", head);
+    cr_assert_eq (
+        raw_open (&slow, "/?token=" MAIN_TOKEN, "", 2048, head, sizeof (head), NULL, 0),
+        101, "%s", head);
     cJSON *f = raw_wait_type (&slow, "connected", WAIT_MS);
     cr_assert_not_null (f);
     cJSON_Delete (f);
@@ -1449,8 +1441,8 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
         proc_stderr (&runs_env.srv.proc, err, sizeof (err));
         lagged = strstr (err, "lagged") != NULL;
     }
-    cr_assert (lagged, "the stalled client was never dropped (%d runs, %ld deltas)",
-               runs, expected);
+    cr_assert (lagged, "the stalled client was never dropped (%d runs, %ld deltas)", runs,
+               expected);
     cr_log_info ("slow client dropped after %d runs (%ld deltas)", runs, expected);
     //  One more run after the drop: the fast client still streams it all.
     char run_id[80];
@@ -1476,7 +1468,7 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
         size_t n;
         int rc = raw_recv (&slow, &op, &p, &n, 10000);
         if (rc)
-            break;   //  Timeout or EOF
+            break;  //  Timeout or EOF
         if (saw_close)
             after_close = true;
         if (op == 0x8)
@@ -1508,12 +1500,10 @@ Test (ws, stalled_client_is_dropped_while_a_fast_one_streams_on)
     cr_assert (slow_deltas < expected, "the slow client got everything (%ld)",
                slow_deltas);
     cr_assert (seq_at_lag > 0 || slow_deltas == 0);
-    cr_log_info ("slow client read %ld deltas before the lagged notice",
-                 slow_deltas);
+    cr_log_info ("slow client read %ld deltas before the lagged notice", slow_deltas);
     raw_close (&slow);
     //  The fast client is unharmed and still answers.
-    cr_assert_str_eq (runs_str (wsc_result (fast, id++, "system.status", NULL),
-                             "status"),
+    cr_assert_str_eq (runs_str (wsc_result (fast, id++, "system.status", NULL), "status"),
                       "ok");
     free (message);
     wsc_close (&fast);
@@ -1577,8 +1567,7 @@ Test (ws, bad_frames_get_an_error_with_null_id_and_the_connection_stays)
     //  A frame just under the limit is served.
     c = wsc_open_main ();
     s_assert_first_connected (c, NULL, 0);
-    n = snprintf (big, sizeof (big),
-                  "{\"method\":\"system.status\",\"id\":7,\"pad\":\"");
+    n = snprintf (big, sizeof (big), "{\"method\":\"system.status\",\"id\":7,\"pad\":\"");
     memset (big + n, 'p', 900);
     snprintf (big + n + 900, sizeof (big) - (size_t) n - 900, "\"}");
     cr_assert (strlen (big) <= 1024);
@@ -1596,9 +1585,8 @@ Test (ws, ping_gets_pong_and_close_is_echoed)
     s_start (&o);
     raw_t r;
     char head[2048];
-    cr_assert_eq (raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head),
-                            NULL, 0),
-                  101);
+    cr_assert_eq (
+        raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head), NULL, 0), 101);
     cJSON *f = raw_wait_type (&r, "connected", WAIT_MS);
     cr_assert_not_null (f);
     cJSON_Delete (f);
@@ -1631,7 +1619,10 @@ Test (ws, ping_gets_pong_and_close_is_echoed)
     cr_assert_not_null (f);
     cJSON_Delete (f);
     //  Close with 1001 "bye": the server echoes the status and hangs up.
-    raw_send (&r, 0x8, "\x03\xe9" "bye", 5);
+    raw_send (&r, 0x8,
+              "\x03\xe9"
+              "bye",
+              5);
     int op = 0;
     char *p = NULL;
     size_t n = 0;
@@ -1726,8 +1717,8 @@ Test (ws, idempotency_key_returns_the_first_run)
     wsc_t *d = wsc_open ("/?token=" CHAT_TOKEN, err, sizeof (err));
     cr_assert_not_null (d, "%s", err);
     s_assert_first_connected (d, NULL, 0);
-    wsc_run (d, 1, "ws-idem", "other credential", "\"idempotencyKey\":\"key-1\"",
-             r3, sizeof (r3));
+    wsc_run (d, 1, "ws-idem", "other credential", "\"idempotencyKey\":\"key-1\"", r3,
+             sizeof (r3));
     cr_assert_str_neq (r3, r1);
     cr_assert_not_null (wsc_wait_end (d, r3, WAIT_MS));
     //  Exactly one stored run per runId: 3 runs, 6 messages.
@@ -1794,8 +1785,7 @@ Test (ws, tap_sees_the_same_events_as_the_client)
     snprintf (ep, sizeof (ep), "tcp://127.0.0.1:%d", events_port);
     tap_t tap = {0};
     tap.lines = cJSON_CreateArray ();
-    const char *args[] = {"tap", "--events", ep, "--session", "ws-tap", "--json",
-                          NULL};
+    const char *args[] = {"tap", "--events", ep, "--session", "ws-tap", "--json", NULL};
     cr_assert_eq (proc_start (&tap.proc, args, NULL), 0);
     wsc_t *c = wsc_open_main ();
     s_assert_first_connected (c, NULL, 0);
@@ -1837,7 +1827,8 @@ Test (ws, tap_sees_the_same_events_as_the_client)
         cr_assert_eq ((long long) runs_at_num (tl, "data.seq"),
                       (long long) runs_at_num (ev, "data.seq"));
         if (!strcmp (s_type (ev), "chat.delta"))
-            cr_assert_str_eq (runs_at_str (tl, "data.delta"), runs_at_str (ev, "data.delta"));
+            cr_assert_str_eq (runs_at_str (tl, "data.delta"),
+                              runs_at_str (ev, "data.delta"));
         else {
             cr_assert_str_eq (runs_at_str (tl, "data.response"), message);
             cr_assert_str_eq (runs_at_str (tl, "data.finishReason"), "stop");
@@ -1914,11 +1905,11 @@ Test (ws, concurrent_runs_under_default_limits_get_every_event)
         const cJSON *end = wsc_wait_end (c[i], run_id[i], WAIT_MS * 2);
         if (!end) {
             cJSON *events = wsc_run_events (c[i], run_id[i]);
-            cr_assert_fail ("client %d (%s): no chat.done after %d events",
-                            i, run_id[i], cJSON_GetArraySize (events));
+            cr_assert_fail ("client %d (%s): no chat.done after %d events", i, run_id[i],
+                            cJSON_GetArraySize (events));
         }
-        cJSON *events = s_check_run (c[i], key[i], run_id[i], message[i],
-                                     CONCURRENT_WORDS, "stop");
+        cJSON *events =
+            s_check_run (c[i], key[i], run_id[i], message[i], CONCURRENT_WORDS, "stop");
         cJSON_Delete (events);
     }
     //  Exactly one chat.done each, even after a last round trip on every
@@ -1985,8 +1976,7 @@ Test (ws, system_status_has_the_body_of_get_status)
     cr_assert_eq ((int) runs_at_num (http, "limits.maxConcurrent"), 7, "%s", r.body);
     //  The client count in both: this client is connected.
     cr_assert_eq ((int) runs_at_num (ws, "gateway.websocketClients"), 1, "%s", dump);
-    cr_assert_eq ((int) runs_at_num (http, "gateway.websocketClients"), 1, "%s",
-                  r.body);
+    cr_assert_eq ((int) runs_at_num (http, "gateway.websocketClients"), 1, "%s", r.body);
     s_assert_same_keys (http, ws, "status");
     //  Values that do not move are equal, not just present.
     const char *same[] = {"status", "version", "gateway.bind", "gateway.auth", NULL};
@@ -1995,8 +1985,8 @@ Test (ws, system_status_has_the_body_of_get_status)
                           "%s differs", same[i]);
     cr_assert_eq ((int) runs_at_num (ws, "gateway.port"),
                   (int) runs_at_num (http, "gateway.port"));
-    cJSON *wl = cJSON_Duplicate (lim, 1), *hl = cJSON_Duplicate (
-        cJSON_GetObjectItemCaseSensitive (http, "limits"), 1);
+    cJSON *wl = cJSON_Duplicate (lim, 1),
+          *hl = cJSON_Duplicate (cJSON_GetObjectItemCaseSensitive (http, "limits"), 1);
     cr_assert (cJSON_Compare (wl, hl, true), "limits differ");
     cJSON_Delete (wl);
     cJSON_Delete (hl);
@@ -2022,20 +2012,19 @@ s_cluster_start (void)
                          "\"limits\":{\"rateLimit\":0,\"maxConcurrent\":100},"
                          "\"providers\":{\"local\":{\"echoDelayMs\":50}}}");
     static const char *const env[] = {"CLAWGATE_TOKEN=", "CLAWGATE_PASSWORD=",
-                                      "CLAWGATE_AUTH=", "CLAWGATE_LOG_LEVEL=warn",
-                                      NULL};
+                                      "CLAWGATE_AUTH=", "CLAWGATE_LOG_LEVEL=warn", NULL};
     cr_assert_eq (broker_start (&s_cluster.broker, path, env, requests, events), 0,
                   "broker did not start");
     char state[192];
     snprintf (state, sizeof (state), "%s/others", s_cluster.dir);
-    cr_assert_eq (worker_start (&s_cluster.others, requests, "system,ratelimit,run",
-                                path, state, env),
+    cr_assert_eq (worker_start (&s_cluster.others, requests, "system,ratelimit,run", path,
+                                state, env),
                   0, "the system/ratelimit/run worker did not start");
     for (int i = 0; i < 2; i++) {
         snprintf (state, sizeof (state), "%s/session%d", s_cluster.dir, i);
-        cr_assert_eq (worker_start (&s_cluster.session[i], requests, "session",
-                                    path, state, env),
-                      0, "session worker %d did not start", i);
+        cr_assert_eq (
+            worker_start (&s_cluster.session[i], requests, "session", path, state, env),
+            0, "session worker %d did not start", i);
     }
     char base[64], err[4096];
     snprintf (state, sizeof (state), "%s/gw", s_cluster.dir);
@@ -2120,8 +2109,8 @@ Test (ws, websocket_clients_leave_the_reserved_workers_to_http)
     //  The sixth is refused before the handshake, with a readable 503.
     raw_t r;
     char head[2048], body[2048] = "";
-    int status = raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head),
-                           body, sizeof (body));
+    int status = raw_open (&r, "/?token=" MAIN_TOKEN, "", 0, head, sizeof (head), body,
+                           sizeof (body));
     cr_assert_eq (status, 503, "%s", head);
     cr_assert (!strcasestr (head, "Sec-WebSocket-Accept"), "%s", head);
     cr_assert (strstr (body, "service_unavailable"), "%s", body);

@@ -10,8 +10,8 @@ static const char *s_thinking_pieces[] = {"Thinking", " about", " it.", NULL};
 
 //  Sends {"type":"error","error":{"type","message"}} as Anthropic does.
 int
-anthropic_error (req_t *req, int status, const char *type,
-                   const char *message, const char *extra)
+anthropic_error (req_t *req, int status, const char *type, const char *message,
+                 const char *extra)
 {
     buf_t *out = &req->out;
     buf_reset (out, HEAD_ROOM);
@@ -40,14 +40,14 @@ s_event_end (req_t *req)
 }
 
 static int
-s_delta (req_t *req, int index, const char *type,
-                   const char *field, const char *text, size_t len)
+s_delta (req_t *req, int index, const char *type, const char *field, const char *text,
+         size_t len)
 {
     s_event_begin (req, "content_block_delta");
     buf_printf (&req->out,
-                  "{\"type\":\"content_block_delta\",\"index\":%d,"
-                  "\"delta\":{\"type\":\"%s\",\"%s\":",
-                  index, type, field);
+                "{\"type\":\"content_block_delta\",\"index\":%d,"
+                "\"delta\":{\"type\":\"%s\",\"%s\":",
+                index, type, field);
     buf_json (&req->out, text, len);
     buf_puts (&req->out, "}}");
     return s_event_end (req);
@@ -57,8 +57,7 @@ static int
 s_block_stop (req_t *req, int index)
 {
     s_event_begin (req, "content_block_stop");
-    buf_printf (&req->out, "{\"type\":\"content_block_stop\",\"index\":%d}",
-                  index);
+    buf_printf (&req->out, "{\"type\":\"content_block_stop\",\"index\":%d}", index);
     return s_event_end (req);
 }
 
@@ -68,9 +67,9 @@ s_block_start (req_t *req, int index, const char *block)
 {
     s_event_begin (req, "content_block_start");
     buf_printf (&req->out,
-                  "{\"type\":\"content_block_start\",\"index\":%d,"
-                  "\"content_block\":",
-                  index);
+                "{\"type\":\"content_block_start\",\"index\":%d,"
+                "\"content_block\":",
+                index);
     buf_puts (&req->out, block);
     buf_puts (&req->out, "}");
     if (s_event_end (req) != 0)
@@ -89,36 +88,35 @@ s_stream (req_t *req)
     wire_stream_start (req);
     s_event_begin (req, "message_start");
     buf_printf (out,
-                  "{\"type\":\"message_start\",\"message\":"
-                  "{\"id\":\"msg_standin_%ld\",\"type\":\"message\","
-                  "\"role\":\"assistant\",\"model\":",
-                  req->id);
+                "{\"type\":\"message_start\",\"message\":"
+                "{\"id\":\"msg_standin_%ld\",\"type\":\"message\","
+                "\"role\":\"assistant\",\"model\":",
+                req->id);
     buf_json_str (out, req->model);
     buf_printf (out,
-                  ",\"content\":[],\"stop_reason\":null,"
-                  "\"stop_sequence\":null,\"usage\":{\"input_tokens\":%ld,"
-                  "\"output_tokens\":1}}}",
-                  req->prompt_tokens);
+                ",\"content\":[],\"stop_reason\":null,"
+                "\"stop_sequence\":null,\"usage\":{\"input_tokens\":%ld,"
+                "\"output_tokens\":1}}}",
+                req->prompt_tokens);
     if (s_event_end (req) != 0)
         return 200;
 
     int index = 0;
     if (req->thinking) {
         if (s_block_start (req, index,
-                                     "{\"type\":\"thinking\","
-                                     "\"thinking\":\"\"}")
+                           "{\"type\":\"thinking\","
+                           "\"thinking\":\"\"}")
             != 0)
             return 200;
         for (int i = 0; s_thinking_pieces[i]; i++) {
             const char *piece = s_thinking_pieces[i];
-            if (s_delta (req, index, "thinking_delta", "thinking",
-                                   piece, strlen (piece))
+            if (s_delta (req, index, "thinking_delta", "thinking", piece, strlen (piece))
                     != 0
                 || wire_delta_done (req) != 0)
                 return 200;
         }
-        if (s_delta (req, index, "signature_delta", "signature",
-                               SIGNATURE, strlen (SIGNATURE))
+        if (s_delta (req, index, "signature_delta", "signature", SIGNATURE,
+                     strlen (SIGNATURE))
                 != 0
             || s_block_stop (req, index) != 0)
             return 200;
@@ -127,10 +125,10 @@ s_stream (req_t *req)
     if (req->tool_call) {
         s_event_begin (req, "content_block_start");
         buf_printf (out,
-                      "{\"type\":\"content_block_start\",\"index\":%d,"
-                      "\"content_block\":{\"type\":\"tool_use\","
-                      "\"id\":\"" TOOL_USE_ID "\",\"name\":",
-                      index);
+                    "{\"type\":\"content_block_start\",\"index\":%d,"
+                    "\"content_block\":{\"type\":\"tool_use\","
+                    "\"id\":\"" TOOL_USE_ID "\",\"name\":",
+                    index);
         buf_json_str (out, req->tool_name);
         buf_puts (out, ",\"input\":{}}}");
         if (s_event_end (req) != 0)
@@ -141,33 +139,27 @@ s_stream (req_t *req)
             if (s_event_end (req) != 0)
                 return 200;
         }
-        if (s_delta (req, index, "input_json_delta", "partial_json",
-                               "", 0)
-            != 0)
+        if (s_delta (req, index, "input_json_delta", "partial_json", "", 0) != 0)
             return 200;
         const char *mine[] = {req->tool_args, NULL};
         const char **pieces = req->custom_args ? mine : req_tool_pieces;
         for (int i = 0; pieces[i]; i++) {
             const char *piece = pieces[i];
-            if (s_delta (req, index, "input_json_delta",
-                                   "partial_json", piece, strlen (piece))
+            if (s_delta (req, index, "input_json_delta", "partial_json", piece,
+                         strlen (piece))
                     != 0
                 || wire_delta_done (req) != 0)
                 return 200;
         }
     }
     else {
-        if (s_block_start (req, index,
-                                     "{\"type\":\"text\",\"text\":\"\"}")
-            != 0)
+        if (s_block_start (req, index, "{\"type\":\"text\",\"text\":\"\"}") != 0)
             return 200;
         const char *text = req->reply.data + req->reply.start;
         size_t len = req->reply.end - req->reply.start;
         while (len) {
             size_t token = words_token_len (text, len);
-            if (s_delta (req, index, "text_delta", "text", text,
-                                   token)
-                    != 0
+            if (s_delta (req, index, "text_delta", "text", text, token) != 0
                 || wire_delta_done (req) != 0)
                 return 200;
             text += token;
@@ -178,11 +170,10 @@ s_stream (req_t *req)
         return 200;
     s_event_begin (req, "message_delta");
     buf_printf (out,
-                  "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
-                  "\"%s\",\"stop_sequence\":null},\"usage\":"
-                  "{\"output_tokens\":%ld}}",
-                  req->tool_call ? "tool_use" : "end_turn",
-                  req->completion_tokens);
+                "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                "\"%s\",\"stop_sequence\":null},\"usage\":"
+                "{\"output_tokens\":%ld}}",
+                req->tool_call ? "tool_use" : "end_turn", req->completion_tokens);
     if (s_event_end (req) != 0)
         return 200;
     s_event_begin (req, "message_stop");
@@ -198,17 +189,16 @@ s_reply (req_t *req)
     buf_t *out = &req->out;
     buf_reset (out, HEAD_ROOM);
     buf_printf (out,
-                  "{\"id\":\"msg_standin_%ld\",\"type\":\"message\","
-                  "\"role\":\"assistant\",\"model\":",
-                  req->id);
+                "{\"id\":\"msg_standin_%ld\",\"type\":\"message\","
+                "\"role\":\"assistant\",\"model\":",
+                req->id);
     buf_json_str (out, req->model);
     buf_puts (out, ",\"content\":[");
     if (req->thinking)
         buf_puts (out, "{\"type\":\"thinking\",\"thinking\":\"" THINKING_TEXT
-                         "\",\"signature\":\"" SIGNATURE "\"},");
+                       "\",\"signature\":\"" SIGNATURE "\"},");
     if (req->tool_call) {
-        buf_puts (out, "{\"type\":\"tool_use\",\"id\":\"" TOOL_USE_ID
-                         "\",\"name\":");
+        buf_puts (out, "{\"type\":\"tool_use\",\"id\":\"" TOOL_USE_ID "\",\"name\":");
         buf_json_str (out, req->tool_name);
         buf_puts (out, ",\"input\":");
         buf_puts (out, req->tool_args);
@@ -217,20 +207,19 @@ s_reply (req_t *req)
     else {
         buf_puts (out, "{\"type\":\"text\",\"text\":");
         buf_json (out, req->reply.data + req->reply.start,
-                    req->reply.end - req->reply.start);
+                  req->reply.end - req->reply.start);
         buf_puts (out, "}");
     }
     buf_printf (out,
-                  "],\"stop_reason\":\"%s\",\"stop_sequence\":null,"
-                  "\"usage\":{\"input_tokens\":%ld,\"output_tokens\":%ld}}",
-                  req->tool_call ? "tool_use" : "end_turn",
-                  req->prompt_tokens, req->completion_tokens);
+                "],\"stop_reason\":\"%s\",\"stop_sequence\":null,"
+                "\"usage\":{\"input_tokens\":%ld,\"output_tokens\":%ld}}",
+                req->tool_call ? "tool_use" : "end_turn", req->prompt_tokens,
+                req->completion_tokens);
     if (req->knob == KNOB_STALL) {
         char head[HEAD_ROOM];
-        size_t head_len = wire_format_head (req, head, sizeof (head), 200,
-                                         "application/json",
-                                         (long long) (out->end - out->start),
-                                         NULL);
+        size_t head_len =
+            wire_format_head (req, head, sizeof (head), 200, "application/json",
+                              (long long) (out->end - out->start), NULL);
         if (wire_write (req, head, head_len) == 0)
             wire_stall (req);
         return 200;
@@ -247,65 +236,57 @@ anthropic_serve (req_t *req)
     if (key) {
         const char *given = mg_get_header (req->conn, "x-api-key");
         if (!(given && strcmp (given, key) == 0) && !req_bearer_ok (req, key)) {
-            req->keep_alive = false; //  civetweb closes after any 401
-            return anthropic_error (req, 401, "authentication_error",
-                                      "invalid x-api-key", NULL);
+            req->keep_alive = false;  //  civetweb closes after any 401
+            return anthropic_error (req, 401, "authentication_error", "invalid x-api-key",
+                                    NULL);
         }
     }
     if (!mg_get_header (req->conn, "anthropic-version"))
         return anthropic_error (req, 400, "invalid_request_error",
-                                  "anthropic-version: header is required",
-                                  NULL);
+                                "anthropic-version: header is required", NULL);
     cJSON *root = req->root;
     if (!cJSON_IsObject (root))
         return anthropic_error (req, 400, "invalid_request_error",
-                                  "There was an issue with your request body: "
-                                  "it is not valid JSON",
-                                  NULL);
+                                "There was an issue with your request body: "
+                                "it is not valid JSON",
+                                NULL);
     const cJSON *model = cJSON_GetObjectItemCaseSensitive (root, "model");
     if (!cJSON_IsString (model))
         return anthropic_error (req, 400, "invalid_request_error",
-                                  "model: Field required", NULL);
+                                "model: Field required", NULL);
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive (root, "messages");
     if (!cJSON_IsArray (messages))
         return anthropic_error (req, 400, "invalid_request_error",
-                                  "messages: Field required", NULL);
-    if (!cJSON_IsNumber (cJSON_GetObjectItemCaseSensitive (root,
-                                                           "max_tokens")))
+                                "messages: Field required", NULL);
+    if (!cJSON_IsNumber (cJSON_GetObjectItemCaseSensitive (root, "max_tokens")))
         return anthropic_error (req, 400, "invalid_request_error",
-                                  "max_tokens: Field required", NULL);
+                                "max_tokens: Field required", NULL);
     req->model = model->valuestring;
     req->knob = req_knob (req->model, &req->error_status);
-    req->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (root,
-                                                                  "stream"));
+    req->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (root, "stream"));
     const cJSON *thinking = cJSON_GetObjectItemCaseSensitive (root, "thinking");
-    const cJSON *thinking_type
-        = cJSON_GetObjectItemCaseSensitive (thinking, "type");
+    const cJSON *thinking_type = cJSON_GetObjectItemCaseSensitive (thinking, "type");
     req->thinking = cJSON_IsString (thinking_type)
                     && strcmp (thinking_type->valuestring, "disabled") != 0;
 
-    req->prompt_tokens
-        = words_count_content (cJSON_GetObjectItemCaseSensitive (root, "system"));
+    req->prompt_tokens =
+        words_count_content (cJSON_GetObjectItemCaseSensitive (root, "system"));
     const cJSON *message, *user_content = NULL;
-    cJSON_ArrayForEach (message, messages) {
-        const cJSON *content
-            = cJSON_GetObjectItemCaseSensitive (message, "content");
+    cJSON_ArrayForEach (message, messages)
+    {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive (message, "content");
         const cJSON *role = cJSON_GetObjectItemCaseSensitive (message, "role");
         req->prompt_tokens += words_count_content (content);
-        bool user = cJSON_IsString (role)
-                    && strcmp (role->valuestring, "user") == 0;
+        bool user = cJSON_IsString (role) && strcmp (role->valuestring, "user") == 0;
         req->tool_result = user && words_has_tool_result (content);
         if (user)
             user_content = content;
     }
     const cJSON *name = cJSON_GetObjectItemCaseSensitive (
-        cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (root, "tools"),
-                            0),
-        "name");
+        cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (root, "tools"), 0), "name");
     if (cJSON_IsString (name))
         req->tool_name = name->valuestring;
-    req->tool_call = req->knob == KNOB_TOOL && req->tool_name
-                     && !req->tool_result;
+    req->tool_call = req->knob == KNOB_TOOL && req->tool_name && !req->tool_result;
     req_pick_tool_args (req, user_content);
 
     if (req->knob == KNOB_ERROR)
@@ -314,8 +295,7 @@ anthropic_serve (req_t *req)
         return wire_garbage (req);
     req_build_reply (req, user_content);
     if (req->reply.failed)
-        return anthropic_error (req, 500, "api_error", "Out of memory",
-                                  NULL);
+        return anthropic_error (req, 500, "api_error", "Out of memory", NULL);
     if (req->stream)
         return s_stream (req);
     if (req->knob == KNOB_SLOW && wire_pause (req, SLOW_REPLY_MS) != 0) {

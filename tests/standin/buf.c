@@ -40,8 +40,7 @@ s_reserve (buf_t *self, size_t more)
     size_t cap = self->cap * 2;
     if (cap < self->end + more)
         cap = self->end + more + 4096;
-    char *data = self->data == self->fixed ? malloc (cap)
-                                           : realloc (self->data, cap);
+    char *data = self->data == self->fixed ? malloc (cap) : realloc (self->data, cap);
     if (!data) {
         self->failed = true;
         return false;
@@ -93,12 +92,12 @@ buf_json (buf_t *self, const char *text, size_t len)
         buf_append (self, text + run, i - run);
         run = i + 1;
         switch (c) {
-            case '"':  buf_append (self, "\\\"", 2); break;
-            case '\\': buf_append (self, "\\\\", 2); break;
-            case '\n': buf_append (self, "\\n", 2); break;
-            case '\r': buf_append (self, "\\r", 2); break;
-            case '\t': buf_append (self, "\\t", 2); break;
-            default:   buf_printf (self, "\\u%04x", c); break;
+        case '"': buf_append (self, "\\\"", 2); break;
+        case '\\': buf_append (self, "\\\\", 2); break;
+        case '\n': buf_append (self, "\\n", 2); break;
+        case '\r': buf_append (self, "\\r", 2); break;
+        case '\t': buf_append (self, "\\t", 2); break;
+        default: buf_printf (self, "\\u%04x", c); break;
         }
     }
     buf_append (self, text + run, len - run);

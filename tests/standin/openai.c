@@ -9,7 +9,7 @@
 //  Sends {"error":{"message","type","param","code"}} as OpenAI does.
 int
 openai_error (req_t *req, int status, const char *message, const char *type,
-                const char *code, const char *extra)
+              const char *code, const char *extra)
 {
     buf_t *out = &req->out;
     buf_reset (out, HEAD_ROOM);
@@ -32,17 +32,17 @@ s_chunk_head (req_t *req)
 {
     buf_t *out = &req->out;
     buf_printf (out,
-                  "data: {\"id\":\"chatcmpl-standin-%ld\","
-                  "\"object\":\"chat.completion.chunk\",\"created\":%ld,"
-                  "\"model\":",
-                  req->id, req->created);
+                "data: {\"id\":\"chatcmpl-standin-%ld\","
+                "\"object\":\"chat.completion.chunk\",\"created\":%ld,"
+                "\"model\":",
+                req->id, req->created);
     buf_json_str (out, req->model);
 }
 
 //  Sends one chunk whose delta is the JSON given (ending with a brace).
 static int
-s_delta (req_t *req, const char *delta_open, const char *text,
-                size_t len, const char *delta_close, const char *finish)
+s_delta (req_t *req, const char *delta_open, const char *text, size_t len,
+         const char *delta_close, const char *finish)
 {
     buf_t *out = &req->out;
     wire_event_begin (req);
@@ -62,10 +62,10 @@ static void
 s_usage (req_t *req)
 {
     buf_printf (&req->out,
-                  "\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,"
-                  "\"total_tokens\":%ld}",
-                  req->prompt_tokens, req->completion_tokens,
-                  req->prompt_tokens + req->completion_tokens);
+                "\"usage\":{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,"
+                "\"total_tokens\":%ld}",
+                req->prompt_tokens, req->completion_tokens,
+                req->prompt_tokens + req->completion_tokens);
 }
 
 static void
@@ -76,7 +76,7 @@ s_tool_call (req_t *req, bool with_arguments)
     if (!with_arguments)
         buf_puts (out, "\"index\":0,");
     buf_puts (out, "\"id\":\"" TOOL_CALL_ID "\",\"type\":\"function\","
-                     "\"function\":{\"name\":");
+                   "\"function\":{\"name\":");
     buf_json_str (out, req->tool_name);
     buf_puts (out, ",\"arguments\":");
     if (with_arguments)
@@ -92,30 +92,29 @@ s_reply (req_t *req)
     buf_t *out = &req->out;
     buf_reset (out, HEAD_ROOM);
     buf_printf (out,
-                  "{\"id\":\"chatcmpl-standin-%ld\","
-                  "\"object\":\"chat.completion\",\"created\":%ld,"
-                  "\"model\":",
-                  req->id, req->created);
+                "{\"id\":\"chatcmpl-standin-%ld\","
+                "\"object\":\"chat.completion\",\"created\":%ld,"
+                "\"model\":",
+                req->id, req->created);
     buf_json_str (out, req->model);
     buf_puts (out, ",\"choices\":[{\"index\":0,\"message\":"
-                     "{\"role\":\"assistant\",\"content\":");
+                   "{\"role\":\"assistant\",\"content\":");
     if (req->tool_call) {
         buf_puts (out, "null,");
         s_tool_call (req, true);
     }
     else
         buf_json (out, req->reply.data + req->reply.start,
-                    req->reply.end - req->reply.start);
+                  req->reply.end - req->reply.start);
     buf_puts (out, "},\"logprobs\":null,\"finish_reason\":");
     buf_puts (out, req->tool_call ? "\"tool_calls\"}]," : "\"stop\"}],");
     s_usage (req);
     buf_puts (out, "}");
     if (req->knob == KNOB_STALL) {
         char head[HEAD_ROOM];
-        size_t head_len = wire_format_head (req, head, sizeof (head), 200,
-                                         "application/json",
-                                         (long long) (out->end - out->start),
-                                         NULL);
+        size_t head_len =
+            wire_format_head (req, head, sizeof (head), 200, "application/json",
+                              (long long) (out->end - out->start), NULL);
         if (wire_write (req, head, head_len) == 0)
             wire_stall (req);
         return 200;
@@ -131,10 +130,10 @@ s_stream (req_t *req)
         wire_event_begin (req);
         s_chunk_head (req);
         buf_puts (&req->out, ",\"choices\":[{\"index\":0,\"delta\":"
-                               "{\"role\":\"assistant\",\"content\":null,");
+                             "{\"role\":\"assistant\",\"content\":null,");
         s_tool_call (req, false);
         buf_puts (&req->out, "},\"logprobs\":null,\"finish_reason\":null}]}"
-                               "\n\n");
+                             "\n\n");
         if (wire_event_end (req) != 0 || wire_delta_done (req) != 0)
             return 200;
         const char *mine[] = {req->tool_args, NULL};
@@ -142,34 +141,31 @@ s_stream (req_t *req)
         for (int i = 0; pieces[i]; i++) {
             const char *piece = pieces[i];
             if (s_delta (req,
-                                "{\"tool_calls\":[{\"index\":0,\"function\":"
-                                "{\"arguments\":",
-                                piece, strlen (piece), "}}]}", "null")
+                         "{\"tool_calls\":[{\"index\":0,\"function\":"
+                         "{\"arguments\":",
+                         piece, strlen (piece), "}}]}", "null")
                     != 0
                 || wire_delta_done (req) != 0)
                 return 200;
         }
     }
     else {
-        if (s_delta (req, "{\"role\":\"assistant\",\"content\":\"\"}",
-                            NULL, 0, "", "null")
+        if (s_delta (req, "{\"role\":\"assistant\",\"content\":\"\"}", NULL, 0, "",
+                     "null")
             != 0)
             return 200;
         const char *text = req->reply.data + req->reply.start;
         size_t len = req->reply.end - req->reply.start;
         while (len) {
             size_t token = words_token_len (text, len);
-            if (s_delta (req, "{\"content\":", text, token, "}",
-                                "null")
-                    != 0
+            if (s_delta (req, "{\"content\":", text, token, "}", "null") != 0
                 || wire_delta_done (req) != 0)
                 return 200;
             text += token;
             len -= token;
         }
     }
-    if (s_delta (req, "{}", NULL, 0, "",
-                        req->tool_call ? "\"tool_calls\"" : "\"stop\"")
+    if (s_delta (req, "{}", NULL, 0, "", req->tool_call ? "\"tool_calls\"" : "\"stop\"")
         != 0)
         return 200;
     if (req->include_usage) {
@@ -193,10 +189,9 @@ openai_serve (req_t *req)
 {
     const char *key = req->self->openai_key;
     if (key && !req_bearer_ok (req, key)) {
-        req->keep_alive = false;     //  civetweb closes after any 401
+        req->keep_alive = false;  //  civetweb closes after any 401
         return openai_error (req, 401, "Incorrect API key provided",
-                               "invalid_request_error", "invalid_api_key",
-                               NULL);
+                             "invalid_request_error", "invalid_api_key", NULL);
     }
     cJSON *root = req->root;
     if (!cJSON_IsObject (root))
@@ -210,48 +205,44 @@ openai_serve (req_t *req)
     const cJSON *model = cJSON_GetObjectItemCaseSensitive (root, "model");
     if (!cJSON_IsString (model))
         return openai_error (req, 400, "you must provide a model parameter",
-                               "invalid_request_error", NULL, NULL);
+                             "invalid_request_error", NULL, NULL);
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive (root, "messages");
     if (!cJSON_IsArray (messages))
-        return openai_error (req, 400,
-                               "Missing required parameter: 'messages'.",
-                               "invalid_request_error", NULL, NULL);
+        return openai_error (req, 400, "Missing required parameter: 'messages'.",
+                             "invalid_request_error", NULL, NULL);
     if (cJSON_GetArraySize (messages) == 0)
         return openai_error (req, 400,
-                               "Invalid 'messages': empty array. Expected an "
-                               "array with minimum length 1, but got an "
-                               "empty array instead.",
-                               "invalid_request_error", NULL, NULL);
+                             "Invalid 'messages': empty array. Expected an "
+                             "array with minimum length 1, but got an "
+                             "empty array instead.",
+                             "invalid_request_error", NULL, NULL);
     req->model = model->valuestring;
     req->knob = req_knob (req->model, &req->error_status);
-    req->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (root,
-                                                                  "stream"));
-    const cJSON *options
-        = cJSON_GetObjectItemCaseSensitive (root, "stream_options");
-    req->include_usage = cJSON_IsTrue (
-        cJSON_GetObjectItemCaseSensitive (options, "include_usage"));
+    req->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (root, "stream"));
+    const cJSON *options = cJSON_GetObjectItemCaseSensitive (root, "stream_options");
+    req->include_usage =
+        cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (options, "include_usage"));
 
     //  Tokens, the last user message, and whether a tool result ends it.
     const cJSON *message, *user_content = NULL;
-    cJSON_ArrayForEach (message, messages) {
-        const cJSON *content
-            = cJSON_GetObjectItemCaseSensitive (message, "content");
+    cJSON_ArrayForEach (message, messages)
+    {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive (message, "content");
         const cJSON *role = cJSON_GetObjectItemCaseSensitive (message, "role");
         req->prompt_tokens += words_count_content (content);
-        req->tool_result = cJSON_IsString (role)
-                           && strcmp (role->valuestring, "tool") == 0;
+        req->tool_result =
+            cJSON_IsString (role) && strcmp (role->valuestring, "tool") == 0;
         if (cJSON_IsString (role)
             && (strcmp (role->valuestring, "user") == 0 || req->tool_result))
             user_content = content;
     }
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive (root, "tools");
-    const cJSON *function = cJSON_GetObjectItemCaseSensitive (
-        cJSON_GetArrayItem (tools, 0), "function");
+    const cJSON *function =
+        cJSON_GetObjectItemCaseSensitive (cJSON_GetArrayItem (tools, 0), "function");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive (function, "name");
     if (cJSON_IsString (name))
         req->tool_name = name->valuestring;
-    req->tool_call = req->knob == KNOB_TOOL && req->tool_name
-                     && !req->tool_result;
+    req->tool_call = req->knob == KNOB_TOOL && req->tool_name && !req->tool_result;
     req_pick_tool_args (req, user_content);
 
     if (req->knob == KNOB_ERROR)
@@ -260,8 +251,7 @@ openai_serve (req_t *req)
         return wire_garbage (req);
     req_build_reply (req, user_content);
     if (req->reply.failed)
-        return openai_error (req, 500, "Out of memory", "server_error",
-                               NULL, NULL);
+        return openai_error (req, 500, "Out of memory", "server_error", NULL, NULL);
     if (req->stream)
         return s_stream (req);
     if (req->knob == KNOB_SLOW && wire_pause (req, SLOW_REPLY_MS) != 0) {

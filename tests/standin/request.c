@@ -9,12 +9,11 @@
 
 //  Arguments of every tool call, and the pieces they are streamed in.
 static const char *s_tool_args = "{\"url\":\"http://127.0.0.1/\"}";
-const char *req_tool_pieces[] = {"{\"url\":", "\"http://127.0.0.1/", "\"}",
-                                 NULL};
+const char *req_tool_pieces[] = {"{\"url\":", "\"http://127.0.0.1/", "\"}", NULL};
 
 //  Request headers /_last reports, in lower case as they appear there.
-const char *req_kept_headers[] = {"authorization", "x-api-key",
-                                  "anthropic-version", "anthropic-beta", NULL};
+const char *req_kept_headers[] = {"authorization", "x-api-key", "anthropic-version",
+                                  "anthropic-beta", NULL};
 
 //  Scripted tool calls: when the last user message is itself a JSON object,
 //  the "tool" model calls its tool with that object as the arguments (so a
@@ -43,72 +42,59 @@ req_knob_error (req_t *req)
     int status = req->error_status;
     const char *extra = status == 429 ? "Retry-After: 7\r\n" : NULL;
     if (status == 401)
-        req->keep_alive = false;     //  civetweb closes after any 401
+        req->keep_alive = false;  //  civetweb closes after any 401
     if (req->provider == OPENAI) {
         switch (status) {
-            case 400:
-                return openai_error (req, status,
-                                       "Invalid request (stand-in error-400)",
-                                       "invalid_request_error", NULL, extra);
-            case 401:
-                return openai_error (req, status,
-                                       "Incorrect API key provided",
-                                       "invalid_request_error",
-                                       "invalid_api_key", extra);
-            case 429:
-                return openai_error (
-                    req, status,
-                    "Rate limit reached for requests (stand-in error-429)",
-                    "requests", "rate_limit_exceeded", extra);
-            case 500:
-                return openai_error (req, status,
-                                       "The server had an error while "
-                                       "processing your request. Sorry "
-                                       "about that!",
-                                       "server_error", NULL, extra);
-            case 503:
-                return openai_error (req, status,
-                                       "The server is overloaded or not "
-                                       "ready yet.",
-                                       "server_error", NULL, extra);
-            default:
-                return openai_error (req, status,
-                                       "Stand-in error", status >= 500
-                                           ? "server_error"
-                                           : "invalid_request_error",
-                                       NULL, extra);
+        case 400:
+            return openai_error (req, status, "Invalid request (stand-in error-400)",
+                                 "invalid_request_error", NULL, extra);
+        case 401:
+            return openai_error (req, status, "Incorrect API key provided",
+                                 "invalid_request_error", "invalid_api_key", extra);
+        case 429:
+            return openai_error (req, status,
+                                 "Rate limit reached for requests (stand-in error-429)",
+                                 "requests", "rate_limit_exceeded", extra);
+        case 500:
+            return openai_error (req, status,
+                                 "The server had an error while "
+                                 "processing your request. Sorry "
+                                 "about that!",
+                                 "server_error", NULL, extra);
+        case 503:
+            return openai_error (req, status,
+                                 "The server is overloaded or not "
+                                 "ready yet.",
+                                 "server_error", NULL, extra);
+        default:
+            return openai_error (req, status, "Stand-in error",
+                                 status >= 500 ? "server_error" : "invalid_request_error",
+                                 NULL, extra);
         }
     }
     switch (status) {
-        case 400:
-            return anthropic_error (req, status, "invalid_request_error",
-                                      "Invalid request (stand-in error-400)",
-                                      extra);
-        case 401:
-            return anthropic_error (req, status, "authentication_error",
-                                      "invalid x-api-key", extra);
-        case 403:
-            return anthropic_error (req, status, "permission_error",
-                                      "Permission denied", extra);
-        case 404:
-            return anthropic_error (req, status, "not_found_error",
-                                      "Not found", extra);
-        case 429:
-            return anthropic_error (
-                req, status, "rate_limit_error",
-                "Number of requests has exceeded your rate limit "
-                "(stand-in error-429)",
-                extra);
-        case 503:
-        case 529:
-            return anthropic_error (req, status, "overloaded_error",
-                                      "Overloaded", extra);
-        default:
-            return anthropic_error (
-                req, status,
-                status >= 500 ? "api_error" : "invalid_request_error",
-                status >= 500 ? "Internal server error" : "Stand-in error",
-                extra);
+    case 400:
+        return anthropic_error (req, status, "invalid_request_error",
+                                "Invalid request (stand-in error-400)", extra);
+    case 401:
+        return anthropic_error (req, status, "authentication_error", "invalid x-api-key",
+                                extra);
+    case 403:
+        return anthropic_error (req, status, "permission_error", "Permission denied",
+                                extra);
+    case 404: return anthropic_error (req, status, "not_found_error", "Not found", extra);
+    case 429:
+        return anthropic_error (req, status, "rate_limit_error",
+                                "Number of requests has exceeded your rate limit "
+                                "(stand-in error-429)",
+                                extra);
+    case 503:
+    case 529:
+        return anthropic_error (req, status, "overloaded_error", "Overloaded", extra);
+    default:
+        return anthropic_error (
+            req, status, status >= 500 ? "api_error" : "invalid_request_error",
+            status >= 500 ? "Internal server error" : "Stand-in error", extra);
     }
 }
 
@@ -152,8 +138,7 @@ s_keep_alive (struct mg_connection *conn)
 }
 
 void
-req_init (req_t *req, self_t *self, struct mg_connection *conn,
-            int provider)
+req_init (req_t *req, self_t *self, struct mg_connection *conn, int provider)
 {
     req->self = self;
     req->conn = conn;
@@ -234,16 +219,15 @@ req_read_body (struct mg_connection *conn, char **body_p, size_t *len_p)
 
 //  Keeps the POST for /_last, taking the body (*body_p becomes NULL).
 void
-req_record (self_t *self, struct mg_connection *conn, const char *path,
-          char **body_p, size_t len)
+req_record (self_t *self, struct mg_connection *conn, const char *path, char **body_p,
+            size_t len)
 {
     kept_header_t headers[KEPT_HEADERS];
     for (int i = 0; i < KEPT_HEADERS; i++) {
         const char *value = mg_get_header (conn, req_kept_headers[i]);
         headers[i].present = value != NULL;
         if (value)
-            snprintf (headers[i].value, sizeof (headers[i].value), "%s",
-                      value);
+            snprintf (headers[i].value, sizeof (headers[i].value), "%s", value);
     }
     char *old = NULL;
     pthread_mutex_lock (&self->last_lock);
@@ -272,28 +256,24 @@ req_build_reply (req_t *req, const cJSON *user_content)
     buf_t *reply = &req->reply;
     if (req->tool_result) {
         buf_puts (reply, "Tool said: ");
-        words_append_content (reply, user_content,
-                          req->provider == ANTHROPIC);
+        words_append_content (reply, user_content, req->provider == ANTHROPIC);
     }
     else {
-        buf_puts (reply, req->provider == OPENAI
-                               ? "Hello from the openai stand-in. "
-                               : "Hello from the anthropic stand-in. ");
+        buf_puts (reply, req->provider == OPENAI ? "Hello from the openai stand-in. "
+                                                 : "Hello from the anthropic stand-in. ");
         if (req->knob == KNOB_SPLIT)
             buf_puts (reply, "h\xc3\xa9llo\xe2\x86\x92 ");
         buf_puts (reply, "You said: ");
         if (user_content)
             words_append_content (reply, user_content, false);
     }
-    long words = words_count (reply->data + reply->start,
-                                reply->end - reply->start);
+    long words = words_count (reply->data + reply->start, reply->end - reply->start);
     if (req->knob == KNOB_LONG)
         for (; words < LONG_DELTAS; words++)
             buf_printf (reply, " w%ld", words + 1);
     req->completion_tokens = req->tool_call ? TOOL_TOKENS : words;
     if (req->thinking)
-        req->completion_tokens += words_count (THINKING_TEXT,
-                                                 strlen (THINKING_TEXT));
+        req->completion_tokens += words_count (THINKING_TEXT, strlen (THINKING_TEXT));
 }
 
 //  True if the Authorization header is "Bearer <key>".

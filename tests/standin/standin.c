@@ -49,13 +49,12 @@ s_api_serve (req_t *req, const char *path)
         req_record (req->self, req->conn, path, NULL, 0);
         req->keep_alive = false;
         if (req->provider == OPENAI)
-            return openai_error (req, 413,
-                                   "Request body too large (limit 10 MB)",
-                                   "invalid_request_error", NULL, NULL);
+            return openai_error (req, 413, "Request body too large (limit 10 MB)",
+                                 "invalid_request_error", NULL, NULL);
         return anthropic_error (req, 413, "request_too_large",
-                                  "Request exceeds the maximum allowed "
-                                  "number of bytes.",
-                                  NULL);
+                                "Request exceeds the maximum allowed "
+                                "number of bytes.",
+                                NULL);
     }
     if (rc != 0) {
         req->failed = true;
@@ -69,8 +68,7 @@ s_api_serve (req_t *req, const char *path)
 }
 
 static int
-s_api (self_t *self, struct mg_connection *conn, const char *path,
-       int provider)
+s_api (self_t *self, struct mg_connection *conn, const char *path, int provider)
 {
     req_t req;
     req_init (&req, self, conn, provider);
@@ -122,10 +120,10 @@ static int
 s_stats (self_t *self, req_t *req)
 {
     buf_printf (&req->out,
-                  "{\"requests\":%ld,\"active\":%ld,\"completed\":%ld,"
-                  "\"aborted\":%ld}",
-                  atomic_load (&self->requests), atomic_load (&self->active),
-                  atomic_load (&self->completed), atomic_load (&self->aborted));
+                "{\"requests\":%ld,\"active\":%ld,\"completed\":%ld,"
+                "\"aborted\":%ld}",
+                atomic_load (&self->requests), atomic_load (&self->active),
+                atomic_load (&self->completed), atomic_load (&self->aborted));
     return wire_respond_json (req, 200, NULL);
 }
 
@@ -161,9 +159,8 @@ s_handler (struct mg_connection *conn, void *cbdata)
     req_init (req, self, conn, provider == ANTHROPIC ? ANTHROPIC : OPENAI);
     int status;
     if (provider >= 0)
-        status = openai_error (req, 405, "Method not allowed",
-                                 "invalid_request_error", NULL,
-                                 "Allow: POST\r\n");
+        status = openai_error (req, 405, "Method not allowed", "invalid_request_error",
+                               NULL, "Allow: POST\r\n");
     else if (get && strcmp (path, "/_last") == 0)
         status = s_last (self, req);
     else if (get && strcmp (path, "/_stats") == 0)
@@ -183,8 +180,7 @@ s_handler (struct mg_connection *conn, void *cbdata)
         char message[320];
         snprintf (message, sizeof (message), "Invalid URL (%s %.256s)",
                   ri->request_method, path);
-        status = openai_error (req, 404, message, "invalid_request_error",
-                                 NULL, NULL);
+        status = openai_error (req, 404, message, "invalid_request_error", NULL, NULL);
     }
     req_fini (req);
     free (req);
@@ -246,15 +242,24 @@ main (int argc, char **argv)
     char ports[32], nthreads[16];
     snprintf (ports, sizeof (ports), "127.0.0.1:%d", port);
     snprintf (nthreads, sizeof (nthreads), "%d", threads);
-    const char *options[] = {"listening_ports", ports,
-                             "num_threads", nthreads,
-                             "enable_keep_alive", "yes",
-                             "keep_alive_timeout_ms", "30000",
-                             "request_timeout_ms", "30000",
-                             "listen_backlog", "1024",
-                             "connection_queue", "1024",
-                             "decode_url", "yes",
-                             "tcp_nodelay", "1",
+    const char *options[] = {"listening_ports",
+                             ports,
+                             "num_threads",
+                             nthreads,
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "30000",
+                             "request_timeout_ms",
+                             "30000",
+                             "listen_backlog",
+                             "1024",
+                             "connection_queue",
+                             "1024",
+                             "decode_url",
+                             "yes",
+                             "tcp_nodelay",
+                             "1",
                              NULL};
     struct mg_callbacks callbacks;
     memset (&callbacks, 0, sizeof (callbacks));

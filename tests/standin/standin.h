@@ -35,22 +35,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_BODY      (10 * 1024 * 1024)  //  Largest request body accepted
-#define BUF_FIXED     16384               //  Inline bytes of a buf_t
-#define HEAD_ROOM     1024                //  Room kept for response headers
-#define CHUNK_ROOM    16                  //  Room for a chunk-size line
-#define STALL_MS      60000               //  How long "stall" holds on
-#define SLOW_DELTA_MS 50                  //  "slow": pause between deltas
-#define SLOW_REPLY_MS 500                 //  "slow": pause before a reply
-#define LONG_DELTAS   200                 //  "long": deltas per reply
-#define POLL_SLICE_MS 250                 //  Longest wait between checks
-#define MAX_HEADER    512                 //  Longest header /_last keeps
+#define MAX_BODY (10 * 1024 * 1024)  //  Largest request body accepted
+#define BUF_FIXED 16384              //  Inline bytes of a buf_t
+#define HEAD_ROOM 1024               //  Room kept for response headers
+#define CHUNK_ROOM 16                //  Room for a chunk-size line
+#define STALL_MS 60000               //  How long "stall" holds on
+#define SLOW_DELTA_MS 50             //  "slow": pause between deltas
+#define SLOW_REPLY_MS 500            //  "slow": pause before a reply
+#define LONG_DELTAS 200              //  "long": deltas per reply
+#define POLL_SLICE_MS 250            //  Longest wait between checks
+#define MAX_HEADER 512               //  Longest header /_last keeps
 
-#define TOOL_CALL_ID  "call_standin_1"
-#define TOOL_USE_ID   "toolu_standin_1"
-#define TOOL_TOKENS   4                   //  Completion tokens of a call
+#define TOOL_CALL_ID "call_standin_1"
+#define TOOL_USE_ID "toolu_standin_1"
+#define TOOL_TOKENS 4  //  Completion tokens of a call
 #define THINKING_TEXT "Thinking about it."
-#define SIGNATURE     "c3RhbmRpbi1zaWduYXR1cmU="
+#define SIGNATURE "c3RhbmRpbi1zaWduYXR1cmU="
 
 enum { OPENAI, ANTHROPIC };
 
@@ -68,68 +68,68 @@ typedef enum {
 #define KEPT_HEADERS 4
 
 typedef struct {
-    bool present;                    //  The request carried the header
-    char value[MAX_HEADER];          //  Its value, truncated
+    bool present;            //  The request carried the header
+    char value[MAX_HEADER];  //  Its value, truncated
 } kept_header_t;
 
 typedef struct {
-    struct mg_context *ctx;          //  civetweb
-    const char *openai_key;          //  Bearer key to require, or NULL
-    const char *anthropic_key;       //  x-api-key to require, or NULL
-    int port;                        //  Bound port
-    atomic_bool stopping;            //  Set on SIGINT/SIGTERM
-    atomic_long requests;            //  API requests received
-    atomic_long active;              //  API requests being served
-    atomic_long completed;           //  API requests served to the end
-    atomic_long aborted;             //  API requests whose client left
-    atomic_long next_id;             //  Numbers response ids
-    pthread_mutex_t last_lock;       //  Guards the last_* fields
-    bool last_seen;                  //  A POST has been recorded
-    char last_path[256];             //  Its path
-    char *last_body;                 //  Its raw body (owned), or NULL
-    size_t last_len;                 //  Bytes in last_body
+    struct mg_context *ctx;                    //  civetweb
+    const char *openai_key;                    //  Bearer key to require, or NULL
+    const char *anthropic_key;                 //  x-api-key to require, or NULL
+    int port;                                  //  Bound port
+    atomic_bool stopping;                      //  Set on SIGINT/SIGTERM
+    atomic_long requests;                      //  API requests received
+    atomic_long active;                        //  API requests being served
+    atomic_long completed;                     //  API requests served to the end
+    atomic_long aborted;                       //  API requests whose client left
+    atomic_long next_id;                       //  Numbers response ids
+    pthread_mutex_t last_lock;                 //  Guards the last_* fields
+    bool last_seen;                            //  A POST has been recorded
+    char last_path[256];                       //  Its path
+    char *last_body;                           //  Its raw body (owned), or NULL
+    size_t last_len;                           //  Bytes in last_body
     kept_header_t last_headers[KEPT_HEADERS];  //  Its headers of interest
 } self_t;
 
 //  A byte buffer with inline storage and room to prepend headers.
 typedef struct {
-    char *data;                      //  fixed, or a heap block
-    size_t start;                    //  First byte of the content
-    size_t end;                      //  One past its last byte
-    size_t cap;                      //  Bytes at data
-    bool failed;                     //  An allocation failed; content is cut
-    char fixed[BUF_FIXED];           //  Storage for the common case
+    char *data;             //  fixed, or a heap block
+    size_t start;           //  First byte of the content
+    size_t end;             //  One past its last byte
+    size_t cap;             //  Bytes at data
+    bool failed;            //  An allocation failed; content is cut
+    char fixed[BUF_FIXED];  //  Storage for the common case
 } buf_t;
 
 //  One API request being served.
 typedef struct {
-    self_t *self;                    //  Server state (not owned)
-    struct mg_connection *conn;      //  civetweb connection
-    int provider;                    //  OPENAI or ANTHROPIC
-    long id;                         //  Response number
-    long created;                    //  Unix time of the response
-    cJSON *root;                     //  Parsed request body (owned)
-    const char *model;               //  Requested model (in root)
-    knob_t knob;                     //  Behaviour picked by the model
-    int error_status;                //  Status for KNOB_ERROR
-    bool stream;                     //  Answer with SSE
-    bool include_usage;              //  OpenAI stream_options.include_usage
-    bool thinking;                   //  Anthropic thinking enabled
-    bool tool_call;                  //  Answer with a tool call
-    const char *tool_name;           //  First tool's name (in root)
-    bool tool_result;                //  Last message is a tool result
-    char tool_args[1024];            //  Arguments of the tool call made
-    bool custom_args;                //  ... taken from the user's message
-    long prompt_tokens;              //  Words in the request's messages
-    long completion_tokens;          //  Words in the answer
-    bool keep_alive;                 //  Connection stays open afterwards
-    bool failed;                     //  The client went away
-    int fd;                          //  Client socket, -1 until looked up
-    unsigned split_at;               //  "split": position in the 1-2-3 cycle
-    char head[HEAD_ROOM];            //  Stream headers not yet written
-    size_t head_len;                 //  Bytes in head, 0 once written
-    buf_t reply;                     //  Assistant text
-    buf_t out;                       //  Response bytes being assembled
+    self_t *self;                //  Server state (not owned)
+    struct mg_connection *conn;  //  civetweb connection
+    int provider;                //  OPENAI or ANTHROPIC
+    long id;                     //  Response number
+    long created;                //  Unix time of the response
+    cJSON *root;                 //  Parsed request body (owned)
+    const char *model;           //  Requested model (in root)
+    knob_t knob;                 //  Behaviour picked by the model
+    int error_status;            //  Status for KNOB_ERROR
+    bool stream;                 //  Answer with SSE
+    bool include_usage;          //  OpenAI stream_options.include_usage
+    bool thinking;               //  Anthropic thinking enabled
+    bool tool_call;              //  Answer with a tool call
+    const char *tool_name;       //  First tool's name (in root)
+    bool tool_result;            //  Last message is a tool result
+    char tool_args[1024];        //  Arguments of the tool call made
+    bool custom_args;            //  ... taken from the user's message
+    long prompt_tokens;          //  Words in the request's messages
+    long completion_tokens;      //  Words in the answer
+    bool keep_alive;             //  Connection stays open afterwards
+    bool failed;                 //  The client went away
+    int fd;                      //  Client socket, -1 until looked up
+    unsigned split_at;           //  "split": position in the 1-2-3 cycle
+    char head[HEAD_ROOM];        //  Stream headers not yet written
+    size_t head_len;             //  Bytes in head, 0 once written
+    buf_t reply;                 //  Assistant text
+    buf_t out;                   //  Response bytes being assembled
 } req_t;
 
 //  Arguments of tool calls, in the pieces they are streamed in (request.c).
@@ -162,8 +162,7 @@ buf_puts (buf_t *self, const char *text);
 
 //  Appends a formatted line of at most 255 bytes.
 void
-buf_printf (buf_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
+buf_printf (buf_t *self, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 
 //  Appends text as a JSON string, quotes included.
 void
@@ -216,8 +215,7 @@ wire_write (req_t *req, const char *bytes, size_t len);
 //  chunked body.  Returns the head's length.
 size_t
 wire_format_head (req_t *req, char *head, size_t size, int status,
-               const char *content_type, long long content_length,
-               const char *extra);
+                  const char *content_type, long long content_length, const char *extra);
 
 //  Sends req->out as a whole JSON response with status; returns status.
 int
@@ -274,8 +272,7 @@ req_knob (const char *model, int *status);
 
 //  Starts serving an API request of provider on conn.
 void
-req_init (req_t *req, self_t *self, struct mg_connection *conn,
-            int provider);
+req_init (req_t *req, self_t *self, struct mg_connection *conn, int provider);
 
 //  Frees what the request holds.
 void
@@ -288,8 +285,8 @@ req_read_body (struct mg_connection *conn, char **body_p, size_t *len_p);
 
 //  Keeps the POST for /_last, taking the body (*body_p becomes NULL).
 void
-req_record (self_t *self, struct mg_connection *conn, const char *path,
-          char **body_p, size_t len);
+req_record (self_t *self, struct mg_connection *conn, const char *path, char **body_p,
+            size_t len);
 
 //  Builds the reply text and counts its tokens.  user_content is the last
 //  user message's content (or the tool result's).
@@ -305,7 +302,7 @@ req_bearer_ok (req_t *req, const char *key);
 //  Sends {"error":{"message","type","param","code"}} as OpenAI does.
 int
 openai_error (req_t *req, int status, const char *message, const char *type,
-                const char *code, const char *extra);
+              const char *code, const char *extra);
 
 //  Answers POST /v1/chat/completions (body parsed in req->root); returns
 //  the HTTP status sent.
@@ -316,8 +313,8 @@ openai_serve (req_t *req);
 
 //  Sends {"type":"error","error":{"type","message"}} as Anthropic does.
 int
-anthropic_error (req_t *req, int status, const char *type,
-                   const char *message, const char *extra);
+anthropic_error (req_t *req, int status, const char *type, const char *message,
+                 const char *extra);
 
 //  Answers POST /v1/messages (body parsed in req->root); returns the HTTP
 //  status sent.

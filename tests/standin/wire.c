@@ -88,8 +88,7 @@ wire_pause (req_t *req, int ms)
             char byte;
             ssize_t rc = recv (req->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
             if (rc == 0
-                || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK
-                    && errno != EINTR))
+                || (rc < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
                 return -1;
             //  The client sent more (a pipelined request): from now on only
             //  a hang-up wakes us, or poll would return at once forever.
@@ -125,36 +124,33 @@ wire_write (req_t *req, const char *bytes, size_t len)
 //  chunked body.  Returns the head's length.
 size_t
 wire_format_head (req_t *req, char *head, size_t size, int status,
-               const char *content_type, long long content_length,
-               const char *extra)
+                  const char *content_type, long long content_length, const char *extra)
 {
     //  Hooks (/_stats, /_last) have no response id and send no id header.
     char length[48], id[32] = "";
     const char *id_name = "";
     if (req->id) {
         snprintf (id, sizeof (id), "req_standin_%ld", req->id);
-        id_name = req->provider == ANTHROPIC ? "request-id: "
-                                             : "x-request-id: ";
+        id_name = req->provider == ANTHROPIC ? "request-id: " : "x-request-id: ";
     }
     if (content_length >= 0)
-        snprintf (length, sizeof (length), "Content-Length: %lld\r\n",
-                  content_length);
+        snprintf (length, sizeof (length), "Content-Length: %lld\r\n", content_length);
     else
         snprintf (length, sizeof (length), "Transfer-Encoding: chunked\r\n");
-    int len = snprintf (
-        head, size,
-        "HTTP/1.1 %d %s\r\n"
-        "Content-Type: %s\r\n"
-        "%s"
-        "%s"
-        "%s%s%s"
-        "%s"
-        "Connection: %s\r\n"
-        "\r\n",
-        status, mg_get_response_code_text (req->conn, status), content_type,
-        length, content_length < 0 ? "Cache-Control: no-cache\r\n" : "",
-        id_name, id, req->id ? "\r\n" : "", extra ? extra : "",
-        req->keep_alive ? "keep-alive" : "close");
+    int len =
+        snprintf (head, size,
+                  "HTTP/1.1 %d %s\r\n"
+                  "Content-Type: %s\r\n"
+                  "%s"
+                  "%s"
+                  "%s%s%s"
+                  "%s"
+                  "Connection: %s\r\n"
+                  "\r\n",
+                  status, mg_get_response_code_text (req->conn, status), content_type,
+                  length, content_length < 0 ? "Cache-Control: no-cache\r\n" : "",
+                  id_name, id, req->id ? "\r\n" : "", extra ? extra : "",
+                  req->keep_alive ? "keep-alive" : "close");
     assert (len > 0 && (size_t) len < size);
     return (size_t) len;
 }
@@ -175,8 +171,8 @@ s_write_split (req_t *req, const char *bytes, size_t len, bool chunked)
         char frame[16];
         int frame_len = 0;
         if (chunked)
-            frame_len = snprintf (frame, sizeof (frame), "%zx\r\n%.*s\r\n",
-                                  piece, (int) piece, bytes + done);
+            frame_len = snprintf (frame, sizeof (frame), "%zx\r\n%.*s\r\n", piece,
+                                  (int) piece, bytes + done);
         else {
             memcpy (frame, bytes + done, piece);
             frame_len = (int) piece;
@@ -191,8 +187,7 @@ s_write_split (req_t *req, const char *bytes, size_t len, bool chunked)
 //  Sends req->out as the whole body of a response, headers and body in one
 //  write.  Returns status.
 static int
-s_respond (req_t *req, int status, const char *content_type,
-           const char *extra)
+s_respond (req_t *req, int status, const char *content_type, const char *extra)
 {
     buf_t *out = &req->out;
     if (out->failed) {
@@ -202,13 +197,11 @@ s_respond (req_t *req, int status, const char *content_type,
         status = 500;
     }
     char head[HEAD_ROOM];
-    size_t head_len
-        = wire_format_head (req, head, sizeof (head), status, content_type,
-                         (long long) (out->end - out->start), extra);
+    size_t head_len = wire_format_head (req, head, sizeof (head), status, content_type,
+                                        (long long) (out->end - out->start), extra);
     if (req->knob == KNOB_SPLIT) {
         if (wire_write (req, head, head_len) == 0)
-            s_write_split (req, out->data + out->start, out->end - out->start,
-                           false);
+            s_write_split (req, out->data + out->start, out->end - out->start, false);
         return status;
     }
     buf_prepend (out, head, head_len);
@@ -226,9 +219,8 @@ wire_respond_json (req_t *req, int status, const char *extra)
 void
 wire_stream_start (req_t *req)
 {
-    req->head_len
-        = wire_format_head (req, req->head, sizeof (req->head), 200,
-                         "text/event-stream; charset=utf-8", -1, NULL);
+    req->head_len = wire_format_head (req, req->head, sizeof (req->head), 200,
+                                      "text/event-stream; charset=utf-8", -1, NULL);
 }
 
 void
@@ -253,12 +245,10 @@ wire_event_end (req_t *req)
         if (req->head_len && wire_write (req, req->head, req->head_len) != 0)
             return -1;
         req->head_len = 0;
-        return s_write_split (req, out->data + out->start,
-                              out->end - out->start, true);
+        return s_write_split (req, out->data + out->start, out->end - out->start, true);
     }
     char line[CHUNK_ROOM];
-    int line_len
-        = snprintf (line, sizeof (line), "%zx\r\n", out->end - out->start);
+    int line_len = snprintf (line, sizeof (line), "%zx\r\n", out->end - out->start);
     buf_prepend (out, line, (size_t) line_len);
     buf_append (out, "\r\n", 2);
     if (req->head_len) {

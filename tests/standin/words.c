@@ -9,8 +9,7 @@
 static bool
 s_is_space (char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v'
-           || c == '\f';
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
 long
@@ -45,12 +44,12 @@ long
 words_count_content (const cJSON *content)
 {
     if (cJSON_IsString (content))
-        return words_count (content->valuestring,
-                              strlen (content->valuestring));
+        return words_count (content->valuestring, strlen (content->valuestring));
     long words = 0;
     const cJSON *part;
     if (cJSON_IsArray (content))
-        cJSON_ArrayForEach (part, content) {
+        cJSON_ArrayForEach (part, content)
+        {
             if (cJSON_IsString (part)) {
                 words += words_count_content (part);
                 continue;
@@ -58,8 +57,7 @@ words_count_content (const cJSON *content)
             const cJSON *text = cJSON_GetObjectItemCaseSensitive (part, "text");
             if (cJSON_IsString (text))
                 words += words_count_content (text);
-            const cJSON *inner
-                = cJSON_GetObjectItemCaseSensitive (part, "content");
+            const cJSON *inner = cJSON_GetObjectItemCaseSensitive (part, "content");
             if (inner)
                 words += words_count_content (inner);
         }
@@ -78,12 +76,11 @@ words_append_content (buf_t *buf, const cJSON *content, bool results_only)
     bool first = true;
     const cJSON *part;
     if (cJSON_IsArray (content))
-        cJSON_ArrayForEach (part, content) {
+        cJSON_ArrayForEach (part, content)
+        {
             const cJSON *type = cJSON_GetObjectItemCaseSensitive (part, "type");
             if (!cJSON_IsString (type)
-                || strcmp (type->valuestring,
-                           results_only ? "tool_result" : "text")
-                       != 0)
+                || strcmp (type->valuestring, results_only ? "tool_result" : "text") != 0)
                 continue;
             const cJSON *text = cJSON_GetObjectItemCaseSensitive (
                 part, results_only ? "content" : "text");
@@ -102,10 +99,10 @@ words_has_tool_result (const cJSON *content)
 {
     const cJSON *part;
     if (cJSON_IsArray (content))
-        cJSON_ArrayForEach (part, content) {
+        cJSON_ArrayForEach (part, content)
+        {
             const cJSON *type = cJSON_GetObjectItemCaseSensitive (part, "type");
-            if (cJSON_IsString (type)
-                && strcmp (type->valuestring, "tool_result") == 0)
+            if (cJSON_IsString (type) && strcmp (type->valuestring, "tool_result") == 0)
                 return true;
         }
     return false;

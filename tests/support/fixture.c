@@ -19,23 +19,23 @@
 #include "mpjson.h"
 #include "msg.h"
 
-#define FIXTURE_HEARTBEAT_MS 100     //  Broker and workers, unless given
+#define FIXTURE_HEARTBEAT_MS 100  //  Broker and workers, unless given
 #define FIXTURE_LIVENESS 10
-#define FIXTURE_WAIT_MS 5000         //  Longest wait for a worker to be live
+#define FIXTURE_WAIT_MS 5000  //  Longest wait for a worker to be live
 
 //  The fixture of this test process, for fixture_fini.
 static fixture_t *s_current;
 
 struct fixture_t {
-    char endpoint[64];               //  Broker requests endpoint
-    char state_dir[256];             //  Temporary, removed at the end
-    char *config_text;               //  The test's JSON plus our defaults
-    cg_config_t *config;             //  Loaded at the first actor's start
+    char endpoint[64];    //  Broker requests endpoint
+    char state_dir[256];  //  Temporary, removed at the end
+    char *config_text;    //  The test's JSON plus our defaults
+    cg_config_t *config;  //  Loaded at the first actor's start
     zactor_t *broker;
-    zactor_t *actors[FIXTURE_MAX_ACTORS];    //  NULL once stopped
-    actor_args_t args[FIXTURE_MAX_ACTORS];   //  Each actor's own
+    zactor_t *actors[FIXTURE_MAX_ACTORS];   //  NULL once stopped
+    actor_args_t args[FIXTURE_MAX_ACTORS];  //  Each actor's own
     int n_actors;
-    bus_front_t *front;              //  The test's client
+    bus_front_t *front;  //  The test's client
 };
 
 //  The test's JSON with the broker's pace added where it says none, so a
@@ -44,10 +44,10 @@ struct fixture_t {
 static char *
 s_config_text (const char *config_json)
 {
-    cJSON *root = cJSON_Parse (config_json && *config_json ? config_json
-                                                           : "{}");
-    cr_assert (cJSON_IsObject (root), "the fixture's config is not a JSON "
-                                      "object: %s",
+    cJSON *root = cJSON_Parse (config_json && *config_json ? config_json : "{}");
+    cr_assert (cJSON_IsObject (root),
+               "the fixture's config is not a JSON "
+               "object: %s",
                config_json);
     cJSON *broker = cJSON_GetObjectItemCaseSensitive (root, "broker");
     if (!broker)
@@ -80,8 +80,7 @@ s_actor_start (fixture_t *self, const char *name)
         cr_assert_not_null (self->config, "config: %s", err);
     }
     actor_args_t *args = &self->args[self->n_actors];
-    *args = (actor_args_t) {self->config->requests_ep, &self->config->actors,
-                            false};
+    *args = (actor_args_t){self->config->requests_ep, &self->config->actors, false};
     zactor_t *actor = actor_start (name, args);
     cr_assert_not_null (actor, "actor %s did not start", name);
     return actor;
@@ -92,21 +91,20 @@ fixture_new (const char *config_json, const char *const names[])
 {
     fixture_t *self = (fixture_t *) calloc (1, sizeof (fixture_t));
     cr_assert_not_null (self);
-    s_current = self;                //  From here fixture_fini cleans up
+    s_current = self;  //  From here fixture_fini cleans up
     //  Criterion forks each test: the pid makes the endpoint ours alone.
-    snprintf (self->endpoint, sizeof (self->endpoint),
-              "inproc://fixture-%d", (int) getpid ());
+    snprintf (self->endpoint, sizeof (self->endpoint), "inproc://fixture-%d",
+              (int) getpid ());
     harness_tmpdir (self->state_dir, sizeof (self->state_dir));
     cr_assert (self->state_dir[0], "no temporary state directory");
-    unsetenv ("CLAWGATE_CONFIG");    //  The text given is the whole file
+    unsetenv ("CLAWGATE_CONFIG");  //  The text given is the whole file
     self->config_text = s_config_text (config_json);
 
     broker_config_t bc = {.requests = self->endpoint,
                           .heartbeat_ms = FIXTURE_HEARTBEAT_MS,
                           .liveness = FIXTURE_LIVENESS};
     self->broker = zactor_new (broker_actor, &bc);
-    cr_assert (self->broker && !bc.failed, "broker could not bind %s",
-               self->endpoint);
+    cr_assert (self->broker && !bc.failed, "broker could not bind %s", self->endpoint);
     self->front = bus_front_new (self->endpoint);
     cr_assert_not_null (self->front);
     for (int i = 0; names && names[i]; i++)
@@ -183,8 +181,7 @@ fixture_live (fixture_t *self, const char *service)
     envelope_t env;
     envelope_init (&env, "MMI_SERVICES");
     bus_msg_t reply;
-    if (bus_front_call (self->front, BUS_SERVICE_BROKER, &env, "\x80", 1,
-                        1000, &reply))
+    if (bus_front_call (self->front, BUS_SERVICE_BROKER, &env, "\x80", 1, 1000, &reply))
         return -1;
     int64_t n = 0;
     if (!mp_get_int (mp_get (reply.body.root, "services"), service, &n))
@@ -209,8 +206,8 @@ fixture_wait_live (fixture_t *self, const char *service, int count)
 }
 
 uint64_t
-fixture_send (fixture_t *self, const char *service, const char *type,
-              const char *key, const char *body_json)
+fixture_send (fixture_t *self, const char *service, const char *type, const char *key,
+              const char *body_json)
 {
     cJSON *body = cJSON_Parse (body_json ? body_json : "{}");
     cr_assert_not_null (body, "body is not JSON: %s", body_json);
@@ -222,17 +219,15 @@ fixture_send (fixture_t *self, const char *service, const char *type,
     envelope_init (&env, type);
     if (key)
         snprintf (env.session_key, sizeof (env.session_key), "%s", key);
-    cr_assert_eq (bus_front_send (self->front, service, &env, w.buf.data,
-                                  w.buf.size),
-                  0, "%s not sent", type);
+    cr_assert_eq (bus_front_send (self->front, service, &env, w.buf.data, w.buf.size), 0,
+                  "%s not sent", type);
     mp_writer_fini (&w);
     return env.corr_id;
 }
 
 void
-fixture_call (fixture_t *self, const char *service, const char *type,
-              const char *key, const char *body_json, int timeout_ms,
-              bus_msg_t *reply)
+fixture_call (fixture_t *self, const char *service, const char *type, const char *key,
+              const char *body_json, int timeout_ms, bus_msg_t *reply)
 {
     uint64_t corr = fixture_send (self, service, type, key, body_json);
     int64_t deadline = zclock_mono () + timeout_ms;
@@ -291,8 +286,8 @@ fixture_assert_error (const bus_msg_t *reply, int status, const char *code)
 {
     cr_assert_eq (reply->kind, BUS_MSG_REPLY);
     cr_assert_str_eq (reply->env.type, "ERROR");
-    cr_assert_eq (reply->env.status, status, "status %d, not %d",
-                  reply->env.status, status);
+    cr_assert_eq (reply->env.status, status, "status %d, not %d", reply->env.status,
+                  status);
     char got[64] = "";
     cr_assert_eq (mp_copy_str (reply->body.root, "code", got, sizeof (got)), 0);
     cr_assert_str_eq (got, code);
@@ -310,8 +305,7 @@ fixture_json (const bus_msg_t *msg)
 //  ---- Runs --------------------------------------------------------------------
 
 void
-fixture_run_wait (fixture_t *self, const char *run_id, int timeout_ms,
-                  fixture_run_t *run)
+fixture_run_wait (fixture_t *self, const char *run_id, int timeout_ms, fixture_run_t *run)
 {
     memset (run, 0, sizeof (*run));
     int64_t deadline = zclock_mono () + timeout_ms;
@@ -319,8 +313,9 @@ fixture_run_wait (fixture_t *self, const char *run_id, int timeout_ms,
     bool first = true;
     while (!run->end[0]) {
         int64_t left = deadline - zclock_mono ();
-        cr_assert_gt (left, 0, "%s did not end within %d ms (%d deltas, "
-                               "text '%s')",
+        cr_assert_gt (left, 0,
+                      "%s did not end within %d ms (%d deltas, "
+                      "text '%s')",
                       run_id, timeout_ms, run->deltas, run->text);
         bus_msg_t msg;
         if (bus_front_recv (self->front, (int) left, &msg))
@@ -339,10 +334,10 @@ fixture_run_wait (fixture_t *self, const char *run_id, int timeout_ms,
         if (first)
             run->first_seq = seq;
         else
-            cr_assert_eq (seq, run->last_seq + 1, "%s: %s has seq %lld after "
-                                                  "%lld",
-                          run_id, type, (long long) seq,
-                          (long long) run->last_seq);
+            cr_assert_eq (seq, run->last_seq + 1,
+                          "%s: %s has seq %lld after "
+                          "%lld",
+                          run_id, type, (long long) seq, (long long) run->last_seq);
         first = false;
         run->last_seq = seq;
         if (streq (type, "chat.delta")) {

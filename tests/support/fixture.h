@@ -85,16 +85,15 @@ fixture_live (fixture_t *self, const char *service);
 //  object; NULL for {}) and session key key (NULL for none).  Returns the
 //  request's corr_id.
 uint64_t
-fixture_send (fixture_t *self, const char *service, const char *type,
-              const char *key, const char *body_json);
+fixture_send (fixture_t *self, const char *service, const char *type, const char *key,
+              const char *body_json);
 
 //  fixture_send, then waits up to timeout_ms for the reply with that
 //  corr_id; events and stale replies that come first are dropped.  Fills
 //  reply (call bus_msg_fini).  Fails the test on timeout.
 void
-fixture_call (fixture_t *self, const char *service, const char *type,
-              const char *key, const char *body_json, int timeout_ms,
-              bus_msg_t *reply);
+fixture_call (fixture_t *self, const char *service, const char *type, const char *key,
+              const char *body_json, int timeout_ms, bus_msg_t *reply);
 
 //  Waits up to timeout_ms for the next message (reply or event).  Returns
 //  0 with msg filled (call bus_msg_fini), or -1 on timeout.
@@ -122,12 +121,12 @@ fixture_json (const bus_msg_t *msg);
 
 //  What one run sent the test's front, from its first event to its end.
 typedef struct {
-    char text[8192];                 //  The deltas' text, joined
-    int deltas;                      //  chat.delta events
-    int64_t first_seq;               //  seq of its first event
-    int64_t last_seq;                //  seq of its last (the end)
-    char end[16];                    //  "chat.done" or "chat.error"
-    cJSON *body;                     //  The end's body (owned)
+    char text[8192];    //  The deltas' text, joined
+    int deltas;         //  chat.delta events
+    int64_t first_seq;  //  seq of its first event
+    int64_t last_seq;   //  seq of its last (the end)
+    char end[16];       //  "chat.done" or "chat.error"
+    cJSON *body;        //  The end's body (owned)
 } fixture_run_t;
 
 //  Receives events until run_id's chat.done or chat.error, for at most

@@ -125,8 +125,7 @@ proc_start (proc_t *p, const char *const args[], const char *const env[])
 }
 
 int
-proc_wait_line (proc_t *p, const char *needle, int timeout_ms, char *line,
-                size_t cap)
+proc_wait_line (proc_t *p, const char *needle, int timeout_ms, char *line, size_t cap)
 {
     long long deadline = harness_now_ms () + timeout_ms;
     while (true) {
@@ -153,10 +152,10 @@ proc_wait_line (proc_t *p, const char *needle, int timeout_ms, char *line,
             return -1;
         struct pollfd pfd = {p->out_fd, POLLIN, 0};
         if (poll (&pfd, 1, (int) (left < 100 ? left : 100)) > 0) {
-            ssize_t n = read (p->out_fd, p->out + p->out_len,
-                              sizeof (p->out) - 1 - p->out_len);
+            ssize_t n =
+                read (p->out_fd, p->out + p->out_len, sizeof (p->out) - 1 - p->out_len);
             if (n == 0)
-                return -1;   //  Child closed stdout: it exited
+                return -1;  //  Child closed stdout: it exited
             if (n > 0)
                 p->out_len += (size_t) n;
         }
@@ -172,8 +171,7 @@ proc_stop (proc_t *p, int sig, int timeout_ms)
     long long deadline = harness_now_ms () + timeout_ms;
     int status = 0;
     pid_t rc;
-    while ((rc = waitpid (p->pid, &status, WNOHANG)) == 0
-           && harness_now_ms () < deadline)
+    while ((rc = waitpid (p->pid, &status, WNOHANG)) == 0 && harness_now_ms () < deadline)
         usleep (10000);
     if (rc == 0) {
         kill (p->pid, SIGKILL);
@@ -201,8 +199,8 @@ proc_stderr (proc_t *p, char *buf, size_t cap)
 }
 
 int
-proc_run (const char *const args[], const char *const env[], char *err,
-          size_t cap, int timeout_ms)
+proc_run (const char *const args[], const char *const env[], char *err, size_t cap,
+          int timeout_ms)
 {
     proc_t p;
     if (proc_start (&p, args, env))
@@ -210,8 +208,7 @@ proc_run (const char *const args[], const char *const env[], char *err,
     long long deadline = harness_now_ms () + timeout_ms;
     int status = 0;
     pid_t rc;
-    while ((rc = waitpid (p.pid, &status, WNOHANG)) == 0
-           && harness_now_ms () < deadline)
+    while ((rc = waitpid (p.pid, &status, WNOHANG)) == 0 && harness_now_ms () < deadline)
         usleep (5000);
     if (rc == 0) {
         kill (p.pid, SIGKILL);
@@ -302,8 +299,7 @@ http_resp_free (http_resp_t *resp)
 }
 
 long
-http_get_bearer (const char *base, const char *path, const char *token,
-                 http_resp_t *r)
+http_get_bearer (const char *base, const char *path, const char *token, http_resp_t *r)
 {
     char url[512], auth[256] = "";
     snprintf (url, sizeof (url), "%s%s", base, path);
@@ -333,8 +329,7 @@ http_header_long (const char *headers, const char *name)
 }
 
 int
-http_wait_status (const char *url, const char *const headers[], long want,
-                  int timeout_ms)
+http_wait_status (const char *url, const char *const headers[], long want, int timeout_ms)
 {
     long long start = harness_now_ms ();
     while (harness_now_ms () - start < timeout_ms) {
@@ -366,12 +361,11 @@ s_wait_listening (proc_t *p, char *base, size_t cap)
 }
 
 int
-gateway_start (proc_t *p, const char *requests, const char *state,
-               const char *config, const char *const env[], char *base,
-               size_t cap, char *err, size_t errcap)
+gateway_start (proc_t *p, const char *requests, const char *state, const char *config,
+               const char *const env[], char *base, size_t cap, char *err, size_t errcap)
 {
-    const char *args[] = {"gateway", "--broker", requests, "--port", "0",
-                          "--state-dir", state, "--config", config, NULL};
+    const char *args[] = {"gateway",     "--broker", requests,   "--port", "0",
+                          "--state-dir", state,      "--config", config,   NULL};
     err[0] = 0;
     if (proc_start (p, args, env))
         return -1;
@@ -393,12 +387,12 @@ http_raw_post (int port, const char *path, const char *header, const char *body)
     a.sin_port = htons ((uint16_t) port);
     a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     char req[4096];
-    int n = snprintf (req, sizeof (req),
-                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "\r\n%s",
-                      path, header ? header : "", header ? "\r\n" : "",
-                      strlen (body), body);
+    int n =
+        snprintf (req, sizeof (req),
+                  "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s"
+                  "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                  "\r\n%s",
+                  path, header ? header : "", header ? "\r\n" : "", strlen (body), body);
     if (n <= 0 || (size_t) n >= sizeof (req)
         || connect (fd, (struct sockaddr *) &a, sizeof (a)) != 0
         || send (fd, req, (size_t) n, MSG_NOSIGNAL) != n) {
@@ -409,8 +403,7 @@ http_raw_post (int port, const char *path, const char *header, const char *body)
 }
 
 int
-http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got,
-                     size_t cap)
+http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got, size_t cap)
 {
     size_t len = 0;
     got[0] = 0;
@@ -418,8 +411,9 @@ http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got,
     clock_gettime (CLOCK_MONOTONIC, &start);
     while (!strstr (got, needle)) {
         clock_gettime (CLOCK_MONOTONIC, &now);
-        long left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000
-                                  + (now.tv_nsec - start.tv_nsec) / 1000000);
+        long left = timeout_ms
+                    - ((now.tv_sec - start.tv_sec) * 1000
+                       + (now.tv_nsec - start.tv_nsec) / 1000000);
         if (left <= 0 || len + 1 >= cap)
             return -1;
         struct pollfd pfd = {fd, POLLIN, 0};
@@ -435,31 +429,31 @@ http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got,
 }
 
 int
-broker_start (proc_t *p, const char *config, const char *const env[],
-              char *requests, char *events)
+broker_start (proc_t *p, const char *config, const char *const env[], char *requests,
+              char *events)
 {
     snprintf (requests, 32, "tcp://127.0.0.1:%d", harness_free_port ());
     snprintf (events, 32, "tcp://127.0.0.1:%d", harness_free_port ());
     const char *args[] = {"broker", "--requests", requests, "--events",
-                          events, "--config", config, NULL};
+                          events,   "--config",   config,   NULL};
     if (proc_start (p, args, env))
         return -1;
     return proc_wait_line (p, "requests on", 20000, NULL, 0);
 }
 
 int
-worker_start (proc_t *p, const char *requests, const char *actors,
-              const char *config, const char *state_dir,
-              const char *const env[])
+worker_start (proc_t *p, const char *requests, const char *actors, const char *config,
+              const char *state_dir, const char *const env[])
 {
     //  Always a state dir: without one the worker would keep its sessions in
     //  the invoking user's ~/.clawgate.
     char own[64] = "";
     if (!state_dir)
         harness_tmpdir (own, sizeof (own));
-    const char *args[] = {"worker", "--broker", requests, "--actors", actors,
-                          "--config", config, "--state-dir",
-                          state_dir ? state_dir : own, NULL};
+    const char *args[] = {"worker",   "--broker",    requests,
+                          "--actors", actors,        "--config",
+                          config,     "--state-dir", state_dir ? state_dir : own,
+                          NULL};
     if (proc_start (p, args, env))
         return -1;
     return proc_wait_line (p, "serving via", 20000, NULL, 0);

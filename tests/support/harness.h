@@ -14,11 +14,11 @@
 #include <sys/types.h>
 
 typedef struct {
-    pid_t pid;                   //  Child process
-    int out_fd;                  //  Its stdout (read end)
-    char out[16384];             //  stdout read so far
+    pid_t pid;        //  Child process
+    int out_fd;       //  Its stdout (read end)
+    char out[16384];  //  stdout read so far
     size_t out_len;
-    char err_path[256];          //  Its stderr goes to this file
+    char err_path[256];  //  Its stderr goes to this file
 } proc_t;
 
 //  Path of the binary under test ($CLAWGATE_BIN).
@@ -42,8 +42,7 @@ proc_start (proc_t *p, const char *const args[], const char *const env[]);
 //  Waits up to timeout_ms for a stdout line containing needle; copies that
 //  line into line.  Returns 0, or -1 on timeout or exit.
 int
-proc_wait_line (proc_t *p, const char *needle, int timeout_ms, char *line,
-                size_t cap);
+proc_wait_line (proc_t *p, const char *needle, int timeout_ms, char *line, size_t cap);
 
 //  Sends sig and waits up to timeout_ms for exit; then SIGKILLs.  Returns
 //  the exit status (WEXITSTATUS), 128+signal if killed, -1 on error.
@@ -53,8 +52,8 @@ proc_stop (proc_t *p, int sig, int timeout_ms);
 //  Runs the binary to completion with args; captures stderr into err.
 //  Returns the exit status.
 int
-proc_run (const char *const args[], const char *const env[], char *err,
-          size_t cap, int timeout_ms);
+proc_run (const char *const args[], const char *const env[], char *err, size_t cap,
+          int timeout_ms);
 
 //  Reads the child's stderr file so far into buf.
 void
@@ -73,10 +72,10 @@ void
 harness_write (const char *path, const char *text);
 
 typedef struct {
-    long status;                 //  HTTP status, 0 if no response
-    char *body;                  //  Response body, NUL-terminated (owned)
+    long status;  //  HTTP status, 0 if no response
+    char *body;   //  Response body, NUL-terminated (owned)
     size_t body_len;
-    char headers[4096];          //  Raw response headers
+    char headers[4096];  //  Raw response headers
 } http_resp_t;
 
 //  One HTTP request with libcurl.  headers: NULL-terminated "K: V" lines or
@@ -92,8 +91,7 @@ http_resp_free (http_resp_t *resp);
 //  Returns the status (0: no answer).  The response lands in r when it is
 //  not NULL (then http_resp_free it); otherwise it is freed here.
 long
-http_get_bearer (const char *base, const char *path, const char *token,
-                 http_resp_t *r);
+http_get_bearer (const char *base, const char *path, const char *token, http_resp_t *r);
 
 //  The integer value of header name in raw response headers, or -1.
 long
@@ -104,9 +102,8 @@ http_header_long (const char *headers, const char *name);
 //  "http://127.0.0.1:PORT" into base.  Returns 0, or -1 with the child's
 //  stderr so far in err.
 int
-gateway_start (proc_t *p, const char *requests, const char *state,
-               const char *config, const char *const env[], char *base,
-               size_t cap, char *err, size_t errcap);
+gateway_start (proc_t *p, const char *requests, const char *state, const char *config,
+               const char *const env[], char *base, size_t cap, char *err, size_t errcap);
 
 //  Connects to 127.0.0.1:port and sends a POST of body (JSON) to path with
 //  one extra header line (e.g. "Authorization: Bearer x", no CRLF; NULL
@@ -119,23 +116,21 @@ http_raw_post (int port, const char *path, const char *header, const char *body)
 //  needle.  Returns 0; -1 when timeout_ms pass, the peer closes or got is
 //  full first (got then holds what came).
 int
-http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got,
-                     size_t cap);
+http_raw_read_until (int fd, const char *needle, int timeout_ms, char *got, size_t cap);
 
 //  Starts `clawgate broker` on two free loopback ports (written as
 //  "tcp://127.0.0.1:PORT" into requests and events, each of at least 32
 //  bytes) and waits until it listens.  Returns 0 or -1.
 int
-broker_start (proc_t *p, const char *config, const char *const env[],
-              char *requests, char *events);
+broker_start (proc_t *p, const char *config, const char *const env[], char *requests,
+              char *events);
 
 //  Starts `clawgate worker --broker requests --actors actors` and waits
 //  until it serves.  state_dir NULL: a temporary one (never the user's
 //  ~/.clawgate).  Returns 0 or -1.
 int
-worker_start (proc_t *p, const char *requests, const char *actors,
-              const char *config, const char *state_dir,
-              const char *const env[]);
+worker_start (proc_t *p, const char *requests, const char *actors, const char *config,
+              const char *state_dir, const char *const env[]);
 
 //  A running `clawgate serve` with its own state dir on a free port.
 typedef struct {
@@ -143,7 +138,7 @@ typedef struct {
     int port;
     char state[256];
     char token[128];
-    char base[64];               //  "http://127.0.0.1:PORT"
+    char base[64];  //  "http://127.0.0.1:PORT"
 } served_t;
 
 //  Starts serve with an optional config file text (NULL for none) and extra

@@ -21,9 +21,8 @@ quota_assert_429 (const http_resp_t *r, long max_retry_after)
     cr_assert (strstr (r->body, "\"code\":\"rate_limited\""), "%s", r->body);
     cr_assert (strstr (r->body, "\"type\":\"client_error\""), "%s", r->body);
     long ra = http_header_long (r->headers, "Retry-After");
-    cr_assert (ra >= 1 && ra <= max_retry_after,
-               "Retry-After %ld not in 1..%ld:\n%s", ra, max_retry_after,
-               r->headers);
+    cr_assert (ra >= 1 && ra <= max_retry_after, "Retry-After %ld not in 1..%ld:\n%s", ra,
+               max_retry_after, r->headers);
 }
 
 //  ---- Streaming runs held open ----------------------------------------------------
@@ -55,8 +54,7 @@ s_stream_body (char *ptr, size_t size, size_t nmemb, void *arg)
 }
 
 static int
-s_stream_progress (void *arg, curl_off_t a, curl_off_t b, curl_off_t c,
-                    curl_off_t d)
+s_stream_progress (void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
     return atomic_load (&((quota_stream_t *) arg)->stop) ? 1 : 0;
 }
@@ -92,17 +90,16 @@ s_stream_run (void *arg)
 //  to timeout_ms for its answer to begin.  Returns the HTTP status (0: no
 //  answer in time).  A 200 stream stays open until quota_stream_stop.
 long
-quota_stream_start (quota_stream_t *s, const char *base, const char *token,
-                 int words, int timeout_ms)
+quota_stream_start (quota_stream_t *s, const char *base, const char *token, int words,
+                    int timeout_ms)
 {
     memset (s, 0, sizeof (*s));
     snprintf (s->url, sizeof (s->url), "%s/v1/agent/run/stream", base);
     snprintf (s->auth, sizeof (s->auth), "Authorization: Bearer %s", token);
-    size_t n = (size_t) snprintf (s->body, sizeof (s->body),
-                                  "{\"message\":\"");
+    size_t n = (size_t) snprintf (s->body, sizeof (s->body), "{\"message\":\"");
     for (int i = 0; i < words && n + 16 < sizeof (s->body); i++)
-        n += (size_t) snprintf (s->body + n, sizeof (s->body) - n, "%sw%d",
-                                i ? " " : "", i);
+        n += (size_t) snprintf (s->body + n, sizeof (s->body) - n, "%sw%d", i ? " " : "",
+                                i);
     snprintf (s->body + n, sizeof (s->body) - n, "\"}");
     cr_assert_eq (pthread_create (&s->thread, NULL, s_stream_run, s), 0);
     s->running = true;

@@ -32,12 +32,12 @@ typedef struct {
     char auth[200];
     char body[8192];
     pthread_t thread;
-    bool running;                    //  Thread made, not joined
-    atomic_bool stop;                //  Set: hang up
-    atomic_bool started;             //  First body bytes arrived
-    atomic_bool finished;            //  The transfer is over
-    atomic_long status;              //  From the status line
-    char headers[2048];              //  Response headers
+    bool running;          //  Thread made, not joined
+    atomic_bool stop;      //  Set: hang up
+    atomic_bool started;   //  First body bytes arrived
+    atomic_bool finished;  //  The transfer is over
+    atomic_long status;    //  From the status line
+    char headers[2048];    //  Response headers
 } quota_stream_t;
 
 //  Starts POST base/v1/agent/run/stream echoing `words` words (with the
@@ -45,8 +45,8 @@ typedef struct {
 //  to timeout_ms for its answer to begin.  Returns the HTTP status (0: no
 //  answer in time).  A 200 stream stays open until quota_stream_stop.
 long
-quota_stream_start (quota_stream_t *s, const char *base, const char *token,
-                     int words, int timeout_ms);
+quota_stream_start (quota_stream_t *s, const char *base, const char *token, int words,
+                    int timeout_ms);
 
 //  Hangs up (if still open) and joins the thread.
 void

@@ -30,9 +30,9 @@ runs_standin_start (void)
     if (had)
         snprintf (saved, sizeof (saved), "%s", cur);
     setenv ("CLAWGATE_BIN", bin, 1);
-    const char *args[] = {"--port",         "0",           "--openai-key",
-                          OPENAI_KEY,       "--anthropic-key", ANTHROPIC_KEY,
-                          NULL};
+    const char *args[] = {
+        "--port",      "0", "--openai-key", OPENAI_KEY, "--anthropic-key",
+        ANTHROPIC_KEY, NULL};
     int rc = proc_start (&runs_env.standin, args, NULL);
     if (had)
         setenv ("CLAWGATE_BIN", saved, 1);
@@ -60,8 +60,7 @@ runs_start_with (int request_timeout_ms, int stall_ms, int keepalive_ms)
     runs_standin_start ();
     char extra[64] = "";
     if (request_timeout_ms > 0)
-        snprintf (extra, sizeof (extra), ",\"requestTimeoutMs\":%d",
-                  request_timeout_ms);
+        snprintf (extra, sizeof (extra), ",\"requestTimeoutMs\":%d", request_timeout_ms);
     char config[4096];
     snprintf (config, sizeof (config),
               "{\"gateway\":{\"sseKeepaliveMs\":%d,\"drainTimeoutMs\":3000%s},"
@@ -82,12 +81,13 @@ runs_start_with (int request_timeout_ms, int stall_ms, int keepalive_ms)
               "\"system\":\"You are terse.\"}}}",
               keepalive_ms, extra, runs_env.sbase, stall_ms, runs_env.sbase, stall_ms);
     //  The providers come from the config alone.
-    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=",
-                         "ANTHROPIC_API_KEY=", "ANTHROPIC_BASE_URL=", NULL};
+    const char *env[] = {"OPENAI_API_KEY=", "OPENAI_BASE_URL=", "ANTHROPIC_API_KEY=",
+                         "ANTHROPIC_BASE_URL=", NULL};
     cr_assert_eq (served_start (&runs_env.srv, config, env), 0,
                   "clawgate serve did not start");
     cr_assert (runs_env.srv.token[0], "no token in %s", runs_env.srv.state);
-    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s", runs_env.srv.token);
+    snprintf (runs_env.auth, sizeof (runs_env.auth), "Authorization: Bearer %s",
+              runs_env.srv.token);
 }
 
 //  Stops both; the gateway must exit 0 (under ASan a leak makes it
@@ -114,8 +114,7 @@ runs_stop_all (void)
     if (had_gateway) {
         //  Show the tail of the log: that is where the reason is.
         size_t n = strlen (err);
-        cr_assert_eq (rc, 0, "serve exited %d:\n%s", rc,
-                      n > 6000 ? err + n - 6000 : err);
+        cr_assert_eq (rc, 0, "serve exited %d:\n%s", rc, n > 6000 ? err + n - 6000 : err);
     }
 }
 
@@ -124,7 +123,7 @@ runs_stop_all (void)
 //  POST a body to the gateway with its token (and one extra header or NULL).
 void
 runs_post_raw (const char *path, const char *body, size_t len, const char *extra,
-            http_resp_t *r)
+               http_resp_t *r)
 {
     char url[512];
     snprintf (url, sizeof (url), "%s%s", runs_env.srv.base, path);
@@ -201,11 +200,10 @@ runs_at_num (const cJSON *j, const char *path)
 //  Checks an error response: status, and the body of docs/errors.md#the-error-object
 //  {"error":{code,message,type,param}}.  param NULL: JSON null expected.
 void
-runs_assert_error (const http_resp_t *r, long status, const char *code,
-                const char *param)
+runs_assert_error (const http_resp_t *r, long status, const char *code, const char *param)
 {
-    cr_assert_eq (r->status, status, "status %ld (want %ld), body %s",
-                  r->status, status, r->body);
+    cr_assert_eq (r->status, status, "status %ld (want %ld), body %s", r->status, status,
+                  r->body);
     cJSON *j = cJSON_Parse (r->body);
     cr_assert_not_null (j, "error body is not JSON: %s", r->body);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive (j, "error");
@@ -214,8 +212,7 @@ runs_assert_error (const http_resp_t *r, long status, const char *code,
                       "body %s", r->body);
     cr_assert (runs_str (e, "message") && *runs_str (e, "message"), "%s", r->body);
     cr_assert_str_eq (runs_str (e, "type") ? runs_str (e, "type") : "(none)",
-                      status >= 500 ? "server_error" : "client_error", "%s",
-                      r->body);
+                      status >= 500 ? "server_error" : "client_error", "%s", r->body);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive (e, "param");
     cr_assert_not_null (p, "no param member: %s", r->body);
     if (param)
@@ -250,8 +247,9 @@ runs_stats (void)
     http_resp_t r;
     cr_assert_eq (http_do ("GET", url, NULL, NULL, 0, &r), 0);
     cJSON *j = runs_json (&r);
-    runs_stats_t s = {(long) runs_at_num (j, "requests"), (long) runs_at_num (j, "active"),
-                 (long) runs_at_num (j, "completed"), (long) runs_at_num (j, "aborted")};
+    runs_stats_t s = {
+        (long) runs_at_num (j, "requests"), (long) runs_at_num (j, "active"),
+        (long) runs_at_num (j, "completed"), (long) runs_at_num (j, "aborted")};
     cJSON_Delete (j);
     http_resp_free (&r);
     return s;
@@ -274,15 +272,16 @@ runs_parse_oai_stream (const char *body, runs_oai_stream_t *s)
             //  Blank line, or a comment
         }
         else {
-            cr_assert (n > 6 && !strncmp (p, "data: ", 6),
-                       "not an SSE data line: '%.*s'", (int) n, p);
+            cr_assert (n > 6 && !strncmp (p, "data: ", 6), "not an SSE data line: '%.*s'",
+                       (int) n, p);
             cr_assert (!s->done, "data after [DONE]: '%.*s'", (int) n, p);
             if (n - 6 == 6 && !strncmp (p + 6, "[DONE]", 6))
                 s->done = true;
             else {
                 cJSON *c = cJSON_ParseWithLength (p + 6, n - 6);
-                cr_assert (cJSON_IsObject (c), "chunk is not a JSON object: "
-                                               "'%.*s'",
+                cr_assert (cJSON_IsObject (c),
+                           "chunk is not a JSON object: "
+                           "'%.*s'",
                            (int) n, p);
                 const char *t = runs_at_str (c, "choices.0.delta.content");
                 if (t && *t) {
@@ -314,17 +313,17 @@ runs_parse_frames (const char *body)
         if (n && p[n - 1] == '\r')
             n--;
         if (n == 0)
-            event[0] = 0;   //  End of a frame
+            event[0] = 0;  //  End of a frame
         else if (p[0] == ':') {
         }
         else if (n > 7 && !strncmp (p, "event: ", 7))
             snprintf (event, sizeof (event), "%.*s", (int) (n - 7), p + 7);
         else {
-            cr_assert (n > 6 && !strncmp (p, "data: ", 6),
-                       "not an SSE line: '%.*s'", (int) n, p);
-            cJSON *d = cJSON_ParseWithLength (p + 6, n - 6);
-            cr_assert (cJSON_IsObject (d), "data is not a JSON object: '%.*s'",
+            cr_assert (n > 6 && !strncmp (p, "data: ", 6), "not an SSE line: '%.*s'",
                        (int) n, p);
+            cJSON *d = cJSON_ParseWithLength (p + 6, n - 6);
+            cr_assert (cJSON_IsObject (d), "data is not a JSON object: '%.*s'", (int) n,
+                       p);
             cJSON *f = cJSON_CreateObject ();
             cJSON_AddStringToObject (f, "event", event);
             cJSON_AddItemToObject (f, "data", d);

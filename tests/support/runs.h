@@ -38,10 +38,10 @@
 #define ANTHROPIC_HELLO "Hello from the anthropic stand-in. You said: "
 
 typedef struct {
-    proc_t standin;                  //  The stand-in process
-    char sbase[64];                  //  "http://127.0.0.1:PORT" of the stand-in
-    served_t srv;                    //  The gateway
-    char auth[192];                  //  "Authorization: Bearer <token>"
+    proc_t standin;  //  The stand-in process
+    char sbase[64];  //  "http://127.0.0.1:PORT" of the stand-in
+    served_t srv;    //  The gateway
+    char auth[192];  //  "Authorization: Bearer <token>"
 } runs_env_t;
 
 //  This test process's stand-in and gateway.
@@ -126,15 +126,15 @@ runs_stats (void);
 
 //  Reads the stand-in's stats into st until cond (an expression on st)
 //  holds or timeout_ms pass; st keeps the last stats read.
-#define RUNS_POLL_STATS(st, cond, timeout_ms)                                  \
-    do {                                                                       \
-        long long until_ = harness_now_ms () + (timeout_ms);                   \
-        while (true) {                                                         \
-            st = runs_stats ();                                                \
-            if ((cond) || harness_now_ms () >= until_)                         \
-                break;                                                         \
-            usleep (50000);                                                    \
-        }                                                                      \
+#define RUNS_POLL_STATS(st, cond, timeout_ms)                                            \
+    do {                                                                                 \
+        long long until_ = harness_now_ms () + (timeout_ms);                             \
+        while (true) {                                                                   \
+            st = runs_stats ();                                                          \
+            if ((cond) || harness_now_ms () >= until_)                                   \
+                break;                                                                   \
+            usleep (50000);                                                              \
+        }                                                                                \
     } while (0)
 
 //  ---- Server-Sent Events ----------------------------------------------------------
@@ -143,11 +143,11 @@ runs_stats (void);
 //  an SSE comment (": keep-alive", which the gateway may send whenever the
 //  stream idles for sseKeepaliveMs) or blank; the last data line is [DONE].
 typedef struct {
-    cJSON *chunks;      //  Array of the parsed chunk objects, in order
-    char text[65536];   //  Concatenated choices[0].delta.content
+    cJSON *chunks;     //  Array of the parsed chunk objects, in order
+    char text[65536];  //  Concatenated choices[0].delta.content
     size_t text_len;
-    int content_chunks; //  Chunks with non-empty delta.content
-    bool done;          //  The last data line was [DONE]
+    int content_chunks;  //  Chunks with non-empty delta.content
+    bool done;           //  The last data line was [DONE]
 } runs_oai_stream_t;
 
 //  Parses body into s, failing the test on a line that breaks the format.

@@ -54,8 +54,7 @@ Test (actor_browser, status_without_chromium)
     cr_assert_str_eq (fixture_str (j, "profile"), "default");
     cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (j, "url")));
     cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (j, "title")));
-    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (
-                      j, "profiles")),
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (j, "profiles")),
                   0);
     cJSON_Delete (j);
 
@@ -64,8 +63,7 @@ Test (actor_browser, status_without_chromium)
     snprintf (dir, sizeof (dir), "%s/browser", fixture_state_dir (fx));
     cr_assert_eq (mkdir (dir, 0700), 0);
     for (int i = 0; made[i]; i++) {
-        snprintf (dir, sizeof (dir), "%s/browser/%s", fixture_state_dir (fx),
-                  made[i]);
+        snprintf (dir, sizeof (dir), "%s/browser/%s", fixture_state_dir (fx), made[i]);
         cr_assert_eq (mkdir (dir, 0700), 0);
     }
     j = s_status (fx, "{\"profile\":\"work\"}");
@@ -83,10 +81,10 @@ Test (actor_browser, status_without_chromium)
 Test (actor_browser, bad_requests_are_400)
 {
     fixture_t *fx = fixture_new (NO_CHROMIUM, s_browser);
-    s_assert_error (fx, "BROWSER_STATUS", "{\"profile\":\"a/b\"}", 400,
-                    "invalid_request", "profile");
-    s_assert_error (fx, "BROWSER_NAVIGATE", "{\"url\":\"file:///etc/passwd\"}",
-                    400, "invalid_request", "url");
+    s_assert_error (fx, "BROWSER_STATUS", "{\"profile\":\"a/b\"}", 400, "invalid_request",
+                    "profile");
+    s_assert_error (fx, "BROWSER_NAVIGATE", "{\"url\":\"file:///etc/passwd\"}", 400,
+                    "invalid_request", "url");
     s_assert_error (fx, "BROWSER_NAVIGATE", "{\"url\":\"javascript:1\"}", 400,
                     "invalid_request", "url");
     s_assert_error (fx, "BROWSER_NAVIGATE",
@@ -95,13 +93,11 @@ Test (actor_browser, bad_requests_are_400)
     s_assert_error (fx, "BROWSER_NAVIGATE",
                     "{\"url\":\"http://127.0.0.1/\",\"profile\":\"\"}", 400,
                     "invalid_request", "profile");
-    s_assert_error (fx, "BROWSER_SCREENSHOT",
-                    "{\"selector\":\"h1\",\"fullPage\":true}", 400,
-                    "invalid_request", "fullPage");
+    s_assert_error (fx, "BROWSER_SCREENSHOT", "{\"selector\":\"h1\",\"fullPage\":true}",
+                    400, "invalid_request", "fullPage");
     //  None of it made a profile directory.
     cJSON *j = s_status (fx, NULL);
-    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (
-                      j, "profiles")),
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (j, "profiles")),
                   0);
     cJSON_Delete (j);
     fixture_destroy (&fx);
@@ -113,8 +109,8 @@ Test (actor_browser, missing_chromium_is_503)
 {
     fixture_t *fx = fixture_new (NO_CHROMIUM, s_browser);
     int64_t t0 = zclock_mono ();
-    s_assert_error (fx, "BROWSER_NAVIGATE", "{\"url\":\"http://127.0.0.1/\"}",
-                    503, "service_unavailable", NULL);
+    s_assert_error (fx, "BROWSER_NAVIGATE", "{\"url\":\"http://127.0.0.1/\"}", 503,
+                    "service_unavailable", NULL);
     s_assert_error (fx, "BROWSER_SCREENSHOT", "{\"profile\":\"other\"}", 503,
                     "service_unavailable", NULL);
     cr_assert_lt (zclock_mono () - t0, 2000, "the 503s were not at once");

@@ -21,8 +21,8 @@ typedef struct {
 
 //  One RATELIMIT_LEASE of holder on principal; returns what came back.
 static lease_t
-s_lease (fixture_t *fx, const char *holder, const char *principal, int rate,
-         int burst, int conc, int take, int give, int slots)
+s_lease (fixture_t *fx, const char *holder, const char *principal, int rate, int burst,
+         int conc, int take, int give, int slots)
 {
     char body[512];
     snprintf (body, sizeof (body),
@@ -37,9 +37,8 @@ s_lease (fixture_t *fx, const char *holder, const char *principal, int rate,
     fixture_assert_valid (&reply);
     cJSON *j = fixture_json (&reply);
     lease_t l = {(int) fixture_num (j, "granted"), (int) fixture_num (j, "slots"),
-                 (int) fixture_num (j, "ttlMs"), (int) fixture_num (j, "remaining"),
-                 (int) fixture_num (j, "resetMs"),
-                 (int) fixture_num (j, "retryAfterMs")};
+                 (int) fixture_num (j, "ttlMs"),   (int) fixture_num (j, "remaining"),
+                 (int) fixture_num (j, "resetMs"), (int) fixture_num (j, "retryAfterMs")};
     cJSON_Delete (j);
     bus_msg_fini (&reply);
     return l;
@@ -50,11 +49,9 @@ static bool
 s_auth_fail (fixture_t *fx, const char *address, int limit, int *retry_ms)
 {
     char body[256];
-    snprintf (body, sizeof (body), "{\"address\":\"%s\",\"limit\":%d}", address,
-              limit);
+    snprintf (body, sizeof (body), "{\"address\":\"%s\",\"limit\":%d}", address, limit);
     bus_msg_t reply;
-    fixture_call (fx, "ratelimit", "RATELIMIT_AUTH_FAIL", NULL, body, 3000,
-                  &reply);
+    fixture_call (fx, "ratelimit", "RATELIMIT_AUTH_FAIL", NULL, body, 3000, &reply);
     cr_assert_str_eq (reply.env.type, "RATELIMIT_AUTH_FAIL_OK");
     fixture_assert_valid (&reply);
     bool blocked = false;
@@ -91,11 +88,11 @@ Test (actor_ratelimit, one_bucket_for_every_holder)
     }
     int drip = (int) ((zclock_mono () - start) / 1000) + 1;
     cr_assert_eq (l.granted, 0, "the bucket never ran dry");
-    cr_assert (total >= 10 && total <= 10 + drip, "%d tokens granted from a "
-                                                  "bucket of 10",
+    cr_assert (total >= 10 && total <= 10 + drip,
+               "%d tokens granted from a "
+               "bucket of 10",
                total);
-    cr_assert (l.retry > 0 && l.retry <= 1000, "retryAfterMs %d at 60/min",
-               l.retry);
+    cr_assert (l.retry > 0 && l.retry <= 1000, "retryAfterMs %d at 60/min", l.retry);
     //  Tokens given back can be taken again; another principal has its own
     //  full bucket.
     l = s_lease (fx, "h1", "alice", 60, 10, 0, 0, 4, 0);
@@ -145,7 +142,7 @@ Test (actor_ratelimit, auth_failures_block_an_address)
         cr_assert_eq (retry, 0);
     }
     cr_assert (s_auth_fail (fx, "10.0.0.1", 3, &retry), "a 4th failure of 3 "
-                                                         "passed");
+                                                        "passed");
     cr_assert (retry > 15000 && retry <= 20000, "retryAfterMs %d", retry);
     cr_assert (s_auth_fail (fx, "10.0.0.1", 3, NULL), "no longer blocked");
     cr_assert_not (s_auth_fail (fx, "10.0.0.2", 3, NULL));

@@ -37,8 +37,8 @@ s_next_event (fixture_t *fx, const char *topic, bus_msg_t *msg)
         cr_assert_lt (zclock_mono (), deadline, "no %s", topic);
         if (fixture_recv (fx, 500, msg))
             continue;
-        cr_assert_eq (msg->kind, BUS_MSG_EVENT, "a reply %s (%d) came",
-                      msg->env.type, msg->env.status);
+        cr_assert_eq (msg->kind, BUS_MSG_EVENT, "a reply %s (%d) came", msg->env.type,
+                      msg->env.status);
         cr_assert_str_eq (msg->topic, topic);
         fixture_assert_valid (msg);
         return;
@@ -158,8 +158,7 @@ Test (actor_run, reply_to_gets_run_result)
         bus_msg_fini (&msg);
     }
     cr_assert_eq (fixture_recv (fx, 5000, &msg), 0, "no RUN_RESULT");
-    cr_assert_eq (msg.kind, BUS_MSG_REPLY, "the end came as event %s",
-                  msg.topic);
+    cr_assert_eq (msg.kind, BUS_MSG_REPLY, "the end came as event %s", msg.topic);
     cr_assert_eq (msg.env.corr_id, corr);
     cr_assert_str_eq (msg.env.type, "RUN_RESULT");
     cr_assert_eq (msg.env.status, 200);
@@ -186,8 +185,7 @@ Test (actor_run, abort_in_flight)
     bus_msg_t msg;
     s_next_event (fx, "run:run-x/chat.delta", &msg);
     bus_msg_fini (&msg);
-    fixture_call (fx, "run", "RUN_ABORT", NULL, "{\"runId\":\"run-x\"}", 3000,
-                  &msg);
+    fixture_call (fx, "run", "RUN_ABORT", NULL, "{\"runId\":\"run-x\"}", 3000, &msg);
     cr_assert_str_eq (msg.env.type, "RUN_ABORTED");
     fixture_assert_valid (&msg);
     bool aborted = false;
@@ -200,8 +198,7 @@ Test (actor_run, abort_in_flight)
     cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
     cr_assert_lt (r.deltas, 9, "the run went on after its abort");
     fixture_run_fini (&r);
-    fixture_call (fx, "run", "RUN_ABORT", NULL, "{\"runId\":\"run-x\"}", 3000,
-                  &msg);
+    fixture_call (fx, "run", "RUN_ABORT", NULL, "{\"runId\":\"run-x\"}", 3000, &msg);
     cr_assert (mp_get_bool (msg.body.root, "aborted", &aborted));
     cr_assert_not (aborted);
     bus_msg_fini (&msg);
@@ -241,8 +238,8 @@ Test (actor_run, refusals)
                     "{\"runId\":\"run-1\",\"agentId\":\"nobody\","
                     "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
                     404, "not_found", "agentId");
-    s_assert_error (fx, "{\"runId\":\"run-1\",\"messages\":[]}", 400,
-                    "invalid_request", "messages");
+    s_assert_error (fx, "{\"runId\":\"run-1\",\"messages\":[]}", 400, "invalid_request",
+                    "messages");
     s_assert_error (fx,
                     "{\"runId\":\"\",\"messages\":[{\"role\":\"user\","
                     "\"content\":\"hi\"}]}",
@@ -258,8 +255,8 @@ Test (actor_run, refusals)
 }
 
 //  A provider nobody listens for (port 1 on loopback refuses at once).
-#define DEAD_PROVIDER                                                          \
-    "\"providers\":{\"dead\":{\"type\":\"openai\",\"baseUrl\":"                \
+#define DEAD_PROVIDER                                                                    \
+    "\"providers\":{\"dead\":{\"type\":\"openai\",\"baseUrl\":"                          \
     "\"http://127.0.0.1:1/v1\",\"apiKey\":\"k\",\"models\":[\"x\"]}}"
 
 //  A run whose model cannot be reached before its first delta moves on to

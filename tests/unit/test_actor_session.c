@@ -19,8 +19,7 @@ static const char *const s_actors[] = {"session", "run", NULL};
 
 //  The SESSION_RUN body of run id on session key with message text.
 static void
-s_run_body (char *buf, size_t cap, const char *id, const char *key,
-            const char *text)
+s_run_body (char *buf, size_t cap, const char *id, const char *key, const char *text)
 {
     snprintf (buf, cap,
               "{\"runId\":\"%s\",\"sessionKey\":\"%s\",\"message\":\"%s\","
@@ -45,8 +44,8 @@ s_ask (fixture_t *fx, const char *service, const char *type, const char *body,
 {
     bus_msg_t reply;
     fixture_call (fx, service, type, NULL, body, 3000, &reply);
-    cr_assert_str_eq (reply.env.type, want, "%s answered %s (%d)", type,
-                      reply.env.type, reply.env.status);
+    cr_assert_str_eq (reply.env.type, want, "%s answered %s (%d)", type, reply.env.type,
+                      reply.env.status);
     cr_assert_eq (reply.env.status, 200);
     fixture_assert_valid (&reply);
     cJSON *j = fixture_json (&reply);
@@ -56,8 +55,8 @@ s_ask (fixture_t *fx, const char *service, const char *type, const char *body,
 
 //  Sends a request and checks it fails with status and code.
 static void
-s_ask_error (fixture_t *fx, const char *service, const char *type,
-             const char *body, int status, const char *code)
+s_ask_error (fixture_t *fx, const char *service, const char *type, const char *body,
+             int status, const char *code)
 {
     bus_msg_t reply;
     fixture_call (fx, service, type, NULL, body, 3000, &reply);
@@ -83,8 +82,8 @@ Test (actor_session, run_is_committed_and_gets_its_context)
     fixture_run_fini (&r);
 
     //  Committed before chat.done: a get right after finds both messages.
-    cJSON *got = s_ask (fx, "session.read", "SESSION_GET",
-                        "{\"sessionKey\":\"s1\"}", "SESSION_GET_OK");
+    cJSON *got = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"s1\"}",
+                        "SESSION_GET_OK");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (got, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 2);
     const cJSON *user = cJSON_GetArrayItem (msgs, 0);
@@ -95,8 +94,7 @@ Test (actor_session, run_is_committed_and_gets_its_context)
     cr_assert_str_eq (fixture_str (reply, "role"), "assistant");
     cr_assert_str_eq (fixture_str (reply, "content"), "hello there world");
     cr_assert_str_eq (fixture_str (reply, "finishReason"), "stop");
-    cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (got,
-                                                               "nextCursor")));
+    cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (got, "nextCursor")));
     cJSON_Delete (got);
 
     //  The next run carries the earlier exchange as context (3 + 3 words)
@@ -105,8 +103,8 @@ Test (actor_session, run_is_committed_and_gets_its_context)
     fixture_run_wait (fx, "run-2", 10000, &r);
     cr_assert_str_eq (r.end, "chat.done");
     cr_assert_str_eq (r.text, "again now");
-    cr_assert_eq (r.first_seq, last + 1, "seq went from %lld to %lld",
-                  (long long) last, (long long) r.first_seq);
+    cr_assert_eq (r.first_seq, last + 1, "seq went from %lld to %lld", (long long) last,
+                  (long long) r.first_seq);
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive (r.body, "usage");
     cr_assert_eq (fixture_num (usage, "promptTokens"), 8,
                   "prompt of %g words, not 3 + 3 + 2",
@@ -134,8 +132,7 @@ Test (actor_session, runs_on_one_session_keep_their_order)
         bus_msg_t msg;
         if (fixture_recv (fx, 500, &msg))
             continue;
-        cr_assert_eq (msg.kind, BUS_MSG_EVENT, "unexpected reply %s",
-                      msg.env.type);
+        cr_assert_eq (msg.kind, BUS_MSG_EVENT, "unexpected reply %s", msg.env.type);
         fixture_assert_valid (&msg);
         char id[32] = "";
         mp_copy_str (msg.body.root, "runId", id, sizeof (id));
@@ -143,8 +140,7 @@ Test (actor_session, runs_on_one_session_keep_their_order)
                           fixture_event_type (&msg), id, ids[current]);
         int64_t s = 0;
         cr_assert (mp_get_int (msg.body.root, "seq", &s));
-        cr_assert_eq (s, seq + 1, "seq %lld after %lld", (long long) s,
-                      (long long) seq);
+        cr_assert_eq (s, seq + 1, "seq %lld after %lld", (long long) s, (long long) seq);
         seq = s;
         if (streq (fixture_event_type (&msg), "chat.done"))
             current++;
@@ -171,8 +167,8 @@ Test (actor_session, queue_limit_refuses_with_429)
     fixture_assert_error (&reply, 429, "rate_limited");
     bus_msg_fini (&reply);
     //  The refused run left nothing behind: aborting it finds nothing.
-    cJSON *j = s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-3\"}",
-                      "RUN_ABORTED");
+    cJSON *j =
+        s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-3\"}", "RUN_ABORTED");
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     //  Another session has a queue of its own.
@@ -194,8 +190,8 @@ Test (actor_session, abort_of_a_queued_run)
                                  s_actors);
     s_run (fx, "run-1", "ab", "one two three");
     s_run (fx, "run-2", "ab", "never said");
-    cJSON *j = s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-2\"}",
-                      "RUN_ABORTED");
+    cJSON *j =
+        s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-2\"}", "RUN_ABORTED");
     cr_assert_str_eq (fixture_str (j, "runId"), "run-2");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
@@ -212,8 +208,7 @@ Test (actor_session, abort_of_a_queued_run)
     cr_assert_str_eq (fixture_str (r.body, "response"), "one two three");
     fixture_run_fini (&r);
     //  Unknown run: answered, nothing aborted.
-    j = s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-none\"}",
-               "RUN_ABORTED");
+    j = s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-none\"}", "RUN_ABORTED");
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     fixture_destroy (&fx);
@@ -237,8 +232,8 @@ Test (actor_session, list_get_and_delete)
     fixture_run_fini (&r);
 
     //  Newest updated first, a page at a time.
-    cJSON *page = s_ask (fx, "session.read", "SESSION_LIST", "{\"limit\":1}",
-                         "SESSION_LIST_OK");
+    cJSON *page =
+        s_ask (fx, "session.read", "SESSION_LIST", "{\"limit\":1}", "SESSION_LIST_OK");
     const cJSON *list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
     const cJSON *s = cJSON_GetArrayItem (list, 0);
@@ -254,44 +249,40 @@ Test (actor_session, list_get_and_delete)
     page = s_ask (fx, "session.read", "SESSION_LIST", next, "SESSION_LIST_OK");
     list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
-    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"),
-                      "first");
-    cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (page,
-                                                               "nextCursor")));
+    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"), "first");
+    cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (page, "nextCursor")));
     cJSON_Delete (page);
     //  The channel filter.
-    page = s_ask (fx, "session.read", "SESSION_LIST",
-                  "{\"channel\":\"telegram\"}", "SESSION_LIST_OK");
+    page = s_ask (fx, "session.read", "SESSION_LIST", "{\"channel\":\"telegram\"}",
+                  "SESSION_LIST_OK");
     list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
-    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"),
-                      "second");
+    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"), "second");
     cJSON_Delete (page);
     //  Bad requests.
     s_ask_error (fx, "session.read", "SESSION_LIST", "{\"limit\":0}", 400,
                  "invalid_request");
     s_ask_error (fx, "session.read", "SESSION_LIST", "{\"cursor\":\"x\"}", 400,
                  "invalid_request");
-    s_ask_error (fx, "session.read", "SESSION_GET",
-                 "{\"sessionKey\":\"nobody\"}", 404, "not_found");
-    s_ask_error (fx, "session.read", "SESSION_GET",
-                 "{\"sessionKey\":\"bad key!\"}", 400, "invalid_request");
+    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"nobody\"}", 404,
+                 "not_found");
+    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"bad key!\"}", 400,
+                 "invalid_request");
 
     //  Delete: gone from gets and lists; a second delete is a 404.
-    cJSON *del = s_ask (fx, "session", "SESSION_DELETE",
-                        "{\"sessionKey\":\"first\"}", "SESSION_DELETED");
+    cJSON *del = s_ask (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"first\"}",
+                        "SESSION_DELETED");
     cr_assert_str_eq (fixture_str (del, "sessionKey"), "first");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (del, "deleted")));
     cJSON_Delete (del);
-    s_ask_error (fx, "session.read", "SESSION_GET",
-                 "{\"sessionKey\":\"first\"}", 404, "not_found");
-    s_ask_error (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"first\"}",
-                 404, "not_found");
+    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"first\"}", 404,
+                 "not_found");
+    s_ask_error (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"first\"}", 404,
+                 "not_found");
     page = s_ask (fx, "session.read", "SESSION_LIST", NULL, "SESSION_LIST_OK");
     list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
-    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"),
-                      "second");
+    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"), "second");
     cJSON_Delete (page);
     fixture_destroy (&fx);
 }
@@ -308,18 +299,16 @@ Test (actor_session, refusals)
                  "\"agentId\":\"nobody\"}",
                  404, "not_found");
     s_ask_error (fx, "session", "SESSION_RUN",
-                 "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"\"}",
-                 400, "invalid_request");
+                 "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"\"}", 400,
+                 "invalid_request");
     s_ask_error (fx, "session", "SESSION_RUN",
                  "{\"runId\":\"run-1\",\"sessionKey\":\"no spaces\","
                  "\"message\":\"hi\"}",
                  400, "invalid_request");
     //  None of them made a session.
-    cJSON *page = s_ask (fx, "session.read", "SESSION_LIST", NULL,
-                         "SESSION_LIST_OK");
-    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (
-                      page, "sessions")),
-                  0);
+    cJSON *page = s_ask (fx, "session.read", "SESSION_LIST", NULL, "SESSION_LIST_OK");
+    cr_assert_eq (
+        cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (page, "sessions")), 0);
     cJSON_Delete (page);
     fixture_destroy (&fx);
 }
@@ -343,8 +332,8 @@ Test (actor_session, abort_of_the_running_run)
         if (delta)
             break;
     }
-    cJSON *j = s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-1\"}",
-                      "RUN_ABORTED");
+    cJSON *j =
+        s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-1\"}", "RUN_ABORTED");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     fixture_run_t r;
@@ -376,8 +365,8 @@ Test (actor_session, delete_with_runs_in_flight)
                                  s_actors);
     s_run (fx, "run-1", "doomed", "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10");
     s_run (fx, "run-2", "doomed", "never");
-    cJSON *j = s_ask (fx, "session", "SESSION_DELETE",
-                      "{\"sessionKey\":\"doomed\"}", "SESSION_DELETED");
+    cJSON *j = s_ask (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"doomed\"}",
+                      "SESSION_DELETED");
     cJSON_Delete (j);
     fixture_run_t r;
     fixture_run_wait (fx, "run-2", 5000, &r);
@@ -389,8 +378,8 @@ Test (actor_session, delete_with_runs_in_flight)
     cr_assert_str_eq (r.end, "chat.done");
     cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
     fixture_run_fini (&r);
-    s_ask_error (fx, "session.read", "SESSION_GET",
-                 "{\"sessionKey\":\"doomed\"}", 404, "not_found");
+    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}", 404,
+                 "not_found");
     //  The key can be used again, from a fresh start.
     s_run (fx, "run-3", "doomed", "again");
     fixture_run_wait (fx, "run-3", 5000, &r);
@@ -398,8 +387,7 @@ Test (actor_session, delete_with_runs_in_flight)
     fixture_run_fini (&r);
     j = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}",
                "SESSION_GET_OK");
-    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (
-                      j, "messages")),
+    cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (j, "messages")),
                   2, "the new session holds only its own exchange");
     cJSON_Delete (j);
     fixture_destroy (&fx);
@@ -426,11 +414,11 @@ Test (actor_session, messages_are_sent_as_given)
     //  be brief (2) + ok (1) + last words here (3); the parts are not
     //  strings, so the echo provider does not count them; no context.
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive (r.body, "usage");
-    cr_assert_eq (fixture_num (usage, "promptTokens"), 6,
-                  "prompt of %g words", fixture_num (usage, "promptTokens"));
+    cr_assert_eq (fixture_num (usage, "promptTokens"), 6, "prompt of %g words",
+                  fixture_num (usage, "promptTokens"));
     fixture_run_fini (&r);
-    cJSON *j = s_ask (fx, "session.read", "SESSION_GET",
-                      "{\"sessionKey\":\"conv\"}", "SESSION_GET_OK");
+    cJSON *j = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"conv\"}",
+                      "SESSION_GET_OK");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 4);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 2), "content"),

@@ -36,21 +36,18 @@ Test (actor_system, request_routed_to_system_actor)
     cr_assert_str_eq (reply.env.type, "SYSTEM_STATUS_OK");
     cr_assert_str_eq (reply.env.session_key, "agent:main:t");
     cr_assert_eq (reply.env.timeout_ms, 1234);
-    cr_assert_eq (msg_validate ("SYSTEM_STATUS_OK", reply.body.root, err,
-                                sizeof (err), NULL, 0),
-                  0, "%s", err);
+    cr_assert_eq (
+        msg_validate ("SYSTEM_STATUS_OK", reply.body.root, err, sizeof (err), NULL, 0), 0,
+        "%s", err);
     char status[8];
-    cr_assert_eq (mp_copy_str (reply.body.root, "status", status,
-                               sizeof (status)),
-                  0);
+    cr_assert_eq (mp_copy_str (reply.body.root, "status", status, sizeof (status)), 0);
     cr_assert_str_eq (status, "ok");
     bus_msg_fini (&reply);
 
     //  corr_ids keep increasing, and each reply carries its own.
     for (int i = 0; i < 5; i++) {
         envelope_init (&env, "SYSTEM_PING");
-        cr_assert_eq (bus_front_call (front, "system", &env, EMPTY_MAP, 1,
-                                      2000, &reply),
+        cr_assert_eq (bus_front_call (front, "system", &env, EMPTY_MAP, 1, 2000, &reply),
                       0, "no reply to SYSTEM_PING");
         cr_assert_eq (reply.env.corr_id, env.corr_id);
         cr_assert_str_eq (reply.env.type, "SYSTEM_PONG");
@@ -74,8 +71,10 @@ Test (actor_system, status_reports_channels_and_worker)
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive (j, "channels");
     struct {
         const char *id, *want;
-    } expect[] = {{"telegram", "disconnected"}, {"slack", "disabled"},
-                  {"whatsapp", "not_configured"}, {"discord", "not_configured"},
+    } expect[] = {{"telegram", "disconnected"},
+                  {"slack", "disabled"},
+                  {"whatsapp", "not_configured"},
+                  {"discord", "not_configured"},
                   {"webhook", "not_configured"}};
     for (size_t i = 0; i < sizeof (expect) / sizeof (expect[0]); i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive (ch, expect[i].id);

@@ -24,9 +24,13 @@
 static void
 s_clean_env (void)
 {
-    const char *vars[] = {"CLAWGATE_CONFIG", "CLAWGATE_TOKEN",
-                          "CLAWGATE_PASSWORD", "CLAWGATE_AUTH", "CLAWGATE_BIND",
-                          "CLAWGATE_PORT", NULL};
+    const char *vars[] = {"CLAWGATE_CONFIG",
+                          "CLAWGATE_TOKEN",
+                          "CLAWGATE_PASSWORD",
+                          "CLAWGATE_AUTH",
+                          "CLAWGATE_BIND",
+                          "CLAWGATE_PORT",
+                          NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv (vars[i]);
 }
@@ -58,8 +62,8 @@ s_config (const char *mode)
 
 //  Runs auth_check on the three inputs.
 static auth_rc_t
-s_check (const cg_config_t *cfg, const char *authorization,
-         const char *password, const char *query, auth_ctx_t *ctx)
+s_check (const cg_config_t *cfg, const char *authorization, const char *password,
+         const char *query, auth_ctx_t *ctx)
 {
     auth_input_t in = {authorization, password, query};
     return auth_check (cfg, &in, ctx);
@@ -74,8 +78,8 @@ s_basic (char *buf, size_t cap, const char *userpass)
     size_t len = strlen (userpass), at = (size_t) snprintf (buf, cap, "Basic ");
     const unsigned char *s = (const unsigned char *) userpass;
     for (size_t i = 0; i < len; i += 3) {
-        unsigned v = s[i] << 16 | (i + 1 < len ? s[i + 1] << 8 : 0)
-                     | (i + 2 < len ? s[i + 2] : 0);
+        unsigned v =
+            s[i] << 16 | (i + 1 < len ? s[i + 1] << 8 : 0) | (i + 2 < len ? s[i + 2] : 0);
         buf[at++] = digits[(v >> 18) & 63];
         buf[at++] = digits[(v >> 12) & 63];
         buf[at++] = i + 1 < len ? digits[(v >> 6) & 63] : '=';
@@ -103,7 +107,7 @@ Test (auth, base64_decode)
     cr_assert_eq (auth_base64_decode ("", 0, out, sizeof (out)), 0);
     cr_assert_str_eq (out, "");
     cr_assert_eq (auth_base64_decode ("Pz8/Pj4+", 8, out, sizeof (out)), 6);
-    cr_assert_str_eq (out, "\x3f\x3f\x3f>>>");   //  Uses + and /
+    cr_assert_str_eq (out, "\x3f\x3f\x3f>>>");  //  Uses + and /
 
     //  Invalid characters, data after padding, a NUL inside.
     cr_assert_eq (auth_base64_decode ("aGV!bG8=", 8, out, sizeof (out)), -1);
@@ -139,22 +143,19 @@ Test (auth, bearer_token)
 {
     cg_config_t *cfg = s_config ("token");
     auth_ctx_t ctx;
-    cr_assert_eq (s_check (cfg, "Bearer " MAIN_TOKEN, NULL, NULL, &ctx),
-                  AUTH_OK);
+    cr_assert_eq (s_check (cfg, "Bearer " MAIN_TOKEN, NULL, NULL, &ctx), AUTH_OK);
     cr_assert_eq (ctx.scopes, SCOPE_ALL);
     cr_assert_str_eq (ctx.principal, "token:main");
-    cr_assert_eq (s_check (cfg, "bearer   " MAIN_TOKEN "  ", NULL, NULL, &ctx),
-                  AUTH_OK, "scheme is case-insensitive, spaces trimmed");
+    cr_assert_eq (s_check (cfg, "bearer   " MAIN_TOKEN "  ", NULL, NULL, &ctx), AUTH_OK,
+                  "scheme is case-insensitive, spaces trimmed");
 
-    cr_assert_eq (s_check (cfg, "Bearer wrong-token-0123456789", NULL, NULL,
-                           &ctx),
+    cr_assert_eq (s_check (cfg, "Bearer wrong-token-0123456789", NULL, NULL, &ctx),
                   AUTH_INVALID);
     cr_assert_eq (ctx.scopes, 0, "a refused check granted scopes");
     cr_assert_eq (s_check (cfg, "Bearer " MAIN_TOKEN "x", NULL, NULL, &ctx),
                   AUTH_INVALID);
     cr_assert_eq (s_check (cfg, "Bearer ", NULL, NULL, &ctx), AUTH_INVALID);
-    cr_assert_eq (s_check (cfg, "Token " MAIN_TOKEN, NULL, NULL, &ctx),
-                  AUTH_INVALID);
+    cr_assert_eq (s_check (cfg, "Token " MAIN_TOKEN, NULL, NULL, &ctx), AUTH_INVALID);
     cr_assert_eq (s_check (cfg, MAIN_TOKEN, NULL, NULL, &ctx), AUTH_INVALID);
     config_destroy (&cfg);
 }
@@ -165,8 +166,7 @@ Test (auth, missing_credentials)
     auth_ctx_t ctx;
     cr_assert_eq (s_check (cfg, NULL, NULL, NULL, &ctx), AUTH_MISSING);
     cr_assert_eq (s_check (cfg, "", "", "", &ctx), AUTH_MISSING);
-    cr_assert_eq (s_check (cfg, NULL, NULL, "stream=true&tok=x", &ctx),
-                  AUTH_MISSING);
+    cr_assert_eq (s_check (cfg, NULL, NULL, "stream=true&tok=x", &ctx), AUTH_MISSING);
     cr_assert_eq (ctx.scopes, 0);
     config_destroy (&cfg);
 }
@@ -175,15 +175,12 @@ Test (auth, query_token)
 {
     cg_config_t *cfg = s_config ("token");
     auth_ctx_t ctx;
-    cr_assert_eq (s_check (cfg, NULL, NULL, "token=" MAIN_TOKEN_QUERY, &ctx),
-                  AUTH_OK);
+    cr_assert_eq (s_check (cfg, NULL, NULL, "token=" MAIN_TOKEN_QUERY, &ctx), AUTH_OK);
     cr_assert_str_eq (ctx.principal, "token:main");
-    cr_assert_eq (s_check (cfg, NULL, NULL,
-                           "a=1&token=" MAIN_TOKEN_QUERY "&b=2", &ctx),
+    cr_assert_eq (s_check (cfg, NULL, NULL, "a=1&token=" MAIN_TOKEN_QUERY "&b=2", &ctx),
                   AUTH_OK);
     //  Undecoded, the token is wrong.
-    cr_assert_eq (s_check (cfg, NULL, NULL, "token=main-token-0123456789/+=x",
-                           &ctx),
+    cr_assert_eq (s_check (cfg, NULL, NULL, "token=main-token-0123456789/+=x", &ctx),
                   AUTH_INVALID);
     cr_assert_eq (s_check (cfg, NULL, NULL, "token=", &ctx), AUTH_INVALID);
     config_destroy (&cfg);
@@ -197,12 +194,11 @@ Test (auth, wrong_header_not_rescued_by_query)
                            "token=" MAIN_TOKEN_QUERY, &ctx),
                   AUTH_INVALID);
     cr_assert_eq (ctx.scopes, 0);
-    cr_assert_eq (s_check (cfg, NULL, "wrong password",
-                           "token=" MAIN_TOKEN_QUERY, &ctx),
+    cr_assert_eq (s_check (cfg, NULL, "wrong password", "token=" MAIN_TOKEN_QUERY, &ctx),
                   AUTH_INVALID);
-    cr_assert_eq (s_check (cfg, NULL, NULL,
-                           "token=nope&password=s3cret%3Apass+word", &ctx),
-                  AUTH_INVALID);
+    cr_assert_eq (
+        s_check (cfg, NULL, NULL, "token=nope&password=s3cret%3Apass+word", &ctx),
+        AUTH_INVALID);
     config_destroy (&cfg);
 }
 
@@ -213,27 +209,22 @@ Test (auth, basic_password)
         cg_config_t *cfg = s_config (modes[i]);
         auth_ctx_t ctx;
         char header[128];
-        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header),
-                                             "alice:" PASSWORD),
+        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header), "alice:" PASSWORD),
                                NULL, NULL, &ctx),
                       AUTH_OK, "mode %s", modes[i]);
         cr_assert_eq (ctx.scopes, SCOPE_ALL);
         cr_assert_str_eq (ctx.principal, "password");
         //  An empty user name is fine; the password decides.
-        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header),
-                                             ":" PASSWORD),
-                               NULL, NULL, &ctx),
+        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header), ":" PASSWORD), NULL,
+                               NULL, &ctx),
                       AUTH_OK);
-        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header),
-                                             "alice:wrong"),
+        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header), "alice:wrong"),
                                NULL, NULL, &ctx),
                       AUTH_INVALID);
-        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header),
-                                             "no-colon-here"),
+        cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header), "no-colon-here"),
                                NULL, NULL, &ctx),
                       AUTH_INVALID);
-        cr_assert_eq (s_check (cfg, "Basic !!!!", NULL, NULL, &ctx),
-                      AUTH_INVALID);
+        cr_assert_eq (s_check (cfg, "Basic !!!!", NULL, NULL, &ctx), AUTH_INVALID);
         config_destroy (&cfg);
     }
 }
@@ -245,15 +236,12 @@ Test (auth, password_header_and_query)
     cr_assert_eq (s_check (cfg, NULL, PASSWORD, NULL, &ctx), AUTH_OK);
     cr_assert_str_eq (ctx.principal, "password");
     cr_assert_eq (s_check (cfg, NULL, PASSWORD "!", NULL, &ctx), AUTH_INVALID);
-    cr_assert_eq (s_check (cfg, NULL, NULL, "password=s3cret%3Apass+word",
-                           &ctx),
+    cr_assert_eq (s_check (cfg, NULL, NULL, "password=s3cret%3Apass+word", &ctx),
                   AUTH_OK);
     cr_assert_eq (ctx.scopes, SCOPE_ALL);
-    cr_assert_eq (s_check (cfg, NULL, NULL, "password=s3cret", &ctx),
-                  AUTH_INVALID);
+    cr_assert_eq (s_check (cfg, NULL, NULL, "password=s3cret", &ctx), AUTH_INVALID);
     //  Tokens are not accepted in password mode.
-    cr_assert_eq (s_check (cfg, "Bearer " MAIN_TOKEN, NULL, NULL, &ctx),
-                  AUTH_INVALID);
+    cr_assert_eq (s_check (cfg, "Bearer " MAIN_TOKEN, NULL, NULL, &ctx), AUTH_INVALID);
     cr_assert_eq (s_check (cfg, NULL, NULL, "token=" MAIN_TOKEN_QUERY, &ctx),
                   AUTH_INVALID);
     config_destroy (&cfg);
@@ -265,12 +253,10 @@ Test (auth, password_refused_in_token_mode)
     auth_ctx_t ctx;
     char header[128];
     cr_assert_eq (s_check (cfg, NULL, PASSWORD, NULL, &ctx), AUTH_INVALID);
-    cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header),
-                                         "alice:" PASSWORD),
+    cr_assert_eq (s_check (cfg, s_basic (header, sizeof (header), "alice:" PASSWORD),
                            NULL, NULL, &ctx),
                   AUTH_INVALID);
-    cr_assert_eq (s_check (cfg, NULL, NULL, "password=s3cret%3Apass+word",
-                           &ctx),
+    cr_assert_eq (s_check (cfg, NULL, NULL, "password=s3cret%3Apass+word", &ctx),
                   AUTH_INVALID);
     cr_assert_eq (ctx.scopes, 0);
     config_destroy (&cfg);
@@ -280,16 +266,13 @@ Test (auth, scoped_token)
 {
     cg_config_t *cfg = s_config ("token");
     auth_ctx_t ctx;
-    cr_assert_eq (s_check (cfg, "Bearer " SCOPED_TOKEN, NULL, NULL, &ctx),
-                  AUTH_OK);
+    cr_assert_eq (s_check (cfg, "Bearer " SCOPED_TOKEN, NULL, NULL, &ctx), AUTH_OK);
     cr_assert_eq (ctx.scopes, SCOPE_CHAT | SCOPE_SESSIONS);
     cr_assert_str_eq (ctx.principal, "token:ci");
-    cr_assert_eq (s_check (cfg, NULL, NULL, "token=" SCOPED_TOKEN, &ctx),
-                  AUTH_OK);
+    cr_assert_eq (s_check (cfg, NULL, NULL, "token=" SCOPED_TOKEN, &ctx), AUTH_OK);
     cr_assert_eq (ctx.scopes, SCOPE_CHAT | SCOPE_SESSIONS);
     //  The main token still gets everything after a scoped check.
-    cr_assert_eq (s_check (cfg, "Bearer " MAIN_TOKEN, NULL, NULL, &ctx),
-                  AUTH_OK);
+    cr_assert_eq (s_check (cfg, "Bearer " MAIN_TOKEN, NULL, NULL, &ctx), AUTH_OK);
     cr_assert_eq (ctx.scopes, SCOPE_ALL);
     config_destroy (&cfg);
 }
@@ -302,8 +285,7 @@ Test (auth, mode_none_is_anonymous)
     cr_assert_eq (ctx.scopes, SCOPE_ALL);
     cr_assert_str_eq (ctx.principal, "anonymous");
     //  Whatever is offered, even a wrong credential.
-    cr_assert_eq (s_check (cfg, "Bearer wrong", "wrong", "token=x", &ctx),
-                  AUTH_OK);
+    cr_assert_eq (s_check (cfg, "Bearer wrong", "wrong", "token=x", &ctx), AUTH_OK);
     cr_assert_str_eq (ctx.principal, "anonymous");
     config_destroy (&cfg);
 }

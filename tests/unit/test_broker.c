@@ -32,8 +32,8 @@ s_unchecked (void)
 //  ---- An echo worker: answers SYSTEM_PING with SYSTEM_PONG {"worker": id} --
 
 typedef struct {
-    const char *endpoint;        //  Broker requests endpoint
-    int id;                      //  Put in every reply
+    const char *endpoint;  //  Broker requests endpoint
+    int id;                //  Put in every reply
 } echo_args_t;
 
 static void
@@ -59,13 +59,13 @@ s_echo_actor (zsock_t *pipe, void *args)
             int rc;
             while ((rc = bus_worker_recv (worker, &req)) >= 0) {
                 if (rc == 0)
-                    continue;    //  Protocol traffic, or refused with 400
+                    continue;  //  Protocol traffic, or refused with 400
                 mp_writer_t w;
                 mp_writer_init (&w);
                 msgpack_pack_map (&w.pk, 1);
                 mp_kv_int (&w, "worker", id);
-                bus_worker_reply (worker, &req, "SYSTEM_PONG", 200,
-                                  w.buf.data, w.buf.size);
+                bus_worker_reply (worker, &req, "SYSTEM_PONG", 200, w.buf.data,
+                                  w.buf.size);
                 mp_writer_fini (&w);
                 bus_request_fini (&req);
             }
@@ -74,12 +74,12 @@ s_echo_actor (zsock_t *pipe, void *args)
             break;
     }
     zpoller_destroy (&poller);
-    bus_worker_destroy (&worker);   //  Says DISCONNECT
+    bus_worker_destroy (&worker);  //  Says DISCONNECT
 }
 
 //  ---- Fixture --------------------------------------------------------------
 
-static char s_endpoint[64];          //  This test's broker endpoint
+static char s_endpoint[64];  //  This test's broker endpoint
 
 //  Starts a broker on this test's own endpoint.  The config lives on this
 //  frame only, as broker.h allows: it must not be read after the signal.
@@ -88,8 +88,7 @@ s_broker_new (void)
 {
     snprintf (s_endpoint, sizeof (s_endpoint), "inproc://test-broker-%d",
               (int) getpid ());
-    broker_config_t bc = {.requests = s_endpoint, .heartbeat_ms = 100,
-                          .liveness = 10};
+    broker_config_t bc = {.requests = s_endpoint, .heartbeat_ms = 100, .liveness = 10};
     zactor_t *broker = zactor_new (broker_actor, &bc);
     cr_assert_not_null (broker);
     cr_assert_not (bc.failed, "broker could not bind %s", s_endpoint);
@@ -112,8 +111,7 @@ s_live (bus_front_t *front, const char *service)
     envelope_t env;
     envelope_init (&env, "MMI_SERVICES");
     bus_msg_t reply;
-    if (bus_front_call (front, BUS_SERVICE_BROKER, &env, EMPTY_MAP, 1, 1000,
-                        &reply))
+    if (bus_front_call (front, BUS_SERVICE_BROKER, &env, EMPTY_MAP, 1, 1000, &reply))
         return -1;
     int64_t n = 0;
     if (!mp_get_int (mp_get (reply.body.root, "services"), service, &n))
@@ -143,9 +141,8 @@ s_call (bus_front_t *front, const char *type, const void *body, size_t size,
 {
     envelope_t env;
     envelope_init (&env, type);
-    cr_assert_eq (bus_front_call (front, "system", &env, body, size, 2000,
-                                  reply),
-                  0, "no reply to %s", type);
+    cr_assert_eq (bus_front_call (front, "system", &env, body, size, 2000, reply), 0,
+                  "no reply to %s", type);
     cr_assert_eq (reply->env.corr_id, env.corr_id);
 }
 
@@ -173,9 +170,8 @@ s_assert_error (bus_msg_t *reply, int status, const char *code)
     cr_assert_eq (mp_copy_str (reply->body.root, "code", got, sizeof (got)), 0);
     cr_assert_str_eq (got, code);
     char err[128];
-    cr_assert_eq (msg_validate ("ERROR", reply->body.root, err, sizeof (err),
-                                NULL, 0),
-                  0, "ERROR body: %s", err);
+    cr_assert_eq (msg_validate ("ERROR", reply->body.root, err, sizeof (err), NULL, 0), 0,
+                  "ERROR body: %s", err);
 }
 
 //  ---- Tests ------------------------------------------------------------------
@@ -191,15 +187,14 @@ Test (broker, mmi_services_lists_live_workers)
     envelope_t env;
     envelope_init (&env, "MMI_SERVICES");
     bus_msg_t reply;
-    cr_assert_eq (bus_front_call (front, BUS_SERVICE_BROKER, &env, EMPTY_MAP, 1,
-                                  1000, &reply),
-                  0);
+    cr_assert_eq (
+        bus_front_call (front, BUS_SERVICE_BROKER, &env, EMPTY_MAP, 1, 1000, &reply), 0);
     cr_assert_str_eq (reply.env.type, "MMI_SERVICES_OK");
     cr_assert_eq (reply.env.status, 200);
     char err[128];
-    cr_assert_eq (msg_validate ("MMI_SERVICES_OK", reply.body.root, err,
-                                sizeof (err), NULL, 0),
-                  0, "%s", err);
+    cr_assert_eq (
+        msg_validate ("MMI_SERVICES_OK", reply.body.root, err, sizeof (err), NULL, 0), 0,
+        "%s", err);
     const msgpack_object *services = mp_get (reply.body.root, "services");
     cr_assert_eq (services->via.map.size, 1);
     bus_msg_fini (&reply);
@@ -219,9 +214,9 @@ Test (broker, no_worker_is_503_at_once)
         envelope_init (&env, "SYSTEM_PING");
         bus_msg_t reply;
         int64_t start = zclock_mono ();
-        cr_assert_eq (bus_front_call (front, services[i], &env, EMPTY_MAP, 1,
-                                      1000, &reply),
-                      0, "no reply within 1 s");
+        cr_assert_eq (
+            bus_front_call (front, services[i], &env, EMPTY_MAP, 1, 1000, &reply), 0,
+            "no reply within 1 s");
         cr_assert_lt (zclock_mono () - start, 1000);
         cr_assert_eq (reply.env.corr_id, env.corr_id);
         s_assert_error (&reply, 503, "service_unavailable");
@@ -234,9 +229,7 @@ Test (broker, no_worker_is_503_at_once)
     envelope_t env;
     envelope_init (&env, "SYSTEM_PING");
     bus_msg_t reply;
-    cr_assert_eq (bus_front_call (front, name, &env, EMPTY_MAP, 1, 1000,
-                                  &reply),
-                  0);
+    cr_assert_eq (bus_front_call (front, name, &env, EMPTY_MAP, 1, 1000, &reply), 0);
     s_assert_error (&reply, 400, "invalid_request");
     bus_msg_fini (&reply);
     bus_front_destroy (&front);
@@ -286,8 +279,7 @@ s_ping_keyed (bus_front_t *front, const char *key)
     envelope_init (&env, "SYSTEM_PING");
     snprintf (env.session_key, sizeof (env.session_key), "%s", key);
     bus_msg_t reply;
-    cr_assert_eq (bus_front_call (front, "system", &env, EMPTY_MAP, 1, 2000, &reply),
-                  0);
+    cr_assert_eq (bus_front_call (front, "system", &env, EMPTY_MAP, 1, 2000, &reply), 0);
     int64_t id = -1;
     cr_assert (mp_get_int (reply.body.root, "worker", &id));
     bus_msg_fini (&reply);
@@ -313,7 +305,7 @@ Test (broker, a_keyed_request_goes_where_its_key_went_before)
         for (int k = 0; k < 40; k++) {
             char key[32];
             snprintf (key, sizeof (key), "run-%08x", k * 2654435761u);
-            s_ping (front);   //  Unkeyed traffic moves the round-robin cursor
+            s_ping (front);  //  Unkeyed traffic moves the round-robin cursor
             cr_assert_eq (s_ping_keyed (front, key), home[k], "key %d moved", k);
         }
     for (int w = 1; w <= 3; w++)
@@ -348,13 +340,13 @@ Test (broker, malformed_requests_get_400)
         const char *body;
         size_t size;
     } bad[] = {
-        {"NO_SUCH_MESSAGE", EMPTY_MAP, 1},   //  Undeclared
-        {"MMI_SERVICES_OK", EMPTY_MAP, 1},   //  Declared, not for "system"
-        {"SYSTEM_PING", "\xc1", 1},          //  Not msgpack
-        {"SYSTEM_PING", "\x81\xa1k", 3},     //  Truncated msgpack
-        {"SYSTEM_PING", "", 0},              //  No body at all
-        {"SYSTEM_PING", "\x80\x80", 2},      //  Trailing bytes
-        {"SYSTEM_PING", "\x91\x01", 2},      //  An array, not a map
+        {"NO_SUCH_MESSAGE", EMPTY_MAP, 1},  //  Undeclared
+        {"MMI_SERVICES_OK", EMPTY_MAP, 1},  //  Declared, not for "system"
+        {"SYSTEM_PING", "\xc1", 1},         //  Not msgpack
+        {"SYSTEM_PING", "\x81\xa1k", 3},    //  Truncated msgpack
+        {"SYSTEM_PING", "", 0},             //  No body at all
+        {"SYSTEM_PING", "\x80\x80", 2},     //  Trailing bytes
+        {"SYSTEM_PING", "\x91\x01", 2},     //  An array, not a map
     };
     for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
         bus_msg_t reply;
@@ -400,9 +392,9 @@ s_send_raw_ping (zsock_t *raw, int bodies)
     msgpack_sbuffer_destroy (&ebuf);
 }
 
-#define RAW(...)                                                              \
-    s_send_raw (raw, (const char *[]) {__VA_ARGS__},                          \
-                sizeof ((const char *[]) {__VA_ARGS__}) / sizeof (char *))
+#define RAW(...)                                                                         \
+    s_send_raw (raw, (const char *[]){__VA_ARGS__},                                      \
+                sizeof ((const char *[]){__VA_ARGS__}) / sizeof (char *))
 
 Test (broker, survives_raw_garbage)
 {
@@ -423,25 +415,25 @@ Test (broker, survives_raw_garbage)
         many[i] = i == 0 ? "CGC1" : i == 1 ? "REQUEST" : "x";
         w_many[i] = i == 0 ? "CGW1" : i == 1 ? "REPLY" : "";
     }
-    s_send_raw (raw, many, 20);              //  Too many frames
+    s_send_raw (raw, many, 20);  //  Too many frames
     s_send_raw (raw, w_many, 20);
     s_send_raw (raw, many, 9);
-    RAW ("XXXX", "REQUEST", "system", "e", "b");    //  Unknown header
-    RAW ("");                                //  Empty frames
+    RAW ("XXXX", "REQUEST", "system", "e", "b");  //  Unknown header
+    RAW ("");                                     //  Empty frames
     RAW ("", "", "");
     RAW ("", "", "", "", "", "");
     RAW ("CGC1");
-    RAW ("CGC1", "REQUEST", "system", "", "");      //  Empty envelope
-    RAW ("CGC1", "REQUEST", "system", "\x95");      //  Frame missing
+    RAW ("CGC1", "REQUEST", "system", "", "");  //  Empty envelope
+    RAW ("CGC1", "REQUEST", "system", "\x95");  //  Frame missing
     RAW ("CGC1", "REPLY", "", "", "");
-    RAW ("CGW1", "READY", "");               //  Each answered DISCONNECT
+    RAW ("CGW1", "READY", "");  //  Each answered DISCONNECT
     RAW ("CGW1", "READY", longname);
     RAW ("CGW1", "REPLY", "", "", "");
     RAW ("CGW1", "READY");
     RAW ("CGW1", "EVENT", "", "t", "");
     RAW ("CGW1", "DISCONNECT");
     RAW ("CGW1", "BOGUS", "x");
-    s_send_raw_ping (raw, 2);                //  A body too many
+    s_send_raw_ping (raw, 2);  //  A body too many
 
     //  An unknown peer's HEARTBEAT is told to register, as were the bad
     //  READYs and the unregistered REPLY above: four DISCONNECTs and
@@ -464,9 +456,7 @@ Test (broker, survives_raw_garbage)
     cr_assert (zframe_streq (zmsg_next (msg), "REPLY"));
     zframe_t *eframe = zmsg_next (msg);
     envelope_t env;
-    cr_assert_eq (envelope_unpack (&env, zframe_data (eframe),
-                                   zframe_size (eframe)),
-                  0);
+    cr_assert_eq (envelope_unpack (&env, zframe_data (eframe), zframe_size (eframe)), 0);
     cr_assert_str_eq (env.type, "SYSTEM_PONG");
     cr_assert_eq (env.status, 200);
     zmsg_destroy (&msg);

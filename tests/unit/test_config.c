@@ -19,16 +19,17 @@
 #include "harness.h"
 #include "keys.h"
 
-static char s_dir[64];               //  This test's temporary directory
-static char s_path[128];             //  Its config file
+static char s_dir[64];    //  This test's temporary directory
+static char s_path[128];  //  Its config file
 
 static void
 s_setup (void)
 {
-    const char *vars[] = {"CLAWGATE_CONFIG", "CLAWGATE_TOKEN",
-                          "CLAWGATE_PASSWORD", "CLAWGATE_AUTH", "CLAWGATE_BIND",
-                          "CLAWGATE_PORT", "CLAWGATE_STATE_DIR",
-                          "CLAWGATE_LOG_LEVEL", "CLAWGATE_THREADS", NULL};
+    const char *vars[] = {"CLAWGATE_CONFIG",    "CLAWGATE_TOKEN",
+                          "CLAWGATE_PASSWORD",  "CLAWGATE_AUTH",
+                          "CLAWGATE_BIND",      "CLAWGATE_PORT",
+                          "CLAWGATE_STATE_DIR", "CLAWGATE_LOG_LEVEL",
+                          "CLAWGATE_THREADS",   NULL};
     for (int i = 0; vars[i]; i++)
         unsetenv (vars[i]);
     harness_tmpdir (s_dir, sizeof (s_dir));
@@ -88,8 +89,7 @@ Test (config, errors_name_the_key)
                "{\"token\":\"short\"}]}}",
                "auth.tokens[1].token:");
     s_refused ("{\"channels\":{\"foo\":{}}}", "channels.foo: unknown channel");
-    s_refused ("{\"channels\":{\"slack\":{\"enabled\":1}}}",
-               "channels.slack.enabled:");
+    s_refused ("{\"channels\":{\"slack\":{\"enabled\":1}}}", "channels.slack.enabled:");
     s_refused ("{\"gateway\":{\"threads\":0}}", "gateway.threads:");
     s_refused ("{\"broker\":{\"heartbeatMs\":10}}", "broker.heartbeatMs:");
     s_refused ("{\"ready\":[\"\"]}", "ready:");
@@ -127,12 +127,12 @@ Test (config, malformed_and_missing_files)
 Test (config, defaults_and_file_values)
 {
     char err[256];
-    cg_config_t *cfg = s_load (
-        "{\"bind\":\"0.0.0.0\",\"port\":0,\"auth\":{\"mode\":\"both\","
-        "\"password\":\"pw\",\"tokens\":[{\"token\":\"0123456789abcdef\"}]},"
-        "\"channels\":{\"telegram\":{},\"slack\":{\"enabled\":false}},"
-        "\"ready\":[\"system\",\"run\"]}",
-        err, sizeof (err));
+    cg_config_t *cfg =
+        s_load ("{\"bind\":\"0.0.0.0\",\"port\":0,\"auth\":{\"mode\":\"both\","
+                "\"password\":\"pw\",\"tokens\":[{\"token\":\"0123456789abcdef\"}]},"
+                "\"channels\":{\"telegram\":{},\"slack\":{\"enabled\":false}},"
+                "\"ready\":[\"system\",\"run\"]}",
+                err, sizeof (err));
     cr_assert_not_null (cfg, "%s", err);
     cr_assert_str_eq (cfg->bind, "0.0.0.0");
     cr_assert_eq (cfg->port, 0);
@@ -197,8 +197,8 @@ Test (config, env_overrides_file_and_flags_override_env)
 Test (config, check_serving)
 {
     char err[256];
-    cg_config_t *cfg = s_load ("{\"bind\":\"0.0.0.0\",\"auth\":{\"mode\":\"none\"}}",
-                               err, sizeof (err));
+    cg_config_t *cfg =
+        s_load ("{\"bind\":\"0.0.0.0\",\"auth\":{\"mode\":\"none\"}}", err, sizeof (err));
     cr_assert_not_null (cfg, "%s", err);
     err[0] = 0;
     cr_assert_eq (config_check_serving (cfg, err, sizeof (err)), -1);
@@ -211,8 +211,8 @@ Test (config, check_serving)
         setenv ("CLAWGATE_BIND", loopback[i], 1);
         cfg = s_load ("{\"auth\":{\"mode\":\"none\"}}", err, sizeof (err));
         cr_assert_not_null (cfg, "%s", err);
-        cr_assert_eq (config_check_serving (cfg, err, sizeof (err)), 0,
-                      "%s refused: %s", loopback[i], err);
+        cr_assert_eq (config_check_serving (cfg, err, sizeof (err)), 0, "%s refused: %s",
+                      loopback[i], err);
         config_destroy (&cfg);
     }
     unsetenv ("CLAWGATE_BIND");
@@ -248,8 +248,7 @@ Test (config, prepare_state_generates_then_reads_token)
 
     struct stat st;
     cr_assert_eq (stat (state, &st), 0);
-    cr_assert_eq (st.st_mode & 0777, 0700, "state dir mode %o",
-                  st.st_mode & 0777);
+    cr_assert_eq (st.st_mode & 0777, 0700, "state dir mode %o", st.st_mode & 0777);
     cr_assert_eq (stat (token_path, &st), 0);
     cr_assert (S_ISREG (st.st_mode));
     cr_assert_eq (st.st_mode & 0777, 0600, "token mode %o", st.st_mode & 0777);
@@ -289,8 +288,8 @@ s_json_for (const config_key_t *k, const char *value, char *json, size_t cap)
 {
     const char *dot = strchr (k->key, '.');
     if (dot)
-        snprintf (json, cap, "{\"%.*s\":{\"%s\":%s}}", (int) (dot - k->key),
-                  k->key, dot + 1, value);
+        snprintf (json, cap, "{\"%.*s\":{\"%s\":%s}}", (int) (dot - k->key), k->key,
+                  dot + 1, value);
     else
         snprintf (json, cap, "{\"%s\":%s}", k->key, value);
 }
@@ -325,8 +324,8 @@ Test (config, every_number_at_and_past_its_bounds)
                               "%s: other reader %d", json, j);
             config_destroy (&cfg);
         }
-        snprintf (want, sizeof (want), "%s: must be an integer from %lld to %lld",
-                  k->key, k->min, k->max);
+        snprintf (want, sizeof (want), "%s: must be an integer from %lld to %lld", k->key,
+                  k->min, k->max);
         snprintf (value, sizeof (value), "%lld", k->max + 1);
         s_json_for (k, value, json, sizeof (json));
         s_refused (json, want);
@@ -391,15 +390,15 @@ Test (config, every_environment_variable_lands)
 Test (config, one_key_fills_every_reader)
 {
     char err[256];
-    cg_config_t *cfg = s_load (
-        "{\"stateDir\":\"/tmp/cg-s\",\"gateway\":{\"requestTimeoutMs\":1234},"
-        "\"broker\":{\"heartbeatMs\":77,\"liveness\":9},"
-        "\"limits\":{\"leaseMs\":999},"
-        "\"sessions\":{\"store\":\"sqlite:/tmp/x.db\",\"contextMessages\":7,"
-        "\"contextChars\":8,\"maxQueued\":9,\"readers\":3},"
-        "\"browser\":{\"chromium\":\"/c\",\"navigateTimeoutMs\":4321,"
-        "\"viewportWidth\":100,\"viewportHeight\":200}}",
-        err, sizeof (err));
+    cg_config_t *cfg =
+        s_load ("{\"stateDir\":\"/tmp/cg-s\",\"gateway\":{\"requestTimeoutMs\":1234},"
+                "\"broker\":{\"heartbeatMs\":77,\"liveness\":9},"
+                "\"limits\":{\"leaseMs\":999},"
+                "\"sessions\":{\"store\":\"sqlite:/tmp/x.db\",\"contextMessages\":7,"
+                "\"contextChars\":8,\"maxQueued\":9,\"readers\":3},"
+                "\"browser\":{\"chromium\":\"/c\",\"navigateTimeoutMs\":4321,"
+                "\"viewportWidth\":100,\"viewportHeight\":200}}",
+                err, sizeof (err));
     cr_assert_not_null (cfg, "%s", err);
     const actor_settings_t *a = &cfg->actors;
     cr_assert_str_eq (a->session.state_dir, "/tmp/cg-s");
@@ -426,8 +425,10 @@ Test (config, one_key_fills_every_reader)
     cr_assert_eq (a->system.channels, cfg->channels);
     config_destroy (&cfg);
 
-    cfg_flags_t flags = {.config_path = s_path, .port = -1,
-                         .state_dir = "/tmp/cg-flag", .store = "sqlite:/f.db"};
+    cfg_flags_t flags = {.config_path = s_path,
+                         .port = -1,
+                         .state_dir = "/tmp/cg-flag",
+                         .store = "sqlite:/f.db"};
     cfg = config_load (&flags, err, sizeof (err));
     cr_assert_not_null (cfg, "%s", err);
     cr_assert_str_eq (cfg->actors.session.state_dir, "/tmp/cg-flag");

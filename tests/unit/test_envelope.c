@@ -12,7 +12,6 @@
 
 #include "envelope.h"
 
-
 //  True if every byte of the envelope is zero (what a failed unpack leaves).
 static bool
 s_is_zeroed (const envelope_t *env)
@@ -57,8 +56,8 @@ s_assert_refused (const msgpack_sbuffer *buf, const char *what)
 {
     envelope_t env;
     memset (&env, 0xab, sizeof (env));
-    cr_assert_eq (envelope_unpack (&env, buf->data, buf->size), -1,
-                  "%s was accepted", what);
+    cr_assert_eq (envelope_unpack (&env, buf->data, buf->size), -1, "%s was accepted",
+                  what);
     cr_assert (s_is_zeroed (&env), "%s left the envelope dirty", what);
 }
 
@@ -180,11 +179,11 @@ Test (envelope, every_truncation_refused)
 typedef enum { K_INT, K_STR, K_NUL_STR, K_NIL, K_DOUBLE, K_BOOL } kind_t;
 
 typedef struct {
-    const char *what;            //  For the failure message
-    int item;                    //  Which of the five items to replace
-    kind_t kind;                 //  What to put there instead
-    int64_t num;                 //  K_INT value, or K_STR length
-    bool valid;                  //  True if this one is within the limits
+    const char *what;  //  For the failure message
+    int item;          //  Which of the five items to replace
+    kind_t kind;       //  What to put there instead
+    int64_t num;       //  K_INT value, or K_STR length
+    bool valid;        //  True if this one is within the limits
 } bad_item_t;
 
 //  Packs the reference envelope with one item replaced as c says.
@@ -250,8 +249,8 @@ Test (envelope, wrong_item_kinds)
         s_pack_bad (&buf, &cases[i]);
         envelope_t env;
         if (cases[i].valid)
-            cr_assert_eq (envelope_unpack (&env, buf.data, buf.size), 0,
-                          "%s refused", cases[i].what);
+            cr_assert_eq (envelope_unpack (&env, buf.data, buf.size), 0, "%s refused",
+                          cases[i].what);
         else
             s_assert_refused (&buf, cases[i].what);
         msgpack_sbuffer_destroy (&buf);

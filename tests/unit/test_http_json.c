@@ -12,49 +12,49 @@
 #include "json_in.h"
 
 //  Checks s (given with its length, so NULs and stray bytes are exact).
-#define UTF8_OK(lit) cr_assert (json_in_utf8_valid (lit, sizeof (lit) - 1), \
-                                "refused: %s", #lit)
-#define UTF8_BAD(lit) cr_assert_not (json_in_utf8_valid (lit, sizeof (lit) - 1), \
-                                     "accepted: %s", #lit)
+#define UTF8_OK(lit)                                                                     \
+    cr_assert (json_in_utf8_valid (lit, sizeof (lit) - 1), "refused: %s", #lit)
+#define UTF8_BAD(lit)                                                                    \
+    cr_assert_not (json_in_utf8_valid (lit, sizeof (lit) - 1), "accepted: %s", #lit)
 
 Test (utf8, accepts_well_formed)
 {
     UTF8_OK ("");
     UTF8_OK ("plain ASCII, with \t and \n");
     UTF8_OK ("nul \0 inside");
-    UTF8_OK ("\xc2\x80");                //  U+0080, smallest 2-byte
-    UTF8_OK ("caf\xc3\xa9");             //  é
-    UTF8_OK ("\xdf\xbf");                //  U+07FF, largest 2-byte
-    UTF8_OK ("\xe0\xa0\x80");            //  U+0800, smallest 3-byte
-    UTF8_OK ("\xe2\x82\xac");            //  €
-    UTF8_OK ("\xed\x9f\xbf");            //  U+D7FF, just below surrogates
-    UTF8_OK ("\xee\x80\x80");            //  U+E000, just above them
-    UTF8_OK ("\xef\xbf\xbf");            //  U+FFFF
-    UTF8_OK ("\xf0\x90\x80\x80");        //  U+10000, smallest 4-byte
-    UTF8_OK ("\xf0\x9f\xa6\x80");        //  🦀
-    UTF8_OK ("\xf4\x8f\xbf\xbf");        //  U+10FFFF, the last code point
+    UTF8_OK ("\xc2\x80");          //  U+0080, smallest 2-byte
+    UTF8_OK ("caf\xc3\xa9");       //  é
+    UTF8_OK ("\xdf\xbf");          //  U+07FF, largest 2-byte
+    UTF8_OK ("\xe0\xa0\x80");      //  U+0800, smallest 3-byte
+    UTF8_OK ("\xe2\x82\xac");      //  €
+    UTF8_OK ("\xed\x9f\xbf");      //  U+D7FF, just below surrogates
+    UTF8_OK ("\xee\x80\x80");      //  U+E000, just above them
+    UTF8_OK ("\xef\xbf\xbf");      //  U+FFFF
+    UTF8_OK ("\xf0\x90\x80\x80");  //  U+10000, smallest 4-byte
+    UTF8_OK ("\xf0\x9f\xa6\x80");  //  🦀
+    UTF8_OK ("\xf4\x8f\xbf\xbf");  //  U+10FFFF, the last code point
     UTF8_OK ("a\xc3\xa9\xe2\x82\xac\xf0\x9f\xa6\x80z");
 }
 
 Test (utf8, refuses_overlongs)
 {
-    UTF8_BAD ("\xc0\x80");               //  NUL in two bytes
-    UTF8_BAD ("\xc1\xbf");               //  U+007F in two bytes
-    UTF8_BAD ("\xe0\x80\x80");           //  NUL in three bytes
-    UTF8_BAD ("\xe0\x9f\xbf");           //  U+07FF in three bytes
-    UTF8_BAD ("\xf0\x80\x80\x80");       //  NUL in four bytes
-    UTF8_BAD ("\xf0\x8f\xbf\xbf");       //  U+FFFF in four bytes
+    UTF8_BAD ("\xc0\x80");          //  NUL in two bytes
+    UTF8_BAD ("\xc1\xbf");          //  U+007F in two bytes
+    UTF8_BAD ("\xe0\x80\x80");      //  NUL in three bytes
+    UTF8_BAD ("\xe0\x9f\xbf");      //  U+07FF in three bytes
+    UTF8_BAD ("\xf0\x80\x80\x80");  //  NUL in four bytes
+    UTF8_BAD ("\xf0\x8f\xbf\xbf");  //  U+FFFF in four bytes
 }
 
 Test (utf8, refuses_surrogates_and_out_of_range)
 {
-    UTF8_BAD ("\xed\xa0\x80");           //  U+D800
-    UTF8_BAD ("\xed\xbf\xbf");           //  U+DFFF
-    UTF8_BAD ("\xed\xa0\xbd\xed\xb8\x80");   //  A CESU-8 pair
-    UTF8_BAD ("\xf4\x90\x80\x80");       //  U+110000
+    UTF8_BAD ("\xed\xa0\x80");              //  U+D800
+    UTF8_BAD ("\xed\xbf\xbf");              //  U+DFFF
+    UTF8_BAD ("\xed\xa0\xbd\xed\xb8\x80");  //  A CESU-8 pair
+    UTF8_BAD ("\xf4\x90\x80\x80");          //  U+110000
     UTF8_BAD ("\xf5\x80\x80\x80");
     UTF8_BAD ("\xf7\xbf\xbf\xbf");
-    UTF8_BAD ("\xf8\x88\x80\x80\x80");   //  Old 5-byte form
+    UTF8_BAD ("\xf8\x88\x80\x80\x80");  //  Old 5-byte form
     UTF8_BAD ("\xfe");
     UTF8_BAD ("\xff");
 }
@@ -66,11 +66,12 @@ Test (utf8, refuses_truncated_and_stray)
     UTF8_BAD ("\xe2\x82");
     UTF8_BAD ("\xf0\x9f\xa6");
     UTF8_BAD ("\xf0\x9f");
-    UTF8_BAD ("\xe2\x82x");              //  Continuation replaced by ASCII
-    UTF8_BAD ("\xc3\xc3\xa9");           //  Lead followed by a lead
-    UTF8_BAD ("\x80");                   //  Stray continuations
-    UTF8_BAD ("a\xbf" "b");
-    UTF8_BAD ("\xc3\xa9\xa9");           //  One continuation too many
+    UTF8_BAD ("\xe2\x82x");     //  Continuation replaced by ASCII
+    UTF8_BAD ("\xc3\xc3\xa9");  //  Lead followed by a lead
+    UTF8_BAD ("\x80");          //  Stray continuations
+    UTF8_BAD ("a\xbf"
+              "b");
+    UTF8_BAD ("\xc3\xa9\xa9");  //  One continuation too many
 
     //  The length is honoured: a valid sequence cut by len is refused,
     //  and bytes past len are never looked at.
@@ -171,8 +172,7 @@ Test (json_object, length_bounds_the_parse)
 
 //  Text of n opening brackets, an inner value, then n closers (caller frees).
 static char *
-s_nested (size_t n, const char *open, const char *inner, const char *close,
-          size_t *len)
+s_nested (size_t n, const char *open, const char *inner, const char *close, size_t *len)
 {
     size_t lo = strlen (open), li = strlen (inner), lc = strlen (close);
     char *text = malloc (n * (lo + lc) + li + 1);
@@ -246,8 +246,7 @@ Test (json_in, size_bound_and_nul_flag)
     cr_assert_eq (json_in_check ("[1]", 3, 2, 0), JSON_IN_TOO_LARGE);
     cr_assert_eq (json_in_check ("[1]", 3, 3, 0), JSON_IN_OK);
     cr_assert_eq (json_in_check ("\"\\u0000\"", 8, 0, 0), JSON_IN_NUL);
-    cr_assert_eq (json_in_check ("\"\\u0000\"", 8, 0, JSON_IN_NUL_OK),
-                  JSON_IN_OK);
+    cr_assert_eq (json_in_check ("\"\\u0000\"", 8, 0, JSON_IN_NUL_OK), JSON_IN_OK);
     cr_assert_eq (json_in_check ("\"a\0\"", 4, 0, JSON_IN_NUL_OK), JSON_IN_NUL);
 }
 

@@ -36,10 +36,21 @@ Test (log, iso_time_matches_the_c_library_on_every_kind_of_day)
 {
     //  The epoch, leap days (2000 is a leap year, 2100 is not), the ends
     //  of years and of days, and the last millisecond of 9999.
-    static const int64_t fixed[] = {
-        0, 999, 1000, 86399999, 86400000, 951782400000, 951868799999,
-        951868800000, 4107456000000, 4107542399999, 4107542400000,
-        1735689599999, 1735689600000, 1795000000123, 253402300799999};
+    static const int64_t fixed[] = {0,
+                                    999,
+                                    1000,
+                                    86399999,
+                                    86400000,
+                                    951782400000,
+                                    951868799999,
+                                    951868800000,
+                                    4107456000000,
+                                    4107542399999,
+                                    4107542400000,
+                                    1735689599999,
+                                    1735689600000,
+                                    1795000000123,
+                                    253402300799999};
     for (size_t i = 0; i < sizeof (fixed) / sizeof (fixed[0]); i++)
         s_same (fixed[i]);
     //  Every day from 1970 to 2200 at a time of day that moves.

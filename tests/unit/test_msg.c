@@ -17,7 +17,6 @@
 
 #include <signal.h>
 
-
 //  Decodes w's bytes into r; asserts that succeeded.
 static void
 s_read (mp_reader_t *r, const mp_writer_t *w)
@@ -35,8 +34,8 @@ s_read (mp_reader_t *r, const mp_writer_t *w)
 #define CG_FIELD(name, kind, req, doc)
 #define CG_MSG_END
 static const struct {
-    const char *type;            //  Declared type
-    const char *service;         //  Declared service
+    const char *type;     //  Declared type
+    const char *service;  //  Declared service
 } s_declared[] = {
 #include "messages.def"
 };
@@ -59,8 +58,7 @@ Test (msg, lookup_every_declared_message)
     cr_assert_not_null (all);
     size_t count = 0;
     for (const msg_def_t *const *d = all; *d; d++, count++) {
-        cr_assert_eq (msg_lookup ((*d)->type), *d, "lookup of %s",
-                      (*d)->type);
+        cr_assert_eq (msg_lookup ((*d)->type), *d, "lookup of %s", (*d)->type);
         cr_assert ((*d)->doc && *(*d)->doc, "%s has no doc", (*d)->type);
         cr_assert_not_null ((*d)->fields);
         for (const msg_field_t *f = (*d)->fields; f->name; f++)
@@ -120,14 +118,14 @@ Test (msg, validate_wrong_kind)
     msgpack_pack_map (&w.pk, 3);
     mp_kv_str (&w, "code", "internal_error");
     mp_kv_str (&w, "message", "m");
-    mp_kv_int (&w, "param", 7);     //  Optional, but if present a string
+    mp_kv_int (&w, "param", 7);  //  Optional, but if present a string
     cr_assert_eq (s_validate ("ERROR", &w, err, param), -1);
     cr_assert_str_eq (param, "param");
     cr_assert (strstr (err, "string"), "err '%s'", err);
 
     mp_writer_init (&w);
     msgpack_pack_map (&w.pk, 1);
-    mp_kv_str (&w, "services", "system");   //  Must be a map
+    mp_kv_str (&w, "services", "system");  //  Must be a map
     cr_assert_eq (s_validate ("MMI_SERVICES_OK", &w, err, param), -1);
     cr_assert_str_eq (param, "services");
 }
@@ -135,9 +133,8 @@ Test (msg, validate_wrong_kind)
 Test (msg, validate_unknown_type_and_non_map)
 {
     char err[128] = "", param[32] = "x";
-    cr_assert_eq (msg_validate ("NO_SUCH", NULL, err, sizeof (err), param,
-                                sizeof (param)),
-                  -1);
+    cr_assert_eq (
+        msg_validate ("NO_SUCH", NULL, err, sizeof (err), param, sizeof (param)), -1);
     cr_assert_neq (err[0], 0);
     cr_assert_str_eq (param, "");
     cr_assert_eq (msg_validate (NULL, NULL, err, sizeof (err), NULL, 0), -1);
@@ -145,32 +142,27 @@ Test (msg, validate_unknown_type_and_non_map)
     msgpack_object arr = {.type = MSGPACK_OBJECT_ARRAY};
     msgpack_object num = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
     err[0] = 0;
-    cr_assert_eq (msg_validate ("SYSTEM_PING", &arr, err, sizeof (err), param,
-                                sizeof (param)),
-                  -1);
+    cr_assert_eq (
+        msg_validate ("SYSTEM_PING", &arr, err, sizeof (err), param, sizeof (param)), -1);
     cr_assert (strstr (err, "not a map"), "err '%s'", err);
-    cr_assert_eq (msg_validate ("SYSTEM_PING", &num, err, sizeof (err), NULL,
-                                0),
-                  -1);
+    cr_assert_eq (msg_validate ("SYSTEM_PING", &num, err, sizeof (err), NULL, 0), -1);
 }
 
 Test (msg, validate_nil_body_is_empty_map)
 {
     char err[128], param[32];
     msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
-    cr_assert_eq (msg_validate ("SYSTEM_PING", NULL, err, sizeof (err), param,
-                                sizeof (param)),
-                  0);
-    cr_assert_eq (msg_validate ("SYSTEM_STATUS", &nil, err, sizeof (err),
-                                param, sizeof (param)),
-                  0);
+    cr_assert_eq (
+        msg_validate ("SYSTEM_PING", NULL, err, sizeof (err), param, sizeof (param)), 0);
+    cr_assert_eq (
+        msg_validate ("SYSTEM_STATUS", &nil, err, sizeof (err), param, sizeof (param)),
+        0);
     //  Empty still lacks what is required.
-    cr_assert_eq (msg_validate ("SYSTEM_STATUS_OK", NULL, err, sizeof (err),
-                                param, sizeof (param)),
-                  -1);
+    cr_assert_eq (
+        msg_validate ("SYSTEM_STATUS_OK", NULL, err, sizeof (err), param, sizeof (param)),
+        -1);
     cr_assert_str_eq (param, "status");
-    cr_assert_eq (msg_validate ("ERROR", &nil, err, sizeof (err), param,
-                                sizeof (param)),
+    cr_assert_eq (msg_validate ("ERROR", &nil, err, sizeof (err), param, sizeof (param)),
                   -1);
     cr_assert_str_eq (param, "code");
 }
@@ -188,14 +180,12 @@ Test (msg, validate_status_ok_body)
     msgpack_pack_map (&w.pk, 1);
     mp_kv_str (&w, "telegram", "disconnected");
     mp_kv_str (&w, "worker", "host:1");
-    mp_kv_bool (&w, "extra", true);   //  Unknown fields are ignored
-    cr_assert_eq (s_validate ("SYSTEM_STATUS_OK", &w, err, param), 0,
-                  "refused: %s", err);
+    mp_kv_bool (&w, "extra", true);  //  Unknown fields are ignored
+    cr_assert_eq (s_validate ("SYSTEM_STATUS_OK", &w, err, param), 0, "refused: %s", err);
     cr_assert_str_eq (param, "");
 
     //  Each required field's absence is caught.
-    const char *required[] = {"status", "version", "uptime", "channels",
-                              "worker"};
+    const char *required[] = {"status", "version", "uptime", "channels", "worker"};
     for (int skip = 0; skip < 5; skip++) {
         mp_writer_init (&w);
         msgpack_pack_map (&w.pk, 4);
@@ -222,12 +212,14 @@ Test (mp, reader_refuses_bad_input)
         const char *bytes;
         size_t size;
     } bad[] = {
-        {"", 0},                     //  Empty
-        {NULL, 4},                   //  No data
-        {"\x80\xc0", 2},             //  An empty map and one byte more
-        {"\x81\xa1k", 3},            //  One pair with only its key
-        {"\xd9\x10" "abc", 5},       //  str8 longer than what follows
-        {"\xc1", 1},                 //  Never used
+        {"", 0},           //  Empty
+        {NULL, 4},         //  No data
+        {"\x80\xc0", 2},   //  An empty map and one byte more
+        {"\x81\xa1k", 3},  //  One pair with only its key
+        {"\xd9\x10"
+         "abc",
+         5},          //  str8 longer than what follows
+        {"\xc1", 1},  //  Never used
     };
     mp_reader_t r;
     for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
@@ -349,8 +341,7 @@ Test (mpjson, round_trip_nested)
     s_read (&r, &w);
     //  Integral numbers travel as integers, others as doubles.
     cr_assert_eq (mp_get (r.root, "n")->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-    cr_assert_eq (mp_get (r.root, "neg")->type,
-                  MSGPACK_OBJECT_NEGATIVE_INTEGER);
+    cr_assert_eq (mp_get (r.root, "neg")->type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
     cr_assert_eq (mp_get (r.root, "pi")->type, MSGPACK_OBJECT_FLOAT64);
     cr_assert_eq (mp_get (r.root, "nothing")->type, MSGPACK_OBJECT_NIL);
     size_t len;
@@ -492,9 +483,8 @@ Test (mpjson, write_matches_the_cjson_text)
 //  JSON wants (so a faster scan of plain runs cannot skip one).
 Test (mpjson, write_escapes_at_every_position)
 {
-    static const unsigned char probes[] = {'"', '\\', '\n', 0x01, 0x1f, 0x00,
-                                           0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80,
-                                           0xc3, 0xff, '/'};
+    static const unsigned char probes[] = {'"',  '\\', '\n', 0x01, 0x1f, 0x00, 0x20, 0x21,
+                                           0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xff, '/'};
     for (size_t len = 1; len <= 40; len++)
         for (size_t at = 0; at < len; at++)
             for (size_t k = 0; k < sizeof (probes); k++) {
@@ -513,12 +503,15 @@ Test (mpjson, write_escapes_at_every_position)
                 want[n++] = '"';
                 for (size_t i = 0; i < len; i++) {
                     unsigned char c = (unsigned char) text[i];
-                    const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\"
-                                  : c == '\n' ? "\\n" : NULL;
+                    const char *e = c == '"'    ? "\\\""
+                                    : c == '\\' ? "\\\\"
+                                    : c == '\n' ? "\\n"
+                                                : NULL;
                     if (e)
                         n += (size_t) snprintf (want + n, sizeof (want) - n, "%s", e);
                     else if (c < 0x20)
-                        n += (size_t) snprintf (want + n, sizeof (want) - n, "\\u%04x", c);
+                        n +=
+                            (size_t) snprintf (want + n, sizeof (want) - n, "\\u%04x", c);
                     else
                         want[n++] = (char) c;
                 }
@@ -557,7 +550,6 @@ Test (mpjson, write_is_exact_where_cjson_was_not)
     mp_writer_fini (&w);
 }
 
-
 Test (mp, check_bounds_claims_and_depth)
 {
     //  Well-formed: scalars, a map, nested arrays at the depth limit.
@@ -576,7 +568,10 @@ Test (mp, check_bounds_claims_and_depth)
     cr_assert_eq (mp_check ("\x92\x92\x01\x02", 4), -1);
     cr_assert_eq (mp_check ("\xdf\xff\xff\xff\xff", 5), -1);
     //  Lengths past the end, trailing bytes, the never-used 0xc1.
-    cr_assert_eq (mp_check ("\xd9\x05" "ab", 4), -1);
+    cr_assert_eq (mp_check ("\xd9\x05"
+                            "ab",
+                            4),
+                  -1);
     cr_assert_eq (mp_check ("\xcb\x00", 2), -1);
     cr_assert_eq (mp_check ("\x01\x02", 2), -1);
     cr_assert_eq (mp_check ("\xc1", 1), -1);
@@ -737,7 +732,7 @@ Test (msg, checked_build_aborts_on_a_broken_reply, .signal = SIGABRT)
     mp_writer_init (&w);
     mp_map_begin (&w);
     mp_kv_str (&w, MK_code, "internal_error");
-    mp_map_end (&w);    //  ERROR without its message
+    mp_map_end (&w);  //  ERROR without its message
     msg_check_send (MT_ERROR, NULL, w.buf.data, w.buf.size);
 }
 
@@ -749,7 +744,7 @@ Test (msg, checked_build_aborts_on_a_broken_event, .signal = SIGABRT)
     mp_kv_str (&w, MK_sessionKey, "s");
     mp_kv_str (&w, MK_runId, "r");
     mp_kv_int (&w, MK_seq, 1);
-    mp_kv_int (&w, MK_delta, 5);    //  delta is text
+    mp_kv_int (&w, MK_delta, 5);  //  delta is text
     mp_map_end (&w);
     msg_check_event ("s/chat.delta", w.buf.data, w.buf.size);
 }

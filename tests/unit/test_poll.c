@@ -13,7 +13,7 @@
 #include "bus_poll.h"
 
 typedef struct {
-    zsock_t *a, *b;              //  A connected PAIR: send on b, poll a
+    zsock_t *a, *b;  //  A connected PAIR: send on b, poll a
 } pair_t;
 
 static pair_t
@@ -171,11 +171,11 @@ Test (bus_poll, many_items)
 {
     int fds[2];
     cr_assert_eq (pipe (fds), 0);
-    enum { N = 900 };      //  Past the stack array, under a 1024 fd limit
+    enum { N = 900 };  //  Past the stack array, under a 1024 fd limit
     zmq_pollitem_t *items = calloc (N, sizeof (*items));
     cr_assert (items);
     for (int i = 0; i < N; i++)
-        items[i] = (zmq_pollitem_t) {NULL, fds[0], ZMQ_POLLIN, 0};
+        items[i] = (zmq_pollitem_t){NULL, fds[0], ZMQ_POLLIN, 0};
     cr_assert_eq (bus_poll (items, N, 0, 20), 0);
     cr_assert_eq (write (fds[1], "x", 1), 1);
     cr_assert_eq (bus_poll (items, N, 0, 5000), N);

@@ -105,8 +105,10 @@ Test (limits_config, defaults_match_the_spec)
     cr_assert_eq (cfg->rate_limit, 100);
     cr_assert_eq (cfg->burst, 0);
     cr_assert_eq (cfg->max_concurrent, 10);
-    cr_assert_eq (cfg->auth_failures, 10, "on by default (docs/limits.md#failed-authentications)");
-    cr_assert_eq (cfg->max_conns_per_addr, 256, "on by default (docs/limits.md#connections)");
+    cr_assert_eq (cfg->auth_failures, 10,
+                  "on by default (docs/limits.md#failed-authentications)");
+    cr_assert_eq (cfg->max_conns_per_addr, 256,
+                  "on by default (docs/limits.md#connections)");
     cr_assert_eq (cfg->max_body, 10LL * 1024 * 1024);
     cr_assert_eq (cfg->request_timeout_ms, 300000);
     cr_assert_eq (cfg->max_frame_bytes, 1024 * 1024);
@@ -121,14 +123,14 @@ Test (limits_config, defaults_match_the_spec)
 Test (limits_config, keys_tokens_and_env)
 {
     char err[256];
-    cg_config_t *cfg = s_load (
-        "{\"limits\":{\"rateLimit\":0,\"burst\":7,\"maxConcurrent\":0,"
-        "\"authFailures\":0,\"maxConnectionsPerAddress\":3,\"leaseMs\":900},"
-        "\"gateway\":{\"maxFrameBytes\":65536},"
-        "\"auth\":{\"tokens\":[{\"token\":\"abcdefghijklmnopq\",\"name\":\"a\","
-        "\"rateLimit\":5,\"burst\":2,\"maxConcurrent\":1},"
-        "{\"token\":\"bcdefghijklmnopqr\"}]}}",
-        err, sizeof (err));
+    cg_config_t *cfg =
+        s_load ("{\"limits\":{\"rateLimit\":0,\"burst\":7,\"maxConcurrent\":0,"
+                "\"authFailures\":0,\"maxConnectionsPerAddress\":3,\"leaseMs\":900},"
+                "\"gateway\":{\"maxFrameBytes\":65536},"
+                "\"auth\":{\"tokens\":[{\"token\":\"abcdefghijklmnopq\",\"name\":\"a\","
+                "\"rateLimit\":5,\"burst\":2,\"maxConcurrent\":1},"
+                "{\"token\":\"bcdefghijklmnopqr\"}]}}",
+                err, sizeof (err));
     cr_assert_not_null (cfg, "%s", err);
     cr_assert_eq (cfg->rate_limit, 0);
     cr_assert_eq (cfg->burst, 7);

@@ -25,22 +25,22 @@
 #define RANDOM_SEEDS 64
 
 typedef struct {
-    char *event;                     //  Owned copy of the event name
-    char *data;                      //  Owned copy of the data, NUL-terminated
-    size_t data_len;                 //  Bytes in data, without the NUL
+    char *event;      //  Owned copy of the event name
+    char *data;       //  Owned copy of the data, NUL-terminated
+    size_t data_len;  //  Bytes in data, without the NUL
 } s_event_t;
 
 typedef struct {
-    s_event_t *items;                //  Owned array of collected events
-    size_t count;                    //  Events collected
-    size_t cap;                      //  Slots allocated in items
-    size_t stop_at;                  //  Count at which to stop; 0 = never
-    int stop_rc;                     //  What to return when stopping
+    s_event_t *items;  //  Owned array of collected events
+    size_t count;      //  Events collected
+    size_t cap;        //  Slots allocated in items
+    size_t stop_at;    //  Count at which to stop; 0 = never
+    int stop_rc;       //  What to return when stopping
 } s_log_t;
 
 typedef struct {
-    const char *event;               //  Expected event name
-    const char *data;                //  Expected data (no NUL inside)
+    const char *event;  //  Expected event name
+    const char *data;   //  Expected data (no NUL inside)
 } s_want_t;
 
 //  Callback: copies the event into the log, after checking what the parser
@@ -54,8 +54,7 @@ s_collect (void *arg, const char *event, const char *data, size_t data_len)
     cr_assert_eq (data[data_len], 0, "data is not NUL-terminated");
     if (log->count == log->cap) {
         log->cap = log->cap ? log->cap * 2 : 16;
-        log->items = (s_event_t *) realloc (log->items,
-                                            log->cap * sizeof (s_event_t));
+        log->items = (s_event_t *) realloc (log->items, log->cap * sizeof (s_event_t));
         cr_assert_not_null (log->items);
     }
     s_event_t *item = &log->items[log->count++];
@@ -84,21 +83,18 @@ s_log_clear (s_log_t *log)
 
 //  Asserts that the log holds exactly the n events of want, in order.
 static void
-s_assert_events (const s_log_t *log, const s_want_t *want, size_t n,
-                 const char *how)
+s_assert_events (const s_log_t *log, const s_want_t *want, size_t n, const char *how)
 {
-    cr_assert_eq (log->count, n, "%s: %zu events, wanted %zu", how,
-                  log->count, n);
+    cr_assert_eq (log->count, n, "%s: %zu events, wanted %zu", how, log->count, n);
     for (size_t i = 0; i < n; i++) {
         const s_event_t *got = &log->items[i];
-        cr_assert_str_eq (got->event, want[i].event, "%s: event %zu name",
-                          how, i);
+        cr_assert_str_eq (got->event, want[i].event, "%s: event %zu name", how, i);
         size_t len = strlen (want[i].data);
-        cr_assert_eq (got->data_len, len, "%s: event %zu is %zu bytes, not %zu",
-                      how, i, got->data_len, len);
+        cr_assert_eq (got->data_len, len, "%s: event %zu is %zu bytes, not %zu", how, i,
+                      got->data_len, len);
         cr_assert_eq (memcmp (got->data, want[i].data, len), 0,
-                      "%s: event %zu data \"%s\", wanted \"%s\"", how, i,
-                      got->data, want[i].data);
+                      "%s: event %zu data \"%s\", wanted \"%s\"", how, i, got->data,
+                      want[i].data);
     }
 }
 
@@ -113,8 +109,7 @@ s_random (uint64_t *state)
 //  Feeds input cut at the n offsets in cuts (ascending), asserts that each
 //  feed returns 0, then finishes.  Returns what sse_parser_finish said.
 static int
-s_feed_cuts (const char *input, size_t len, const size_t *cuts, size_t n,
-             s_log_t *log)
+s_feed_cuts (const char *input, size_t len, const size_t *cuts, size_t n, s_log_t *log)
 {
     sse_parser_t *parser = sse_parser_new (BIG_LIMIT, s_collect, log);
     cr_assert_not_null (parser);
@@ -137,23 +132,22 @@ s_check_whole (const char *input, size_t len, const s_want_t *want, size_t n,
                int truncated)
 {
     s_log_t log = {0};
-    cr_assert_eq (s_feed_cuts (input, len, NULL, 0, &log), truncated,
-                  "whole: finish");
+    cr_assert_eq (s_feed_cuts (input, len, NULL, 0, &log), truncated, "whole: finish");
     s_assert_events (&log, want, n, "whole");
     s_log_clear (&log);
 }
 
 //  (b) Two feeds, cut at every offset from 0 to len.
 static void
-s_check_every_cut (const char *input, size_t len, const s_want_t *want,
-                   size_t n, int truncated)
+s_check_every_cut (const char *input, size_t len, const s_want_t *want, size_t n,
+                   int truncated)
 {
     for (size_t cut = 0; cut <= len; cut++) {
         s_log_t log = {0};
         char how[64];
         snprintf (how, sizeof (how), "cut at %zu", cut);
-        cr_assert_eq (s_feed_cuts (input, len, &cut, 1, &log), truncated,
-                      "%s: finish", how);
+        cr_assert_eq (s_feed_cuts (input, len, &cut, 1, &log), truncated, "%s: finish",
+                      how);
         s_assert_events (&log, want, n, how);
         s_log_clear (&log);
     }
@@ -161,8 +155,8 @@ s_check_every_cut (const char *input, size_t len, const s_want_t *want,
 
 //  (c) One byte per feed.
 static void
-s_check_bytewise (const char *input, size_t len, const s_want_t *want,
-                  size_t n, int truncated)
+s_check_bytewise (const char *input, size_t len, const s_want_t *want, size_t n,
+                  int truncated)
 {
     size_t *cuts = (size_t *) malloc ((len + 1) * sizeof (size_t));
     cr_assert_not_null (cuts);
@@ -206,8 +200,7 @@ s_check_random (const char *input, size_t len, const s_want_t *want, size_t n,
 
 //  All four ways at once, for the streams that are not the headline ones.
 static void
-s_check_all (const char *input, size_t len, const s_want_t *want, size_t n,
-             int truncated)
+s_check_all (const char *input, size_t len, const s_want_t *want, size_t n, int truncated)
 {
     s_check_whole (input, len, want, n, truncated);
     s_check_every_cut (input, len, want, n, truncated);
@@ -216,21 +209,21 @@ s_check_all (const char *input, size_t len, const s_want_t *want, size_t n,
 }
 
 //  Same, for a NUL-free stream given as a string.
-#define CHECK_ALL(input, want)                                                 \
-    s_check_all ((input), strlen (input), (want),                              \
-                 sizeof (want) / sizeof ((want)[0]), 0)
+#define CHECK_ALL(input, want)                                                           \
+    s_check_all ((input), strlen (input), (want), sizeof (want) / sizeof ((want)[0]), 0)
 
 //  An OpenAI chat.completion.chunk stream, as the API sends it.
-#define OPENAI_CHUNK(delta, finish)                                            \
-    "data: {\"id\":\"chatcmpl-A1b2C3\",\"object\":\"chat.completion.chunk\","  \
-    "\"created\":1718000000,\"model\":\"gpt-4o-mini-2024-07-18\","             \
-    "\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[{\"index\":0,"      \
+#define OPENAI_CHUNK(delta, finish)                                                      \
+    "data: {\"id\":\"chatcmpl-A1b2C3\",\"object\":\"chat.completion.chunk\","            \
+    "\"created\":1718000000,\"model\":\"gpt-4o-mini-2024-07-18\","                       \
+    "\"system_fingerprint\":\"fp_0ba0d124f1\",\"choices\":[{\"index\":0,"                \
     "\"delta\":" delta ",\"logprobs\":null,\"finish_reason\":" finish "}]}"
 
 //  A delta with two-, three- and four-byte UTF-8 sequences.
-#define OPENAI_UTF8                                                            \
-    "{\"content\":\" \xe2\x80\x94 caf\xc3\xa9 \xf0\x9f\x8e\x89\"}"
+#define OPENAI_UTF8 "{\"content\":\" \xe2\x80\x94 caf\xc3\xa9 \xf0\x9f\x8e\x89\"}"
 
+//  One SSE chunk a line, as the API sends them (left as written).
+// clang-format off
 static const char s_openai[] =
     OPENAI_CHUNK ("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
                   "null") "\n\n"
@@ -239,11 +232,12 @@ static const char s_openai[] =
     OPENAI_CHUNK (OPENAI_UTF8, "null") "\n\n"
     OPENAI_CHUNK ("{}", "\"stop\"") "\n\n"
     "data: [DONE]\n\n";
+// clang-format on
 
 static const s_want_t s_openai_want[] = {
     {"message",
      &OPENAI_CHUNK ("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
-                   "null")[6]},
+                    "null")[6]},
     {"message", &OPENAI_CHUNK ("{\"content\":\"Hel\"}", "null")[6]},
     {"message", &OPENAI_CHUNK ("{\"content\":\"lo, w\\u00f6rld\"}", "null")[6]},
     {"message", &OPENAI_CHUNK (OPENAI_UTF8, "null")[6]},
@@ -255,27 +249,27 @@ static const s_want_t s_openai_want[] = {
 
 //  An Anthropic Messages stream, as the API sends it, ping included (it
 //  carries data, so it is an event; dropping it is the caller's business).
-#define ANTHROPIC_START                                                        \
-    "{\"type\":\"message_start\",\"message\":{"                                \
-    "\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\","                                 \
-    "\"type\":\"message\",\"role\":\"assistant\",\"content\":[],"              \
-    "\"model\":\"claude-3-5-sonnet-20241022\",\"stop_reason\":null,"           \
-    "\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,"                   \
+#define ANTHROPIC_START                                                                  \
+    "{\"type\":\"message_start\",\"message\":{"                                          \
+    "\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\","                                           \
+    "\"type\":\"message\",\"role\":\"assistant\",\"content\":[],"                        \
+    "\"model\":\"claude-3-5-sonnet-20241022\",\"stop_reason\":null,"                     \
+    "\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,"                             \
     "\"output_tokens\":1}}}"
-#define ANTHROPIC_BLOCK_START                                                  \
-    "{\"type\":\"content_block_start\",\"index\":0,"                           \
+#define ANTHROPIC_BLOCK_START                                                            \
+    "{\"type\":\"content_block_start\",\"index\":0,"                                     \
     "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"
 #define ANTHROPIC_PING "{\"type\": \"ping\"}"
-#define ANTHROPIC_DELTA_1                                                      \
-    "{\"type\":\"content_block_delta\",\"index\":0,"                           \
+#define ANTHROPIC_DELTA_1                                                                \
+    "{\"type\":\"content_block_delta\",\"index\":0,"                                     \
     "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}"
-#define ANTHROPIC_DELTA_2                                                      \
-    "{\"type\":\"content_block_delta\",\"index\":0,"                           \
-    "\"delta\":{\"type\":\"text_delta\","                                      \
+#define ANTHROPIC_DELTA_2                                                                \
+    "{\"type\":\"content_block_delta\",\"index\":0,"                                     \
+    "\"delta\":{\"type\":\"text_delta\","                                                \
     "\"text\":\" \xe4\xb8\x96\xe7\x95\x8c!\"}}"
 #define ANTHROPIC_BLOCK_STOP "{\"type\":\"content_block_stop\",\"index\":0}"
-#define ANTHROPIC_MESSAGE_DELTA                                                \
-    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","     \
+#define ANTHROPIC_MESSAGE_DELTA                                                          \
+    "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\","               \
     "\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}"
 #define ANTHROPIC_STOP "{\"type\":\"message_stop\"}"
 
@@ -309,14 +303,12 @@ Test (sse, openai_whole)
 
 Test (sse, openai_every_cut)
 {
-    s_check_every_cut (s_openai, strlen (s_openai), s_openai_want, S_OPENAI_N,
-                       0);
+    s_check_every_cut (s_openai, strlen (s_openai), s_openai_want, S_OPENAI_N, 0);
 }
 
 Test (sse, openai_bytewise)
 {
-    s_check_bytewise (s_openai, strlen (s_openai), s_openai_want, S_OPENAI_N,
-                      0);
+    s_check_bytewise (s_openai, strlen (s_openai), s_openai_want, S_OPENAI_N, 0);
 }
 
 Test (sse, openai_random_chunks)
@@ -326,26 +318,25 @@ Test (sse, openai_random_chunks)
 
 Test (sse, anthropic_whole)
 {
-    s_check_whole (s_anthropic, strlen (s_anthropic), s_anthropic_want,
-                   S_ANTHROPIC_N, 0);
+    s_check_whole (s_anthropic, strlen (s_anthropic), s_anthropic_want, S_ANTHROPIC_N, 0);
 }
 
 Test (sse, anthropic_every_cut)
 {
-    s_check_every_cut (s_anthropic, strlen (s_anthropic), s_anthropic_want,
-                       S_ANTHROPIC_N, 0);
+    s_check_every_cut (s_anthropic, strlen (s_anthropic), s_anthropic_want, S_ANTHROPIC_N,
+                       0);
 }
 
 Test (sse, anthropic_bytewise)
 {
-    s_check_bytewise (s_anthropic, strlen (s_anthropic), s_anthropic_want,
-                      S_ANTHROPIC_N, 0);
+    s_check_bytewise (s_anthropic, strlen (s_anthropic), s_anthropic_want, S_ANTHROPIC_N,
+                      0);
 }
 
 Test (sse, anthropic_random_chunks)
 {
-    s_check_random (s_anthropic, strlen (s_anthropic), s_anthropic_want,
-                    S_ANTHROPIC_N, 0);
+    s_check_random (s_anthropic, strlen (s_anthropic), s_anthropic_want, S_ANTHROPIC_N,
+                    0);
 }
 
 //  Replaces every LF of src with eol; caller frees the result.
@@ -473,11 +464,8 @@ Test (sse, comments_and_empty_pings_ignored)
 Test (sse, field_without_colon)
 {
     static const s_want_t want[] = {
-        {"message", ""},
-        {"message", "\n\nx"},
-        {"message", "y"},
-        {"message", "z"},
-        {"message", "w"},
+        {"message", ""},  {"message", "\n\nx"}, {"message", "y"},
+        {"message", "z"}, {"message", "w"},
     };
     CHECK_ALL ("data\n\n"
                "data\ndata\ndata: x\n\n"
@@ -490,12 +478,8 @@ Test (sse, field_without_colon)
 Test (sse, value_spaces_and_colons)
 {
     static const s_want_t want[] = {
-        {"message", "x"},
-        {"message", " x"},
-        {"message", ""},
-        {" spaced", "v"},
-        {"message", "x:y: z"},
-        {"message", "tail  "},
+        {"message", "x"},     {"message", " x"},     {"message", ""},
+        {" spaced", "v"},     {"message", "x:y: z"}, {"message", "tail  "},
         {"message", "\ttab"},
     };
     CHECK_ALL ("data:x\n\n"
@@ -603,15 +587,13 @@ Test (sse, max_event_exceeded_until_reset)
     //  A 16-byte line fits a 16-byte limit.
     cr_assert_eq (sse_parser_feed (parser, "data: 0123456789\n\n", 18), 0);
     //  Data plus the current line: 6 + 10 fits, one more byte does not.
-    cr_assert_eq (sse_parser_feed (parser, "data: 01234\ndata: 0123\n\n", 24),
-                  0);
+    cr_assert_eq (sse_parser_feed (parser, "data: 01234\ndata: 0123\n\n", 24), 0);
     static const s_want_t want[] = {
         {"message", "0123456789"},
         {"message", "01234\n0123"},
     };
     s_assert_events (&log, want, 2, "within limit");
-    cr_assert_eq (sse_parser_feed (parser, "data: 01234\ndata: 01234\n\n", 25),
-                  -1);
+    cr_assert_eq (sse_parser_feed (parser, "data: 01234\ndata: 01234\n\n", 25), -1);
 
     //  Error state: everything is refused, even a small event.
     cr_assert_eq (sse_parser_feed (parser, "data: x\n\n", 9), -1);
@@ -714,8 +696,7 @@ Test (sse, callback_stop_on_a_cut_line)
 
 //  Feeds input whole, finishes, and checks both the events and the verdict.
 static void
-s_check_finish (const char *input, const s_want_t *want, size_t n,
-                int truncated)
+s_check_finish (const char *input, const s_want_t *want, size_t n, int truncated)
 {
     s_check_all (input, strlen (input), want, n, truncated);
 }
@@ -747,8 +728,9 @@ Test (sse, finish_starts_a_new_stream)
     cr_assert_eq (sse_parser_finish (parser), 1);
     //  Nothing of the discarded event leaks into the next stream, which
     //  may start with its own BOM.
-    cr_assert_eq (sse_parser_feed (parser, "\xef\xbb\xbf"
-                                           "data: kept\n\n",
+    cr_assert_eq (sse_parser_feed (parser,
+                                   "\xef\xbb\xbf"
+                                   "data: kept\n\n",
                                    15),
                   0);
     static const s_want_t want[] = {{"message", "kept"}};
@@ -764,8 +746,7 @@ Test (sse, reset_discards_partial_event)
     s_log_t log = {0};
     sse_parser_t *parser = sse_parser_new (BIG_LIMIT, s_collect, &log);
     cr_assert_not_null (parser);
-    cr_assert_eq (sse_parser_feed (parser, "event: x\ndata: a\ndata: par", 26),
-                  0);
+    cr_assert_eq (sse_parser_feed (parser, "event: x\ndata: a\ndata: par", 26), 0);
     sse_parser_reset (parser);
     cr_assert_eq (sse_parser_feed (parser, "data: b\n\n", 9), 0);
     static const s_want_t want[] = {{"message", "b"}};
@@ -801,7 +782,7 @@ Test (sse, large_event_grows_buffers)
         want_data[data_at++] = '\n';
     }
     input[at++] = '\n';
-    want_data[--data_at] = 0;        //  The last LF goes
+    want_data[--data_at] = 0;  //  The last LF goes
     cr_assert (at <= cap);
 
     s_want_t want[] = {{name, want_data}};

@@ -53,8 +53,10 @@ s_session (const char *key, const char *agent, const char *channel, int64_t now)
 static void
 s_begin (int64_t sid, const char *run, int64_t seq, const char *text, int64_t now)
 {
-    store_message_t m = {.role = "user", .content = text,
-                         .content_len = strlen (text), .run_id = run,
+    store_message_t m = {.role = "user",
+                         .content = text,
+                         .content_len = strlen (text),
+                         .run_id = run,
                          .created_at = now};
     cr_assert_eq (store_run_begin (s_store, sid, run, seq, &m, now), 0);
 }
@@ -64,10 +66,14 @@ static void
 s_end_at (int64_t sid, int64_t run_seq, const char *run, const char *finish,
           const char *text, int64_t seq, int64_t now)
 {
-    store_message_t m = {.role = "assistant", .content = text,
-                         .content_len = strlen (text), .run_id = run,
-                         .created_at = now, .model = "local/echo",
-                         .finish_reason = finish, .prompt_tokens = 3,
+    store_message_t m = {.role = "assistant",
+                         .content = text,
+                         .content_len = strlen (text),
+                         .run_id = run,
+                         .created_at = now,
+                         .model = "local/echo",
+                         .finish_reason = finish,
+                         .prompt_tokens = 3,
                          .completion_tokens = 4};
     cr_assert_eq (store_run_end (s_store, sid, run_seq, NULL, 0, &m, seq, now), 0);
 }
@@ -113,7 +119,8 @@ s_list_row (void *arg, const store_session_t *s)
     return 0;
 }
 
-static int64_t s_db_int64 (const char *path, const char *sql);
+static int64_t
+s_db_int64 (const char *path, const char *sql);
 
 //  ---- Tests -------------------------------------------------------------------------------
 
@@ -143,9 +150,9 @@ Test (store, refuses_a_newer_schema_and_postgres_urls)
     snprintf (path, sizeof (path), "%s/sub/clawgate.db", s_dir);
     sqlite3 *db;
     cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
-    cr_assert_eq (sqlite3_exec (db, "UPDATE schema_version SET version = 99",
-                                NULL, NULL, NULL),
-                  SQLITE_OK);
+    cr_assert_eq (
+        sqlite3_exec (db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close (db);
     char err[512] = "";
     cr_assert_null (store_open (s_url, err, sizeof (err)));
@@ -193,12 +200,12 @@ Test (store, context_is_the_finished_exchanges_newest_first)
     s_begin (sid, "r0", 0, "q0", 1);
     s_end_at (sid, 0, "r0", "stop", "a0", 1, 2);
     s_begin (sid, "r1", 1, "q1", 3);
-    s_end_at (sid, 1, "r1", "error", "", 2, 4);           //  Failed: not context
+    s_end_at (sid, 1, "r1", "error", "", 2, 4);  //  Failed: not context
     s_begin (sid, "r2", 2, "q2", 5);
     s_end_at (sid, 2, "r2", "aborted", "partial", 3, 6);  //  Cut off with text: context
     s_begin (sid, "r3", 3, "q3", 7);
-    s_end_at (sid, 3, "r3", "aborted", "", 4, 8);         //  Cut off, nothing said: not
-    s_begin (sid, "r4", 4, "q4", 9);           //  Still going: not context
+    s_end_at (sid, 3, "r3", "aborted", "", 4, 8);  //  Cut off, nothing said: not
+    s_begin (sid, "r4", 4, "q4", 9);               //  Still going: not context
     collected_t c = {0};
     cr_assert_eq (store_context (s_store, sid, 100, s_collect, &c), 4);
     const char *want[] = {"partial", "q2", "a0", "q0"};
@@ -227,8 +234,11 @@ Test (store, a_batch_commits_its_steps_together_or_not_at_all)
     //  fails, and the session made before it in the batch is gone too.
     cr_assert_eq (store_batch_begin (s_store), 0);
     int64_t other = s_session ("b2", "default", "api", 4);
-    store_message_t m = {.role = "user", .content = "again", .content_len = 5,
-                         .run_id = "r0", .created_at = 5};
+    store_message_t m = {.role = "user",
+                         .content = "again",
+                         .content_len = 5,
+                         .run_id = "r0",
+                         .created_at = 5};
     cr_assert_neq (store_run_begin (s_store, sid, "r0", 0, &m, 5), 0);
     cr_assert_neq (store_batch_commit (s_store), 0);
     store_session_t row;
@@ -264,7 +274,7 @@ Test (store, recover_marks_open_runs_interrupted)
     s_begin (idle, "i0", 0, "only", 1);
     s_end_at (idle, 0, "i0", "stop", "done", 1, 2);
     cr_assert_eq (store_recover (s_store, 100), 3);
-    cr_assert_eq (store_recover (s_store, 101), 0);   //  Nothing left open
+    cr_assert_eq (store_recover (s_store, 101), 0);  //  Nothing left open
     char path[600];
     snprintf (path, sizeof (path), "%s/sub/clawgate.db", s_dir);
     cr_assert_eq (s_db_int64 (path, "SELECT sum (open_runs) FROM sessions"), 0);
@@ -307,7 +317,7 @@ Test (store, list_is_newest_first_with_filters_and_a_cursor)
     s_session ("a", "x", "api", 10);
     s_session ("c", "x", "telegram", 20);
     s_session ("b", "y", "api", 30);
-    s_session ("d", "x", "api", 30);   //  Same ms as b: stamped just after it
+    s_session ("d", "x", "api", 30);  //  Same ms as b: stamped just after it
     listed_t l = {0};
     store_query_t q = {.limit = 10};
     cr_assert_eq (store_session_list (s_store, &q, s_list_row, &l), 4);
@@ -315,8 +325,8 @@ Test (store, list_is_newest_first_with_filters_and_a_cursor)
     for (int i = 0; i < 4; i++)
         cr_assert_str_eq (l.keys[i], want[i]);
     listed_t m = {0};
-    store_query_t page = {.limit = 2, .after = true,
-                          .after_updated = l.updated[1], .after_id = l.ids[1]};
+    store_query_t page = {
+        .limit = 2, .after = true, .after_updated = l.updated[1], .after_id = l.ids[1]};
     cr_assert_eq (store_session_list (s_store, &page, s_list_row, &m), 2);
     cr_assert_str_eq (m.keys[0], "c");
     cr_assert_str_eq (m.keys[1], "a");
@@ -327,7 +337,7 @@ Test (store, list_is_newest_first_with_filters_and_a_cursor)
     cr_assert_str_eq (f.keys[1], "a");
     //  Runs ending in one millisecond list in the order they ended, even
     //  against the order of the sessions' ids.
-    int64_t sa = l.ids[3], sc = l.ids[2];   //  a and c
+    int64_t sa = l.ids[3], sc = l.ids[2];  //  a and c
     s_begin (sc, "run-c", 1, "hi", 40);
     s_begin (sa, "run-a", 1, "hi", 40);
     s_end_at (sc, 1, "run-c", "stop", "c", 1, 50);
@@ -343,8 +353,10 @@ Test (store, binary_safe_content)
 {
     int64_t sid = s_session ("bin", "default", "api", 1);
     static const char text[] = "nul\0inside and \xc3\xa9";
-    store_message_t m = {.role = "user", .content = text,
-                         .content_len = sizeof (text) - 1, .run_id = "r",
+    store_message_t m = {.role = "user",
+                         .content = text,
+                         .content_len = sizeof (text) - 1,
+                         .run_id = "r",
                          .created_at = 1};
     cr_assert_eq (store_run_begin (s_store, sid, "r", 0, &m, 1), 0);
     collected_t c = {0};
@@ -390,14 +402,14 @@ Test (store, numbers_messages_in_their_session_range)
     snprintf (sql, sizeof (sql),
               "SELECT group_concat ((id - session_id * 16777216) || ':' || content, ',')"
               " FROM (SELECT id, session_id, content FROM messages WHERE"
-              " session_id = %lld ORDER BY id)", (long long) a);
+              " session_id = %lld ORDER BY id)",
+              (long long) a);
     sqlite3 *db;
     sqlite3_stmt *st;
     cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
     cr_assert_eq (sqlite3_prepare_v2 (db, sql, -1, &st, NULL), SQLITE_OK);
     cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
-    cr_assert_str_eq ((const char *) sqlite3_column_text (st, 0),
-                      "0:a0,1:a0 back,2:a1");
+    cr_assert_str_eq ((const char *) sqlite3_column_text (st, 0), "0:a0,1:a0 back,2:a1");
     sqlite3_finalize (st);
     //  A count that drifted names a taken id: b's next message goes above
     //  every session's range (2^62), not into the newest session's.  (A row written behind the store's back at the id b's
@@ -405,7 +417,8 @@ Test (store, numbers_messages_in_their_session_range)
     snprintf (sql, sizeof (sql),
               "INSERT INTO messages (id, session_id, pos, role, content,"
               " created_at) VALUES (%lld * 16777216 + 2, %lld, 65535, 'user',"
-              " 'planted', 6)", (long long) b, (long long) b);
+              " 'planted', 6)",
+              (long long) b, (long long) b);
     cr_assert_eq (sqlite3_exec (db, sql, NULL, NULL, NULL), SQLITE_OK, "%s",
                   sqlite3_errmsg (db));
     sqlite3_close (db);
@@ -434,7 +447,7 @@ Test (store, numbers_messages_in_their_session_range)
     s_end_at (c3, 0, "rc0", "stop", "c0 back", 1, 9);
     snprintf (sql, sizeof (sql),
               "SELECT id - 4611686018427387904 FROM messages WHERE content = 'c0 back'");
-    cr_assert_eq (s_db_int64 (path, sql), 1);       //  Right after b1's
+    cr_assert_eq (s_db_int64 (path, sql), 1);  //  Right after b1's
     //  The others' numbering goes on.
     s_end_at (a, 1, "ra1", "stop", "a1 back", 3, 8);
     snprintf (sql, sizeof (sql),
@@ -496,9 +509,11 @@ Test (store, migrates_a_version_1_file)
     //  Version 3 numbers a session's messages from its id times 2^24.
     cr_assert_eq (sqlite3_open (path, &db), SQLITE_OK);
     sqlite3_stmt *st;
-    cr_assert_eq (sqlite3_prepare_v2 (db, "SELECT group_concat (id - 7 * 16777216)"
+    cr_assert_eq (sqlite3_prepare_v2 (db,
+                                      "SELECT group_concat (id - 7 * 16777216)"
                                       " FROM (SELECT id FROM messages ORDER BY id)",
-                                      -1, &st, NULL), SQLITE_OK);
+                                      -1, &st, NULL),
+                  SQLITE_OK);
     cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
     cr_assert_str_eq ((const char *) sqlite3_column_text (st, 0), "0,1,2");
     sqlite3_finalize (st);
@@ -570,8 +585,10 @@ Test (store, checkpointer_copies_and_rewinds_the_wal)
         peak = wal > peak ? wal : peak;
     }
     long long db = s_file_size ("");
-    cr_assert_gt (db, 8LL << 20, "the database file holds %lld bytes: nothing "
-                  "was checkpointed into it", db);
+    cr_assert_gt (db, 8LL << 20,
+                  "the database file holds %lld bytes: nothing "
+                  "was checkpointed into it",
+                  db);
     cr_assert_leq (peak, 128LL << 20, "the WAL reached %lld bytes", peak);
     cr_assert_leq (wal, 66LL << 20, "the WAL is %lld bytes", wal);
 }
@@ -585,8 +602,8 @@ static void
 s_exec (sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
-    cr_assert_eq (sqlite3_exec (db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s",
-                  sql, msg ? msg : "");
+    cr_assert_eq (sqlite3_exec (db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql,
+                  msg ? msg : "");
 }
 
 static long long
@@ -642,7 +659,8 @@ Test (store, gathered_wal_writes_reach_other_connections_whole)
     //  Reopened on SQLite's own VFS: whole, and the same rows.
     cr_assert_eq (sqlite3_open_v2 (path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st = NULL;
-    cr_assert_eq (sqlite3_prepare_v2 (r, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    cr_assert_eq (sqlite3_prepare_v2 (r, "PRAGMA integrity_check", -1, &st, NULL),
+                  SQLITE_OK);
     cr_assert_eq (sqlite3_step (st), SQLITE_ROW);
     cr_assert_str_eq ((const char *) sqlite3_column_text (st, 0), "ok");
     sqlite3_finalize (st);
@@ -729,11 +747,13 @@ Test (store_full, a_failed_wal_write_out_loses_nothing, .init = s_full_setup,
     sqlite3 *r = NULL;
     sqlite3_stmt *q = NULL;
     cr_assert_eq (sqlite3_open_v2 (path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    cr_assert_eq (sqlite3_prepare_v2 (r, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq (sqlite3_prepare_v2 (r, "PRAGMA integrity_check", -1, &q, NULL),
+                  SQLITE_OK);
     cr_assert_eq (sqlite3_step (q), SQLITE_ROW);
     cr_assert_str_eq ((const char *) sqlite3_column_text (q, 0), "ok");
     sqlite3_finalize (q);
     cr_assert_eq (s_scalar (r, "SELECT count(*) FROM t"), going ? 9 : 1);
-    cr_assert_eq (s_scalar (r, "SELECT sum(length(v)) FROM t"), going ? 10 + 8 * 3000 : 10);
+    cr_assert_eq (s_scalar (r, "SELECT sum(length(v)) FROM t"),
+                  going ? 10 + 8 * 3000 : 10);
     sqlite3_close (r);
 }
