@@ -148,6 +148,17 @@ s_rollback (store_t *self)
     return s_exec_one (self, Q_ROLLBACK);
 }
 
+//  Ends the transaction a store_* call began: commits it if ok, else (or
+//  if the commit fails) rolls it back.  0, or -1.
+static int
+s_end (store_t *self, bool ok)
+{
+    if (ok && s_commit (self) == 0)
+        return 0;
+    s_rollback (self);
+    return -1;
+}
+
 int
 store_batch_begin (store_t *self)
 {
@@ -226,6 +237,47 @@ s_read_message (sqlite3_stmt *st, store_message_t *m)
     m->tool_calls = s_col_text (st, 9);
     m->tool_call_id = s_col_text (st, 10);
     m->error = s_col_text (st, 11);
+}
+
+//  The caller's callback for a walk over rows: a session's or a message's.
+typedef struct {
+    store_session_fn *session;  //  For sessions, or NULL
+    store_message_fn *message;  //  For messages, or NULL
+    void *arg;                  //  Its argument
+} s_visit_t;
+
+static int
+s_session_row (sqlite3_stmt *st, const s_visit_t *to)
+{
+    store_session_t s;
+    s_read_session (st, &s);
+    return to->session (to->arg, &s);
+}
+
+static int
+s_message_row (sqlite3_stmt *st, const s_visit_t *to)
+{
+    store_message_t m;
+    s_read_message (st, &m);
+    return to->message (to->arg, &m);
+}
+
+//  Steps st through its rows, handing each to row until it returns
+//  nonzero, then resets st.  The rows handed, or -1 logged as what.
+static int
+s_each_row (store_t *self, sqlite3_stmt *st,
+            int (*row) (sqlite3_stmt *st, const s_visit_t *to), const s_visit_t *to,
+            const char *what)
+{
+    int n = 0, rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        n++;
+        if (row (st, to))
+            break;
+    }
+    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
+    sqlite3_reset (st);
+    return failed ? s_fail (self, what) : n;
 }
 
 //  A message's rowid: its session's id * 2^24 + its number in the session
@@ -432,17 +484,8 @@ store_session_list (store_t *self, const store_query_t *q, store_session_fn *fn,
         sqlite3_bind_int64 (st, i++, q->after_id);
     }
     sqlite3_bind_int (st, i, q->limit);
-    int n = 0, rc;
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
-        store_session_t s;
-        s_read_session (st, &s);
-        n++;
-        if (fn (arg, &s))
-            break;
-    }
-    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
-    sqlite3_reset (st);
-    return failed ? s_fail (self, "list sessions") : n;
+    s_visit_t to = {.session = fn, .arg = arg};
+    return s_each_row (self, st, s_session_row, &to, "list sessions");
 }
 
 int
@@ -465,12 +508,10 @@ store_session_delete (store_t *self, const char *key)
     for (size_t i = 0; i < sizeof (order) / sizeof (order[0]); i++) {
         sqlite3_stmt *st = s_stmt (self, order[i]);
         sqlite3_bind_int64 (st, 1, id);
-        if (s_step_done (self, st, "delete session")) {
-            s_rollback (self);
-            return -1;
-        }
+        if (s_step_done (self, st, "delete session"))
+            return s_end (self, false);
     }
-    return s_commit (self) ? (s_rollback (self), -1) : 0;
+    return s_end (self, true);
 }
 
 //  ---- Runs ------------------------------------------------------------------------------------
@@ -489,17 +530,11 @@ store_run_begin (store_t *self, int64_t session_id, const char *run_id, int64_t 
     sqlite3_bind_int64 (st, 1, run_seq + 1);
     sqlite3_bind_int64 (st, 2, session_id);
     int64_t count = s_update_count (self, st, session_id, "bump session");
-    if (count < 1)
-        goto fail;
-    if (s_insert_message (self, s_message_id (session_id, count - 1), session_id,
-                          run_seq * STORE_POS_RUN, &m, false, "open"))
-        goto fail;
-    if (s_commit (self))
-        goto fail;
-    return 0;
-fail:
-    s_rollback (self);
-    return -1;
+    bool ok = count >= 1
+              && s_insert_message (self, s_message_id (session_id, count - 1), session_id,
+                                   run_seq * STORE_POS_RUN, &m, false, "open")
+                     == 0;
+    return s_end (self, ok);
 }
 
 //  Whether an ended run's exchange is sent to the model with later runs:
@@ -531,7 +566,7 @@ store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
     sqlite3_bind_int64 (st, 3, session_id);
     sqlite3_bind_int64 (st, 4, run_seq * STORE_POS_RUN);
     if (s_step_done (self, st, "close run"))
-        goto fail;
+        return s_end (self, false);
     if (sqlite3_changes (self->db) == 0) {
         //  Session deleted meanwhile, or ended already: nothing to record.
         s_commit (self);
@@ -549,26 +584,17 @@ store_run_end (store_t *self, int64_t session_id, int64_t run_seq,
     sqlite3_bind_int64 (st, 4, last_seq);
     sqlite3_bind_int64 (st, 5, session_id);
     int64_t count = s_update_count (self, st, session_id, "end session run");
-    if (count < 0)
-        goto fail;
     //  The count now includes this run's steps and reply: they are numbers
-    //  count - n_steps - 1 .. count - 1.
+    //  count - n_steps - 1 .. count - 1, the reply last.
     int64_t number = count - (int64_t) n_steps - 1;
-    for (size_t i = 0; i < n_steps; i++)
-        if (s_insert_message (self, s_message_id (session_id, number + (int64_t) i),
-                              session_id, run_seq * STORE_POS_RUN + 1 + (int64_t) i,
-                              &steps[i], false, NULL))
-            goto fail;
-    if (s_insert_message (self, s_message_id (session_id, number + (int64_t) n_steps),
-                          session_id, run_seq * STORE_POS_RUN + 1 + (int64_t) n_steps,
-                          reply, ctx, NULL))
-        goto fail;
-    if (s_commit (self))
-        goto fail;
-    return 0;
-fail:
-    s_rollback (self);
-    return -1;
+    bool ok = count >= 0;
+    for (size_t i = 0; ok && i <= n_steps; i++)
+        ok = s_insert_message (self, s_message_id (session_id, number + (int64_t) i),
+                               session_id, run_seq * STORE_POS_RUN + 1 + (int64_t) i,
+                               i < n_steps ? &steps[i] : reply, i < n_steps ? false : ctx,
+                               NULL)
+             == 0;
+    return s_end (self, ok);
 }
 
 int
@@ -622,17 +648,8 @@ store_recover (store_t *self, int64_t now)
 static int
 s_each_message (store_t *self, sqlite3_stmt *st, store_message_fn *fn, void *arg)
 {
-    int n = 0, rc;
-    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
-        store_message_t m;
-        s_read_message (st, &m);
-        n++;
-        if (fn (arg, &m))
-            break;
-    }
-    bool failed = rc != SQLITE_ROW && rc != SQLITE_DONE;
-    sqlite3_reset (st);
-    return failed ? s_fail (self, "read messages") : n;
+    s_visit_t to = {.message = fn, .arg = arg};
+    return s_each_row (self, st, s_message_row, &to, "read messages");
 }
 
 int

@@ -18,19 +18,39 @@
 #include <string.h>
 #include <sys/stat.h>
 
+//  The columns after the id that migration 1 gave sessions and messages,
+//  and that migrations 2 and 3 create again when they rebuild each table.
+//  Frozen, as the migrations are: a new column is a new migration.
+#define S_SESSIONS_COLUMNS                                                               \
+    " session_key TEXT NOT NULL UNIQUE,"                                                 \
+    " agent_id TEXT NOT NULL,"                                                           \
+    " channel TEXT NOT NULL,"                                                            \
+    " created_at BIGINT NOT NULL,"                                                       \
+    " updated_at BIGINT NOT NULL,"                                                       \
+    " message_count BIGINT NOT NULL DEFAULT 0,"                                          \
+    " last_seq BIGINT NOT NULL DEFAULT 0,"                                               \
+    " next_run BIGINT NOT NULL DEFAULT 0);"
+#define S_MESSAGES_COLUMNS                                                               \
+    " session_id BIGINT NOT NULL,"                                                       \
+    " pos BIGINT NOT NULL,"                                                              \
+    " role TEXT NOT NULL,"                                                               \
+    " content TEXT NOT NULL,"                                                            \
+    " run_id TEXT,"                                                                      \
+    " created_at BIGINT NOT NULL,"                                                       \
+    " model TEXT,"                                                                       \
+    " finish_reason TEXT,"                                                               \
+    " prompt_tokens BIGINT,"                                                             \
+    " completion_tokens BIGINT,"                                                         \
+    " tool_calls TEXT,"                                                                  \
+    " tool_call_id TEXT,"                                                                \
+    " error TEXT,"                                                                       \
+    " in_context INTEGER NOT NULL DEFAULT 0,"
+
 //  Each migration moves the schema from version i to i + 1.
 static const char *const s_migrations[] = {
     //  1: sessions, runs, messages.
     "CREATE TABLE sessions ("
-    " id INTEGER PRIMARY KEY,"
-    " session_key TEXT NOT NULL UNIQUE,"
-    " agent_id TEXT NOT NULL,"
-    " channel TEXT NOT NULL,"
-    " created_at BIGINT NOT NULL,"
-    " updated_at BIGINT NOT NULL,"
-    " message_count BIGINT NOT NULL DEFAULT 0,"
-    " last_seq BIGINT NOT NULL DEFAULT 0,"
-    " next_run BIGINT NOT NULL DEFAULT 0);"
+    " id INTEGER PRIMARY KEY," S_SESSIONS_COLUMNS
     "CREATE INDEX sessions_by_update ON sessions (updated_at, id);"
     "CREATE INDEX sessions_by_channel ON sessions (channel, updated_at, id);"
     "CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at, id);"
@@ -44,36 +64,13 @@ static const char *const s_migrations[] = {
     "CREATE INDEX runs_by_session ON runs (session_id);"
     "CREATE INDEX runs_open ON runs (status) WHERE status = 'open';"
     "CREATE TABLE messages ("
-    " id INTEGER PRIMARY KEY,"
-    " session_id BIGINT NOT NULL,"
-    " pos BIGINT NOT NULL,"
-    " role TEXT NOT NULL,"
-    " content TEXT NOT NULL,"
-    " run_id TEXT,"
-    " created_at BIGINT NOT NULL,"
-    " model TEXT,"
-    " finish_reason TEXT,"
-    " prompt_tokens BIGINT,"
-    " completion_tokens BIGINT,"
-    " tool_calls TEXT,"
-    " tool_call_id TEXT,"
-    " error TEXT,"
-    " in_context INTEGER NOT NULL DEFAULT 0,"
-    " UNIQUE (session_id, pos));",
+    " id INTEGER PRIMARY KEY," S_MESSAGES_COLUMNS " UNIQUE (session_id, pos));",
     //  2: a run is its user message (run_status), not a row of a table of
     //  its own: each index a commit touches costs a WAL page, about 12 us
     //  here, and runs are the write path.  Session ids are never reused (a
     //  late end of a deleted session's run must not land in a new one).
     "CREATE TABLE sessions2 ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " session_key TEXT NOT NULL UNIQUE,"
-    " agent_id TEXT NOT NULL,"
-    " channel TEXT NOT NULL,"
-    " created_at BIGINT NOT NULL,"
-    " updated_at BIGINT NOT NULL,"
-    " message_count BIGINT NOT NULL DEFAULT 0,"
-    " last_seq BIGINT NOT NULL DEFAULT 0,"
-    " next_run BIGINT NOT NULL DEFAULT 0);"
+    " id INTEGER PRIMARY KEY AUTOINCREMENT," S_SESSIONS_COLUMNS
     "INSERT INTO sessions2 SELECT id, session_key, agent_id, channel, created_at,"
     " updated_at, message_count, last_seq, next_run FROM sessions;"
     "DROP TABLE sessions;"
@@ -105,22 +102,7 @@ static const char *const s_migrations[] = {
     " WHERE id IN (SELECT session_id FROM messages WHERE run_status = 'open');"
     "DROP VIEW runs;"
     "CREATE TABLE messages2 ("
-    " id INTEGER PRIMARY KEY,"
-    " session_id BIGINT NOT NULL,"
-    " pos BIGINT NOT NULL,"
-    " role TEXT NOT NULL,"
-    " content TEXT NOT NULL,"
-    " run_id TEXT,"
-    " created_at BIGINT NOT NULL,"
-    " model TEXT,"
-    " finish_reason TEXT,"
-    " prompt_tokens BIGINT,"
-    " completion_tokens BIGINT,"
-    " tool_calls TEXT,"
-    " tool_call_id TEXT,"
-    " error TEXT,"
-    " in_context INTEGER NOT NULL DEFAULT 0,"
-    " run_status TEXT,"
+    " id INTEGER PRIMARY KEY," S_MESSAGES_COLUMNS " run_status TEXT,"
     " UNIQUE (session_id, pos));"
     "INSERT INTO messages2 SELECT session_id * 16777216 + row_number() OVER"
     " (PARTITION BY session_id ORDER BY pos) - 1, session_id, pos, role,"
