@@ -154,41 +154,39 @@ curl_easy_strerror (CURLcode c)
      : (opt) < CURLOPTTYPE_BLOB          ? fn (handle, opt, va_arg (ap, curl_off_t))      \
                                          : fn (handle, opt, va_arg (ap, void *)))
 
+//  The statements of a variadic function: failed if libcurl is not loaded, else
+//  call's answer, call reading the one argument after last from ap.
+#define S_FORWARD_VARIADIC(type, failed, last, call)                                     \
+    {                                                                                    \
+        if (!s_ready ())                                                                 \
+            return failed;                                                               \
+        va_list ap;                                                                      \
+        va_start (ap, last);                                                             \
+        type rc = call;                                                                  \
+        va_end (ap);                                                                     \
+        return rc;                                                                       \
+    }
+
 CURLcode
 curl_easy_setopt (CURL *e, CURLoption opt, ...)
 {
-    if (!s_ready ())
-        return CURLE_FAILED_INIT;
-    va_list ap;
-    va_start (ap, opt);
-    CURLcode rc = S_FORWARD_OPTION (s_api.easy_setopt, e, opt, ap);
-    va_end (ap);
-    return rc;
+    S_FORWARD_VARIADIC (CURLcode, CURLE_FAILED_INIT, opt,
+                        S_FORWARD_OPTION (s_api.easy_setopt, e, opt, ap));
 }
 
 CURLMcode
 curl_multi_setopt (CURLM *m, CURLMoption opt, ...)
 {
-    if (!s_ready ())
-        return CURLM_INTERNAL_ERROR;
-    va_list ap;
-    va_start (ap, opt);
-    CURLMcode rc = S_FORWARD_OPTION (s_api.multi_setopt, m, opt, ap);
-    va_end (ap);
-    return rc;
+    S_FORWARD_VARIADIC (CURLMcode, CURLM_INTERNAL_ERROR, opt,
+                        S_FORWARD_OPTION (s_api.multi_setopt, m, opt, ap));
 }
 
 //  Every getinfo takes a pointer to where the answer goes.
 CURLcode
 curl_easy_getinfo (CURL *e, CURLINFO info, ...)
 {
-    if (!s_ready ())
-        return CURLE_FAILED_INIT;
-    va_list ap;
-    va_start (ap, info);
-    CURLcode rc = s_api.easy_getinfo (e, info, va_arg (ap, void *));
-    va_end (ap);
-    return rc;
+    S_FORWARD_VARIADIC (CURLcode, CURLE_FAILED_INIT, info,
+                        s_api.easy_getinfo (e, info, va_arg (ap, void *)));
 }
 
 struct curl_slist *
