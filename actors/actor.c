@@ -59,6 +59,16 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+//  Frees what init made in the state, then the state.
+static void
+s_state_free (const actor_def_t *def, void **state_p)
+{
+    if (*state_p && def->fini)
+        def->fini (*state_p);
+    free (*state_p);
+    *state_p = NULL;
+}
+
 void
 actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
 {
@@ -73,9 +83,10 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
     ctx.worker =
         bus_worker_new (args->broker, def->service, bus->heartbeat_ms, bus->liveness);
     if (ctx.worker)
-        ctx.state = def->create (args, loop, ctx.worker);
-    if (!ctx.worker || !ctx.state) {
+        ctx.state = calloc (1, def->size);
+    if (!ctx.state || def->init (ctx.state, args, loop, ctx.worker)) {
         log_error ("actor", "%s: could not start", def->service);
+        s_state_free (def, &ctx.state);
         bus_worker_destroy (&ctx.worker);
         zloop_destroy (&loop);
         args->failed = true;
@@ -92,9 +103,18 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
     zsock_signal (pipe, 0);
     log_debug ("actor", "%s: serving", def->service);
     zloop_start (loop);
-    def->destroy (&ctx.state);
+    s_state_free (def, &ctx.state);
     zloop_destroy (&loop);
     bus_worker_destroy (&ctx.worker);
+}
+
+zlistx_t *
+actor_hash_values (zhashx_t *table)
+{
+    zlistx_t *values = zlistx_new ();
+    for (void *v = zhashx_first (table); v; v = zhashx_next (table))
+        zlistx_add_end (values, v);
+    return values;
 }
 
 //  ---- Registry of actors -----------------------------------------------------

@@ -16,10 +16,11 @@
     its requests asked for).  The broker is not: it is the other end of the
     worker protocol (see broker/broker.c).
 
-    One teardown: destroy is the only place an actor's state is freed.  It
-    runs after $TERM, while the worker and the loop still exist (so it may
-    still publish, e.g. a run ending as aborted), and a constructor that
-    fails half-way calls it on what it built before returning NULL.
+    One teardown: actor_run allocates an actor's state (zeroed) and frees
+    it; fini is the only place what init made in it is freed.  fini runs
+    after $TERM, while the worker and the loop still exist (so it may still
+    publish, e.g. a run ending as aborted), and also when init fails, on
+    what init made before it failed.
 
     Contract kept from czmq: the actor signals 0 once initialised (1 if it
     could not start, then returns at once), and returns when it gets $TERM.
@@ -44,14 +45,16 @@ typedef struct {
 
 typedef struct {
     const char *service;  //  Service name to register
-    //  Makes the actor's state; NULL means it could not start (after
-    //  freeing what it made, through destroy).
-    void *(*create) (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker);
+    size_t size;          //  Bytes of state actor_run allocates, zeroed
+    //  Fills in the state; 0, or -1 if the actor cannot start (fini then
+    //  frees what it made).
+    int (*init) (void *state, const actor_args_t *args, zloop_t *loop,
+                 bus_worker_t *worker);
     //  Handles one validated request; must reply (or arrange to) exactly once.
     void (*handle) (void *state, bus_worker_t *worker, bus_request_t *req);
-    //  Frees the state and sets *state_p to NULL; accepts a state that
-    //  create built only in part.
-    void (*destroy) (void **state_p);
+    //  Optional: frees what init made in the state (actor_run frees the
+    //  state itself); accepts a state that init filled only in part.
+    void (*fini) (void *state);
     //  Optional: called after each batch of requests, before the loop polls
     //  again, for work the requests made due at once (the run actor starts
     //  libcurl's transfers there rather than after another poll).
@@ -61,6 +64,13 @@ typedef struct {
 //  Runs the actor until $TERM.  Call from the zactor body.
 void
 actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def);
+
+//  The values of table in a list of their own, in the table's order, to
+//  walk while the walk removes them from table (which a zhashx cursor does
+//  not survive).  Caller owns the list, not the values, and must destroy
+//  it when done.
+zlistx_t *
+actor_hash_values (zhashx_t *table);
 
 //  Starts a service actor by name ("system", ...).  Returns NULL if the name
 //  is unknown or the actor could not start.  Caller owns the return value

@@ -331,15 +331,10 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 
 //  ---- Life cycle ---------------------------------------------------------------------
 
-static void
-s_destroy (void **state_p);
-
-static void *
-s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+static int
+s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
-    self_t *self = (self_t *) calloc (1, sizeof (self_t));
-    if (!self)
-        return NULL;
+    self_t *self = (self_t *) state;
     self->settings = &args->settings->browser;
     self->worker = worker;
     self->loop = loop;
@@ -352,20 +347,15 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     log_debug ("browser", "Chromium %s, viewport %dx%d, navigation timeout %d ms",
                self->settings->chromium, self->settings->viewport_width,
                self->settings->viewport_height, self->settings->navigate_timeout_ms);
-    return self;
+    return 0;
 }
 
 static void
-s_destroy (void **state_p)
+s_fini (void *state)
 {
-    self_t *self = (self_t *) *state_p;
-    if (!self)
-        return;
+    self_t *self = (self_t *) state;
     //  Everything waiting is answered, every Chromium asked to stop.
-    zlistx_t *all = zlistx_new ();
-    for (profile_t *p = (profile_t *) zhashx_first (self->profiles); p;
-         p = (profile_t *) zhashx_next (self->profiles))
-        zlistx_add_end (all, p);
+    zlistx_t *all = actor_hash_values (self->profiles);
     for (profile_t *p = (profile_t *) zlistx_first (all); p;
          p = (profile_t *) zlistx_next (all)) {
         if (p->op)
@@ -413,12 +403,13 @@ s_destroy (void **state_p)
     zhashx_destroy (&self->profiles);
     if (self->mg_inited)
         mg_exit_library ();
-    free (self);
-    *state_p = NULL;
 }
 
-static const actor_def_t s_def = {
-    .service = "browser", .create = s_create, .handle = s_handle, .destroy = s_destroy};
+static const actor_def_t s_def = {.service = "browser",
+                                  .size = sizeof (self_t),
+                                  .init = s_init,
+                                  .handle = s_handle,
+                                  .fini = s_fini};
 
 void
 browser_actor (zsock_t *pipe, void *args)

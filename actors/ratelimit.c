@@ -204,40 +204,28 @@ s_sweep (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-static void
-s_destroy (void **state_p);
-
-static void *
-s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+static int
+s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
-    self_t *self = (self_t *) calloc (1, sizeof (self_t));
-    if (!self)
-        return NULL;
+    self_t *self = (self_t *) state;
     const ratelimit_settings_t *settings = &args->settings->ratelimit;
     self->ttl_ms = settings->lease_ms > 0 ? settings->lease_ms : 5000;
     self->principals = zhashx_new ();
     self->addresses = zhashx_new ();
-    if (!self->principals || !self->addresses) {
-        void *state = self;
-        s_destroy (&state);
-        return NULL;
-    }
+    if (!self->principals || !self->addresses)
+        return -1;
     zhashx_set_destructor (self->principals, s_principal_free);
     zhashx_set_destructor (self->addresses, s_plain_free);
     zloop_timer (loop, RL_SWEEP_MS, 0, s_sweep, self);
-    return self;
+    return 0;
 }
 
 static void
-s_destroy (void **state_p)
+s_fini (void *state)
 {
-    self_t *self = (self_t *) *state_p;
-    if (self) {
-        zhashx_destroy (&self->principals);
-        zhashx_destroy (&self->addresses);
-        free (self);
-    }
-    *state_p = NULL;
+    self_t *self = (self_t *) state;
+    zhashx_destroy (&self->principals);
+    zhashx_destroy (&self->addresses);
 }
 
 //  ---- Requests --------------------------------------------------------------------
@@ -428,8 +416,11 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
                           "Unknown ratelimit request", NULL);
 }
 
-static const actor_def_t s_def = {
-    .service = "ratelimit", .create = s_create, .handle = s_handle, .destroy = s_destroy};
+static const actor_def_t s_def = {.service = "ratelimit",
+                                  .size = sizeof (self_t),
+                                  .init = s_init,
+                                  .handle = s_handle,
+                                  .fini = s_fini};
 
 void
 ratelimit_actor (zsock_t *pipe, void *args)

@@ -535,18 +535,13 @@ run_front (self_t *self)
 
 //  The one teardown, for a stop and for a start that failed half-way.
 static void
-s_destroy (void **state_p)
+s_fini (void *state)
 {
-    self_t *self = (self_t *) *state_p;
-    if (!self)
-        return;
+    self_t *self = (self_t *) state;
     //  Shutting down: runs still in flight end as aborted, so their clients
     //  hear about it (the drain gave them their chance to finish).
     if (self->runs) {
-        zlistx_t *left = zlistx_new ();
-        for (run_t *run = (run_t *) zhashx_first (self->runs); run;
-             run = (run_t *) zhashx_next (self->runs))
-            zlistx_add_end (left, run);
+        zlistx_t *left = actor_hash_values (self->runs);
         for (run_t *run = (run_t *) zlistx_first (left); run;
              run = (run_t *) zlistx_next (left))
             run_finish (run, "aborted");
@@ -571,16 +566,12 @@ s_destroy (void **state_p)
     if (self->epoll_fd >= 0)
         close (self->epoll_fd);
     free (self->broker);
-    free (self);
-    *state_p = NULL;
 }
 
-static void *
-s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+static int
+s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
-    self_t *self = (self_t *) calloc (1, sizeof (self_t));
-    if (!self)
-        return NULL;
+    self_t *self = (self_t *) state;
     self->loop = loop;
     self->worker = worker;
     self->settings = &args->settings->run;
@@ -598,19 +589,17 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self->tidy_at = zclock_mono () + RUN_TIDY_MS;
     zmq_pollitem_t curl = {NULL, self->epoll_fd, ZMQ_POLLIN, 0};
     if (!self->broker || self->epoll_fd < 0
-        || zloop_poller (loop, &curl, s_on_curl, self)) {
-        void *state = self;
-        s_destroy (&state);
-        return NULL;
-    }
+        || zloop_poller (loop, &curl, s_on_curl, self))
+        return -1;
     run_schedule (self);
-    return self;
+    return 0;
 }
 
 static const actor_def_t s_def = {.service = "run",
-                                  .create = s_create,
+                                  .size = sizeof (self_t),
+                                  .init = s_init,
                                   .handle = s_handle,
-                                  .destroy = s_destroy,
+                                  .fini = s_fini,
                                   .after_requests = s_after_requests};
 
 void

@@ -448,15 +448,10 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 
 //  ---- Life cycle -------------------------------------------------------------------------------
 
-static void
-s_destroy (void **state_p);
-
-static void *
-s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+static int
+s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
-    self_t *self = (self_t *) calloc (1, sizeof (self_t));
-    if (!self)
-        return NULL;
+    self_t *self = (self_t *) state;
     const session_settings_t *cfg = &args->settings->session;
     self->settings = cfg;
     self->catalog = &args->settings->catalog;
@@ -469,8 +464,7 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
     self->store = store_open (url, err, sizeof (err));
     if (!self->store) {
         log_error ("session", "%s", err);
-        s_destroy ((void **) &self);
-        return NULL;
+        return -1;
     }
     int n = store_recover (self->store, session_now_ms ());
     if (n > 0)
@@ -479,10 +473,8 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
                   "marked interrupted",
                   n);
     self->front = bus_front_new (args->broker);
-    if (!self->front) {
-        s_destroy ((void **) &self);
-        return NULL;
-    }
+    if (!self->front)
+        return -1;
     zloop_reader (loop, bus_front_sock (self->front), s_on_front, self);
     //  After store_open: the schema is migrated before any reader opens.
     actor_args_t reader_args = *args;
@@ -492,28 +484,22 @@ s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
             zactor_destroy (&r);
         if (!r) {
             log_error ("session", "a session.read actor could not start");
-            s_destroy ((void **) &self);
-            return NULL;
+            return -1;
         }
         self->readers[self->n_readers++] = r;
     }
     zloop_timer (loop, SESSION_TICK_MS, 0, s_on_tick, self);
     log_info ("session", "store %s, schema version %d", url,
               store_schema_version (self->store));
-    return self;
+    return 0;
 }
 
 static void
-s_destroy (void **state_p)
+s_fini (void *state)
 {
-    self_t *self = (self_t *) *state_p;
-    if (!self)
-        return;
+    self_t *self = (self_t *) state;
     //  Runs still queued or going are recorded as interrupted.
-    zlistx_t *all = zlistx_new ();
-    for (pending_t *p = (pending_t *) zhashx_first (self->runs); p;
-         p = (pending_t *) zhashx_next (self->runs))
-        zlistx_add_end (all, p);
+    zlistx_t *all = actor_hash_values (self->runs);
     for (pending_t *p = (pending_t *) zlistx_first (all); p;
          p = (pending_t *) zlistx_next (all)) {
         live_t *live = p->live;
@@ -540,12 +526,13 @@ s_destroy (void **state_p)
     zhashx_destroy (&self->lives);
     zhashx_destroy (&self->runs);
     zhashx_destroy (&self->inflight);
-    free (self);
-    *state_p = NULL;
 }
 
-static const actor_def_t s_def = {
-    .service = "session", .create = s_create, .handle = s_handle, .destroy = s_destroy};
+static const actor_def_t s_def = {.service = "session",
+                                  .size = sizeof (self_t),
+                                  .init = s_init,
+                                  .handle = s_handle,
+                                  .fini = s_fini};
 
 void
 session_actor (zsock_t *pipe, void *args)

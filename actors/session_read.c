@@ -264,21 +264,29 @@ session_read_store_url (const session_settings_t *cfg, char *url, size_t cap)
         snprintf (url, cap, "sqlite:%s/clawgate.db", cfg->state_dir);
 }
 
-static void *
-s_reader_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+//  A session.read actor's state: its read connection.
+typedef struct {
+    store_t *store;  //  Read connection to the store
+} reader_t;
+
+static int
+s_reader_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
+    reader_t *self = (reader_t *) state;
     char url[4200], err[512];
     session_read_store_url (&args->settings->session, url, sizeof (url));
-    store_t *store = store_open_reader (url, err, sizeof (err));
-    if (!store)
+    self->store = store_open_reader (url, err, sizeof (err));
+    if (!self->store) {
         log_error ("session", "reader: %s", err);
-    return store;
+        return -1;
+    }
+    return 0;
 }
 
 static void
 s_reader_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 {
-    store_t *store = (store_t *) state;
+    store_t *store = ((reader_t *) state)->store;
     if (streq (req->env.type, MT_SESSION_LIST))
         session_read_list (store, worker, req);
     else if (streq (req->env.type, MT_SESSION_GET))
@@ -289,15 +297,16 @@ s_reader_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 }
 
 static void
-s_reader_destroy (void **state_p)
+s_reader_fini (void *state)
 {
-    store_close ((store_t **) state_p);
+    store_close (&((reader_t *) state)->store);
 }
 
 static const actor_def_t s_reader_def = {.service = "session.read",
-                                         .create = s_reader_create,
+                                         .size = sizeof (reader_t),
+                                         .init = s_reader_init,
                                          .handle = s_reader_handle,
-                                         .destroy = s_reader_destroy};
+                                         .fini = s_reader_fini};
 
 void
 session_read_actor (zsock_t *pipe, void *args)

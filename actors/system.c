@@ -21,26 +21,17 @@ typedef struct {
     char worker_name[128];              //  "<host>:<pid>"
 } self_t;
 
-static void *
-s_create (const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
+static int
+s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *worker)
 {
-    self_t *self = (self_t *) calloc (1, sizeof (self_t));
-    if (!self)
-        return NULL;
+    self_t *self = (self_t *) state;
     self->settings = &args->settings->system;
     self->started = zclock_mono ();
     char host[64] = "localhost";
     gethostname (host, sizeof (host) - 1);
     snprintf (self->worker_name, sizeof (self->worker_name), "%s:%d", host,
               (int) getpid ());
-    return self;
-}
-
-static void
-s_destroy (void **state_p)
-{
-    free (*state_p);
-    *state_p = NULL;
+    return 0;
 }
 
 //  A channel's status until the channel actors exist: configured channels are
@@ -91,7 +82,7 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 }
 
 static const actor_def_t s_def = {
-    .service = "system", .create = s_create, .handle = s_handle, .destroy = s_destroy};
+    .service = "system", .size = sizeof (self_t), .init = s_init, .handle = s_handle};
 
 void
 system_actor (zsock_t *pipe, void *args)
