@@ -5,6 +5,7 @@
 #include "actor.h"
 
 #include "browser.h"
+#include "envelope.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "run.h"
@@ -106,6 +107,22 @@ actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def)
     s_state_free (def, &ctx.state);
     zloop_destroy (&loop);
     bus_worker_destroy (&ctx.worker);
+}
+
+void
+actor_reply_begin (mp_writer_t *w)
+{
+    mp_writer_init (w);
+    mp_map_begin (w);
+}
+
+void
+actor_reply_map (bus_worker_t *worker, const bus_request_t *req, const char *type,
+                 mp_writer_t *w)
+{
+    mp_map_end (w);
+    bus_worker_reply (worker, req, type, ENVELOPE_OK, w->buf.data, w->buf.size);
+    mp_writer_fini (w);
 }
 
 zlistx_t *

@@ -32,6 +32,7 @@
 #include <czmq.h>
 
 #include "bus_worker.h"
+#include "mp.h"
 
 typedef struct actor_settings actor_settings_t;  //  actors/settings.h
 
@@ -64,6 +65,16 @@ typedef struct {
 //  Runs the actor until $TERM.  Call from the zactor body.
 void
 actor_run (zsock_t *pipe, actor_args_t *args, const actor_def_t *def);
+
+//  Starts w as a reply's body: a map, ended by actor_reply_map.
+void
+actor_reply_begin (mp_writer_t *w);
+
+//  Ends the map w holds, sends it to req as its reply of type with status
+//  200 (ENVELOPE_OK), and frees w.
+void
+actor_reply_map (bus_worker_t *worker, const bus_request_t *req, const char *type,
+                 mp_writer_t *w);
 
 //  The values of table in a list of their own, in the table's order, to
 //  walk while the walk removes them from table (which a zhashx cursor does

@@ -134,8 +134,7 @@ s_handle_status (self_t *self, bus_request_t *req)
     qsort (names, n, sizeof (char *), s_cmp_str);
     bool running = p && p->pid > 0;
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_kv_bool (&w, MK_running, running);
     mp_kv_str (&w, MK_profile, name);
     if (p && p->url && p->state == PR_READY)
@@ -158,10 +157,7 @@ s_handle_status (self_t *self, bus_request_t *req)
         mp_kv_nil (&w, MK_pid);
     static const char *const states[] = {"stopped", "starting", "starting", "ready"};
     mp_kv_str (&w, MK_state, states[p ? p->state : PR_DOWN]);
-    mp_map_end (&w);
-    bus_worker_reply (self->worker, req, MT_BROWSER_STATUS_OK, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (self->worker, req, MT_BROWSER_STATUS_OK, &w);
 }
 
 //  Navigate and screenshot: checked, then queued on their profile.

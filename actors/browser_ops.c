@@ -7,6 +7,7 @@
 #include "envelope.h"
 #include "msg_names.h"
 
+#include "actor.h"
 #include "log.h"
 
 #include <string.h>
@@ -298,15 +299,11 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
         int status =
             op->loader_id[0] && streq (op->status_loader, op->loader_id) ? op->status : 0;
         mp_writer_t w;
-        mp_writer_init (&w);
-        mp_map_begin (&w);
+        actor_reply_begin (&w);
         mp_kv_str (&w, MK_url, p->url ? p->url : "");
         mp_kv_str (&w, MK_title, p->title ? p->title : "");
         mp_kv_int (&w, MK_status, status);
-        mp_map_end (&w);
-        bus_worker_reply (self->worker, &op->origin, MT_BROWSER_NAVIGATED, ENVELOPE_OK,
-                          w.buf.data, w.buf.size);
-        mp_writer_fini (&w);
+        actor_reply_map (self->worker, &op->origin, MT_BROWSER_NAVIGATED, &w);
         char host[256];
         s_url_host (p->url ? p->url : "", host, sizeof (host));
         log_debug ("browser", "%s: loaded %s (status %d)", p->name, host, status);
@@ -374,17 +371,13 @@ browser_ops_reply (profile_t *p, const cJSON *msg)
             return;
         }
         mp_writer_t w;
-        mp_writer_init (&w);
-        mp_map_begin (&w);
+        actor_reply_begin (&w);
         mp_kv_str (&w, MK_format, "png");
         mp_key (&w, MK_data);
         mp_put_strn (&w, data, len);
         mp_kv_int (&w, MK_width, width);
         mp_kv_int (&w, MK_height, height);
-        mp_map_end (&w);
-        bus_worker_reply (self->worker, &op->origin, MT_BROWSER_SCREENSHOT_OK,
-                          ENVELOPE_OK, w.buf.data, w.buf.size);
-        mp_writer_fini (&w);
+        actor_reply_map (self->worker, &op->origin, MT_BROWSER_SCREENSHOT_OK, &w);
         log_debug ("browser", "%s: screenshot %lld x %lld, %zu base64 bytes", p->name,
                    (long long) width, (long long) height, len);
         browser_ops_end (p);

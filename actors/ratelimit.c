@@ -332,8 +332,7 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
     }
 
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_kv_int (&w, MK_granted, granted);
     mp_kv_int (&w, MK_slots, slots);
     mp_kv_int (&w, MK_ttlMs, self->ttl_ms);
@@ -343,10 +342,7 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
                rate > 0 ? rl_bucket_reset_ms (&p->bucket, rate, burst) : 0);
     mp_kv_int (&w, MK_retryAfterMs,
                rate > 0 && granted < take ? rl_bucket_wait_ms (&p->bucket, rate) : 0);
-    mp_map_end (&w);
-    bus_worker_reply (worker, req, MT_RATELIMIT_LEASE_OK, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (worker, req, MT_RATELIMIT_LEASE_OK, &w);
 }
 
 static void
@@ -393,14 +389,10 @@ s_auth_fail (self_t *self, bus_worker_t *worker, bus_request_t *req)
         }
     }
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_kv_bool (&w, MK_blocked, blocked);
     mp_kv_int (&w, MK_retryAfterMs, retry);
-    mp_map_end (&w);
-    bus_worker_reply (worker, req, MT_RATELIMIT_AUTH_FAIL_OK, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (worker, req, MT_RATELIMIT_AUTH_FAIL_OK, &w);
 }
 
 static void

@@ -345,14 +345,10 @@ s_handle_abort (self_t *self, bus_request_t *req)
     mp_copy_str (req->body.root, MK_runId, id, sizeof (id));
     run_t *run = (run_t *) zhashx_lookup (self->runs, id);
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_kv_str (&w, MK_runId, id);
     mp_kv_bool (&w, MK_aborted, run != NULL);
-    mp_map_end (&w);
-    bus_worker_reply (self->worker, req, MT_RUN_ABORTED, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (self->worker, req, MT_RUN_ABORTED, &w);
     if (run) {
         log_info ("run", "%s aborted", id);
         run_finish (run, "aborted");

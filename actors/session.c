@@ -293,13 +293,10 @@ s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
     mp_copy_str (req->body.root, MK_runId, id, sizeof (id));
     pending_t *p = (pending_t *) zhashx_lookup (self->runs, id);
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_kv_str (&w, MK_runId, id);
     mp_kv_bool (&w, MK_aborted, p != NULL);
-    mp_map_end (&w);
-    bus_worker_reply (worker, req, MT_RUN_ABORTED, ENVELOPE_OK, w.buf.data, w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (worker, req, MT_RUN_ABORTED, &w);
     if (!p)
         return;
     char reason[16] = "";
@@ -332,14 +329,10 @@ s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
         return;
     }
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_kv_str (&w, MK_sessionKey, key);
     mp_kv_bool (&w, MK_deleted, true);
-    mp_map_end (&w);
-    bus_worker_reply (worker, req, MT_SESSION_DELETED, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (worker, req, MT_SESSION_DELETED, &w);
     log_info ("session", "%s deleted", key);
     //  Its runs end now: queued ones here, the running one at the run actor
     //  (whose result then finds no run row to write to).

@@ -132,15 +132,11 @@ session_read_list (store_t *store, bus_worker_t *worker, bus_request_t *req)
         return;
     }
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_key (&w, MK_sessions);
     msgpack_pack_array (&w.pk, (size_t) pg.n);
     s_finish_page (&w, &pg);
-    mp_map_end (&w);
-    bus_worker_reply (worker, req, MT_SESSION_LIST_OK, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (worker, req, MT_SESSION_LIST_OK, &w);
     mp_writer_fini (&pg.items);
 }
 
@@ -224,8 +220,7 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
     }
     //  The row is lent until the next store call: pack it first.
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     s_pack_session_fields (&w, &s);
     int64_t id = s.id;
     mp_writer_init (&pg.items);
@@ -240,10 +235,7 @@ session_read_get (store_t *store, bus_worker_t *worker, bus_request_t *req)
     mp_key (&w, MK_messages);
     msgpack_pack_array (&w.pk, (size_t) pg.n);
     s_finish_page (&w, &pg);
-    mp_map_end (&w);
-    bus_worker_reply (worker, req, MT_SESSION_GET_OK, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (worker, req, MT_SESSION_GET_OK, &w);
     mp_writer_fini (&pg.items);
 }
 

@@ -49,8 +49,7 @@ static void
 s_status (self_t *self, bus_worker_t *worker, bus_request_t *req)
 {
     mp_writer_t w;
-    mp_writer_init (&w);
-    mp_map_begin (&w);
+    actor_reply_begin (&w);
     mp_kv_str (&w, MK_status, "ok");
     mp_kv_str (&w, MK_version, CLAWGATE_VERSION);
     mp_kv_int (&w, MK_uptime, (zclock_mono () - self->started) / 1000);
@@ -60,10 +59,7 @@ s_status (self_t *self, bus_worker_t *worker, bus_request_t *req)
         mp_kv_str (&w, s_channels[i], s_channel_status (self->settings, s_channels[i]));
     mp_map_end (&w);
     mp_kv_str (&w, MK_worker, self->worker_name);
-    mp_map_end (&w);
-    bus_worker_reply (worker, req, MT_SYSTEM_STATUS_OK, ENVELOPE_OK, w.buf.data,
-                      w.buf.size);
-    mp_writer_fini (&w);
+    actor_reply_map (worker, req, MT_SYSTEM_STATUS_OK, &w);
 }
 
 static void
