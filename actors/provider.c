@@ -437,6 +437,23 @@ s_openai_chunk (provider_parser_t *self, const cJSON *j)
     }
 }
 
+//  An Anthropic tool_use block as the OpenAI tool call at index, with
+//  arguments (JSON text).  Caller owns the return value.
+static cJSON *
+s_anthropic_tool_call (const cJSON *block, int index, const char *arguments)
+{
+    cJSON *c = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (c, "index", index);
+    const char *id = s_str (block, "id");
+    cJSON_AddStringToObject (c, "id", id ? id : "");
+    cJSON_AddStringToObject (c, "type", "function");
+    cJSON *fn = cJSON_AddObjectToObject (c, "function");
+    const char *name = s_str (block, "name");
+    cJSON_AddStringToObject (fn, "name", name ? name : "");
+    cJSON_AddStringToObject (fn, "arguments", arguments);
+    return c;
+}
+
 static void
 s_anthropic_event (provider_parser_t *self, const cJSON *j)
 {
@@ -457,16 +474,8 @@ s_anthropic_event (provider_parser_t *self, const cJSON *j)
             int k = self->tool_index++;
             self->block_tool[index] = k + 1;
             cJSON *calls = cJSON_CreateArray ();
-            cJSON *c = cJSON_CreateObject ();
-            cJSON_AddNumberToObject (c, "index", k);
-            const char *id = s_str (block, "id");
-            cJSON_AddStringToObject (c, "id", id ? id : "");
-            cJSON_AddStringToObject (c, "type", "function");
-            cJSON *fn = cJSON_AddObjectToObject (c, "function");
-            const char *name = s_str (block, "name");
-            cJSON_AddStringToObject (fn, "name", name ? name : "");
-            cJSON_AddStringToObject (fn, "arguments", "");
-            cJSON_AddItemToArray (calls, c);
+            //  Its arguments come in the deltas that follow.
+            cJSON_AddItemToArray (calls, s_anthropic_tool_call (block, k, ""));
             self->sink->delta (self->arg, "", 0, calls);
             cJSON_Delete (calls);
         }
@@ -651,18 +660,9 @@ s_anthropic_whole (provider_parser_t *self, const cJSON *j)
                 self->sink->delta (self->arg, text, strlen (text), NULL);
         }
         else if (type && !strcmp (type, "tool_use")) {
-            cJSON *c = cJSON_CreateObject ();
-            cJSON_AddNumberToObject (c, "index", k++);
-            const char *id = s_str (b, "id");
-            cJSON_AddStringToObject (c, "id", id ? id : "");
-            cJSON_AddStringToObject (c, "type", "function");
-            cJSON *fn = cJSON_AddObjectToObject (c, "function");
-            const char *name = s_str (b, "name");
-            cJSON_AddStringToObject (fn, "name", name ? name : "");
             char *args = cJSON_PrintUnformatted (cJSON_GetObjectItem (b, "input"));
-            cJSON_AddStringToObject (fn, "arguments", args ? args : "{}");
+            cJSON_AddItemToArray (calls, s_anthropic_tool_call (b, k++, args ? args : "{}"));
             cJSON_free (args);
-            cJSON_AddItemToArray (calls, c);
         }
     }
     if (k)
