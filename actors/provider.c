@@ -661,7 +661,8 @@ s_anthropic_whole (provider_parser_t *self, const cJSON *j)
         }
         else if (type && !strcmp (type, "tool_use")) {
             char *args = cJSON_PrintUnformatted (cJSON_GetObjectItem (b, "input"));
-            cJSON_AddItemToArray (calls, s_anthropic_tool_call (b, k++, args ? args : "{}"));
+            cJSON_AddItemToArray (calls,
+                                  s_anthropic_tool_call (b, k++, args ? args : "{}"));
             cJSON_free (args);
         }
     }
