@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <time.h>
 #include <sqlite3.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,39 +205,74 @@ s_col_text (sqlite3_stmt *st, int i)
     return (const char *) sqlite3_column_text (st, i);
 }
 
+//  Where a column of a row goes: a field of the struct read into, either
+//  const char * (text, lent until the statement moves on) or int64_t.
+typedef struct {
+    size_t offset;  //  Of the field
+    bool text;      //  const char * field (else int64_t)
+} s_column_t;
+
+// clang-format off
+#define S_INT(type, field)  {offsetof (type, field), false}
+#define S_TEXT(type, field) {offsetof (type, field), true}
+// clang-format on
+
+//  S_SESSION_COLS, in its order.
+static const s_column_t s_session_columns[] = {S_INT (store_session_t, id),
+                                               S_TEXT (store_session_t, key),
+                                               S_TEXT (store_session_t, agent_id),
+                                               S_TEXT (store_session_t, channel),
+                                               S_INT (store_session_t, created_at),
+                                               S_INT (store_session_t, updated_at),
+                                               S_INT (store_session_t, message_count),
+                                               S_INT (store_session_t, last_seq),
+                                               S_INT (store_session_t, next_run)};
+
+//  S_MESSAGE_COLS, in its order.
+static const s_column_t s_message_columns[] = {S_INT (store_message_t, pos),
+                                               S_TEXT (store_message_t, role),
+                                               S_TEXT (store_message_t, content),
+                                               S_TEXT (store_message_t, run_id),
+                                               S_INT (store_message_t, created_at),
+                                               S_TEXT (store_message_t, model),
+                                               S_TEXT (store_message_t, finish_reason),
+                                               S_INT (store_message_t, prompt_tokens),
+                                               S_INT (store_message_t, completion_tokens),
+                                               S_TEXT (store_message_t, tool_calls),
+                                               S_TEXT (store_message_t, tool_call_id),
+                                               S_TEXT (store_message_t, error)};
+
+//  Reads st's row into out, column i into the field columns[i] names.
+static void
+s_read_columns (sqlite3_stmt *st, void *out, const s_column_t *columns, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *field = (char *) out + columns[i].offset;
+        if (columns[i].text)
+            *(const char **) field = s_col_text (st, (int) i);
+        else
+            *(int64_t *) field = sqlite3_column_int64 (st, (int) i);
+    }
+}
+
 static void
 s_read_session (sqlite3_stmt *st, store_session_t *out)
 {
-    out->id = sqlite3_column_int64 (st, 0);
-    out->key = s_col_text (st, 1);
-    out->agent_id = s_col_text (st, 2);
-    out->channel = s_col_text (st, 3);
-    out->created_at = sqlite3_column_int64 (st, 4);
-    out->updated_at = sqlite3_column_int64 (st, 5);
-    out->message_count = sqlite3_column_int64 (st, 6);
-    out->last_seq = sqlite3_column_int64 (st, 7);
-    out->next_run = sqlite3_column_int64 (st, 8);
+    s_read_columns (st, out, s_session_columns,
+                    sizeof (s_session_columns) / sizeof (s_session_columns[0]));
 }
 
 static void
 s_read_message (sqlite3_stmt *st, store_message_t *m)
 {
     memset (m, 0, sizeof (*m));
-    m->pos = sqlite3_column_int64 (st, 0);
-    m->role = s_col_text (st, 1);
-    m->content = s_col_text (st, 2);
+    s_read_columns (st, m, s_message_columns,
+                    sizeof (s_message_columns) / sizeof (s_message_columns[0]));
+    //  The text's length in bytes, asked after sqlite3_column_text (as
+    //  SQLite advises).
     m->content_len = (size_t) sqlite3_column_bytes (st, 2);
     if (!m->content)
         m->content = "";
-    m->run_id = s_col_text (st, 3);
-    m->created_at = sqlite3_column_int64 (st, 4);
-    m->model = s_col_text (st, 5);
-    m->finish_reason = s_col_text (st, 6);
-    m->prompt_tokens = sqlite3_column_int64 (st, 7);
-    m->completion_tokens = sqlite3_column_int64 (st, 8);
-    m->tool_calls = s_col_text (st, 9);
-    m->tool_call_id = s_col_text (st, 10);
-    m->error = s_col_text (st, 11);
 }
 
 //  The caller's callback for a walk over rows: a session's or a message's.
