@@ -125,6 +125,21 @@ actor_reply_map (bus_worker_t *worker, const bus_request_t *req, const char *typ
     mp_writer_fini (w);
 }
 
+void
+actor_front_drain (bus_front_t *front, zhashx_t *waiting, actor_front_fn *fn, void *arg)
+{
+    for (int budget = 0; budget < 64; budget++) {
+        bus_msg_t msg;
+        if (bus_front_recv (front, 0, &msg))
+            break;
+        char key[24];
+        snprintf (key, sizeof (key), "%llu", (unsigned long long) msg.env.corr_id);
+        fn (arg, &msg, key,
+            msg.kind == BUS_MSG_REPLY ? zhashx_lookup (waiting, key) : NULL);
+        bus_msg_fini (&msg);
+    }
+}
+
 zlistx_t *
 actor_hash_values (zhashx_t *table)
 {

@@ -31,6 +31,7 @@
 
 #include <czmq.h>
 
+#include "bus_front.h"
 #include "bus_worker.h"
 #include "mp.h"
 
@@ -75,6 +76,19 @@ actor_reply_begin (mp_writer_t *w);
 void
 actor_reply_map (bus_worker_t *worker, const bus_request_t *req, const char *type,
                  mp_writer_t *w);
+
+//  Handles a message on an actor's own DEALER: waiter is what the actor
+//  filed under key, the message's correlation id, in the table it gave
+//  actor_front_drain (NULL for an event, or a reply nobody waits for).
+//  The message is freed after it.
+typedef void (actor_front_fn) (void *arg, bus_msg_t *msg, const char *key, void *waiter);
+
+//  Reads what is queued on front (a DEALER of the actor's own, on which it
+//  asks other services), up to 64 messages so the loop is not starved,
+//  and hands each to fn with the value waiting holds under its correlation
+//  id (replies only).
+void
+actor_front_drain (bus_front_t *front, zhashx_t *waiting, actor_front_fn *fn, void *arg);
 
 //  The values of table in a list of their own, in the table's order, to
 //  walk while the walk removes them from table (which a zhashx cursor does

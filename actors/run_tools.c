@@ -5,6 +5,7 @@
 #include "run_internal.h"
 #include "msg_names.h"
 
+#include "actor.h"
 #include "json_in.h"
 #include "log.h"
 #include "mpjson.h"
@@ -244,38 +245,37 @@ run_tools_round (run_t *run)
     }
 }
 
+//  One reply of the browser actor to a tool call (t), as actor_front_drain
+//  hands it.
+static void
+s_on_tool_reply (void *arg, bus_msg_t *msg, const char *key, void *waiter)
+{
+    self_t *self = (self_t *) arg;
+    tool_wait_t *t = (tool_wait_t *) waiter;
+    if (!t)
+        return;
+    char run_id[80];
+    snprintf (run_id, sizeof (run_id), "%s", t->run_id);
+    int index = t->index;
+    zhashx_delete (self->tool_calls, key);  //  Frees t
+    run_t *run = (run_t *) zhashx_lookup (self->runs, run_id);
+    if (run && index >= 0) {
+        cJSON *result;
+        if (msg->env.status == 200)
+            result = mpjson_to_json (msg->body.root);
+        else {
+            char code[48] = "internal_error", message[512] = "Tool failed";
+            mp_copy_str (msg->body.root, MK_code, code, sizeof (code));
+            mp_copy_str (msg->body.root, MK_message, message, sizeof (message));
+            result = s_tool_error (code, message);
+        }
+        s_tool_result (run, index, result);
+    }
+}
+
 //  Replies of the browser actor to our tool calls.
 void
 run_tools_on_reply (self_t *self)
 {
-    for (int budget = 0; budget < 64; budget++) {
-        bus_msg_t msg;
-        if (bus_front_recv (self->front, 0, &msg))
-            break;
-        char key[24];
-        snprintf (key, sizeof (key), "%llu", (unsigned long long) msg.env.corr_id);
-        tool_wait_t *t = msg.kind == BUS_MSG_REPLY
-                             ? (tool_wait_t *) zhashx_lookup (self->tool_calls, key)
-                             : NULL;
-        if (t) {
-            char run_id[80];
-            snprintf (run_id, sizeof (run_id), "%s", t->run_id);
-            int index = t->index;
-            zhashx_delete (self->tool_calls, key);  //  Frees t
-            run_t *run = (run_t *) zhashx_lookup (self->runs, run_id);
-            if (run && index >= 0) {
-                cJSON *result;
-                if (msg.env.status == 200)
-                    result = mpjson_to_json (msg.body.root);
-                else {
-                    char code[48] = "internal_error", message[512] = "Tool failed";
-                    mp_copy_str (msg.body.root, MK_code, code, sizeof (code));
-                    mp_copy_str (msg.body.root, MK_message, message, sizeof (message));
-                    result = s_tool_error (code, message);
-                }
-                s_tool_result (run, index, result);
-            }
-        }
-        bus_msg_fini (&msg);
-    }
+    actor_front_drain (self->front, self->tool_calls, s_on_tool_reply, self);
 }

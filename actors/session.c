@@ -371,40 +371,39 @@ s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
 
 //  ---- Replies from the run actor, deadlines ---------------------------------------------------
 
+//  One reply of the run actor to a run we dispatched (p), as
+//  actor_front_drain hands it.
+static void
+s_on_run_reply (void *arg, bus_msg_t *msg, const char *key, void *waiter)
+{
+    self_t *self = (self_t *) arg;
+    pending_t *p = (pending_t *) waiter;
+    if (!p)
+        ;  //  RUN_ABORTED, or the answer to a run we gave up on
+    else if (msg->env.status == 200 && streq (msg->env.type, MT_RUN_RESULT))
+        session_runs_on_result (self, p, msg->body.root);
+    else {
+        //  Refused by the run actor (or none alive): the front waits
+        //  for a reply to its SESSION_RUN, so it gets this one.
+        char code[48] = "internal_error", message[512] = "Run refused";
+        mp_copy_str (msg->body.root, MK_code, code, sizeof (code));
+        mp_copy_str (msg->body.root, MK_message, message, sizeof (message));
+        int status = error_status (msg->env.status);
+        bus_worker_reply (self->worker, &p->origin, MT_ERROR, status,
+                          zmq_msg_data (&msg->raw), zmq_msg_size (&msg->raw));
+        live_t *live = p->live;
+        //  The front has its answer; watchers get chat.error.
+        p->origin.front_len = 0;
+        session_runs_end_local (self, p, NULL, status, code, message);
+        session_runs_pump (self, live);
+    }
+}
+
 static int
 s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
 {
     self_t *self = (self_t *) arg;
-    for (int budget = 0; budget < 64; budget++) {
-        bus_msg_t msg;
-        if (bus_front_recv (self->front, 0, &msg))
-            break;
-        char corr[24];
-        snprintf (corr, sizeof (corr), "%llu", (unsigned long long) msg.env.corr_id);
-        pending_t *p = msg.kind == BUS_MSG_REPLY
-                           ? (pending_t *) zhashx_lookup (self->inflight, corr)
-                           : NULL;
-        if (!p)
-            ;  //  RUN_ABORTED, or the answer to a run we gave up on
-        else if (msg.env.status == 200 && streq (msg.env.type, MT_RUN_RESULT))
-            session_runs_on_result (self, p, msg.body.root);
-        else {
-            //  Refused by the run actor (or none alive): the front waits
-            //  for a reply to its SESSION_RUN, so it gets this one.
-            char code[48] = "internal_error", message[512] = "Run refused";
-            mp_copy_str (msg.body.root, MK_code, code, sizeof (code));
-            mp_copy_str (msg.body.root, MK_message, message, sizeof (message));
-            int status = error_status (msg.env.status);
-            bus_worker_reply (self->worker, &p->origin, MT_ERROR, status,
-                              zmq_msg_data (&msg.raw), zmq_msg_size (&msg.raw));
-            live_t *live = p->live;
-            //  The front has its answer; watchers get chat.error.
-            p->origin.front_len = 0;
-            session_runs_end_local (self, p, NULL, status, code, message);
-            session_runs_pump (self, live);
-        }
-        bus_msg_fini (&msg);
-    }
+    actor_front_drain (self->front, self->inflight, s_on_run_reply, self);
     return 0;
 }
 
