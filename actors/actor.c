@@ -32,6 +32,21 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     return rc;
 }
 
+//  Hands req to the route for its type.
+static void
+s_dispatch (loop_ctx_t *ctx, bus_request_t *req)
+{
+    for (const actor_route_t *r = ctx->def->routes; r->type; r++)
+        if (streq (req->env.type, r->type)) {
+            r->handle (ctx->state, ctx->worker, req);
+            return;
+        }
+    char text[96];
+    snprintf (text, sizeof (text), "Unknown %s request", ctx->def->service);
+    bus_worker_error (ctx->worker, req, ENVELOPE_BAD_REQUEST, "invalid_request", text,
+                      NULL);
+}
+
 static int
 s_on_bus (zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -44,7 +59,7 @@ s_on_bus (zloop_t *loop, zsock_t *sock, void *arg)
         if (rc < 0)
             break;
         if (rc == 1) {
-            ctx->def->handle (ctx->state, ctx->worker, &req);
+            s_dispatch (ctx, &req);
             bus_request_fini (&req);
         }
     }

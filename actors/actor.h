@@ -2,11 +2,12 @@
     actor - the loop every service actor shares
 
     An actor is a czmq zactor that serves one service on the broker.  Its
-    body calls actor_run () with a definition: a constructor for its state,
-    a request handler and a destructor.  actor_run owns the zloop, the pipe
+    body calls actor_run () with a definition: the size of its state, init
+    and fini for it, and a table of the request types it serves with their
+    handlers.  actor_run owns the state's memory, the zloop, the pipe
     ($TERM), the bus_worker (registration, heartbeats) and the dispatch of
-    validated requests.  Actors add what else they wait on to that loop from
-    their constructor: timers (zloop_timer), sockets of their own
+    validated requests by type.  Actors add what else they wait on to that
+    loop from init: timers (zloop_timer), sockets of their own
     (zloop_reader) and raw fds (zloop_poller with a zmq_pollitem_t {NULL,
     fd}).  Every service actor is built on it: system, session and
     session.read, ratelimit, browser (Chromium's pipes as pollers) and run
@@ -45,6 +46,13 @@ typedef struct {
     bool failed;                       //  Set before signalling if start failed
 } actor_args_t;
 
+//  A request type an actor serves, and its handler, which must reply (or
+//  arrange to) exactly once.
+typedef struct {
+    const char *type;  //  MT_* request type
+    void (*handle) (void *state, bus_worker_t *worker, bus_request_t *req);
+} actor_route_t;
+
 typedef struct {
     const char *service;  //  Service name to register
     size_t size;          //  Bytes of state actor_run allocates, zeroed
@@ -52,8 +60,9 @@ typedef struct {
     //  frees what it made).
     int (*init) (void *state, const actor_args_t *args, zloop_t *loop,
                  bus_worker_t *worker);
-    //  Handles one validated request; must reply (or arrange to) exactly once.
-    void (*handle) (void *state, bus_worker_t *worker, bus_request_t *req);
+    //  The request types served, ending with {NULL, NULL}; any other is
+    //  answered 400, "Unknown <service> request".
+    const actor_route_t *routes;
     //  Optional: frees what init made in the state (actor_run frees the
     //  state itself); accepts a state that init filled only in part.
     void (*fini) (void *state);

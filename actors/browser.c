@@ -109,8 +109,9 @@ s_cmp_str (const void *a, const void *b)
 }
 
 static void
-s_handle_status (self_t *self, bus_request_t *req)
+s_handle_status (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     char name[BROWSER_PROFILE_MAX + 1];
     if (s_req_profile (self, req, name, sizeof (name)))
         return;
@@ -245,19 +246,21 @@ s_handle_op (self_t *self, bus_request_t *req, op_kind_t kind)
 }
 
 static void
-s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+s_handle_navigate (void *state, bus_worker_t *worker, bus_request_t *req)
 {
-    self_t *self = (self_t *) state;
-    if (streq (req->env.type, MT_BROWSER_STATUS))
-        s_handle_status (self, req);
-    else if (streq (req->env.type, MT_BROWSER_NAVIGATE))
-        s_handle_op (self, req, OP_NAVIGATE);
-    else if (streq (req->env.type, MT_BROWSER_SCREENSHOT))
-        s_handle_op (self, req, OP_SCREENSHOT);
-    else
-        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                          "Unknown browser request", NULL);
+    s_handle_op ((self_t *) state, req, OP_NAVIGATE);
 }
+
+static void
+s_handle_screenshot (void *state, bus_worker_t *worker, bus_request_t *req)
+{
+    s_handle_op ((self_t *) state, req, OP_SCREENSHOT);
+}
+
+static const actor_route_t s_routes[] = {{MT_BROWSER_STATUS, s_handle_status},
+                                         {MT_BROWSER_NAVIGATE, s_handle_navigate},
+                                         {MT_BROWSER_SCREENSHOT, s_handle_screenshot},
+                                         {NULL, NULL}};
 
 //  ---- Deadlines and reaping -----------------------------------------------------------
 
@@ -404,7 +407,7 @@ s_fini (void *state)
 static const actor_def_t s_def = {.service = "browser",
                                   .size = sizeof (self_t),
                                   .init = s_init,
-                                  .handle = s_handle,
+                                  .routes = s_routes,
                                   .fini = s_fini};
 
 void

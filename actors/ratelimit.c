@@ -245,8 +245,9 @@ s_int (const msgpack_object *body, const char *key, int max)
 //  state: the principal's limits, its bucket, then the holder's lease,
 //  each section a few lines in the order the reply lists them.
 static void
-s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_lease (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     const msgpack_object *b = req->body.root;
     char holder[64], name[64];
     if (mp_copy_str (b, MK_holder, holder, sizeof (holder))
@@ -346,8 +347,9 @@ s_lease (self_t *self, bus_worker_t *worker, bus_request_t *req)
 }
 
 static void
-s_auth_fail (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_auth_fail (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     const msgpack_object *b = req->body.root;
     char addr[64];
     if (mp_copy_str (b, MK_address, addr, sizeof (addr))) {
@@ -395,23 +397,13 @@ s_auth_fail (self_t *self, bus_worker_t *worker, bus_request_t *req)
     actor_reply_map (worker, req, MT_RATELIMIT_AUTH_FAIL_OK, &w);
 }
 
-static void
-s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
-{
-    self_t *self = (self_t *) state;
-    if (streq (req->env.type, MT_RATELIMIT_LEASE))
-        s_lease (self, worker, req);
-    else if (streq (req->env.type, MT_RATELIMIT_AUTH_FAIL))
-        s_auth_fail (self, worker, req);
-    else
-        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                          "Unknown ratelimit request", NULL);
-}
+static const actor_route_t s_routes[] = {
+    {MT_RATELIMIT_LEASE, s_lease}, {MT_RATELIMIT_AUTH_FAIL, s_auth_fail}, {NULL, NULL}};
 
 static const actor_def_t s_def = {.service = "ratelimit",
                                   .size = sizeof (self_t),
                                   .init = s_init,
-                                  .handle = s_handle,
+                                  .routes = s_routes,
                                   .fini = s_fini};
 
 void

@@ -219,8 +219,9 @@ s_json_field (const msgpack_object *body, const char *key)
 //  its own status and param; the sequence of refusals is the contract
 //  (schemas/messages.def), easiest to check against it in one place.
 static void
-s_handle_start (self_t *self, bus_request_t *req)
+s_handle_start (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     const msgpack_object *b = req->body.root;
     run_t *run = (run_t *) calloc (1, sizeof (run_t));
     if (!run) {
@@ -339,8 +340,9 @@ s_handle_start (self_t *self, bus_request_t *req)
 }
 
 static void
-s_handle_abort (self_t *self, bus_request_t *req)
+s_handle_abort (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     char id[80] = "";
     mp_copy_str (req->body.root, MK_runId, id, sizeof (id));
     run_t *run = (run_t *) zhashx_lookup (self->runs, id);
@@ -355,19 +357,9 @@ s_handle_abort (self_t *self, bus_request_t *req)
     }
 }
 
-//  One validated request (actor_run's dispatch).
-static void
-s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
-{
-    self_t *self = (self_t *) state;
-    if (streq (req->env.type, MT_RUN_START))
-        s_handle_start (self, req);
-    else if (streq (req->env.type, MT_RUN_ABORT))
-        s_handle_abort (self, req);
-    else
-        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                          "Unknown run request", NULL);
-}
+//  The requests actor_run dispatches to us.
+static const actor_route_t s_routes[] = {
+    {MT_RUN_START, s_handle_start}, {MT_RUN_ABORT, s_handle_abort}, {NULL, NULL}};
 
 //  Timeouts and echo pacing; returns ms until the next thing is due.
 static int64_t
@@ -594,7 +586,7 @@ s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *work
 static const actor_def_t s_def = {.service = "run",
                                   .size = sizeof (self_t),
                                   .init = s_init,
-                                  .handle = s_handle,
+                                  .routes = s_routes,
                                   .fini = s_fini,
                                   .after_requests = s_after_requests};
 

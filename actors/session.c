@@ -128,8 +128,9 @@ s_last_user_text (const msgpack_object *messages, size_t *len)
 //  transaction's steps share their rollback path, which splitting would
 //  spread over several functions.
 static void
-s_handle_run (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_handle_run (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     const msgpack_object *b = req->body.root;
     char run_id[80] = "", key[ENVELOPE_KEY_MAX + 1] = "";
     char agent_id[128] = "default", channel[64] = "api", model[256] = "";
@@ -287,8 +288,9 @@ s_abort_running (self_t *self, pending_t *p)
 }
 
 static void
-s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_handle_abort (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     char id[80] = "";
     mp_copy_str (req->body.root, MK_runId, id, sizeof (id));
     pending_t *p = (pending_t *) zhashx_lookup (self->runs, id);
@@ -314,8 +316,9 @@ s_handle_abort (self_t *self, bus_worker_t *worker, bus_request_t *req)
 }
 
 static void
-s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_handle_delete (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     char key[ENVELOPE_KEY_MAX + 1] = "";
     if (mp_copy_str (req->body.root, MK_sessionKey, key, sizeof (key))
         || !ids_session_key_valid (key)) {
@@ -349,25 +352,23 @@ s_handle_delete (self_t *self, bus_worker_t *worker, bus_request_t *req)
     session_runs_live_release (self, live);
 }
 
+//  Lists and gets are normally sent to session.read; served here too.
 static void
-s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+s_handle_list (void *state, bus_worker_t *worker, bus_request_t *req)
 {
-    self_t *self = (self_t *) state;
-    const char *type = req->env.type;
-    if (streq (type, MT_SESSION_RUN))
-        s_handle_run (self, worker, req);
-    else if (streq (type, MT_SESSION_ABORT))
-        s_handle_abort (self, worker, req);
-    else if (streq (type, MT_SESSION_LIST))  //  Normally sent to session.read
-        session_read_list (self->store, worker, req);
-    else if (streq (type, MT_SESSION_GET))
-        session_read_get (self->store, worker, req);
-    else if (streq (type, MT_SESSION_DELETE))
-        s_handle_delete (self, worker, req);
-    else
-        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                          "Unknown session request", NULL);
+    session_read_list (((self_t *) state)->store, worker, req);
 }
+
+static void
+s_handle_get (void *state, bus_worker_t *worker, bus_request_t *req)
+{
+    session_read_get (((self_t *) state)->store, worker, req);
+}
+
+static const actor_route_t s_routes[] = {
+    {MT_SESSION_RUN, s_handle_run},       {MT_SESSION_ABORT, s_handle_abort},
+    {MT_SESSION_LIST, s_handle_list},     {MT_SESSION_GET, s_handle_get},
+    {MT_SESSION_DELETE, s_handle_delete}, {NULL, NULL}};
 
 //  ---- Replies from the run actor, deadlines ---------------------------------------------------
 
@@ -523,7 +524,7 @@ s_fini (void *state)
 static const actor_def_t s_def = {.service = "session",
                                   .size = sizeof (self_t),
                                   .init = s_init,
-                                  .handle = s_handle,
+                                  .routes = s_routes,
                                   .fini = s_fini};
 
 void

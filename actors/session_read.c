@@ -276,17 +276,19 @@ s_reader_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_
 }
 
 static void
-s_reader_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+s_reader_list (void *state, bus_worker_t *worker, bus_request_t *req)
 {
-    store_t *store = ((reader_t *) state)->store;
-    if (streq (req->env.type, MT_SESSION_LIST))
-        session_read_list (store, worker, req);
-    else if (streq (req->env.type, MT_SESSION_GET))
-        session_read_get (store, worker, req);
-    else
-        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                          "Unknown session.read request", NULL);
+    session_read_list (((reader_t *) state)->store, worker, req);
 }
+
+static void
+s_reader_get (void *state, bus_worker_t *worker, bus_request_t *req)
+{
+    session_read_get (((reader_t *) state)->store, worker, req);
+}
+
+static const actor_route_t s_reader_routes[] = {
+    {MT_SESSION_LIST, s_reader_list}, {MT_SESSION_GET, s_reader_get}, {NULL, NULL}};
 
 static void
 s_reader_fini (void *state)
@@ -297,7 +299,7 @@ s_reader_fini (void *state)
 static const actor_def_t s_reader_def = {.service = "session.read",
                                          .size = sizeof (reader_t),
                                          .init = s_reader_init,
-                                         .handle = s_reader_handle,
+                                         .routes = s_reader_routes,
                                          .fini = s_reader_fini};
 
 void

@@ -46,8 +46,9 @@ s_channel_status (const system_settings_t *settings, const char *id)
 }
 
 static void
-s_status (self_t *self, bus_worker_t *worker, bus_request_t *req)
+s_status (void *state, bus_worker_t *worker, bus_request_t *req)
 {
+    self_t *self = (self_t *) state;
     mp_writer_t w;
     actor_reply_begin (&w);
     mp_kv_str (&w, MK_status, "ok");
@@ -63,22 +64,17 @@ s_status (self_t *self, bus_worker_t *worker, bus_request_t *req)
 }
 
 static void
-s_handle (void *state, bus_worker_t *worker, bus_request_t *req)
+s_ping (void *state, bus_worker_t *worker, bus_request_t *req)
 {
-    self_t *self = (self_t *) state;
-    if (streq (req->env.type, MT_SYSTEM_STATUS))
-        s_status (self, worker, req);
-    else if (streq (req->env.type, MT_SYSTEM_PING)) {
-        static const unsigned char empty_map = 0x80;
-        bus_worker_reply (worker, req, MT_SYSTEM_PONG, ENVELOPE_OK, &empty_map, 1);
-    }
-    else
-        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request",
-                          "Unknown system request", NULL);
+    static const unsigned char empty_map = 0x80;
+    bus_worker_reply (worker, req, MT_SYSTEM_PONG, ENVELOPE_OK, &empty_map, 1);
 }
 
+static const actor_route_t s_routes[] = {
+    {MT_SYSTEM_STATUS, s_status}, {MT_SYSTEM_PING, s_ping}, {NULL, NULL}};
+
 static const actor_def_t s_def = {
-    .service = "system", .size = sizeof (self_t), .init = s_init, .handle = s_handle};
+    .service = "system", .size = sizeof (self_t), .init = s_init, .routes = s_routes};
 
 void
 system_actor (zsock_t *pipe, void *args)
