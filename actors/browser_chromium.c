@@ -344,7 +344,9 @@ s_child_env (char *const own[])
     return env;
 }
 
-//  Spawns Chromium for p.  On failure the profile fails its queue.
+//  Spawns Chromium for p.  On failure the profile fails its queue.  A
+//  little over 100 lines: the argument vector, the environment and the
+//  spawn read in the order Chromium gets them, each failure beside its step.
 static void
 s_launch (profile_t *p)
 {

@@ -211,7 +211,10 @@ session_runs_end_local (self_t *self, pending_t *p, const char *finish, int stat
     session_runs_pending_end (self, p);
 }
 
-//  The run actor's RUN_RESULT: commit the reply, then tell the front.
+//  The run actor's RUN_RESULT: commit the reply, then tell the front.  Kept
+//  whole (about 100 lines): reading the result, committing it and only
+//  then publishing is the order that makes "done means stored" hold, and
+//  it reads best in one place.
 void
 session_runs_on_result (self_t *self, pending_t *p, const msgpack_object *b)
 {
