@@ -34,4 +34,15 @@ typedef struct {
 void
 browser_actor (zsock_t *pipe, void *args);
 
+//  The command line every Chromium gets: bin, browser_chromium_flags,
+//  "--user-data-dir=...", "--window-size=W,H", "about:blank", NULL, into
+//  argv (BROWSER_CHROMIUM_ARGS entries).  The strings are lent, not copied.
+//  Shared with bench/browser_bench.c, so the bench's direct Chromium is
+//  started exactly as the actor starts its own.
+#define BROWSER_CHROMIUM_ARGS 16
+extern const char *const browser_chromium_flags[];
+void
+browser_chromium_argv (char **argv, const char *bin, const char *user_data,
+                       const char *window_size);
+
 #endif

@@ -344,6 +344,32 @@ s_child_env (char *const own[])
     return env;
 }
 
+const char *const browser_chromium_flags[] = {"--headless=new",
+                                              "--no-sandbox",
+                                              "--disable-gpu",
+                                              "--disable-dev-shm-usage",
+                                              "--disable-background-networking",
+                                              "--no-first-run",
+                                              "--no-default-browser-check",
+                                              "--hide-scrollbars",
+                                              "--mute-audio",
+                                              "--remote-debugging-port=0",
+                                              NULL};
+
+void
+browser_chromium_argv (char **argv, const char *bin, const char *user_data,
+                       const char *window_size)
+{
+    int n = 0;
+    argv[n++] = (char *) bin;
+    for (const char *const *f = browser_chromium_flags; *f; f++)
+        argv[n++] = (char *) *f;
+    argv[n++] = (char *) user_data;
+    argv[n++] = (char *) window_size;
+    argv[n++] = (char *) "about:blank";
+    argv[n] = NULL;
+}
+
 //  Spawns Chromium for p.  On failure the profile fails its queue.  A
 //  little over 100 lines: the argument vector, the environment and the
 //  spawn read in the order Chromium gets them, each failure beside its step.
@@ -375,21 +401,8 @@ s_launch (profile_t *p)
     mkdir (data_dir + strlen ("--user-data-dir="), 0700);
     snprintf (size, sizeof (size), "--window-size=%d,%d", cfg->viewport_width,
               cfg->viewport_height);
-    char *const argv[] = {(char *) bin,
-                          "--headless=new",
-                          "--no-sandbox",
-                          "--disable-gpu",
-                          "--disable-dev-shm-usage",
-                          "--disable-background-networking",
-                          "--no-first-run",
-                          "--no-default-browser-check",
-                          "--hide-scrollbars",
-                          "--mute-audio",
-                          "--remote-debugging-port=0",
-                          data_dir,
-                          size,
-                          "about:blank",
-                          NULL};
+    char *argv[BROWSER_CHROMIUM_ARGS];
+    browser_chromium_argv (argv, bin, data_dir, size);
     int fds[2];
     if (pipe2 (fds, O_CLOEXEC)) {
         browser_chromium_profile_down (p, "could not make a pipe", true);

@@ -17,6 +17,7 @@
     (gateway minus raw).  Chromium is warm in both (one untimed round first).
     =========================================================================
 */
+#include "browser.h"
 #include "cdp.h"
 
 #include <civetweb.h>
@@ -141,21 +142,8 @@ s_chromium_start (const char *bin, int *port, char *path, size_t cap, char *dir)
         exit (1);
     char ud[128];
     snprintf (ud, sizeof (ud), "--user-data-dir=%s", dir);
-    char *const argv[] = {(char *) bin,
-                          "--headless=new",
-                          "--no-sandbox",
-                          "--disable-gpu",
-                          "--disable-dev-shm-usage",
-                          "--disable-background-networking",
-                          "--no-first-run",
-                          "--no-default-browser-check",
-                          "--hide-scrollbars",
-                          "--mute-audio",
-                          "--remote-debugging-port=0",
-                          ud,
-                          "--window-size=1280,800",
-                          "about:blank",
-                          NULL};
+    char *argv[BROWSER_CHROMIUM_ARGS];
+    browser_chromium_argv (argv, bin, ud, "--window-size=1280,800");
     int fds[2];
     if (pipe2 (fds, O_CLOEXEC))
         exit (1);
