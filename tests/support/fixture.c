@@ -22,6 +22,7 @@
 #define FIXTURE_HEARTBEAT_MS 100  //  Broker and workers, unless given
 #define FIXTURE_LIVENESS 10
 #define FIXTURE_WAIT_MS 5000  //  Longest wait for a worker to be live
+#define FIXTURE_ASK_MS 3000   //  Longest wait for the reply to fixture_ask
 
 //  The fixture of this test process, for fixture_fini.
 static fixture_t *s_current;
@@ -178,10 +179,22 @@ fixture_stop_actor (fixture_t *self, int index)
 int
 fixture_live (fixture_t *self, const char *service)
 {
+    return fixture_front_live (self->front, service);
+}
+
+void
+fixture_wait_live (fixture_t *self, const char *service, int count)
+{
+    fixture_front_wait_live (self->front, service, count);
+}
+
+int
+fixture_front_live (bus_front_t *front, const char *service)
+{
     envelope_t env;
     envelope_init (&env, "MMI_SERVICES");
     bus_msg_t reply;
-    if (bus_front_call (self->front, BUS_SERVICE_BROKER, &env, "\x80", 1, 1000, &reply))
+    if (bus_front_call (front, BUS_SERVICE_BROKER, &env, "\x80", 1, 1000, &reply))
         return -1;
     int64_t n = 0;
     if (!mp_get_int (mp_get (reply.body.root, "services"), service, &n))
@@ -192,12 +205,12 @@ fixture_live (fixture_t *self, const char *service)
 
 //  count -1: at least one.
 void
-fixture_wait_live (fixture_t *self, const char *service, int count)
+fixture_front_wait_live (bus_front_t *front, const char *service, int count)
 {
     int64_t deadline = zclock_mono () + FIXTURE_WAIT_MS;
     int live = -1;
     while (zclock_mono () < deadline) {
-        live = fixture_live (self, service);
+        live = fixture_front_live (front, service);
         if (count < 0 ? live > 0 : live == count)
             return;
         zclock_sleep (5);
@@ -279,6 +292,45 @@ fixture_assert_valid (const bus_msg_t *msg)
                                  zmq_msg_size ((zmq_msg_t *) &msg->raw), err,
                                  sizeof (err)),
                   0, "%s breaks its declaration: %s", what, err);
+}
+
+cJSON *
+fixture_ask (fixture_t *self, const char *service, const char *type,
+             const char *body_json, const char *want)
+{
+    bus_msg_t reply;
+    fixture_call (self, service, type, NULL, body_json, FIXTURE_ASK_MS, &reply);
+    cr_assert_str_eq (reply.env.type, want, "%s answered %s (%d)", type, reply.env.type,
+                      reply.env.status);
+    cr_assert_eq (reply.env.status, 200);
+    fixture_assert_valid (&reply);
+    cJSON *j = fixture_json (&reply);
+    bus_msg_fini (&reply);
+    return j;
+}
+
+void
+fixture_ask_error (fixture_t *self, const char *service, const char *type,
+                   const char *body_json, int status, const char *code)
+{
+    bus_msg_t reply;
+    fixture_call (self, service, type, NULL, body_json, FIXTURE_ASK_MS, &reply);
+    fixture_assert_error (&reply, status, code);
+    bus_msg_fini (&reply);
+}
+
+void
+fixture_ask_error_param (fixture_t *self, const char *service, const char *type,
+                         const char *body_json, int status, const char *code,
+                         const char *param)
+{
+    bus_msg_t reply;
+    fixture_call (self, service, type, NULL, body_json, FIXTURE_ASK_MS, &reply);
+    fixture_assert_error (&reply, status, code);
+    char got[32] = "";
+    mp_copy_str (reply.body.root, "param", got, sizeof (got));
+    cr_assert_str_eq (got, param ? param : "", "%s %s", type, body_json);
+    bus_msg_fini (&reply);
 }
 
 void

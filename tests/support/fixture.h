@@ -81,6 +81,14 @@ fixture_wait_live (fixture_t *self, const char *service, int count);
 int
 fixture_live (fixture_t *self, const char *service);
 
+//  fixture_live and fixture_wait_live for any client on a broker (a test
+//  that starts its own broker): asks through front; -1 on no answer.
+int
+fixture_front_live (bus_front_t *front, const char *service);
+
+void
+fixture_front_wait_live (bus_front_t *front, const char *service, int count);
+
 //  Sends a request of type to service with body_json (JSON text of an
 //  object; NULL for {}) and session key key (NULL for none).  Returns the
 //  request's corr_id.
@@ -94,6 +102,25 @@ fixture_send (fixture_t *self, const char *service, const char *type, const char
 void
 fixture_call (fixture_t *self, const char *service, const char *type, const char *key,
               const char *body_json, int timeout_ms, bus_msg_t *reply);
+
+//  fixture_call with 3 s to answer, then fails the test unless the reply
+//  is of type want, status 200, and valid (fixture_assert_valid).  Returns
+//  its body as JSON; caller owns the return value (cJSON_Delete).
+cJSON *
+fixture_ask (fixture_t *self, const char *service, const char *type,
+             const char *body_json, const char *want);
+
+//  fixture_call with 3 s to answer, then fixture_assert_error.
+void
+fixture_ask_error (fixture_t *self, const char *service, const char *type,
+                   const char *body_json, int status, const char *code);
+
+//  fixture_ask_error, and fails the test unless the error names param as
+//  the field at fault (param NULL: names none).
+void
+fixture_ask_error_param (fixture_t *self, const char *service, const char *type,
+                         const char *body_json, int status, const char *code,
+                         const char *param);
 
 //  Waits up to timeout_ms for the next message (reply or event).  Returns
 //  0 with msg filled (call bus_msg_fini), or -1 on timeout.

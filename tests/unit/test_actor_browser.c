@@ -18,30 +18,18 @@ static const char *const s_browser[] = {"browser", NULL};
 
 #define NO_CHROMIUM "{\"browser\":{\"chromium\":\"/nonexistent/chromium\"}}"
 
+//  A BROWSER_STATUS that must succeed; its body as JSON (cJSON_Delete).
 static cJSON *
 s_status (fixture_t *fx, const char *body)
 {
-    bus_msg_t reply;
-    fixture_call (fx, "browser", "BROWSER_STATUS", NULL, body, 3000, &reply);
-    cr_assert_str_eq (reply.env.type, "BROWSER_STATUS_OK");
-    cr_assert_eq (reply.env.status, 200);
-    fixture_assert_valid (&reply);
-    cJSON *j = fixture_json (&reply);
-    bus_msg_fini (&reply);
-    return j;
+    return fixture_ask (fx, "browser", "BROWSER_STATUS", body, "BROWSER_STATUS_OK");
 }
 
 static void
 s_assert_error (fixture_t *fx, const char *type, const char *body, int status,
                 const char *code, const char *param)
 {
-    bus_msg_t reply;
-    fixture_call (fx, "browser", type, NULL, body, 3000, &reply);
-    fixture_assert_error (&reply, status, code);
-    char got[32] = "";
-    mp_copy_str (reply.body.root, "param", got, sizeof (got));
-    cr_assert_str_eq (got, param ? param : "", "%s %s", type, body);
-    bus_msg_fini (&reply);
+    fixture_ask_error_param (fx, "browser", type, body, status, code, param);
 }
 
 //  Nothing started: not running, no page, and the profiles are the

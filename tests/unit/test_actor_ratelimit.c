@@ -30,17 +30,12 @@ s_lease (fixture_t *fx, const char *holder, const char *principal, int rate, int
               "\"burst\":%d,\"maxConcurrent\":%d,\"take\":%d,\"giveBack\":%d,"
               "\"slots\":%d}",
               holder, principal, rate, burst, conc, take, give, slots);
-    bus_msg_t reply;
-    fixture_call (fx, "ratelimit", "RATELIMIT_LEASE", NULL, body, 3000, &reply);
-    cr_assert_str_eq (reply.env.type, "RATELIMIT_LEASE_OK");
-    cr_assert_eq (reply.env.status, 200);
-    fixture_assert_valid (&reply);
-    cJSON *j = fixture_json (&reply);
+    cJSON *j =
+        fixture_ask (fx, "ratelimit", "RATELIMIT_LEASE", body, "RATELIMIT_LEASE_OK");
     lease_t l = {(int) fixture_num (j, "granted"), (int) fixture_num (j, "slots"),
                  (int) fixture_num (j, "ttlMs"),   (int) fixture_num (j, "remaining"),
                  (int) fixture_num (j, "resetMs"), (int) fixture_num (j, "retryAfterMs")};
     cJSON_Delete (j);
-    bus_msg_fini (&reply);
     return l;
 }
 
@@ -154,22 +149,17 @@ Test (actor_ratelimit, auth_failures_block_an_address)
 Test (actor_ratelimit, refusals)
 {
     fixture_t *fx = fixture_new (NULL, s_ratelimit);
-    bus_msg_t reply;
     //  Longer than the actor keeps.
-    fixture_call (fx, "ratelimit", "RATELIMIT_LEASE", NULL,
-                  "{\"holder\":\"h\",\"principal\":\"0123456789012345678901"
-                  "234567890123456789012345678901234567890123456789\","
-                  "\"rateLimit\":1,\"burst\":1,\"maxConcurrent\":1,\"take\":1,"
-                  "\"slots\":0}",
-                  3000, &reply);
-    fixture_assert_error (&reply, 400, "invalid_request");
-    bus_msg_fini (&reply);
-    fixture_call (fx, "ratelimit", "RATELIMIT_AUTH_FAIL", NULL,
-                  "{\"address\":\"0123456789012345678901234567890123456789012"
-                  "34567890123456789012345\",\"limit\":1}",
-                  3000, &reply);
-    fixture_assert_error (&reply, 400, "invalid_request");
-    bus_msg_fini (&reply);
+    fixture_ask_error (fx, "ratelimit", "RATELIMIT_LEASE",
+                       "{\"holder\":\"h\",\"principal\":\"0123456789012345678901"
+                       "234567890123456789012345678901234567890123456789\","
+                       "\"rateLimit\":1,\"burst\":1,\"maxConcurrent\":1,\"take\":1,"
+                       "\"slots\":0}",
+                       400, "invalid_request");
+    fixture_ask_error (fx, "ratelimit", "RATELIMIT_AUTH_FAIL",
+                       "{\"address\":\"0123456789012345678901234567890123456789012"
+                       "34567890123456789012345\",\"limit\":1}",
+                       400, "invalid_request");
     //  And it still serves.
     cr_assert_eq (s_lease (fx, "h", "p", 10, 0, 0, 1, 0, 0).granted, 1);
     fixture_destroy (&fx);

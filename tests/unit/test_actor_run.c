@@ -49,13 +49,7 @@ static void
 s_assert_error (fixture_t *fx, const char *body, int status, const char *code,
                 const char *param)
 {
-    bus_msg_t reply;
-    fixture_call (fx, "run", "RUN_START", NULL, body, 3000, &reply);
-    fixture_assert_error (&reply, status, code);
-    char got[32] = "";
-    mp_copy_str (reply.body.root, "param", got, sizeof (got));
-    cr_assert_str_eq (got, param);
-    bus_msg_fini (&reply);
+    fixture_ask_error_param (fx, "run", "RUN_START", body, status, code, param);
 }
 
 //  A run without a session has a topic of its own, seq from 1: each word

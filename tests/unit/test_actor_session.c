@@ -36,34 +36,6 @@ s_run (fixture_t *fx, const char *id, const char *key, const char *text)
     fixture_send (fx, "session", "SESSION_RUN", key, body);
 }
 
-//  Sends a request and returns its reply as JSON, after checking its type
-//  and status.  Caller deletes.
-static cJSON *
-s_ask (fixture_t *fx, const char *service, const char *type, const char *body,
-       const char *want)
-{
-    bus_msg_t reply;
-    fixture_call (fx, service, type, NULL, body, 3000, &reply);
-    cr_assert_str_eq (reply.env.type, want, "%s answered %s (%d)", type, reply.env.type,
-                      reply.env.status);
-    cr_assert_eq (reply.env.status, 200);
-    fixture_assert_valid (&reply);
-    cJSON *j = fixture_json (&reply);
-    bus_msg_fini (&reply);
-    return j;
-}
-
-//  Sends a request and checks it fails with status and code.
-static void
-s_ask_error (fixture_t *fx, const char *service, const char *type, const char *body,
-             int status, const char *code)
-{
-    bus_msg_t reply;
-    fixture_call (fx, service, type, NULL, body, 3000, &reply);
-    fixture_assert_error (&reply, status, code);
-    bus_msg_fini (&reply);
-}
-
 Test (actor_session, run_is_committed_and_gets_its_context)
 {
     fixture_t *fx = fixture_new (NULL, s_actors);
@@ -82,8 +54,8 @@ Test (actor_session, run_is_committed_and_gets_its_context)
     fixture_run_fini (&r);
 
     //  Committed before chat.done: a get right after finds both messages.
-    cJSON *got = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"s1\"}",
-                        "SESSION_GET_OK");
+    cJSON *got = fixture_ask (fx, "session.read", "SESSION_GET",
+                              "{\"sessionKey\":\"s1\"}", "SESSION_GET_OK");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (got, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 2);
     const cJSON *user = cJSON_GetArrayItem (msgs, 0);
@@ -167,8 +139,8 @@ Test (actor_session, queue_limit_refuses_with_429)
     fixture_assert_error (&reply, 429, "rate_limited");
     bus_msg_fini (&reply);
     //  The refused run left nothing behind: aborting it finds nothing.
-    cJSON *j =
-        s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-3\"}", "RUN_ABORTED");
+    cJSON *j = fixture_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-3\"}",
+                            "RUN_ABORTED");
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     //  Another session has a queue of its own.
@@ -190,8 +162,8 @@ Test (actor_session, abort_of_a_queued_run)
                                  s_actors);
     s_run (fx, "run-1", "ab", "one two three");
     s_run (fx, "run-2", "ab", "never said");
-    cJSON *j =
-        s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-2\"}", "RUN_ABORTED");
+    cJSON *j = fixture_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-2\"}",
+                            "RUN_ABORTED");
     cr_assert_str_eq (fixture_str (j, "runId"), "run-2");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
@@ -208,7 +180,8 @@ Test (actor_session, abort_of_a_queued_run)
     cr_assert_str_eq (fixture_str (r.body, "response"), "one two three");
     fixture_run_fini (&r);
     //  Unknown run: answered, nothing aborted.
-    j = s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-none\"}", "RUN_ABORTED");
+    j = fixture_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-none\"}",
+                     "RUN_ABORTED");
     cr_assert (cJSON_IsFalse (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     fixture_destroy (&fx);
@@ -232,8 +205,8 @@ Test (actor_session, list_get_and_delete)
     fixture_run_fini (&r);
 
     //  Newest updated first, a page at a time.
-    cJSON *page =
-        s_ask (fx, "session.read", "SESSION_LIST", "{\"limit\":1}", "SESSION_LIST_OK");
+    cJSON *page = fixture_ask (fx, "session.read", "SESSION_LIST", "{\"limit\":1}",
+                               "SESSION_LIST_OK");
     const cJSON *list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
     const cJSON *s = cJSON_GetArrayItem (list, 0);
@@ -246,40 +219,40 @@ Test (actor_session, list_get_and_delete)
     char next[128];
     snprintf (next, sizeof (next), "{\"limit\":1,\"cursor\":\"%s\"}", cursor);
     cJSON_Delete (page);
-    page = s_ask (fx, "session.read", "SESSION_LIST", next, "SESSION_LIST_OK");
+    page = fixture_ask (fx, "session.read", "SESSION_LIST", next, "SESSION_LIST_OK");
     list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"), "first");
     cr_assert (cJSON_IsNull (cJSON_GetObjectItemCaseSensitive (page, "nextCursor")));
     cJSON_Delete (page);
     //  The channel filter.
-    page = s_ask (fx, "session.read", "SESSION_LIST", "{\"channel\":\"telegram\"}",
-                  "SESSION_LIST_OK");
+    page = fixture_ask (fx, "session.read", "SESSION_LIST", "{\"channel\":\"telegram\"}",
+                        "SESSION_LIST_OK");
     list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"), "second");
     cJSON_Delete (page);
     //  Bad requests.
-    s_ask_error (fx, "session.read", "SESSION_LIST", "{\"limit\":0}", 400,
-                 "invalid_request");
-    s_ask_error (fx, "session.read", "SESSION_LIST", "{\"cursor\":\"x\"}", 400,
-                 "invalid_request");
-    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"nobody\"}", 404,
-                 "not_found");
-    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"bad key!\"}", 400,
-                 "invalid_request");
+    fixture_ask_error (fx, "session.read", "SESSION_LIST", "{\"limit\":0}", 400,
+                       "invalid_request");
+    fixture_ask_error (fx, "session.read", "SESSION_LIST", "{\"cursor\":\"x\"}", 400,
+                       "invalid_request");
+    fixture_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"nobody\"}",
+                       404, "not_found");
+    fixture_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"bad key!\"}",
+                       400, "invalid_request");
 
     //  Delete: gone from gets and lists; a second delete is a 404.
-    cJSON *del = s_ask (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"first\"}",
-                        "SESSION_DELETED");
+    cJSON *del = fixture_ask (fx, "session", "SESSION_DELETE",
+                              "{\"sessionKey\":\"first\"}", "SESSION_DELETED");
     cr_assert_str_eq (fixture_str (del, "sessionKey"), "first");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (del, "deleted")));
     cJSON_Delete (del);
-    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"first\"}", 404,
-                 "not_found");
-    s_ask_error (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"first\"}", 404,
-                 "not_found");
-    page = s_ask (fx, "session.read", "SESSION_LIST", NULL, "SESSION_LIST_OK");
+    fixture_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"first\"}",
+                       404, "not_found");
+    fixture_ask_error (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"first\"}", 404,
+                       "not_found");
+    page = fixture_ask (fx, "session.read", "SESSION_LIST", NULL, "SESSION_LIST_OK");
     list = cJSON_GetObjectItemCaseSensitive (page, "sessions");
     cr_assert_eq (cJSON_GetArraySize (list), 1);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (list, 0), "sessionKey"), "second");
@@ -290,23 +263,24 @@ Test (actor_session, list_get_and_delete)
 Test (actor_session, refusals)
 {
     fixture_t *fx = fixture_new (NULL, s_actors);
-    s_ask_error (fx, "session", "SESSION_RUN",
-                 "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"hi\","
-                 "\"model\":\"local/none\"}",
-                 404, "not_found");
-    s_ask_error (fx, "session", "SESSION_RUN",
-                 "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"hi\","
-                 "\"agentId\":\"nobody\"}",
-                 404, "not_found");
-    s_ask_error (fx, "session", "SESSION_RUN",
-                 "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"\"}", 400,
-                 "invalid_request");
-    s_ask_error (fx, "session", "SESSION_RUN",
-                 "{\"runId\":\"run-1\",\"sessionKey\":\"no spaces\","
-                 "\"message\":\"hi\"}",
-                 400, "invalid_request");
+    fixture_ask_error (fx, "session", "SESSION_RUN",
+                       "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"hi\","
+                       "\"model\":\"local/none\"}",
+                       404, "not_found");
+    fixture_ask_error (fx, "session", "SESSION_RUN",
+                       "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"hi\","
+                       "\"agentId\":\"nobody\"}",
+                       404, "not_found");
+    fixture_ask_error (fx, "session", "SESSION_RUN",
+                       "{\"runId\":\"run-1\",\"sessionKey\":\"s\",\"message\":\"\"}", 400,
+                       "invalid_request");
+    fixture_ask_error (fx, "session", "SESSION_RUN",
+                       "{\"runId\":\"run-1\",\"sessionKey\":\"no spaces\","
+                       "\"message\":\"hi\"}",
+                       400, "invalid_request");
     //  None of them made a session.
-    cJSON *page = s_ask (fx, "session.read", "SESSION_LIST", NULL, "SESSION_LIST_OK");
+    cJSON *page =
+        fixture_ask (fx, "session.read", "SESSION_LIST", NULL, "SESSION_LIST_OK");
     cr_assert_eq (
         cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (page, "sessions")), 0);
     cJSON_Delete (page);
@@ -332,8 +306,8 @@ Test (actor_session, abort_of_the_running_run)
         if (delta)
             break;
     }
-    cJSON *j =
-        s_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-1\"}", "RUN_ABORTED");
+    cJSON *j = fixture_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-1\"}",
+                            "RUN_ABORTED");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     fixture_run_t r;
@@ -345,8 +319,8 @@ Test (actor_session, abort_of_the_running_run)
                    && strlen (said) < strlen ("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10"),
                "response '%s'", said ? said : "(none)");
     fixture_run_fini (&r);
-    j = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"go\"}",
-               "SESSION_GET_OK");
+    j = fixture_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"go\"}",
+                     "SESSION_GET_OK");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 2);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 1), "finishReason"),
@@ -365,8 +339,8 @@ Test (actor_session, delete_with_runs_in_flight)
                                  s_actors);
     s_run (fx, "run-1", "doomed", "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10");
     s_run (fx, "run-2", "doomed", "never");
-    cJSON *j = s_ask (fx, "session", "SESSION_DELETE", "{\"sessionKey\":\"doomed\"}",
-                      "SESSION_DELETED");
+    cJSON *j = fixture_ask (fx, "session", "SESSION_DELETE",
+                            "{\"sessionKey\":\"doomed\"}", "SESSION_DELETED");
     cJSON_Delete (j);
     fixture_run_t r;
     fixture_run_wait (fx, "run-2", 5000, &r);
@@ -378,15 +352,15 @@ Test (actor_session, delete_with_runs_in_flight)
     cr_assert_str_eq (r.end, "chat.done");
     cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
     fixture_run_fini (&r);
-    s_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}", 404,
-                 "not_found");
+    fixture_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}",
+                       404, "not_found");
     //  The key can be used again, from a fresh start.
     s_run (fx, "run-3", "doomed", "again");
     fixture_run_wait (fx, "run-3", 5000, &r);
     cr_assert_str_eq (fixture_str (r.body, "response"), "again");
     fixture_run_fini (&r);
-    j = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}",
-               "SESSION_GET_OK");
+    j = fixture_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}",
+                     "SESSION_GET_OK");
     cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (j, "messages")),
                   2, "the new session holds only its own exchange");
     cJSON_Delete (j);
@@ -417,8 +391,8 @@ Test (actor_session, messages_are_sent_as_given)
     cr_assert_eq (fixture_num (usage, "promptTokens"), 6, "prompt of %g words",
                   fixture_num (usage, "promptTokens"));
     fixture_run_fini (&r);
-    cJSON *j = s_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"conv\"}",
-                      "SESSION_GET_OK");
+    cJSON *j = fixture_ask (fx, "session.read", "SESSION_GET",
+                            "{\"sessionKey\":\"conv\"}", "SESSION_GET_OK");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 4);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 2), "content"),

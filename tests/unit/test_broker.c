@@ -17,6 +17,7 @@
 #include "bus_front.h"
 #include "msg.h"
 #include "bus_worker.h"
+#include "fixture.h"
 
 #define EMPTY_MAP "\x80"
 
@@ -104,36 +105,6 @@ s_echo_new (int id)
     return echo;
 }
 
-//  Asks the broker how many live workers serve service; -1 on no answer.
-static int
-s_live (bus_front_t *front, const char *service)
-{
-    envelope_t env;
-    envelope_init (&env, "MMI_SERVICES");
-    bus_msg_t reply;
-    if (bus_front_call (front, BUS_SERVICE_BROKER, &env, EMPTY_MAP, 1, 1000, &reply))
-        return -1;
-    int64_t n = 0;
-    if (!mp_get_int (mp_get (reply.body.root, "services"), service, &n))
-        n = 0;
-    bus_msg_fini (&reply);
-    return (int) n;
-}
-
-//  Polls until service has count live workers, for at most 5 s.
-static void
-s_wait_live (bus_front_t *front, const char *service, int count)
-{
-    int64_t deadline = zclock_mono () + 5000;
-    int live = -1;
-    while (zclock_mono () < deadline) {
-        if ((live = s_live (front, service)) == count)
-            return;
-        zclock_sleep (5);
-    }
-    cr_assert_fail ("%s has %d live workers, not %d", service, live, count);
-}
-
 //  Sends a SYSTEM_PING with body and waits up to 2 s for its reply.
 static void
 s_call (bus_front_t *front, const char *type, const void *body, size_t size,
@@ -180,9 +151,9 @@ Test (broker, mmi_services_lists_live_workers)
 {
     zactor_t *broker = s_broker_new ();
     bus_front_t *front = bus_front_new (s_endpoint);
-    cr_assert_eq (s_live (front, "system"), 0, "a worker before any started");
+    cr_assert_eq (fixture_front_live (front, "system"), 0, "a worker before any started");
     zactor_t *echo = s_echo_new (1);
-    s_wait_live (front, "system", 1);
+    fixture_front_wait_live (front, "system", 1);
 
     envelope_t env;
     envelope_init (&env, "MMI_SERVICES");
@@ -242,7 +213,7 @@ Test (broker, round_robin_and_worker_loss)
     bus_front_t *front = bus_front_new (s_endpoint);
     zactor_t *echo1 = s_echo_new (1);
     zactor_t *echo2 = s_echo_new (2);
-    s_wait_live (front, "system", 2);
+    fixture_front_wait_live (front, "system", 2);
 
     int count[3] = {0, 0, 0};
     for (int i = 0; i < 20; i++) {
@@ -255,13 +226,13 @@ Test (broker, round_robin_and_worker_loss)
 
     //  Worker 1 leaves (DISCONNECT): everything goes to worker 2.
     zactor_destroy (&echo1);
-    s_wait_live (front, "system", 1);
+    fixture_front_wait_live (front, "system", 1);
     for (int i = 0; i < 10; i++)
         cr_assert_eq (s_ping (front), 2);
 
     //  Both gone: 503 again.
     zactor_destroy (&echo2);
-    s_wait_live (front, "system", 0);
+    fixture_front_wait_live (front, "system", 0);
     bus_msg_t reply;
     s_call (front, "SYSTEM_PING", EMPTY_MAP, 1, &reply);
     s_assert_error (&reply, 503, "service_unavailable");
@@ -291,7 +262,7 @@ Test (broker, a_keyed_request_goes_where_its_key_went_before)
     zactor_t *broker = s_broker_new ();
     bus_front_t *front = bus_front_new (s_endpoint);
     zactor_t *echo[3] = {s_echo_new (1), s_echo_new (2), s_echo_new (3)};
-    s_wait_live (front, "system", 3);
+    fixture_front_wait_live (front, "system", 3);
     //  Forty keys: each always lands on one worker, whatever requests go
     //  between; together they reach every worker.
     int home[40], seen[4] = {0, 0, 0, 0};
@@ -312,7 +283,7 @@ Test (broker, a_keyed_request_goes_where_its_key_went_before)
         cr_assert_gt (seen[w], 0, "worker %d was home to none of 40 keys", w);
     //  A worker leaves: only its keys move.
     zactor_destroy (&echo[1]);
-    s_wait_live (front, "system", 2);
+    fixture_front_wait_live (front, "system", 2);
     for (int k = 0; k < 40; k++) {
         char key[32];
         snprintf (key, sizeof (key), "run-%08x", k * 2654435761u);
@@ -333,7 +304,7 @@ Test (broker, malformed_requests_get_400)
     zactor_t *broker = s_broker_new ();
     bus_front_t *front = bus_front_new (s_endpoint);
     zactor_t *echo = s_echo_new (7);
-    s_wait_live (front, "system", 1);
+    fixture_front_wait_live (front, "system", 1);
 
     struct {
         const char *type;
@@ -356,7 +327,7 @@ Test (broker, malformed_requests_get_400)
         //  The worker is still serving.
         cr_assert_eq (s_ping (front), 7);
     }
-    cr_assert_eq (s_live (front, "system"), 1);
+    cr_assert_eq (fixture_front_live (front, "system"), 1);
     bus_front_destroy (&front);
     zactor_destroy (&echo);
     zactor_destroy (&broker);
@@ -401,7 +372,7 @@ Test (broker, survives_raw_garbage)
     zactor_t *broker = s_broker_new ();
     bus_front_t *front = bus_front_new (s_endpoint);
     zactor_t *echo = s_echo_new (3);
-    s_wait_live (front, "system", 1);
+    fixture_front_wait_live (front, "system", 1);
     zsock_t *raw = zsock_new (ZMQ_DEALER);
     zsock_set_linger (raw, 0);
     zsock_set_rcvtimeo (raw, 2000);
@@ -463,7 +434,7 @@ Test (broker, survives_raw_garbage)
 
     //  And so is the ordinary front, by the same worker.
     cr_assert_eq (s_ping (front), 3);
-    cr_assert_eq (s_live (front, "system"), 1);
+    cr_assert_eq (fixture_front_live (front, "system"), 1);
     zsock_destroy (&raw);
     bus_front_destroy (&front);
     zactor_destroy (&echo);
