@@ -286,21 +286,5 @@ anthropic_serve (req_t *req)
         cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (root, "tools"), 0), "name");
     if (cJSON_IsString (name))
         req->tool_name = name->valuestring;
-    req->tool_call = req->knob == KNOB_TOOL && req->tool_name && !req->tool_result;
-    req_pick_tool_args (req, user_content);
-
-    if (req->knob == KNOB_ERROR)
-        return req_knob_error (req);
-    if (req->knob == KNOB_GARBAGE)
-        return wire_garbage (req);
-    req_build_reply (req, user_content);
-    if (req->reply.failed)
-        return anthropic_error (req, 500, "api_error", "Out of memory", NULL);
-    if (req->stream)
-        return s_stream (req);
-    if (req->knob == KNOB_SLOW && wire_pause (req, SLOW_REPLY_MS) != 0) {
-        req->failed = true;
-        return 200;
-    }
-    return s_reply (req);
+    return req_answer (req, user_content, s_stream, s_reply);
 }

@@ -26,17 +26,25 @@ openai_error (req_t *req, int status, const char *message, const char *type,
     return wire_respond_json (req, status, extra);
 }
 
-//  Appends the start of a chunk object, up to "delta":.
+//  Appends the start of a completion object of type object (a reply or a
+//  chunk): its id, object, created and model members.
 static void
-s_chunk_head (req_t *req)
+s_object_head (req_t *req, const char *object)
 {
     buf_t *out = &req->out;
     buf_printf (out,
-                "data: {\"id\":\"chatcmpl-standin-%ld\","
-                "\"object\":\"chat.completion.chunk\",\"created\":%ld,"
+                "{\"id\":\"chatcmpl-standin-%ld\",\"object\":\"%s\",\"created\":%ld,"
                 "\"model\":",
-                req->id, req->created);
+                req->id, object, req->created);
     buf_json_str (out, req->model);
+}
+
+//  Appends the start of a chunk event, up to "delta":.
+static void
+s_chunk_head (req_t *req)
+{
+    buf_puts (&req->out, "data: ");
+    s_object_head (req, "chat.completion.chunk");
 }
 
 //  Sends one chunk whose delta is the JSON given (ending with a brace).
@@ -91,12 +99,7 @@ s_reply (req_t *req)
 {
     buf_t *out = &req->out;
     buf_reset (out, HEAD_ROOM);
-    buf_printf (out,
-                "{\"id\":\"chatcmpl-standin-%ld\","
-                "\"object\":\"chat.completion\",\"created\":%ld,"
-                "\"model\":",
-                req->id, req->created);
-    buf_json_str (out, req->model);
+    s_object_head (req, "chat.completion");
     buf_puts (out, ",\"choices\":[{\"index\":0,\"message\":"
                    "{\"role\":\"assistant\",\"content\":");
     if (req->tool_call) {
@@ -242,21 +245,5 @@ openai_serve (req_t *req)
     const cJSON *name = cJSON_GetObjectItemCaseSensitive (function, "name");
     if (cJSON_IsString (name))
         req->tool_name = name->valuestring;
-    req->tool_call = req->knob == KNOB_TOOL && req->tool_name && !req->tool_result;
-    req_pick_tool_args (req, user_content);
-
-    if (req->knob == KNOB_ERROR)
-        return req_knob_error (req);
-    if (req->knob == KNOB_GARBAGE)
-        return wire_garbage (req);
-    req_build_reply (req, user_content);
-    if (req->reply.failed)
-        return openai_error (req, 500, "Out of memory", "server_error", NULL, NULL);
-    if (req->stream)
-        return s_stream (req);
-    if (req->knob == KNOB_SLOW && wire_pause (req, SLOW_REPLY_MS) != 0) {
-        req->failed = true;
-        return 200;
-    }
-    return s_reply (req);
+    return req_answer (req, user_content, s_stream, s_reply);
 }

@@ -276,6 +276,31 @@ req_build_reply (req_t *req, const cJSON *user_content)
         req->completion_tokens += words_count (THINKING_TEXT, strlen (THINKING_TEXT));
 }
 
+int
+req_answer (req_t *req, const cJSON *user_content, req_send_fn *stream,
+            req_send_fn *reply)
+{
+    req->tool_call = req->knob == KNOB_TOOL && req->tool_name && !req->tool_result;
+    req_pick_tool_args (req, user_content);
+
+    if (req->knob == KNOB_ERROR)
+        return req_knob_error (req);
+    if (req->knob == KNOB_GARBAGE)
+        return wire_garbage (req);
+    req_build_reply (req, user_content);
+    if (req->reply.failed)
+        return req->provider == OPENAI
+                   ? openai_error (req, 500, "Out of memory", "server_error", NULL, NULL)
+                   : anthropic_error (req, 500, "api_error", "Out of memory", NULL);
+    if (req->stream)
+        return stream (req);
+    if (req->knob == KNOB_SLOW && wire_pause (req, SLOW_REPLY_MS) != 0) {
+        req->failed = true;
+        return 200;
+    }
+    return reply (req);
+}
+
 //  True if the Authorization header is "Bearer <key>".
 bool
 req_bearer_ok (req_t *req, const char *key)

@@ -293,6 +293,18 @@ req_record (self_t *self, struct mg_connection *conn, const char *path, char **b
 void
 req_build_reply (req_t *req, const cJSON *user_content);
 
+//  A provider's framing of the reply: as one stream of events, or whole.
+typedef int (req_send_fn) (req_t *req);
+
+//  Answers a request its provider has parsed (prompt_tokens, tool_name,
+//  tool_result set; user_content the last user message's content, or the
+//  tool result's): the knob's error or garbage, else the reply built by
+//  req_build_reply and sent by stream (if req->stream) or reply.  Returns
+//  the HTTP status sent.
+int
+req_answer (req_t *req, const cJSON *user_content, req_send_fn *stream,
+            req_send_fn *reply);
+
 //  True if the Authorization header is "Bearer <key>".
 bool
 req_bearer_ok (req_t *req, const char *key);
