@@ -18,6 +18,7 @@
 #include "harness.h"
 #include "mpjson.h"
 #include "msg.h"
+#include "runs.h"
 
 #define FIXTURE_HEARTBEAT_MS 100  //  Broker and workers, unless given
 #define FIXTURE_LIVENESS 10
@@ -417,17 +418,16 @@ fixture_run_fini (fixture_run_t *run)
     run->body = NULL;
 }
 
+//  The JSON accessors are the runs harness's (runs.h): a key is a path of
+//  one step.
 const char *
 fixture_str (const cJSON *obj, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
-    return cJSON_IsString (v) ? v->valuestring : NULL;
+    return runs_str (obj, key);
 }
 
 double
 fixture_num (const cJSON *obj, const char *key)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive (obj, key);
-    cr_assert (cJSON_IsNumber (v), "no number %s", key);
-    return v->valuedouble;
+    return runs_at_num (obj, key);
 }

@@ -257,17 +257,31 @@ runs_stats (void)
 
 //  ---- Server-Sent Events ----------------------------------------------------------
 
+//  The next line of an SSE body at *p, without its line end: returns its
+//  start, its length in *n, and moves *p past it; NULL at the body's end.
+static const char *
+s_sse_line (const char **p, size_t *n)
+{
+    const char *line = *p;
+    if (!*line)
+        return NULL;
+    const char *nl = strchr (line, '\n');
+    *n = nl ? (size_t) (nl - line) : strlen (line);
+    if (*n && line[*n - 1] == '\r')
+        (*n)--;
+    *p = nl ? nl + 1 : line + *n;
+    return line;
+}
+
 void
 runs_parse_oai_stream (const char *body, runs_oai_stream_t *s)
 {
     memset (s, 0, sizeof (*s));
     s->chunks = cJSON_CreateArray ();
-    const char *p = body;
-    while (*p) {
-        const char *nl = strchr (p, '\n');
-        size_t n = nl ? (size_t) (nl - p) : strlen (p);
-        if (n && p[n - 1] == '\r')
-            n--;
+    const char *next = body;
+    const char *p;
+    size_t n;
+    while ((p = s_sse_line (&next, &n))) {
         if (n == 0 || p[0] == ':') {
             //  Blank line, or a comment
         }
@@ -294,7 +308,6 @@ runs_parse_oai_stream (const char *body, runs_oai_stream_t *s)
                 cJSON_AddItemToArray (s->chunks, c);
             }
         }
-        p = nl ? nl + 1 : p + n;
     }
     s->text[s->text_len] = 0;
 }
@@ -306,12 +319,10 @@ runs_parse_frames (const char *body)
 {
     cJSON *frames = cJSON_CreateArray ();
     char event[64] = "";
-    const char *p = body;
-    while (*p) {
-        const char *nl = strchr (p, '\n');
-        size_t n = nl ? (size_t) (nl - p) : strlen (p);
-        if (n && p[n - 1] == '\r')
-            n--;
+    const char *next = body;
+    const char *p;
+    size_t n;
+    while ((p = s_sse_line (&next, &n))) {
         if (n == 0)
             event[0] = 0;  //  End of a frame
         else if (p[0] == ':') {
@@ -329,7 +340,6 @@ runs_parse_frames (const char *body)
             cJSON_AddItemToObject (f, "data", d);
             cJSON_AddItemToArray (frames, f);
         }
-        p = nl ? nl + 1 : p + n;
     }
     return frames;
 }
