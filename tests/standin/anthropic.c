@@ -215,16 +215,7 @@ s_reply (req_t *req)
                 "\"usage\":{\"input_tokens\":%ld,\"output_tokens\":%ld}}",
                 req->tool_call ? "tool_use" : "end_turn", req->prompt_tokens,
                 req->completion_tokens);
-    if (req->knob == KNOB_STALL) {
-        char head[HEAD_ROOM];
-        size_t head_len =
-            wire_format_head (req, head, sizeof (head), 200, "application/json",
-                              (long long) (out->end - out->start), NULL);
-        if (wire_write (req, head, head_len) == 0)
-            wire_stall (req);
-        return 200;
-    }
-    return wire_respond_json (req, 200, NULL);
+    return wire_reply_json (req);
 }
 
 int

@@ -221,6 +221,11 @@ wire_format_head (req_t *req, char *head, size_t size, int status,
 int
 wire_respond_json (req_t *req, int status, const char *extra);
 
+//  Sends the whole reply in req->out (JSON, status 200); for the "stall"
+//  knob, sends only its head and then stalls.  Returns 200.
+int
+wire_reply_json (req_t *req);
+
 //  Prepares the head of a 200 SSE response; the first event carries it.
 void
 wire_stream_start (req_t *req);

@@ -215,6 +215,22 @@ wire_respond_json (req_t *req, int status, const char *extra)
     return s_respond (req, status, "application/json", extra);
 }
 
+int
+wire_reply_json (req_t *req)
+{
+    buf_t *out = &req->out;
+    if (req->knob == KNOB_STALL) {
+        char head[HEAD_ROOM];
+        size_t head_len =
+            wire_format_head (req, head, sizeof (head), 200, "application/json",
+                              (long long) (out->end - out->start), NULL);
+        if (wire_write (req, head, head_len) == 0)
+            wire_stall (req);
+        return 200;
+    }
+    return wire_respond_json (req, 200, NULL);
+}
+
 //  Prepares the head of a 200 SSE response; the first event carries it.
 void
 wire_stream_start (req_t *req)
