@@ -114,6 +114,15 @@ fixture_new (const char *config_json, const char *const names[])
     return self;
 }
 
+fixture_t *
+fixture_new_echo (int delay_ms, const char *const names[])
+{
+    char config[128];
+    snprintf (config, sizeof (config), "{\"providers\":{\"local\":{\"echoDelayMs\":%d}}}",
+              delay_ms);
+    return fixture_new (config, names);
+}
+
 void
 fixture_destroy (fixture_t **self_p)
 {
@@ -416,6 +425,15 @@ fixture_run_fini (fixture_run_t *run)
 {
     cJSON_Delete (run->body);
     run->body = NULL;
+}
+
+void
+fixture_run_done (fixture_t *self, const char *run_id, int timeout_ms, const char *reason,
+                  fixture_run_t *run)
+{
+    fixture_run_wait (self, run_id, timeout_ms, run);
+    cr_assert_str_eq (run->end, "chat.done");
+    cr_assert_str_eq (fixture_str (run->body, "finishReason"), reason);
 }
 
 //  The JSON accessors are the runs harness's (runs.h): a key is a path of

@@ -39,6 +39,12 @@ typedef struct fixture_t fixture_t;
 fixture_t *
 fixture_new (const char *config_json, const char *const names[]);
 
+//  fixture_new with the built-in local/echo provider answering word by
+//  word, delay_ms apart (providers.local.echoDelayMs), and no other
+//  configuration.
+fixture_t *
+fixture_new_echo (int delay_ms, const char *const names[]);
+
 //  Stops the front, the actors (in reverse order), the broker, and removes
 //  the state directory.  Accepts NULL; sets *self_p to NULL.
 void
@@ -167,6 +173,12 @@ fixture_run_wait (fixture_t *self, const char *run_id, int timeout_ms,
 
 void
 fixture_run_fini (fixture_run_t *run);
+
+//  fixture_run_wait, then fails the test unless the run ended with
+//  chat.done and finishReason reason.  Call fixture_run_fini.
+void
+fixture_run_done (fixture_t *self, const char *run_id, int timeout_ms, const char *reason,
+                  fixture_run_t *run);
 
 //  A string member of a JSON object, or NULL (absent, not a string).
 const char *

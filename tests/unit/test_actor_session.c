@@ -36,6 +36,15 @@ s_run (fixture_t *fx, const char *id, const char *key, const char *text)
     fixture_send (fx, "session", "SESSION_RUN", key, body);
 }
 
+//  The SESSION_GET_OK of session key, as JSON.  Caller deletes.
+static cJSON *
+s_get (fixture_t *fx, const char *key)
+{
+    char body[256];
+    snprintf (body, sizeof (body), "{\"sessionKey\":\"%s\"}", key);
+    return fixture_ask (fx, "session.read", "SESSION_GET", body, "SESSION_GET_OK");
+}
+
 Test (actor_session, run_is_committed_and_gets_its_context)
 {
     fixture_t *fx = fixture_new (NULL, s_actors);
@@ -54,8 +63,7 @@ Test (actor_session, run_is_committed_and_gets_its_context)
     fixture_run_fini (&r);
 
     //  Committed before chat.done: a get right after finds both messages.
-    cJSON *got = fixture_ask (fx, "session.read", "SESSION_GET",
-                              "{\"sessionKey\":\"s1\"}", "SESSION_GET_OK");
+    cJSON *got = s_get (fx, "s1");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (got, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 2);
     const cJSON *user = cJSON_GetArrayItem (msgs, 0);
@@ -90,9 +98,7 @@ Test (actor_session, run_is_committed_and_gets_its_context)
 //  a run comes before the first of the next, and seq never skips.
 Test (actor_session, runs_on_one_session_keep_their_order)
 {
-    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
-                                 "20}}}",
-                                 s_actors);
+    fixture_t *fx = fixture_new_echo (20, s_actors);
     const char *ids[] = {"run-a", "run-b", "run-c"};
     for (int i = 0; i < 3; i++)
         s_run (fx, ids[i], "ordered", "one two three four");
@@ -157,9 +163,7 @@ Test (actor_session, queue_limit_refuses_with_429)
 //  ahead of it goes on.
 Test (actor_session, abort_of_a_queued_run)
 {
-    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
-                                 "100}}}",
-                                 s_actors);
+    fixture_t *fx = fixture_new_echo (100, s_actors);
     s_run (fx, "run-1", "ab", "one two three");
     s_run (fx, "run-2", "ab", "never said");
     cJSON *j = fixture_ask (fx, "session", "SESSION_ABORT", "{\"runId\":\"run-2\"}",
@@ -168,9 +172,7 @@ Test (actor_session, abort_of_a_queued_run)
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     fixture_run_t r;
-    fixture_run_wait (fx, "run-2", 5000, &r);
-    cr_assert_str_eq (r.end, "chat.done");
-    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
+    fixture_run_done (fx, "run-2", 5000, "aborted", &r);
     cr_assert_eq (r.deltas, 0);
     fixture_run_fini (&r);
     //  (Its first deltas went by while run-2 was awaited: its end says it
@@ -291,9 +293,7 @@ Test (actor_session, refusals)
 //  recorded and sent as chat.done aborted, with what was said so far.
 Test (actor_session, abort_of_the_running_run)
 {
-    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
-                                 "150}}}",
-                                 s_actors);
+    fixture_t *fx = fixture_new_echo (150, s_actors);
     s_run (fx, "run-1", "go", "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10");
     bus_msg_t msg;
     int64_t deadline = zclock_mono () + 5000;
@@ -311,16 +311,13 @@ Test (actor_session, abort_of_the_running_run)
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (j, "aborted")));
     cJSON_Delete (j);
     fixture_run_t r;
-    fixture_run_wait (fx, "run-1", 5000, &r);
-    cr_assert_str_eq (r.end, "chat.done");
-    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
+    fixture_run_done (fx, "run-1", 5000, "aborted", &r);
     const char *said = fixture_str (r.body, "response");
     cr_assert (said && !strncmp (said, "w1", 2)
                    && strlen (said) < strlen ("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10"),
                "response '%s'", said ? said : "(none)");
     fixture_run_fini (&r);
-    j = fixture_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"go\"}",
-                     "SESSION_GET_OK");
+    j = s_get (fx, "go");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 2);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 1), "finishReason"),
@@ -334,23 +331,17 @@ Test (actor_session, abort_of_the_running_run)
 //  session stays gone.
 Test (actor_session, delete_with_runs_in_flight)
 {
-    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
-                                 "150}}}",
-                                 s_actors);
+    fixture_t *fx = fixture_new_echo (150, s_actors);
     s_run (fx, "run-1", "doomed", "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10");
     s_run (fx, "run-2", "doomed", "never");
     cJSON *j = fixture_ask (fx, "session", "SESSION_DELETE",
                             "{\"sessionKey\":\"doomed\"}", "SESSION_DELETED");
     cJSON_Delete (j);
     fixture_run_t r;
-    fixture_run_wait (fx, "run-2", 5000, &r);
-    cr_assert_str_eq (r.end, "chat.done");
-    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
+    fixture_run_done (fx, "run-2", 5000, "aborted", &r);
     cr_assert_eq (r.deltas, 0);
     fixture_run_fini (&r);
-    fixture_run_wait (fx, "run-1", 5000, &r);
-    cr_assert_str_eq (r.end, "chat.done");
-    cr_assert_str_eq (fixture_str (r.body, "finishReason"), "aborted");
+    fixture_run_done (fx, "run-1", 5000, "aborted", &r);
     fixture_run_fini (&r);
     fixture_ask_error (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}",
                        404, "not_found");
@@ -359,8 +350,7 @@ Test (actor_session, delete_with_runs_in_flight)
     fixture_run_wait (fx, "run-3", 5000, &r);
     cr_assert_str_eq (fixture_str (r.body, "response"), "again");
     fixture_run_fini (&r);
-    j = fixture_ask (fx, "session.read", "SESSION_GET", "{\"sessionKey\":\"doomed\"}",
-                     "SESSION_GET_OK");
+    j = s_get (fx, "doomed");
     cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (j, "messages")),
                   2, "the new session holds only its own exchange");
     cJSON_Delete (j);
@@ -391,8 +381,7 @@ Test (actor_session, messages_are_sent_as_given)
     cr_assert_eq (fixture_num (usage, "promptTokens"), 6, "prompt of %g words",
                   fixture_num (usage, "promptTokens"));
     fixture_run_fini (&r);
-    cJSON *j = fixture_ask (fx, "session.read", "SESSION_GET",
-                            "{\"sessionKey\":\"conv\"}", "SESSION_GET_OK");
+    cJSON *j = s_get (fx, "conv");
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 4);
     cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 2), "content"),
@@ -405,9 +394,7 @@ Test (actor_session, messages_are_sent_as_given)
 //  running; the one ahead of it is not disturbed.
 Test (actor_session, queued_run_past_its_deadline_times_out)
 {
-    fixture_t *fx = fixture_new ("{\"providers\":{\"local\":{\"echoDelayMs\":"
-                                 "100}}}",
-                                 s_actors);
+    fixture_t *fx = fixture_new_echo (100, s_actors);
     s_run (fx, "run-1", "slow", "a b c d e f g h i j");
     fixture_send (fx, "session", "SESSION_RUN", "slow",
                   "{\"runId\":\"run-2\",\"sessionKey\":\"slow\",\"message\":"
