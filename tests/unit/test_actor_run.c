@@ -16,16 +16,21 @@ TestSuite (actor_run, .fini = fixture_fini, .timeout = 60);
 
 static const char *const s_run_only[] = {"run", NULL};
 
-//  A RUN_START body: one user message, extra ("" or ",\"k\":v...") added.
-static void
-s_start (fixture_t *fx, const char *id, const char *text, const char *extra)
+//  Sends a RUN_START of one user message, on session key (NULL for none),
+//  extra ("" or ",\"k\":v...") added.  Returns its corr_id.
+static uint64_t
+s_start (fixture_t *fx, const char *id, const char *key, const char *text,
+         const char *extra)
 {
+    char session[128] = "";
+    if (key)
+        snprintf (session, sizeof (session), ",\"sessionKey\":\"%s\"", key);
     char body[2048];
     snprintf (body, sizeof (body),
-              "{\"runId\":\"%s\",\"messages\":[{\"role\":\"user\","
+              "{\"runId\":\"%s\"%s,\"messages\":[{\"role\":\"user\","
               "\"content\":\"%s\"}]%s}",
-              id, text, extra);
-    fixture_send (fx, "run", "RUN_START", NULL, body);
+              id, session, text, extra);
+    return fixture_send (fx, "run", "RUN_START", key, body);
 }
 
 //  Waits for the next event and checks its topic; returns it in msg.
@@ -57,7 +62,7 @@ s_assert_error (fixture_t *fx, const char *body, int status, const char *code,
 Test (actor_run, stateless_stream_deltas_then_done)
 {
     fixture_t *fx = fixture_new (NULL, s_run_only);
-    s_start (fx, "run-s", "alpha beta gamma", ",\"stream\":true");
+    s_start (fx, "run-s", NULL, "alpha beta gamma", ",\"stream\":true");
     const char *words[] = {"alpha", " beta", " gamma"};
     bus_msg_t msg;
     for (int i = 0; i < 3; i++) {
@@ -92,7 +97,7 @@ Test (actor_run, stateless_stream_deltas_then_done)
 Test (actor_run, no_stream_gets_done_only)
 {
     fixture_t *fx = fixture_new (NULL, s_run_only);
-    s_start (fx, "run-n", "one two", "");
+    s_start (fx, "run-n", NULL, "one two", "");
     fixture_run_t r;
     fixture_run_wait (fx, "run-n", 5000, &r);
     cr_assert_str_eq (r.end, "chat.done");
@@ -108,11 +113,7 @@ Test (actor_run, no_stream_gets_done_only)
 Test (actor_run, session_runs_share_a_seq)
 {
     fixture_t *fx = fixture_new (NULL, s_run_only);
-    char body[512];
-    snprintf (body, sizeof (body),
-              "{\"runId\":\"run-1\",\"sessionKey\":\"k1\",\"stream\":true,"
-              "\"messages\":[{\"role\":\"user\",\"content\":\"a b\"}]}");
-    fixture_send (fx, "run", "RUN_START", "k1", body);
+    s_start (fx, "run-1", "k1", "a b", ",\"stream\":true");
     bus_msg_t msg;
     s_next_event (fx, "k1/chat.delta", &msg);
     bus_msg_fini (&msg);
@@ -120,10 +121,7 @@ Test (actor_run, session_runs_share_a_seq)
     fixture_run_wait (fx, "run-1", 5000, &r);
     cr_assert_eq (r.last_seq, 3);
     fixture_run_fini (&r);
-    snprintf (body, sizeof (body),
-              "{\"runId\":\"run-2\",\"sessionKey\":\"k1\",\"stream\":true,"
-              "\"messages\":[{\"role\":\"user\",\"content\":\"c\"}]}");
-    fixture_send (fx, "run", "RUN_START", "k1", body);
+    s_start (fx, "run-2", "k1", "c", ",\"stream\":true");
     fixture_run_wait (fx, "run-2", 5000, &r);
     cr_assert_eq (r.first_seq, 4, "the session's seq went back or jumped");
     cr_assert_eq (r.last_seq, 5);
@@ -136,13 +134,10 @@ Test (actor_run, session_runs_share_a_seq)
 Test (actor_run, reply_to_gets_run_result)
 {
     fixture_t *fx = fixture_new (NULL, s_run_only);
-    char body[512];
-    snprintf (body, sizeof (body),
-              "{\"runId\":\"run-r\",\"sessionKey\":\"k2\",\"stream\":true,"
-              "\"messages\":[{\"role\":\"user\",\"content\":\"x y\"}],"
-              "\"replyTo\":\"%s\",\"seqBase\":10}",
+    char extra[256];
+    snprintf (extra, sizeof (extra), ",\"stream\":true,\"replyTo\":\"%s\",\"seqBase\":10",
               bus_front_id (fixture_front (fx)));
-    uint64_t corr = fixture_send (fx, "run", "RUN_START", "k2", body);
+    uint64_t corr = s_start (fx, "run-r", "k2", "x y", extra);
     bus_msg_t msg;
     for (int i = 0; i < 2; i++) {
         s_next_event (fx, "k2/chat.delta", &msg);
@@ -173,7 +168,7 @@ Test (actor_run, reply_to_gets_run_result)
 Test (actor_run, abort_in_flight)
 {
     fixture_t *fx = fixture_new_echo (200, s_run_only);
-    s_start (fx, "run-x", "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10", ",\"stream\":true");
+    s_start (fx, "run-x", NULL, "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10", ",\"stream\":true");
     bus_msg_t msg;
     s_next_event (fx, "run:run-x/chat.delta", &msg);
     bus_msg_fini (&msg);
@@ -200,7 +195,7 @@ Test (actor_run, deadline_ends_with_timeout)
 {
     fixture_t *fx = fixture_new_echo (200, s_run_only);
     int64_t t0 = zclock_mono ();
-    s_start (fx, "run-t", "a b c d e f g h i j", ",\"timeoutMs\":300");
+    s_start (fx, "run-t", NULL, "a b c d e f g h i j", ",\"timeoutMs\":300");
     fixture_run_t r;
     fixture_run_wait (fx, "run-t", 3000, &r);
     cr_assert_str_eq (fixture_str (r.body, "finishReason"), "timeout");
@@ -231,7 +226,7 @@ Test (actor_run, refusals)
                     "\"content\":\"hi\"}]}",
                     400, "invalid_request", "runId");
     //  A runId already in flight (20 words, 100 ms apart).
-    s_start (fx, "run-d", "a b c d e f g h i j k l m n o p q r s t",
+    s_start (fx, "run-d", NULL, "a b c d e f g h i j k l m n o p q r s t",
              ",\"timeoutMs\":60000");
     s_assert_error (fx,
                     "{\"runId\":\"run-d\",\"messages\":[{\"role\":\"user\","
@@ -254,7 +249,7 @@ Test (actor_run, unreachable_model_falls_back_or_fails)
                                  "\"fallbacks\":[\"local/echo\"]},"
                                  "\"alone\":{\"model\":\"dead/x\"}}}",
                                  s_run_only);
-    s_start (fx, "run-fb", "still answered", ",\"agentId\":\"fb\"");
+    s_start (fx, "run-fb", NULL, "still answered", ",\"agentId\":\"fb\"");
     fixture_run_t r;
     fixture_run_wait (fx, "run-fb", 10000, &r);
     cr_assert_str_eq (r.end, "chat.done", "no fallback: %s",
@@ -263,7 +258,7 @@ Test (actor_run, unreachable_model_falls_back_or_fails)
     cr_assert_str_eq (fixture_str (r.body, "response"), "still answered");
     fixture_run_fini (&r);
 
-    s_start (fx, "run-alone", "lost", ",\"agentId\":\"alone\"");
+    s_start (fx, "run-alone", NULL, "lost", ",\"agentId\":\"alone\"");
     fixture_run_wait (fx, "run-alone", 10000, &r);
     cr_assert_str_eq (r.end, "chat.error");
     cr_assert_eq (fixture_num (r.body, "status"), 503);

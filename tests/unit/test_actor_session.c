@@ -45,6 +45,19 @@ s_get (fixture_t *fx, const char *key)
     return fixture_ask (fx, "session.read", "SESSION_GET", body, "SESSION_GET_OK");
 }
 
+//  Fails the test unless session key holds count messages, and the one at
+//  index has want as its field.
+static void
+s_assert_message (fixture_t *fx, const char *key, int count, int index, const char *field,
+                  const char *want)
+{
+    cJSON *j = s_get (fx, key);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
+    cr_assert_eq (cJSON_GetArraySize (msgs), count);
+    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, index), field), want);
+    cJSON_Delete (j);
+}
+
 Test (actor_session, run_is_committed_and_gets_its_context)
 {
     fixture_t *fx = fixture_new (NULL, s_actors);
@@ -317,12 +330,7 @@ Test (actor_session, abort_of_the_running_run)
                    && strlen (said) < strlen ("w1 w2 w3 w4 w5 w6 w7 w8 w9 w10"),
                "response '%s'", said ? said : "(none)");
     fixture_run_fini (&r);
-    j = s_get (fx, "go");
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
-    cr_assert_eq (cJSON_GetArraySize (msgs), 2);
-    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 1), "finishReason"),
-                      "aborted");
-    cJSON_Delete (j);
+    s_assert_message (fx, "go", 2, 1, "finishReason", "aborted");
     fixture_destroy (&fx);
 }
 
@@ -381,12 +389,7 @@ Test (actor_session, messages_are_sent_as_given)
     cr_assert_eq (fixture_num (usage, "promptTokens"), 6, "prompt of %g words",
                   fixture_num (usage, "promptTokens"));
     fixture_run_fini (&r);
-    cJSON *j = s_get (fx, "conv");
-    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive (j, "messages");
-    cr_assert_eq (cJSON_GetArraySize (msgs), 4);
-    cr_assert_str_eq (fixture_str (cJSON_GetArrayItem (msgs, 2), "content"),
-                      "last words here");
-    cJSON_Delete (j);
+    s_assert_message (fx, "conv", 4, 2, "content", "last words here");
     fixture_destroy (&fx);
 }
 
