@@ -252,9 +252,7 @@ anthropic_serve (req_t *req)
     if (!cJSON_IsNumber (cJSON_GetObjectItemCaseSensitive (root, "max_tokens")))
         return anthropic_error (req, 400, "invalid_request_error",
                                 "max_tokens: Field required", NULL);
-    req->model = model->valuestring;
-    req->knob = req_knob (req->model, &req->error_status);
-    req->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (root, "stream"));
+    req_take_model (req, model);
     const cJSON *thinking = cJSON_GetObjectItemCaseSensitive (root, "thinking");
     const cJSON *thinking_type = cJSON_GetObjectItemCaseSensitive (thinking, "type");
     req->thinking = cJSON_IsString (thinking_type)
@@ -262,17 +260,7 @@ anthropic_serve (req_t *req)
 
     req->prompt_tokens =
         words_count_content (cJSON_GetObjectItemCaseSensitive (root, "system"));
-    const cJSON *message, *user_content = NULL;
-    cJSON_ArrayForEach (message, messages)
-    {
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive (message, "content");
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive (message, "role");
-        req->prompt_tokens += words_count_content (content);
-        bool user = cJSON_IsString (role) && strcmp (role->valuestring, "user") == 0;
-        req->tool_result = user && words_has_tool_result (content);
-        if (user)
-            user_content = content;
-    }
+    const cJSON *user_content = req_read_messages (req, messages);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive (
         cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (root, "tools"), 0), "name");
     if (cJSON_IsString (name))

@@ -210,26 +210,13 @@ openai_serve (req_t *req)
                              "array with minimum length 1, but got an "
                              "empty array instead.",
                              "invalid_request_error", NULL, NULL);
-    req->model = model->valuestring;
-    req->knob = req_knob (req->model, &req->error_status);
-    req->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (root, "stream"));
+    req_take_model (req, model);
     const cJSON *options = cJSON_GetObjectItemCaseSensitive (root, "stream_options");
     req->include_usage =
         cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (options, "include_usage"));
 
     //  Tokens, the last user message, and whether a tool result ends it.
-    const cJSON *message, *user_content = NULL;
-    cJSON_ArrayForEach (message, messages)
-    {
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive (message, "content");
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive (message, "role");
-        req->prompt_tokens += words_count_content (content);
-        req->tool_result =
-            cJSON_IsString (role) && strcmp (role->valuestring, "tool") == 0;
-        if (cJSON_IsString (role)
-            && (strcmp (role->valuestring, "user") == 0 || req->tool_result))
-            user_content = content;
-    }
+    const cJSON *user_content = req_read_messages (req, messages);
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive (root, "tools");
     const cJSON *function =
         cJSON_GetObjectItemCaseSensitive (cJSON_GetArrayItem (tools, 0), "function");

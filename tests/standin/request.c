@@ -276,6 +276,34 @@ req_build_reply (req_t *req, const cJSON *user_content)
         req->completion_tokens += words_count (THINKING_TEXT, strlen (THINKING_TEXT));
 }
 
+void
+req_take_model (req_t *req, const cJSON *model)
+{
+    req->model = model->valuestring;
+    req->knob = req_knob (req->model, &req->error_status);
+    req->stream = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (req->root, "stream"));
+}
+
+const cJSON *
+req_read_messages (req_t *req, const cJSON *messages)
+{
+    const cJSON *message, *user_content = NULL;
+    cJSON_ArrayForEach (message, messages)
+    {
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive (message, "content");
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive (message, "role");
+        const char *name = cJSON_IsString (role) ? role->valuestring : "";
+        req->prompt_tokens += words_count_content (content);
+        bool user = strcmp (name, "user") == 0;
+        req->tool_result = req->provider == OPENAI
+                               ? strcmp (name, "tool") == 0
+                               : user && words_has_tool_result (content);
+        if (user || req->tool_result)
+            user_content = content;
+    }
+    return user_content;
+}
+
 int
 req_answer (req_t *req, const cJSON *user_content, req_send_fn *stream,
             req_send_fn *reply)

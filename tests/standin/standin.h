@@ -298,6 +298,18 @@ req_record (self_t *self, struct mg_connection *conn, const char *path, char **b
 void
 req_build_reply (req_t *req, const cJSON *user_content);
 
+//  Takes the request's model (a string in req->root, checked by the
+//  provider), the knob it names, and whether the body asks for a stream.
+void
+req_take_model (req_t *req, const cJSON *model);
+
+//  Reads the conversation: adds each message's words to prompt_tokens,
+//  sets tool_result if the last message is a tool result (OpenAI: role
+//  "tool"; Anthropic: a user message holding a tool_result block).
+//  Returns the last user message's content (or the tool result's), lent.
+const cJSON *
+req_read_messages (req_t *req, const cJSON *messages);
+
 //  A provider's framing of the reply: as one stream of events, or whole.
 typedef int (req_send_fn) (req_t *req);
 
