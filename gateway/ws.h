@@ -49,10 +49,6 @@ ws_hub_destroy (ws_hub_t **self_p);
 void
 ws_register (ws_hub_t *self, struct mg_context *ctx, const char *path);
 
-//  Clients connected now (for tests and /status).
-int
-ws_clients (ws_hub_t *self);
-
 //  The body of GET /status and of the WebSocket system.status (the same
 //  body, docs/websocket.md): the system actor's status (a msgpack map),
 //  then this front's own "gateway" block (port, bind, auth, inflight,

@@ -101,15 +101,6 @@ ws_hub_client_get (ws_hub_t *hub, uint64_t id)
 }
 
 int
-ws_clients (ws_hub_t *self)
-{
-    pthread_mutex_lock (&self->registry_lock);
-    int n = (int) zhashx_size (self->clients);
-    pthread_mutex_unlock (&self->registry_lock);
-    return n;
-}
-
-int
 ws_hub_clients_now (void)
 {
     return atomic_load (&s_clients_now);
