@@ -5,6 +5,7 @@
 #include "actor.h"
 
 #include "browser.h"
+#include "channel.h"
 #include "envelope.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -172,9 +173,13 @@ typedef struct {
 } actor_entry_t;
 
 static const actor_entry_t s_registry[] = {
-    {"system", system_actor},   {"run", run_actor},
-    {"session", session_actor}, {"ratelimit", ratelimit_actor},
-    {"browser", browser_actor}, {NULL, NULL},
+    {"system", system_actor},
+    {"run", run_actor},
+    {"session", session_actor},
+    {"ratelimit", ratelimit_actor},
+    {"browser", browser_actor},
+    {"channel", channel_actor},
+    {NULL, NULL},
 };
 
 const char *const *

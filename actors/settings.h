@@ -11,6 +11,7 @@
 #define CG_SETTINGS_H
 
 #include "browser.h"
+#include "channel.h"
 #include "provider.h"
 #include "ratelimit.h"
 #include "run.h"
@@ -33,6 +34,7 @@ struct actor_settings {
     browser_settings_t browser;
     ratelimit_settings_t ratelimit;
     system_settings_t system;
+    channel_settings_t channel;
 };
 
 #endif

@@ -13,11 +13,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 
-//  A chat channel as configured.  Strings owned by the configuration.
-typedef struct {
-    char *id;      //  Channel id, e.g. "telegram"
-    bool enabled;  //  Configured as enabled
-} cfg_channel_t;
+#include "channel.h"
 
 //  What the system actor reads.
 typedef struct {

@@ -219,7 +219,8 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
     if (keys_env (self, err, errlen))
         goto fail;
     sections_env (self);
-    if (sections_check_agents (self, err, errlen))
+    if (sections_check_agents (self, err, errlen)
+        || sections_check_channels (self, err, errlen))
         goto fail;
     if (flags)
         keys_flags (self, flags);
@@ -230,6 +231,9 @@ config_load (const cfg_flags_t *flags, char *err, size_t errlen)
     keys_spread (self);
     self->actors.catalog = s_catalog (self);
     self->actors.system = (system_settings_t){self->channels, self->n_channels};
+    self->actors.channel =
+        (channel_settings_t){self->channels, self->n_channels, self->state_dir,
+                             self->request_timeout_ms, CHANNEL_MAX_RUNS};
     return self;
 fail:
     config_destroy (&self);

@@ -10,12 +10,10 @@
 
 #include "keys.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *s_channel_ids[] = {"whatsapp", "telegram", "discord",
-                                      "slack",    "webhook",  NULL};
 
 //  Replaces *out with the names in arr (a NULL-terminated copy).
 static int
@@ -297,6 +295,11 @@ sections_env (cg_config_t *self)
                     "gpt-4o-mini");
     s_provider_env (self, "anthropic", PROVIDER_ANTHROPIC, "ANTHROPIC_API_KEY",
                     "ANTHROPIC_BASE_URL", "claude-3-5-haiku-latest");
+    //  A channel's credentials: for a configured channel only.
+    const char *token = getenv ("TELEGRAM_BOT_TOKEN");
+    for (size_t i = 0; i < self->n_channels && token && *token; i++)
+        if (!strcmp (self->channels[i].id, "telegram"))
+            keys_set (&self->channels[i].bot_token, token);
 }
 
 //  ---- agents --------------------------------------------------------------------
@@ -392,6 +395,114 @@ sections_check_agents (const cg_config_t *self, char *err, size_t errlen)
 
 //  ---- channels, ready ---------------------------------------------------------------
 
+//  A list of sender or group ids: strings, or integers (Telegram's ids are
+//  numbers, and people write them so).
+static int
+s_id_list (char ***out, const cJSON *arr, const char *where, char *err, size_t errlen)
+{
+    if (!cJSON_IsArray (arr)) {
+        keys_err (err, errlen, "%s: must be an array of ids", where);
+        return -1;
+    }
+    size_t n = (size_t) cJSON_GetArraySize (arr), i = 0;
+    char **list = (char **) calloc (n + 1, sizeof (char *));
+    if (!list)
+        return -1;
+    for (const cJSON *c = arr->child; c; c = c->next) {
+        char buf[64];
+        const char *v = NULL;
+        if (cJSON_IsString (c) && *c->valuestring && strlen (c->valuestring) <= 200)
+            v = c->valuestring;
+        else if (cJSON_IsNumber (c)
+                 && c->valuedouble == (double) (long long) c->valuedouble) {
+            snprintf (buf, sizeof (buf), "%lld", (long long) c->valuedouble);
+            v = buf;
+        }
+        if (!v) {
+            keys_err (err, errlen, "%s: must be an array of ids (strings or integers)",
+                      where);
+            for (size_t j = 0; j < i; j++)
+                free (list[j]);
+            free (list);
+            return -1;
+        }
+        list[i++] = strdup (v);
+    }
+    *out = list;
+    return 0;
+}
+
+static bool
+s_name_ok (const char *s, size_t max)
+{
+    size_t n = strlen (s);
+    if (n < 1 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum ((unsigned char) s[i]) && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+//  channels.webhook.hooks: {"<name>": {token, callbackUrl?, agentId?}}.
+static int
+s_hooks (cfg_channel_t *ch, const cJSON *hooks, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject (hooks)) {
+        keys_err (err, errlen, "channels.webhook.hooks: must be an object of hooks");
+        return -1;
+    }
+    size_t n = (size_t) cJSON_GetArraySize (hooks);
+    ch->hooks = (cfg_hook_t *) calloc (n ? n : 1, sizeof (cfg_hook_t));
+    if (!ch->hooks)
+        return -1;
+    for (const cJSON *h = hooks->child; h; h = h->next) {
+        if (!s_name_ok (h->string, 64)) {
+            keys_err (
+                err, errlen,
+                "channels.webhook.hooks.%.64s: a hook name is 1-64 of A-Z a-z 0-9 _ -",
+                h->string);
+            return -1;
+        }
+        cfg_hook_t *hook = &ch->hooks[ch->n_hooks++];
+        hook->name = strdup (h->string);
+        const cJSON *token = cJSON_GetObjectItemCaseSensitive (h, "token");
+        const cJSON *url = cJSON_GetObjectItemCaseSensitive (h, "callbackUrl");
+        const cJSON *agent = cJSON_GetObjectItemCaseSensitive (h, "agentId");
+        for (const cJSON *k = cJSON_IsObject (h) ? h->child : NULL; k; k = k->next)
+            if (strcmp (k->string, "token") && strcmp (k->string, "callbackUrl")
+                && strcmp (k->string, "agentId")) {
+                keys_err (err, errlen, "channels.webhook.hooks.%s.%.64s: unknown key",
+                          h->string, k->string);
+                return -1;
+            }
+        if (!cJSON_IsString (token) || strlen (token->valuestring) < 16) {
+            keys_err (err, errlen,
+                      "channels.webhook.hooks.%s.token: required, at least 16 characters",
+                      h->string);
+            return -1;
+        }
+        if (url
+            && (!cJSON_IsString (url)
+                || (strncmp (url->valuestring, "http://", 7)
+                    && strncmp (url->valuestring, "https://", 8)))) {
+            keys_err (err, errlen,
+                      "channels.webhook.hooks.%s.callbackUrl: must be an http(s) URL",
+                      h->string);
+            return -1;
+        }
+        if (agent && !cJSON_IsString (agent)) {
+            keys_err (err, errlen, "channels.webhook.hooks.%s.agentId: must be a string",
+                      h->string);
+            return -1;
+        }
+        hook->token = strdup (token->valuestring);
+        hook->callback_url = url ? strdup (url->valuestring) : NULL;
+        hook->agent_id = agent ? strdup (agent->valuestring) : NULL;
+    }
+    return 0;
+}
+
 int
 sections_channels (cg_config_t *self, const cJSON *channels, char *err, size_t errlen)
 {
@@ -401,8 +512,8 @@ sections_channels (cg_config_t *self, const cJSON *channels, char *err, size_t e
         return -1;
     for (const cJSON *c = channels->child; c; c = c->next) {
         bool known = false;
-        for (int i = 0; s_channel_ids[i]; i++)
-            known |= !strcmp (s_channel_ids[i], c->string);
+        for (int i = 0; channel_ids[i]; i++)
+            known |= !strcmp (channel_ids[i], c->string);
         if (!known) {
             keys_err (err, errlen,
                       "channels.%.64s: unknown channel (use whatsapp, telegram, "
@@ -414,15 +525,108 @@ sections_channels (cg_config_t *self, const cJSON *channels, char *err, size_t e
             keys_err (err, errlen, "channels.%s: must be an object", c->string);
             return -1;
         }
-        //  No unknown-key check here (there never was one): a channel's
-        //  own settings will come with the channel.
         char where[96];
         snprintf (where, sizeof (where), "channels.%s.", c->string);
+        if (keys_check_known (c, KEY_IN_CHANNEL, NULL, where, err, errlen))
+            return -1;
         cfg_channel_t *ch = &self->channels[self->n_channels++];
         ch->id = strdup (c->string);
         keys_defaults (KEY_IN_CHANNEL, ch);
         if (keys_read (c, KEY_IN_CHANNEL, NULL, where, ch, err, errlen))
             return -1;
+        char key[128];
+        const cJSON *allow = cJSON_GetObjectItemCaseSensitive (c, "allowFrom");
+        snprintf (key, sizeof (key), "%sallowFrom", where);
+        if (allow && s_id_list (&ch->allow_from, allow, key, err, errlen))
+            return -1;
+        const cJSON *groups = cJSON_GetObjectItemCaseSensitive (c, "groups");
+        snprintf (key, sizeof (key), "%sgroups", where);
+        if (groups && s_id_list (&ch->groups, groups, key, err, errlen))
+            return -1;
+        const cJSON *hooks = cJSON_GetObjectItemCaseSensitive (c, "hooks");
+        if (hooks && strcmp (ch->id, "webhook")) {
+            keys_err (err, errlen, "%shooks: only the webhook channel has hooks", where);
+            return -1;
+        }
+        if (hooks && s_hooks (ch, hooks, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+static bool
+s_one_of (const char *v, const char *const *names)
+{
+    for (; *names; names++)
+        if (!strcmp (v, *names))
+            return true;
+    return false;
+}
+
+int
+sections_check_channels (const cg_config_t *self, char *err, size_t errlen)
+{
+    static const char *const dm[] = {"pairing", "allowlist", "open", "disabled", NULL};
+    static const char *const group[] = {"allowlist", "open", "disabled", NULL};
+    static const char *const modes[] = {"polling", "webhook", NULL};
+    for (size_t i = 0; i < self->n_channels; i++) {
+        const cfg_channel_t *ch = &self->channels[i];
+        if (ch->dm_policy && !s_one_of (ch->dm_policy, dm)) {
+            keys_err (
+                err, errlen,
+                "channels.%s.dmPolicy: must be pairing, allowlist, open or disabled",
+                ch->id);
+            return -1;
+        }
+        if (ch->group_policy && !s_one_of (ch->group_policy, group)) {
+            keys_err (err, errlen,
+                      "channels.%s.groupPolicy: must be allowlist, open or disabled",
+                      ch->id);
+            return -1;
+        }
+        if (ch->mode && !s_one_of (ch->mode, modes)) {
+            keys_err (err, errlen, "channels.%s.mode: must be polling or webhook",
+                      ch->id);
+            return -1;
+        }
+        if (ch->base_url && strncmp (ch->base_url, "http://", 7)
+            && strncmp (ch->base_url, "https://", 8)) {
+            keys_err (err, errlen, "channels.%s.baseUrl: must be an http(s) URL", ch->id);
+            return -1;
+        }
+        if (ch->retry_max_ms < ch->retry_min_ms) {
+            keys_err (err, errlen, "channels.%s.retryMaxMs: must be at least retryMinMs",
+                      ch->id);
+            return -1;
+        }
+        if (ch->agent_id && !config_find_agent (self, ch->agent_id)) {
+            keys_err (err, errlen, "channels.%s.agentId: unknown agent %s", ch->id,
+                      ch->agent_id);
+            return -1;
+        }
+        for (size_t h = 0; h < ch->n_hooks; h++)
+            if (ch->hooks[h].agent_id
+                && !config_find_agent (self, ch->hooks[h].agent_id)) {
+                keys_err (err, errlen,
+                          "channels.webhook.hooks.%s.agentId: unknown agent %s",
+                          ch->hooks[h].name, ch->hooks[h].agent_id);
+                return -1;
+            }
+        if (!strcmp (ch->id, "telegram") && ch->enabled) {
+            if (!ch->bot_token) {
+                keys_err (err, errlen,
+                          "channels.telegram.botToken: required (or TELEGRAM_BOT_TOKEN)");
+                return -1;
+            }
+            bool webhook = ch->mode && !strcmp (ch->mode, "webhook");
+            if (webhook
+                && (!ch->webhook_secret || !s_name_ok (ch->webhook_secret, 256))) {
+                keys_err (err, errlen,
+                          "channels.telegram.webhookSecret: required in webhook mode, "
+                          "1-256 of A-Z a-z 0-9 _ -");
+                return -1;
+            }
+        }
     }
     return 0;
 }
@@ -482,7 +686,23 @@ sections_free (cg_config_t *self)
         free (self->agents[i].fallbacks);
     }
     free (self->agents);
-    for (size_t i = 0; i < self->n_channels; i++)
-        free (self->channels[i].id);
+    for (size_t i = 0; i < self->n_channels; i++) {
+        cfg_channel_t *ch = &self->channels[i];
+        free (ch->id);
+        keys_free (KEY_IN_CHANNEL, ch);
+        for (char **p = ch->allow_from; p && *p; p++)
+            free (*p);
+        free (ch->allow_from);
+        for (char **p = ch->groups; p && *p; p++)
+            free (*p);
+        free (ch->groups);
+        for (size_t h = 0; h < ch->n_hooks; h++) {
+            free (ch->hooks[h].name);
+            free (ch->hooks[h].token);
+            free (ch->hooks[h].callback_url);
+            free (ch->hooks[h].agent_id);
+        }
+        free (ch->hooks);
+    }
     free (self->channels);
 }

@@ -35,13 +35,19 @@ sections_ready (cg_config_t *self, const cJSON *item, char *err, size_t errlen);
 void
 sections_defaults (cg_config_t *self);
 
-//  OPENAI_* and ANTHROPIC_* fill in (or create) those providers.
+//  OPENAI_* and ANTHROPIC_* fill in (or create) those providers;
+//  TELEGRAM_BOT_TOKEN fills in a configured channels.telegram.
 void
 sections_env (cg_config_t *self);
 
 //  Every agent's model and fallbacks must name a configured model.
 int
 sections_check_agents (const cg_config_t *self, char *err, size_t errlen);
+
+//  Channels: policies and modes by name, credentials where enabled, agents
+//  known.
+int
+sections_check_channels (const cg_config_t *self, char *err, size_t errlen);
 
 //  Frees the sections' entries.
 void

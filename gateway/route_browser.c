@@ -23,40 +23,17 @@
 #include <string.h>
 
 #define BROWSER_WAIT_MARGIN_MS 5000
-#define BROWSER_WAIT_SLICE_MS 250
 
 //  Sends type with body to the browser actor, waits up to timeout_ms and
 //  relays its answer.  Returns the status sent.
 static int
 s_call (http_req_t *r, const char *type, mp_writer_t *w, int timeout_ms)
 {
-    envelope_t env;
-    envelope_init (&env, type);
-    env.timeout_ms = timeout_ms;
-    if (bus_front_send (r->bus, "browser", &env, w->buf.data, w->buf.size))
-        return http_send_error (r, 503, "service_unavailable",
-                                "The broker is not taking requests", NULL);
-    int64_t deadline = zclock_mono () + timeout_ms;
     bus_msg_t reply;
-    bool got = false;
-    while (!got) {
-        int64_t left = deadline - zclock_mono ();
-        if (left <= 0 || server_stopping (r->server))
-            break;
-        if (bus_front_recv (
-                r->bus,
-                (int) (left < BROWSER_WAIT_SLICE_MS ? left : BROWSER_WAIT_SLICE_MS),
-                &reply))
-            continue;
-        if (reply.kind == BUS_MSG_REPLY && reply.env.corr_id == env.corr_id)
-            got = true;
-        else
-            bus_msg_fini (&reply);  //  Stale or stray: drop it
-    }
-    if (!got)
-        return http_send_error (r, 503, "service_unavailable",
-                                "The browser actor did not answer in time", NULL);
-    int status = http_send_bus_reply (r, &reply, "browser actor");
+    int status = route_ask (r, "browser", type, w, timeout_ms, "browser actor", &reply);
+    if (status)
+        return status;
+    status = http_send_bus_reply (r, &reply, "browser actor");
     bus_msg_fini (&reply);
     return status;
 }

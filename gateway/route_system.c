@@ -24,6 +24,48 @@ route_health (http_req_t *r)
     return http_send_raw (r, 200, body, sizeof (body) - 1, NULL);
 }
 
+//  Which enabled channels are broken (status "error"), as a sentence in
+//  buf ("" if none, or none configured).
+static void
+s_broken_channels (http_req_t *r, char *buf, size_t cap)
+{
+    bool any = false;
+    for (size_t i = 0; i < r->config->n_channels; i++)
+        any |= r->config->channels[i].enabled;
+    if (!any)
+        return;
+    mp_writer_t w;
+    mp_writer_init (&w);
+    mp_map_begin (&w);
+    mp_map_end (&w);
+    envelope_t env;
+    envelope_init (&env, MT_CHANNEL_LIST);
+    bus_msg_t reply;
+    int timeout =
+        r->config->control_timeout_ms < 2000 ? r->config->control_timeout_ms : 2000;
+    int rc = bus_front_call (r->bus, MS_CHANNEL_LIST, &env, w.buf.data, w.buf.size,
+                             timeout, &reply);
+    mp_writer_fini (&w);
+    if (rc) {
+        snprintf (buf, cap, "the channel actor does not answer");
+        return;
+    }
+    const msgpack_object *arr = mp_get (reply.body.root, MK_channels);
+    for (uint32_t i = 0;
+         arr && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size; i++) {
+        const msgpack_object *ch = &arr->via.array.ptr[i];
+        char id[32], st[32], err[200] = "";
+        if (mp_copy_str (ch, MK_id, id, sizeof (id))
+            || mp_copy_str (ch, MK_status, st, sizeof (st)) || strcmp (st, "error"))
+            continue;
+        mp_copy_str (ch, MK_lastError, err, sizeof (err));
+        size_t used = strlen (buf);
+        snprintf (buf + used, cap - used, "%schannel %s is broken (%s)", used ? "; " : "",
+                  id, err[0] ? err : "error");
+    }
+    bus_msg_fini (&reply);
+}
+
 int
 route_ready (http_req_t *r)
 {
@@ -50,9 +92,17 @@ route_ready (http_req_t *r)
         }
     }
     int status;
+    char broken[400] = "";
+    if (!missing[0])
+        s_broken_channels (r, broken, sizeof (broken));
     if (missing[0]) {
         char msg[320];
         snprintf (msg, sizeof (msg), "Not ready: no live worker for %s", missing);
+        status = http_send_error (r, 503, "service_unavailable", msg, NULL);
+    }
+    else if (broken[0]) {
+        char msg[480];
+        snprintf (msg, sizeof (msg), "Not ready: %s", broken);
         status = http_send_error (r, 503, "service_unavailable", msg, NULL);
     }
     else {

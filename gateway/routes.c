@@ -25,6 +25,22 @@ static const route_t s_routes[] = {
      route_browser_navigate, NULL},
     {"/v1/browser/screenshot", false, false, false, SCOPE_BROWSER, NULL,
      route_browser_screenshot, NULL},
+    {"/v1/channels", false, false, false, SCOPE_CHANNELS, route_channels_list, NULL,
+     NULL},
+    {"/v1/channels/*/status", false, false, false, SCOPE_CHANNELS, route_channel_status,
+     NULL, NULL},
+    {"/v1/channels/*/enable", false, false, false, SCOPE_CHANNELS, NULL,
+     route_channel_enable, NULL},
+    {"/v1/channels/*/disable", false, false, false, SCOPE_CHANNELS, NULL,
+     route_channel_enable, NULL},
+    {"/v1/channels/*/pairing", false, false, false, SCOPE_ADMIN,
+     route_channel_pairing_list, NULL, NULL},
+    {"/v1/channels/*/pairing/*", false, false, false, SCOPE_ADMIN, NULL,
+     route_channel_pairing_approve, NULL},
+    //  Authenticated by the platform's secret and the hook's token, which
+    //  the channel actor checks.
+    {"/v1/channels/*/webhook", false, true, false, 0, NULL, route_channel_webhook, NULL},
+    {"/v1/hooks/*", false, true, false, 0, NULL, route_hook, NULL},
     {NULL, false, false, false, 0, NULL, NULL, NULL},
 };
 

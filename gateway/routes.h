@@ -39,4 +39,27 @@ route_browser_navigate (http_req_t *r);
 int
 route_browser_screenshot (http_req_t *r);
 
+int
+route_channels_list (http_req_t *r);
+int
+route_channel_status (http_req_t *r);
+int
+route_channel_enable (http_req_t *r);
+int
+route_channel_pairing_list (http_req_t *r);
+int
+route_channel_pairing_approve (http_req_t *r);
+int
+route_channel_webhook (http_req_t *r);
+int
+route_hook (http_req_t *r);
+
+//  Sends type with the body in w (not freed) to service and waits up to
+//  timeout_ms for its reply, in slices so a stopping front lets go.
+//  Returns 0 with reply filled (the caller bus_msg_fini's it), or the
+//  status of the 503 it sent, naming who did not answer.
+int
+route_ask (http_req_t *r, const char *service, const char *type, const mp_writer_t *w,
+           int timeout_ms, const char *who, bus_msg_t *reply);
+
 #endif

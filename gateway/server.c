@@ -98,12 +98,31 @@ server_thread_bus (struct mg_connection *conn)
 
 //  ---- Dispatch ---------------------------------------------------------------
 
+//  True if path matches pattern, where each "*" stands for one non-empty
+//  path segment (no '/').
+static bool
+s_path_matches (const char *pattern, const char *path)
+{
+    while (*pattern) {
+        if (*pattern == '*') {
+            size_t n = strcspn (path, "/");
+            if (n == 0)
+                return false;
+            path += n;
+            pattern++;
+        }
+        else if (*pattern++ != *path++)
+            return false;
+    }
+    return *path == 0;
+}
+
 static const route_t *
 s_route_find (const route_t *routes, const char *path)
 {
     for (const route_t *rt = routes; rt->path; rt++) {
         if (rt->prefix ? strncmp (path, rt->path, strlen (rt->path)) == 0
-                       : strcmp (path, rt->path) == 0)
+                       : s_path_matches (rt->path, path))
             return rt;
     }
     return NULL;

@@ -19,7 +19,7 @@ typedef int (route_fn) (http_req_t *r);
 #define ROUTE_DELETE 0x4u
 
 typedef struct {
-    const char *path;  //  Exact path, or a prefix ending in '/'
+    const char *path;  //  Exact path ("*" = one segment), or a prefix ending in '/'
     bool prefix;       //  Match path as a prefix
     bool public_;      //  No authentication (health, ready)
     bool local;        //  Answered by the front alone, no broker

@@ -31,7 +31,7 @@
 typedef enum {
     WS_PARAM_ANY = 0,  //  Anything not nested too deep
     WS_PARAM_STR,      //  A string, or absent
-    WS_PARAM_URL,      //  A non-empty string, required
+    WS_PARAM_NEEDED,   //  A non-empty string, required
     WS_PARAM_BOOL,     //  A boolean, or absent
     WS_PARAM_TIMEOUT,  //  An integer 100..600000, or absent
 } ws_param_kind_t;
@@ -296,7 +296,7 @@ s_param_ok (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const ws_param_t
              || (cJSON_IsNumber (v) && v->valuedouble >= 100 && v->valuedouble <= 600000
                  && v->valuedouble == (double) (int) v->valuedouble);
         break;
-    case WS_PARAM_URL: ok = cJSON_IsString (v) && *v->valuestring; break;
+    case WS_PARAM_NEEDED: ok = cJSON_IsString (v) && *v->valuestring; break;
     default: ok = absent || cJSON_IsString (v); break;
     }
     if (!ok) {
@@ -396,14 +396,6 @@ s_unsubscribe (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *
 }
 
 static void
-s_no_channels (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
-               const ws_method_t *m, rl_ticket_t *ticket)
-{
-    ws_hub_reply_error (h->hub, cl->id, id, 503, "service_unavailable",
-                        "This gateway has no channel actor yet", NULL);
-}
-
-static void
 s_unknown (ws_hub_self_t *h, ws_client_t *cl, const cJSON *id, const cJSON *params,
            const ws_method_t *m, rl_ticket_t *ticket)
 {
@@ -448,8 +440,9 @@ static const ws_param_t s_session_get_params[] = {
 //  The browser's fields are checked for type here (param named on a 400),
 //  their values by the browser actor, which answers every request itself,
 //  at its deadline at the latest.
+static const ws_param_t s_channel_status[] = {{MK_channelId, WS_PARAM_NEEDED}, {NULL, 0}};
 static const ws_param_t s_browser_status[] = {{MK_profile, WS_PARAM_STR}, {NULL, 0}};
-static const ws_param_t s_browser_navigate[] = {{MK_url, WS_PARAM_URL},
+static const ws_param_t s_browser_navigate[] = {{MK_url, WS_PARAM_NEEDED},
                                                 {MK_profile, WS_PARAM_STR},
                                                 {MK_timeoutMs, WS_PARAM_TIMEOUT},
                                                 {NULL, 0}};
@@ -484,10 +477,10 @@ static const ws_method_t s_methods[] = {
      MS_BROWSER_NAVIGATE, MT_BROWSER_NAVIGATE, false, s_browser_navigate, NULL},
     {MN_WS_BROWSER_SCREENSHOT, SCOPE_BROWSER, true, s_pass,
      MS_BROWSER_SCREENSHOT, MT_BROWSER_SCREENSHOT, false, s_browser_screenshot, NULL},
-    {MN_WS_CHANNEL_LIST, SCOPE_CHANNELS, true, s_no_channels,
-     NULL, NULL, false, NULL, NULL},
-    {MN_WS_CHANNEL_STATUS, SCOPE_CHANNELS, true, s_no_channels,
-     NULL, NULL, false, NULL, NULL},
+    {MN_WS_CHANNEL_LIST, SCOPE_CHANNELS, false, s_pass,
+     MS_CHANNEL_LIST, MT_CHANNEL_LIST, false, NULL, NULL},
+    {MN_WS_CHANNEL_STATUS, SCOPE_CHANNELS, false, s_pass,
+     MS_CHANNEL_STATUS, MT_CHANNEL_STATUS, false, s_channel_status, NULL},
     {NULL, 0, false, NULL, NULL, NULL, false, NULL, NULL},
 };
 // clang-format on

@@ -1,0 +1,292 @@
+/*  =========================================================================
+    channel_internal - the channel actor's core, as its files share it
+
+    self_t     the actor: its store, its own DEALER to ask the session
+               actor for runs, libcurl on its loop, the channels
+    chan_t     one channel (configured or not): its platform, its status,
+               its transport's state, its reply lanes
+    job_t      one inbound message being answered: its stored row, its
+               run, its reply split into parts
+    lane_t     the replies of one chat, sent one part at a time, in order
+
+    A platform (telegram.c, hooks.c) fills a platform_t: it starts and
+    stops its transport, turns the platform's pushes into inbound_t and
+    hands them to chan_ingest, and sends reply parts, reporting each
+    outcome with chan_sent.  The core (channel.c, ingress.c, outbound.c)
+    does the rest the same way for every platform.
+
+    Ownership: self_t owns the chans; a chan_t owns its lanes and its
+    transport's state; jobs are owned by self->jobs (by row id) and lent to
+    the runs and lanes tables that point at them.  Everything runs on the
+    actor's thread.
+    =========================================================================
+*/
+#ifndef CG_CHANNEL_INTERNAL_H
+#define CG_CHANNEL_INTERNAL_H
+
+#include "actor.h"
+#include "channel.h"
+#include "chanstore.h"
+#include "curl_loop.h"
+#include "provider.h"
+#include "run_call.h"
+#include "split.h"
+
+#include <cjson/cJSON.h>
+
+typedef struct self_t self_t;
+typedef struct chan_t chan_t;
+typedef struct job_t job_t;
+typedef struct lane_t lane_t;
+
+#define CHAN_MAX_BODY (4u << 20)  //  Largest platform response we read
+#define CHAN_TYPING_MS 4000       //  Typing indicator refresh
+#define CHAN_TICK_MS 500          //  Deadlines, retries, pairing expiry
+#define CHAN_PAIRING_MS (3600 * 1000)
+#define CHAN_PAIRING_PENDING 3     //  Pending pairing requests per channel
+#define CHAN_MAX_TEXT (64u << 10)  //  Longest inbound text we take
+
+//  A message as a platform hands it to chan_ingest (strings lent).
+typedef struct {
+    const char *key;          //  Unique per channel: the platform's id
+    const char *chat_id;      //  Where the reply goes
+    const char *sender_id;    //  Who wrote it
+    const char *sender_name;  //  Display name, may be ""
+    const char *reply_to;     //  Message to reply to, may be ""
+    const char *text;         //  What they wrote
+    bool group;               //  Not a direct message
+    bool mentioned;           //  The bot was mentioned (or replied to)
+} inbound_t;
+
+//  How one send ended, as the platform reports it.
+typedef enum {
+    SEND_OK,         //  Delivered
+    SEND_RETRY,      //  Try again (429, 5xx, network): after retry_ms
+    SEND_PERMANENT,  //  Never (403 blocked, 400): give up, record why
+    SEND_MIGRATE,    //  The chat moved: new_chat, send again at once
+} send_result_t;
+
+typedef struct {
+    const char *id;    //  "telegram"
+    const char *name;  //  "Telegram"
+    const char *default_base_url;
+    size_t limit;  //  Message size limit
+    split_unit_t unit;
+    //  Starts the transport (connect, poll); sets the status as it goes.
+    void (*start) (chan_t *ch);
+    //  Stops it: ends its transfers and timers.
+    void (*stop) (chan_t *ch);
+    //  Frees what start made (after stop).
+    void (*fini) (chan_t *ch);
+    //  A push to POST /v1/channels/{id}/webhook: 200 once stored, or a
+    //  refusal status with a sentence in err.  NULL: no webhook.
+    int (*webhook) (chan_t *ch, const char *secret, const char *body, size_t len,
+                    int *stored, char *err, size_t cap);
+    //  Sends part `part` of job's reply (chan_part gives its text); reports
+    //  with chan_sent.  Returns 0, or -1 if it could not even start (then
+    //  it is retried like a failed send).
+    int (*send) (chan_t *ch, job_t *job);
+    //  Shows "typing" in chat_id, fire and forget.  May be NULL.
+    void (*typing) (chan_t *ch, const char *chat_id);
+    //  Adds the platform's status fields (bot) to w.  May be NULL.
+    void (*status) (chan_t *ch, mp_writer_t *w);
+} platform_t;
+
+struct chan_t {
+    self_t *self;
+    const platform_t *platform;
+    const cfg_channel_t *cfg;  //  NULL: not configured
+    bool enabled;              //  Configured, and not disabled
+    bool running;              //  Transport started
+    const char *status;        //  connected|disconnected|error (when running)
+    char last_error[256];
+    int64_t last_error_at, last_inbound_at, last_outbound_at, last_connected_at;
+    int64_t reconnects, inbound, outbound, failed;
+    int64_t pending;    //  Jobs not finished
+    zhashx_t *lanes;    //  chat id -> lane_t (owned)
+    void *transport;    //  The platform's state (platform->fini frees)
+    const char *agent;  //  Agent id that answers
+    size_t limit;       //  Split size
+};
+
+struct job_t {
+    int64_t row;  //  Its row in chanstore
+    chan_t *ch;
+    char *key;       //  Platform message id (owned)
+    char *chat_id;   //  Where the reply goes (owned)
+    char *reply_to;  //  Message replied to (owned), may be ""
+    char *session;   //  Session of the run (owned)
+    char *text;      //  What they wrote (owned)
+    bool notice;     //  Answered by reply alone (no run)
+    void *queued;    //  Its handle in self->queue while it waits
+    //  Its run, while it goes.
+    bool running;
+    run_call_t call;
+    char run_id[80];    //  Its last run's id, "" before
+    char corr[24];      //  The start's correlation id, for a refusal
+    int64_t typing_at;  //  When typing was last shown
+    //  Its reply.
+    char *reply;   //  Owned, or NULL until the run is done
+    char **parts;  //  split_text's parts (owned), NULL until split
+    int n_parts;
+    int parts_sent;
+    int attempts;      //  Failed sends of the current part
+    int64_t retry_at;  //  Not before (zclock_mono), when waiting
+    bool failed;       //  The run failed: the reply is an error notice
+    //  A hook's callers waiting for the result (bus_request_t, owned).
+    zlistx_t *waiters;
+    char *new_chat;       //  SEND_MIGRATE: the chat it moved to (owned)
+    lane_t *lane;         //  Its lane, once it has a reply
+    void *platform_data;  //  The platform's, while a send goes
+};
+
+struct lane_t {
+    chan_t *ch;
+    char *chat_id;     //  Owned
+    zlistx_t *jobs;    //  Jobs with replies to send, in order (lent)
+    bool sending;      //  A send of the head job is going
+    int64_t retry_at;  //  Head job waits until (zclock_mono), 0: no
+};
+
+struct self_t {
+    const channel_settings_t *settings;
+    const catalog_t *catalog;
+    run_catalog_t run_catalog;
+    bus_worker_t *worker;
+    zloop_t *loop;
+    chanstore_t *store;
+    bus_front_t *front;  //  To ask the session actor for runs
+    curl_loop_t *curl;   //  Platform calls (made on first use)
+    zlistx_t *calls;     //  chan_http_t going (owned)
+    chan_t *chans;       //  One per channel_ids entry
+    size_t n_chans;
+    zhashx_t *jobs;    //  Row id (as text) -> job_t (owned)
+    zhashx_t *runs;    //  Run id -> job_t (lent)
+    zhashx_t *starts;  //  Start corr id -> job_t (lent)
+    zlistx_t *queue;   //  Jobs waiting to start their run (lent)
+    size_t running;    //  Runs going
+};
+
+//  ---- Core (channel.c) ---------------------------------------------------------
+
+//  Unix ms now.
+int64_t
+chan_now (void);
+
+//  Sets ch's transport status ("connected", "disconnected", "error"), and
+//  its last error (NULL: leave it).  Logs changes.
+void
+chan_set_status (chan_t *ch, const char *status, const char *error);
+
+//  The libcurl loop, made on first use; NULL if libcurl cannot load.
+curl_loop_t *
+chan_curl (self_t *self);
+
+//  A backoff delay for attempt n (1...): retry_min_ms doubling up to
+//  retry_max_ms, with up to 20% jitter.
+int
+chan_backoff_ms (const chan_t *ch, int attempt);
+
+//  ---- Ingress (ingress.c) ------------------------------------------------------
+
+//  Takes n messages a platform received: access policy, then each new one
+//  is stored (one transaction) and its answer started.  Returns 0 once
+//  they are stored (the platform may then acknowledge them), -1 if the
+//  store failed (it must not: the platform will deliver them again).
+//  stored (may be NULL) counts the new ones.
+int
+chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int *stored);
+
+//  Makes jobs of the rows the last stop left open, and starts them.
+int
+chan_recover (self_t *self);
+
+//  Starts runs while there is room.
+void
+chan_pump (self_t *self);
+
+//  The run actor's answers on self->front.
+int
+chan_on_front (zloop_t *loop, zsock_t *sock, void *arg);
+
+//  Deadlines of runs, typing refresh, lane retries.
+void
+chan_tick_runs (self_t *self);
+
+//  Frees job, forgetting it everywhere.
+void
+chan_job_free (self_t *self, job_t *job);
+
+//  A job made by a platform (the generic webhook) rather than a push:
+//  stores msg and returns the job (NULL on failure), *dup set if
+//  (channel, key) was stored before (job NULL then, unless it is still
+//  going, when it is that job).
+job_t *
+chan_ingest_one (chan_t *ch, const chan_msg_t *msg, bool *dup);
+
+//  ---- Outbound (outbound.c) ----------------------------------------------------
+
+//  job's reply is known (job->reply): split it and queue it on its lane.
+void
+chan_reply (chan_t *ch, job_t *job);
+
+//  Text of the part job is sending now.
+const char *
+chan_part (const job_t *job);
+
+//  The platform reports how the current part of job went.  retry_ms:
+//  how long to wait (SEND_RETRY; <= 0: the backoff); error: a sentence
+//  (SEND_RETRY, SEND_PERMANENT).
+void
+chan_sent (chan_t *ch, job_t *job, send_result_t result, int retry_ms, const char *error);
+
+//  Sends what lanes of ch may send now (after enable, and on ticks).
+void
+chan_lanes_kick (chan_t *ch);
+
+//  Frees ch's lanes (not their jobs).
+void
+chan_lanes_free (chan_t *ch);
+
+//  ---- HTTP calls to platforms (outbound.c) -------------------------------------
+
+//  A call's outcome: HTTP status (0: no response), body (NUL-terminated,
+//  lent for the callback), libcurl's sentence when status is 0.
+typedef void (chan_http_fn) (void *arg, long status, const char *body, size_t len,
+                             const char *error, const char *retry_after);
+
+typedef struct chan_http_t chan_http_t;
+
+//  POSTs a JSON body (copied) to url; fn is called once, on the loop,
+//  unless chan_http_cancel comes first.  timeout_ms bounds the whole
+//  call.  headers: NULL-terminated "K: V" lines or NULL.  Returns the
+//  call (owned by the loop until fn) or NULL if it could not start.
+chan_http_t *
+chan_http_post (self_t *self, const char *url, const char *body,
+                const char *const *headers, int timeout_ms, chan_http_fn *fn, void *arg);
+
+//  Ends a call before it finishes; fn is not called.
+void
+chan_http_cancel (self_t *self, chan_http_t **call_p);
+
+//  Frees the calls still going (at stop).
+void
+chan_http_fini (self_t *self);
+
+//  ---- Platforms ------------------------------------------------------------------
+
+extern const platform_t platform_telegram;
+extern const platform_t platform_webhook;
+extern const platform_t platform_unbuilt_whatsapp;
+extern const platform_t platform_unbuilt_discord;
+extern const platform_t platform_unbuilt_slack;
+
+//  The generic webhook's HOOK_RUN (hooks.c).
+void
+hooks_run (self_t *self, bus_request_t *req);
+
+//  A finished hook job: answers its waiters (hooks.c).
+void
+hooks_answer (self_t *self, job_t *job);
+
+#endif
