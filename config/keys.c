@@ -280,7 +280,7 @@ const config_key_t config_keys[] = {
     {.key = "channels.<id>.enabled", .type = KEY_BOOL, .in = KEY_IN_CHANNEL,
      .at = CHAN (enabled), .def = 1,
      .help = "`<id>`: `whatsapp`, `telegram`, `discord`, `slack`, `webhook`; "
-             "`POST /v1/channels/{id}/enable|disable` overrides it, stored "
+             "`POST /v1/channels/{id}/enable` and `.../disable` override it, stored "
              "([docs/channels.md](docs/channels.md))"},
     {.key = "channels.<id>.baseUrl", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
      .at = CHAN (base_url), .values = "an http(s) URL",

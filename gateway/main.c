@@ -19,6 +19,7 @@ static const char *s_usage =
     "  gateway   the HTTP/WS front, against a remote broker\n"
     "  worker    actors serving a remote broker (--actors system,...)\n"
     "  tap       print the events a broker publishes\n"
+    "  pairing   list or approve chat channels' pairing requests\n"
     "  config-keys  print every configuration key (Markdown)\n"
     "  version   print the version\n";
 
@@ -58,6 +59,8 @@ s_role (int argc, char **argv)
         return role_worker (argc - 1, argv + 1);
     if (!strcmp (role, "tap"))
         return role_tap (argc - 1, argv + 1);
+    if (!strcmp (role, "pairing"))
+        return role_pairing (argc - 1, argv + 1);
     if (!strcmp (role, "config-keys"))
         return config_print_reference (stdout) ? 1 : 0;
     fprintf (stderr, "clawgate: unknown role '%s'\n\n%s", role, s_usage);

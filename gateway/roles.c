@@ -11,12 +11,15 @@
 
 #include "actor.h"
 #include "broker.h"
+#include "channel.h"
+#include "chanstore.h"
 #include "config.h"
 #include "log.h"
 #include "mpjson.h"
 #include "routes.h"
 #include "server.h"
 
+#include <ctype.h>
 #include <czmq.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -35,6 +38,8 @@ typedef struct {
     const char *actors;   //  worker: --actors list
     const char *session;  //  tap: --session
     bool json;            //  tap: --json
+    const char *args[4];  //  Words after the options (pairing)
+    int n_args;
 } opts_t;
 
 enum {
@@ -71,7 +76,8 @@ static const struct option s_long[] = {
 //  letters is clumsy in C; `allowed` is a NULL-terminated list of names).
 //  Returns 0, 1 after printing help, or 2 after a usage error.
 static int
-s_parse (int argc, char **argv, const char *const allowed[], const char *usage, opts_t *o)
+s_parse (int argc, char **argv, const char *const allowed[], const char *usage, opts_t *o,
+         int max_args)
 {
     memset (o, 0, sizeof (*o));
     o->flags.port = -1;
@@ -118,6 +124,8 @@ s_parse (int argc, char **argv, const char *const allowed[], const char *usage, 
         case OPT_STORE: o->flags.store = optarg; break;
         }
     }
+    while (optind < argc && o->n_args < max_args && o->n_args < 4)
+        o->args[o->n_args++] = argv[optind++];
     if (optind < argc) {
         fprintf (stderr, "clawgate %s: unexpected argument '%s'\n%s", argv[0],
                  argv[optind], usage);
@@ -354,7 +362,7 @@ static int
 s_role (int argc, char **argv, const role_def_t *def)
 {
     opts_t o;
-    int rc = s_parse (argc, argv, def->allowed, def->usage, &o);
+    int rc = s_parse (argc, argv, def->allowed, def->usage, &o, 0);
     if (rc)
         return rc == 1 ? 0 : 2;
     s_signals_block ();
@@ -607,4 +615,110 @@ role_tap (int argc, char **argv)
         "Prints every event the broker publishes, one per line.\n",
         allowed, s_tap};
     return s_role (argc, argv, &def);
+}
+
+//  ---- clawgate pairing ------------------------------------------------------------
+
+static const char s_pairing_usage[] =
+    "usage: clawgate pairing list [CHANNEL] [--state-dir DIR] [--config FILE]\n"
+    "       clawgate pairing approve CHANNEL CODE [--state-dir DIR] [--config FILE]\n"
+    "Lists the pending pairing requests of the chat channels, or approves one:\n"
+    "its sender may then talk to the agent (docs/channels.md#pairing).  Works on\n"
+    "the state directory's channels.db, with the gateway running or not.\n";
+
+static int
+s_print_pairing (void *arg, const chan_pairing_t *p)
+{
+    const char *channel = (const char *) arg;
+    char created[LOG_ISO_TIME_LEN + 1], expires[LOG_ISO_TIME_LEN + 1];
+    printf ("%-9s %-8s %-16s %-24s %s  %s\n", channel, p->code, p->sender_id,
+            *p->sender_name ? p->sender_name : "-", log_iso_time (created, p->created_at),
+            log_iso_time (expires, p->expires_at));
+    return 0;
+}
+
+int
+role_pairing (int argc, char **argv)
+{
+    static const char *const allowed[] = {"config", "state-dir", NULL};
+    opts_t o;
+    int rc = s_parse (argc, argv, allowed, s_pairing_usage, &o, 3);
+    if (rc)
+        return rc == 1 ? 0 : 2;
+    bool list = o.n_args >= 1 && streq (o.args[0], "list") && o.n_args <= 2;
+    bool approve = o.n_args == 3 && streq (o.args[0], "approve");
+    if (!list && !approve) {
+        fprintf (stderr, "%s", s_pairing_usage);
+        return 2;
+    }
+    const char *channel = o.n_args >= 2 ? o.args[1] : NULL;
+    bool known = !channel;
+    for (int i = 0; channel && channel_ids[i]; i++)
+        known |= streq (channel_ids[i], channel);
+    if (!known) {
+        fprintf (stderr,
+                 "clawgate pairing: unknown channel '%s' (use whatsapp, telegram, "
+                 "discord, slack or webhook)\n",
+                 channel);
+        return 2;
+    }
+    //  Only the state directory is needed: a flag or the environment spare
+    //  loading a configuration whose credentials this shell may not have.
+    char dir[4096];
+    const char *state =
+        o.flags.state_dir ? o.flags.state_dir : getenv ("CLAWGATE_STATE_DIR");
+    if (state && *state)
+        snprintf (dir, sizeof (dir), "%s", state);
+    else {
+        cg_config_t *cfg = s_config (&o, "pairing");
+        if (!cfg)
+            return 2;
+        snprintf (dir, sizeof (dir), "%s", cfg->state_dir);
+        config_destroy (&cfg);
+    }
+    char path[4200], err[512];
+    chanstore_path (dir, path, sizeof (path));
+    if (access (path, F_OK)) {
+        fprintf (stderr,
+                 "clawgate pairing: no channel store at %s (has the gateway run "
+                 "with channels?)\n",
+                 path);
+        return 1;
+    }
+    chanstore_t *store = chanstore_open (path, err, sizeof (err));
+    if (!store) {
+        fprintf (stderr, "clawgate pairing: %s\n", err);
+        return 1;
+    }
+    int status = 0;
+    int64_t now = (int64_t) zclock_time ();
+    if (list) {
+        printf ("%-9s %-8s %-16s %-24s %-24s  %s\n", "CHANNEL", "CODE", "SENDER", "NAME",
+                "REQUESTED", "EXPIRES");
+        for (int i = 0; channel_ids[i]; i++)
+            if (!channel || streq (channel, channel_ids[i]))
+                if (chanstore_pairing_list (store, channel_ids[i], now, s_print_pairing,
+                                            (void *) channel_ids[i]))
+                    status = 1;
+    }
+    else {
+        char code[16] = "", sender[128];
+        for (size_t i = 0; o.args[2][i] && i < sizeof (code) - 1; i++)
+            code[i] = (char) toupper ((unsigned char) o.args[2][i]);
+        rc = strlen (o.args[2]) < sizeof (code) ? chanstore_pairing_approve (
+                 store, channel, code, now, sender, sizeof (sender))
+                                                : 0;
+        if (rc == 1)
+            printf ("approved: %s sender %s may now talk to the agent\n", channel,
+                    sender);
+        else {
+            fprintf (stderr, "clawgate pairing: %s\n",
+                     rc == 0 ? "no pending request with that code (codes expire after an "
+                               "hour)"
+                             : "the channel store could not record it");
+            status = 1;
+        }
+    }
+    chanstore_close (&store);
+    return status;
 }

@@ -18,5 +18,7 @@ int
 role_worker (int argc, char **argv);
 int
 role_tap (int argc, char **argv);
+int
+role_pairing (int argc, char **argv);
 
 #endif

@@ -285,6 +285,10 @@ extern const platform_t platform_unbuilt_slack;
 void
 hooks_run (self_t *self, bus_request_t *req);
 
+//  The agent that answers a hook's job (hooks.c).
+const char *
+hooks_agent (const job_t *job);
+
 //  A finished hook job: answers its waiters (hooks.c).
 void
 hooks_answer (self_t *self, job_t *job);

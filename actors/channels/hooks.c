@@ -48,6 +48,13 @@ s_job_hook (const job_t *job)
     return s_hook (job->ch, job->chat_id);
 }
 
+const char *
+hooks_agent (const job_t *job)
+{
+    const cfg_hook_t *hook = s_job_hook (job);
+    return hook && hook->agent_id ? hook->agent_id : job->ch->agent;
+}
+
 static bool
 s_token_ok (const char *want, const char *got, size_t glen)
 {

@@ -401,7 +401,8 @@ s_start_run (self_t *self, job_t *job)
     cJSON *req = cJSON_CreateObject ();
     cJSON_AddStringToObject (req, "message", job->text);
     cJSON_AddStringToObject (req, "sessionKey", job->session);
-    cJSON *agent = cJSON_CreateString (ch->agent);
+    cJSON *agent = cJSON_CreateString (
+        ch->platform == &platform_webhook ? hooks_agent (job) : ch->agent);
     run_call_init (&job->call, self->front, self->settings->run_timeout_ms);
     run_check_t chk;
     int refused = run_call_agent (&job->call, &self->run_catalog, req, agent,

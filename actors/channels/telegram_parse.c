@@ -185,8 +185,9 @@ tg_parse_updates (const char *body, size_t len, bool list, const tg_bot_t *bot,
     for (; u && !stop; u = list ? u->next : NULL) {
         int64_t id;
         if (!cJSON_IsObject (u)
-            || !s_id (cJSON_GetObjectItemCaseSensitive (u, "update_id"), NULL, 0, &id))
-            continue;
+            || !s_id (cJSON_GetObjectItemCaseSensitive (u, "update_id"), NULL, 0, &id)
+            || id < 0)
+            continue;  //  Not an update Telegram sends (ids count up from 0)
         if (last_id && id > *last_id)
             *last_id = id;
         handed += s_update (u, bot, fn, arg, &stop);

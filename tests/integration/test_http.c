@@ -23,7 +23,8 @@ static const char *s_config =
     "\"tokens\":[{\"token\":\"" SCOPED_TOKEN "\",\"name\":\"ci\","
     "\"scopes\":[\"sessions\"]}]},"
     "\"gateway\":{\"maxBodyBytes\":4096},"
-    "\"channels\":{\"telegram\":{\"enabled\":true},\"slack\":{\"enabled\":false}},"
+    "\"channels\":{\"telegram\":{\"enabled\":true,\"botToken\":\"1:x\","
+    "\"baseUrl\":\"http://127.0.0.1:1\"},\"slack\":{\"enabled\":false}},"
     "\"providers\":{\"openai\":{\"models\":[\"gpt-4o-mini\"]}}}";
 
 static served_t s_srv;

@@ -1065,11 +1065,17 @@ Test (ws, every_method_replies_once)
     //  system.status
     res = wsc_result (c, 8, "system.status", NULL);
     cr_assert_str_eq (runs_str (res, "status"), "ok");
-    //  No channel actors yet
-    s_assert_ws_error (wsc_call (c, 9, "channel.list", NULL), "service_unavailable",
-                       "server_error", NULL);
-    s_assert_ws_error (wsc_call (c, 10, "channel.status", "{\"channelId\":\"telegram\"}"),
-                       "service_unavailable", "server_error", NULL);
+    //  The channel actor answers: five channels, none configured here
+    res = wsc_result (c, 9, "channel.list", NULL);
+    const cJSON *list = cJSON_GetObjectItem (res, "channels");
+    cr_assert_eq (cJSON_GetArraySize (list), 5);
+    cr_assert_str_eq (runs_str (cJSON_GetArrayItem (list, 1), "id"), "telegram");
+    res = wsc_result (c, 10, "channel.status", "{\"channelId\":\"telegram\"}");
+    cr_assert_str_eq (runs_str (res, "status"), "not_configured");
+    s_assert_ws_error (wsc_call (c, 30, "channel.status", "{}"), "invalid_request",
+                       "client_error", "channelId");
+    s_assert_ws_error (wsc_call (c, 31, "channel.status", "{\"channelId\":\"irc\"}"),
+                       "not_found", "client_error", "channelId");
     //  The browser actor answers (refused here, so no Chromium starts;
     //  tests/integration/test_browser.c drives the real one).
     s_assert_ws_error (wsc_call (c, 11, "browser.screenshot",

@@ -56,22 +56,24 @@ Test (actor_system, request_routed_to_system_actor)
     fixture_destroy (&fx);
 }
 
-//  Configured channels read "disconnected" (enabled) or "disabled"; the
-//  others "not_configured"; the worker names this process.
+//  Without a channel actor to ask, configured channels read "error"
+//  (enabled: nobody serves them) or "disabled"; the others
+//  "not_configured"; the worker names this process.
 Test (actor_system, status_reports_channels_and_worker)
 {
-    fixture_t *fx = fixture_new ("{\"channels\":{\"telegram\":{\"enabled\":true},"
+    fixture_t *fx = fixture_new ("{\"channels\":{\"telegram\":{\"enabled\":true,"
+                                 "\"botToken\":\"1:x\"},"
                                  "\"slack\":{\"enabled\":false}}}",
                                  s_system);
     bus_msg_t reply;
-    fixture_call (fx, "system", "SYSTEM_STATUS", NULL, NULL, 2000, &reply);
+    fixture_call (fx, "system", "SYSTEM_STATUS", NULL, NULL, 5000, &reply);
     cr_assert_eq (reply.env.status, 200);
     fixture_assert_valid (&reply);
     cJSON *j = fixture_json (&reply);
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive (j, "channels");
     struct {
         const char *id, *want;
-    } expect[] = {{"telegram", "disconnected"},
+    } expect[] = {{"telegram", "error"},
                   {"slack", "disabled"},
                   {"whatsapp", "not_configured"},
                   {"discord", "not_configured"},
@@ -86,6 +88,32 @@ Test (actor_system, status_reports_channels_and_worker)
     const cJSON *worker = cJSON_GetObjectItemCaseSensitive (j, "worker");
     cr_assert (cJSON_IsString (worker) && strstr (worker->valuestring, pid),
                "worker does not name this process");
+    cJSON_Delete (j);
+    bus_msg_fini (&reply);
+    fixture_destroy (&fx);
+}
+
+//  With the channel actor, its statuses are the ones /status shows: a
+//  Telegram whose API cannot be reached is "disconnected".
+Test (actor_system, status_asks_the_channel_actor)
+{
+    static const char *const actors[] = {"system", "channel", NULL};
+    fixture_t *fx = fixture_new ("{\"channels\":{\"telegram\":{\"botToken\":\"1:x\","
+                                 "\"baseUrl\":\"http://127.0.0.1:1\"},"
+                                 "\"webhook\":{\"hooks\":{\"ci\":"
+                                 "{\"token\":\"0123456789abcdef\"}}}}}",
+                                 actors);
+    bus_msg_t reply;
+    fixture_call (fx, "system", "SYSTEM_STATUS", NULL, NULL, 5000, &reply);
+    cr_assert_eq (reply.env.status, 200);
+    cJSON *j = fixture_json (&reply);
+    const cJSON *ch = cJSON_GetObjectItemCaseSensitive (j, "channels");
+    cr_assert_str_eq (cJSON_GetObjectItemCaseSensitive (ch, "telegram")->valuestring,
+                      "disconnected");
+    cr_assert_str_eq (cJSON_GetObjectItemCaseSensitive (ch, "webhook")->valuestring,
+                      "connected");
+    cr_assert_str_eq (cJSON_GetObjectItemCaseSensitive (ch, "slack")->valuestring,
+                      "not_configured");
     cJSON_Delete (j);
     bus_msg_fini (&reply);
     fixture_destroy (&fx);

@@ -90,6 +90,30 @@ Test (config, errors_name_the_key)
                "auth.tokens[1].token:");
     s_refused ("{\"channels\":{\"foo\":{}}}", "channels.foo: unknown channel");
     s_refused ("{\"channels\":{\"slack\":{\"enabled\":1}}}", "channels.slack.enabled:");
+    s_refused ("{\"channels\":{\"telegram\":{}}}",
+               "channels.telegram.botToken: required (or TELEGRAM_BOT_TOKEN)");
+    s_refused (
+        "{\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"dmPolicy\":\"all\"}}}",
+        "channels.telegram.dmPolicy: must be pairing, allowlist, open or disabled");
+    s_refused (
+        "{\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"mode\":\"webhook\"}}}",
+        "channels.telegram.webhookSecret: required in webhook mode");
+    s_refused ("{\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"tokn\":1}}}",
+               "channels.telegram.tokn: unknown key");
+    s_refused ("{\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"allowFrom\":[{}]}}}",
+               "channels.telegram.allowFrom: must be an array of ids");
+    s_refused ("{\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"agentId\":\"x\"}}}",
+               "channels.telegram.agentId: unknown agent x");
+    s_refused (
+        "{\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"baseUrl\":\"ftp://x\"}}}",
+        "channels.telegram.baseUrl: must be an http(s) URL");
+    s_refused ("{\"channels\":{\"webhook\":{\"hooks\":{\"a "
+               "b\":{\"token\":\"0123456789abcdef\"}}}}}",
+               "channels.webhook.hooks.a b: a hook name is");
+    s_refused ("{\"channels\":{\"webhook\":{\"hooks\":{\"ci\":{\"token\":\"short\"}}}}}",
+               "channels.webhook.hooks.ci.token: required, at least 16 characters");
+    s_refused ("{\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"hooks\":{}}}}",
+               "channels.telegram.hooks: only the webhook channel has hooks");
     s_refused ("{\"gateway\":{\"threads\":0}}", "gateway.threads:");
     s_refused ("{\"broker\":{\"heartbeatMs\":10}}", "broker.heartbeatMs:");
     s_refused ("{\"ready\":[\"\"]}", "ready:");
@@ -127,12 +151,13 @@ Test (config, malformed_and_missing_files)
 Test (config, defaults_and_file_values)
 {
     char err[256];
-    cg_config_t *cfg =
-        s_load ("{\"bind\":\"0.0.0.0\",\"port\":0,\"auth\":{\"mode\":\"both\","
-                "\"password\":\"pw\",\"tokens\":[{\"token\":\"0123456789abcdef\"}]},"
-                "\"channels\":{\"telegram\":{},\"slack\":{\"enabled\":false}},"
-                "\"ready\":[\"system\",\"run\"]}",
-                err, sizeof (err));
+    cg_config_t *cfg = s_load (
+        "{\"bind\":\"0.0.0.0\",\"port\":0,\"auth\":{\"mode\":\"both\","
+        "\"password\":\"pw\",\"tokens\":[{\"token\":\"0123456789abcdef\"}]},"
+        "\"channels\":{\"telegram\":{\"botToken\":\"1:a\",\"allowFrom\":[77,\"tg:8\"]},"
+        "\"slack\":{\"enabled\":false}},"
+        "\"ready\":[\"system\",\"run\"]}",
+        err, sizeof (err));
     cr_assert_not_null (cfg, "%s", err);
     cr_assert_str_eq (cfg->bind, "0.0.0.0");
     cr_assert_eq (cfg->port, 0);
@@ -144,6 +169,16 @@ Test (config, defaults_and_file_values)
     cr_assert_eq (cfg->n_channels, 2);
     cr_assert (cfg->channels[0].enabled);
     cr_assert_not (cfg->channels[1].enabled);
+    //  Channel keys take their defaults; integer ids become text.
+    const cfg_channel_t *tg = &cfg->channels[0];
+    cr_assert_str_eq (tg->dm_policy, "pairing");
+    cr_assert_str_eq (tg->group_policy, "allowlist");
+    cr_assert (tg->require_mention);
+    cr_assert_eq (tg->poll_timeout_s, 30);
+    cr_assert_null (tg->mode);
+    cr_assert_str_eq (tg->allow_from[0], "77");
+    cr_assert_str_eq (tg->allow_from[1], "tg:8");
+    cr_assert_null (tg->allow_from[2]);
     cr_assert_str_eq (cfg->ready_services[1], "run");
     cr_assert_null (cfg->ready_services[2]);
     cr_assert_eq (cfg->heartbeat_ms, 1000, "untouched default");
