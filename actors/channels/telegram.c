@@ -23,7 +23,7 @@
     in every URL: URLs are never logged.
     =========================================================================
 */
-#include "telegram.h"
+#include "telegram_parse.h"
 #include "json_in.h"
 #include "log.h"
 #include "msg_names.h"

@@ -1,8 +1,8 @@
 /*  =========================================================================
-    telegram_parse - Telegram updates into inbound messages (telegram.h)
+    telegram_parse - Telegram updates into inbound messages (telegram_parse.h)
     =========================================================================
 */
-#include "telegram.h"
+#include "telegram_parse.h"
 #include "json_in.h"
 
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    fuzz_telegram - actors/channels/telegram.h tg_parse_updates: a
+    fuzz_telegram - actors/channels/telegram_parse.h tg_parse_updates: a
     getUpdates answer (or one pushed Update) from Telegram, the platform
     payload the channel actor reads most
 
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "telegram.h"
+#include "telegram_parse.h"
 
 static int
 s_check (void *arg, const inbound_t *in)

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    telegram - reading the Telegram Bot API's updates (the pure part)
+    telegram_parse - reading the Telegram Bot API's updates (the pure part)
 
     tg_parse_updates reads a getUpdates answer ({ok, result:[Update]}) or
     one pushed Update and hands each text message to fn as an inbound_t:
@@ -13,8 +13,8 @@
     cJSON reads it.  The fuzz target tests/fuzz/fuzz_telegram.c drives it.
     =========================================================================
 */
-#ifndef CG_TELEGRAM_H
-#define CG_TELEGRAM_H
+#ifndef CG_TELEGRAM_PARSE_H
+#define CG_TELEGRAM_PARSE_H
 
 #include "channel_internal.h"
 
