@@ -250,8 +250,10 @@ s_enable (void *state, bus_worker_t *worker, bus_request_t *req)
     log_info ("channel", "%s: %s through the API", ch->platform->id,
               on ? "enabled" : "disabled");
     ch->enabled = on;
-    if (on)
+    if (on) {
         s_start (ch);
+        chan_pump (self);  //  What waited while it was off
+    }
     else
         s_stop (ch);
     s_reply_status (worker, req, ch);

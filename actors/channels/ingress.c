@@ -483,8 +483,11 @@ s_on_msg (void *arg, bus_msg_t *msg, const char *key, void *waiter)
     if (ev == RUN_EV_DONE)
         s_run_end (self, job, true);
     else if (ev == RUN_EV_ERROR) {
-        if (waiter && msg->env.status == ENVELOPE_UNAVAILABLE) {
-            //  No session actor took it: the message waits, stored.
+        if (waiter
+            && (msg->env.status == ENVELOPE_UNAVAILABLE
+                || msg->env.status == ENVELOPE_RATE_LIMITED)) {
+            //  No session actor took it, or the chat's queue is full: the
+            //  message waits, stored, and asks again after a backoff.
             zhashx_delete (self->runs, job->call.run_id);
             zhashx_delete (self->starts, job->corr);
             job->running = false;
