@@ -330,8 +330,9 @@ s_pairing_list (void *state, bus_worker_t *worker, bus_request_t *req)
         return;
     pairing_list_t l = {.n = 0};
     mp_writer_init (&l.items);
-    if (chanstore_pairing_list (self->store, ch->platform->id, chan_now (),
-                                s_pack_pairing, &l)) {
+    if (self->store
+        && chanstore_pairing_list (self->store, ch->platform->id, chan_now (),
+                                   s_pack_pairing, &l)) {
         mp_writer_fini (&l.items);
         bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
                           "The channel store could not be read", NULL);
@@ -358,7 +359,7 @@ s_pairing_approve (void *state, bus_worker_t *worker, bus_request_t *req)
     const char *given = mp_get_str (req->body.root, MK_code, &len);
     for (size_t i = 0; given && i < len && i < sizeof (code) - 1; i++)
         code[i] = (char) toupper ((unsigned char) given[i]);
-    int rc = len > 0 && len < sizeof (code)
+    int rc = self->store && len > 0 && len < sizeof (code)
                  ? chanstore_pairing_approve (self->store, ch->platform->id, code,
                                               chan_now (), sender, sizeof (sender))
                  : 0;
@@ -436,17 +437,22 @@ s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *work
     self->runs = zhashx_new ();
     self->starts = zhashx_new ();
     self->queue = zlistx_new ();
+    //  With no channel configured there is nothing to store or run: the
+    //  actor only answers the channel API (an idle gateway keeps no
+    //  channels.db open).
     char path[4200], err[512];
     chanstore_path (cfg->state_dir, path, sizeof (path));
-    self->store = chanstore_open (path, err, sizeof (err));
-    if (!self->store) {
-        log_error ("channel", "%s", err);
-        return -1;
+    if (cfg->n_channels) {
+        self->store = chanstore_open (path, err, sizeof (err));
+        if (!self->store) {
+            log_error ("channel", "%s", err);
+            return -1;
+        }
+        self->front = bus_front_new (args->broker);
+        if (!self->front)
+            return -1;
+        zloop_reader (loop, bus_front_sock (self->front), chan_on_front, self);
     }
-    self->front = bus_front_new (args->broker);
-    if (!self->front)
-        return -1;
-    zloop_reader (loop, bus_front_sock (self->front), chan_on_front, self);
     size_t n = 0;
     while (channel_ids[n])
         n++;
@@ -473,6 +479,8 @@ s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *work
                           ? stored
                           : ch->cfg->enabled;
     }
+    if (!self->store)
+        return 0;
     if (chan_recover (self))
         return -1;
     for (size_t i = 0; i < self->n_chans; i++)

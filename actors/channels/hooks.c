@@ -126,6 +126,7 @@ typedef struct {
     self_t *self;
     const bus_request_t *req;
     bool callback;
+    bool repeated;  //  A repeat of the key (not the first call)
 } repeat_t;
 
 static int
@@ -135,14 +136,14 @@ s_repeat (void *arg, const chan_msg_t *m)
     if (streq (m->state, "done") || streq (m->state, "failed")) {
         bool failed = streq (m->state, "failed");
         s_reply (r->self, r->req, m->run_id, m->session, failed ? "failed" : "done",
-                 failed && *m->error ? m->error : m->reply, true);
+                 failed && *m->error ? m->error : m->reply, r->repeated);
         return 1;
     }
     char key[24];
     snprintf (key, sizeof (key), "%lld", (long long) m->id);
     job_t *job = (job_t *) zhashx_lookup (r->self->jobs, key);
     if (r->callback || !job)
-        s_reply (r->self, r->req, m->run_id, m->session, "accepted", NULL, true);
+        s_reply (r->self, r->req, m->run_id, m->session, "accepted", NULL, r->repeated);
     else
         s_wait (job, r->req);
     return 1;
@@ -210,7 +211,7 @@ hooks_run (self_t *self, bus_request_t *req)
         snprintf (sess, sizeof (sess), "%s", session->valuestring);
     else
         snprintf (sess, sizeof (sess), "webhook:%s:%.16s", name, id);
-    repeat_t r = {self, req, hook->callback_url != NULL};
+    repeat_t r = {self, req, hook->callback_url != NULL, true};
     int found = has_idem ? chanstore_find (self->store, "webhook", key, s_repeat, &r) : 0;
     if (found) {
         cJSON_Delete (j);
@@ -233,6 +234,10 @@ hooks_run (self_t *self, bus_request_t *req)
     bool dup;
     job_t *job = chan_ingest_one (ch, &m, &dup);
     cJSON_Delete (j);
+    //  Stored, and already over (a run refused at once): its result.
+    r.repeated = false;
+    if (!job && chanstore_find (self->store, "webhook", key, s_repeat, &r) > 0)
+        return;
     if (!job) {
         bus_worker_error (worker, req, ENVELOPE_UNAVAILABLE, "service_unavailable",
                           "The channel store is not taking messages now", NULL);
