@@ -288,6 +288,7 @@ s_webhook (void *state, bus_worker_t *worker, bus_request_t *req)
     if (status != 200) {
         bus_worker_error (worker, req, status,
                           status == 401   ? "unauthorized"
+                          : status == 404 ? "not_found"
                           : status == 503 ? "service_unavailable"
                                           : "invalid_request",
                           err, NULL);

@@ -182,8 +182,12 @@ hooks_run (self_t *self, bus_request_t *req)
     const cJSON *session = cJSON_GetObjectItemCaseSensitive (j, "sessionKey");
     const cJSON *idem = cJSON_GetObjectItemCaseSensitive (j, "idempotencyKey");
     const char *bad = NULL, *param = NULL;
-    if (!j)
-        bad = "The body must be a JSON object";
+    char why[160];
+    if (!j) {
+        snprintf (why, sizeof (why), "Request body%s",
+                  body ? json_in_reason (rc) : " is missing");
+        bad = why;
+    }
     else if (!cJSON_IsString (message) || !*message->valuestring)
         bad = "'message' must be a non-empty string", param = "message";
     else if (strlen (message->valuestring) > CHAN_MAX_TEXT)
