@@ -219,6 +219,9 @@ s_finish (chan_t *ch, job_t *job, const char *error)
                    job->key);
     if (error) {
         ch->failed++;
+        snprintf (ch->last_error, sizeof (ch->last_error), "reply to %s given up: %s",
+                  job->chat_id, error);
+        ch->last_error_at = chan_now ();
         log_warn ("channel", "%s: reply to %s given up: %s", ch->platform->id, job->key,
                   error);
     }

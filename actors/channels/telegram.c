@@ -67,17 +67,27 @@ typedef struct {
     char description[200];
     int64_t retry_after;  //  s, 0 if none
     char migrate_to[32];  //  Chat id, "" if none
+    char why[320];        //  For lastError: method, status, description
     cJSON *root;          //  Owned
 } tg_answer_t;
 
 static void
-s_answer (tg_answer_t *a, const char *body, size_t len)
+s_why (char *buf, size_t cap, const char *method, long status, const tg_answer_t *a,
+       const char *error);
+
+//  Reads a call's answer into a (s_answer_fini frees it), and says in
+//  a->why what went wrong, if anything, never naming the URL.
+static void
+s_answer (tg_answer_t *a, const char *method, long status, const char *body, size_t len,
+          const char *error)
 {
     memset (a, 0, sizeof (*a));
     a->root = json_in_parse (body, len, CHAN_MAX_BODY, JSON_IN_OBJECT | JSON_IN_NUL_OK,
                              NULL, NULL);
-    if (!a->root)
+    if (!a->root) {
+        s_why (a->why, sizeof (a->why), method, status, a, error);
         return;
+    }
     a->ok = cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (a->root, "ok"));
     const cJSON *d = cJSON_GetObjectItemCaseSensitive (a->root, "description");
     if (cJSON_IsString (d))
@@ -90,6 +100,7 @@ s_answer (tg_answer_t *a, const char *body, size_t len)
     if (cJSON_IsNumber (mig) && mig->valuedouble > -1e16 && mig->valuedouble < 1e16)
         snprintf (a->migrate_to, sizeof (a->migrate_to), "%lld",
                   (long long) mig->valuedouble);
+    s_why (a->why, sizeof (a->why), method, status, a, error);
 }
 
 static void
@@ -242,9 +253,8 @@ s_on_poll (void *arg, long status, const char *body, size_t len, const char *err
     tg_t *tg = s_tg (ch);
     tg->call = NULL;
     tg_answer_t a;
-    s_answer (&a, body, len);
-    char why[320];
-    s_why (why, sizeof (why), "getUpdates", status, &a, error);
+    s_answer (&a, "getUpdates", status, body, len, error);
+    const char *why = a.why;
     if (status == 200 && a.ok) {
         s_answer_fini (&a);
         int64_t last = -1;
@@ -311,9 +321,8 @@ s_on_set_webhook (void *arg, long status, const char *body, size_t len, const ch
     tg_t *tg = s_tg (ch);
     tg->call = NULL;
     tg_answer_t a;
-    s_answer (&a, body, len);
-    char why[320];
-    s_why (why, sizeof (why), "setWebhook", status, &a, error);
+    s_answer (&a, "setWebhook", status, body, len, error);
+    const char *why = a.why;
     bool ok = status == 200 && a.ok;
     s_answer_fini (&a);
     if (ok) {
@@ -333,9 +342,8 @@ s_on_me (void *arg, long status, const char *body, size_t len, const char *error
     tg_t *tg = s_tg (ch);
     tg->call = NULL;
     tg_answer_t a;
-    s_answer (&a, body, len);
-    char why[320];
-    s_why (why, sizeof (why), "getMe", status, &a, error);
+    s_answer (&a, "getMe", status, body, len, error);
+    const char *why = a.why;
     const cJSON *me = cJSON_GetObjectItemCaseSensitive (a.root, "result");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive (me, "id");
     const cJSON *user = cJSON_GetObjectItemCaseSensitive (me, "username");
@@ -493,9 +501,8 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
     chan_t *ch = job->ch;
     job->platform_data = NULL;
     tg_answer_t a;
-    s_answer (&a, body, len);
-    char why[320];
-    s_why (why, sizeof (why), "sendMessage", status, &a, error);
+    s_answer (&a, "sendMessage", status, body, len, error);
+    const char *why = a.why;
     if (status == 200 && a.ok)
         chan_sent (ch, job, SEND_OK, 0, NULL);
     else if (status == 429)

@@ -397,6 +397,13 @@ Test (channels_telegram, forbidden_403_given_up)
         usleep (50000);
     cr_assert_gt (ch_status_num (&s_gw, "telegram", "failed"), failed,
                   "the failed counter did not move");
+    //  The status says why.
+    cJSON *st = ch_status (&s_gw, "telegram");
+    const cJSON *err = cJSON_GetObjectItem (st, "lastError");
+    cr_assert (cJSON_IsString (err) && strstr (err->valuestring, "607")
+                   && strstr (err->valuestring, "403"),
+               "lastError: %s", cJSON_IsString (err) ? err->valuestring : "(none)");
+    cJSON_Delete (st);
     //  Another chat still works.
     long m = ch_tg_dm (&s_tg, 608, "i did not block you");
     s_expect_echo ("608", m, "i did not block you");
