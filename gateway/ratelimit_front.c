@@ -4,6 +4,7 @@
     =========================================================================
 */
 #include "ratelimit_front.h"
+#include "channel.h"
 #include "msg_names.h"
 
 #include "error.h"
@@ -114,8 +115,13 @@ ratelimit_front_new (const cg_config_t *cfg)
               "gw-%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int) getpid (), raw[0], raw[1],
               raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]);
     //  Every principal auth can produce: the main token, each named token,
-    //  the password and anonymous (auth none).
-    self->entries = (rl_entry_t *) calloc (cfg->n_tokens + 3, sizeof (rl_entry_t));
+    //  the password and anonymous (auth none); and each generic webhook's
+    //  hook ("hook:<name>", its own token, docs/channels.md#generic-webhook).
+    const cfg_channel_t *hooks =
+        channel_config_find (cfg->channels, cfg->n_channels, "webhook");
+    size_t n_hooks = hooks ? hooks->n_hooks : 0;
+    self->entries =
+        (rl_entry_t *) calloc (cfg->n_tokens + 3 + n_hooks, sizeof (rl_entry_t));
     pthread_mutex_init (&self->keeper_lock, NULL);
     pthread_cond_init (&self->keeper_cond, NULL);
     pthread_mutex_init (&self->addr_lock, NULL);
@@ -141,6 +147,12 @@ ratelimit_front_new (const cg_config_t *cfg)
         int burst = t->burst >= 0 ? t->burst : t->rate_limit >= 0 ? 0 : cfg->burst;
         int conc = t->max_concurrent >= 0 ? t->max_concurrent : cfg->max_concurrent;
         s_entry_init (&self->entries[self->n_entries++], name, rate, burst, conc);
+    }
+    for (size_t i = 0; i < n_hooks; i++) {
+        char name[sizeof (self->entries[0].principal)];
+        snprintf (name, sizeof (name), "hook:%.58s", hooks->hooks[i].name);
+        s_entry_init (&self->entries[self->n_entries++], name, cfg->rate_limit, cfg->burst,
+                      cfg->max_concurrent);
     }
     for (size_t i = 0; i < self->n_entries; i++)
         self->active |= self->entries[i].rate > 0 || self->entries[i].conc > 0;

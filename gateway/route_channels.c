@@ -21,6 +21,8 @@
 #include "routes.h"
 #include "msg_names.h"
 
+#include "auth.h"
+#include "channel.h"
 #include "log.h"
 #include "mpjson.h"
 #include "ratelimit_front.h"
@@ -171,6 +173,16 @@ route_channel_pairing_approve (http_req_t *r)
 int
 route_channel_webhook (http_req_t *r)
 {
+    //  A platform's secret is checked by the channel actor; a wrong one
+    //  counts against the address like a wrong gateway token.
+    ratelimit_front_t *limits = server_limits (r->server);
+    rl_ticket_t ticket;
+    memset (&ticket, 0, sizeof (ticket));
+    if (ratelimit_front_check_address (limits, r->ri->remote_addr, &ticket)) {
+        r->limit_headers = ticket.headers;
+        return http_send_error (r, 429, "rate_limited", ratelimit_front_message (&ticket),
+                                NULL);
+    }
     mp_writer_t w;
     if (!s_channel_body (r, &w))
         return 404;
@@ -186,6 +198,13 @@ route_channel_webhook (http_req_t *r)
     mp_writer_fini (&w);
     if (status)
         return status;
+    if (reply.env.status == 401
+        && ratelimit_front_auth_failed (limits, r->bus, r->ri->remote_addr, &ticket)) {
+        bus_msg_fini (&reply);
+        r->limit_headers = ticket.headers;
+        return http_send_error (r, 429, "rate_limited", ratelimit_front_message (&ticket),
+                                NULL);
+    }
     status = http_send_bus_reply (r, &reply, "channel actor");
     bus_msg_fini (&reply);
     return status;
@@ -202,28 +221,35 @@ s_hook_token (http_req_t *r)
     return mg_get_header (r->conn, "X-OpenClaw-Token");
 }
 
-int
-route_hook (http_req_t *r)
+//  The hook of that name in this front's configuration, or NULL.
+static const cfg_hook_t *
+s_hook (const cg_config_t *cfg, const char *name)
 {
-    char name[80];
-    if (!s_segment (r->ri->local_uri, "/v1/hooks/", 0, name, sizeof (name)))
-        return http_send_error (r, 404, "not_found", "No such hook", NULL);
-    rl_ticket_t ticket;
-    memset (&ticket, 0, sizeof (ticket));
-    ratelimit_front_t *limits = server_limits (r->server);
-    const char *addr = r->ri->remote_addr;
-    if (ratelimit_front_check_address (limits, addr, &ticket)) {
-        r->limit_headers = ticket.headers;
-        return http_send_error (r, 429, "rate_limited", ratelimit_front_message (&ticket),
-                                NULL);
-    }
-    const char *token = s_hook_token (r);
+    const cfg_channel_t *ch = channel_config_find (cfg->channels, cfg->n_channels, "webhook");
+    for (size_t i = 0; ch && i < ch->n_hooks; i++)
+        if (streq (ch->hooks[i].name, name))
+            return &ch->hooks[i];
+    return NULL;
+}
+
+//  A 429 for t's refusal (its headers with it).
+static int
+s_limited (http_req_t *r, rl_ticket_t *t)
+{
+    r->limit_headers = t->headers;
+    return http_send_error (r, 429, "rate_limited", ratelimit_front_message (t), NULL);
+}
+
+//  Asks the channel actor to run the hook and answers as docs/channels.md
+//  says.
+static int
+s_hook_run (http_req_t *r, const char *name, const char *token)
+{
     mp_writer_t w;
     mp_writer_init (&w);
     mp_map_begin (&w);
     mp_kv_str (&w, MK_name, name);
-    if (token)
-        mp_kv_str (&w, MK_token, token);
+    mp_kv_str (&w, MK_token, token);
     mp_key (&w, MK_body);
     mp_put_strn (&w, r->body ? r->body : "", r->body_len);
     mp_map_end (&w);
@@ -234,13 +260,6 @@ route_hook (http_req_t *r)
     mp_writer_fini (&w);
     if (status)
         return status;
-    if (reply.env.status == 401 && token
-        && ratelimit_front_auth_failed (limits, r->bus, addr, &ticket)) {
-        bus_msg_fini (&reply);
-        r->limit_headers = ticket.headers;
-        return http_send_error (r, 429, "rate_limited", ratelimit_front_message (&ticket),
-                                NULL);
-    }
     char state[16] = "";
     if (reply.env.status == 200)
         mp_copy_str (reply.body.root, MK_status, state, sizeof (state));
@@ -254,13 +273,51 @@ route_hook (http_req_t *r)
     else if (streq (state, "accepted")) {
         size_t len = 0;
         char *text = mpjson_write (reply.body.root, &len);
-        status =
-            text ? http_send_raw (r, 202, text, len, NULL)
-                 : http_send_error (r, 500, "internal_error", "Malformed reply", NULL);
+        status = text ? http_send_raw (r, 202, text, len, NULL)
+                      : http_send_error (r, 500, "internal_error", "Malformed reply", NULL);
         free (text);
     }
     else
         status = http_send_bus_reply (r, &reply, "channel actor");
     bus_msg_fini (&reply);
+    return status;
+}
+
+int
+route_hook (http_req_t *r)
+{
+    char name[80];
+    const cfg_hook_t *hook = s_segment (r->ri->local_uri, "/v1/hooks/", 0, name, sizeof (name))
+                                 ? s_hook (r->config, name)
+                                 : NULL;
+    if (!hook)
+        return http_send_error (r, 404, "not_found", "No such hook", NULL);
+    //  The hook's token is checked here, before anything is asked of an
+    //  actor, like the gateway's own: a wrong one counts against the
+    //  address, a right one against the hook's rate and concurrency.  (The
+    //  channel actor checks it again: it is the authority when a front's
+    //  configuration differs.)
+    ratelimit_front_t *limits = server_limits (r->server);
+    const char *addr = r->ri->remote_addr;
+    rl_ticket_t ticket;
+    memset (&ticket, 0, sizeof (ticket));
+    if (ratelimit_front_check_address (limits, addr, &ticket))
+        return s_limited (r, &ticket);
+    const char *token = s_hook_token (r);
+    if (!token || !auth_equal (token, strlen (token), hook->token)) {
+        if (token && ratelimit_front_auth_failed (limits, r->bus, addr, &ticket))
+            return s_limited (r, &ticket);
+        return http_send_error (r, 401, "unauthorized",
+                                "Wrong or missing hook token (Authorization: Bearer, or "
+                                "X-OpenClaw-Token)",
+                                NULL);
+    }
+    //  Cut as ratelimit_front cuts its entries' names (both 64 bytes).
+    snprintf (r->auth.principal, sizeof (r->auth.principal), "hook:%.58s", name);
+    if (ratelimit_front_acquire (limits, r->bus, r->auth.principal, &ticket))
+        return s_limited (r, &ticket);
+    r->limit_headers = ticket.headers[0] ? ticket.headers : NULL;
+    int status = s_hook_run (r, name, token);
+    ratelimit_front_release (limits, &ticket);
     return status;
 }

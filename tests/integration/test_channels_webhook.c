@@ -338,3 +338,35 @@ Test (channels_webhook, callback_url_gets_the_reply)
     cr_assert_str_eq (s_str (cb, "response"), "call me back");
     cJSON_Delete (cb);
 }
+
+//  A hook is a credential like any other: its calls count against the
+//  rate limit (its own bucket, "hook:<name>"), and wrong tokens against
+//  the address's failed-authentication limit.
+Test (channels_webhook, hook_rate_and_failed_tokens_limited)
+{
+    cr_assert_eq (ch_gw_stop (&s_gw, SIGTERM), 0);
+    ch_gw_destroy (&s_gw);
+    memset (&s_gw, 0, sizeof (s_gw));
+    cr_assert_eq (ch_gw_start (&s_gw,
+                               "{\"limits\":{\"rateLimit\":3,\"burst\":3,"
+                               "\"authFailures\":3},\"channels\":{\"webhook\":"
+                               "{\"hooks\":{\"ci\":{\"token\":\"" HOOK_TOKEN "\"}}}}}"),
+                  0);
+    const char *body = "{\"message\":\"count me\"}";
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq (
+            s_hook ("/v1/hooks/ci", "Authorization: Bearer " HOOK_TOKEN, body, NULL), 200,
+            "call %d", i + 1);
+    cJSON *r = NULL;
+    cr_assert_eq (s_hook ("/v1/hooks/ci", "Authorization: Bearer " HOOK_TOKEN, body, &r),
+                  429, "the fourth call in the minute");
+    cr_assert_str_eq (s_str (cJSON_GetObjectItem (r, "error"), "code"), "rate_limited");
+    cJSON_Delete (r);
+    //  Wrong tokens: refused, then the address is blocked, the right token too.
+    int refused = 0;
+    for (int i = 0; i < 6; i++)
+        refused += s_hook ("/v1/hooks/ci",
+                           "Authorization: Bearer wrong-token-wrong-token", body, NULL)
+                   == 429;
+    cr_assert_gt (refused, 0, "wrong hook tokens were never limited");
+}
