@@ -14,7 +14,8 @@
     409 (another poller, or a webhook set) is not a reconnect: a webhook
     is deleted, another poller is waited out and reported in lastError;
     401/404 (a bad token) is an error, tried again at the slowest pace.
-    A poll that never returns is cut at its timeout plus 15 s.
+    A poll that never returns is cut at its timeout plus half of it
+    (2 to 15 s).
 
     Replies: sendMessage, the first part replying to the user's message;
     429 retry_after, 5xx and the network are retried, 403 (blocked) and
@@ -31,9 +32,10 @@
 #include <string.h>
 
 #define TG_DEFAULT_BASE "https://api.telegram.org"
-#define TG_CALL_MS 30000  //  A call other than a poll
-#define TG_POLL_GRACE_MS 15000
-#define TG_CONFLICT_MS 3000  //  Telegram answers 409 once per 3 s at most
+#define TG_CALL_MS 30000            //  A call other than a poll
+#define TG_POLL_GRACE_MIN_MS 2000   //  A poll's grace past its timeout:
+#define TG_POLL_GRACE_MAX_MS 15000  //  half the timeout, within these
+#define TG_CONFLICT_MS 3000         //  Telegram answers 409 once per 3 s at most
 
 typedef struct {
     chan_t *ch;
@@ -306,8 +308,12 @@ s_poll (chan_t *ch)
     cJSON_AddNumberToObject (body, "timeout", ch->cfg->poll_timeout_s);
     cJSON *allowed = cJSON_AddArrayToObject (body, "allowed_updates");
     cJSON_AddItemToArray (allowed, cJSON_CreateString ("message"));
-    s_post (ch, "getUpdates", body, ch->cfg->poll_timeout_s * 1000 + TG_POLL_GRACE_MS,
-            s_on_poll, ch, &tg->call);
+    //  A poll that never returns is cut after its timeout and a grace.
+    int timeout = ch->cfg->poll_timeout_s * 1000;
+    int grace = timeout / 2 < TG_POLL_GRACE_MIN_MS   ? TG_POLL_GRACE_MIN_MS
+                : timeout / 2 > TG_POLL_GRACE_MAX_MS ? TG_POLL_GRACE_MAX_MS
+                                                     : timeout / 2;
+    s_post (ch, "getUpdates", body, timeout + grace, s_on_poll, ch, &tg->call);
     cJSON_Delete (body);
 }
 

@@ -477,6 +477,39 @@ Test (channels_telegram, reply_held_while_standin_down)
     s_assert_quiet ("610", 1);
 }
 
+//  A long poll that never returns is cut (its timeout plus a grace of
+//  max (2 s, half the timeout)), counted as a transport failure, and
+//  polling goes on: the message sent meanwhile is answered.
+Test (channels_telegram, hung_poll_cut_and_resumed)
+{
+    s_start ("\"dmPolicy\":\"open\"", NULL);
+    long polls = tg_calls (&s_tg, "getUpdates");
+    cr_assert_eq (tg_fault (&s_tg, "{\"method\":\"getUpdates\",\"kind\":\"hang\","
+                                   "\"count\":1}"),
+                  0);
+    //  The poll held now ends (timeout 1 s); the next one hangs.
+    cr_assert_eq (ch_tg_wait_calls (&s_tg, "getUpdates", polls + 2, WAIT_MS), 0);
+    long m = ch_tg_dm (&s_tg, 612, "still there?");
+    s_expect_echo ("612", m, "still there?");
+    cJSON *st = ch_status (&s_gw, "telegram");
+    cr_assert (s_str (st, "lastError") && strstr (s_str (st, "lastError"), "getUpdates"),
+               "lastError: %s", s_str (st, "lastError") ? s_str (st, "lastError") : "-");
+    cJSON_Delete (st);
+}
+
+//  A send whose connection drops without an answer is sent again.
+Test (channels_telegram, dropped_send_retried)
+{
+    s_start ("\"dmPolicy\":\"open\"", NULL);
+    cr_assert_eq (tg_fault (&s_tg, "{\"method\":\"sendMessage\",\"kind\":\"drop\","
+                                   "\"count\":2}"),
+                  0);
+    long m = ch_tg_dm (&s_tg, 613, "through a bad line");
+    s_expect_echo ("613", m, "through a bad line");
+    cr_assert_eq (tg_calls (&s_tg, "sendMessage"), 3, "two dropped, one delivered");
+    s_assert_quiet ("613", 1);
+}
+
 Test (channels_telegram, duplicate_update_answered_once)
 {
     s_start ("\"dmPolicy\":\"open\"", NULL);
