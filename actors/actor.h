@@ -10,11 +10,12 @@
     loop from init: timers (zloop_timer), sockets of their own
     (zloop_reader) and raw fds (zloop_poller with a zmq_pollitem_t {NULL,
     fd}).  Every service actor is built on it: system, session and
-    session.read, ratelimit, browser (Chromium's pipes as pollers) and run
-    (libcurl's sockets as one epoll fd, its tool-call DEALER as a reader,
-    one one-shot timer re-armed for libcurl's timeout and the runs'
-    deadlines, and the after_requests hook to start at once the transfers
-    its requests asked for).  The broker is not: it is the other end of the
+    session.read, ratelimit, browser (Chromium's pipes as pollers), run (a
+    curl_loop: libcurl's sockets as one epoll fd and its timeout as a
+    timer; its tool-call DEALER as a reader, one one-shot timer re-armed
+    for the runs' deadlines, and the after_requests hook to start at once
+    the transfers its requests asked for) and channel (a curl_loop for the
+    platforms' calls, its own DEALER for runs, a ticker).  The broker is not: it is the other end of the
     worker protocol (see broker/broker.c).
 
     One teardown: actor_run allocates an actor's state (zeroed) and frees

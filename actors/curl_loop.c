@@ -8,15 +8,16 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define S_EPOLL_BATCH 64
+#define S_EPOLL_BATCH 256  //  Socket events taken per wake-up
 
 struct curl_loop_t {
     zloop_t *loop;
     CURLM *multi;
     int epoll_fd;
     int n_socks;
-    int timer_id;      //  libcurl's timeout, or -1
-    zhashx_t *easies;  //  Transfers going (easy -> easy)
+    int timer_id;        //  libcurl's timeout, or -1
+    int64_t timeout_at;  //  When it is due (zclock_mono), or -1
+    zhashx_t *easies;    //  Transfers going (easy -> easy)
     curl_loop_done_fn *done;
     void *arg;
 };
@@ -75,14 +76,22 @@ s_drain (curl_loop_t *self)
         }
 }
 
+//  libcurl's timeout is due: lets it act, and hands on what ended.
+static void
+s_timeout (curl_loop_t *self)
+{
+    int running;
+    self->timeout_at = -1;
+    curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    s_drain (self);
+}
+
 static int
 s_on_timeout (zloop_t *loop, int timer_id, void *arg)
 {
     curl_loop_t *self = (curl_loop_t *) arg;
-    self->timer_id = -1;
-    int running;
-    curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    s_drain (self);
+    self->timer_id = -1;  //  A one-shot timer: zloop drops it
+    s_timeout (self);
     return 0;
 }
 
@@ -94,6 +103,7 @@ s_on_timer (CURLM *multi, long timeout_ms, void *arg)
         zloop_timer_end (self->loop, self->timer_id);
         self->timer_id = -1;
     }
+    self->timeout_at = timeout_ms >= 0 ? zclock_mono () + timeout_ms : -1;
     if (timeout_ms >= 0)
         self->timer_id =
             zloop_timer (self->loop, (size_t) timeout_ms, 1, s_on_timeout, self);
@@ -123,12 +133,15 @@ curl_loop_new (zloop_t *loop, curl_loop_done_fn *done, void *arg)
     if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return NULL;
     curl_loop_t *self = (curl_loop_t *) calloc (1, sizeof (curl_loop_t));
-    if (!self)
+    if (!self) {
+        curl_global_cleanup ();
         return NULL;
+    }
     self->loop = loop;
     self->done = done;
     self->arg = arg;
     self->timer_id = -1;
+    self->timeout_at = -1;
     self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
     self->multi = curl_multi_init ();
     self->easies = zhashx_new ();
@@ -173,6 +186,7 @@ curl_loop_destroy (curl_loop_t **self_p)
     if (self->epoll_fd >= 0)
         close (self->epoll_fd);
     free (self);
+    curl_global_cleanup ();  //  Pairs curl_loop_new's init (it counts)
     *self_p = NULL;
 }
 
@@ -188,9 +202,20 @@ curl_loop_add (curl_loop_t *self, CURL *easy)
 void
 curl_loop_remove (curl_loop_t *self, CURL *easy)
 {
-    if (zhashx_lookup (self->easies, easy)) {
+    if (self && easy && zhashx_lookup (self->easies, easy)) {
         curl_multi_remove_handle (self->multi, easy);
         zhashx_delete (self->easies, easy);
+    }
+}
+
+void
+curl_loop_due (curl_loop_t *self)
+{
+    if (self && self->timeout_at >= 0 && zclock_mono () >= self->timeout_at) {
+        if (self->timer_id >= 0)
+            zloop_timer_end (self->loop, self->timer_id);
+        self->timer_id = -1;
+        s_timeout (self);
     }
 }
 

@@ -9,9 +9,8 @@
     handle is already out of the multi handle then, and the callback owns
     it again (it may reuse it, curl_loop_add it again, or clean it up).
 
-    The channel actor uses it for every platform call.  (The run actor
-    predates it and drives its own multi handle in run_curl.c the same
-    way.)
+    The run actor's provider calls and the channel actor's platform calls
+    both go through it.
 
     Threads: everything runs on the thread of the zloop.  libcurl itself is
     loaded on first use (curl_lazy.c): curl_loop_new calls
@@ -54,6 +53,12 @@ curl_loop_add (curl_loop_t *self, CURL *easy);
 //  and easy is the caller's again.
 void
 curl_loop_remove (curl_loop_t *self, CURL *easy);
+
+//  Does now what libcurl asked to be called for by now (typically a
+//  transfer just added: libcurl wants a call at once to start it), rather
+//  than after the loop polls again.  For an actor's after_requests hook.
+void
+curl_loop_due (curl_loop_t *self);
 
 //  Transfers going now.
 size_t

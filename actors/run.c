@@ -4,10 +4,10 @@
 
     Built on actor_run (actors/actor.h), like every service actor: the
     skeleton owns the zloop, the pipe, the broker socket and the heartbeats.
-    This actor adds libcurl's sockets as one epoll fd (a wake-up costs the
-    same with one transfer or thousands), the DEALER of its tool calls, and
-    one timer for libcurl's timeout and the runs' deadlines, stalls and echo
-    pacing.  The rest of the actor: run_events.c, run_curl.c, run_echo.c,
+    This actor adds a curl_loop (libcurl's sockets as one epoll fd: a
+    wake-up costs the same with one transfer or thousands, and libcurl's
+    timeout as one timer), the DEALER of its tool calls, and one timer for
+    the runs' deadlines, stalls and echo pacing.  The rest of the actor: run_events.c, run_curl.c, run_echo.c,
     run_tools.c (see run_internal.h).
     =========================================================================
 */
@@ -21,7 +21,6 @@
 #include "settings.h"
 
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 static void
@@ -411,22 +410,20 @@ s_sweep (self_t *self)
 //  ---- On actor_run's loop ----------------------------------------------------------
 //
 //  actor_run owns the loop, the pipe, the broker socket and the heartbeats;
-//  this actor adds libcurl's epoll set (one fd however many transfers), the
+//  this actor adds its curl_loop (made on the first provider call), the
 //  DEALER of its tool calls once it has one, and one timer, always armed for
-//  the earlier of the next sweep and libcurl's timeout.
+//  the next sweep.
 
 static int
 s_on_due (zloop_t *loop, int timer_id, void *arg);
 
-//  Arms the timer for the earlier of sweep_at and curl_timeout_at, unless it
-//  is already armed for that time or earlier (and not for a moment already
-//  past while nothing is due: that would only cost a wake-up).
+//  Arms the timer for sweep_at, unless it is already armed for that time or
+//  earlier (and not for a moment already past while nothing is due: that
+//  would only cost a wake-up).
 void
 run_schedule (self_t *self)
 {
     int64_t at = self->sweep_at;
-    if (self->curl_timeout_at >= 0 && self->curl_timeout_at < at)
-        at = self->curl_timeout_at;
     int64_t now = zclock_mono ();
     bool stale = self->due_at <= now && at > now;
     if (self->due_timer >= 0 && self->due_at <= at && !stale)
@@ -439,22 +436,14 @@ run_schedule (self_t *self)
     self->due_at = at;
 }
 
-//  Runs what is due: libcurl's timeout, then the sweep (deadlines, stalls
-//  and echo pacing need a walk over every run: only when one of them is
-//  due, not on every wake-up; with a thousand streams that walk would cost
-//  more than the deltas); then arms the timer for what comes next.  Called
-//  by the timer, and at the end of every handler that may have made
-//  something due (a transfer started, libcurl asking to be called at once),
-//  so that it is done in the same turn of the loop, not after another poll.
+//  Runs what is due: the sweep (deadlines, stalls and echo pacing need a
+//  walk over every run: only when one of them is due, not on every
+//  wake-up; with a thousand streams that walk would cost more than the
+//  deltas); then arms the timer for what comes next.  Called by the timer
+//  and after each batch of requests.
 static void
 s_run_due (self_t *self)
 {
-    if (self->curl_timeout_at >= 0 && zclock_mono () >= self->curl_timeout_at) {
-        int running;
-        self->curl_timeout_at = -1;
-        curl_multi_socket_action (self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        run_curl_drain (self);
-    }
     int64_t now = zclock_mono ();
     if (now >= self->sweep_at)
         self->sweep_at = now + s_sweep (self);
@@ -470,30 +459,15 @@ s_on_due (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-//  After each batch of requests (actor_run's after_requests hook).
+//  After each batch of requests (actor_run's after_requests hook): the
+//  transfers they started begin now (libcurl asks to be called at once for
+//  a new one), in the same turn of the loop, not after another poll.
 static void
 s_after_requests (void *state)
 {
-    s_run_due ((self_t *) state);
-}
-
-//  libcurl's sockets are ready: up to RUN_EPOLL_BATCH of them per wake-up.
-static int
-s_on_curl (zloop_t *loop, zmq_pollitem_t *item, void *arg)
-{
-    self_t *self = (self_t *) arg;
-    struct epoll_event evs[RUN_EPOLL_BATCH];
-    int running;
-    int ready = epoll_wait (self->epoll_fd, evs, RUN_EPOLL_BATCH, 0);
-    for (int i = 0; i < ready; i++) {
-        int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0)
-                    | ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0)
-                    | ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
-        curl_multi_socket_action (self->multi, evs[i].data.fd, flags, &running);
-    }
-    run_curl_drain (self);
+    self_t *self = (self_t *) state;
+    curl_loop_due (self->curl);
     s_run_due (self);
-    return 0;
 }
 
 //  Replies of the browser actor to our tool calls (see run_front).
@@ -547,12 +521,7 @@ s_fini (void *state)
     bus_front_destroy (&self->front);
     while (self->n_spare)
         curl_easy_cleanup (self->spare[--self->n_spare]);
-    if (self->multi)
-        curl_multi_cleanup (self->multi);
-    if (self->curl_inited)
-        curl_global_cleanup ();
-    if (self->epoll_fd >= 0)
-        close (self->epoll_fd);
+    curl_loop_destroy (&self->curl);
     free (self->broker);
 }
 
@@ -565,9 +534,7 @@ s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *work
     self->settings = &args->settings->run;
     self->catalog = &args->settings->catalog;
     self->broker = strdup (args->broker);
-    self->curl_timeout_at = -1;
     self->due_timer = -1;
-    self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
     self->runs = zhashx_new ();
     zhashx_set_destructor (self->runs, s_hash_run_free);
     self->seqs = zhashx_new ();
@@ -575,9 +542,7 @@ s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *work
     self->tool_calls = zhashx_new ();
     zhashx_set_destructor (self->tool_calls, s_plain_free);
     self->tidy_at = zclock_mono () + RUN_TIDY_MS;
-    zmq_pollitem_t curl = {NULL, self->epoll_fd, ZMQ_POLLIN, 0};
-    if (!self->broker || self->epoll_fd < 0
-        || zloop_poller (loop, &curl, s_on_curl, self))
+    if (!self->broker)
         return -1;
     run_schedule (self);
     return 0;

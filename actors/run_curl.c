@@ -1,8 +1,8 @@
 /*  =========================================================================
     run_curl - starting a run's current candidate, and its libcurl transfer
 
-    Transfers run on one libcurl multi handle whose sockets sit in the
-    actor's epoll set (see run.c for how the loop polls it).
+    Transfers run on the actor's curl_loop (actors/curl_loop.h): one libcurl
+    multi handle whose sockets sit in one epoll set on the actor's loop.
     =========================================================================
 */
 #include "run_internal.h"
@@ -10,7 +10,6 @@
 
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
 
 //  ---- libcurl glue ----------------------------------------------------------------
 
@@ -54,52 +53,12 @@ s_on_header (char *data, size_t size, size_t nmemb, void *arg)
     return len;
 }
 
-//  libcurl's sockets live in an epoll set, so a wake-up costs the same with
-//  one transfer or thousands: a poll () over every socket was a fifth of the
-//  actor's CPU at 64 connections.  curl_multi_assign marks a socket as added.
-static int
-s_on_socket (CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
-{
-    self_t *self = (self_t *) arg;
-    if (what == CURL_POLL_REMOVE) {
-        //  libcurl says so before it closes the socket; the error of an
-        //  already closed one (which epoll dropped by itself) is harmless.
-        if (sockp) {
-            epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
-            self->n_socks--;
-        }
-        return 0;
-    }
-    struct epoll_event ev = {0};
-    ev.events =
-        ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
-    ev.data.fd = fd;
-    if (sockp)
-        return epoll_ctl (self->epoll_fd, EPOLL_CTL_MOD, fd, &ev) ? -1 : 0;
-    if (self->n_socks == RUN_MAX_SOCKETS
-        || epoll_ctl (self->epoll_fd, EPOLL_CTL_ADD, fd, &ev))
-        return -1;
-    self->n_socks++;
-    curl_multi_assign (self->multi, fd, self);
-    return 0;
-}
-
-static int
-s_on_timer (CURLM *multi, long timeout_ms, void *arg)
-{
-    self_t *self = (self_t *) arg;
-    self->curl_timeout_at = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
-    if (self->curl_timeout_at >= 0)
-        run_schedule (self);
-    return 0;
-}
-
 void
 run_curl_transfer_end (run_t *run)
 {
     if (run->easy) {
         self_t *self = run->self;
-        curl_multi_remove_handle (self->multi, run->easy);
+        curl_loop_remove (self->curl, run->easy);
         //  Keep the handle (and its receive buffer) for the next run: one
         //  handle made and freed per run showed up as malloc churn.
         if (self->n_spare < RUN_SPARE_EASY) {
@@ -201,7 +160,7 @@ run_curl_start_transfer (run_t *run)
     run->last_byte = zclock_mono ();
     curl_easy_setopt (e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt (e, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (curl_multi_add_handle (run->self->multi, e) != CURLM_OK) {
+    if (curl_loop_add (run->self->curl, e)) {
         run->err_status = ENVELOPE_INTERNAL;
         snprintf (run->err_code, sizeof (run->err_code), "internal_error");
         snprintf (run->err_message, sizeof (run->err_message),
@@ -211,9 +170,9 @@ run_curl_start_transfer (run_t *run)
     return 0;
 }
 
-//  A libcurl transfer completed (well or not).
+//  A libcurl transfer completed (well or not): curl_loop's done callback.
 static void
-s_transfer_done (self_t *self, CURL *easy, CURLcode result)
+s_transfer_done (void *arg, CURL *easy, CURLcode result)
 {
     run_t *run = NULL;
     curl_easy_getinfo (easy, CURLINFO_PRIVATE, (char **) &run);
@@ -250,18 +209,6 @@ s_transfer_done (self_t *self, CURL *easy, CURLcode result)
         run_finish (run, run->finish[0] ? run->finish : "stop");
 }
 
-void
-run_curl_drain (self_t *self)
-{
-    CURLMsg *msg;
-    int left;
-    if (!self->multi)
-        return;
-    while ((msg = curl_multi_info_read (self->multi, &left)))
-        if (msg->msg == CURLMSG_DONE)
-            s_transfer_done (self, msg->easy_handle, msg->data.result);
-}
-
 //  libcurl is loaded (curl_lazy.c) and set up on the first provider call,
 //  not at start: an idle or echo-only gateway never needs it.
 //  curl_global_init is thread-safe from libcurl 7.84 on, which the build
@@ -269,17 +216,7 @@ run_curl_drain (self_t *self)
 bool
 run_curl_ready (self_t *self)
 {
-    if (self->multi)
-        return true;
-    if (curl_global_init (CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return false;
-    self->curl_inited = true;
-    self->multi = curl_multi_init ();
-    if (!self->multi)
-        return false;
-    curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, s_on_socket);
-    curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
-    curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_on_timer);
-    curl_multi_setopt (self->multi, CURLMOPT_TIMERDATA, self);
-    return true;
+    if (!self->curl)
+        self->curl = curl_loop_new (self->loop, s_transfer_done, self);
+    return self->curl != NULL;
 }

@@ -18,13 +18,12 @@
 
 #include "bus_front.h"
 #include "bus_worker.h"
+#include "curl_loop.h"
 #include "mp.h"
 #include "provider.h"
 #include "run.h"
 
 #define RUN_MAX_CANDIDATES 8
-#define RUN_MAX_SOCKETS 4096
-#define RUN_EPOLL_BATCH 256  //  Socket events taken per wake-up
 #define RUN_MAX_ERROR_BODY (64 * 1024)
 //  Session counters (see seq_t) kept once their session has no run, and
 //  how many of those at most: the table holds the sessions that are live,
@@ -129,22 +128,18 @@ struct self_t {
     const catalog_t *catalog;        //  Read only, not owned
     char *broker;                    //  Broker endpoint (owned), for
                                      //  the tool calls' front
-    CURLM *multi;
-    zhashx_t *runs;     //  runId -> run_t (owned)
-    zhashx_t *seqs;     //  sessionKey -> seq_t (owned)
-    int64_t seq_floor;  //  Highest seq of a dropped seq_t
-    size_t idle_seqs;   //  seq_t with no run
-    int64_t tidy_at;    //  zclock_mono () of the next tidy
+    curl_loop_t *curl;               //  Provider calls (made on the first one)
+    zhashx_t *runs;                  //  runId -> run_t (owned)
+    zhashx_t *seqs;                  //  sessionKey -> seq_t (owned)
+    int64_t seq_floor;               //  Highest seq of a dropped seq_t
+    size_t idle_seqs;                //  seq_t with no run
+    int64_t tidy_at;                 //  zclock_mono () of the next tidy
     //  Largest size each table reached, logged at stop: the check that
     //  they follow what is live, not what was ever seen.
     size_t peak_runs, peak_seqs, peak_tool_calls;
-    int epoll_fd;                 //  libcurl's sockets, or -1
-    int n_socks;                  //  How many are in it
-    int64_t curl_timeout_at;      //  -1: none
     int64_t sweep_at;             //  zclock_mono () of the next sweep
     int due_timer;                //  zloop timer for both, or -1
     int64_t due_at;               //  When it goes off
-    bool curl_inited;             //  This actor called curl_global_init
     CURL *spare[RUN_SPARE_EASY];  //  Reset easy handles kept for reuse
     int n_spare;
     bus_front_t *front;    //  Our requests (the browser actor)
@@ -166,8 +161,7 @@ run_finish (run_t *run, const char *reason);
 void
 run_next_or_fail (run_t *run);
 
-//  Arms the actor's timer for the earlier of sweep_at and curl_timeout_at;
-//  call after moving either earlier.
+//  Arms the actor's timer for sweep_at; call after moving it earlier.
 void
 run_schedule (self_t *self);
 
@@ -215,10 +209,6 @@ run_curl_transfer_end (run_t *run);
 //  Loads and sets up libcurl on first use; false if it could not.
 bool
 run_curl_ready (self_t *self);
-
-//  Hands each completed transfer to its run.
-void
-run_curl_drain (self_t *self);
 
 //  ---- run_echo.c -----------------------------------------------------------
 
