@@ -45,6 +45,12 @@ typedef struct lane_t lane_t;
 #define CHAN_PAIRING_MS (3600 * 1000)
 #define CHAN_PAIRING_PENDING 3     //  Pending pairing requests per channel
 #define CHAN_MAX_TEXT (64u << 10)  //  Longest inbound text we take
+//  Calls to one platform in flight at most (reply parts and typing; the
+//  transport's own poll is apart): a burst of replies queues here, on its
+//  lanes, not in thousands of connections the platform will not serve
+//  (Telegram takes about 30 messages a second per bot).  Typing uses at
+//  most half, so replies always find room.
+#define CHAN_MAX_CALLS 8
 
 //  A message as a platform hands it to chan_ingest (strings lent).
 typedef struct {
@@ -86,8 +92,9 @@ typedef struct {
     //  with chan_sent.  Returns 0, or -1 if it could not even start (then
     //  it is retried like a failed send).
     int (*send) (chan_t *ch, job_t *job);
-    //  Shows "typing" in chat_id, fire and forget.  May be NULL.
-    void (*typing) (chan_t *ch, const char *chat_id);
+    //  Shows "typing" in chat_id; calls chan_call_done when the call ends.
+    //  Returns 0, or -1 if the call could not start.  May be NULL.
+    int (*typing) (chan_t *ch, const char *chat_id);
     //  Adds the platform's status fields (bot) to w.  May be NULL.
     void (*status) (chan_t *ch, mp_writer_t *w);
 } platform_t;
@@ -104,6 +111,8 @@ struct chan_t {
     int64_t reconnects, inbound, outbound, failed;
     int64_t pending;    //  Jobs not finished
     zhashx_t *lanes;    //  chat id -> lane_t (owned)
+    int calls;          //  Calls in flight (CHAN_MAX_CALLS at most)
+    zlistx_t *waiting;  //  Lanes waiting for a call slot (lent), in order
     void *transport;    //  The platform's state (platform->fini frees)
     const char *agent;  //  Agent id that answers
     size_t limit;       //  Split size
@@ -145,6 +154,7 @@ struct lane_t {
     char *chat_id;     //  Owned
     zlistx_t *jobs;    //  Jobs with replies to send, in order (lent)
     bool sending;      //  A send of the head job is going
+    void *waiting;     //  Its handle in ch->waiting, while it waits
     int64_t retry_at;  //  Head job waits until (zclock_mono), 0: no
 };
 
@@ -243,6 +253,16 @@ chan_sent (chan_t *ch, job_t *job, send_result_t result, int retry_ms, const cha
 //  Sends what lanes of ch may send now (after enable, and on ticks).
 void
 chan_lanes_kick (chan_t *ch);
+
+//  Shows typing in chat_id if a call slot is free (typing is a nicety: it
+//  is skipped rather than queued).
+void
+chan_typing (chan_t *ch, const char *chat_id);
+
+//  A typing call ended (its slot is free again): a chan_http_fn.
+void
+chan_call_done (void *arg, long status, const char *body, size_t len, const char *error,
+                const char *retry_after);
 
 //  Frees ch's lanes (not their jobs).
 void

@@ -435,8 +435,8 @@ s_start_run (self_t *self, job_t *job)
     snprintf (job->corr, sizeof (job->corr), "%llu",
               (unsigned long long) job->call.corr_id);
     zhashx_insert (self->starts, job->corr, job);
-    if (ch->running && ch->platform->typing) {
-        ch->platform->typing (ch, job->chat_id);
+    if (ch->running) {
+        chan_typing (ch, job->chat_id);
         job->typing_at = zclock_mono ();
     }
 }
@@ -519,9 +519,8 @@ chan_tick_runs (self_t *self)
          job = (job_t *) zhashx_next (self->runs)) {
         if (run_call_left (&job->call) <= 0)
             zlistx_add_end (late, job);
-        else if (job->ch->running && job->ch->platform->typing
-                 && now - job->typing_at >= CHAN_TYPING_MS) {
-            job->ch->platform->typing (job->ch, job->chat_id);
+        else if (job->ch->running && now - job->typing_at >= CHAN_TYPING_MS) {
+            chan_typing (job->ch, job->chat_id);
             job->typing_at = now;
         }
     }

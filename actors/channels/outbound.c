@@ -241,6 +241,8 @@ s_finish (chan_t *ch, job_t *job, const char *error)
 static void
 s_lane_free (lane_t *lane)
 {
+    if (lane->waiting)
+        zlistx_delete (lane->ch->waiting, lane->waiting);
     zlistx_destroy (&lane->jobs);
     free (lane->chat_id);
     free (lane);
@@ -263,11 +265,50 @@ s_lane_go (lane_t *lane)
         s_finish (ch, job, NULL);
         return;
     }
+    if (ch->calls >= CHAN_MAX_CALLS) {
+        //  No slot: wait in line for one (s_slots_free hands them out).
+        if (!lane->waiting)
+            lane->waiting = zlistx_add_end (ch->waiting, lane);
+        return;
+    }
     lane->sending = true;
+    ch->calls++;
     if (ch->platform->send (ch, job)) {
         lane->sending = false;
+        ch->calls--;
         job->retry_at = zclock_mono () + chan_backoff_ms (ch, ++job->attempts);
     }
+}
+
+//  A call ended: lanes waiting for a slot go, in the order they waited.
+static void
+s_slots_free (chan_t *ch)
+{
+    while (ch->calls < CHAN_MAX_CALLS && ch->waiting && zlistx_size (ch->waiting)) {
+        lane_t *lane = (lane_t *) zlistx_first (ch->waiting);
+        zlistx_delete (ch->waiting, lane->waiting);
+        lane->waiting = NULL;
+        s_lane_go (lane);
+    }
+}
+
+void
+chan_typing (chan_t *ch, const char *chat_id)
+{
+    if (!ch->platform->typing || ch->calls >= CHAN_MAX_CALLS / 2)
+        return;
+    ch->calls++;
+    if (ch->platform->typing (ch, chat_id))
+        ch->calls--;
+}
+
+void
+chan_call_done (void *arg, long status, const char *body, size_t len, const char *error,
+                const char *retry_after)
+{
+    chan_t *ch = (chan_t *) arg;
+    ch->calls--;
+    s_slots_free (ch);
 }
 
 static void
@@ -292,6 +333,8 @@ chan_reply (chan_t *ch, job_t *job)
     }
     if (!ch->lanes)
         return;
+    if (!ch->waiting)
+        ch->waiting = zlistx_new ();
     zhashx_set_destructor (ch->lanes, s_lane_destructor);
     lane_t *lane = (lane_t *) zhashx_lookup (ch->lanes, job->chat_id);
     if (!lane) {
@@ -319,6 +362,8 @@ chan_sent (chan_t *ch, job_t *job, send_result_t result, int retry_ms, const cha
     self_t *self = ch->self;
     lane_t *lane = job->lane;
     lane->sending = false;
+    ch->calls--;
+    s_slots_free (ch);
     int64_t now = zclock_mono ();
     int attempts = ch->cfg ? ch->cfg->send_attempts : 10;
     switch (result) {
@@ -382,4 +427,5 @@ chan_lanes_free (chan_t *ch)
         zhashx_set_destructor (ch->lanes, s_lane_destructor);
         zhashx_purge (ch->lanes);
     }
+    zlistx_destroy (&ch->waiting);
 }

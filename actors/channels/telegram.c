@@ -553,14 +553,21 @@ s_send (chan_t *ch, job_t *job)
     return c ? 0 : -1;
 }
 
-static void
+static int
 s_typing (chan_t *ch, const char *chat_id)
 {
     cJSON *b = cJSON_CreateObject ();
     cJSON_AddItemToObject (b, "chat_id", s_chat (chat_id));
     cJSON_AddStringToObject (b, "action", "typing");
-    s_post (ch, "sendChatAction", b, TG_CALL_MS, NULL, NULL, NULL);
+    char url[1200];
+    snprintf (url, sizeof (url), "%ssendChatAction", s_tg (ch)->base);
+    char *text = cJSON_PrintUnformatted (b);
     cJSON_Delete (b);
+    chan_http_t *c =
+        text ? chan_http_post (ch->self, url, text, NULL, TG_CALL_MS, chan_call_done, ch)
+             : NULL;
+    free (text);
+    return c ? 0 : -1;
 }
 
 static void
