@@ -25,7 +25,7 @@ rate="${RATE:-100}"; chats="${CHATS:-1000}"; secs="${SECONDS_:-30}"; burst="${BU
 
 tmp=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { touch "$tmp/done"; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 port_of() { # file -> port from "listening on ...:PORT"
@@ -69,7 +69,7 @@ dirty=$(git diff --name-only HEAD -- . ':!bench' | tr '\n' ' ')
       est=$(ss -Htn state established "( dport = :$sp )" 2>/dev/null | wc -l)
       q=$(ss -Htln "( sport = :$sp )" 2>/dev/null | awk '{print $2}')
       echo "$est ${q:-0}" >> "$tmp/conns"; sleep 0.5; done ) &
-sampler=$!
+sampler=$!; pids+=($sampler)
 "$bench" --tg-port "$sp" --floor-port "$fp" --pid "$gw_pid" --standin-pid "$si_pid" \
     --rate "$rate" --chats "$chats" --seconds "$secs" --burst "$burst" --settle 10
 touch "$tmp/done"; wait "$sampler" 2>/dev/null || true
