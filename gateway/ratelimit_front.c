@@ -151,8 +151,8 @@ ratelimit_front_new (const cg_config_t *cfg)
     for (size_t i = 0; i < n_hooks; i++) {
         char name[sizeof (self->entries[0].principal)];
         snprintf (name, sizeof (name), "hook:%.58s", hooks->hooks[i].name);
-        s_entry_init (&self->entries[self->n_entries++], name, cfg->rate_limit, cfg->burst,
-                      cfg->max_concurrent);
+        s_entry_init (&self->entries[self->n_entries++], name, cfg->rate_limit,
+                      cfg->burst, cfg->max_concurrent);
     }
     for (size_t i = 0; i < self->n_entries; i++)
         self->active |= self->entries[i].rate > 0 || self->entries[i].conc > 0;

@@ -225,7 +225,8 @@ s_hook_token (http_req_t *r)
 static const cfg_hook_t *
 s_hook (const cg_config_t *cfg, const char *name)
 {
-    const cfg_channel_t *ch = channel_config_find (cfg->channels, cfg->n_channels, "webhook");
+    const cfg_channel_t *ch =
+        channel_config_find (cfg->channels, cfg->n_channels, "webhook");
     for (size_t i = 0; ch && i < ch->n_hooks; i++)
         if (streq (ch->hooks[i].name, name))
             return &ch->hooks[i];
@@ -273,8 +274,9 @@ s_hook_run (http_req_t *r, const char *name, const char *token)
     else if (streq (state, "accepted")) {
         size_t len = 0;
         char *text = mpjson_write (reply.body.root, &len);
-        status = text ? http_send_raw (r, 202, text, len, NULL)
-                      : http_send_error (r, 500, "internal_error", "Malformed reply", NULL);
+        status =
+            text ? http_send_raw (r, 202, text, len, NULL)
+                 : http_send_error (r, 500, "internal_error", "Malformed reply", NULL);
         free (text);
     }
     else
@@ -287,9 +289,10 @@ int
 route_hook (http_req_t *r)
 {
     char name[80];
-    const cfg_hook_t *hook = s_segment (r->ri->local_uri, "/v1/hooks/", 0, name, sizeof (name))
-                                 ? s_hook (r->config, name)
-                                 : NULL;
+    const cfg_hook_t *hook =
+        s_segment (r->ri->local_uri, "/v1/hooks/", 0, name, sizeof (name))
+            ? s_hook (r->config, name)
+            : NULL;
     if (!hook)
         return http_send_error (r, 404, "not_found", "No such hook", NULL);
     //  The hook's token is checked here, before anything is asked of an
