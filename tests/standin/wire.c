@@ -6,6 +6,7 @@
     =========================================================================
 */
 #include "standin.h"
+#include "common.h"
 
 static int64_t
 s_now_ms (void)
@@ -15,58 +16,13 @@ s_now_ms (void)
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-//  civetweb does not hand out a connection's socket, so find it: the one
-//  socket whose local port is ours and whose peer is this request's client.
-//  Only the knobs that wait or hang up need it.
-static int
-s_find_socket (req_t *req)
-{
-    const struct mg_request_info *ri = mg_get_request_info (req->conn);
-    DIR *dir = opendir ("/proc/self/fd");
-    if (!dir)
-        return -1;
-    int found = -1;
-    struct dirent *entry;
-    while (found < 0 && (entry = readdir (dir)) != NULL) {
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
-            continue;
-        int fd = atoi (entry->d_name);
-        struct sockaddr_storage local, peer;
-        socklen_t local_len = sizeof (local), peer_len = sizeof (peer);
-        if (getsockname (fd, (struct sockaddr *) &local, &local_len) != 0
-            || getpeername (fd, (struct sockaddr *) &peer, &peer_len) != 0)
-            continue;
-        char addr[INET6_ADDRSTRLEN] = "";
-        int local_port = -1, peer_port = -1;
-        if (local.ss_family == AF_INET && peer.ss_family == AF_INET) {
-            struct sockaddr_in *l = (struct sockaddr_in *) &local;
-            struct sockaddr_in *p = (struct sockaddr_in *) &peer;
-            local_port = ntohs (l->sin_port);
-            peer_port = ntohs (p->sin_port);
-            inet_ntop (AF_INET, &p->sin_addr, addr, sizeof (addr));
-        }
-        else if (local.ss_family == AF_INET6 && peer.ss_family == AF_INET6) {
-            struct sockaddr_in6 *l = (struct sockaddr_in6 *) &local;
-            struct sockaddr_in6 *p = (struct sockaddr_in6 *) &peer;
-            local_port = ntohs (l->sin6_port);
-            peer_port = ntohs (p->sin6_port);
-            inet_ntop (AF_INET6, &p->sin6_addr, addr, sizeof (addr));
-        }
-        if (local_port == req->self->port && peer_port == ri->remote_port
-            && strcmp (addr, ri->remote_addr) == 0)
-            found = fd;
-    }
-    closedir (dir);
-    return found;
-}
-
 //  Waits ms milliseconds, watching the client.  Returns 0 when the time is
 //  up (or the server is stopping), -1 as soon as the client hangs up.
 int
 wire_pause (req_t *req, int ms)
 {
     if (req->fd < 0)
-        req->fd = s_find_socket (req);
+        req->fd = standin_socket (req->conn, req->self->port);
     int64_t deadline = s_now_ms () + ms;
     short events = POLLIN | POLLRDHUP;
     while (!atomic_load (&req->self->stopping)) {
@@ -103,7 +59,7 @@ static void
 s_hang_up (req_t *req)
 {
     if (req->fd < 0)
-        req->fd = s_find_socket (req);
+        req->fd = standin_socket (req->conn, req->self->port);
     if (req->fd >= 0)
         shutdown (req->fd, SHUT_RDWR);
 }
@@ -324,7 +280,7 @@ wire_garbage (req_t *req)
     if (req->provider == ANTHROPIC)
         buf_puts (out, "event: message_start\n");
     buf_puts (out, "data: {not json\n\n");
-    req->fd = s_find_socket (req);
+    req->fd = standin_socket (req->conn, req->self->port);
     if (req->fd < 0) {
         //  Cannot hang up: send the broken event in a well-framed stream.
         wire_stream_start (req);

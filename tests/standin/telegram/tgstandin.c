@@ -38,12 +38,10 @@
     =========================================================================
 */
 #include "tgstandin.h"
+#include "common.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,43 +137,11 @@ s_control_error (tg_req_t *req, int status, const char *error)
 
 //  ---- The client's socket --------------------------------------------------------
 
-//  civetweb does not hand out a connection's socket, so find it: the one
-//  socket whose local port is ours and whose peer is this request's client.
-static int
-s_find_socket (tg_req_t *req)
-{
-    const struct mg_request_info *ri = mg_get_request_info (req->conn);
-    DIR *dir = opendir ("/proc/self/fd");
-    if (!dir)
-        return -1;
-    int found = -1;
-    struct dirent *entry;
-    while (found < 0 && (entry = readdir (dir)) != NULL) {
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
-            continue;
-        int fd = atoi (entry->d_name);
-        struct sockaddr_in local, peer;
-        socklen_t local_len = sizeof (local), peer_len = sizeof (peer);
-        if (getsockname (fd, (struct sockaddr *) &local, &local_len) != 0
-            || getpeername (fd, (struct sockaddr *) &peer, &peer_len) != 0
-            || local.sin_family != AF_INET || peer.sin_family != AF_INET)
-            continue;
-        char addr[INET_ADDRSTRLEN] = "";
-        inet_ntop (AF_INET, &peer.sin_addr, addr, sizeof (addr));
-        if (ntohs (local.sin_port) == req->self->port
-            && ntohs (peer.sin_port) == ri->remote_port
-            && strcmp (addr, ri->remote_addr) == 0)
-            found = fd;
-    }
-    closedir (dir);
-    return found;
-}
-
 int
 tg_pause (tg_req_t *req, int ms)
 {
     if (req->fd < 0)
-        req->fd = s_find_socket (req);
+        req->fd = standin_socket (req->conn, req->self->port);
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     long long deadline = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms;
@@ -218,7 +184,7 @@ void
 tg_hang_up (tg_req_t *req)
 {
     if (req->fd < 0)
-        req->fd = s_find_socket (req);
+        req->fd = standin_socket (req->conn, req->self->port);
     if (req->fd >= 0)
         shutdown (req->fd, SHUT_RDWR);
 }
@@ -690,13 +656,7 @@ main (int argc, char **argv)
     if (port < 0 || port > 65535)
         return s_usage ();
 
-    //  Civetweb's threads inherit this mask, so only sigwait sees the signals.
-    sigset_t signals;
-    sigemptyset (&signals);
-    sigaddset (&signals, SIGINT);
-    sigaddset (&signals, SIGTERM);
-    pthread_sigmask (SIG_BLOCK, &signals, NULL);
-    signal (SIGPIPE, SIG_IGN);
+    sigset_t signals = standin_signals ();
 
     pthread_mutex_init (&self->lock, NULL);
     pthread_condattr_t attr;
@@ -732,24 +692,10 @@ main (int argc, char **argv)
                              "tcp_nodelay",
                              "1",
                              NULL};
-    struct mg_callbacks callbacks;
-    memset (&callbacks, 0, sizeof (callbacks));
-    struct mg_init_data init = {&callbacks, self, options};
-    char cw_err[256] = "";
-    unsigned code = 0;
-    struct mg_error_data error = {&code, cw_err, sizeof (cw_err)};
-    mg_init_library (0);
-    self->ctx = mg_start2 (&init, &error);
-    if (!self->ctx) {
-        fprintf (stderr, "cg_tgstandin: cannot listen on %s: %s\n", ports,
-                 cw_err[0] ? cw_err : "civetweb failed to start");
-        mg_exit_library ();
+    self->port = port;
+    self->ctx = standin_listen ("cg_tgstandin", options, self, s_handler, &self->port);
+    if (!self->ctx)
         return 1;
-    }
-    struct mg_server_port sp[4];
-    int n = mg_get_server_ports (self->ctx, 4, sp);
-    self->port = n > 0 ? sp[0].port : port;
-    mg_set_request_handler (self->ctx, "/", s_handler, self);
     if (store_pusher_start (self) != 0) {
         fprintf (stderr, "cg_tgstandin: cannot start the webhook pusher\n");
         mg_stop (self->ctx);
