@@ -188,8 +188,13 @@ s_service_remove_worker (service_t *service, worker_t *worker)
 static void
 s_worker_delete (self_t *self, worker_t *worker, const char *why)
 {
-    log_warn ("broker", "worker %.16s of service %s removed: %s", worker->key,
-              worker->service ? worker->service->name : "-", why);
+    //  A worker that says goodbye stops on purpose: not worth a warning.
+    if (!strcmp (why, "said goodbye"))
+        log_info ("broker", "worker %.16s of service %s removed: %s", worker->key,
+                  worker->service ? worker->service->name : "-", why);
+    else
+        log_warn ("broker", "worker %.16s of service %s removed: %s", worker->key,
+                  worker->service ? worker->service->name : "-", why);
     if (worker->service)
         s_service_remove_worker (worker->service, worker);
     zhashx_delete (self->workers, worker->key);  //  Frees worker
