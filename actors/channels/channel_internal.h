@@ -51,6 +51,7 @@ typedef struct lane_t lane_t;
 //  (Telegram takes about 30 messages a second per bot).  Typing uses at
 //  most half, so replies always find room.
 #define CHAN_MAX_CALLS 8
+#define CHAN_SPARE_EASY 16  //  Easy handles kept for the next calls
 
 //  A message as a platform hands it to chan_ingest (strings lent).
 typedef struct {
@@ -165,10 +166,12 @@ struct self_t {
     bus_worker_t *worker;
     zloop_t *loop;
     chanstore_t *store;
-    bus_front_t *front;  //  To ask the session actor for runs
-    curl_loop_t *curl;   //  Platform calls (made on first use)
-    zlistx_t *calls;     //  chan_http_t going (owned)
-    chan_t *chans;       //  One per channel_ids entry
+    bus_front_t *front;            //  To ask the session actor for runs
+    curl_loop_t *curl;             //  Platform calls (made on first use)
+    zlistx_t *calls;               //  chan_http_t going (owned)
+    CURL *spare[CHAN_SPARE_EASY];  //  Reset easy handles kept for reuse
+    int n_spare;
+    chan_t *chans;  //  One per channel_ids entry
     size_t n_chans;
     zhashx_t *jobs;    //  Row id (as text) -> job_t (owned)
     zhashx_t *runs;    //  Run id -> job_t (lent)
@@ -200,12 +203,13 @@ chan_backoff_ms (const chan_t *ch, int attempt);
 //  ---- Ingress (ingress.c) ------------------------------------------------------
 
 //  Takes n messages a platform received: access policy, then each new one
-//  is stored (one transaction) and its answer started.  Returns 0 once
-//  they are stored (the platform may then acknowledge them), -1 if the
-//  store failed (it must not: the platform will deliver them again).
-//  stored (may be NULL) counts the new ones.
+//  is stored (one transaction, with the transport's cursor when it is not
+//  negative) and its answer started.  Returns 0 once they are stored (the
+//  platform may then acknowledge them), -1 if the store failed (it must
+//  not: the platform will deliver them again).  stored (may be NULL)
+//  counts the new ones.
 int
-chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int *stored);
+chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int64_t cursor, int *stored);
 
 //  Makes jobs of the rows the last stop left open, and starts them.
 int

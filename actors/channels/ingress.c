@@ -263,7 +263,7 @@ s_job_of_row (void *arg, const chan_msg_t *m)
 }
 
 int
-chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int *stored)
+chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int64_t cursor, int *stored)
 {
     self_t *self = ch->self;
     const char *id = ch->platform->id;
@@ -313,6 +313,8 @@ chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int *stored)
         fresh[i] = rc == 1;
         n_fresh += rc == 1;
     }
+    if (cursor >= 0 && chanstore_set_cursor (self->store, id, cursor))
+        goto failed;
     if (chanstore_commit (self->store))
         goto failed_committed;
     if (n_fresh) {

@@ -81,7 +81,14 @@ s_on_header (char *data, size_t size, size_t nmemb, void *arg)
 static void
 s_call_free (chan_http_t *c)
 {
-    if (c->easy)
+    //  The handle is kept for the next call (its caches with it): a handle
+    //  made and freed per call was a good part of the actor's CPU.
+    self_t *self = c->self;
+    if (c->easy && self->n_spare < CHAN_SPARE_EASY) {
+        curl_easy_reset (c->easy);
+        self->spare[self->n_spare++] = c->easy;
+    }
+    else if (c->easy)
         curl_easy_cleanup (c->easy);
     curl_slist_free_all (c->headers);
     free (c->request);
@@ -141,7 +148,7 @@ chan_http_post (self_t *self, const char *url, const char *body,
     c->self = self;
     c->fn = fn;
     c->arg = arg;
-    c->easy = curl_easy_init ();
+    c->easy = self->n_spare ? self->spare[--self->n_spare] : curl_easy_init ();
     c->request = strdup (body ? body : "");
     c->headers = curl_slist_append (NULL, "Content-Type: application/json");
     for (const char *const *h = headers; h && *h; h++)
@@ -190,14 +197,16 @@ chan_http_cancel (self_t *self, chan_http_t **call_p)
 void
 chan_http_fini (self_t *self)
 {
-    if (!self->calls)
-        return;
-    for (chan_http_t *c = (chan_http_t *) zlistx_first (self->calls); c;
-         c = (chan_http_t *) zlistx_next (self->calls)) {
-        curl_loop_remove (self->curl, c->easy);
-        s_call_free (c);
+    if (self->calls) {
+        for (chan_http_t *c = (chan_http_t *) zlistx_first (self->calls); c;
+             c = (chan_http_t *) zlistx_next (self->calls)) {
+            curl_loop_remove (self->curl, c->easy);
+            s_call_free (c);
+        }
+        zlistx_destroy (&self->calls);
     }
-    zlistx_destroy (&self->calls);
+    while (self->n_spare)
+        curl_easy_cleanup (self->spare[--self->n_spare]);
 }
 
 //  ---- Lanes ------------------------------------------------------------------------
@@ -372,13 +381,19 @@ chan_sent (chan_t *ch, job_t *job, send_result_t result, int retry_ms, const cha
         job->attempts = 0;
         ch->outbound++;
         ch->last_outbound_at = chan_now ();
+        if (job->parts_sent >= job->n_parts) {
+            //  The last part and the end: one commit.
+            bool batch = chanstore_begin (self->store) == 0;
+            chanstore_set_sent (self->store, job->row, job->parts_sent);
+            s_finish (ch, job, NULL);  //  Records the end (in the batch)
+            if (batch && chanstore_commit (self->store))
+                log_error ("channel", "%s: a reply's end could not be recorded",
+                           ch->platform->id);
+            return;
+        }
         if (chanstore_set_sent (self->store, job->row, job->parts_sent))
             log_error ("channel", "%s: a part sent to %s could not be recorded",
                        ch->platform->id, job->chat_id);
-        if (job->parts_sent >= job->n_parts) {
-            s_finish (ch, job, NULL);
-            return;
-        }
         break;
     case SEND_MIGRATE:
         if (job->new_chat) {

@@ -231,16 +231,26 @@ s_batch_fini (batch_t *b)
     free (b->items);
 }
 
-//  Reads updates from body and stores them.  0, or -1 if not stored.
+//  Reads updates from body and stores them, with the poll's next offset
+//  when list (a getUpdates answer) in the same transaction.  0, or -1 if
+//  not stored (err says why; parsed is false if the body was not
+//  Telegram's).
 static int
 s_take (chan_t *ch, const char *body, size_t len, bool list, int64_t *last_id,
-        int *stored, char *err, size_t cap)
+        int *stored, bool *parsed, char *err, size_t cap)
 {
     tg_t *tg = s_tg (ch);
     tg_bot_t bot = {tg->bot_id, tg->username};
     batch_t b = {0};
-    int n = tg_parse_updates (body, len, list, &bot, s_collect, &b, last_id, err, cap);
-    int rc = n < 0 ? -1 : chan_ingest (ch, b.items, b.n, stored);
+    int64_t last = -1;
+    int n = tg_parse_updates (body, len, list, &bot, s_collect, &b, &last, err, cap);
+    if (last_id)
+        *last_id = last;
+    if (parsed)
+        *parsed = n >= 0;
+    int rc =
+        n < 0 ? -1
+              : chan_ingest (ch, b.items, b.n, list && last >= 0 ? last + 1 : -1, stored);
     if (n >= 0 && rc)
         snprintf (err, cap, "the channel store failed");
     s_batch_fini (&b);
@@ -254,27 +264,28 @@ s_on_poll (void *arg, long status, const char *body, size_t len, const char *err
     chan_t *ch = (chan_t *) arg;
     tg_t *tg = s_tg (ch);
     tg->call = NULL;
-    tg_answer_t a;
-    s_answer (&a, "getUpdates", status, body, len, error);
-    const char *why = a.why;
-    if (status == 200 && a.ok) {
-        s_answer_fini (&a);
+    if (status == 200) {
+        //  The usual answer is read once, by the update parser.
         int64_t last = -1;
+        bool parsed = false;
         char err[200];
-        if (s_take (ch, body, len, true, &last, NULL, err, sizeof (err))) {
+        if (s_take (ch, body, len, true, &last, NULL, &parsed, err, sizeof (err)) == 0) {
+            tg->failures = 0;
+            if (last >= 0)
+                tg->offset = last + 1;  //  Stored with the updates
+            chan_set_status (ch, "connected", NULL);
+            s_poll (ch);
+            return;
+        }
+        if (parsed) {
             //  Not stored: not confirmed either; Telegram sends them again.
             s_failed (ch, err, s_poll);
             return;
         }
-        tg->failures = 0;
-        if (last >= 0) {
-            tg->offset = last + 1;
-            chanstore_set_cursor (ch->self->store, ch->platform->id, tg->offset);
-        }
-        chan_set_status (ch, "connected", NULL);
-        s_poll (ch);
-        return;
     }
+    tg_answer_t a;
+    s_answer (&a, "getUpdates", status, body, len, error);
+    const char *why = a.why;
     s_answer_fini (&a);
     if (status == 409) {
         //  Not a reconnect: a webhook is in the way, or another poller.
@@ -479,7 +490,7 @@ s_webhook (chan_t *ch, const char *secret, const char *body, size_t len, int *st
         snprintf (err, cap, "Wrong or missing X-Telegram-Bot-Api-Secret-Token");
         return 401;
     }
-    if (s_take (ch, body, len, false, NULL, stored, err, cap)) {
+    if (s_take (ch, body, len, false, NULL, stored, NULL, err, cap)) {
         //  Not stored: Telegram retries a push that is not answered 2xx.
         return strstr (err, "store") ? 503 : 400;
     }
