@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "auth.h"
+#include "ids.h"
 
 #include <civetweb.h>
 #include <string.h>
@@ -13,13 +14,7 @@
 bool
 auth_equal (const char *a, size_t alen, const char *secret)
 {
-    size_t slen = strlen (secret);
-    //  Touch every byte of the candidate whatever the secret's length, so
-    //  timing says nothing about how much of it matched.
-    volatile unsigned char diff = (unsigned char) (alen != slen);
-    for (size_t i = 0; i < alen; i++)
-        diff |= (unsigned char) (a[i] ^ (slen ? secret[i % slen] : 0));
-    return diff == 0;
+    return ids_secret_equal (a, alen, secret);
 }
 
 int

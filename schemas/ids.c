@@ -76,3 +76,13 @@ ids_uuid (char *buf, size_t cap, const char *prefix)
     snprintf (buf, cap, "%s%.8s-%.4s-%.4s-%.4s-%.12s", prefix, hex, hex + 8, hex + 12,
               hex + 16, hex + 20);
 }
+
+bool
+ids_secret_equal (const char *a, size_t alen, const char *secret)
+{
+    size_t slen = strlen (secret);
+    volatile unsigned char diff = (unsigned char) (alen != slen);
+    for (size_t i = 0; i < alen; i++)
+        diff |= (unsigned char) (a[i] ^ (slen ? secret[i % slen] : 0));
+    return diff == 0;
+}

@@ -17,6 +17,13 @@
 bool
 ids_session_key_valid (const char *key);
 
+//  Constant-time equality of a (alen bytes) and the NUL-terminated secret:
+//  every byte of a is touched whatever the secret's length, so timing says
+//  nothing about how much matched.  For every credential from outside
+//  (gateway tokens, hook tokens, platform secrets).
+bool
+ids_secret_equal (const char *a, size_t alen, const char *secret);
+
 //  Writes prefix and 32 random hex digits into buf (cap bytes, truncated
 //  to fit, always NUL-terminated).  Kernel randomness (getrandom), drawn
 //  from a per-thread pool; thread-safe.  Not fork-safe: a forked child

@@ -55,16 +55,6 @@ hooks_agent (const job_t *job)
     return hook && hook->agent_id ? hook->agent_id : job->ch->agent;
 }
 
-static bool
-s_token_ok (const char *want, const char *got, size_t glen)
-{
-    size_t wl = strlen (want);
-    unsigned char diff = wl != glen;
-    for (size_t i = 0; i < wl; i++)
-        diff |= (unsigned char) want[i] ^ (unsigned char) (i < glen ? got[i] : 0);
-    return diff == 0 && wl > 0;
-}
-
 //  Packs a HOOK_RUN_OK for a finished (or accepted) run and sends it.
 static void
 s_reply (self_t *self, const bus_request_t *req, const char *run_id, const char *session,
@@ -167,7 +157,7 @@ hooks_run (self_t *self, bus_request_t *req)
     }
     size_t tlen = 0, blen = 0;
     const char *token = mp_get_str (req->body.root, MK_token, &tlen);
-    if (!token || !s_token_ok (hook->token, token, tlen)) {
+    if (!token || !*hook->token || !ids_secret_equal (token, tlen, hook->token)) {
         log_warn ("channel", "webhook: hook %s refused a wrong or missing token", name);
         bus_worker_error (worker, req, ENVELOPE_UNAUTHORIZED, "unauthorized",
                           "Wrong or missing hook token (Authorization: Bearer, or "

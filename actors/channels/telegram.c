@@ -25,6 +25,7 @@
     =========================================================================
 */
 #include "telegram_parse.h"
+#include "ids.h"
 #include "json_in.h"
 #include "log.h"
 #include "msg_names.h"
@@ -463,19 +464,6 @@ s_fini (chan_t *ch)
 
 //  ---- Webhook ---------------------------------------------------------------------
 
-//  Constant time: how long the secrets match says nothing.
-static bool
-s_secret_ok (const char *want, const char *got)
-{
-    if (!want || !*want || !got)
-        return false;
-    size_t wl = strlen (want), gl = strlen (got);
-    unsigned char diff = wl != gl;
-    for (size_t i = 0; i < wl; i++)
-        diff |= (unsigned char) want[i] ^ (unsigned char) (i < gl ? got[i] : 0);
-    return diff == 0;
-}
-
 static int
 s_webhook (chan_t *ch, const char *secret, const char *body, size_t len, int *stored,
            char *err, size_t cap)
@@ -484,7 +472,8 @@ s_webhook (chan_t *ch, const char *secret, const char *body, size_t len, int *st
         snprintf (err, cap, "The Telegram channel polls; it takes no webhook");
         return 404;
     }
-    if (!s_secret_ok (ch->cfg->webhook_secret, secret)) {
+    const char *want = ch->cfg->webhook_secret;
+    if (!want || !*want || !secret || !ids_secret_equal (secret, strlen (secret), want)) {
         log_warn ("channel",
                   "telegram: webhook push with a wrong or missing secret refused");
         snprintf (err, cap, "Wrong or missing X-Telegram-Bot-Api-Secret-Token");
