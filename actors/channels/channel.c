@@ -26,9 +26,21 @@ const char *const channel_ids[] = {"whatsapp", "telegram", "discord",
 
 //  Platforms that the next issue brings: configured, they report an error.
 static const platform_t s_unbuilt[] = {
-    {.id = "whatsapp", .name = "WhatsApp", .limit = 4096, .unit = SPLIT_CODEPOINTS},
-    {.id = "discord", .name = "Discord", .limit = 2000, .unit = SPLIT_CODEPOINTS},
-    {.id = "slack", .name = "Slack", .limit = 4000, .unit = SPLIT_CODEPOINTS},
+    {.id = "whatsapp",
+     .name = "WhatsApp",
+     .limit = 4096,
+     .unit = SPLIT_CODEPOINTS,
+     .people = true},
+    {.id = "discord",
+     .name = "Discord",
+     .limit = 2000,
+     .unit = SPLIT_CODEPOINTS,
+     .people = true},
+    {.id = "slack",
+     .name = "Slack",
+     .limit = 4000,
+     .unit = SPLIT_CODEPOINTS,
+     .people = true},
 };
 
 static const platform_t *
@@ -125,8 +137,9 @@ s_pack_fields (mp_writer_t *w, chan_t *ch)
     mp_kv_bool (w, MK_enabled, ch->enabled);
     mp_kv_bool (w, MK_configured, ch->cfg != NULL);
     mp_kv_str (w, MK_status, s_status (ch));
-    if (ch->cfg && ch->platform == &platform_telegram)
-        mp_kv_str (w, MK_mode, ch->cfg->mode ? ch->cfg->mode : "polling");
+    if (ch->cfg && ch->platform->default_mode)
+        mp_kv_str (w, MK_mode,
+                   ch->cfg->mode ? ch->cfg->mode : ch->platform->default_mode);
     if (ch->last_error[0])
         mp_kv_str (w, MK_lastError, ch->last_error);
     else
@@ -140,7 +153,7 @@ s_pack_fields (mp_writer_t *w, chan_t *ch)
     mp_kv_int (w, MK_outbound, ch->outbound);
     mp_kv_int (w, MK_pending, ch->pending);
     mp_kv_int (w, MK_failed, ch->failed);
-    if (ch->cfg && ch->cfg->dm_policy && ch->platform != &platform_webhook) {
+    if (ch->cfg && ch->cfg->dm_policy && ch->platform->people) {
         mp_kv_str (w, MK_dmPolicy, ch->cfg->dm_policy);
         mp_kv_str (w, MK_groupPolicy, ch->cfg->group_policy);
     }

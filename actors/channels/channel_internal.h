@@ -79,6 +79,8 @@ typedef struct {
     const char *default_base_url;
     size_t limit;  //  Message size limit
     split_unit_t unit;
+    const char *default_mode;  //  Its modes' default ("polling"), or NULL
+    bool people;               //  Talks to people: dmPolicy and groupPolicy apply
     //  Starts the transport (connect, poll); sets the status as it goes.
     void (*start) (chan_t *ch);
     //  Stops it: ends its transfers and timers.
@@ -98,6 +100,12 @@ typedef struct {
     int (*typing) (chan_t *ch, const char *chat_id);
     //  Adds the platform's status fields (bot) to w.  May be NULL.
     void (*status) (chan_t *ch, mp_writer_t *w);
+    //  The agent that answers job, when the platform chooses per message.
+    //  May be NULL: the channel's agentId.
+    const char *(*agent) (const job_t *job);
+    //  job is over (recorded done or failed), just before it is freed.
+    //  May be NULL.
+    void (*finished) (chan_t *ch, job_t *job);
 } platform_t;
 
 struct chan_t {
@@ -308,13 +316,5 @@ extern const platform_t platform_unbuilt_slack;
 //  The generic webhook's HOOK_RUN (hooks.c).
 void
 hooks_run (self_t *self, bus_request_t *req);
-
-//  The agent that answers a hook's job (hooks.c).
-const char *
-hooks_agent (const job_t *job);
-
-//  A finished hook job: answers its waiters (hooks.c).
-void
-hooks_answer (self_t *self, job_t *job);
 
 #endif

@@ -48,8 +48,8 @@ s_job_hook (const job_t *job)
     return s_hook (job->ch, job->chat_id);
 }
 
-const char *
-hooks_agent (const job_t *job)
+static const char *
+s_agent (const job_t *job)
 {
     const cfg_hook_t *hook = s_job_hook (job);
     return hook && hook->agent_id ? hook->agent_id : job->ch->agent;
@@ -96,9 +96,11 @@ s_wait (job_t *job, const bus_request_t *req)
     zlistx_add_end (job->waiters, copy);
 }
 
-void
-hooks_answer (self_t *self, job_t *job)
+//  A job is over: its callers get the result (the platform's finished).
+static void
+s_answer (chan_t *ch, job_t *job)
 {
+    self_t *self = ch->self;
     if (!job->waiters)
         return;
     const char *reply = job->reply ? job->reply : "";
@@ -139,32 +141,41 @@ s_repeat (void *arg, const chan_msg_t *m)
     return 1;
 }
 
-void
-hooks_run (self_t *self, bus_request_t *req)
+//  The hook a HOOK_RUN names, its credential checked; NULL after answering
+//  404 or 401.
+static const cfg_hook_t *
+s_hook_checked (self_t *self, bus_request_t *req, char *name, size_t cap)
 {
-    bus_worker_t *worker = self->worker;
     chan_t *ch = s_chan (self);
-    char name[80] = "";
-    mp_copy_str (req->body.root, MK_name, name, sizeof (name));
+    mp_copy_str (req->body.root, MK_name, name, cap);
     const cfg_hook_t *hook = ch && ch->enabled ? s_hook (ch, name) : NULL;
     if (!hook) {
-        bus_worker_error (worker, req, ENVELOPE_NOT_FOUND, "not_found",
+        bus_worker_error (self->worker, req, ENVELOPE_NOT_FOUND, "not_found",
                           ch && ch->cfg && !ch->enabled
                               ? "The webhook channel is disabled"
                               : "No such hook",
                           NULL);
-        return;
+        return NULL;
     }
-    size_t tlen = 0, blen = 0;
+    size_t tlen = 0;
     const char *token = mp_get_str (req->body.root, MK_token, &tlen);
     if (!token || !*hook->token || !ids_secret_equal (token, tlen, hook->token)) {
         log_warn ("channel", "webhook: hook %s refused a wrong or missing token", name);
-        bus_worker_error (worker, req, ENVELOPE_UNAUTHORIZED, "unauthorized",
+        bus_worker_error (self->worker, req, ENVELOPE_UNAUTHORIZED, "unauthorized",
                           "Wrong or missing hook token (Authorization: Bearer, or "
                           "X-OpenClaw-Token)",
                           NULL);
-        return;
+        return NULL;
     }
+    return hook;
+}
+
+//  The body {message, sessionKey?, idempotencyKey?} of a HOOK_RUN, parsed
+//  and checked; NULL after answering 400.  Caller owns the return value.
+static cJSON *
+s_body_checked (self_t *self, bus_request_t *req)
+{
+    size_t blen = 0;
     const char *body = mp_get_str (req->body.root, MK_body, &blen);
     json_in_rc_t rc;
     cJSON *j = body ? json_in_parse (body, blen, 0, JSON_IN_OBJECT, &rc, NULL) : NULL;
@@ -191,12 +202,24 @@ hooks_run (self_t *self, bus_request_t *req)
                  || strlen (idem->valuestring) > 200))
         bad = "'idempotencyKey' must be a string of 1 to 200 characters",
         param = "idempotencyKey";
-    if (bad) {
-        cJSON_Delete (j);
-        bus_worker_error (worker, req, ENVELOPE_BAD_REQUEST, "invalid_request", bad,
-                          param);
+    if (!bad)
+        return j;
+    cJSON_Delete (j);
+    bus_worker_error (self->worker, req, ENVELOPE_BAD_REQUEST, "invalid_request", bad,
+                      param);
+    return NULL;
+}
+
+void
+hooks_run (self_t *self, bus_request_t *req)
+{
+    char name[80] = "";
+    const cfg_hook_t *hook = s_hook_checked (self, req, name, sizeof (name));
+    cJSON *j = hook ? s_body_checked (self, req) : NULL;
+    if (!j)
         return;
-    }
+    const cJSON *session = cJSON_GetObjectItemCaseSensitive (j, "sessionKey");
+    const cJSON *idem = cJSON_GetObjectItemCaseSensitive (j, "idempotencyKey");
     char id[48], key[300], sess[ENVELOPE_KEY_MAX + 1];
     ids_random (id, sizeof (id), "");
     bool has_idem = cJSON_IsString (idem);
@@ -210,7 +233,7 @@ hooks_run (self_t *self, bus_request_t *req)
     if (found) {
         cJSON_Delete (j);
         if (found < 0)
-            bus_worker_error (worker, req, ENVELOPE_INTERNAL, "internal_error",
+            bus_worker_error (self->worker, req, ENVELOPE_INTERNAL, "internal_error",
                               "The channel store could not be read", NULL);
         return;
     }
@@ -220,24 +243,22 @@ hooks_run (self_t *self, bus_request_t *req)
                     .sender_id = name,
                     .sender_name = "",
                     .reply_to = "",
-                    .text = message->valuestring,
+                    .text = cJSON_GetObjectItemCaseSensitive (j, "message")->valuestring,
                     .kind = "run",
                     .state = "queued",
                     .session = sess,
                     .reply = ""};
     bool dup;
-    job_t *job = chan_ingest_one (ch, &m, &dup);
+    job_t *job = chan_ingest_one (s_chan (self), &m, &dup);
     cJSON_Delete (j);
     //  Stored, and already over (a run refused at once): its result.
     r.repeated = false;
     if (!job && chanstore_find (self->store, "webhook", key, s_repeat, &r) > 0)
         return;
-    if (!job) {
-        bus_worker_error (worker, req, ENVELOPE_UNAVAILABLE, "service_unavailable",
+    if (!job)
+        bus_worker_error (self->worker, req, ENVELOPE_UNAVAILABLE, "service_unavailable",
                           "The channel store is not taking messages now", NULL);
-        return;
-    }
-    if (hook->callback_url)
+    else if (hook->callback_url)
         s_reply (self, req, job->run_id, job->session, "accepted", NULL, false);
     else
         s_wait (job, req);
@@ -309,4 +330,6 @@ const platform_t platform_webhook = {.id = "webhook",
                                      .unit = SPLIT_CODEPOINTS,
                                      .start = s_start,
                                      .stop = s_stop,
-                                     .send = s_send};
+                                     .send = s_send,
+                                     .agent = s_agent,
+                                     .finished = s_answer};

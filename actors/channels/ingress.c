@@ -209,7 +209,12 @@ s_recover_row (void *arg, const chan_msg_t *m)
         return 0;
     if (streq (m->state, "running"))
         chanstore_requeue (self->store, m->id);
-    return s_job_new (self, ch, m) ? 0 : -1;
+    //  Rows come oldest first, so each chat's replies keep their order.
+    job_t *job = s_job_new (self, ch, m);
+    if (!job)
+        return -1;
+    s_job_go (self, job);
+    return 0;
 }
 
 int
@@ -222,24 +227,6 @@ chan_recover (self_t *self)
     size_t n = zhashx_size (self->jobs);
     if (n)
         log_info ("channel", "%zu message(s) the last stop left unanswered carry on", n);
-    //  In row order, so each chat's replies keep their order.
-    zlistx_t *all = actor_hash_values (self->jobs);
-    zlistx_set_comparator (all, NULL);
-    job_t **sorted = (job_t **) calloc (n ? n : 1, sizeof (job_t *));
-    size_t k = 0;
-    for (job_t *j = (job_t *) zlistx_first (all); j && sorted;
-         j = (job_t *) zlistx_next (all))
-        sorted[k++] = j;
-    zlistx_destroy (&all);
-    for (size_t a = 1; a < k; a++)
-        for (size_t b = a; b > 0 && sorted[b - 1]->row > sorted[b]->row; b--) {
-            job_t *t = sorted[b];
-            sorted[b] = sorted[b - 1];
-            sorted[b - 1] = t;
-        }
-    for (size_t i = 0; i < k; i++)
-        s_job_go (self, sorted[i]);
-    free (sorted);
     return 0;
 }
 
@@ -251,26 +238,17 @@ s_found (void *arg, const chan_msg_t *m)
     return 1;
 }
 
-//  A stored row, read back: its job (what a restart would make of it).
-static int
-s_job_of_row (void *arg, const chan_msg_t *m)
-{
-    chan_t *ch = (chan_t *) arg;
-    job_t *job = s_job_new (ch->self, ch, m);
-    if (job)
-        s_job_go (ch->self, job);
-    return 1;
-}
-
 int
 chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int64_t cursor, int *stored)
 {
     self_t *self = ch->self;
     const char *id = ch->platform->id;
     int64_t now = chan_now ();
-    bool *fresh = (bool *) calloc (n ? n : 1, sizeof (bool));
-    if (!fresh || chanstore_begin (self->store)) {
-        free (fresh);
+    //  The jobs of the new rows, made as they are stored (what a restart
+    //  would read back), started once the transaction commits.
+    job_t **jobs = (job_t **) calloc (n ? n : 1, sizeof (job_t *));
+    if (!jobs || chanstore_begin (self->store)) {
+        free (jobs);
         return -1;
     }
     int n_fresh = 0;
@@ -304,13 +282,14 @@ chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int64_t cursor, int *sto
                         .state = reply ? "replying" : "queued",
                         .session = session,
                         .reply = reply};
-        int rc = chanstore_insert (self->store, &m, now, NULL);
+        int rc = chanstore_insert (self->store, &m, now, &m.id);
+        if (rc == 1 && !(jobs[i] = s_job_new (self, ch, &m)))
+            rc = -1;
         if (rc < 0)
             goto failed;
         if (rc == 0)
             log_debug ("channel", "%s: message %s delivered again: answered once", id,
                        in[i].key);
-        fresh[i] = rc == 1;
         n_fresh += rc == 1;
     }
     if (cursor >= 0 && chanstore_set_cursor (self->store, id, cursor))
@@ -323,9 +302,9 @@ chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int64_t cursor, int *sto
     }
     //  Stored: now the jobs, in the order received.
     for (size_t i = 0; i < n; i++)
-        if (fresh[i])
-            chanstore_find (self->store, id, in[i].key, s_job_of_row, ch);
-    free (fresh);
+        if (jobs[i])
+            s_job_go (self, jobs[i]);
+    free (jobs);
     if (stored)
         *stored = n_fresh;
     chan_pump (self);
@@ -333,7 +312,10 @@ chan_ingest (chan_t *ch, const inbound_t *in, size_t n, int64_t cursor, int *sto
 failed:
     chanstore_rollback (self->store);
 failed_committed:
-    free (fresh);
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i])
+            chan_job_free (self, jobs[i]);
+    free (jobs);
     log_error ("channel", "%s: the channel store failed; the platform will deliver again",
                id);
     return -1;
@@ -356,8 +338,13 @@ chan_ingest_one (chan_t *ch, const chan_msg_t *msg, bool *dup)
     }
     ch->inbound++;
     ch->last_inbound_at = chan_now ();
-    chanstore_find (self->store, ch->platform->id, msg->key, s_job_of_row, ch);
+    chan_msg_t stored = *msg;
+    stored.id = row;
+    job_t *job = s_job_new (self, ch, &stored);
+    if (job)
+        s_job_go (self, job);
     chan_pump (self);
+    //  Looked up again: a run refused at once has ended it already.
     return (job_t *) zhashx_lookup (self->jobs, key);
 }
 
@@ -403,8 +390,8 @@ s_start_run (self_t *self, job_t *job)
     cJSON *req = cJSON_CreateObject ();
     cJSON_AddStringToObject (req, "message", job->text);
     cJSON_AddStringToObject (req, "sessionKey", job->session);
-    cJSON *agent = cJSON_CreateString (
-        ch->platform == &platform_webhook ? hooks_agent (job) : ch->agent);
+    cJSON *agent =
+        cJSON_CreateString (ch->platform->agent ? ch->platform->agent (job) : ch->agent);
     run_call_init (&job->call, self->front, self->settings->run_timeout_ms);
     run_check_t chk;
     int refused = run_call_agent (&job->call, &self->run_catalog, req, agent,

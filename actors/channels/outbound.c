@@ -234,8 +234,8 @@ s_finish (chan_t *ch, job_t *job, const char *error)
         log_warn ("channel", "%s: reply to %s given up: %s", ch->platform->id, job->key,
                   error);
     }
-    if (ch->platform == &platform_webhook)
-        hooks_answer (self, job);
+    if (ch->platform->finished)
+        ch->platform->finished (ch, job);
     lane_t *lane = job->lane;
     if (lane) {
         void *h = zlistx_find (lane->jobs, job);

@@ -147,17 +147,28 @@ s_later (chan_t *ch, int delay_ms, void (*next) (chan_t *))
                              s_on_timer, ch);
 }
 
-static void
-s_post (chan_t *ch, const char *method, cJSON *body, int timeout_ms, chan_http_fn *fn,
-        void *arg, chan_http_t **slot)
+//  Calls method with body (NULL: {}; not taken); fn (arg) gets the answer.
+//  Returns the call, or NULL if it could not start (fn is not called).
+static chan_http_t *
+s_call (chan_t *ch, const char *method, const cJSON *body, int timeout_ms,
+        chan_http_fn *fn, void *arg)
 {
-    tg_t *tg = s_tg (ch);
     char url[1200];
-    snprintf (url, sizeof (url), "%s%s", tg->base, method);
+    snprintf (url, sizeof (url), "%s%s", s_tg (ch)->base, method);
     char *text = body ? cJSON_PrintUnformatted (body) : NULL;
     chan_http_t *c =
         chan_http_post (ch->self, url, text ? text : "{}", NULL, timeout_ms, fn, arg);
     free (text);
+    return c;
+}
+
+//  s_call for the transport's own calls: the call in *slot (may be NULL),
+//  and a call that cannot start answered to fn as a failure.
+static void
+s_post (chan_t *ch, const char *method, cJSON *body, int timeout_ms, chan_http_fn *fn,
+        void *arg, chan_http_t **slot)
+{
+    chan_http_t *c = s_call (ch, method, body, timeout_ms, fn, arg);
     if (slot)
         *slot = c;
     if (!c && fn)
@@ -540,17 +551,9 @@ s_send (chan_t *ch, job_t *job)
         cJSON_AddNumberToObject (rp, "message_id", (double) reply_to);
         cJSON_AddBoolToObject (rp, "allow_sending_without_reply", true);
     }
-    chan_http_t *c = NULL;
-    tg_t *tg = s_tg (ch);
-    char url[1200];
-    snprintf (url, sizeof (url), "%ssendMessage", tg->base);
-    char *text = cJSON_PrintUnformatted (b);
+    job->platform_data = s_call (ch, "sendMessage", b, TG_CALL_MS, s_on_sent, job);
     cJSON_Delete (b);
-    if (text)
-        c = chan_http_post (ch->self, url, text, NULL, TG_CALL_MS, s_on_sent, job);
-    free (text);
-    job->platform_data = c;
-    return c ? 0 : -1;
+    return job->platform_data ? 0 : -1;
 }
 
 static int
@@ -559,14 +562,8 @@ s_typing (chan_t *ch, const char *chat_id)
     cJSON *b = cJSON_CreateObject ();
     cJSON_AddItemToObject (b, "chat_id", s_chat (chat_id));
     cJSON_AddStringToObject (b, "action", "typing");
-    char url[1200];
-    snprintf (url, sizeof (url), "%ssendChatAction", s_tg (ch)->base);
-    char *text = cJSON_PrintUnformatted (b);
+    chan_http_t *c = s_call (ch, "sendChatAction", b, TG_CALL_MS, chan_call_done, ch);
     cJSON_Delete (b);
-    chan_http_t *c =
-        text ? chan_http_post (ch->self, url, text, NULL, TG_CALL_MS, chan_call_done, ch)
-             : NULL;
-    free (text);
     return c ? 0 : -1;
 }
 
@@ -589,6 +586,8 @@ const platform_t platform_telegram = {.id = "telegram",
                                       .default_base_url = TG_DEFAULT_BASE,
                                       .limit = 4096,
                                       .unit = SPLIT_UTF16,
+                                      .default_mode = "polling",
+                                      .people = true,
                                       .start = s_start,
                                       .stop = s_stop,
                                       .fini = s_fini,
