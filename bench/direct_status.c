@@ -12,6 +12,8 @@
     "listening on 127.0.0.1:PORT" and serves until SIGINT or SIGTERM.
     =========================================================================
 */
+#include "common.h"
+
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 
@@ -214,13 +216,7 @@ main (int argc, char **argv)
         return s_usage ();
     }
 
-    //  Civetweb's threads inherit this mask, so only sigwait sees the signals.
-    sigset_t signals;
-    sigemptyset (&signals);
-    sigaddset (&signals, SIGINT);
-    sigaddset (&signals, SIGTERM);
-    pthread_sigmask (SIG_BLOCK, &signals, NULL);
-    signal (SIGPIPE, SIG_IGN);
+    sigset_t signals = standin_signals ();
 
     self_t self;
     memset (&self, 0, sizeof (self));
@@ -255,24 +251,10 @@ main (int argc, char **argv)
                              "tcp_nodelay",
                              "1",
                              NULL};
-    struct mg_callbacks callbacks;
-    memset (&callbacks, 0, sizeof (callbacks));
-    struct mg_init_data init = {&callbacks, &self, options};
-    char cw_err[256] = "";
-    unsigned code = 0;
-    struct mg_error_data error = {&code, cw_err, sizeof (cw_err)};
-    mg_init_library (0);
-    self.ctx = mg_start2 (&init, &error);
-    if (!self.ctx) {
-        fprintf (stderr, "direct_status: cannot listen on %s: %s\n", ports,
-                 cw_err[0] ? cw_err : "civetweb failed to start");
-        mg_exit_library ();
+    self.port = port;
+    self.ctx = standin_listen ("direct_status", options, &self, s_handler, &self.port);
+    if (!self.ctx)
         return 1;
-    }
-    struct mg_server_port sp[4];
-    int n = mg_get_server_ports (self.ctx, 4, sp);
-    self.port = n > 0 ? sp[0].port : port;
-    mg_set_request_handler (self.ctx, "/", s_handler, &self);
     printf ("listening on 127.0.0.1:%d\n", self.port);
     fflush (stdout);
 
