@@ -170,6 +170,14 @@ route_channel_pairing_approve (http_req_t *r)
     return s_relay (r, MT_CHANNEL_PAIRING_APPROVE, &w);
 }
 
+//  A 429 for t's refusal (its headers with it).
+static int
+s_limited (http_req_t *r, rl_ticket_t *t)
+{
+    r->limit_headers = t->headers;
+    return http_send_error (r, 429, "rate_limited", ratelimit_front_message (t), NULL);
+}
+
 int
 route_channel_webhook (http_req_t *r)
 {
@@ -178,11 +186,8 @@ route_channel_webhook (http_req_t *r)
     ratelimit_front_t *limits = server_limits (r->server);
     rl_ticket_t ticket;
     memset (&ticket, 0, sizeof (ticket));
-    if (ratelimit_front_check_address (limits, r->ri->remote_addr, &ticket)) {
-        r->limit_headers = ticket.headers;
-        return http_send_error (r, 429, "rate_limited", ratelimit_front_message (&ticket),
-                                NULL);
-    }
+    if (ratelimit_front_check_address (limits, r->ri->remote_addr, &ticket))
+        return s_limited (r, &ticket);
     mp_writer_t w;
     if (!s_channel_body (r, &w))
         return 404;
@@ -201,9 +206,7 @@ route_channel_webhook (http_req_t *r)
     if (reply.env.status == 401
         && ratelimit_front_auth_failed (limits, r->bus, r->ri->remote_addr, &ticket)) {
         bus_msg_fini (&reply);
-        r->limit_headers = ticket.headers;
-        return http_send_error (r, 429, "rate_limited", ratelimit_front_message (&ticket),
-                                NULL);
+        return s_limited (r, &ticket);
     }
     status = http_send_bus_reply (r, &reply, "channel actor");
     bus_msg_fini (&reply);
@@ -231,14 +234,6 @@ s_hook (const cg_config_t *cfg, const char *name)
         if (streq (ch->hooks[i].name, name))
             return &ch->hooks[i];
     return NULL;
-}
-
-//  A 429 for t's refusal (its headers with it).
-static int
-s_limited (http_req_t *r, rl_ticket_t *t)
-{
-    r->limit_headers = t->headers;
-    return http_send_error (r, 429, "rate_limited", ratelimit_front_message (t), NULL);
 }
 
 //  Asks the channel actor to run the hook and answers as docs/channels.md
