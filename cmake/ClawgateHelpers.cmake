@@ -13,7 +13,7 @@ function (cg_test name)
     target_link_libraries (${name} PRIVATE cg_testsupport ${CRITERION_LIB})
     add_test (NAME ${name} COMMAND ${name})
     set_tests_properties (${name} PROPERTIES
-        ENVIRONMENT "CLAWGATE_BIN=$<TARGET_FILE:clawgate>;CLAWGATE_STANDIN=$<TARGET_FILE:cg_standin>;CLAWGATE_TG_STANDIN=$<TARGET_FILE:cg_tgstandin>;CLAWGATE_CLIENTS=${PROJECT_SOURCE_DIR}/tests/clients;HOME=${CG_TEST_HOME};XDG_CONFIG_HOME=${CG_TEST_HOME}/.config;XDG_DATA_HOME=${CG_TEST_HOME}/.local/share;XDG_STATE_HOME=${CG_TEST_HOME}/.local/state;XDG_CACHE_HOME=${CG_TEST_HOME}/.cache"
+        ENVIRONMENT "CLAWGATE_BIN=$<TARGET_FILE:clawgate>;CLAWGATE_STANDIN=$<TARGET_FILE:cg_standin>;CLAWGATE_TG_STANDIN=$<TARGET_FILE:cg_tgstandin>;CLAWGATE_STANDIN_DIR=$<TARGET_FILE_DIR:cg_standin>;CLAWGATE_CLIENTS=${PROJECT_SOURCE_DIR}/tests/clients;HOME=${CG_TEST_HOME};XDG_CONFIG_HOME=${CG_TEST_HOME}/.config;XDG_DATA_HOME=${CG_TEST_HOME}/.local/share;XDG_STATE_HOME=${CG_TEST_HOME}/.local/state;XDG_CACHE_HOME=${CG_TEST_HOME}/.cache"
         FIXTURES_REQUIRED home_guard
         TIMEOUT 600)
 endfunction ()
