@@ -500,6 +500,27 @@ Test (wastandin, signed_posts_and_retry)
         131047);
     cJSON_Delete (root);
 
+    //  Status only: a delivered receipt and nothing else.
+    snprintf (json, sizeof (json),
+              "{\"target\":\"%s\",\"status_only\":true,\"id\":\"wamid.out\","
+              "\"recipient_id\":\"1555001\"}",
+              s_target);
+    cr_assert_eq (wa_inbound (&s_wa, json, NULL, 0, &status), 1);
+    root = cJSON_Parse (s_hook.bodies[6]);
+    value = cJSON_GetObjectItem (
+        cJSON_GetArrayItem (
+            cJSON_GetObjectItem (
+                cJSON_GetArrayItem (cJSON_GetObjectItem (root, "entry"), 0), "changes"),
+            0),
+        "value");
+    cr_assert_null (cJSON_GetObjectItem (value, "messages"));
+    cr_assert_null (cJSON_GetObjectItem (value, "contacts"));
+    st = cJSON_GetArrayItem (cJSON_GetObjectItem (value, "statuses"), 0);
+    cr_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (st, "status")),
+                      "delivered");
+    cr_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (st, "id")), "wamid.out");
+    cJSON_Delete (root);
+
     cJSON *pushes = wa_pushes (&s_wa);
     cJSON *first = cJSON_GetArrayItem (cJSON_GetObjectItem (pushes, "pushes"), 0);
     cr_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (first, "state")),

@@ -16,7 +16,9 @@
     "missing"), state ("pending", "delivered", "failed"), attempts,
     max_attempts, statuses [HTTP status per attempt, 0: none], errors
     [per attempt, "" if it answered], ids [wamids], created_ms, next_ms,
-    done_ms}.
+    done_ms}.  One pusher thread posts them one at a time, the one due
+    first next, so a target that hangs holds the others back for up to
+    --push-timeout-ms per attempt.
     =========================================================================
 */
 #include "wastandin.h"
@@ -484,6 +486,7 @@ push_control_inbound (wa_req_t *req, cJSON *body)
                       : cJSON_IsTrue (cJSON_GetObjectItem (body, "forge"))     ? "forged"
                                                                                : "good";
     bool genuine = strcmp (sig, "good") == 0;
+    bool status_only = cJSON_IsTrue (cJSON_GetObjectItem (body, "status_only"));
     cJSON *batch = cJSON_GetObjectItem (body, "batch");
     cJSON *single = NULL;
     if (!cJSON_IsArray (batch)) {
@@ -503,7 +506,7 @@ push_control_inbound (wa_req_t *req, cJSON *body)
     {
         cJSON *value =
             s_value (self, entries, s_index (item, "entry"), s_index (item, "change"));
-        if (cJSON_IsString (cJSON_GetObjectItem (item, "status")))
+        if (status_only || cJSON_IsString (cJSON_GetObjectItem (item, "status")))
             s_add_status (self, value, item, now_s);
         else if (s_add_message (self, value, item, now_s, genuine, ids) != 0)
             bad = true;

@@ -29,7 +29,9 @@
                                object), status? ("sent", "delivered",
                                "read", "failed": a status about wamid id for
                                recipient_id, failed ones with error_code?,
-                               error_title?, error_details?), batch? [items
+                               error_title?, error_details?),
+                               status_only? (every item is a status,
+                               "delivered" unless it says), batch? [items
                                as above, each with entry? and change?
                                indexes], forge? (signed with a wrong key),
                                missing_sig?, raw? (this exact body), ascii?
