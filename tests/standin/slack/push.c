@@ -112,10 +112,12 @@ s_prepare (sl_t *self, attempt_t *a, const char *url, const char *body,
         snprintf (line, sizeof (line), "X-Slack-Signature: %s", sig);
         a->headers = curl_slist_append (a->headers, line);
     }
-    if (a->num > 0) {
-        snprintf (line, sizeof (line), "X-Slack-Retry-Num: %d", a->num);
+    if (a->num + opts->retry_base > 0) {
+        snprintf (line, sizeof (line), "X-Slack-Retry-Num: %d",
+                  a->num + opts->retry_base);
         a->headers = curl_slist_append (a->headers, line);
-        snprintf (line, sizeof (line), "X-Slack-Retry-Reason: %s", a->reason);
+        snprintf (line, sizeof (line), "X-Slack-Retry-Reason: %s",
+                  a->num ? a->reason : "http_timeout");
         a->headers = curl_slist_append (a->headers, line);
     }
     curl_easy_setopt (a->easy, CURLOPT_URL, url);

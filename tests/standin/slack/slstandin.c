@@ -51,9 +51,11 @@
                                 target, at once (no retries)
         POST /control/resend    {event_id, via?, socket?, target?, retry_num?
                                 forge?, stale?, ...}: the same payload again
-                                (a fresh envelope; an HTTP push whose first
+                                (a fresh envelope, whose retry_attempt is
+                                retry_num when given; an HTTP push whose first
                                 request already carries X-Slack-Retry-Num:
-                                retry_num when given)
+                                retry_num and X-Slack-Retry-Reason:
+                                http_timeout when retry_num is given)
         POST /control/fault     Web API: {method, kind, count?, retry_after?,
                                 channel?}.  Sockets: {kind: "warning"|
                                 "refresh_requested"|"link_disabled"|
@@ -693,6 +695,7 @@ s_push_opts (cJSON *body)
     opts.unsigned_ = s_flag (body, "unsigned");
     opts.stale = s_flag (body, "stale");
     opts.retries = s_flag (body, "no_retry") ? 0 : (int) s_num (body, "retries", 3);
+    opts.retry_base = (int) s_num (body, "retry_num", 0);
     return opts;
 }
 
@@ -734,8 +737,10 @@ s_dispatch (sl_t *self, cJSON *body, cJSON *payloads, cJSON *root)
     if (http && !url)
         return "no target: give one, or --target, or POST /control/target";
     push_opts_t opts = s_push_opts (body);
-    cJSON *envelope_ids = cJSON_AddArrayToObject (root, "envelope_ids");
-    cJSON *push_ids = cJSON_AddArrayToObject (root, "push_ids");
+    cJSON *envelope_ids = cJSON_CreateArray ();
+    cJSON *push_ids = cJSON_CreateArray ();
+    cJSON_AddItemToObject (root, http ? "push_ids" : "envelope_ids",
+                           http ? push_ids : envelope_ids);
     cJSON *payload;
     cJSON_ArrayForEach (payload, payloads)
     {
@@ -751,6 +756,8 @@ s_dispatch (sl_t *self, cJSON *body, cJSON *payloads, cJSON *root)
             char envelope[40];
             store_enqueue (self, event_id ? event_id : "", payload->valuestring,
                            (int) s_num (body, "socket", 0), envelope);
+            if (opts.retry_base > 0 && self->envelope_len)
+                self->envelopes[self->envelope_len - 1].sends = opts.retry_base;
             cJSON_AddItemToArray (envelope_ids, cJSON_CreateString (envelope));
         }
         cJSON_Delete (parsed);
@@ -778,6 +785,7 @@ s_dispatch (sl_t *self, cJSON *body, cJSON *payloads, cJSON *root)
         cJSON_AddItemToObject (
             root, "envelope_id",
             cJSON_Duplicate (cJSON_GetArrayItem (envelope_ids, 0), true));
+    cJSON_Delete (http ? envelope_ids : push_ids);
     return NULL;
 }
 
@@ -1092,9 +1100,12 @@ s_handler (struct mg_connection *conn, void *cbdata)
 
 //  ---- Main -----------------------------------------------------------------------
 
+//  Prints the usage and frees what main had made.  Returns 2.
 static int
-s_usage (void)
+s_usage (sl_t *self)
 {
+    free (self->target);
+    free (self);
     fprintf (stderr, "usage: cg_slackstandin [--port N] [--bot-token T] [--app-token T]\n"
                      "    [--signing-secret S] [--bot-user U] [--bot-id B] [--team T]\n"
                      "    [--state FILE] [--max-text N] [--ack-ms N] [--max-sockets N]\n"
@@ -1128,7 +1139,7 @@ main (int argc, char **argv)
     self->seed = (unsigned) time (NULL) ^ (unsigned) getpid ();
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
-            return s_usage ();
+            return s_usage (self);
         const char *opt = argv[i], *val = argv[++i];
         if (strcmp (opt, "--port") == 0)
             port = atoi (val);
@@ -1166,11 +1177,11 @@ main (int argc, char **argv)
         else if (strcmp (opt, "--seed") == 0)
             self->seed = (unsigned) strtoul (val, NULL, 10);
         else
-            return s_usage ();
+            return s_usage (self);
     }
     if (port < 0 || port > 65535 || self->ack_ms < 1 || self->ping_ms < 1
         || self->http_timeout_ms < 1)
-        return s_usage ();
+        return s_usage (self);
 
     sigset_t signals = standin_signals ();
     pthread_mutex_init (&self->lock, NULL);

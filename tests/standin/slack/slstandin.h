@@ -200,6 +200,7 @@ typedef struct {
     bool unsigned_;  //  No X-Slack-Signature header
     bool stale;      //  Timestamp 10 minutes old
     int retries;     //  Retries allowed (0..3)
+    int retry_base;  //  Added to X-Slack-Retry-Num (a resend posing as a retry)
 } push_opts_t;
 
 //  Starts pushing payload to url in its own thread; returns the push id
