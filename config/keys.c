@@ -284,15 +284,42 @@ const config_key_t config_keys[] = {
              "([docs/channels.md](docs/channels.md))"},
     {.key = "channels.<id>.baseUrl", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
      .at = CHAN (base_url), .values = "an http(s) URL",
-     .shown = "the platform's (`https://api.telegram.org`)",
+     .shown = "the platform's (`https://api.telegram.org`, `https://discord.com/api/v10`, "
+              "`https://slack.com/api`, `https://graph.facebook.com/v21.0`)",
      .help = "the platform's API root (a local stand-in in tests)"},
     {.key = "channels.<id>.botToken", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
      .at = CHAN (bot_token), .not_empty = true, .values = "the bot's token",
-     .help = "Telegram: from BotFather; also `TELEGRAM_BOT_TOKEN`; never logged"},
+     .help = "Telegram (BotFather), Discord (the Developer Portal), Slack (`xoxb-`); "
+             "also `TELEGRAM_BOT_TOKEN`, `DISCORD_BOT_TOKEN`, `SLACK_BOT_TOKEN`; "
+             "never logged"},
+    {.key = "channels.<id>.appToken", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
+     .at = CHAN (app_token), .not_empty = true, .values = "an `xapp-` token",
+     .help = "Slack Socket Mode: the app-level token (`connections:write`); "
+             "also `SLACK_APP_TOKEN`; never logged"},
+    {.key = "channels.<id>.signingSecret", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
+     .at = CHAN (signing_secret), .not_empty = true, .values = "the app's signing secret",
+     .help = "Slack HTTP mode: checks `X-Slack-Signature`; also "
+             "`SLACK_SIGNING_SECRET`; never logged"},
+    {.key = "channels.<id>.accessToken", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
+     .at = CHAN (access_token), .not_empty = true, .values = "a Graph API token",
+     .help = "WhatsApp: the system user's access token; also "
+             "`WHATSAPP_ACCESS_TOKEN`; never logged"},
+    {.key = "channels.<id>.phoneNumberId", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
+     .at = CHAN (phone_number_id), .not_empty = true, .values = "digits",
+     .help = "WhatsApp: the business phone number's id (replies are sent from it)"},
+    {.key = "channels.<id>.appSecret", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
+     .at = CHAN (app_secret), .not_empty = true, .values = "the Meta app's secret",
+     .help = "WhatsApp: checks `X-Hub-Signature-256` on every push; also "
+             "`WHATSAPP_APP_SECRET`; never logged"},
+    {.key = "channels.<id>.verifyToken", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
+     .at = CHAN (verify_token), .not_empty = true, .values = "any text you choose",
+     .help = "WhatsApp: the token Meta's verification `GET` must carry"},
     {.key = "channels.<id>.mode", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
-     .at = CHAN (mode), .values = "polling or webhook", .shown = "`polling`",
+     .at = CHAN (mode), .values = "Telegram `polling` or `webhook`; Slack `socket` or `http`",
+     .shown = "`polling`; Slack `socket`",
      .help = "Telegram: long polling, or pushes to "
-             "`POST /v1/channels/telegram/webhook`"},
+             "`POST /v1/channels/telegram/webhook`; Slack: Socket Mode, or the "
+             "Events API at `POST /v1/channels/slack/webhook`"},
     {.key = "channels.<id>.webhookSecret", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
      .at = CHAN (webhook_secret), .values = "1-256 of A-Z a-z 0-9 _ -",
      .help = "Telegram webhook mode (required): the "
@@ -320,7 +347,7 @@ const config_key_t config_keys[] = {
      .help = "in groups, answer only when the bot is mentioned or replied to"},
     {.key = "channels.<id>.textChunkLimit", .type = KEY_INT, .in = KEY_IN_CHANNEL,
      .at = CHAN (text_chunk_limit), .min = 0, .max = 4096, .def = 0,
-     .shown = "the platform's limit (Telegram 4096)",
+     .shown = "the platform's limit (Telegram and WhatsApp 4096, Discord 2000, Slack 4000)",
      .help = "replies are split into parts of at most this many characters"},
     {.key = "channels.<id>.agentId", .type = KEY_STRING, .in = KEY_IN_CHANNEL,
      .at = CHAN (agent_id), .def_text = "default", .values = "an agent id",

@@ -11,6 +11,7 @@
 #include "keys.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,10 +297,24 @@ sections_env (cg_config_t *self)
     s_provider_env (self, "anthropic", PROVIDER_ANTHROPIC, "ANTHROPIC_API_KEY",
                     "ANTHROPIC_BASE_URL", "claude-3-5-haiku-latest");
     //  A channel's credentials: for a configured channel only.
-    const char *token = getenv ("TELEGRAM_BOT_TOKEN");
-    for (size_t i = 0; i < self->n_channels && token && *token; i++)
-        if (!strcmp (self->channels[i].id, "telegram"))
-            keys_set (&self->channels[i].bot_token, token);
+    static const struct {
+        const char *channel, *env;
+        size_t at;
+    } env[] = {
+        {"telegram", "TELEGRAM_BOT_TOKEN", offsetof (cfg_channel_t, bot_token)},
+        {"discord", "DISCORD_BOT_TOKEN", offsetof (cfg_channel_t, bot_token)},
+        {"slack", "SLACK_BOT_TOKEN", offsetof (cfg_channel_t, bot_token)},
+        {"slack", "SLACK_APP_TOKEN", offsetof (cfg_channel_t, app_token)},
+        {"slack", "SLACK_SIGNING_SECRET", offsetof (cfg_channel_t, signing_secret)},
+        {"whatsapp", "WHATSAPP_ACCESS_TOKEN", offsetof (cfg_channel_t, access_token)},
+        {"whatsapp", "WHATSAPP_APP_SECRET", offsetof (cfg_channel_t, app_secret)},
+    };
+    for (size_t e = 0; e < sizeof (env) / sizeof (env[0]); e++) {
+        const char *value = getenv (env[e].env);
+        for (size_t i = 0; i < self->n_channels && value && *value; i++)
+            if (!strcmp (self->channels[i].id, env[e].channel))
+                keys_set ((char **) ((char *) &self->channels[i] + env[e].at), value);
+    }
 }
 
 //  ---- agents --------------------------------------------------------------------
@@ -563,12 +578,45 @@ s_one_of (const char *v, const char *const *names)
     return false;
 }
 
+//  What an enabled Discord, Slack or WhatsApp channel cannot start without.
+static int
+s_check_credentials (const cfg_channel_t *ch, char *err, size_t errlen)
+{
+    const char *missing = NULL;
+    if (!strcmp (ch->id, "discord") && !ch->bot_token)
+        missing = "botToken: required (or DISCORD_BOT_TOKEN)";
+    else if (!strcmp (ch->id, "slack")) {
+        bool http = ch->mode && !strcmp (ch->mode, "http");
+        if (!ch->bot_token)
+            missing = "botToken: required (or SLACK_BOT_TOKEN)";
+        else if (!http && !ch->app_token)
+            missing = "appToken: required in socket mode (or SLACK_APP_TOKEN)";
+        else if (http && !ch->signing_secret)
+            missing = "signingSecret: required in http mode (or SLACK_SIGNING_SECRET)";
+    }
+    else if (!strcmp (ch->id, "whatsapp")) {
+        if (!ch->access_token)
+            missing = "accessToken: required (or WHATSAPP_ACCESS_TOKEN)";
+        else if (!ch->phone_number_id)
+            missing = "phoneNumberId: required";
+        else if (!ch->app_secret)
+            missing = "appSecret: required (or WHATSAPP_APP_SECRET)";
+        else if (!ch->verify_token)
+            missing = "verifyToken: required";
+    }
+    if (!missing)
+        return 0;
+    keys_err (err, errlen, "channels.%s.%s", ch->id, missing);
+    return -1;
+}
+
 int
 sections_check_channels (const cg_config_t *self, char *err, size_t errlen)
 {
     static const char *const dm[] = {"pairing", "allowlist", "open", "disabled", NULL};
     static const char *const group[] = {"allowlist", "open", "disabled", NULL};
     static const char *const modes[] = {"polling", "webhook", NULL};
+    static const char *const slack_modes[] = {"socket", "http", NULL};
     for (size_t i = 0; i < self->n_channels; i++) {
         const cfg_channel_t *ch = &self->channels[i];
         if (ch->dm_policy && !s_one_of (ch->dm_policy, dm)) {
@@ -584,11 +632,20 @@ sections_check_channels (const cg_config_t *self, char *err, size_t errlen)
                       ch->id);
             return -1;
         }
-        if (ch->mode && !s_one_of (ch->mode, modes)) {
-            keys_err (err, errlen, "channels.%s.mode: must be polling or webhook",
-                      ch->id);
+        bool slack = !strcmp (ch->id, "slack");
+        if (ch->mode && !s_one_of (ch->mode, slack ? slack_modes : modes)) {
+            keys_err (err, errlen, "channels.%s.mode: must be %s", ch->id,
+                      slack ? "socket or http" : "polling or webhook");
             return -1;
         }
+        int limit = !strcmp (ch->id, "discord") ? 2000 : slack ? 4000 : 4096;
+        if (ch->text_chunk_limit > limit) {
+            keys_err (err, errlen, "channels.%s.textChunkLimit: at most %d", ch->id,
+                      limit);
+            return -1;
+        }
+        if (ch->enabled && s_check_credentials (ch, err, errlen))
+            return -1;
         if (ch->base_url && strncmp (ch->base_url, "http://", 7)
             && strncmp (ch->base_url, "https://", 8)) {
             keys_err (err, errlen, "channels.%s.baseUrl: must be an http(s) URL", ch->id);

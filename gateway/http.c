@@ -103,6 +103,16 @@ http_send_raw (http_req_t *r, int status, const char *body, size_t len,
     return status;
 }
 
+int
+http_send_text (http_req_t *r, int status, const char *body, size_t len)
+{
+    char framing[96];
+    snprintf (framing, sizeof (framing),
+              "Content-Length: %zu\r\nCache-Control: no-store\r\n", len);
+    s_write_head (r, status, "text/plain; charset=utf-8", framing, NULL, body, len);
+    return status;
+}
+
 void
 http_stream_begin (http_req_t *r)
 {

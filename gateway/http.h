@@ -44,6 +44,10 @@ int
 http_send_raw (http_req_t *r, int status, const char *body, size_t len,
                const char *extra_headers);
 
+//  Sends body (len bytes) as text/plain with status.  Returns status.
+int
+http_send_text (http_req_t *r, int status, const char *body, size_t len);
+
 //  Marks the connection to be closed after this response (the rest of a
 //  refused body will never be read).
 void

@@ -191,9 +191,28 @@ route_channel_webhook (http_req_t *r)
     mp_writer_t w;
     if (!s_channel_body (r, &w))
         return 404;
-    const char *secret = mg_get_header (r->conn, "X-Telegram-Bot-Api-Secret-Token");
-    if (secret)
-        mp_kv_str (&w, MK_secret, secret);
+    //  What the platforms sign and verify with: their headers, the query
+    //  of a verification GET.  The actor checks them.
+    static const struct {
+        const char *header, *key;
+    } fields[] = {
+        {"X-Telegram-Bot-Api-Secret-Token", MK_secret},
+        {"X-Hub-Signature-256", MK_signature},
+        {"X-Slack-Signature", MK_signature},
+        {"X-Slack-Request-Timestamp", MK_timestamp},
+    };
+    bool signed_ = false;  //  One signature: WhatsApp's, or else Slack's
+    for (size_t i = 0; i < sizeof (fields) / sizeof (fields[0]); i++) {
+        const char *v = mg_get_header (r->conn, fields[i].header);
+        bool sig = !strcmp (fields[i].key, MK_signature);
+        if (v && !(sig && signed_))
+            mp_kv_str (&w, fields[i].key, v);
+        signed_ = signed_ || (v && sig);
+    }
+    bool get = !strcmp (r->ri->request_method, "GET");
+    mp_kv_str (&w, MK_method, get ? "GET" : "POST");
+    if (r->ri->query_string)
+        mp_kv_str (&w, MK_query, r->ri->query_string);
     mp_key (&w, MK_body);
     mp_put_strn (&w, r->body ? r->body : "", r->body_len);
     mp_map_end (&w);
@@ -208,7 +227,15 @@ route_channel_webhook (http_req_t *r)
         bus_msg_fini (&reply);
         return s_limited (r, &ticket);
     }
-    status = http_send_bus_reply (r, &reply, "channel actor");
+    //  A verification's answer is the whole body, as the platform wants it.
+    size_t clen = 0;
+    const char *challenge = reply.env.status == 200
+                                ? mp_get_str (reply.body.root, MK_challenge, &clen)
+                                : NULL;
+    if (challenge)
+        status = http_send_text (r, 200, challenge, clen);
+    else
+        status = http_send_bus_reply (r, &reply, "channel actor");
     bus_msg_fini (&reply);
     return status;
 }

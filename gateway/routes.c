@@ -39,7 +39,8 @@ static const route_t s_routes[] = {
      route_channel_pairing_approve, NULL},
     //  Authenticated by the platform's secret and the hook's token, which
     //  the channel actor checks.
-    {"/v1/channels/*/webhook", false, true, false, 0, NULL, route_channel_webhook, NULL},
+    {"/v1/channels/*/webhook", false, true, false, 0, route_channel_webhook,
+     route_channel_webhook, NULL},
     {"/v1/hooks/*", false, true, false, 0, NULL, route_hook, NULL},
     {NULL, false, false, false, 0, NULL, NULL, NULL},
 };

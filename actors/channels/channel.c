@@ -15,7 +15,9 @@
     =========================================================================
 */
 #include "channel_internal.h"
+#include "ids.h"
 #include "log.h"
+#include "ssl_lazy.h"
 #include "msg_names.h"
 #include "settings.h"
 
@@ -24,35 +26,15 @@
 const char *const channel_ids[] = {"whatsapp", "telegram", "discord",
                                    "slack",    "webhook",  NULL};
 
-//  Platforms that the next issue brings: configured, they report an error.
-static const platform_t s_unbuilt[] = {
-    {.id = "whatsapp",
-     .name = "WhatsApp",
-     .limit = 4096,
-     .unit = SPLIT_CODEPOINTS,
-     .people = true},
-    {.id = "discord",
-     .name = "Discord",
-     .limit = 2000,
-     .unit = SPLIT_CODEPOINTS,
-     .people = true},
-    {.id = "slack",
-     .name = "Slack",
-     .limit = 4000,
-     .unit = SPLIT_CODEPOINTS,
-     .people = true},
-};
-
 static const platform_t *
 s_platform (const char *id)
 {
-    if (streq (id, "telegram"))
-        return &platform_telegram;
-    if (streq (id, "webhook"))
-        return &platform_webhook;
-    for (size_t i = 0; i < sizeof (s_unbuilt) / sizeof (s_unbuilt[0]); i++)
-        if (streq (id, s_unbuilt[i].id))
-            return &s_unbuilt[i];
+    static const platform_t *const all[] = {&platform_whatsapp, &platform_telegram,
+                                            &platform_discord,  &platform_slack,
+                                            &platform_webhook,  NULL};
+    for (const platform_t *const *p = all; *p; p++)
+        if (streq (id, (*p)->id))
+            return *p;
     return NULL;
 }
 
@@ -105,6 +87,75 @@ chan_backoff_ms (const chan_t *ch, int attempt)
         d = hi;
     //  Up to 20% less, so that channels (and gateways) do not retry in step.
     return (int) (d - (int64_t) (randof ((int) (d / 5) + 1)));
+}
+
+static int
+s_hex (int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+const char *
+chan_query_get (const char *query, const char *name, char *buf, size_t cap)
+{
+    size_t nlen = strlen (name);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr (p, '&');
+        if (!end)
+            end = p + strlen (p);
+        if ((size_t) (end - p) > nlen && !strncmp (p, name, nlen) && p[nlen] == '=') {
+            size_t k = 0;
+            for (const char *v = p + nlen + 1; v < end; v++) {
+                int c = (unsigned char) *v;
+                if (c == '+')
+                    c = ' ';
+                else if (c == '%' && v + 2 < end && s_hex (v[1]) >= 0
+                         && s_hex (v[2]) >= 0) {
+                    c = s_hex (v[1]) * 16 + s_hex (v[2]);
+                    v += 2;
+                }
+                if (c == 0 || k + 1 >= cap)
+                    return NULL;
+                buf[k++] = (char) c;
+            }
+            buf[k] = 0;
+            return buf;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return NULL;
+}
+
+bool
+chan_signature_ok (const char *key, const char *prefix, size_t prefix_len,
+                   const char *data, size_t len, const char *hex)
+{
+    if (!key || !hex || strlen (hex) != 64)
+        return false;
+    unsigned char mac[32];
+    char *joined = NULL;
+    if (prefix_len) {
+        if (len > SIZE_MAX - prefix_len
+            || !(joined = (char *) malloc (prefix_len + len + 1)))
+            return false;
+        memcpy (joined, prefix, prefix_len);
+        memcpy (joined + prefix_len, data, len);
+    }
+    int rc = ssl_hmac_sha256 (key, strlen (key), joined ? joined : data, prefix_len + len,
+                              mac);
+    free (joined);
+    if (rc)
+        return false;
+    char want[65], got[65];
+    for (int i = 0; i < 32; i++)
+        snprintf (want + 2 * i, 3, "%02x", mac[i]);
+    for (int i = 0; i < 64; i++)
+        got[i] = (char) (hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] - 'A' + 'a' : hex[i]);
+    got[64] = 0;
+    return ids_secret_equal (got, 64, want);
 }
 
 //  ---- Status ----------------------------------------------------------------
@@ -274,6 +325,20 @@ s_enable (void *state, bus_worker_t *worker, bus_request_t *req)
 
 //  ---- Webhooks and pairing ---------------------------------------------------------
 
+//  Field key of req's body copied into buf (NUL-terminated); NULL if it is
+//  missing or does not fit.
+static const char *
+s_field (bus_request_t *req, const char *key, char *buf, size_t cap)
+{
+    size_t len = 0;
+    const char *v = mp_get_str (req->body.root, key, &len);
+    if (!v || len >= cap)
+        return NULL;
+    memcpy (buf, v, len);
+    buf[len] = 0;
+    return buf;
+}
+
 static void
 s_webhook (void *state, bus_worker_t *worker, bus_request_t *req)
 {
@@ -286,31 +351,38 @@ s_webhook (void *state, bus_worker_t *worker, bus_request_t *req)
                           "This channel takes no webhook now", NULL);
         return;
     }
-    size_t len = 0, slen = 0;
-    const char *body = mp_get_str (req->body.root, MK_body, &len);
-    const char *secret = mp_get_str (req->body.root, MK_secret, &slen);
-    char secret_z[300] = "";
-    if (secret && slen < sizeof (secret_z)) {
-        memcpy (secret_z, secret, slen);
-        secret_z[slen] = 0;
-    }
-    int stored = 0;
-    char err[256] = "";
-    int status = ch->platform->webhook (ch, secret ? secret_z : NULL, body ? body : "",
-                                        len, &stored, err, sizeof (err));
+    //  The request's strings are not NUL-terminated: copies, bounded.
+    char method[8], query[2048], secret[300], signature[300], timestamp[32];
+    webhook_in_t in = {
+        .get =
+            s_field (req, MK_method, method, sizeof (method)) && !strcmp (method, "GET"),
+        .query = s_field (req, MK_query, query, sizeof (query)),
+        .secret = s_field (req, MK_secret, secret, sizeof (secret)),
+        .signature = s_field (req, MK_signature, signature, sizeof (signature)),
+        .timestamp = s_field (req, MK_timestamp, timestamp, sizeof (timestamp)),
+    };
+    in.body = mp_get_str (req->body.root, MK_body, &in.len);
+    if (!in.body)
+        in.body = "";
+    webhook_out_t out;
+    memset (&out, 0, sizeof (out));
+    int status = ch->platform->webhook (ch, &in, &out);
     if (status != 200) {
         bus_worker_error (worker, req, status,
                           status == 401   ? "unauthorized"
+                          : status == 403 ? "forbidden"
                           : status == 404 ? "not_found"
                           : status == 503 ? "service_unavailable"
                                           : "invalid_request",
-                          err, NULL);
+                          out.err, NULL);
         return;
     }
     mp_writer_t w;
     actor_reply_begin (&w);
     mp_kv_bool (&w, MK_ok, true);
-    mp_kv_int (&w, MK_stored, stored);
+    mp_kv_int (&w, MK_stored, out.stored);
+    if (*out.challenge)
+        mp_kv_str (&w, MK_challenge, out.challenge);
     actor_reply_map (worker, req, MT_CHANNEL_WEBHOOK_OK, &w);
 }
 

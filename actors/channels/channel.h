@@ -33,23 +33,29 @@ typedef struct {
 typedef struct {
     char *id;  //  "telegram", "webhook", ...
     bool enabled;
-    char *base_url;        //  The platform's API root; NULL: its default
-    char *bot_token;       //  Telegram: also TELEGRAM_BOT_TOKEN
-    char *mode;            //  Telegram: polling (default) | webhook
-    char *webhook_secret;  //  Telegram webhook mode: required
-    char *webhook_url;     //  Telegram webhook mode: set at start if given
-    char *dm_policy;       //  pairing (default) | allowlist | open | disabled
-    char **allow_from;     //  Senders who need no pairing ("*": anyone)
-    char *group_policy;    //  allowlist (default) | open | disabled
-    char **groups;         //  Allowed group ids ("*": any)
-    bool require_mention;  //  In groups, answer only when mentioned
-    int text_chunk_limit;  //  Split size; 0: the platform's limit
-    char *agent_id;        //  The agent that answers; NULL: "default"
-    int poll_timeout_s;    //  Telegram long-poll timeout
-    int retry_min_ms;      //  Reconnect / resend backoff, first step
-    int retry_max_ms;      //  ... and largest step
-    int send_attempts;     //  Tries of a reply part before giving up
-    cfg_hook_t *hooks;     //  The webhook channel's hooks
+    char *base_url;         //  The platform's API root; NULL: its default
+    char *bot_token;        //  Telegram, Discord, Slack (xoxb-): also <ID>_BOT_TOKEN
+    char *app_token;        //  Slack Socket Mode (xapp-): also SLACK_APP_TOKEN
+    char *signing_secret;   //  Slack HTTP mode: also SLACK_SIGNING_SECRET
+    char *access_token;     //  WhatsApp: also WHATSAPP_ACCESS_TOKEN
+    char *phone_number_id;  //  WhatsApp: the number replies come from
+    char *app_secret;       //  WhatsApp: signs pushes; also WHATSAPP_APP_SECRET
+    char *verify_token;     //  WhatsApp: the verification GET's token
+    char *mode;             //  Telegram: polling | webhook; Slack: socket | http
+    char *webhook_secret;   //  Telegram webhook mode: required
+    char *webhook_url;      //  Telegram webhook mode: set at start if given
+    char *dm_policy;        //  pairing (default) | allowlist | open | disabled
+    char **allow_from;      //  Senders who need no pairing ("*": anyone)
+    char *group_policy;     //  allowlist (default) | open | disabled
+    char **groups;          //  Allowed group ids ("*": any)
+    bool require_mention;   //  In groups, answer only when mentioned
+    int text_chunk_limit;   //  Split size; 0: the platform's limit
+    char *agent_id;         //  The agent that answers; NULL: "default"
+    int poll_timeout_s;     //  Telegram long-poll timeout
+    int retry_min_ms;       //  Reconnect / resend backoff, first step
+    int retry_max_ms;       //  ... and largest step
+    int send_attempts;      //  Tries of a reply part before giving up
+    cfg_hook_t *hooks;      //  The webhook channel's hooks
     size_t n_hooks;
 } cfg_channel_t;
 

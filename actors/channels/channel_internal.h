@@ -38,6 +38,7 @@ typedef struct self_t self_t;
 typedef struct chan_t chan_t;
 typedef struct job_t job_t;
 typedef struct lane_t lane_t;
+typedef struct chan_http_t chan_http_t;
 
 #define CHAN_MAX_BODY (4u << 20)  //  Largest platform response we read
 #define CHAN_TYPING_MS 4000       //  Typing indicator refresh
@@ -61,9 +62,30 @@ typedef struct {
     const char *sender_name;  //  Display name, may be ""
     const char *reply_to;     //  Message to reply to, may be ""
     const char *text;         //  What they wrote
+    const char *space;        //  A group's server (Discord guild), or NULL:
+                              //  `groups` may list it instead of the group
     bool group;               //  Not a direct message
     bool mentioned;           //  The bot was mentioned (or replied to)
 } inbound_t;
+
+//  A platform's push as the front received it (CHANNEL_WEBHOOK; strings
+//  lent, NUL-terminated, NULL when the request had none).
+typedef struct {
+    bool get;               //  GET (a verification), else POST
+    const char *query;      //  Raw query string
+    const char *secret;     //  X-Telegram-Bot-Api-Secret-Token
+    const char *signature;  //  X-Hub-Signature-256 or X-Slack-Signature
+    const char *timestamp;  //  X-Slack-Request-Timestamp
+    const char *body;       //  Raw body (never NULL)
+    size_t len;
+} webhook_in_t;
+
+//  What a push gets back.
+typedef struct {
+    int stored;           //  Messages newly stored
+    char challenge[256];  //  A verification's answer, "" if none
+    char err[256];        //  Why it was refused
+} webhook_out_t;
 
 //  How one send ended, as the platform reports it.
 typedef enum {
@@ -87,14 +109,17 @@ typedef struct {
     void (*stop) (chan_t *ch);
     //  Frees what start made (after stop).
     void (*fini) (chan_t *ch);
-    //  A push to POST /v1/channels/{id}/webhook: 200 once stored, or a
-    //  refusal status with a sentence in err.  NULL: no webhook.
-    int (*webhook) (chan_t *ch, const char *secret, const char *body, size_t len,
-                    int *stored, char *err, size_t cap);
+    //  A push to /v1/channels/{id}/webhook: 200 once stored (out->stored
+    //  new messages; out->challenge, if set, is the whole answer), or a
+    //  refusal status with a sentence in out->err.  NULL: no webhook.
+    int (*webhook) (chan_t *ch, const webhook_in_t *in, webhook_out_t *out);
     //  Sends part `part` of job's reply (chan_part gives its text); reports
     //  with chan_sent.  Returns 0, or -1 if it could not even start (then
     //  it is retried like a failed send).
     int (*send) (chan_t *ch, job_t *job);
+    //  How long (ms) sends to chat_id must wait for the platform's rate
+    //  limit, 0: none.  May be NULL.
+    int (*hold) (chan_t *ch, const char *chat_id);
     //  Shows "typing" in chat_id; calls chan_call_done when the call ends.
     //  Returns 0, or -1 if the call could not start.  May be NULL.
     int (*typing) (chan_t *ch, const char *chat_id);
@@ -177,6 +202,7 @@ struct self_t {
     bus_front_t *front;            //  To ask the session actor for runs
     curl_loop_t *curl;             //  Platform calls (made on first use)
     zlistx_t *calls;               //  chan_http_t going (owned)
+    const chan_http_t *answering;  //  The call whose callback runs, or NULL
     CURL *spare[CHAN_SPARE_EASY];  //  Reset easy handles kept for reuse
     int n_spare;
     chan_t *chans;  //  One per channel_ids entry
@@ -207,6 +233,18 @@ chan_curl (self_t *self);
 //  retry_max_ms, with up to 20% jitter.
 int
 chan_backoff_ms (const chan_t *ch, int attempt);
+
+//  Value of name in a query string (a=b&c=d), %-decoded, into buf.  NULL
+//  if it is not there, does not fit or decodes to a NUL.
+const char *
+chan_query_get (const char *query, const char *name, char *buf, size_t cap);
+
+//  True if hex is the HMAC-SHA256 (lower- or upper-case hex) of prefix
+//  then data with key, compared in constant time.  False too if
+//  libcrypto cannot be loaded.
+bool
+chan_signature_ok (const char *key, const char *prefix, size_t prefix_len,
+                   const char *data, size_t len, const char *hex);
 
 //  ---- Ingress (ingress.c) ------------------------------------------------------
 
@@ -287,8 +325,6 @@ chan_lanes_free (chan_t *ch);
 typedef void (chan_http_fn) (void *arg, long status, const char *body, size_t len,
                              const char *error, const char *retry_after);
 
-typedef struct chan_http_t chan_http_t;
-
 //  POSTs a JSON body (copied) to url; fn is called once, on the loop,
 //  unless chan_http_cancel comes first.  timeout_ms bounds the whole
 //  call.  headers: NULL-terminated "K: V" lines or NULL.  Returns the
@@ -296,6 +332,17 @@ typedef struct chan_http_t chan_http_t;
 chan_http_t *
 chan_http_post (self_t *self, const char *url, const char *body,
                 const char *const *headers, int timeout_ms, chan_http_fn *fn, void *arg);
+
+//  chan_http_post, or a GET when body is NULL.
+chan_http_t *
+chan_http_call (self_t *self, const char *url, const char *body,
+                const char *const *headers, int timeout_ms, chan_http_fn *fn, void *arg);
+
+//  Inside a chan_http_fn only: the answer's X-RateLimit-<...> header name
+//  (e.g. "X-RateLimit-Remaining") copied into buf, or NULL if it had none
+//  (or it does not fit).
+const char *
+chan_http_header (self_t *self, const char *name, char *buf, size_t cap);
 
 //  Ends a call before it finishes; fn is not called.
 void
@@ -309,9 +356,9 @@ chan_http_fini (self_t *self);
 
 extern const platform_t platform_telegram;
 extern const platform_t platform_webhook;
-extern const platform_t platform_unbuilt_whatsapp;
-extern const platform_t platform_unbuilt_discord;
-extern const platform_t platform_unbuilt_slack;
+extern const platform_t platform_whatsapp;
+extern const platform_t platform_discord;
+extern const platform_t platform_slack;
 
 //  The generic webhook's HOOK_RUN (hooks.c).
 void

@@ -25,6 +25,8 @@ static const char s_schema[] =
     " WHERE state NOT IN ('done', 'failed');"
     "CREATE TABLE IF NOT EXISTS channel_state ("
     " channel TEXT PRIMARY KEY, enabled INTEGER, cursor INTEGER);"
+    "CREATE TABLE IF NOT EXISTS transport_state ("
+    " channel TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS pairing_requests ("
     " channel TEXT NOT NULL, code TEXT NOT NULL, sender_id TEXT NOT NULL,"
     " sender_name TEXT NOT NULL, created_at INTEGER NOT NULL,"
@@ -49,6 +51,8 @@ typedef enum {
     S_SET_ENABLED,
     S_CURSOR,
     S_SET_CURSOR,
+    S_TRANSPORT,
+    S_SET_TRANSPORT,
     S_PAIR_ADD,
     S_PAIR_COUNT,
     S_PAIR_COUNT_SENDER,
@@ -91,6 +95,9 @@ static const char *s_sql[S_COUNT] = {
                  " AND cursor IS NOT NULL",
     [S_SET_CURSOR] = "INSERT INTO channel_state (channel, cursor) VALUES (?, ?)"
                      " ON CONFLICT (channel) DO UPDATE SET cursor = excluded.cursor",
+    [S_TRANSPORT] = "SELECT value FROM transport_state WHERE channel = ?",
+    [S_SET_TRANSPORT] = "INSERT INTO transport_state VALUES (?, ?)"
+                        " ON CONFLICT (channel) DO UPDATE SET value = excluded.value",
     [S_PAIR_ADD] = "INSERT INTO pairing_requests VALUES (?,?,?,?,?,?)",
     [S_PAIR_COUNT] = "SELECT count(*) FROM pairing_requests WHERE channel = ?"
                      " AND expires_at > ?",
@@ -474,6 +481,37 @@ chanstore_set_cursor (chanstore_t *self, const char *channel, int64_t value)
         return -1;
     s_text (st, 1, channel);
     sqlite3_bind_int64 (st, 2, value);
+    return s_done (st);
+}
+
+int
+chanstore_transport (chanstore_t *self, const char *channel, char *buf, size_t cap)
+{
+    sqlite3_stmt *st = s_stmt (self, S_TRANSPORT);
+    if (!st)
+        return -1;
+    s_text (st, 1, channel);
+    int rc = sqlite3_step (st);
+    int ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (ret == 1) {
+        const char *v = (const char *) sqlite3_column_text (st, 0);
+        if (!v || strlen (v) >= cap)
+            ret = 0;
+        else
+            memcpy (buf, v, strlen (v) + 1);
+    }
+    sqlite3_reset (st);
+    return ret;
+}
+
+int
+chanstore_set_transport (chanstore_t *self, const char *channel, const char *value)
+{
+    sqlite3_stmt *st = s_stmt (self, S_SET_TRANSPORT);
+    if (!st)
+        return -1;
+    s_text (st, 1, channel);
+    s_text (st, 2, value);
     return s_done (st);
 }
 

@@ -130,6 +130,13 @@ chanstore_cursor (chanstore_t *self, const char *channel, int64_t *value);
 int
 chanstore_set_cursor (chanstore_t *self, const char *channel, int64_t value);
 
+//  A transport's own state as text (Discord: its gateway session, to
+//  resume after a restart): 1 and buf, 0 if none (or over cap), -1.
+int
+chanstore_transport (chanstore_t *self, const char *channel, char *buf, size_t cap);
+int
+chanstore_set_transport (chanstore_t *self, const char *channel, const char *value);
+
 //  Pairing: requests not expired at now.
 int
 chanstore_pairing_add (chanstore_t *self, const char *channel, const chan_pairing_t *req);

@@ -43,6 +43,9 @@ s_listed (char **list, const char *channel, const char *id)
             return true;
         if (streq (channel, "telegram") && !strncmp (e, "tg:", 3) && streq (e + 3, id))
             return true;
+        //  WhatsApp numbers as people write them (E.164: "+15551234567").
+        if (streq (channel, "whatsapp") && e[0] == '+' && streq (e + 1, id))
+            return true;
     }
     return false;
 }
@@ -56,7 +59,8 @@ s_verdict (chan_t *ch, const inbound_t *in)
         const char *gp = c->group_policy ? c->group_policy : "allowlist";
         if (streq (gp, "disabled"))
             return S_DROP;
-        if (streq (gp, "allowlist") && !s_listed (c->groups, id, in->chat_id))
+        if (streq (gp, "allowlist") && !s_listed (c->groups, id, in->chat_id)
+            && !(in->space && *in->space && s_listed (c->groups, id, in->space)))
             return S_DROP;
         if (c->require_mention && !in->mentioned)
             return S_DROP;

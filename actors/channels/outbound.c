@@ -31,6 +31,8 @@ struct chan_http_t {
     size_t len, cap;
     bool too_large;
     char retry_after[32];  //  Retry-After header, if any
+    char rate[512];        //  X-RateLimit-* headers, "Name: value\n" each
+    size_t rate_len;
     chan_http_fn *fn;
     void *arg;
     void *handle;  //  In self->calls
@@ -75,7 +77,40 @@ s_on_header (char *data, size_t size, size_t nmemb, void *arg)
             c->retry_after[k++] = data[i++];
         c->retry_after[k] = 0;
     }
+    else if (n > 12 && !strncasecmp (data, "X-RateLimit-", 12)
+             && c->rate_len + n < sizeof (c->rate)) {
+        memcpy (c->rate + c->rate_len, data, n);
+        c->rate_len += n;
+        c->rate[c->rate_len] = 0;
+    }
     return n;
+}
+
+const char *
+chan_http_header (self_t *self, const char *name, char *buf, size_t cap)
+{
+    const chan_http_t *c = self->answering;
+    size_t nlen = strlen (name);
+    for (const char *p = c ? c->rate : ""; *p;) {
+        const char *eol = strchr (p, '\n');
+        if (!eol)
+            break;
+        if (!strncasecmp (p, name, nlen) && p[nlen] == ':') {
+            const char *v = p + nlen + 1;
+            while (*v == ' ')
+                v++;
+            size_t len = 0;
+            while (v + len < eol && v[len] != '\r')
+                len++;
+            if (len >= cap)
+                return NULL;
+            memcpy (buf, v, len);
+            buf[len] = 0;
+            return buf;
+        }
+        p = eol + 1;
+    }
+    return NULL;
 }
 
 static void
@@ -116,9 +151,11 @@ s_http_done (void *arg, CURL *easy, CURLcode result)
         status = 0;
         error = curl_easy_strerror (result);
     }
+    self->answering = c;
     if (c->fn)
         c->fn (c->arg, status, c->body ? c->body : "", c->len, error,
                c->retry_after[0] ? c->retry_after : NULL);
+    self->answering = NULL;
     s_call_free (c);
 }
 
@@ -139,6 +176,13 @@ chan_http_t *
 chan_http_post (self_t *self, const char *url, const char *body,
                 const char *const *headers, int timeout_ms, chan_http_fn *fn, void *arg)
 {
+    return chan_http_call (self, url, body ? body : "", headers, timeout_ms, fn, arg);
+}
+
+chan_http_t *
+chan_http_call (self_t *self, const char *url, const char *body,
+                const char *const *headers, int timeout_ms, chan_http_fn *fn, void *arg)
+{
     curl_loop_t *loop = s_curl (self);
     if (!loop)
         return NULL;
@@ -150,7 +194,8 @@ chan_http_post (self_t *self, const char *url, const char *body,
     c->arg = arg;
     c->easy = self->n_spare ? self->spare[--self->n_spare] : curl_easy_init ();
     c->request = strdup (body ? body : "");
-    c->headers = curl_slist_append (NULL, "Content-Type: application/json");
+    c->headers = curl_slist_append (NULL, body ? "Content-Type: application/json"
+                                               : "Accept: application/json");
     for (const char *const *h = headers; h && *h; h++)
         c->headers = curl_slist_append (c->headers, *h);
     if (!c->easy || !c->request || !c->headers) {
@@ -159,9 +204,13 @@ chan_http_post (self_t *self, const char *url, const char *body,
     }
     CURL *e = c->easy;
     curl_easy_setopt (e, CURLOPT_URL, url);
-    curl_easy_setopt (e, CURLOPT_POST, 1L);
-    curl_easy_setopt (e, CURLOPT_POSTFIELDS, c->request);
-    curl_easy_setopt (e, CURLOPT_POSTFIELDSIZE, (long) strlen (c->request));
+    if (body) {
+        curl_easy_setopt (e, CURLOPT_POST, 1L);
+        curl_easy_setopt (e, CURLOPT_POSTFIELDS, c->request);
+        curl_easy_setopt (e, CURLOPT_POSTFIELDSIZE, (long) strlen (c->request));
+    }
+    else
+        curl_easy_setopt (e, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt (e, CURLOPT_HTTPHEADER, c->headers);
     curl_easy_setopt (e, CURLOPT_WRITEFUNCTION, s_on_write);
     curl_easy_setopt (e, CURLOPT_WRITEDATA, c);
@@ -272,6 +321,13 @@ s_lane_go (lane_t *lane)
         return;
     if (job->parts_sent >= job->n_parts) {
         s_finish (ch, job, NULL);
+        return;
+    }
+    int hold = ch->platform->hold ? ch->platform->hold (ch, job->chat_id) : 0;
+    if (hold > 0) {
+        //  The platform's rate limit for this chat is spent: the tick
+        //  sends it when due, with no call made to be refused.
+        job->retry_at = zclock_mono () + hold;
         return;
     }
     if (ch->calls >= CHAN_MAX_CALLS) {

@@ -476,23 +476,27 @@ s_fini (chan_t *ch)
 //  ---- Webhook ---------------------------------------------------------------------
 
 static int
-s_webhook (chan_t *ch, const char *secret, const char *body, size_t len, int *stored,
-           char *err, size_t cap)
+s_webhook (chan_t *ch, const webhook_in_t *in, webhook_out_t *out)
 {
-    if (s_polling (ch)) {
-        snprintf (err, cap, "The Telegram channel polls; it takes no webhook");
+    if (s_polling (ch) || in->get) {
+        snprintf (out->err, sizeof (out->err),
+                  s_polling (ch) ? "The Telegram channel polls; it takes no webhook"
+                                 : "Telegram pushes with POST");
         return 404;
     }
     const char *want = ch->cfg->webhook_secret;
+    const char *secret = in->secret;
     if (!want || !*want || !secret || !ids_secret_equal (secret, strlen (secret), want)) {
         log_warn ("channel",
                   "telegram: webhook push with a wrong or missing secret refused");
-        snprintf (err, cap, "Wrong or missing X-Telegram-Bot-Api-Secret-Token");
+        snprintf (out->err, sizeof (out->err),
+                  "Wrong or missing X-Telegram-Bot-Api-Secret-Token");
         return 401;
     }
-    if (s_take (ch, body, len, false, NULL, stored, NULL, err, cap)) {
+    if (s_take (ch, in->body, in->len, false, NULL, &out->stored, NULL, out->err,
+                sizeof (out->err))) {
         //  Not stored: Telegram retries a push that is not answered 2xx.
-        return strstr (err, "store") ? 503 : 400;
+        return strstr (out->err, "store") ? 503 : 400;
     }
     return 200;
 }
