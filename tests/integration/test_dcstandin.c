@@ -188,6 +188,7 @@ Test (dcstandin, hello_identify_ready_and_dispatches)
     cJSON_Delete (frame);
 
     cr_assert_eq (dc_call (&s_dc, "identify"), 1);
+    cr_assert_eq (dc_call (&s_dc, "identify_on_gateway"), 1);
     cr_assert_eq (dc_call (&s_dc, "heartbeats"), 1);
     cr_assert_eq (dc_call (&s_dc, "connections"), 1);
     dc_ws_close (&w, 1000);
@@ -302,6 +303,12 @@ Test (dcstandin, close_codes)
     s_expect_close (big, NULL, 4002);
     cr_assert_eq (dc_fault (&s_dc, "{\"kind\":\"invalid_intents\"}"), 0);
     s_expect_close (identify, NULL, 4013);
+    dc_ws_t *w = s_open ("/gateway?v=9&encoding=json", false);
+    cr_assert_eq (dc_ws_wait_closed (w, 3000), 4012);
+    dc_ws_close (&w, 1000);
+    cJSON *calls = dc_calls (&s_dc);
+    cr_assert_str_eq (s_str (calls, "last_query", NULL), "v=9&encoding=json");
+    cJSON_Delete (calls);
 
     //  --require-intents: GUILD_MESSAGES alone is not enough.
     dc_stop (&s_dc, SIGTERM);
@@ -326,6 +333,15 @@ Test (dcstandin, gateway_fault_knobs)
     cr_assert_not_null (frame);
     cJSON_Delete (frame);
     cr_assert_eq (dc_call (&s_dc, "acks_skipped"), 1);
+    cJSON *received = dc_received (&s_dc);
+    cJSON *frames = cJSON_GetObjectItem (received, "frames");
+    cr_assert_eq (cJSON_GetArraySize (frames), 3);  //  Identify, two beats
+    cJSON *identify = cJSON_GetObjectItem (cJSON_GetArrayItem (frames, 0), "frame");
+    cr_assert_str_eq (s_str (cJSON_GetObjectItem (identify, "d"), "token", NULL), "***");
+    cJSON *beat = cJSON_GetObjectItem (cJSON_GetArrayItem (frames, 2), "frame");
+    cr_assert_eq (s_num (beat, "op"), 1);
+    cr_assert_eq (s_num (beat, "d"), 1);
+    cJSON_Delete (received);
 
     cr_assert_eq (dc_fault (&s_dc, "{\"kind\":\"heartbeat_request\"}"), 1);
     frame = dc_ws_wait (w, 1, NULL, 3000);
@@ -441,6 +457,8 @@ Test (dcstandin, rest_shapes_and_sent_log)
     cr_assert_eq (s_post ("55", "{\"content\":\"\"}", &r), 400);
     cr_assert (strstr (r.body, "50006"), "%s", r.body);
     http_resp_free (&r);
+    cr_assert_eq (s_post ("67", "{\"embeds\":[{\"title\":\"card\"}]}", &r), 200);
+    http_resp_free (&r);
     cr_assert_eq (s_rest ("POST", "/channels/55/typing", NULL, "Bot " DC_TOKEN, &r), 204);
     http_resp_free (&r);
 
@@ -448,13 +466,14 @@ Test (dcstandin, rest_shapes_and_sent_log)
     http_resp_free (&r);
     cJSON *sent = dc_sent (&s_dc, NULL);
     cJSON *messages = cJSON_GetObjectItem (sent, "messages");
-    cr_assert_eq (cJSON_GetArraySize (messages), 2);
+    cr_assert_eq (cJSON_GetArraySize (messages), 3);
     cJSON *m = cJSON_GetArrayItem (messages, 0);
     cr_assert_str_eq (s_str (m, "channel_id", NULL), "55");
     cr_assert_str_eq (s_str (m, "message_reference", NULL), "42");
     cr_assert_str_eq (s_str (m, "nonce", NULL), "n1");
     cr_assert (s_num (m, "at_ms") > 0);
-    cr_assert_str_eq (s_str (cJSON_GetArrayItem (messages, 1), "content", NULL),
+    cr_assert_not_null (cJSON_GetObjectItem (cJSON_GetArrayItem (messages, 1), "embeds"));
+    cr_assert_str_eq (s_str (cJSON_GetArrayItem (messages, 2), "content", NULL),
                       "second");
     cJSON_Delete (sent);
     sent = dc_sent (&s_dc, "66");

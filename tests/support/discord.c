@@ -245,6 +245,12 @@ dc_calls (dc_standin_t *d)
     return s_control (d, "GET", "calls", NULL);
 }
 
+cJSON *
+dc_received (dc_standin_t *d)
+{
+    return s_control (d, "GET", "received", NULL);
+}
+
 long
 dc_call (dc_standin_t *d, const char *name)
 {

@@ -108,6 +108,12 @@ dc_sent (dc_standin_t *d, const char *channel_id);
 cJSON *
 dc_calls (dc_standin_t *d);
 
+//  GET /control/received: the last client frames the Gateway got, as
+//  {"frames":[{at_ms, conn, path, frame}]} (tokens hidden).  Caller owns
+//  return value.  NULL on error.
+cJSON *
+dc_received (dc_standin_t *d);
+
 //  One counter of /control/calls (e.g. "identify", "resume",
 //  "connections", "heartbeats", "rest_429").  -1 on error.
 long

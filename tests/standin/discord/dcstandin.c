@@ -10,16 +10,18 @@
         GET  /users/@me        the bot user
         POST /channels/{id}/messages  {content, nonce?, enforce_nonce?,
                                message_reference?{message_id},
-                               allowed_mentions?} -> 200 message object;
-                               400 50006 empty, 400 50035 content > 2000
+                               allowed_mentions?, embeds?} -> 200 message
+                               object; 400 50006 empty (no content, no
+                               embeds), 400 50035 content > 2000
                                code points (or nonce > 25), 400 50109 not
                                JSON; a nonce repeated with enforce_nonce
                                within 5 minutes returns the first message
         POST /channels/{id}/typing    -> 204
     Every answer (but 401/404) carries X-RateLimit-Limit/-Remaining/-Reset/
-    -Reset-After/-Bucket of its bucket (route + channel id).  With
-    --bucket-limit N the bucket is enforced (N calls per --bucket-window-ms,
-    default 1000): the call past it gets a 429.
+    -Reset-After/-Bucket of its bucket (route + channel id): 5 calls per
+    --bucket-window-ms (default 1000), shown but not enforced.  With
+    --bucket-limit N the bucket holds N and is enforced: the call past it
+    gets a 429 (scope user) until the window ends.
 
     Gateway WebSocket on /gateway (new sessions) and /resume (READY's
     resume_gateway_url); see gateway.c for the protocol and close codes.
@@ -52,10 +54,12 @@
                                 -> {"faults":N} or {"touched":N}
         GET  /control/sent[?channel_id=X]  {"messages":[{seq, id,
                                 channel_id, content, message_reference,
-                                nonce, enforce_nonce, allowed_mentions?,
+                                nonce, enforce_nonce, allowed_mentions?, embeds?,
                                 at_ms}]}
-        GET  /control/calls     {identify, resume, resume_on_gateway,
-                                resume_on_resume, last_resume_path,
+        GET  /control/calls     {identify, identify_on_gateway,
+                                identify_on_resume, resume,
+                                resume_on_gateway, resume_on_resume,
+                                last_resume_path, last_query,
                                 heartbeats, acks_skipped, typing,
                                 connections (open now), connections_total,
                                 rest_calls, rest_429, messages, session_id,
@@ -418,10 +422,13 @@ s_control_calls (dc_req_t *req)
     cJSON *root = cJSON_CreateObject ();
     pthread_mutex_lock (&self->lock);
     cJSON_AddNumberToObject (root, "identify", self->identify);
+    cJSON_AddNumberToObject (root, "identify_on_gateway", self->identify_on_gateway);
+    cJSON_AddNumberToObject (root, "identify_on_resume", self->identify_on_resume);
     cJSON_AddNumberToObject (root, "resume", self->resume);
     cJSON_AddNumberToObject (root, "resume_on_gateway", self->resume_on_gateway);
     cJSON_AddNumberToObject (root, "resume_on_resume", self->resume_on_resume);
     cJSON_AddStringToObject (root, "last_resume_path", self->last_resume_path);
+    cJSON_AddStringToObject (root, "last_query", self->last_query);
     cJSON_AddNumberToObject (root, "heartbeats", self->heartbeats);
     cJSON_AddNumberToObject (root, "acks_skipped", self->acks_skipped);
     cJSON_AddNumberToObject (root, "typing", self->typing);
@@ -465,7 +472,8 @@ s_control_reset (dc_req_t *req)
     self->received = cJSON_CreateArray ();
     cJSON_Delete (self->buckets);
     self->buckets = cJSON_CreateObject ();
-    self->identify = self->resume = self->resume_on_gateway = self->resume_on_resume = 0;
+    self->identify = self->identify_on_gateway = self->identify_on_resume = 0;
+    self->resume = self->resume_on_gateway = self->resume_on_resume = 0;
     self->heartbeats = self->acks_skipped = self->typing = self->rest_429 = 0;
     self->rest_calls = self->connections_total = 0;
     self->last_resume_path[0] = 0;

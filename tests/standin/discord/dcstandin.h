@@ -71,6 +71,7 @@ typedef struct dc_conn_t {
     bool identified;             //  Sent Identify or Resume that took
     bool closing;                //  We sent a close frame or dropped it
     bool live;                   //  The session's connection
+    char query[128];             //  Its query string ("v=10&encoding=json")
     int number;                  //  1, 2, ... in opening order
     struct dc_conn_t *next;
 } dc_conn_t;
@@ -111,9 +112,11 @@ typedef struct {
     cJSON *buckets;   //  Bucket key -> {start, used}
 
     //  Counters (not kept in the state file).
-    long identify, resume, resume_on_gateway, resume_on_resume, heartbeats;
+    long identify, identify_on_gateway, identify_on_resume;
+    long resume, resume_on_gateway, resume_on_resume, heartbeats;
     long acks_skipped, typing, connections_total, rest_429, rest_calls;
     char last_resume_path[16];
+    char last_query[128];  //  The last connection's query string
 
     //  Gateway fault knobs.
     int zombie;           //  Heartbeats left unanswered; -1 = all

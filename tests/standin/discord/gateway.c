@@ -7,8 +7,11 @@
     makes a new session and answers READY (s=1), op 6 Resume replays the
     events after its seq and then RESUMED, or answers op 9 false.  Closes
     follow Discord's codes: 4001 unknown opcode, 4002 undecodable or > 4096
-    bytes, 4003 not authenticated, 4004 bad token, 4005 already
-    authenticated, 4007 bad seq, 4013/4014 intents.  civetweb runs each
+    bytes (or encoding other than json), 4003 not authenticated, 4004 bad
+    token, 4005 already authenticated, 4007 bad seq, 4012 v other than 10,
+    4013/4014 intents.  The client's close 1000/1001 (and our 4004, 4007,
+    4009, 4010-4014) end the session; other closes and drops keep it for a
+    Resume, with every event since kept for the replay.  civetweb runs each
     connection on its own worker thread; the handlers take the lock, and
     frames from other threads (control messages, faults) are written with
     the lock held, so one session's frames go out in s order.
@@ -201,6 +204,10 @@ static int
 s_identify (dc_t *self, dc_conn_t *c, cJSON *d)
 {
     self->identify++;
+    if (c->on_resume)
+        self->identify_on_resume++;
+    else
+        self->identify_on_gateway++;
     if (c->identified) {
         s_close (c, 4005, "Already authenticated.", false);
         return 0;
@@ -398,7 +405,10 @@ s_on_connect (const struct mg_connection *conn, void *cbdata)
     c->conn = (struct mg_connection *) conn;
     c->fd = -1;
     c->on_resume = ri->local_uri && strcmp (ri->local_uri, "/resume") == 0;
+    snprintf (c->query, sizeof (c->query), "%s",
+              ri->query_string ? ri->query_string : "");
     pthread_mutex_lock (&self->lock);
+    snprintf (self->last_query, sizeof (self->last_query), "%s", c->query);
     c->number = ++self->conn_number;
     self->connections_total++;
     c->next = self->conns;
@@ -434,6 +444,14 @@ s_on_ready (struct mg_connection *conn, void *cbdata)
     cJSON_AddNumberToObject (d, "heartbeat_interval", heartbeat);
     pthread_mutex_lock (&self->lock);
     s_write_op (c, 10, d);
+    //  Only API v10 and JSON are spoken here (no v: Discord's default).
+    char v[16] = "", encoding[16] = "";
+    mg_get_var (c->query, strlen (c->query), "v", v, sizeof (v));
+    mg_get_var (c->query, strlen (c->query), "encoding", encoding, sizeof (encoding));
+    if (v[0] && strcmp (v, "10") != 0)
+        s_close (c, 4012, "Invalid API version.", true);
+    else if (encoding[0] && strcmp (encoding, "json") != 0)
+        s_close (c, 4002, "Error while decoding payload.", true);
     pthread_mutex_unlock (&self->lock);
 }
 

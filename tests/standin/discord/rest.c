@@ -201,7 +201,10 @@ s_gateway_bot (dc_req_t *req, bool bot, const char *headers)
         cJSON_AddNumberToObject (root, "shards", 1);
         cJSON *limit = cJSON_AddObjectToObject (root, "session_start_limit");
         cJSON_AddNumberToObject (limit, "total", 1000);
-        cJSON_AddNumberToObject (limit, "remaining", 999);
+        pthread_mutex_lock (&self->lock);
+        long left = 1000 - self->identify;
+        pthread_mutex_unlock (&self->lock);
+        cJSON_AddNumberToObject (limit, "remaining", left < 0 ? 0 : (double) left);
         cJSON_AddNumberToObject (limit, "reset_after", 86400000);
         cJSON_AddNumberToObject (limit, "max_concurrency", 1);
     }
@@ -245,10 +248,13 @@ s_post_message (dc_req_t *req, const char *channel, const char *body, size_t len
         return s_form_error (req, headers, "content", "STRING_TYPE_CONVERT",
                              "Could not interpret the value as string.");
     }
-    if (!content || !*content) {
+    bool embeds = cJSON_GetArraySize (cJSON_GetObjectItem (in, "embeds")) > 0;
+    if ((!content || !*content) && !embeds) {
         cJSON_Delete (in);
         return s_error (req, 400, headers, 50006, "Cannot send an empty message");
     }
+    if (!content)
+        content = "";
     if (rest_code_points (content) > DC_MAX_CONTENT) {
         cJSON_Delete (in);
         return s_form_error (req, headers, "content", "BASE_TYPE_MAX_LENGTH",
@@ -335,6 +341,10 @@ s_post_message (dc_req_t *req, const char *channel, const char *body, size_t len
         else
             cJSON_AddNullToObject (entry, "nonce");
         cJSON_AddBoolToObject (entry, "enforce_nonce", enforce);
+        if (embeds)
+            cJSON_AddItemToObject (
+                entry, "embeds",
+                cJSON_Duplicate (cJSON_GetObjectItem (in, "embeds"), true));
         cJSON *allowed = cJSON_GetObjectItem (in, "allowed_mentions");
         if (allowed)
             cJSON_AddItemToObject (entry, "allowed_mentions",
