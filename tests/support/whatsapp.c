@@ -118,6 +118,55 @@ wa_control (wa_standin_t *w, const char *path, const char *body)
     return root;
 }
 
+typedef struct {
+    char *data;
+    size_t len;
+} body_t;
+
+static size_t
+s_on_body (char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    body_t *b = (body_t *) arg;
+    size_t n = size * nmemb;
+    char *grown = realloc (b->data, b->len + n + 1);
+    if (!grown)
+        return 0;
+    memcpy (grown + b->len, ptr, n);
+    b->len += n;
+    grown[b->len] = 0;
+    b->data = grown;
+    return n;
+}
+
+//  POST /control/inbound with no timeout of ours: with wait it lasts as
+//  long as the stand-in's attempts do, which may be more than http_do's
+//  15 s.  Returns the parsed answer of a 200, or NULL.
+static cJSON *
+s_inbound_post (wa_standin_t *w, const char *json)
+{
+    char url[512];
+    snprintf (url, sizeof (url), "%s/control/inbound", w->base);
+    CURL *c = curl_easy_init ();
+    if (!c)
+        return NULL;
+    struct curl_slist *h = curl_slist_append (NULL, "Content-Type: application/json");
+    body_t b = {NULL, 0};
+    curl_easy_setopt (c, CURLOPT_URL, url);
+    curl_easy_setopt (c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt (c, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, s_on_body);
+    curl_easy_setopt (c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    if (curl_easy_perform (c) == CURLE_OK)
+        curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all (h);
+    curl_easy_cleanup (c);
+    cJSON *root = status == 200 && b.data ? cJSON_Parse (b.data) : NULL;
+    free (b.data);
+    return root;
+}
+
 int
 wa_inbound (wa_standin_t *w, const char *json, char *wamid, size_t cap, long *status)
 {
@@ -130,7 +179,7 @@ wa_inbound (wa_standin_t *w, const char *json, char *wamid, size_t cap, long *st
         cJSON_AddBoolToObject (body, "wait", true);
     char *text = cJSON_PrintUnformatted (body);
     cJSON_Delete (body);
-    cJSON *root = wa_control (w, "inbound", text);
+    cJSON *root = s_inbound_post (w, text);
     cJSON_free (text);
     if (!root)
         return -1;

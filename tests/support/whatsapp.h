@@ -69,7 +69,9 @@ wa_control (wa_standin_t *w, const char *path, const char *body);
 //  POST /control/inbound with json, the body's text (e.g. "{\"target\":
 //  \"http://...\",\"from\":\"15551234\",\"text\":\"hi\"}"); "wait":true is
 //  added unless json says "wait", so this returns once the post was
-//  delivered (200) or given up.  The first wamid goes into wamid (may be
+//  delivered (200) or given up (with the defaults, 6 attempts of up to
+//  5 s each: pass "attempts" or start the stand-in with shorter
+//  --push-timeout-ms / --retry-ms for a gateway that is down).  The first wamid goes into wamid (may be
 //  NULL), the HTTP status of the last attempt into *status (may be NULL;
 //  0: no answer).  Returns the number of attempts, or -1.
 int
