@@ -12,9 +12,13 @@
 
     TLS: dc_make_certs (dir, ...) writes a CA and a server certificate for
     127.0.0.1 into dir (with the openssl command); start the stand-in with
-    opt.tls_dir = dir, and give the gateway the CA file as SSL_CERT_FILE
-    (or CURLOPT_CAINFO).  Nothing is committed: the files are made at run
-    time in the test's own directory.
+    opt.tls_dir = dir, and give the gateway the CA file as SSL_CERT_FILE.
+    Nothing is committed: the files are made at run time in the test's own
+    directory.  With TLS on, GET /gateway/bot answers wss:// on whichever
+    port it is asked, so a gateway whose REST base is the plain d->api
+    still opens its WebSocket over TLS (its libcurl, unlike its WebSocket
+    client, does not read SSL_CERT_FILE: a REST base of d->api_tls fails
+    verification unless the gateway sets CURLOPT_CAINFO from it).
 
     dc_ws_* is a small Gateway client (civetweb's WebSocket client) for
     tests that check the stand-in itself or play a second bot.
