@@ -223,6 +223,14 @@ chan_http_call (self_t *self, const char *url, const char *body,
     curl_easy_setopt (e, CURLOPT_USERAGENT, "clawgate");
     //  Platform APIs are https (or loopback stand-ins); no redirects.
     curl_easy_setopt (e, CURLOPT_PROTOCOLS_STR, "http,https");
+    //  The CA store OpenSSL's own variables name, as for the WebSocket
+    //  client (wsclient.c), so one setting serves every platform call.
+    const char *ca_file = getenv ("SSL_CERT_FILE");
+    const char *ca_dir = getenv ("SSL_CERT_DIR");
+    if (ca_file && *ca_file)
+        curl_easy_setopt (e, CURLOPT_CAINFO, ca_file);
+    if (ca_dir && *ca_dir)
+        curl_easy_setopt (e, CURLOPT_CAPATH, ca_dir);
     if (curl_loop_add (loop, e)) {
         s_call_free (c);
         return NULL;

@@ -18,13 +18,25 @@
 static int
 s_launch (ch_gw_t *g)
 {
-    const char *args[] = {"serve",  "--port",   "0",       "--state-dir",
+    //  A restart keeps the port: platforms go on pushing to the same URL
+    //  (WhatsApp and Slack retry their webhooks there).
+    char port[16];
+    snprintf (port, sizeof (port), "%d", g->port > 0 ? g->port : 0);
+    const char *args[] = {"serve",  "--port",   port,      "--state-dir",
                           g->state, "--config", g->config, NULL};
-    if (proc_start (&g->proc, args, NULL))
-        return -1;
     char line[512];
-    if (proc_wait_line (&g->proc, "listening on http://", 20000, line, sizeof (line)))
-        return -1;
+    for (int attempt = 0;; attempt++) {
+        if (proc_start (&g->proc, args, NULL))
+            return -1;
+        if (proc_wait_line (&g->proc, "listening on http://", 20000, line, sizeof (line))
+            == 0)
+            break;
+        //  The old process's port may linger a moment: try again.
+        proc_stop (&g->proc, SIGKILL, 2000);
+        if (g->port <= 0 || attempt == 20)
+            return -1;
+        usleep (100000);
+    }
     char *colon = strrchr (strstr (line, "http://") + 7, ':');
     g->port = colon ? atoi (colon + 1) : 0;
     if (g->port <= 0)

@@ -35,8 +35,8 @@ typedef struct {
 int
 ch_gw_start (ch_gw_t *g, const char *config_json);
 
-//  Starts serve again on the same state dir and config file (after
-//  ch_gw_stop).  Returns 0 or -1.
+//  Starts serve again on the same state dir, config file and port (after
+//  ch_gw_stop), so that platforms' pushes reach it at the same URL.  Returns 0 or -1.
 int
 ch_gw_restart (ch_gw_t *g);
 
