@@ -1,6 +1,14 @@
 /*  =========================================================================
-    test_channels_crash_all - nothing lost, nothing twice on Discord, Slack
-    and WhatsApp at once: the real `clawgate serve` with the three channels
+    test_channels_all - every channel in one gateway.
+
+    The five at once (five_listed_and_independent): Telegram, Discord,
+    Slack, WhatsApp and the generic webhook configured together show in
+    GET /v1/channels, /status and WebSocket channel.list with their live
+    status, each answers, and disabling one leaves the others answering.
+
+    Nothing lost, nothing twice on Discord, Slack and WhatsApp at once
+    (kill_with_queued_inbound_on_all_three): the real `clawgate serve`
+    with the three channels
     (against their stand-ins, and a slow model so that messages queue) is
     killed with SIGKILL while inbound messages of all three wait for their
     runs, more messages arrive on all three while it is down, and it is
@@ -32,6 +40,7 @@
 #include "harness.h"
 #include "runs.h"
 #include "slack.h"
+#include "telegram.h"
 #include "whatsapp.h"
 
 #define WAIT_MS 60000  //  Generous: the suite also runs under ASan
@@ -40,6 +49,7 @@
 #define LATE 2         //  Messages per chat while the gateway is down
 #define MAX_MSGS 64
 #define IN_FLIGHT_MS 1000
+#define HOOK_TOKEN "a-hook-token-of-some-length"
 
 typedef enum { P_DISCORD, P_SLACK, P_WHATSAPP, P_COUNT } platform_t;
 static const char *const s_names[] = {"discord", "slack", "whatsapp"};
@@ -50,6 +60,7 @@ typedef struct {
     char text[64];  //  Unique: the slow model's reply quotes it
 } msg_t;
 
+static tg_standin_t s_tg;
 static dc_standin_t s_dc;
 static sl_standin_t s_sl;
 static wa_standin_t s_wa;
@@ -88,6 +99,8 @@ s_setup (void)
                            NULL};
     snprintf (state, sizeof (state), "%s/wa.json", s_dir);
     cr_assert_eq (wa_start (&s_wa, state, wargs), 0, "cg_wastandin did not start");
+    snprintf (state, sizeof (state), "%s/tg.json", s_dir);
+    cr_assert_eq (tg_start (&s_tg, state), 0, "cg_tgstandin did not start");
     s_n = 0;
 }
 
@@ -100,22 +113,32 @@ s_teardown (void)
     dc_stop (&s_dc, SIGTERM);
     sl_stop (&s_sl, SIGTERM);
     wa_stop (&s_wa, SIGTERM);
+    tg_stop (&s_tg, SIGTERM);
     proc_stop (&runs_env.standin, SIGTERM, 5000);
     harness_rmtree (s_dir);
 }
 
-TestSuite (channels_crash_all, .init = s_setup, .fini = s_teardown, .timeout = 240);
+TestSuite (channels_all, .init = s_setup, .fini = s_teardown, .timeout = 240);
 
+//  Starts the gateway with Discord, Slack and WhatsApp (and, with five,
+//  Telegram and the generic webhook too), the slow model answering when
+//  slow (else local/echo), and waits until each is connected.
 static void
-s_start_gateway (void)
+s_start_gateway (bool slow, bool five)
 {
-    char config[4096];
+    char config[6144], more[1024] = "";
+    if (five)
+        snprintf (more, sizeof (more),
+                  ",\"telegram\":{\"botToken\":\"%s\",\"baseUrl\":\"%s\","
+                  "\"pollTimeoutS\":1,\"dmPolicy\":\"open\"},"
+                  "\"webhook\":{\"hooks\":{\"ci\":{\"token\":\"" HOOK_TOKEN "\"}}}",
+                  s_tg.token, s_tg.base);
     const char *common = "\"dmPolicy\":\"open\",\"sendAttempts\":1000,\"retryMinMs\":100,"
                          "\"retryMaxMs\":300,\"pollTimeoutS\":3";
     snprintf (config, sizeof (config),
               "{\"providers\":{\"openai\":{\"type\":\"openai\",\"baseUrl\":\"%s/v1\","
               "\"apiKey\":\"" OPENAI_KEY "\",\"models\":[\"slow\"]}},"
-              "\"agents\":{\"default\":{\"model\":\"openai/slow\"}},"
+              "\"agents\":{\"default\":{\"model\":\"%s\"}},"
               "\"channels\":{"
               "\"discord\":{\"botToken\":\"%s\",\"baseUrl\":\"%s\",%s},"
               "\"slack\":{\"botToken\":\"" SL_BOT_TOKEN "\",\"appToken\":\"" SL_APP_TOKEN
@@ -123,13 +146,16 @@ s_start_gateway (void)
               "\"whatsapp\":{\"accessToken\":\"" WA_ACCESS_TOKEN
               "\",\"phoneNumberId\":\"" WA_PHONE_NUMBER_ID
               "\",\"appSecret\":\"" WA_APP_SECRET "\",\"verifyToken\":\"" WA_VERIFY_TOKEN
-              "\",\"baseUrl\":\"%s\",%s}}}",
-              runs_env.sbase, s_dc.token, s_dc.api, common, s_sl.api, common, s_wa.graph,
-              common);
+              "\",\"baseUrl\":\"%s\",%s}%s}}",
+              runs_env.sbase, slow ? "openai/slow" : "local/echo", s_dc.token, s_dc.api,
+              common, s_sl.api, common, s_wa.graph, common, more);
     cr_assert_eq (ch_gw_start (&s_gw, config), 0, "clawgate serve did not start");
     for (int p = 0; p < P_COUNT; p++)
         cr_assert_eq (ch_wait_status (&s_gw, s_names[p], "connected", WAIT_MS), 0,
                       "%s never connected", s_names[p]);
+    if (five)
+        cr_assert_eq (ch_wait_status (&s_gw, "telegram", "connected", WAIT_MS), 0,
+                      "telegram never connected");
 }
 
 //  The gateway's webhook URL for WhatsApp's pushes.
@@ -242,9 +268,9 @@ s_tally (int *counts, long long *first)
     return answered;
 }
 
-Test (channels_crash_all, kill_with_queued_inbound_on_all_three)
+Test (channels_all, kill_with_queued_inbound_on_all_three)
 {
-    s_start_gateway ();
+    s_start_gateway (true, false);
     s_inject_all (PER_CHAT, "early");
     //  Killed once the gateway has stored every one (its status counts
     //  them), while most still wait for their runs.
@@ -291,4 +317,137 @@ Test (channels_crash_all, kill_with_queued_inbound_on_all_three)
     cr_assert_eq (dc_call (&s_dc, "identify"), 1,
                   "Discord identified anew after the restart");
     cr_assert_geq (dc_call (&s_dc, "resume"), 1, "Discord did not resume");
+}
+
+//  ---- The five at once --------------------------------------------------------------
+
+static const char *const s_five[] = {"whatsapp", "telegram", "discord", "slack",
+                                     "webhook"};
+
+//  Every channel's status from GET /v1/channels, /status and channel.list
+//  is want, except except (may be NULL), which is except_want.
+static void
+s_assert_statuses (const char *except, const char *except_want)
+{
+    cJSON *list = NULL;
+    cr_assert_eq (ch_http (&s_gw, "GET", "/v1/channels", NULL, true, NULL, &list), 200);
+    cJSON *ws = ch_ws_call (&s_gw, "channel.list", NULL, WAIT_MS);
+    cr_assert_not_null (ws, "no channel.list answer");
+    cJSON *status = NULL;
+    cr_assert_eq (ch_http (&s_gw, "GET", "/status", NULL, true, NULL, &status), 200);
+    cJSON *map = cJSON_GetObjectItem (status, "channels");
+    for (int i = 0; i < 5; i++) {
+        const char *want =
+            except && !strcmp (s_five[i], except) ? except_want : "connected";
+        const cJSON *lists[] = {
+            cJSON_GetObjectItem (list, "channels"),
+            cJSON_GetObjectItem (cJSON_GetObjectItem (ws, "result"), "channels")};
+        for (int l = 0; l < 2; l++) {
+            const char *got = NULL;
+            const cJSON *c;
+            cJSON_ArrayForEach (c, lists[l])
+            {
+                const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (c, "id"));
+                if (id && !strcmp (id, s_five[i]))
+                    got = cJSON_GetStringValue (cJSON_GetObjectItem (c, "status"));
+            }
+            cr_assert (got && !strcmp (got, want), "%s: %s is %s, not %s",
+                       l ? "channel.list" : "GET /v1/channels", s_five[i],
+                       got ? got : "missing", want);
+        }
+        const cJSON *s = cJSON_GetObjectItem (map, s_five[i]);
+        const char *got = cJSON_IsString (s)
+                              ? s->valuestring
+                              : cJSON_GetStringValue (cJSON_GetObjectItem (s, "status"));
+        cr_assert (got && !strcmp (got, want), "/status: %s is %s, not %s", s_five[i],
+                   got ? got : "missing", want);
+    }
+    cJSON_Delete (list);
+    cJSON_Delete (ws);
+    cJSON_Delete (status);
+}
+
+//  One message on every channel but skip (may be NULL), each answered.
+static void
+s_each_answers (const char *tag, const char *skip)
+{
+    int before = s_n;
+    for (int p = 0; p < P_COUNT; p++)
+        if (!skip || strcmp (skip, s_names[p]))
+            s_inject ((platform_t) p, 0, tag);
+    char text[64];
+    snprintf (text, sizeof (text), "%s-telegram", tag);
+    long mid = ch_tg_dm (&s_tg, 6001, text);
+    cr_assert_gt (mid, 0);
+    char *got = ch_tg_wait_reply (&s_tg, "6001", mid, WAIT_MS);
+    cr_assert (got && !strcmp (got, text), "telegram answered '%s'",
+               got ? got : "nothing");
+    free (got);
+    const char *hdr[] = {"Authorization: Bearer " HOOK_TOKEN, NULL};
+    char body[128];
+    snprintf (body, sizeof (body), "{\"message\":\"%s-webhook\"}", tag);
+    cJSON *r = NULL;
+    cr_assert_eq (ch_http (&s_gw, "POST", "/v1/hooks/ci", body, false, hdr, &r), 200);
+    const char *resp = cJSON_GetStringValue (cJSON_GetObjectItem (r, "response"));
+    cr_assert (resp && strstr (resp, "-webhook"), "webhook answered '%s'",
+               resp ? resp : "nothing");
+    cJSON_Delete (r);
+    int counts[MAX_MSGS];
+    long long first[MAX_MSGS];
+    long long deadline = harness_now_ms () + WAIT_MS;
+    bool all = false;
+    while (!all && harness_now_ms () < deadline) {
+        s_tally (counts, first);
+        all = true;
+        for (int i = before; i < s_n; i++)
+            all = all && counts[i] == 1;
+        if (!all)
+            usleep (100000);
+    }
+    for (int i = before; i < s_n; i++)
+        cr_assert_eq (counts[i], 1, "%s: '%s' got %d replies", s_names[s_msgs[i].p],
+                      s_msgs[i].text, counts[i]);
+}
+
+Test (channels_all, five_listed_and_independent)
+{
+    s_start_gateway (false, true);
+    cr_assert_eq (ch_wait_status (&s_gw, "webhook", "connected", WAIT_MS), 0);
+    s_assert_statuses (NULL, NULL);
+    s_each_answers ("five", NULL);
+
+    //  Discord off: listed as disabled everywhere, its gateway connection
+    //  closed; the other four go on answering.
+    cr_assert_eq (
+        ch_http (&s_gw, "POST", "/v1/channels/discord/disable", "{}", true, NULL, NULL),
+        200);
+    long long deadline = harness_now_ms () + WAIT_MS;
+    while (dc_call (&s_dc, "connections") != 0 && harness_now_ms () < deadline)
+        usleep (50000);
+    cr_assert_eq (dc_call (&s_dc, "connections"), 0, "Discord's connection stayed open");
+    s_assert_statuses ("discord", "disabled");
+    s_each_answers ("without-discord", "discord");
+
+    //  A Discord message while it is off waits for its session; back on,
+    //  the session resumes and the message is answered, once.
+    int held = s_n;
+    s_inject (P_DISCORD, 1, "while-off");
+    usleep (1000 * 1000);
+    int counts[MAX_MSGS];
+    long long first[MAX_MSGS];
+    s_tally (counts, first);
+    cr_assert_eq (counts[held], 0, "a disabled Discord answered");
+    cr_assert_eq (
+        ch_http (&s_gw, "POST", "/v1/channels/discord/enable", "{}", true, NULL, NULL),
+        200);
+    cr_assert_eq (ch_wait_status (&s_gw, "discord", "connected", WAIT_MS), 0);
+    deadline = harness_now_ms () + WAIT_MS;
+    while (s_tally (counts, first) < s_n && harness_now_ms () < deadline)
+        usleep (100000);
+    usleep (1500 * 1000);
+    s_tally (counts, first);
+    cr_assert_eq (counts[held], 1,
+                  "the message sent while Discord was off got %d replies", counts[held]);
+    cr_assert_eq (dc_call (&s_dc, "identify"), 1, "Discord identified anew");
+    s_assert_statuses (NULL, NULL);
 }
