@@ -89,6 +89,16 @@ chan_backoff_ms (const chan_t *ch, int attempt)
     return (int) (d - (int64_t) (randof ((int) (d / 5) + 1)));
 }
 
+int
+chan_retry_after_ms (const char *value, int otherwise)
+{
+    char *end = NULL;
+    double s = value ? strtod (value, &end) : 0;
+    if (!value || end == value || !(s > 0 && s <= 3600))
+        return otherwise;
+    return (int) (s * 1000) + 1;
+}
+
 static int
 s_hex (int c)
 {

@@ -234,6 +234,11 @@ chan_curl (self_t *self);
 int
 chan_backoff_ms (const chan_t *ch, int attempt);
 
+//  A Retry-After header (seconds, integer or not) as ms, within an hour;
+//  otherwise (missing, malformed, out of range) if it is not one.
+int
+chan_retry_after_ms (const char *value, int otherwise);
+
 //  Value of name in a query string (a=b&c=d), %-decoded, into buf.  NULL
 //  if it is not there, does not fit or decodes to a NUL.
 const char *

@@ -42,6 +42,7 @@
     =========================================================================
 */
 #include "channel_internal.h"
+#include "chat_parse.h"
 #include "json_in.h"
 #include "log.h"
 #include "msg_names.h"
@@ -246,46 +247,16 @@ s_resume (chan_t *ch)
 
 //  ---- Receiving -------------------------------------------------------------------------
 
-//  content without the bot's own mentions ("<@id>", "<@!id>"), into buf.
-static const char *
-s_strip_mention (const dc_t *dc, const char *text, char *buf, size_t cap)
-{
-    char a[48], b[48];
-    snprintf (a, sizeof (a), "<@%s>", dc->bot_id);
-    snprintf (b, sizeof (b), "<@!%s>", dc->bot_id);
-    size_t alen = strlen (a), blen = strlen (b), k = 0;
-    for (const char *p = text; *p && k + 1 < cap;) {
-        size_t skip = !dc->bot_id[0]          ? 0
-                      : !strncmp (p, a, alen) ? alen
-                      : !strncmp (p, b, blen) ? blen
-                                              : 0;
-        if (skip) {
-            p += skip;
-            while (*p == ' ')
-                p++;
-            continue;
-        }
-        buf[k++] = *p++;
-    }
-    buf[k] = 0;
-    return buf;
-}
+typedef struct {
+    chan_t *ch;
+    int64_t seq;
+} dc_take_t;
 
-static bool
-s_mentions_bot (const dc_t *dc, const cJSON *d)
+static int
+s_store (void *arg, const inbound_t *in)
 {
-    const cJSON *m;
-    cJSON_ArrayForEach (m, cJSON_GetObjectItemCaseSensitive (d, "mentions"))
-    {
-        const char *id =
-            cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (m, "id"));
-        if (id && streq (id, dc->bot_id))
-            return true;
-    }
-    const cJSON *ref = cJSON_GetObjectItemCaseSensitive (d, "referenced_message");
-    const char *to = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (
-        cJSON_GetObjectItemCaseSensitive (ref, "author"), "id"));
-    return to && streq (to, dc->bot_id);
+    dc_take_t *t = (dc_take_t *) arg;
+    return chan_ingest (t->ch, in, 1, t->seq, NULL);
 }
 
 //  A MESSAGE_CREATE of sequence seq: stored if it is for us.  The
@@ -293,53 +264,10 @@ s_mentions_bot (const dc_t *dc, const cJSON *d)
 static void
 s_message (chan_t *ch, const cJSON *d, int64_t seq)
 {
-    dc_t *dc = s_dc (ch);
-    const cJSON *author = cJSON_GetObjectItemCaseSensitive (d, "author");
-    const char *id = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (d, "id"));
-    const char *channel =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (d, "channel_id"));
-    const char *guild =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (d, "guild_id"));
-    const char *content =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (d, "content"));
-    const char *who =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (author, "id"));
-    const char *name =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (author, "global_name"));
-    if (!name)
-        name =
-            cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (author, "username"));
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive (d, "type");
-    int t = cJSON_IsNumber (type) ? type->valueint : 0;
-    if (!id || !channel || !who || !content || strlen (id) > 32 || strlen (channel) > 32
-        || strlen (who) > 32 || (guild && strlen (guild) > 32))
-        return;
-    if (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (author, "bot"))
-        || streq (who, dc->bot_id) || cJSON_GetObjectItemCaseSensitive (d, "webhook_id")
-        || (t != 0 && t != 19) || !*content) {
-        log_debug ("channel",
-                   "discord: message %s skipped (a bot's, a system message or "
-                   "no text)",
-                   id);
-        return;
-    }
-    size_t cap = strlen (content) + 1;
-    char *clean = (char *) malloc (cap);
-    if (!clean)
-        return;
-    inbound_t in = {.key = id,
-                    .chat_id = channel,
-                    .sender_id = who,
-                    .sender_name = name ? name : "",
-                    .reply_to = id,
-                    .text = s_strip_mention (dc, content, clean, cap),
-                    .space = guild,
-                    .group = guild != NULL,
-                    .mentioned = guild && s_mentions_bot (dc, d)};
-    if (chan_ingest (ch, &in, 1, seq, NULL))
+    dc_take_t t = {ch, seq};
+    if (dc_parse_message (d, s_dc (ch)->bot_id, s_store, &t) < 0)
         //  Not stored: a Resume from the last stored sequence replays it.
         s_reconnect (ch, "the channel store failed", -1);
-    free (clean);
 }
 
 static void
@@ -409,7 +337,10 @@ s_frame (chan_t *ch, const char *data, size_t len)
     switch (op->valueint) {
     case 10: {  //  Hello
         const cJSON *hb = cJSON_GetObjectItemCaseSensitive (d, "heartbeat_interval");
-        int interval = cJSON_IsNumber (hb) ? (int) hb->valuedouble : 0;
+        int interval =
+            cJSON_IsNumber (hb) && hb->valuedouble >= 100 && hb->valuedouble <= 600000
+                ? (int) hb->valuedouble
+                : 0;
         if (interval < 100 || interval > 600000) {
             cJSON_Delete (root);
             s_reconnect (ch, "Discord's Hello had no usable heartbeat_interval", -1);
@@ -585,7 +516,7 @@ s_on_gateway_bot (void *arg, long status, const char *body, size_t len, const ch
         s_later (ch, ch->cfg->retry_max_ms, s_connect);
     }
     else if (status == 429)
-        s_later (ch, retry_after ? atoi (retry_after) * 1000 + 1 : 1000, s_connect);
+        s_later (ch, chan_retry_after_ms (retry_after, 1000), s_connect);
     else {
         chan_set_status (ch, "disconnected", why);
         s_later (ch, chan_backoff_ms (ch, dc->failures), s_connect);
@@ -749,7 +680,7 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
         const cJSON *ra = cJSON_GetObjectItemCaseSensitive (root, "retry_after");
         double s = cJSON_IsNumber (ra) && ra->valuedouble > 0 && ra->valuedouble < 3600
                        ? ra->valuedouble
-                       : (retry_after ? atof (retry_after) : 1);
+                       : chan_retry_after_ms (retry_after, 1000) / 1000.0;
         int64_t ms = (int64_t) ceil ((s > 0 ? s : 1) * 1000);
         if (cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (root, "global")))
             dc->global_until = zclock_mono () + ms;

@@ -280,8 +280,7 @@ s_on_callback (void *arg, long status, const char *body, size_t len, const char 
     if (status >= 200 && status < 300)
         chan_sent (job->ch, job, SEND_OK, 0, NULL);
     else if (status == 429 || status >= 500 || status == 0)
-        chan_sent (job->ch, job, SEND_RETRY, retry_after ? atoi (retry_after) * 1000 : 0,
-                   why);
+        chan_sent (job->ch, job, SEND_RETRY, chan_retry_after_ms (retry_after, 0), why);
     else
         chan_sent (job->ch, job, SEND_PERMANENT, 0, why);
 }

@@ -40,6 +40,7 @@
     =========================================================================
 */
 #include "channel_internal.h"
+#include "chat_parse.h"
 #include "ids.h"
 #include "json_in.h"
 #include "log.h"
@@ -161,24 +162,16 @@ s_post (chan_t *ch, const char *method, const char *auth, chan_http_fn *fn);
 
 //  ---- Messages ----------------------------------------------------------------------
 
-//  The text with the bot's own mention ("<@U...>") taken out, into buf.
-static const char *
-s_strip_mention (const sl_t *sl, const char *text, char *buf, size_t cap)
+typedef struct {
+    chan_t *ch;
+    int *stored;
+} sl_take_t;
+
+static int
+s_store (void *arg, const inbound_t *in)
 {
-    char tag[80];
-    snprintf (tag, sizeof (tag), "<@%s>", sl->bot_user);
-    size_t tlen = strlen (tag), k = 0;
-    for (const char *p = text; *p && k + 1 < cap;) {
-        if (sl->bot_user[0] && !strncmp (p, tag, tlen)) {
-            p += tlen;
-            while (*p == ' ')
-                p++;
-            continue;
-        }
-        buf[k++] = *p++;
-    }
-    buf[k] = 0;
-    return buf;
+    sl_take_t *t = (sl_take_t *) arg;
+    return chan_ingest (t->ch, in, 1, -1, t->stored);
 }
 
 //  Stores the message an event_callback carries, if it is one for us.
@@ -186,57 +179,10 @@ s_strip_mention (const sl_t *sl, const char *text, char *buf, size_t cap)
 static int
 s_event (chan_t *ch, const cJSON *envelope, int *stored)
 {
-    sl_t *sl = s_sl (ch);
     if (stored)
         *stored = 0;
-    const cJSON *ev = cJSON_GetObjectItemCaseSensitive (envelope, "event");
-    const char *type =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (ev, "type"));
-    const char *user =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (ev, "user"));
-    const char *channel =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (ev, "channel"));
-    const char *text =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (ev, "text"));
-    const char *ts = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (ev, "ts"));
-    const char *thread =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (ev, "thread_ts"));
-    const char *ctype =
-        cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (ev, "channel_type"));
-    bool mention = type && streq (type, "app_mention");
-    if (!type || !(mention || streq (type, "message")) || !user || !channel || !text
-        || !ts || strlen (channel) > 64 || strlen (ts) > 64 || strlen (user) > 64)
-        return 0;
-    if (cJSON_GetObjectItemCaseSensitive (ev, "subtype")
-        || cJSON_GetObjectItemCaseSensitive (ev, "bot_id")
-        || streq (user, sl->bot_user)) {
-        log_debug ("channel", "slack: a bot message, an edit or a subtype skipped");
-        return 0;
-    }
-    bool group = mention || !ctype || !streq (ctype, "im");
-    char tag[80];
-    snprintf (tag, sizeof (tag), "<@%s>", sl->bot_user);
-    if (!mention && group && sl->bot_user[0] && strstr (text, tag))
-        mention = true;
-    char key[140];
-    snprintf (key, sizeof (key), "%s:%s", channel, ts);
-    size_t cap = strlen (text) + 1;
-    char *clean = (char *) malloc (cap);
-    if (!clean)
-        return -1;
-    inbound_t in = {.key = key,
-                    .chat_id = channel,
-                    .sender_id = user,
-                    .sender_name = "",
-                    .reply_to = thread  ? thread
-                                : group ? ts
-                                        : "",
-                    .text = s_strip_mention (sl, text, clean, cap),
-                    .group = group,
-                    .mentioned = mention};
-    int rc = chan_ingest (ch, &in, 1, -1, stored);
-    free (clean);
-    return rc;
+    sl_take_t t = {ch, stored};
+    return sl_parse_event (envelope, s_sl (ch)->bot_user, s_store, &t) < 0 ? -1 : 0;
 }
 
 //  ---- Socket Mode ---------------------------------------------------------------------
@@ -403,7 +349,7 @@ s_on_open (void *arg, long status, const char *body, size_t len, const char *err
     }
     cJSON_Delete (a.root);
     if (status == 429)
-        s_later (ch, retry_after ? atoi (retry_after) * 1000 + 1 : 1000, s_open);
+        s_later (ch, chan_retry_after_ms (retry_after, 1000), s_open);
     else if (s_auth_error (a.error)) {
         chan_set_status (ch, "error", a.why);
         s_later (ch, ch->cfg->retry_max_ms, s_open);
@@ -456,7 +402,7 @@ s_on_me (void *arg, long status, const char *body, size_t len, const char *error
     }
     cJSON_Delete (a.root);
     if (status == 429)
-        s_later (ch, retry_after ? atoi (retry_after) * 1000 + 1 : 1000, s_auth_test);
+        s_later (ch, chan_retry_after_ms (retry_after, 1000), s_auth_test);
     else if (s_auth_error (a.error)) {
         chan_set_status (ch, "error", a.why);
         s_later (ch, ch->cfg->retry_max_ms, s_auth_test);
@@ -620,9 +566,7 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
     if (status == 200 && a.ok)
         chan_sent (ch, job, SEND_OK, 0, NULL);
     else if (again)
-        chan_sent (ch, job, SEND_RETRY,
-                   retry_after && atoi (retry_after) > 0 ? atoi (retry_after) * 1000 : 0,
-                   a.why);
+        chan_sent (ch, job, SEND_RETRY, chan_retry_after_ms (retry_after, 0), a.why);
     else {
         if (s_auth_error (a.error))
             chan_set_status (ch, "error", a.why);

@@ -27,6 +27,7 @@
 */
 #include "ids.h"
 #include "channel_internal.h"
+#include "chat_parse.h"
 #include "json_in.h"
 #include "log.h"
 #include "msg_names.h"
@@ -115,83 +116,43 @@ s_verify (chan_t *ch, const webhook_in_t *in, webhook_out_t *out)
     return 403;
 }
 
-//  The name WhatsApp gives wa_id in value.contacts, or "".
-static const char *
-s_contact_name (const cJSON *value, const char *wa_id)
+//  A push's messages, gathered for one chan_ingest (strings lent by the
+//  parsed push).
+typedef struct {
+    chan_t *ch;
+    inbound_t *items;
+    size_t n, cap;
+} wa_batch_t;
+
+static int
+s_collect (void *arg, const inbound_t *in)
 {
-    const cJSON *c;
-    cJSON_ArrayForEach (c, cJSON_GetObjectItemCaseSensitive (value, "contacts"))
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive (c, "wa_id");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive (
-            cJSON_GetObjectItemCaseSensitive (c, "profile"), "name");
-        if (cJSON_IsString (id) && streq (id->valuestring, wa_id)
-            && cJSON_IsString (name))
-            return name->valuestring;
+    wa_batch_t *b = (wa_batch_t *) arg;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        inbound_t *grown = (inbound_t *) realloc (b->items, cap * sizeof (inbound_t));
+        if (!grown)
+            return -1;
+        b->items = grown;
+        b->cap = cap;
     }
-    return "";
+    b->items[b->n++] = *in;
+    //  Its last message, for the read receipt while the run goes.
+    wa_t *wa = s_wa (b->ch);
+    if (zhashx_size (wa->last) < WA_MAX_LAST || zhashx_lookup (wa->last, in->chat_id))
+        zhashx_update (wa->last, in->chat_id, strdup (in->key));
+    return 0;
 }
 
 //  A failed delivery Meta reports later (statuses[].errors): lastError.
 static void
-s_statuses (chan_t *ch, const cJSON *value)
+s_failed (void *arg, int code, const char *title)
 {
-    const cJSON *st;
-    cJSON_ArrayForEach (st, cJSON_GetObjectItemCaseSensitive (value, "statuses"))
-    {
-        const cJSON *status = cJSON_GetObjectItemCaseSensitive (st, "status");
-        if (!cJSON_IsString (status) || !streq (status->valuestring, "failed"))
-            continue;
-        const cJSON *err =
-            cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (st, "errors"), 0);
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive (err, "code");
-        const cJSON *title = cJSON_GetObjectItemCaseSensitive (err, "title");
-        char why[256];
-        snprintf (why, sizeof (why), "a reply was not delivered: %d %s",
-                  cJSON_IsNumber (code) ? code->valueint : 0,
-                  cJSON_IsString (title) ? title->valuestring : "");
-        ch->failed++;
-        chan_set_status (ch, ch->status ? ch->status : "connected", why);
-    }
-}
-
-//  Collects the text messages of one change's value into in (at most cap).
-static size_t
-s_messages (chan_t *ch, const cJSON *value, inbound_t *in, size_t n, size_t cap)
-{
-    wa_t *wa = s_wa (ch);
-    const cJSON *m;
-    cJSON_ArrayForEach (m, cJSON_GetObjectItemCaseSensitive (value, "messages"))
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive (m, "id");
-        const cJSON *from = cJSON_GetObjectItemCaseSensitive (m, "from");
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive (m, "type");
-        const cJSON *body = cJSON_GetObjectItemCaseSensitive (
-            cJSON_GetObjectItemCaseSensitive (m, "text"), "body");
-        if (!cJSON_IsString (id) || !cJSON_IsString (from) || !*id->valuestring
-            || !*from->valuestring || strlen (id->valuestring) > 200
-            || strlen (from->valuestring) > 64)
-            continue;
-        if (!cJSON_IsString (type) || !streq (type->valuestring, "text")
-            || !cJSON_IsString (body)) {
-            log_debug ("channel", "whatsapp: a %s message skipped (text only)",
-                       cJSON_IsString (type) ? type->valuestring : "typeless");
-            continue;
-        }
-        if (n == cap)
-            break;
-        in[n] = (inbound_t){.key = id->valuestring,
-                            .chat_id = from->valuestring,
-                            .sender_id = from->valuestring,
-                            .sender_name = s_contact_name (value, from->valuestring),
-                            .reply_to = id->valuestring,
-                            .text = body->valuestring};
-        if (zhashx_size (wa->last) < WA_MAX_LAST
-            || zhashx_lookup (wa->last, from->valuestring))
-            zhashx_update (wa->last, from->valuestring, strdup (id->valuestring));
-        n++;
-    }
-    return n;
+    wa_batch_t *b = (wa_batch_t *) arg;
+    char why[256];
+    snprintf (why, sizeof (why), "a reply was not delivered: %d %s", code, title);
+    b->ch->failed++;
+    chan_set_status (b->ch, b->ch->status ? b->ch->status : "connected", why);
 }
 
 static int
@@ -214,38 +175,16 @@ s_webhook (chan_t *ch, const webhook_in_t *in, webhook_out_t *out)
         snprintf (out->err, sizeof (out->err), "The body is not a JSON object");
         return 400;
     }
-    //  Meta batches: entries of changes of messages.  Count, then take.
-    size_t cap = 0;
-    const cJSON *entry, *change;
-    cJSON_ArrayForEach (entry, cJSON_GetObjectItemCaseSensitive (root, "entry"))
-    {
-        cJSON_ArrayForEach (change, cJSON_GetObjectItemCaseSensitive (entry, "changes"))
-        {
-            cap += (size_t) cJSON_GetArraySize (cJSON_GetObjectItemCaseSensitive (
-                cJSON_GetObjectItemCaseSensitive (change, "value"), "messages"));
-        }
-    }
-    inbound_t *items = (inbound_t *) calloc (cap ? cap : 1, sizeof (inbound_t));
-    if (!items) {
+    //  Meta batches: entries of changes of messages, stored in one go.
+    wa_batch_t b = {.ch = ch};
+    if (wa_parse_push (root, s_collect, s_failed, &b) < 0) {
+        free (b.items);
         cJSON_Delete (root);
         snprintf (out->err, sizeof (out->err), "Out of memory");
         return 503;
     }
-    size_t n = 0;
-    cJSON_ArrayForEach (entry, cJSON_GetObjectItemCaseSensitive (root, "entry"))
-    {
-        cJSON_ArrayForEach (change, cJSON_GetObjectItemCaseSensitive (entry, "changes"))
-        {
-            const cJSON *field = cJSON_GetObjectItemCaseSensitive (change, "field");
-            const cJSON *value = cJSON_GetObjectItemCaseSensitive (change, "value");
-            if (!cJSON_IsString (field) || !streq (field->valuestring, "messages"))
-                continue;
-            n = s_messages (ch, value, items, n, cap);
-            s_statuses (ch, value);
-        }
-    }
-    int rc = chan_ingest (ch, items, n, -1, &out->stored);
-    free (items);
+    int rc = chan_ingest (ch, b.items, b.n, -1, &out->stored);
+    free (b.items);
     cJSON_Delete (root);
     if (rc) {
         //  Not stored: not answered 200 either; Meta delivers it again.
@@ -294,7 +233,7 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
     }
     char why[400];
     int code = s_error (status, body, len, error, why, sizeof (why));
-    int wait_ms = retry_after ? atoi (retry_after) * 1000 : 0;
+    int wait_ms = chan_retry_after_ms (retry_after, 0);
     if (code == 130429 || code == 131056 || code == 80007 || code == 4 || status == 429)
         //  Throughput or pair rate: later.  131056 allows ~1 message per 6 s.
         chan_sent (ch, job, SEND_RETRY,
