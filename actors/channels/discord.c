@@ -265,9 +265,13 @@ static void
 s_message (chan_t *ch, const cJSON *d, int64_t seq)
 {
     dc_take_t t = {ch, seq};
-    if (dc_parse_message (d, s_dc (ch)->bot_id, s_store, &t) < 0)
-        //  Not stored: a Resume from the last stored sequence replays it.
+    if (dc_parse_message (d, s_dc (ch)->bot_id, s_store, &t) < 0) {
+        //  Not stored: the Resume asks from just before it, so Discord
+        //  replays it.
+        if (seq > 0)
+            s_dc (ch)->seq = seq - 1;
         s_reconnect (ch, "the channel store failed", -1);
+    }
 }
 
 static void
