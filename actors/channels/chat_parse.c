@@ -82,7 +82,9 @@ s_statuses (const cJSON *value, wa_failed_fn *failed, void *arg)
             cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (st, "errors"), 0);
         const cJSON *code = cJSON_GetObjectItemCaseSensitive (err, "code");
         const char *title = s_str (err, "title");
-        failed (arg,
+        const char *id = s_str (st, "id");
+        const char *to = s_str (st, "recipient_id");
+        failed (arg, s_fits (id, S_MAX_ID) ? id : "", s_fits (to, S_MAX_CHAT) ? to : "",
                 cJSON_IsNumber (code) && code->valuedouble >= 0 && code->valuedouble < 1e9
                     ? (int) code->valuedouble
                     : 0,

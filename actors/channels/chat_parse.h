@@ -20,8 +20,10 @@
 typedef int (chat_msg_fn) (void *arg, const inbound_t *in);
 
 //  Called per failed delivery a WhatsApp push reports (statuses[] with
-//  status "failed"): its first error's code and title (may be "").
-typedef void (wa_failed_fn) (void *arg, int code, const char *title);
+//  status "failed"): the message's wamid (may be ""), the recipient (may
+//  be ""), its first error's code and title (may be "").
+typedef void (wa_failed_fn) (void *arg, const char *id, const char *recipient, int code,
+                             const char *title);
 
 //  Reads a Cloud API push (root: {object, entry:[{changes:[{field,
 //  value}]}]}): every text message of every "messages" change, in order,

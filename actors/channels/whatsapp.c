@@ -38,11 +38,13 @@
 #define WA_DEFAULT_BASE "https://graph.facebook.com/v21.0"
 #define WA_CALL_MS 30000
 #define WA_MAX_LAST 4096  //  Chats whose last message id is kept (for typing)
+#define WA_MAX_SENT 8192  //  wamids of sent parts kept (forgotten all at once)
 
 typedef struct {
     char url[1200];   //  <baseUrl>/<phoneNumberId>/messages
     char auth[1100];  //  "Authorization: Bearer <token>" (secret)
     zhashx_t *last;   //  Chat id -> its last inbound wamid (owned strings)
+    zhashx_t *sent;   //  wamids of parts sent (a later failed status counts)
 } wa_t;
 
 static wa_t *
@@ -57,7 +59,9 @@ s_start (chan_t *ch)
     wa_t *wa = s_wa (ch);
     if (!wa) {
         wa = (wa_t *) calloc (1, sizeof (wa_t));
-        if (!wa || !(wa->last = zhashx_new ())) {
+        if (!wa || !(wa->last = zhashx_new ()) || !(wa->sent = zhashx_new ())) {
+            if (wa)
+                zhashx_destroy (&wa->last);
             free (wa);
             chan_set_status (ch, "error", "out of memory");
             return;
@@ -87,8 +91,10 @@ static void
 s_fini (chan_t *ch)
 {
     wa_t *wa = s_wa (ch);
-    if (wa)
+    if (wa) {
         zhashx_destroy (&wa->last);
+        zhashx_destroy (&wa->sent);
+    }
     free (wa);
     ch->transport = NULL;
 }
@@ -144,13 +150,20 @@ s_collect (void *arg, const inbound_t *in)
     return 0;
 }
 
-//  A failed delivery Meta reports later (statuses[].errors): lastError.
+//  A failed delivery Meta reports later (statuses[].errors): counted and
+//  in lastError once, and only for a part this gateway sent (statuses come
+//  again, and for messages sent by other means).
 static void
-s_failed (void *arg, int code, const char *title)
+s_failed (void *arg, const char *id, const char *to, int code, const char *title)
 {
     wa_batch_t *b = (wa_batch_t *) arg;
+    wa_t *wa = s_wa (b->ch);
+    if (!*id || !zhashx_lookup (wa->sent, id))
+        return;
+    zhashx_delete (wa->sent, id);
     char why[256];
-    snprintf (why, sizeof (why), "a reply was not delivered: %d %s", code, title);
+    snprintf (why, sizeof (why), "a reply to %s was not delivered: %d %s", to, code,
+              title);
     b->ch->failed++;
     chan_set_status (b->ch, b->ch->status ? b->ch->status : "connected", why);
 }
@@ -228,6 +241,22 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
     chan_t *ch = job->ch;
     job->platform_data = NULL;
     if (status == 200) {
+        //  Its wamid: a failed status Meta sends later is about it.
+        wa_t *wa = s_wa (ch);
+        cJSON *root =
+            json_in_parse (body, len, CHAN_MAX_BODY, JSON_IN_OBJECT, NULL, NULL);
+        const char *id = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (
+            cJSON_GetArrayItem (cJSON_GetObjectItemCaseSensitive (root, "messages"), 0),
+            "id"));
+        if (id && strlen (id) <= 200) {
+            if (zhashx_size (wa->sent) >= WA_MAX_SENT)
+                zhashx_purge (wa->sent);
+            zhashx_insert (wa->sent, id, (void *) 1);
+        }
+        cJSON_Delete (root);
+        //  Sending works: a token refused before is good again.
+        if (ch->status && streq (ch->status, "error"))
+            chan_set_status (ch, "connected", NULL);
         chan_sent (ch, job, SEND_OK, 0, NULL);
         return;
     }

@@ -39,9 +39,9 @@ s_check (void *arg, const inbound_t *in)
 }
 
 static void
-s_failed (void *arg, int code, const char *title)
+s_failed (void *arg, const char *id, const char *to, int code, const char *title)
 {
-    if (!title || code < 0)
+    if (!title || !id || !to || code < 0 || strlen (id) > 200 || strlen (to) > 64)
         abort ();
     (void) arg;
     (void) strlen (title);

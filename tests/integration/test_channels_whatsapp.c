@@ -463,12 +463,12 @@ Test (channels_whatsapp, statuses_and_images_store_nothing)
     char err[512];
     cr_assert_eq (strstr (s_last_error (err, sizeof (err)), "131047"), NULL);
 
-    //  Meta reports a reply it could not deliver.
+    //  A failed status about a message this gateway never sent (sent by
+    //  other means): not one of its replies, not counted.
     s_inbound_expect ("{\"status\":\"failed\",\"id\":\"wamid.cgtest.out3\","
                       "\"recipient_id\":\"15550900001\",\"error_code\":131047}",
                       200);
-    cr_assert_eq (ch_status_num (&s_gw, "whatsapp", "failed"), 1);
-    cr_assert (strstr (s_last_error (err, sizeof (err)), "131047"), "lastError: %s", err);
+    cr_assert_eq (ch_status_num (&s_gw, "whatsapp", "failed"), 0);
     cJSON *st = ch_status (&s_gw, "whatsapp");
     cr_assert_str_eq (s_str (st, "status"), "connected");
     cr_assert_eq ((long) s_num (st, "inbound"), 0);
@@ -476,6 +476,26 @@ Test (channels_whatsapp, statuses_and_images_store_nothing)
     cJSON_Delete (st);
     usleep (QUIET_MS * 1000);
     cr_assert_eq (wa_calls (&s_wa, "messages"), 0, "the gateway called the Graph API");
+
+    //  Meta accepts a reply (200, a wamid), then reports it failed: that
+    //  one is counted, once, and named in lastError.
+    char body[512];
+    snprintf (body, sizeof (body), "{\"status_target\":\"%s\"}", s_hook);
+    cJSON *ok = wa_control (&s_wa, "config", body);
+    cr_assert_not_null (ok);
+    cJSON_Delete (ok);
+    cr_assert_eq (wa_fault (&s_wa, "{\"kind\":\"131047\",\"async\":true}"), 0);
+    char wamid[96];
+    s_text ("15550900002", "reported later", wamid);
+    long long deadline = harness_now_ms () + WAIT_MS;
+    while (ch_status_num (&s_gw, "whatsapp", "failed") < 1
+           && harness_now_ms () < deadline)
+        usleep (50000);
+    cr_assert_eq (ch_status_num (&s_gw, "whatsapp", "failed"), 1);
+    cr_assert (strstr (s_last_error (err, sizeof (err)), "131047"), "lastError: %s", err);
+    cr_assert (strstr (err, "15550900002"), "lastError names no recipient: %s", err);
+    usleep (QUIET_MS * 1000);
+    cr_assert_eq (ch_status_num (&s_gw, "whatsapp", "failed"), 1);
 }
 
 //  The code points of UTF-8 text.
@@ -654,6 +674,13 @@ Test (channels_whatsapp, send_errors_retried_or_given_up)
     cr_assert_eq (wa_calls (&s_wa, "faulted"), 7, "faulted sends: %ld (190 retried?)",
                   wa_calls (&s_wa, "faulted"));
     cr_assert_eq (s_count ("15550300004", NULL), 0);
+
+    //  Sending works again (a new token, Meta healed): connected again, so
+    //  /ready takes the gateway back.
+    char w5[96];
+    s_text ("15550300005", "token back", w5);
+    cr_assert_eq (ch_wait_status (&s_gw, "whatsapp", "connected", WAIT_MS), 0,
+                  "status stayed error after a send went through");
 }
 
 //  ---- Access ------------------------------------------------------------------------

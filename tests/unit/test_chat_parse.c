@@ -39,9 +39,11 @@ s_got (void *arg, const inbound_t *in)
 }
 
 static void
-s_failed (void *arg, int code, const char *title)
+s_failed (void *arg, const char *id, const char *to, int code, const char *title)
 {
     got_t *g = (got_t *) arg;
+    cr_assert_str_eq (id, "wamid.X");
+    cr_assert_str_eq (to, "1555");
     g->failed_code = code;
     snprintf (g->failed_title, sizeof (g->failed_title), "%s", title);
 }
@@ -68,7 +70,8 @@ Test (chat_parse, whatsapp_batch_statuses_and_skips)
                 "{\"from\":\"1555\",\"id\":\"wamid.I\",\"type\":\"image\",\"image\":{}},"
                 "{\"from\":\"1555\",\"id\":\"wamid.B\",\"type\":\"text\",\"text\":{"
                 "\"body\":\"second\"}}],"
-                "\"statuses\":[{\"id\":\"wamid.X\",\"status\":\"failed\",\"errors\":[{"
+                "\"statuses\":[{\"id\":\"wamid.X\",\"recipient_id\":\"1555\",\"status\":"
+                "\"failed\",\"errors\":[{"
                 "\"code\":131047,"
                 "\"title\":\"Re-engagement message\"}]}]}},"
                 "{\"field\":\"account_update\",\"value\":{\"messages\":[{\"from\":\"9\","
