@@ -65,9 +65,10 @@ typedef struct {
     chan_http_t *call;  //  auth.test or apps.connections.open
     int timer;          //  Next step, or -1
     void (*next) (chan_t *);
-    int failures;  //  Failures in a row
-    wsc_t *ws;     //  The socket in use (hello received) or being opened
-    wsc_t *old;    //  The socket being replaced, until the new says hello
+    int failures;      //  Failures in a row
+    wsc_t *ws;         //  The socket in use (hello received) or being opened
+    wsc_t *old;        //  The socket being replaced, until the new says hello
+    bool old_closing;  //  Its close is asked for: it hears no more
     bool ws_hello;
     int64_t envelopes, acks;
 } sl_t;
@@ -231,9 +232,10 @@ s_ws_text (chan_t *ch, wsc_t *ws, const char *data, size_t len)
             sl->ws_hello = true;
             sl->failures = 0;
             chan_set_status (ch, "connected", NULL);
-            if (sl->old) {
+            if (sl->old && !sl->old_closing) {
                 log_info ("channel", "slack: the new socket is up; closing the old one");
                 wsc_close (sl->old, 1000);
+                sl->old_closing = true;
             }
         }
     }
@@ -257,9 +259,14 @@ s_ws_text (chan_t *ch, wsc_t *ws, const char *data, size_t len)
             chan_set_status (ch, "error", "Slack: Socket Mode is disabled for this app");
             s_later (ch, ch->cfg->retry_max_ms, s_auth_test);
         }
-        else if (ws == sl->ws && !sl->old) {
+        else if (ws == sl->ws) {
+            //  A warning on the new socket while the old one still closes:
+            //  that one is done with; the next replaces this one.
+            if (sl->old)
+                wsc_destroy (&sl->old);
             //  Slack closes this one soon: the next first, then this.
             sl->old = sl->ws;
+            sl->old_closing = false;
             sl->ws = NULL;
             sl->ws_hello = false;
             s_open (ch);
@@ -303,7 +310,7 @@ s_ws_event (wsc_t *ws, wsc_event_t event, const char *data, size_t len, int code
                   len ? ": " : "", data ? data : "");
         wsc_destroy (&sl->ws);
         sl->ws_hello = false;
-        if (sl->old) {
+        if (sl->old && !sl->old_closing) {
             //  The old one still hears: use it while the next is made.
             sl->ws = sl->old;
             sl->old = NULL;
@@ -339,8 +346,10 @@ s_on_open (void *arg, long status, const char *body, size_t len, const char *err
             return;
         }
         //  A socket that still hears stays until the new one says hello.
-        if (sl->ws && sl->ws_hello && !sl->old)
+        if (sl->ws && sl->ws_hello && !sl->old) {
             sl->old = sl->ws;
+            sl->old_closing = false;
+        }
         else
             wsc_destroy (&sl->ws);
         sl->ws = ws;
