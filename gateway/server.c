@@ -10,11 +10,15 @@
 #include "ratelimit_front.h"
 #include "ws.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -428,6 +432,48 @@ server_stopping (const server_t *self)
     return atomic_load (&self->stopping);
 }
 
+typedef struct {
+    char host[64];
+    int port;
+} wake_t;
+
+//  civetweb's master thread sees mg_stop only when its poll of the
+//  listening socket ends: up to 2 s when nobody connects, on every stop.
+//  One connection, made just after mg_stop begins, ends that wait.
+static void *
+s_wake_master (void *arg)
+{
+    wake_t *w = (wake_t *) arg;
+    usleep (20000);
+    struct sockaddr_storage addr;
+    memset (&addr, 0, sizeof (addr));
+    struct sockaddr_in *v4 = (struct sockaddr_in *) &addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) &addr;
+    socklen_t len = 0;
+    if (inet_pton (AF_INET, w->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons ((uint16_t) w->port);
+        if (v4->sin_addr.s_addr == htonl (INADDR_ANY))
+            v4->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+        len = sizeof (*v4);
+    }
+    else if (inet_pton (AF_INET6, w->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons ((uint16_t) w->port);
+        if (IN6_IS_ADDR_UNSPECIFIED (&v6->sin6_addr))
+            v6->sin6_addr = in6addr_loopback;
+        len = sizeof (*v6);
+    }
+    int fd = len ? socket (addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+    if (fd >= 0) {
+        if (connect (fd, (struct sockaddr *) &addr, len) == 0)
+            usleep (1000);
+        close (fd);
+    }
+    free (w);
+    return NULL;
+}
+
 void
 server_stop (server_t **self_p)
 {
@@ -447,10 +493,30 @@ server_stop (server_t **self_p)
                   "interrupting them",
                   atomic_load (&self->inflight));
     atomic_store (&self->stopping, true);
+    wake_t *wake = (wake_t *) calloc (1, sizeof (wake_t));
+    pthread_t waker;
+    bool waking = false;
+    if (wake) {
+        const char *bind = self->config->bind;
+        if (!strcmp (bind, "localhost"))
+            bind = "127.0.0.1";
+        if (bind[0] == '[') {
+            snprintf (wake->host, sizeof (wake->host), "%s", bind + 1);
+            wake->host[strcspn (wake->host, "]")] = 0;
+        }
+        else
+            snprintf (wake->host, sizeof (wake->host), "%s", bind);
+        wake->port = self->port;
+        waking = pthread_create (&waker, NULL, s_wake_master, wake) == 0;
+        if (!waking)
+            free (wake);
+    }
     //  mg_stop closes the listener and joins every thread, whose
     //  exit_thread closes that thread's broker socket; handlers still
     //  waiting on runs see `stopping` within a poll slice and return.
     mg_stop (self->ctx);
+    if (waking)
+        pthread_join (waker, NULL);
     //  After mg_stop: civetweb accepts no more, and its close handlers
     //  (WebSocket clients' among them) use the hub and the gate.
     gate_destroy (&self->gate);
