@@ -89,6 +89,34 @@ chan_backoff_ms (const chan_t *ch, int attempt)
     return (int) (d - (int64_t) (randof ((int) (d / 5) + 1)));
 }
 
+static int
+s_on_later (zloop_t *loop, int timer_id, void *arg)
+{
+    chan_t *ch = (chan_t *) arg;
+    ch->timer = -1;
+    if (ch->next && ch->running)
+        ch->next (ch);
+    return 0;
+}
+
+void
+chan_later (chan_t *ch, int delay_ms, void (*next) (chan_t *ch))
+{
+    chan_later_end (ch);
+    ch->next = next;
+    ch->timer = zloop_timer (ch->self->loop, (size_t) (delay_ms > 0 ? delay_ms : 0), 1,
+                             s_on_later, ch);
+}
+
+void
+chan_later_end (chan_t *ch)
+{
+    if (ch->timer >= 0)
+        zloop_timer_end (ch->self->loop, ch->timer);
+    ch->timer = -1;
+    ch->next = NULL;
+}
+
 int
 chan_retry_after_ms (const char *value, int otherwise)
 {
@@ -295,6 +323,7 @@ s_stop (chan_t *ch)
     if (!ch->running)
         return;
     ch->platform->stop (ch);
+    chan_later_end (ch);
     ch->running = false;
     ch->status = NULL;
 }
@@ -558,6 +587,7 @@ s_init (void *state, const actor_args_t *args, zloop_t *loop, bus_worker_t *work
     for (size_t i = 0; i < n; i++) {
         chan_t *ch = &self->chans[self->n_chans++];
         ch->self = self;
+        ch->timer = -1;
         ch->platform = s_platform (channel_ids[i]);
         ch->cfg = channel_config_find (cfg->channels, cfg->n_channels, channel_ids[i]);
         ch->lanes = zhashx_new ();

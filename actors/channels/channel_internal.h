@@ -148,6 +148,8 @@ struct chan_t {
     int calls;          //  Calls in flight (CHAN_MAX_CALLS at most)
     zlistx_t *waiting;  //  Lanes waiting for a call slot (lent), in order
     void *transport;    //  The platform's state (platform->fini frees)
+    int timer;          //  The transport's next step (chan_later), or -1
+    void (*next) (chan_t *ch);
     const char *agent;  //  Agent id that answers
     size_t limit;       //  Split size
 };
@@ -233,6 +235,15 @@ chan_curl (self_t *self);
 //  retry_max_ms, with up to 20% jitter.
 int
 chan_backoff_ms (const chan_t *ch, int attempt);
+
+//  Runs next (ch) on the loop after delay_ms (at most one step waits per
+//  channel: a new one replaces it), unless the channel stops first.
+void
+chan_later (chan_t *ch, int delay_ms, void (*next) (chan_t *ch));
+
+//  Drops the step chan_later set, if any.
+void
+chan_later_end (chan_t *ch);
 
 //  A Retry-After header (seconds, integer or not) as ms, within an hour;
 //  otherwise (missing, malformed, out of range) if it is not one.

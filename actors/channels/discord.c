@@ -63,9 +63,7 @@ typedef struct {
     char api[1024];     //  baseUrl without its trailing '/'
     char auth[600];     //  "Authorization: Bot <token>" (secret)
     chan_http_t *call;  //  GET /gateway/bot
-    int timer;          //  Next step, or -1
-    void (*next) (chan_t *);
-    int failures;  //  Connections that failed in a row
+    int failures;       //  Connections that failed in a row
     //  The gateway.
     char gateway_url[512];  //  From /gateway/bot, "" until asked
     char session_id[128];   //  "" when there is no session to resume
@@ -91,28 +89,6 @@ static dc_t *
 s_dc (chan_t *ch)
 {
     return (dc_t *) ch->transport;
-}
-
-static int
-s_on_timer (zloop_t *loop, int timer_id, void *arg)
-{
-    chan_t *ch = (chan_t *) arg;
-    dc_t *dc = s_dc (ch);
-    dc->timer = -1;
-    if (dc->next && ch->running)
-        dc->next (ch);
-    return 0;
-}
-
-static void
-s_later (chan_t *ch, int delay_ms, void (*next) (chan_t *))
-{
-    dc_t *dc = s_dc (ch);
-    if (dc->timer >= 0)
-        zloop_timer_end (ch->self->loop, dc->timer);
-    dc->next = next;
-    dc->timer = zloop_timer (ch->self->loop, (size_t) (delay_ms > 0 ? delay_ms : 0), 1,
-                             s_on_timer, ch);
 }
 
 static void
@@ -158,8 +134,8 @@ s_reconnect (chan_t *ch, const char *why, int delay_ms)
     dc->hello = false;
     dc->failures++;
     chan_set_status (ch, "disconnected", why);
-    s_later (ch, delay_ms >= 0 ? delay_ms : chan_backoff_ms (ch, dc->failures),
-             s_connect);
+    chan_later (ch, delay_ms >= 0 ? delay_ms : chan_backoff_ms (ch, dc->failures),
+                s_connect);
 }
 
 //  ---- Sending on the gateway ----------------------------------------------------------
@@ -323,7 +299,7 @@ s_invalid_session (chan_t *ch)
     wsc_destroy (&dc->ws);
     dc->hello = false;
     dc->resuming = false;
-    s_later (ch, wait_ms, s_connect);
+    chan_later (ch, wait_ms, s_connect);
 }
 
 static void
@@ -517,13 +493,13 @@ s_on_gateway_bot (void *arg, long status, const char *body, size_t len, const ch
     dc->failures++;
     if (status == 401 || status == 403) {
         chan_set_status (ch, "error", why);
-        s_later (ch, ch->cfg->retry_max_ms, s_connect);
+        chan_later (ch, ch->cfg->retry_max_ms, s_connect);
     }
     else if (status == 429)
-        s_later (ch, chan_retry_after_ms (retry_after, 1000), s_connect);
+        chan_later (ch, chan_retry_after_ms (retry_after, 1000), s_connect);
     else {
         chan_set_status (ch, "disconnected", why);
-        s_later (ch, chan_backoff_ms (ch, dc->failures), s_connect);
+        chan_later (ch, chan_backoff_ms (ch, dc->failures), s_connect);
     }
 }
 
@@ -557,7 +533,6 @@ s_start (chan_t *ch)
         ch->transport = dc;
         dc->ch = ch;
     }
-    dc->timer = -1;
     dc->beat = -1;
     dc->stopped = false;
     dc->failures = 0;
@@ -598,10 +573,6 @@ s_stop (chan_t *ch)
     if (!dc)
         return;
     chan_http_cancel (ch->self, &dc->call);
-    if (dc->timer >= 0)
-        zloop_timer_end (ch->self->loop, dc->timer);
-    dc->timer = -1;
-    dc->next = NULL;
     s_beat_end (ch);
     //  No close frame: the session stays resumable for the next start.
     wsc_destroy (&dc->ws);

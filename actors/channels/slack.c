@@ -63,12 +63,10 @@ typedef struct {
     char team[128];
     bool have_me;
     chan_http_t *call;  //  auth.test or apps.connections.open
-    int timer;          //  Next step, or -1
-    void (*next) (chan_t *);
-    int failures;      //  Failures in a row
-    wsc_t *ws;         //  The socket in use (hello received) or being opened
-    wsc_t *old;        //  The socket being replaced, until the new says hello
-    bool old_closing;  //  Its close is asked for: it hears no more
+    int failures;       //  Failures in a row
+    wsc_t *ws;          //  The socket in use (hello received) or being opened
+    wsc_t *old;         //  The socket being replaced, until the new says hello
+    bool old_closing;   //  Its close is asked for: it hears no more
     bool ws_hello;
     int64_t envelopes, acks;
 } sl_t;
@@ -83,28 +81,6 @@ static bool
 s_socket_mode (const chan_t *ch)
 {
     return !ch->cfg->mode || strcmp (ch->cfg->mode, "http");
-}
-
-static int
-s_on_timer (zloop_t *loop, int timer_id, void *arg)
-{
-    chan_t *ch = (chan_t *) arg;
-    sl_t *sl = s_sl (ch);
-    sl->timer = -1;
-    if (sl->next && ch->running)
-        sl->next (ch);
-    return 0;
-}
-
-static void
-s_later (chan_t *ch, int delay_ms, void (*next) (chan_t *))
-{
-    sl_t *sl = s_sl (ch);
-    if (sl->timer >= 0)
-        zloop_timer_end (ch->self->loop, sl->timer);
-    sl->next = next;
-    sl->timer = zloop_timer (ch->self->loop, (size_t) (delay_ms > 0 ? delay_ms : 0), 1,
-                             s_on_timer, ch);
 }
 
 //  A Web API answer: ok, error, and a sentence for lastError.
@@ -151,7 +127,7 @@ s_failed (chan_t *ch, const char *why, void (*next) (chan_t *))
     sl_t *sl = s_sl (ch);
     sl->failures++;
     chan_set_status (ch, "disconnected", why);
-    s_later (ch, chan_backoff_ms (ch, sl->failures), next);
+    chan_later (ch, chan_backoff_ms (ch, sl->failures), next);
 }
 
 static void
@@ -257,7 +233,7 @@ s_ws_text (chan_t *ch, wsc_t *ws, const char *data, size_t len)
         else if (streq (reason, "link_disabled")) {
             wsc_destroy (ws == sl->ws ? &sl->ws : &sl->old);
             chan_set_status (ch, "error", "Slack: Socket Mode is disabled for this app");
-            s_later (ch, ch->cfg->retry_max_ms, s_auth_test);
+            chan_later (ch, ch->cfg->retry_max_ms, s_auth_test);
         }
         else if (ws == sl->ws) {
             //  A warning on the new socket while the old one still closes:
@@ -358,10 +334,10 @@ s_on_open (void *arg, long status, const char *body, size_t len, const char *err
     }
     cJSON_Delete (a.root);
     if (status == 429)
-        s_later (ch, chan_retry_after_ms (retry_after, 1000), s_open);
+        chan_later (ch, chan_retry_after_ms (retry_after, 1000), s_open);
     else if (s_auth_error (a.error)) {
         chan_set_status (ch, "error", a.why);
-        s_later (ch, ch->cfg->retry_max_ms, s_open);
+        chan_later (ch, ch->cfg->retry_max_ms, s_open);
     }
     else
         s_failed (ch, a.why, s_open);
@@ -411,10 +387,10 @@ s_on_me (void *arg, long status, const char *body, size_t len, const char *error
     }
     cJSON_Delete (a.root);
     if (status == 429)
-        s_later (ch, chan_retry_after_ms (retry_after, 1000), s_auth_test);
+        chan_later (ch, chan_retry_after_ms (retry_after, 1000), s_auth_test);
     else if (s_auth_error (a.error)) {
         chan_set_status (ch, "error", a.why);
-        s_later (ch, ch->cfg->retry_max_ms, s_auth_test);
+        chan_later (ch, ch->cfg->retry_max_ms, s_auth_test);
     }
     else
         s_failed (ch, a.why, s_auth_test);
@@ -454,7 +430,6 @@ s_start (chan_t *ch)
         ch->transport = sl;
         sl->ch = ch;
     }
-    sl->timer = -1;
     const char *base = ch->cfg->base_url ? ch->cfg->base_url : SL_DEFAULT_BASE;
     size_t blen = strlen (base);
     while (blen > 0 && base[blen - 1] == '/')
@@ -474,10 +449,6 @@ s_stop (chan_t *ch)
     if (!sl)
         return;
     chan_http_cancel (ch->self, &sl->call);
-    if (sl->timer >= 0)
-        zloop_timer_end (ch->self->loop, sl->timer);
-    sl->timer = -1;
-    sl->next = NULL;
     wsc_destroy (&sl->ws);
     wsc_destroy (&sl->old);
     sl->ws_hello = false;

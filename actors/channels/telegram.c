@@ -42,9 +42,7 @@ typedef struct {
     chan_t *ch;
     char base[1024];    //  <baseUrl>/bot<token>/ (secret: never logged)
     chan_http_t *call;  //  getMe / getUpdates / setWebhook / deleteWebhook
-    int timer;          //  Next step, or -1
-    void (*next) (chan_t *);
-    int64_t offset;  //  Next getUpdates offset, 0: none yet
+    int64_t offset;     //  Next getUpdates offset, 0: none yet
     int64_t bot_id;
     char username[80];
     char name[160];
@@ -125,28 +123,6 @@ s_why (char *buf, size_t cap, const char *method, long status, const tg_answer_t
                   a->description[0] ? a->description : "");
 }
 
-static int
-s_on_timer (zloop_t *loop, int timer_id, void *arg)
-{
-    chan_t *ch = (chan_t *) arg;
-    tg_t *tg = s_tg (ch);
-    tg->timer = -1;
-    if (tg->next && ch->running)
-        tg->next (ch);
-    return 0;
-}
-
-static void
-s_later (chan_t *ch, int delay_ms, void (*next) (chan_t *))
-{
-    tg_t *tg = s_tg (ch);
-    if (tg->timer >= 0)
-        zloop_timer_end (ch->self->loop, tg->timer);
-    tg->next = next;
-    tg->timer = zloop_timer (ch->self->loop, (size_t) (delay_ms > 0 ? delay_ms : 0), 1,
-                             s_on_timer, ch);
-}
-
 //  Calls method with body (NULL: {}; not taken); fn (arg) gets the answer.
 //  Returns the call, or NULL if it could not start (fn is not called).
 static chan_http_t *
@@ -182,7 +158,7 @@ s_failed (chan_t *ch, const char *why, void (*next) (chan_t *))
     tg_t *tg = s_tg (ch);
     tg->failures++;
     chan_set_status (ch, "disconnected", why);
-    s_later (ch, chan_backoff_ms (ch, tg->failures), next);
+    chan_later (ch, chan_backoff_ms (ch, tg->failures), next);
 }
 
 static void
@@ -306,13 +282,13 @@ s_on_poll (void *arg, long status, const char *body, size_t len, const char *err
             log_warn ("channel", "telegram: a webhook is set; deleting it to poll");
             s_post (ch, "deleteWebhook", NULL, TG_CALL_MS, NULL, NULL, NULL);
         }
-        s_later (ch, TG_CONFLICT_MS, s_poll);
+        chan_later (ch, TG_CONFLICT_MS, s_poll);
     }
     else if (status == 429)
-        s_later (ch, (int) (a.retry_after > 0 ? a.retry_after * 1000 : 1000), s_poll);
+        chan_later (ch, (int) (a.retry_after > 0 ? a.retry_after * 1000 : 1000), s_poll);
     else if (status == 401 || status == 404) {
         chan_set_status (ch, "error", why);
-        s_later (ch, ch->cfg->retry_max_ms, s_get_me);
+        chan_later (ch, ch->cfg->retry_max_ms, s_get_me);
     }
     else
         s_failed (ch, why, s_poll);
@@ -410,10 +386,11 @@ s_on_me (void *arg, long status, const char *body, size_t len, const char *error
     s_answer_fini (&a);
     if (status == 401 || status == 404) {
         chan_set_status (ch, "error", why);
-        s_later (ch, ch->cfg->retry_max_ms, s_get_me);
+        chan_later (ch, ch->cfg->retry_max_ms, s_get_me);
     }
     else if (status == 429)
-        s_later (ch, (int) (a.retry_after > 0 ? a.retry_after * 1000 : 1000), s_get_me);
+        chan_later (ch, (int) (a.retry_after > 0 ? a.retry_after * 1000 : 1000),
+                    s_get_me);
     else
         s_failed (ch, why, s_get_me);
     (void) retry_after;
@@ -440,7 +417,6 @@ s_start (chan_t *ch)
         ch->transport = tg;
         tg->ch = ch;
     }
-    tg->timer = -1;
     const char *base = ch->cfg->base_url ? ch->cfg->base_url : TG_DEFAULT_BASE;
     size_t blen = strlen (base);
     while (blen > 0 && base[blen - 1] == '/')
@@ -460,10 +436,6 @@ s_stop (chan_t *ch)
     if (!tg)
         return;
     chan_http_cancel (ch->self, &tg->call);
-    if (tg->timer >= 0)
-        zloop_timer_end (ch->self->loop, tg->timer);
-    tg->timer = -1;
-    tg->next = NULL;
 }
 
 static void
