@@ -3,8 +3,8 @@
     on its own over real HTTP: Graph sends and their errors (token, 4096
     code points, the 24-hour window), read receipts with typing, fault
     rules, and the webhook driver against a small civetweb receiver that
-    plays the gateway: the verification GET, signatures checked with our
-    own HMAC-SHA256, a 500 retried until 200, forged and missing
+    plays the gateway: the verification GET, signatures checked with
+    libcrypto's HMAC-SHA256, a 500 retried until 200, forged and missing
     signatures, batches and statuses; and the state file across a kill -9.
     =========================================================================
 */

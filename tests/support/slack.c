@@ -5,9 +5,10 @@
 #include "slack.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,133 +276,28 @@ sl_wait_push (sl_standin_t *s, int id, int timeout_ms)
     }
 }
 
-//  ---- SHA-256 and HMAC (FIPS 180-4, RFC 2104), for checking signatures --------
-
-typedef struct {
-    uint32_t h[8];
-    uint64_t bytes;
-    unsigned char block[64];
-    size_t used;
-} s_sha256_t;
-
-static const uint32_t s_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
-
-#define S_ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void
-s_sha256_block (s_sha256_t *c, const unsigned char *p)
-{
-    uint32_t w[64], v[8];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16
-               | (uint32_t) p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = S_ROR (w[i - 15], 7) ^ S_ROR (w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = S_ROR (w[i - 2], 17) ^ S_ROR (w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    memcpy (v, c->h, sizeof (v));
-    for (int i = 0; i < 64; i++) {
-        uint32_t s1 = S_ROR (v[4], 6) ^ S_ROR (v[4], 11) ^ S_ROR (v[4], 25);
-        uint32_t ch = (v[4] & v[5]) ^ (~v[4] & v[6]);
-        uint32_t t1 = v[7] + s1 + ch + s_k[i] + w[i];
-        uint32_t s0 = S_ROR (v[0], 2) ^ S_ROR (v[0], 13) ^ S_ROR (v[0], 22);
-        uint32_t maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
-        memmove (v + 1, v, 7 * sizeof (uint32_t));
-        v[4] += t1;
-        v[0] = t1 + s0 + maj;
-    }
-    for (int i = 0; i < 8; i++)
-        c->h[i] += v[i];
-}
-
-static void
-s_sha256_init (s_sha256_t *c)
-{
-    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy (c->h, h0, sizeof (h0));
-    c->bytes = 0;
-    c->used = 0;
-}
-
-static void
-s_sha256_add (s_sha256_t *c, const void *data, size_t len)
-{
-    const unsigned char *p = (const unsigned char *) data;
-    c->bytes += len;
-    while (len) {
-        size_t take = 64 - c->used < len ? 64 - c->used : len;
-        memcpy (c->block + c->used, p, take);
-        c->used += take;
-        p += take;
-        len -= take;
-        if (c->used == 64) {
-            s_sha256_block (c, c->block);
-            c->used = 0;
-        }
-    }
-}
-
-static void
-s_sha256_end (s_sha256_t *c, unsigned char out[32])
-{
-    uint64_t bits = c->bytes * 8;
-    unsigned char pad = 0x80, zero = 0, len[8];
-    s_sha256_add (c, &pad, 1);
-    while (c->used != 56)
-        s_sha256_add (c, &zero, 1);
-    for (int i = 0; i < 8; i++)
-        len[i] = (unsigned char) (bits >> (56 - 8 * i));
-    s_sha256_add (c, len, 8);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (unsigned char) (c->h[i] >> 24);
-        out[4 * i + 1] = (unsigned char) (c->h[i] >> 16);
-        out[4 * i + 2] = (unsigned char) (c->h[i] >> 8);
-        out[4 * i + 3] = (unsigned char) c->h[i];
-    }
-}
+//  ---- HMAC-SHA256 (libcrypto), for checking signatures -------------------------
 
 void
 sl_signature (const char *secret, const char *ts, const char *body, size_t body_len,
               char out[72])
 {
-    unsigned char key[64] = {0}, pad[64], inner[32], mac[32];
-    size_t key_len = strlen (secret);
-    s_sha256_t c;
-    if (key_len > 64) {
-        s_sha256_init (&c);
-        s_sha256_add (&c, secret, key_len);
-        s_sha256_end (&c, key);
-    }
-    else
-        memcpy (key, secret, key_len);
-    for (int i = 0; i < 64; i++)
-        pad[i] = key[i] ^ 0x36;
-    s_sha256_init (&c);
-    s_sha256_add (&c, pad, 64);
-    s_sha256_add (&c, "v0:", 3);
-    s_sha256_add (&c, ts, strlen (ts));
-    s_sha256_add (&c, ":", 1);
-    s_sha256_add (&c, body, body_len);
-    s_sha256_end (&c, inner);
-    for (int i = 0; i < 64; i++)
-        pad[i] = key[i] ^ 0x5c;
-    s_sha256_init (&c);
-    s_sha256_add (&c, pad, 64);
-    s_sha256_add (&c, inner, 32);
-    s_sha256_end (&c, mac);
+    size_t ts_len = strlen (ts);
+    unsigned char *base = malloc (ts_len + body_len + 4);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
     strcpy (out, "v0=");
-    for (int i = 0; i < 32; i++)
+    if (!base)
+        return;
+    memcpy (base, "v0:", 3);
+    memcpy (base + 3, ts, ts_len);
+    base[3 + ts_len] = ':';
+    memcpy (base + 4 + ts_len, body, body_len);
+    unsigned char *ok = HMAC (EVP_sha256 (), secret, (int) strlen (secret), base,
+                              ts_len + body_len + 4, mac, &mac_len);
+    free (base);
+    if (!ok)
+        return;
+    for (unsigned int i = 0; i < mac_len && i < 32; i++)
         sprintf (out + 3 + 2 * i, "%02x", mac[i]);
 }

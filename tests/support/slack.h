@@ -126,7 +126,7 @@ cJSON *
 sl_wait_push (sl_standin_t *s, int id, int timeout_ms);
 
 //  Slack's request signature, "v0=<hex HMAC-SHA256(secret, "v0:" ts ":"
-//  body)>", computed here without OpenSSL, into out.
+//  body)>", computed with libcrypto's HMAC, into out.
 void
 sl_signature (const char *secret, const char *ts, const char *body, size_t body_len,
               char out[72]);

@@ -5,9 +5,10 @@
 #include "whatsapp.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,142 +330,17 @@ wa_wait_reads (wa_standin_t *w, int n, int timeout_ms)
     return s_wait_log (w, "reads", "reads", n, timeout_ms);
 }
 
-//  ---- HMAC-SHA256 (FIPS 180-4, RFC 2104) -----------------------------------------
-
-typedef struct {
-    uint32_t h[8];
-    unsigned char block[64];
-    size_t used;     //  Bytes in block
-    uint64_t total;  //  Bytes hashed
-} sha256_t;
-
-static const uint32_t s_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
-
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void
-s_sha_block (sha256_t *s, const unsigned char *p)
-{
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16
-               | (uint32_t) p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ROR (w[i - 15], 7) ^ ROR (w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROR (w[i - 2], 17) ^ ROR (w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5],
-             g = s->h[6], h = s->h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ROR (e, 6) ^ ROR (e, 11) ^ ROR (e, 25)) + ((e & f) ^ (~e & g))
-                      + s_k[i] + w[i];
-        uint32_t t2 =
-            (ROR (a, 2) ^ ROR (a, 13) ^ ROR (a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    s->h[0] += a;
-    s->h[1] += b;
-    s->h[2] += c;
-    s->h[3] += d;
-    s->h[4] += e;
-    s->h[5] += f;
-    s->h[6] += g;
-    s->h[7] += h;
-}
-
-static void
-s_sha_init (sha256_t *s)
-{
-    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy (s->h, h0, sizeof (h0));
-    s->used = 0;
-    s->total = 0;
-}
-
-static void
-s_sha_update (sha256_t *s, const void *data, size_t len)
-{
-    const unsigned char *p = (const unsigned char *) data;
-    s->total += len;
-    while (len) {
-        size_t take = 64 - s->used < len ? 64 - s->used : len;
-        memcpy (s->block + s->used, p, take);
-        s->used += take;
-        p += take;
-        len -= take;
-        if (s->used == 64) {
-            s_sha_block (s, s->block);
-            s->used = 0;
-        }
-    }
-}
-
-static void
-s_sha_final (sha256_t *s, unsigned char out[32])
-{
-    uint64_t bits = s->total * 8;
-    unsigned char pad = 0x80;
-    s_sha_update (s, &pad, 1);
-    pad = 0;
-    while (s->used != 56)
-        s_sha_update (s, &pad, 1);
-    unsigned char length[8];
-    for (int i = 0; i < 8; i++)
-        length[i] = (unsigned char) (bits >> (56 - 8 * i));
-    s_sha_update (s, length, 8);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (unsigned char) (s->h[i] >> 24);
-        out[4 * i + 1] = (unsigned char) (s->h[i] >> 16);
-        out[4 * i + 2] = (unsigned char) (s->h[i] >> 8);
-        out[4 * i + 3] = (unsigned char) s->h[i];
-    }
-}
+//  ---- HMAC-SHA256 (libcrypto) ---------------------------------------------------
 
 void
 wa_signature (const char *secret, const void *body, size_t len, char *out)
 {
-    unsigned char key[64] = {0}, pad[64], inner[32], mac[32];
-    size_t key_len = strlen (secret);
-    sha256_t s;
-    if (key_len > 64) {
-        s_sha_init (&s);
-        s_sha_update (&s, secret, key_len);
-        s_sha_final (&s, key);
-    }
-    else
-        memcpy (key, secret, key_len);
-    for (int i = 0; i < 64; i++)
-        pad[i] = key[i] ^ 0x36;
-    s_sha_init (&s);
-    s_sha_update (&s, pad, 64);
-    s_sha_update (&s, body, len);
-    s_sha_final (&s, inner);
-    for (int i = 0; i < 64; i++)
-        pad[i] = key[i] ^ 0x5c;
-    s_sha_init (&s);
-    s_sha_update (&s, pad, 64);
-    s_sha_update (&s, inner, 32);
-    s_sha_final (&s, mac);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
     strcpy (out, "sha256=");
-    for (int i = 0; i < 32; i++)
+    if (!HMAC (EVP_sha256 (), secret, (int) strlen (secret), (const unsigned char *) body,
+               len, mac, &mac_len))
+        return;
+    for (unsigned int i = 0; i < mac_len && i < 32; i++)
         sprintf (out + 7 + 2 * i, "%02x", mac[i]);
 }

@@ -127,9 +127,9 @@ int
 wa_wait_reads (wa_standin_t *w, int n, int timeout_ms);
 
 //  "sha256=" + hex HMAC-SHA256(secret, body): the X-Hub-Signature-256
-//  value Meta sends.  A copy of the stand-in's hmac.c (which the support
-//  library cannot link); test_wastandin checks it against RFC 4231 and
-//  the stand-in's signatures against it.  out must hold 72 bytes.
+//  value Meta sends, by libcrypto's HMAC; test_wastandin checks it against
+//  RFC 4231 and the stand-in's signatures against it.  out must hold 72
+//  bytes.
 void
 wa_signature (const char *secret, const void *body, size_t len, char *out);
 

@@ -24,6 +24,8 @@
 #include "wastandin.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,20 @@ s_http (const char *url, const char *body, struct curl_slist *headers, int timeo
     return status;
 }
 
+//  Lowercase hex HMAC-SHA256 of data under key into hex (65 bytes).
+static void
+s_hmac_hex (const char *key, const void *data, size_t len, char hex[65])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    hex[0] = 0;
+    if (!HMAC (EVP_sha256 (), key, (int) strlen (key), (const unsigned char *) data, len,
+               mac, &mac_len))
+        return;
+    for (unsigned int i = 0; i < mac_len && i < 32; i++)
+        sprintf (hex + 2 * i, "%02x", mac[i]);
+}
+
 //  POSTs body to url signed as sig says.  Returns the status, 0 if none.
 static long
 s_post (wa_t *self, const char *url, const char *body, const char *sig, char *error,
@@ -160,7 +176,7 @@ s_post (wa_t *self, const char *url, const char *body, const char *sig, char *er
     if (strcmp (sig, "missing") != 0) {
         const char *key = strcmp (sig, "forged") == 0 ? FORGED_KEY : self->app_secret;
         char hex[65], line[128];
-        hmac_sha256_hex (key, body, strlen (body), hex);
+        s_hmac_hex (key, body, strlen (body), hex);
         snprintf (line, sizeof (line), "X-Hub-Signature-256: sha256=%s", hex);
         h = curl_slist_append (h, line);
     }

@@ -6,8 +6,7 @@
     POST /<version>/<phone-number-id>/messages), push.c (the webhook
     driver: the verification GET, signed notification POSTs and the pusher
     thread that retries them) and store.c (ids, the clock, the 24-hour
-    windows, fault rules and the state file), with hmac.c for the
-    signatures.  This header is private to the program.
+    windows, fault rules and the state file).  This header is private to the program.
     =========================================================================
 */
 #ifndef CG_WASTANDIN_H
@@ -156,12 +155,6 @@ graph_call (wa_req_t *req, const char *path, const char *raw, cJSON *body);
 int
 graph_error (wa_req_t *req, int status, int code, const char *message,
              const char *details, int subcode);
-
-//  ---- hmac.c --------------------------------------------------------------
-
-//  Lowercase hex HMAC-SHA256 of data under key into hex (65 bytes).
-void
-hmac_sha256_hex (const char *key, const void *data, size_t len, char *hex);
 
 //  ---- push.c --------------------------------------------------------------
 
