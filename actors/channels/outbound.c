@@ -268,6 +268,22 @@ chan_http_fini (self_t *self)
 
 //  ---- Lanes ------------------------------------------------------------------------
 
+static int
+s_on_due (zloop_t *loop, int timer_id, void *arg)
+{
+    chan_lanes_kick ((chan_t *) arg);
+    return 0;
+}
+
+//  Lanes of ch go again in delay_ms: a wait the platform named (429, a
+//  spent bucket) ends on time, not on the next tick.
+static void
+s_due_in (chan_t *ch, int64_t delay_ms)
+{
+    zloop_timer (ch->self->loop, (size_t) (delay_ms > 0 ? delay_ms + 1 : 1), 1, s_on_due,
+                 ch);
+}
+
 static void
 s_lane_go (lane_t *lane);
 
@@ -336,6 +352,7 @@ s_lane_go (lane_t *lane)
         //  The platform's rate limit for this chat is spent: the tick
         //  sends it when due, with no call made to be refused.
         job->retry_at = zclock_mono () + hold;
+        s_due_in (ch, hold);
         return;
     }
     if (ch->calls >= CHAN_MAX_CALLS) {
@@ -479,7 +496,9 @@ chan_sent (chan_t *ch, job_t *job, send_result_t result, int retry_ms, const cha
             now + (retry_ms > 0 ? retry_ms : chan_backoff_ms (ch, job->attempts));
         log_info ("channel", "%s: sending to %s again in %d ms: %s", ch->platform->id,
                   job->chat_id, (int) (job->retry_at - now), error ? error : "retry");
-        return;  //  The tick sends it when due
+        if (retry_ms > 0)
+            s_due_in (ch, retry_ms);
+        return;  //  Else the tick sends it when due
     case SEND_PERMANENT:
         s_finish (ch, job, error ? error : "the platform refused it");
         return;
