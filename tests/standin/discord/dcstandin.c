@@ -103,94 +103,16 @@
 
 //  ---- Responses ------------------------------------------------------------------
 
-//  Mirrors civetweb's keep-alive rule (it also closes after any 401), so
-//  the Connection header we write tells the truth.
-static bool
-s_keep_alive (struct mg_connection *conn, int status)
-{
-    if (status == 401)
-        return false;
-    const struct mg_request_info *ri = mg_get_request_info (conn);
-    const char *header = mg_get_header (conn, "Connection");
-    if (header)
-        return strcasestr (header, "keep-alive") != NULL;
-    return ri->http_version && strcmp (ri->http_version, "1.1") == 0;
-}
-
 int
 dc_send (dc_req_t *req, int status, const char *extra_headers, const char *body)
 {
-    if (!body)
-        body = "{}";
-    size_t len = strlen (body);
-    mg_printf (req->conn,
-               "HTTP/1.1 %d %s\r\n"
-               "Content-Type: application/json\r\n"
-               "Content-Length: %zu\r\n"
-               "Connection: %s\r\n"
-               "%s"
-               "\r\n",
-               status, mg_get_response_code_text (req->conn, status), len,
-               s_keep_alive (req->conn, status) ? "keep-alive" : "close",
-               extra_headers ? extra_headers : "");
-    mg_write (req->conn, body, len);
-    return status;
+    return standin_send (req->conn, status, "application/json", extra_headers, body);
 }
 
 int
 dc_send_root (dc_req_t *req, int status, const char *extra_headers, cJSON *root)
 {
-    char *text = cJSON_PrintUnformatted (root);
-    cJSON_Delete (root);
-    status = dc_send (req, status, extra_headers, text);
-    cJSON_free (text);
-    return status;
-}
-
-static int
-s_control_error (dc_req_t *req, int status, const char *error)
-{
-    cJSON *root = cJSON_CreateObject ();
-    cJSON_AddStringToObject (root, "error", error);
-    return dc_send_root (req, status, NULL, root);
-}
-
-//  Reads the request body (NUL ended).  Returns 0, -1 on error or when it
-//  is larger than DC_MAX_BODY.  Caller owns *body.
-static int
-s_read_body (struct mg_connection *conn, char **body, size_t *len)
-{
-    size_t cap = 4096, have = 0;
-    char *data = malloc (cap);
-    if (!data)
-        return -1;
-    while (true) {
-        if (have + 1 >= cap) {
-            if (cap >= DC_MAX_BODY) {
-                free (data);
-                return -1;
-            }
-            char *grown = realloc (data, cap * 2);
-            if (!grown) {
-                free (data);
-                return -1;
-            }
-            data = grown;
-            cap *= 2;
-        }
-        int got = mg_read (conn, data + have, cap - 1 - have);
-        if (got < 0) {
-            free (data);
-            return -1;
-        }
-        if (got == 0)
-            break;
-        have += (size_t) got;
-    }
-    data[have] = 0;
-    *body = data;
-    *len = have;
-    return 0;
+    return standin_send_root (req->conn, status, "application/json", extra_headers, root);
 }
 
 //  ---- Control API ----------------------------------------------------------------
@@ -327,7 +249,8 @@ s_control_message (dc_req_t *req, cJSON *body)
     const char *channel = s_id (body, "channel_id", buf);
     if (!cJSON_IsObject (body) || !channel
         || !cJSON_IsString (cJSON_GetObjectItem (body, "content")))
-        return s_control_error (req, 400, "need channel_id and content (string)");
+        return standin_control_error (req->conn, 400,
+                                      "need channel_id and content (string)");
     dc_t *self = req->self;
     pthread_mutex_lock (&self->lock);
     cJSON *msg = s_user_message (self, body, channel);
@@ -357,7 +280,8 @@ s_control_fault (dc_req_t *req, cJSON *body)
         pthread_mutex_unlock (&self->lock);
         if (touched < 0) {
             cJSON_Delete (root);
-            return s_control_error (req, 400, "unknown fault kind or bad fields");
+            return standin_control_error (req->conn, 400,
+                                          "unknown fault kind or bad fields");
         }
         cJSON_AddNumberToObject (root, "touched", touched);
         return dc_send_root (req, 200, NULL, root);
@@ -377,7 +301,7 @@ s_control_fault (dc_req_t *req, cJSON *body)
     snprintf (f.scope, sizeof (f.scope), "%s", s_str (body, "scope", ""));
     if (f.count < 1 || f.retry_after < 0) {
         cJSON_Delete (root);
-        return s_control_error (req, 400, "bad count or retry_after");
+        return standin_control_error (req->conn, 400, "bad count or retry_after");
     }
     pthread_mutex_lock (&self->lock);
     bool room = self->fault_count < DC_MAX_FAULTS;
@@ -387,7 +311,7 @@ s_control_fault (dc_req_t *req, cJSON *body)
     pthread_mutex_unlock (&self->lock);
     if (!room) {
         cJSON_Delete (root);
-        return s_control_error (req, 400, "too many fault rules");
+        return standin_control_error (req->conn, 400, "too many fault rules");
     }
     cJSON_AddNumberToObject (root, "faults", held);
     return dc_send_root (req, 200, NULL, root);
@@ -497,7 +421,7 @@ s_control (dc_req_t *req, const char *what, bool get, cJSON *body)
         return s_control_received (req);
     if (!get && strcmp (what, "reset") == 0)
         return s_control_reset (req);
-    return s_control_error (req, 404, "no such control endpoint");
+    return standin_control_error (req->conn, 404, "no such control endpoint");
 }
 
 //  ---- Routes ---------------------------------------------------------------------
@@ -512,7 +436,7 @@ s_handler (struct mg_connection *conn, void *cbdata)
     bool get = strcmp (ri->request_method, "GET") == 0;
     char *body = NULL;
     size_t len = 0;
-    if (s_read_body (conn, &body, &len) != 0)
+    if (standin_read_body (conn, DC_MAX_BODY, &body, &len) != 0)
         return dc_send (&req, 413, NULL,
                         "{\"message\":\"Request entity too large\",\"code\":40005}");
     int status;

@@ -11,6 +11,7 @@
     =========================================================================
 */
 #include "dcstandin.h"
+#include "common.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -148,56 +149,7 @@ store_save (dc_t *self)
     }
     cJSON_AddItemReferenceToObject (root, "pending", self->pending);
     cJSON_AddItemReferenceToObject (root, "sent", self->sent);
-    char *text = cJSON_PrintUnformatted (root);
-    cJSON_Delete (root);
-    if (!text)
-        return;
-    char tmp[1100];
-    snprintf (tmp, sizeof (tmp), "%s.tmp", self->state_path);
-    FILE *f = fopen (tmp, "w");
-    if (f) {
-        bool ok = fputs (text, f) >= 0;
-        ok = fflush (f) == 0 && ok;
-        ok = fsync (fileno (f)) == 0 && ok;
-        ok = fclose (f) == 0 && ok;
-        if (!ok || rename (tmp, self->state_path) != 0)
-            fprintf (stderr, "cg_dcstandin: cannot write %s: %s\n", self->state_path,
-                     strerror (errno));
-    }
-    cJSON_free (text);
-}
-
-//  The whole file, NUL ended; NULL with errno set.  Caller owns it.
-static char *
-s_read_file (const char *path, size_t *len)
-{
-    FILE *f = fopen (path, "r");
-    if (!f)
-        return NULL;
-    char *text = NULL;
-    size_t have = 0, cap = 0, n;
-    char chunk[65536];
-    while ((n = fread (chunk, 1, sizeof (chunk), f)) > 0) {
-        if (have + n + 1 > cap) {
-            cap = (have + n + 1) * 2;
-            char *grown = realloc (text, cap);
-            if (!grown) {
-                free (text);
-                fclose (f);
-                return NULL;
-            }
-            text = grown;
-        }
-        memcpy (text + have, chunk, n);
-        have += n;
-    }
-    fclose (f);
-    if (!text)
-        text = calloc (1, 1);
-    else
-        text[have] = 0;
-    *len = have;
-    return text;
+    standin_save_json ("cg_dcstandin", self->state_path, root);
 }
 
 int
@@ -205,14 +157,11 @@ store_load (dc_t *self)
 {
     if (!self->state_path)
         return 0;
-    size_t len = 0;
-    char *text = s_read_file (self->state_path, &len);
-    if (!text)
-        return errno == ENOENT ? 0 : -1;
-    cJSON *root = cJSON_ParseWithLength (text, len);
-    free (text);
-    if (!root)
+    cJSON *root = NULL;
+    if (standin_load_json (self->state_path, &root) != 0)
         return -1;
+    if (!root)
+        return 0;
     const char *id = cJSON_GetStringValue (cJSON_GetObjectItem (root, "last_id"));
     if (id)
         self->last_id = strtoll (id, NULL, 10);

@@ -171,30 +171,6 @@ s_control_error (struct mg_connection *conn, int status, const char *error)
 
 //  ---- Parameters -----------------------------------------------------------------
 
-static void
-s_add_form (cJSON *params, const char *text, size_t len)
-{
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *amp = memchr (p, '&', (size_t) (end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr (p, '=', (size_t) (stop - p));
-        if (eq && eq > p) {
-            int key_len = (int) (eq - p), value_len = (int) (stop - eq - 1);
-            char *key = malloc ((size_t) key_len + 1);
-            char *value = malloc ((size_t) value_len + 1);
-            if (key && value && mg_url_decode (p, key_len, key, key_len + 1, 1) >= 0
-                && mg_url_decode (eq + 1, value_len, value, value_len + 1, 1) >= 0) {
-                cJSON_DeleteItemFromObject (params, key);
-                cJSON_AddStringToObject (params, key, value);
-            }
-            free (key);
-            free (value);
-        }
-        p = stop + 1;
-    }
-}
-
 //  The request's parameters (query, then a form or JSON body) as one
 //  object.  Caller owns return value; NULL for a bad body.
 static cJSON *
@@ -203,32 +179,13 @@ s_params (struct mg_connection *conn)
     const struct mg_request_info *ri = mg_get_request_info (conn);
     cJSON *params = cJSON_CreateObject ();
     if (ri->query_string)
-        s_add_form (params, ri->query_string, strlen (ri->query_string));
-    size_t cap = 4096, have = 0;
-    char *data = malloc (cap);
-    while (data) {
-        if (have + 1 >= cap) {
-            if (cap >= SL_MAX_BODY) {
-                free (data);
-                cJSON_Delete (params);
-                return NULL;
-            }
-            char *grown = realloc (data, cap * 2);
-            if (!grown)
-                break;
-            data = grown;
-            cap *= 2;
-        }
-        int n = mg_read (conn, data + have, cap - have - 1);
-        if (n <= 0)
-            break;
-        have += (size_t) n;
-    }
-    if (!data) {
+        standin_add_form (params, ri->query_string, strlen (ri->query_string));
+    char *data = NULL;
+    size_t have = 0;
+    if (standin_read_body (conn, SL_MAX_BODY, &data, &have) != 0) {
         cJSON_Delete (params);
         return NULL;
     }
-    data[have] = 0;
     const char *p = data;
     while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
         p++;
@@ -250,7 +207,7 @@ s_params (struct mg_connection *conn)
         }
     }
     else if (have)
-        s_add_form (params, data, have);
+        standin_add_form (params, data, have);
     free (data);
     return params;
 }

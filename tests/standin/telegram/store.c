@@ -8,6 +8,7 @@
     =========================================================================
 */
 #include "tgstandin.h"
+#include "common.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -169,23 +170,7 @@ store_save (tg_t *self)
         cJSON_AddItemToArray (queue, entry);
     }
     cJSON_AddItemReferenceToObject (root, "sent", self->sent);
-    char *text = cJSON_PrintUnformatted (root);
-    cJSON_Delete (root);
-    if (!text)
-        return;
-    char tmp[1100];
-    snprintf (tmp, sizeof (tmp), "%s.tmp", self->state_path);
-    FILE *f = fopen (tmp, "w");
-    if (f) {
-        bool ok = fputs (text, f) >= 0;
-        ok = fflush (f) == 0 && ok;
-        ok = fsync (fileno (f)) == 0 && ok;
-        ok = fclose (f) == 0 && ok;
-        if (!ok || rename (tmp, self->state_path) != 0)
-            fprintf (stderr, "cg_tgstandin: cannot write %s: %s\n", self->state_path,
-                     strerror (errno));
-    }
-    cJSON_free (text);
+    standin_save_json ("cg_tgstandin", self->state_path, root);
 }
 
 int
@@ -193,32 +178,11 @@ store_load (tg_t *self)
 {
     if (!self->state_path)
         return 0;
-    FILE *f = fopen (self->state_path, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread (chunk, 1, sizeof (chunk), f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *grown = realloc (text, cap);
-            if (!grown) {
-                free (text);
-                fclose (f);
-                return -1;
-            }
-            text = grown;
-        }
-        memcpy (text + len, chunk, n);
-        len += n;
-    }
-    fclose (f);
-    cJSON *root = text ? cJSON_ParseWithLength (text, len) : NULL;
-    free (text);
-    if (!root)
+    cJSON *root = NULL;
+    if (standin_load_json (self->state_path, &root) != 0)
         return -1;
+    if (!root)
+        return 0;
     cJSON *item = cJSON_GetObjectItem (root, "next_update_id");
     if (cJSON_IsNumber (item))
         self->next_update_id = (long long) item->valuedouble;

@@ -62,47 +62,17 @@ tg_wall_ms (void)
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-//  Mirrors civetweb's keep-alive rule (it also closes after any 401), so
-//  the Connection header we write tells the truth.
-static bool
-s_keep_alive (struct mg_connection *conn, int status)
-{
-    if (status == 401)
-        return false;
-    const struct mg_request_info *ri = mg_get_request_info (conn);
-    const char *header = mg_get_header (conn, "Connection");
-    if (header)
-        return strcasestr (header, "keep-alive") != NULL;
-    return ri->http_version && strcmp (ri->http_version, "1.1") == 0;
-}
-
 int
 tg_send_json (tg_req_t *req, int status, const char *body)
 {
-    if (!body)
-        body = "{}";
-    size_t len = strlen (body);
-    mg_printf (req->conn,
-               "HTTP/1.1 %d %s\r\n"
-               "Content-Type: application/json\r\n"
-               "Content-Length: %zu\r\n"
-               "Connection: %s\r\n"
-               "\r\n",
-               status, mg_get_response_code_text (req->conn, status), len,
-               s_keep_alive (req->conn, status) ? "keep-alive" : "close");
-    mg_write (req->conn, body, len);
-    return status;
+    return standin_send (req->conn, status, "application/json", NULL, body);
 }
 
 //  Sends root as the body and deletes it.
 static int
 s_send_root (tg_req_t *req, int status, cJSON *root)
 {
-    char *text = cJSON_PrintUnformatted (root);
-    cJSON_Delete (root);
-    status = tg_send_json (req, status, text);
-    cJSON_free (text);
-    return status;
+    return standin_send_root (req->conn, status, "application/json", NULL, root);
 }
 
 int
@@ -130,9 +100,7 @@ tg_send_error (tg_req_t *req, int code, const char *description, cJSON *paramete
 static int
 s_control_error (tg_req_t *req, int status, const char *error)
 {
-    cJSON *root = cJSON_CreateObject ();
-    cJSON_AddStringToObject (root, "error", error);
-    return s_send_root (req, status, root);
+    return standin_control_error (req->conn, status, error);
 }
 
 //  ---- The client's socket --------------------------------------------------------
@@ -140,120 +108,17 @@ s_control_error (tg_req_t *req, int status, const char *error)
 int
 tg_pause (tg_req_t *req, int ms)
 {
-    if (req->fd < 0)
-        req->fd = standin_socket (req->conn, req->self->port);
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    long long deadline = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms;
-    short events = POLLIN | POLLRDHUP;
-    while (!atomic_load (&req->self->stopping)) {
-        clock_gettime (CLOCK_MONOTONIC, &ts);
-        long long left =
-            ms < 0 ? TG_SLICE_MS
-                   : deadline - ((long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        if (left > TG_SLICE_MS)
-            left = TG_SLICE_MS;
-        if (left < 0)
-            left = 0;
-        if (req->fd < 0) {
-            if (left == 0)
-                return 0;
-            usleep ((useconds_t) left * 1000);
-            continue;
-        }
-        struct pollfd item = {req->fd, events, 0};
-        int rc = poll (&item, 1, (int) left);
-        if (rc > 0 && (item.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
-            return -1;
-        if (rc > 0 && (item.revents & POLLIN)) {
-            char byte;
-            ssize_t got = recv (req->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (got == 0
-                || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-                return -1;
-            //  A pipelined request: from now on only a hang-up wakes us.
-            events = POLLRDHUP;
-        }
-        if (left == 0 && ms >= 0)
-            return 0;
-    }
-    return 0;
+    return standin_pause (req->conn, req->self->port, &req->fd, &req->self->stopping, ms,
+                          TG_SLICE_MS);
 }
 
 void
 tg_hang_up (tg_req_t *req)
 {
-    if (req->fd < 0)
-        req->fd = standin_socket (req->conn, req->self->port);
-    if (req->fd >= 0)
-        shutdown (req->fd, SHUT_RDWR);
+    standin_hang_up (req->conn, req->self->port, &req->fd);
 }
 
 //  ---- Parameters -----------------------------------------------------------------
-
-//  Adds the pairs of a urlencoded text (query string or form body) to
-//  params, as strings.
-static void
-s_add_form (cJSON *params, const char *text, size_t len)
-{
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *amp = memchr (p, '&', (size_t) (end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr (p, '=', (size_t) (stop - p));
-        if (eq && eq > p) {
-            int key_len = (int) (eq - p), value_len = (int) (stop - eq - 1);
-            char *key = malloc ((size_t) key_len + 1);
-            char *value = malloc ((size_t) value_len + 1);
-            if (key && value && mg_url_decode (p, key_len, key, key_len + 1, 1) >= 0
-                && mg_url_decode (eq + 1, value_len, value, value_len + 1, 1) >= 0) {
-                cJSON_DeleteItemFromObject (params, key);
-                cJSON_AddStringToObject (params, key, value);
-            }
-            free (key);
-            free (value);
-        }
-        p = stop + 1;
-    }
-}
-
-//  Reads the request body (NUL ended).  Returns 0, -1 on error or when it
-//  is larger than TG_MAX_BODY.  Caller owns *body.
-static int
-s_read_body (struct mg_connection *conn, char **body, size_t *len)
-{
-    size_t cap = 4096, have = 0;
-    char *data = malloc (cap);
-    if (!data)
-        return -1;
-    while (true) {
-        if (have + 1 >= cap) {
-            if (cap >= TG_MAX_BODY) {
-                free (data);
-                return -1;
-            }
-            char *grown = realloc (data, cap * 2);
-            if (!grown) {
-                free (data);
-                return -1;
-            }
-            data = grown;
-            cap *= 2;
-        }
-        int got = mg_read (conn, data + have, cap - 1 - have);
-        if (got < 0) {
-            free (data);
-            return -1;
-        }
-        if (got == 0)
-            break;
-        have += (size_t) got;
-    }
-    data[have] = 0;
-    *body = data;
-    *len = have;
-    return 0;
-}
 
 //  All parameters of a request: the query string's, then the body's (a
 //  JSON object, or a form when the Content-Type says so).  Returns NULL when the body cannot be read.
@@ -266,10 +131,10 @@ s_params (struct mg_connection *conn, cJSON **json_body)
     cJSON *params = cJSON_CreateObject ();
     *json_body = NULL;
     if (ri->query_string)
-        s_add_form (params, ri->query_string, strlen (ri->query_string));
+        standin_add_form (params, ri->query_string, strlen (ri->query_string));
     char *body = NULL;
     size_t len = 0;
-    if (s_read_body (conn, &body, &len) != 0) {
+    if (standin_read_body (conn, TG_MAX_BODY, &body, &len) != 0) {
         cJSON_Delete (params);
         return NULL;
     }
@@ -287,7 +152,7 @@ s_params (struct mg_connection *conn, cJSON **json_body)
         }
     }
     else if (len)
-        s_add_form (params, body, len);
+        standin_add_form (params, body, len);
     free (body);
     return params;
 }

@@ -8,6 +8,7 @@
     =========================================================================
 */
 #include "wastandin.h"
+#include "common.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -123,23 +124,7 @@ store_save (wa_t *self)
     cJSON_AddItemReferenceToObject (root, "windows", self->windows);
     cJSON_AddItemReferenceToObject (root, "inbound", self->inbound);
     cJSON_AddItemReferenceToObject (root, "pushes", self->pushes);
-    char *text = cJSON_PrintUnformatted (root);
-    cJSON_Delete (root);
-    if (!text)
-        return;
-    char tmp[1100];
-    snprintf (tmp, sizeof (tmp), "%s.tmp", self->state_path);
-    FILE *f = fopen (tmp, "w");
-    if (f) {
-        bool ok = fputs (text, f) >= 0;
-        ok = fflush (f) == 0 && ok;
-        ok = fsync (fileno (f)) == 0 && ok;
-        ok = fclose (f) == 0 && ok;
-        if (!ok || rename (tmp, self->state_path) != 0)
-            fprintf (stderr, "cg_wastandin: cannot write %s: %s\n", self->state_path,
-                     strerror (errno));
-    }
-    cJSON_free (text);
+    standin_save_json ("cg_wastandin", self->state_path, root);
 }
 
 //  Replaces *slot with root's member name when it has type check.
@@ -160,32 +145,11 @@ store_load (wa_t *self)
 {
     if (!self->state_path)
         return 0;
-    FILE *f = fopen (self->state_path, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread (chunk, 1, sizeof (chunk), f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            char *grown = realloc (text, cap);
-            if (!grown) {
-                free (text);
-                fclose (f);
-                return -1;
-            }
-            text = grown;
-        }
-        memcpy (text + len, chunk, n);
-        len += n;
-    }
-    fclose (f);
-    cJSON *root = text ? cJSON_ParseWithLength (text, len) : NULL;
-    free (text);
-    if (!root)
+    cJSON *root = NULL;
+    if (standin_load_json (self->state_path, &root) != 0)
         return -1;
+    if (!root)
+        return 0;
     const char *salt = wa_str (root, "salt", NULL);
     if (salt)
         snprintf (self->salt, sizeof (self->salt), "%s", salt);

@@ -107,6 +107,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define WA_JSON "application/json; charset=UTF-8"
+
 //  ---- Responses ------------------------------------------------------------------
 
 long long
@@ -124,48 +126,16 @@ wa_str (cJSON *object, const char *name, const char *fallback)
     return value ? value : fallback;
 }
 
-//  Mirrors civetweb's keep-alive rule (it also closes after any 401), so
-//  the Connection header we write tells the truth.
-static bool
-s_keep_alive (struct mg_connection *conn, int status)
-{
-    if (status == 401)
-        return false;
-    const struct mg_request_info *ri = mg_get_request_info (conn);
-    const char *header = mg_get_header (conn, "Connection");
-    if (header)
-        return strcasestr (header, "keep-alive") != NULL;
-    return ri->http_version && strcmp (ri->http_version, "1.1") == 0;
-}
-
 int
 wa_send_json (wa_req_t *req, int status, const char *extra, const char *body)
 {
-    if (!body)
-        body = "{}";
-    size_t len = strlen (body);
-    mg_printf (req->conn,
-               "HTTP/1.1 %d %s\r\n"
-               "Content-Type: application/json; charset=UTF-8\r\n"
-               "Content-Length: %zu\r\n"
-               "%s"
-               "Connection: %s\r\n"
-               "\r\n",
-               status, mg_get_response_code_text (req->conn, status), len,
-               extra ? extra : "",
-               s_keep_alive (req->conn, status) ? "keep-alive" : "close");
-    mg_write (req->conn, body, len);
-    return status;
+    return standin_send (req->conn, status, WA_JSON, extra, body);
 }
 
 int
 wa_send_root (wa_req_t *req, int status, cJSON *root)
 {
-    char *text = cJSON_PrintUnformatted (root);
-    cJSON_Delete (root);
-    status = wa_send_json (req, status, NULL, text);
-    cJSON_free (text);
-    return status;
+    return standin_send_root (req->conn, status, WA_JSON, NULL, root);
 }
 
 int
@@ -181,86 +151,14 @@ wa_control_error (wa_req_t *req, int status, const char *error)
 int
 wa_pause (wa_req_t *req, int ms)
 {
-    if (req->fd < 0)
-        req->fd = standin_socket (req->conn, req->self->port);
-    long long deadline = wa_mono_ms () + ms;
-    short events = POLLIN | POLLRDHUP;
-    while (!atomic_load (&req->self->stopping)) {
-        long long left = ms < 0 ? WA_SLICE_MS : deadline - wa_mono_ms ();
-        if (left > WA_SLICE_MS)
-            left = WA_SLICE_MS;
-        if (left < 0)
-            left = 0;
-        if (req->fd < 0) {
-            if (left == 0)
-                return 0;
-            usleep ((useconds_t) left * 1000);
-            continue;
-        }
-        struct pollfd item = {req->fd, events, 0};
-        int rc = poll (&item, 1, (int) left);
-        if (rc > 0 && (item.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
-            return -1;
-        if (rc > 0 && (item.revents & POLLIN)) {
-            char byte;
-            ssize_t got = recv (req->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (got == 0
-                || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-                return -1;
-            //  A pipelined request: from now on only a hang-up wakes us.
-            events = POLLRDHUP;
-        }
-        if (left == 0 && ms >= 0)
-            return 0;
-    }
-    return 0;
+    return standin_pause (req->conn, req->self->port, &req->fd, &req->self->stopping, ms,
+                          WA_SLICE_MS);
 }
 
 void
 wa_hang_up (wa_req_t *req)
 {
-    if (req->fd < 0)
-        req->fd = standin_socket (req->conn, req->self->port);
-    if (req->fd >= 0)
-        shutdown (req->fd, SHUT_RDWR);
-}
-
-//  Reads the request body (NUL ended).  Returns 0, or -1 on error or when
-//  it is larger than WA_MAX_BODY.  Caller owns *body.
-static int
-s_read_body (struct mg_connection *conn, char **body, size_t *len)
-{
-    size_t cap = 4096, have = 0;
-    char *data = malloc (cap);
-    if (!data)
-        return -1;
-    while (true) {
-        if (have + 1 >= cap) {
-            if (cap >= WA_MAX_BODY) {
-                free (data);
-                return -1;
-            }
-            char *grown = realloc (data, cap * 2);
-            if (!grown) {
-                free (data);
-                return -1;
-            }
-            data = grown;
-            cap *= 2;
-        }
-        int n = mg_read (conn, data + have, cap - have - 1);
-        if (n < 0) {
-            free (data);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        have += (size_t) n;
-    }
-    data[have] = 0;
-    *body = data;
-    *len = have;
-    return 0;
+    standin_hang_up (req->conn, req->self->port, &req->fd);
 }
 
 //  ---- Control API ----------------------------------------------------------------
@@ -517,7 +415,7 @@ s_handler (struct mg_connection *conn, void *cbdata)
     bool get = strcmp (ri->request_method, "GET") == 0;
     char *raw = NULL;
     size_t len = 0;
-    if (s_read_body (conn, &raw, &len) != 0)
+    if (standin_read_body (conn, WA_MAX_BODY, &raw, &len) != 0)
         return graph_error (&req, 413, 100, "(#100) Request body too large", NULL, 0);
     cJSON *body = len ? cJSON_ParseWithLength (raw, len) : NULL;
     int status;
