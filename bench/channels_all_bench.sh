@@ -10,6 +10,7 @@
 #          SECONDS_  length of that phase, s (30)
 #          SETTLE    idle seconds after it before the last RSS (10)
 #          PHASES    "single all" (default), "single" or "all"
+#          HOOK      0: no webhook load in the "all" phase (default 1)
 #          NO_BUILD  1: use BUILD_DIR as it is
 # Builds BUILD_DIR (Release; only the gateway, the four stand-ins and
 # bench/channels_all_bench), then:
@@ -149,10 +150,12 @@ for phase in $phases; do
             --wa-floor "$port_waf" --n "$n" --rate "$rate" --chats "$chats"
         stop_gateway "$tmp/single"
     else
-        gateway "$tmp/all" 1
+        gateway "$tmp/all" "${HOOK:-1}"
+        hook_args=()
+        [ "${HOOK:-1}" = 0 ] || hook_args=(--hook bench --hook-token "$hook_token")
         "$bench" --phase all --pid "$gw_pid" --gw-port "$gw_port" \
             --tg "$port_tg" --dc "$port_dc" --sl "$port_sl" --wa "$port_wa" \
-            --hook bench --hook-token "$hook_token" --rate "$all_rate" \
+            "${hook_args[@]}" --rate "$all_rate" \
             --chats "$chats" --seconds "$secs" --settle "$settle"
         stop_gateway "$tmp/all"
     fi
