@@ -133,10 +133,10 @@ standins() {
     start tg "$tg"; start dc "$dc"; start sl "$sl"; start wa "$wa"
 }
 
-echo "# channels_all_bench: HEAD $(git rev-parse --short HEAD), clawgate built" \
+echo "# channels_all_bench: HEAD $(git rev-parse --short HEAD 2>/dev/null || echo '?'), clawgate built" \
     "$(date -u -r "$gw" '+%H:%M'), run $(date -u '+%Y-%m-%d %H:%M') UTC," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-dirty=$(git diff --name-only HEAD -- . ':!bench' | tr '\n' ' ')
+dirty=$(git diff --name-only HEAD -- . ':!bench' 2>/dev/null | tr '\n' ' ' || true)
 [ -z "$dirty" ] || echo "# uncommitted changes outside bench/ (the build may hold them): $dirty"
 
 for phase in $phases; do
