@@ -5,16 +5,17 @@
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config curl
       libzmq3-dev libczmq-dev libcivetweb-dev libmsgpack-dev libcjson-dev
-      libcurl4-openssl-dev libcriterion-dev libsqlite3-dev libpq-dev)
+      libcurl4-openssl-dev libcriterion-dev libsqlite3-dev libpq-dev libssl-dev)
 [ "${1:-}" = "--bench" ] && pkgs+=(wrk sqlite3 chromium)
 # The browser actor's tests drive a real headless Chromium (Debian's).
 # The fuzz targets (tests/fuzz) need clang and its libFuzzer/sanitizer
 # runtimes (Debian 12: clang 14, libclang-rt-14-dev).
 [ "${1:-}" = "--test" ] && pkgs+=(chromium clang clang-format libclang-rt-14-dev)
-# The chat stand-ins (tests/standin) sign and serve TLS with OpenSSL, and
-# the Discord test makes its certificates with the openssl command.  (The
-# gateway itself loads libssl at run time: actors/ssl_lazy.c.)
-[ "${1:-}" = "--test" ] && pkgs+=(libssl-dev openssl)
+# libssl-dev (above): the chat stand-ins that every build makes
+# (tests/standin) sign and serve TLS with OpenSSL; the gateway itself loads
+# libssl at run time (actors/ssl_lazy.c).  The Discord test makes its
+# certificates with the openssl command.
+[ "${1:-}" = "--test" ] && pkgs+=(openssl)
 # The client-library tests run the official OpenAI SDK on Node.js; a machine
 # that already has node (e.g. from NodeSource) keeps it.
 if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null 2>&1; then
