@@ -354,7 +354,9 @@ const config_key_t config_keys[] = {
      .help = "the agent that answers this channel"},
     {.key = "channels.<id>.pollTimeoutS", .type = KEY_INT, .in = KEY_IN_CHANNEL,
      .at = CHAN (poll_timeout_s), .min = 1, .max = 50, .def = 30,
-     .help = "Telegram: how long one getUpdates long poll waits"},
+     .help = "Telegram: how long one getUpdates long poll waits; Slack Socket Mode: "
+             "a socket that hears nothing this long is replaced (pings every third); "
+             "Discord: the wait for Hello"},
     {.key = "channels.<id>.retryMinMs", .type = KEY_INT, .in = KEY_IN_CHANNEL,
      .at = CHAN (retry_min_ms), .min = 10, .max = 600000, .def = 1000,
      .help = "first reconnect / resend backoff step (doubles, 20% jitter)"},
