@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "discord.h"
+#include "standin_proc.h"
 
 #include <civetweb.h>
 #include <curl/curl.h>
@@ -16,24 +17,12 @@
 
 //  ---- The process ------------------------------------------------------------
 
-//  proc_start runs $CLAWGATE_BIN, so point that at the stand-in for the one
-//  fork.  Tests call this from their own (single) thread.
 static int
 s_launch (dc_standin_t *d, int port, int tls_port)
 {
-    const char *dir = getenv ("CLAWGATE_STANDIN_DIR");
-    if (!dir || !*dir) {
-        fprintf (stderr, "discord: CLAWGATE_STANDIN_DIR is not set (run under ctest)\n");
-        return -1;
-    }
     char bin[1100];
-    snprintf (bin, sizeof (bin), "%s/cg_dcstandin", dir);
-    char saved[1024] = "";
-    const char *cur = getenv ("CLAWGATE_BIN");
-    bool had = cur != NULL;
-    if (had)
-        snprintf (saved, sizeof (saved), "%s", cur);
-    setenv ("CLAWGATE_BIN", bin, 1);
+    if (standin_proc_path ("discord", "cg_dcstandin", bin, sizeof (bin)) != 0)
+        return -1;
 
     char port_text[16], tls_text[16], heartbeat[16], limit[16], window[16];
     char cert[300], key[300];
@@ -77,23 +66,15 @@ s_launch (dc_standin_t *d, int port, int tls_port)
         args[n++] = tls_text;
     }
     args[n] = NULL;
-    int rc = proc_start (&d->proc, args, NULL);
-    if (had)
-        setenv ("CLAWGATE_BIN", saved, 1);
-    else
-        unsetenv ("CLAWGATE_BIN");
-    if (rc != 0)
+    int got = standin_proc_start (&d->proc, bin, args);
+    if (got < 0)
         return -1;
-    char line[256];
-    if (proc_wait_line (&d->proc, "listening on 127.0.0.1:", 15000, line, sizeof (line))
-            != 0
-        || (d->tls_dir[0]
-            && proc_wait_line (&d->proc, "tls on 127.0.0.1:", 5000, NULL, 0) != 0)) {
-        proc_stop (&d->proc, SIGKILL, 1000);
-        unlink (d->proc.err_path);
+    if (d->tls_dir[0]
+        && proc_wait_line (&d->proc, "tls on 127.0.0.1:", 5000, NULL, 0) != 0) {
+        standin_proc_stop (&d->proc, SIGKILL);
         return -1;
     }
-    d->port = atoi (strrchr (line, ':') + 1);
+    d->port = got;
     snprintf (d->base, sizeof (d->base), "http://127.0.0.1:%d", d->port);
     snprintf (d->api, sizeof (d->api), "%s/api/v10", d->base);
     if (d->tls_dir[0]) {
@@ -103,6 +84,13 @@ s_launch (dc_standin_t *d, int port, int tls_port)
                   d->tls_port);
     }
     return d->port > 0 && (!d->tls_dir[0] || d->tls_port > 0) ? 0 : -1;
+}
+
+static int
+s_relaunch (void *d)
+{
+    return s_launch ((dc_standin_t *) d, ((dc_standin_t *) d)->port,
+                     ((dc_standin_t *) d)->tls_port);
 }
 
 int
@@ -124,26 +112,13 @@ dc_start (dc_standin_t *d, const char *state_file, const dc_options_t *opt)
 int
 dc_restart (dc_standin_t *d)
 {
-    if (d->proc.pid > 0)
-        dc_stop (d, SIGKILL);
-    long long deadline = harness_now_ms () + 5000;
-    while (true) {
-        if (s_launch (d, d->port, d->tls_port) == 0)
-            return 0;
-        if (harness_now_ms () > deadline)
-            return -1;
-        usleep (100000);
-    }
+    return standin_proc_restart (&d->proc, s_relaunch, d);
 }
 
 void
 dc_stop (dc_standin_t *d, int sig)
 {
-    if (d->proc.pid <= 0)
-        return;
-    proc_stop (&d->proc, sig, 10000);
-    unlink (d->proc.err_path);
-    d->proc.pid = 0;
+    standin_proc_stop (&d->proc, sig);
 }
 
 int
@@ -172,19 +147,10 @@ dc_make_certs (const char *dir, char *ca, size_t cap)
 
 //  ---- Control API ------------------------------------------------------------
 
-//  One control call; returns the parsed JSON answer of a 200, or NULL.
-//  Caller owns return value.
 static cJSON *
 s_control (dc_standin_t *d, const char *method, const char *path, const char *body)
 {
-    char url[512];
-    snprintf (url, sizeof (url), "%s/control/%s", d->base, path);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    http_resp_t r;
-    http_do (method, url, body ? headers : NULL, body, body ? strlen (body) : 0, &r);
-    cJSON *root = r.status == 200 ? cJSON_Parse (r.body) : NULL;
-    http_resp_free (&r);
-    return root;
+    return standin_control (d->base, method, path, body);
 }
 
 long
@@ -225,18 +191,9 @@ dc_reset (dc_standin_t *d)
 cJSON *
 dc_sent (dc_standin_t *d, const char *channel_id)
 {
-    char path[256] = "sent";
-    if (channel_id) {
-        char *escaped = curl_easy_escape (NULL, channel_id, 0);
-        snprintf (path, sizeof (path), "sent?channel_id=%s", escaped ? escaped : "");
-        curl_free (escaped);
-    }
-    cJSON *root = s_control (d, "GET", path, NULL);
-    if (root && !cJSON_IsArray (cJSON_GetObjectItem (root, "messages"))) {
-        cJSON_Delete (root);
-        root = NULL;
-    }
-    return root;
+    char path[256];
+    standin_query_path (path, sizeof (path), "sent", "channel_id", channel_id);
+    return standin_control_list (d->base, path, "messages");
 }
 
 cJSON *
@@ -264,17 +221,9 @@ dc_call (dc_standin_t *d, const char *name)
 int
 dc_wait_sent (dc_standin_t *d, const char *channel_id, int n, int timeout_ms)
 {
-    long long deadline = harness_now_ms () + timeout_ms;
-    while (true) {
-        cJSON *root = dc_sent (d, channel_id);
-        int have = cJSON_GetArraySize (cJSON_GetObjectItem (root, "messages"));
-        cJSON_Delete (root);
-        if (have >= n)
-            return 0;
-        if (harness_now_ms () >= deadline)
-            return -1;
-        usleep (50000);
-    }
+    char path[256];
+    standin_query_path (path, sizeof (path), "sent", "channel_id", channel_id);
+    return standin_wait_items (d->base, path, "messages", n, timeout_ms);
 }
 
 int

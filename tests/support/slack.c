@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "slack.h"
+#include "standin_proc.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -26,24 +27,12 @@ s_arg (const char **args, int n, char store[][24], const char *name, int value)
     return n + 2;
 }
 
-//  proc_start runs $CLAWGATE_BIN, so point that at the stand-in for the one
-//  fork.  Tests call this from their own (single) thread.
 static int
 s_launch (sl_standin_t *s, int port)
 {
-    const char *dir = getenv ("CLAWGATE_STANDIN_DIR");
-    if (!dir || !*dir) {
-        fprintf (stderr, "slack: CLAWGATE_STANDIN_DIR is not set (run under ctest)\n");
-        return -1;
-    }
     char bin[1024];
-    snprintf (bin, sizeof (bin), "%s/cg_slackstandin", dir);
-    char saved[1024] = "";
-    const char *cur = getenv ("CLAWGATE_BIN");
-    bool had = cur != NULL;
-    if (had)
-        snprintf (saved, sizeof (saved), "%s", cur);
-    setenv ("CLAWGATE_BIN", bin, 1);
+    if (standin_proc_path ("slack", "cg_slackstandin", bin, sizeof (bin)) != 0)
+        return -1;
 
     const char *args[40] = {NULL};
     char numbers[20][24];
@@ -76,24 +65,19 @@ s_launch (sl_standin_t *s, int port)
         args[n++] = s->state;
     }
     args[n] = NULL;
-    int rc = proc_start (&s->proc, args, NULL);
-    if (had)
-        setenv ("CLAWGATE_BIN", saved, 1);
-    else
-        unsetenv ("CLAWGATE_BIN");
-    if (rc != 0)
+    int got = standin_proc_start (&s->proc, bin, args);
+    if (got < 0)
         return -1;
-    char line[256];
-    if (proc_wait_line (&s->proc, "listening on 127.0.0.1:", 15000, line, sizeof (line))
-        != 0) {
-        proc_stop (&s->proc, SIGKILL, 1000);
-        unlink (s->proc.err_path);
-        return -1;
-    }
-    s->port = atoi (strrchr (line, ':') + 1);
+    s->port = got;
     snprintf (s->base, sizeof (s->base), "http://127.0.0.1:%d", s->port);
     snprintf (s->api, sizeof (s->api), "%s/api", s->base);
-    return s->port > 0 ? 0 : -1;
+    return 0;
+}
+
+static int
+s_relaunch (void *s)
+{
+    return s_launch ((sl_standin_t *) s, ((sl_standin_t *) s)->port);
 }
 
 int
@@ -110,39 +94,19 @@ sl_start (sl_standin_t *s, const char *state_file, const sl_options_t *opts)
 int
 sl_restart (sl_standin_t *s)
 {
-    if (s->proc.pid > 0)
-        sl_stop (s, SIGKILL);
-    long long deadline = harness_now_ms () + 5000;
-    while (true) {
-        if (s_launch (s, s->port) == 0)
-            return 0;
-        if (harness_now_ms () > deadline)
-            return -1;
-        usleep (100000);
-    }
+    return standin_proc_restart (&s->proc, s_relaunch, s);
 }
 
 void
 sl_stop (sl_standin_t *s, int sig)
 {
-    if (s->proc.pid <= 0)
-        return;
-    proc_stop (&s->proc, sig, 10000);
-    unlink (s->proc.err_path);
-    s->proc.pid = 0;
+    standin_proc_stop (&s->proc, sig);
 }
 
 cJSON *
 sl_control (sl_standin_t *s, const char *method, const char *path, const char *body)
 {
-    char url[512];
-    snprintf (url, sizeof (url), "%s/control/%s", s->base, path);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    http_resp_t r;
-    http_do (method, url, body ? headers : NULL, body, body ? strlen (body) : 0, &r);
-    cJSON *root = r.status == 200 ? cJSON_Parse (r.body) : NULL;
-    http_resp_free (&r);
-    return root;
+    return standin_control (s->base, method, path, body);
 }
 
 cJSON *
@@ -180,12 +144,7 @@ sl_sent (sl_standin_t *s, const char *channel, const char *thread_ts)
         snprintf (path, sizeof (path), "sent?thread_ts=%s", t);
     curl_free (c);
     curl_free (t);
-    cJSON *root = sl_control (s, "GET", path, NULL);
-    if (root && !cJSON_IsArray (cJSON_GetObjectItem (root, "messages"))) {
-        cJSON_Delete (root);
-        root = NULL;
-    }
-    return root;
+    return standin_control_list (s->base, path, "messages");
 }
 
 cJSON *

@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "telegram.h"
+#include "standin_proc.h"
 
 #include <curl/curl.h>
 #include <signal.h>
@@ -12,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-//  proc_start runs $CLAWGATE_BIN, so point that at the stand-in for the one
-//  fork.  Tests call this from their own (single) thread.
 static int
 s_launch (tg_standin_t *t, int port)
 {
@@ -22,12 +21,6 @@ s_launch (tg_standin_t *t, int port)
         fprintf (stderr, "telegram: CLAWGATE_TG_STANDIN is not set (run under ctest)\n");
         return -1;
     }
-    char saved[1024] = "";
-    const char *cur = getenv ("CLAWGATE_BIN");
-    bool had = cur != NULL;
-    if (had)
-        snprintf (saved, sizeof (saved), "%s", cur);
-    setenv ("CLAWGATE_BIN", bin, 1);
     char port_text[16];
     snprintf (port_text, sizeof (port_text), "%d", port);
     const char *args[] = {"--port", port_text, "--token", t->token, NULL, NULL, NULL};
@@ -35,23 +28,18 @@ s_launch (tg_standin_t *t, int port)
         args[4] = "--state";
         args[5] = t->state;
     }
-    int rc = proc_start (&t->proc, args, NULL);
-    if (had)
-        setenv ("CLAWGATE_BIN", saved, 1);
-    else
-        unsetenv ("CLAWGATE_BIN");
-    if (rc != 0)
+    int got = standin_proc_start (&t->proc, bin, args);
+    if (got < 0)
         return -1;
-    char line[256];
-    if (proc_wait_line (&t->proc, "listening on 127.0.0.1:", 15000, line, sizeof (line))
-        != 0) {
-        proc_stop (&t->proc, SIGKILL, 1000);
-        unlink (t->proc.err_path);
-        return -1;
-    }
-    t->port = atoi (strrchr (line, ':') + 1);
+    t->port = got;
     snprintf (t->base, sizeof (t->base), "http://127.0.0.1:%d", t->port);
-    return t->port > 0 ? 0 : -1;
+    return 0;
+}
+
+static int
+s_relaunch (void *t)
+{
+    return s_launch ((tg_standin_t *) t, ((tg_standin_t *) t)->port);
 }
 
 int
@@ -67,40 +55,19 @@ tg_start (tg_standin_t *t, const char *state_file)
 int
 tg_restart (tg_standin_t *t)
 {
-    if (t->proc.pid > 0)
-        tg_stop (t, SIGKILL);
-    long long deadline = harness_now_ms () + 5000;
-    while (true) {
-        if (s_launch (t, t->port) == 0)
-            return 0;
-        if (harness_now_ms () > deadline)
-            return -1;
-        usleep (100000);
-    }
+    return standin_proc_restart (&t->proc, s_relaunch, t);
 }
 
 void
 tg_stop (tg_standin_t *t, int sig)
 {
-    if (t->proc.pid <= 0)
-        return;
-    proc_stop (&t->proc, sig, 10000);
-    unlink (t->proc.err_path);
+    standin_proc_stop (&t->proc, sig);
 }
 
-//  One control call; returns the parsed JSON answer of a 200, or NULL.
-//  Caller owns return value.
 static cJSON *
 s_control (tg_standin_t *t, const char *method, const char *path, const char *body)
 {
-    char url[512];
-    snprintf (url, sizeof (url), "%s/control/%s", t->base, path);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    http_resp_t r;
-    http_do (method, url, body ? headers : NULL, body, body ? strlen (body) : 0, &r);
-    cJSON *root = r.status == 200 ? cJSON_Parse (r.body) : NULL;
-    http_resp_free (&r);
-    return root;
+    return standin_control (t->base, method, path, body);
 }
 
 static long
@@ -137,18 +104,9 @@ tg_fault (tg_standin_t *t, const char *json)
 cJSON *
 tg_sent (tg_standin_t *t, const char *chat_id)
 {
-    char path[256] = "sent";
-    if (chat_id) {
-        char *escaped = curl_easy_escape (NULL, chat_id, 0);
-        snprintf (path, sizeof (path), "sent?chat_id=%s", escaped ? escaped : "");
-        curl_free (escaped);
-    }
-    cJSON *root = s_control (t, "GET", path, NULL);
-    if (root && !cJSON_IsArray (cJSON_GetObjectItem (root, "messages"))) {
-        cJSON_Delete (root);
-        root = NULL;
-    }
-    return root;
+    char path[256];
+    standin_query_path (path, sizeof (path), "sent", "chat_id", chat_id);
+    return standin_control_list (t->base, path, "messages");
 }
 
 long
@@ -164,15 +122,7 @@ tg_calls (tg_standin_t *t, const char *method)
 int
 tg_wait_sent (tg_standin_t *t, const char *chat_id, int n, int timeout_ms)
 {
-    long long deadline = harness_now_ms () + timeout_ms;
-    while (true) {
-        cJSON *root = tg_sent (t, chat_id);
-        int have = cJSON_GetArraySize (cJSON_GetObjectItem (root, "messages"));
-        cJSON_Delete (root);
-        if (have >= n)
-            return 0;
-        if (harness_now_ms () >= deadline)
-            return -1;
-        usleep (50000);
-    }
+    char path[256];
+    standin_query_path (path, sizeof (path), "sent", "chat_id", chat_id);
+    return standin_wait_items (t->base, path, "messages", n, timeout_ms);
 }

@@ -3,6 +3,7 @@
     =========================================================================
 */
 #include "whatsapp.h"
+#include "standin_proc.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -16,24 +17,12 @@
 
 //  ---- Process --------------------------------------------------------------------
 
-//  proc_start runs $CLAWGATE_BIN, so point that at the stand-in for the one
-//  fork.  Tests call this from their own (single) thread.
 static int
 s_launch (wa_standin_t *w, int port)
 {
-    const char *dir = getenv ("CLAWGATE_STANDIN_DIR");
-    if (!dir || !*dir) {
-        fprintf (stderr, "whatsapp: CLAWGATE_STANDIN_DIR is not set (run under ctest)\n");
-        return -1;
-    }
     char bin[1024];
-    snprintf (bin, sizeof (bin), "%s/cg_wastandin", dir);
-    char saved[1024] = "";
-    const char *cur = getenv ("CLAWGATE_BIN");
-    bool had = cur != NULL;
-    if (had)
-        snprintf (saved, sizeof (saved), "%s", cur);
-    setenv ("CLAWGATE_BIN", bin, 1);
+    if (standin_proc_path ("whatsapp", "cg_wastandin", bin, sizeof (bin)) != 0)
+        return -1;
     char port_text[16];
     snprintf (port_text, sizeof (port_text), "%d", port);
     const char *args[20] = {"--port", port_text};
@@ -45,26 +34,21 @@ s_launch (wa_standin_t *w, int port)
     for (int i = 0; i < w->nargs; i++)
         args[n++] = w->args[i];
     args[n] = NULL;
-    int rc = proc_start (&w->proc, args, NULL);
-    if (had)
-        setenv ("CLAWGATE_BIN", saved, 1);
-    else
-        unsetenv ("CLAWGATE_BIN");
-    if (rc != 0)
+    int got = standin_proc_start (&w->proc, bin, args);
+    if (got < 0)
         return -1;
-    char line[256];
-    if (proc_wait_line (&w->proc, "listening on 127.0.0.1:", 15000, line, sizeof (line))
-        != 0) {
-        proc_stop (&w->proc, SIGKILL, 1000);
-        unlink (w->proc.err_path);
-        return -1;
-    }
-    w->port = atoi (strrchr (line, ':') + 1);
+    w->port = got;
     snprintf (w->base, sizeof (w->base), "http://127.0.0.1:%d", w->port);
     snprintf (w->graph, sizeof (w->graph), "%s/%s", w->base, WA_VERSION);
     snprintf (w->messages, sizeof (w->messages), "%s/%s/messages", w->graph,
               WA_PHONE_NUMBER_ID);
-    return w->port > 0 ? 0 : -1;
+    return 0;
+}
+
+static int
+s_relaunch (void *w)
+{
+    return s_launch ((wa_standin_t *) w, ((wa_standin_t *) w)->port);
 }
 
 int
@@ -81,26 +65,13 @@ wa_start (wa_standin_t *w, const char *state_file, const char *const args[])
 int
 wa_restart (wa_standin_t *w)
 {
-    if (w->proc.pid > 0)
-        wa_stop (w, SIGKILL);
-    long long deadline = harness_now_ms () + 5000;
-    while (true) {
-        if (s_launch (w, w->port) == 0)
-            return 0;
-        if (harness_now_ms () > deadline)
-            return -1;
-        usleep (100000);
-    }
+    return standin_proc_restart (&w->proc, s_relaunch, w);
 }
 
 void
 wa_stop (wa_standin_t *w, int sig)
 {
-    if (w->proc.pid <= 0)
-        return;
-    proc_stop (&w->proc, sig, 10000);
-    unlink (w->proc.err_path);
-    w->proc.pid = 0;
+    standin_proc_stop (&w->proc, sig);
 }
 
 //  ---- Control API ----------------------------------------------------------------
@@ -108,15 +79,7 @@ wa_stop (wa_standin_t *w, int sig)
 cJSON *
 wa_control (wa_standin_t *w, const char *path, const char *body)
 {
-    char url[512];
-    snprintf (url, sizeof (url), "%s/control/%s", w->base, path);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    http_resp_t r;
-    http_do (body ? "POST" : "GET", url, body ? headers : NULL, body,
-             body ? strlen (body) : 0, &r);
-    cJSON *root = r.status == 200 ? cJSON_Parse (r.body) : NULL;
-    http_resp_free (&r);
-    return root;
+    return standin_control (w->base, body ? "POST" : "GET", path, body);
 }
 
 typedef struct {
@@ -249,40 +212,24 @@ wa_reset (wa_standin_t *w)
     return rc;
 }
 
-//  GET path and check it holds an array named name.
-static cJSON *
-s_log (wa_standin_t *w, const char *path, const char *name)
-{
-    cJSON *root = wa_control (w, path, NULL);
-    if (root && !cJSON_IsArray (cJSON_GetObjectItem (root, name))) {
-        cJSON_Delete (root);
-        root = NULL;
-    }
-    return root;
-}
-
 cJSON *
 wa_sent (wa_standin_t *w, const char *wa_id)
 {
-    char path[256] = "sent";
-    if (wa_id) {
-        char *escaped = curl_easy_escape (NULL, wa_id, 0);
-        snprintf (path, sizeof (path), "sent?to=%s", escaped ? escaped : "");
-        curl_free (escaped);
-    }
-    return s_log (w, path, "messages");
+    char path[256];
+    standin_query_path (path, sizeof (path), "sent", "to", wa_id);
+    return standin_control_list (w->base, path, "messages");
 }
 
 cJSON *
 wa_reads (wa_standin_t *w)
 {
-    return s_log (w, "reads", "reads");
+    return standin_control_list (w->base, "reads", "reads");
 }
 
 cJSON *
 wa_pushes (wa_standin_t *w)
 {
-    return s_log (w, "pushes", "pushes");
+    return standin_control_list (w->base, "pushes", "pushes");
 }
 
 long
@@ -295,39 +242,18 @@ wa_calls (wa_standin_t *w, const char *name)
     return result;
 }
 
-//  Polls until the array name of the log at path has n entries.
-static int
-s_wait_log (wa_standin_t *w, const char *path, const char *name, int n, int timeout_ms)
-{
-    long long deadline = harness_now_ms () + timeout_ms;
-    while (true) {
-        cJSON *root = s_log (w, path, name);
-        int have = cJSON_GetArraySize (cJSON_GetObjectItem (root, name));
-        cJSON_Delete (root);
-        if (have >= n)
-            return 0;
-        if (harness_now_ms () >= deadline)
-            return -1;
-        usleep (50000);
-    }
-}
-
 int
 wa_wait_sent (wa_standin_t *w, const char *wa_id, int n, int timeout_ms)
 {
-    char path[256] = "sent";
-    if (wa_id) {
-        char *escaped = curl_easy_escape (NULL, wa_id, 0);
-        snprintf (path, sizeof (path), "sent?to=%s", escaped ? escaped : "");
-        curl_free (escaped);
-    }
-    return s_wait_log (w, path, "messages", n, timeout_ms);
+    char path[256];
+    standin_query_path (path, sizeof (path), "sent", "to", wa_id);
+    return standin_wait_items (w->base, path, "messages", n, timeout_ms);
 }
 
 int
 wa_wait_reads (wa_standin_t *w, int n, int timeout_ms)
 {
-    return s_wait_log (w, "reads", "reads", n, timeout_ms);
+    return standin_wait_items (w->base, "reads", "reads", n, timeout_ms);
 }
 
 //  ---- HMAC-SHA256 (libcrypto) ---------------------------------------------------
