@@ -119,12 +119,6 @@ s_start (const char *extra)
     s_start_on (NULL, extra);
 }
 
-static const char *
-s_str (const cJSON *obj, const char *name)
-{
-    return cJSON_GetStringValue (cJSON_GetObjectItem (obj, name));
-}
-
 //  Milliseconds on the wall clock (the stand-in's at_ms are).
 static long long
 s_wall_ms (void)
@@ -161,7 +155,7 @@ s_post (const char *channel, const char *guild, const char *author, const char *
     cJSON *root = r.status == 200 ? cJSON_Parse (r.body) : NULL;
     http_resp_free (&r);
     cr_assert_not_null (root, "the stand-in refused a message");
-    snprintf (id, 32, "%s", s_str (root, "id") ? s_str (root, "id") : "");
+    snprintf (id, 32, "%s", ch_str (root, "id") ? ch_str (root, "id") : "");
     if (written)
         *written = cJSON_IsTrue (cJSON_GetObjectItem (root, "written"));
     long s = (long) cJSON_GetNumberValue (cJSON_GetObjectItem (root, "s"));
@@ -205,7 +199,7 @@ s_count (const char *channel, const char *ref)
     cJSON *m;
     cJSON_ArrayForEach (m, cJSON_GetObjectItem (root, "messages"))
     {
-        const char *r = s_str (m, "message_reference");
+        const char *r = ch_str (m, "message_reference");
         if (!ref || (r && strcmp (r, ref) == 0))
             n++;
     }
@@ -224,7 +218,7 @@ s_wait_reply (const char *channel, const char *ref)
         cJSON *found = NULL, *m;
         cJSON_ArrayForEach (m, cJSON_GetObjectItem (root, "messages"))
         {
-            const char *r = s_str (m, "message_reference");
+            const char *r = ch_str (m, "message_reference");
             if (r && strcmp (r, ref) == 0) {
                 found = cJSON_Duplicate (m, true);
                 break;
@@ -245,8 +239,8 @@ static long long
 s_expect_echo (const char *channel, const char *ref, const char *text)
 {
     cJSON *m = s_wait_reply (channel, ref);
-    cr_assert_str_eq (s_str (m, "content"), text, "reply to %s: '%s'", ref,
-                      s_str (m, "content"));
+    cr_assert_str_eq (ch_str (m, "content"), text, "reply to %s: '%s'", ref,
+                      ch_str (m, "content"));
     long long at = (long long) cJSON_GetNumberValue (cJSON_GetObjectItem (m, "at_ms"));
     cJSON_Delete (m);
     return at;
@@ -298,7 +292,7 @@ static const char *
 s_last_error (char *buf, size_t cap)
 {
     cJSON *st = ch_status (&s_gw, "discord");
-    const char *e = s_str (st, "lastError");
+    const char *e = ch_str (st, "lastError");
     snprintf (buf, cap, "%s", e ? e : "");
     cJSON_Delete (st);
     return buf;
@@ -349,11 +343,11 @@ Test (channels_discord, dm_reply_shape_split_and_bots_skipped)
 
     //  The status: connected as the stand-in's bot, with a session.
     cJSON *st = ch_status (&s_gw, "discord");
-    cr_assert_str_eq (s_str (st, "status"), "connected");
+    cr_assert_str_eq (ch_str (st, "status"), "connected");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (st, "resumable")), "not resumable");
     cJSON *bot = cJSON_GetObjectItem (st, "bot");
-    cr_assert (s_str (bot, "id") && !strcmp (s_str (bot, "id"), DC_BOT_ID), "bot.id: %s",
-               s_str (bot, "id") ? s_str (bot, "id") : "(none)");
+    cr_assert (ch_str (bot, "id") && !strcmp (ch_str (bot, "id"), DC_BOT_ID),
+               "bot.id: %s", ch_str (bot, "id") ? ch_str (bot, "id") : "(none)");
     cJSON_Delete (st);
 
     //  Identify asked for 37377, over ?v=10&encoding=json.
@@ -371,7 +365,7 @@ Test (channels_discord, dm_reply_shape_split_and_bots_skipped)
     cJSON_Delete (rec);
     cr_assert_eq (s_calls ("identify"), 1);
     cJSON *calls = dc_calls (&s_dc);
-    const char *query = s_str (calls, "last_query");
+    const char *query = ch_str (calls, "last_query");
     cr_assert (query && strstr (query, "v=10") && strstr (query, "encoding=json"),
                "query: %s", query ? query : "(none)");
     cJSON_Delete (calls);
@@ -381,8 +375,8 @@ Test (channels_discord, dm_reply_shape_split_and_bots_skipped)
     char m1[32];
     s_dm (DM1, "hello over dm", m1);
     cJSON *r = s_wait_reply (DM1, m1);
-    cr_assert_str_eq (s_str (r, "content"), "hello over dm");
-    const char *nonce = s_str (r, "nonce");
+    cr_assert_str_eq (ch_str (r, "content"), "hello over dm");
+    const char *nonce = ch_str (r, "nonce");
     cr_assert (nonce && *nonce, "no nonce");
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (r, "enforce_nonce")),
                "enforce_nonce not true");
@@ -417,22 +411,22 @@ Test (channels_discord, dm_reply_shape_split_and_bots_skipped)
         cJSON_GetNumberValue (cJSON_GetObjectItem (cJSON_GetArrayItem (msgs, 0), "seq"));
     for (int i = 1; i < 4; i++) {
         cJSON *p = cJSON_GetArrayItem (msgs, i);
-        const char *t = s_str (p, "content");
+        const char *t = ch_str (p, "content");
         cr_assert (t && strlen (t) <= 2000, "part %d has %zu chars", i, strlen (t));
         double seq = cJSON_GetNumberValue (cJSON_GetObjectItem (p, "seq"));
         cr_assert_gt (seq, last_seq);
         last_seq = seq;
-        const char *ref = s_str (p, "message_reference");
+        const char *ref = ch_str (p, "message_reference");
         if (i == 1)
             cr_assert (ref && !strcmp (ref, m2), "the first part replies to %s",
                        ref ? ref : "nothing");
         else
             cr_assert_null (ref, "part %d replies to %s", i, ref);
         cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (p, "enforce_nonce")));
-        const char *n = s_str (p, "nonce");
+        const char *n = ch_str (p, "nonce");
         cr_assert (n && strcmp (n, first_nonce) != 0, "part %d nonce %s", i, n);
         for (int k = 1; k < i; k++)
-            cr_assert_str_neq (n, s_str (cJSON_GetArrayItem (msgs, k), "nonce"),
+            cr_assert_str_neq (n, ch_str (cJSON_GetArrayItem (msgs, k), "nonce"),
                                "parts %d and %d share a nonce", k, i);
         for (const char *c = t; *c; c++)
             if (!isspace ((unsigned char) *c))
@@ -525,26 +519,6 @@ Test (channels_discord, guild_mentions_groups_and_replies_to_the_bot)
 
 //  ---- Access ------------------------------------------------------------------------
 
-//  The pairing code in a notice, into code (9 bytes).  False if none.
-static bool
-s_code_in (const char *text, char *code)
-{
-    const char *p = text ? strstr (text, "Pairing code: ") : NULL;
-    if (!p)
-        return false;
-    p += strlen ("Pairing code: ");
-    for (int i = 0; i < 8; i++) {
-        char c = p[i];
-        bool ok =
-            (c >= 'A' && c <= 'Z' && c != 'I' && c != 'O') || (c >= '2' && c <= '9');
-        if (!ok)
-            return false;
-        code[i] = c;
-    }
-    code[8] = 0;
-    return !isalnum ((unsigned char) p[8]);
-}
-
 Test (channels_discord, pairing_code_approve_then_answered)
 {
     s_standin (NULL, NULL);
@@ -553,10 +527,10 @@ Test (channels_discord, pairing_code_approve_then_answered)
     s_dm (DM2, "let me in", m1);
     cr_assert_eq (dc_wait_sent (&s_dc, DM2, 1, WAIT_MS), 0, "no pairing notice");
     cJSON *sent = s_sent (DM2);
-    const char *notice =
-        s_str (cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0), "content");
+    const char *notice = ch_str (
+        cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0), "content");
     char code[9];
-    cr_assert (s_code_in (notice, code), "no valid code in '%s'", notice);
+    cr_assert (ch_code_in (notice, code), "no valid code in '%s'", notice);
     cr_assert (strstr (notice, U1), "the notice does not name the user id: %s", notice);
     cr_assert (!strstr (notice, "let me in"), "the message was run");
     cJSON_Delete (sent);
@@ -566,7 +540,7 @@ Test (channels_discord, pairing_code_approve_then_answered)
     cJSON *ok = NULL;
     cr_assert_eq (ch_http (&s_gw, "POST", path, NULL, true, NULL, &ok), 200);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (ok, "approved")));
-    cr_assert_str_eq (s_str (ok, "senderId"), U1);
+    cr_assert_str_eq (ch_str (ok, "senderId"), U1);
     cJSON_Delete (ok);
 
     char m2[32];
@@ -889,8 +863,8 @@ Test (channels_discord, rest_bucket_waited_not_hit)
         cJSON *m = cJSON_GetArrayItem (msgs, i);
         char text[32];
         snprintf (text, sizeof (text), "burst %d", i);
-        cr_assert_str_eq (s_str (m, "content"), text, "reply %d out of order", i);
-        cr_assert_str_eq (s_str (m, "message_reference"), ids[i]);
+        cr_assert_str_eq (ch_str (m, "content"), text, "reply %d out of order", i);
+        cr_assert_str_eq (ch_str (m, "message_reference"), ids[i]);
     }
     cJSON_Delete (sent);
     //  Remaining 0 and Reset-After were waited on: at most one call refused

@@ -89,12 +89,6 @@ s_start (const char *extra)
     cr_assert_eq (sl_wait_sockets (&s_sl, 1, WAIT_MS), 0, "no socket open");
 }
 
-static const char *
-s_str (const cJSON *obj, const char *name)
-{
-    return cJSON_GetStringValue (cJSON_GetObjectItem (obj, name));
-}
-
 //  POST /control/event with body (taken); its ts into ts (32 bytes, may be
 //  NULL), its (first) event_id into event_id (32 bytes, may be NULL).
 static void
@@ -106,10 +100,10 @@ s_event (cJSON *body, char *ts, char *event_id)
     cr_assert_not_null (root, "/control/event refused %s", json);
     free (json);
     if (ts)
-        snprintf (ts, 32, "%s", s_str (root, "ts") ? s_str (root, "ts") : "");
+        snprintf (ts, 32, "%s", ch_str (root, "ts") ? ch_str (root, "ts") : "");
     if (event_id)
         snprintf (event_id, 32, "%s",
-                  s_str (root, "event_id") ? s_str (root, "event_id") : "");
+                  ch_str (root, "event_id") ? ch_str (root, "event_id") : "");
     cJSON_Delete (root);
 }
 
@@ -150,7 +144,7 @@ s_wait_text (const char *channel, const char *text)
         cJSON *m, *found = NULL;
         cJSON_ArrayForEach (m, cJSON_GetObjectItem (root, "messages"))
         {
-            const char *t = s_str (m, "text");
+            const char *t = ch_str (m, "text");
             if (t && !strcmp (t, text)) {
                 found = cJSON_Duplicate (m, true);
                 break;
@@ -170,7 +164,7 @@ static void
 s_expect_echo (const char *channel, const char *thread_ts, const char *text)
 {
     cJSON *m = s_wait_text (channel, text);
-    const char *t = s_str (m, "thread_ts");
+    const char *t = ch_str (m, "thread_ts");
     if (thread_ts)
         cr_assert (t && !strcmp (t, thread_ts), "'%s' in thread %s, not %s", text,
                    t ? t : "(none)", thread_ts);
@@ -194,7 +188,7 @@ static const char *
 s_status_str (const char *field, char *buf, size_t cap)
 {
     cJSON *st = ch_status (&s_gw, "slack");
-    const char *v = s_str (st, field);
+    const char *v = ch_str (st, field);
     snprintf (buf, cap, "%s", v ? v : "");
     cJSON_Delete (st);
     return buf;
@@ -235,11 +229,11 @@ Test (channels_slack, socket_dm_answered_in_channel)
     s_standin (NULL);
     s_start ("\"dmPolicy\":\"open\"");
     cJSON *st = ch_status (&s_gw, "slack");
-    cr_assert_str_eq (s_str (st, "status"), "connected");
-    cr_assert_str_eq (s_str (st, "mode"), "socket");
+    cr_assert_str_eq (ch_str (st, "status"), "connected");
+    cr_assert_str_eq (ch_str (st, "mode"), "socket");
     cJSON *bot = cJSON_GetObjectItem (st, "bot");
-    cr_assert_str_eq (s_str (bot, "id") ? s_str (bot, "id") : "", SL_BOT_USER);
-    cr_assert_str_eq (s_str (bot, "botId") ? s_str (bot, "botId") : "", SL_BOT_ID);
+    cr_assert_str_eq (ch_str (bot, "id") ? ch_str (bot, "id") : "", SL_BOT_USER);
+    cr_assert_str_eq (ch_str (bot, "botId") ? ch_str (bot, "botId") : "", SL_BOT_ID);
     cr_assert_eq (cJSON_GetNumberValue (cJSON_GetObjectItem (st, "sockets")), 1);
     cJSON_Delete (st);
     cr_assert_eq (sl_count (&s_sl, "auth.test"), 1);
@@ -334,13 +328,13 @@ Test (channels_slack, long_reply_split_in_thread)
     double last_seq = -1;
     for (int i = 0; i < parts; i++) {
         cJSON *p = cJSON_GetArrayItem (msgs, i);
-        const char *t = s_str (p, "text");
+        const char *t = ch_str (p, "text");
         cr_assert (strlen (t) <= 4000, "part %d has %zu chars", i, strlen (t));
         total += strlen (t);
         double seq = cJSON_GetNumberValue (cJSON_GetObjectItem (p, "seq"));
         cr_assert_gt (seq, last_seq);
         last_seq = seq;
-        cr_assert_str_eq (s_str (p, "thread_ts") ? s_str (p, "thread_ts") : "", ts,
+        cr_assert_str_eq (ch_str (p, "thread_ts") ? ch_str (p, "thread_ts") : "", ts,
                           "part %d is not in the thread", i);
         for (const char *c = t; *c; c++)
             if (!isspace ((unsigned char) *c))
@@ -357,26 +351,6 @@ Test (channels_slack, long_reply_split_in_thread)
 
 //  ---- Access -------------------------------------------------------------------------
 
-//  The pairing code in a notice, into code (9 bytes).  False if none.
-static bool
-s_code_in (const char *text, char *code)
-{
-    const char *p = text ? strstr (text, "Pairing code: ") : NULL;
-    if (!p)
-        return false;
-    p += strlen ("Pairing code: ");
-    for (int i = 0; i < 8; i++) {
-        char c = p[i];
-        bool ok =
-            (c >= 'A' && c <= 'Z' && c != 'I' && c != 'O') || (c >= '2' && c <= '9');
-        if (!ok)
-            return false;
-        code[i] = c;
-    }
-    code[8] = 0;
-    return !isalnum ((unsigned char) p[8]);
-}
-
 Test (channels_slack, pairing_code_approve_then_answered)
 {
     s_standin (NULL);
@@ -386,9 +360,9 @@ Test (channels_slack, pairing_code_approve_then_answered)
                   "no pairing notice");
     cJSON *sent = sl_sent (&s_sl, "D0401", NULL);
     cJSON *notice = cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0);
-    const char *text = s_str (notice, "text");
+    const char *text = ch_str (notice, "text");
     char code[9];
-    cr_assert (s_code_in (text, code), "no valid code in '%s'", text);
+    cr_assert (ch_code_in (text, code), "no valid code in '%s'", text);
     cr_assert (strstr (text, "U0401") && strstr (text, "Slack"), "notice: %s", text);
     cr_assert (!strstr (text, "let me in"), "the message was run");
     cJSON_Delete (sent);
@@ -404,7 +378,7 @@ Test (channels_slack, pairing_code_approve_then_answered)
     cJSON *ok = NULL;
     cr_assert_eq (ch_http (&s_gw, "POST", path, NULL, true, NULL, &ok), 200);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (ok, "approved")));
-    cr_assert_str_eq (s_str (ok, "senderId") ? s_str (ok, "senderId") : "", "U0401");
+    cr_assert_str_eq (ch_str (ok, "senderId") ? ch_str (ok, "senderId") : "", "U0401");
     cJSON_Delete (ok);
 
     s_msg ("dm", "D0401", "U0401", "now you know me", NULL, NULL);
@@ -558,7 +532,7 @@ Test (channels_slack, disconnect_warning_next_socket_first)
     cr_assert_eq (sl_count (&s_sl, "dropped"), 0);
     cr_assert_eq (sl_count (&s_sl, "pending"), 0);
     cJSON *st = ch_status (&s_gw, "slack");
-    cr_assert_str_eq (s_str (st, "status"), "connected");
+    cr_assert_str_eq (ch_str (st, "status"), "connected");
     cJSON_Delete (st);
 }
 
@@ -590,7 +564,7 @@ s_hold (held_t *h)
     http_do ("POST", url, headers, "{}", 2, &r);
     cJSON *root = cJSON_Parse (r.body);
     http_resp_free (&r);
-    const char *ws = s_str (root, "url");
+    const char *ws = ch_str (root, "url");
     cr_assert (ws && strstr (ws, "/link/"), "apps.connections.open: no url");
     char err[256] = "";
     h->conn =
@@ -795,17 +769,17 @@ Test (channels_slack, http_mode_events_api)
         &s_sl, "{\"kind\":\"url_verification\",\"challenge\":\"ch4llenge\"}", NULL, 0);
     cr_assert_not_null (v);
     cr_assert_eq (cJSON_GetNumberValue (cJSON_GetObjectItem (v, "status")), 200);
-    cr_assert (s_str (v, "body") && strstr (s_str (v, "body"), "ch4llenge"),
-               "verification answered '%s'", s_str (v, "body"));
+    cr_assert (ch_str (v, "body") && strstr (ch_str (v, "body"), "ch4llenge"),
+               "verification answered '%s'", ch_str (v, "body"));
     cJSON_Delete (v);
 
     //  A signed event: 200 at once, and a reply.
     cJSON *push = s_push ("{\"kind\":\"dm\",\"channel\":\"D1401\",\"user\":\"U1401\","
                           "\"text\":\"over http\",\"via\":\"http\",\"wait\":true}");
-    cr_assert_str_eq (s_str (push, "outcome"), "ok");
+    cr_assert_str_eq (ch_str (push, "outcome"), "ok");
     cr_assert_eq (cJSON_GetNumberValue (cJSON_GetObjectItem (push, "status")), 200);
     cr_assert_eq (cJSON_GetArraySize (cJSON_GetObjectItem (push, "attempts")), 1);
-    const char *event_id = s_str (push, "event_id");
+    const char *event_id = ch_str (push, "event_id");
     char resend[160];
     snprintf (resend, sizeof (resend),
               "{\"event_id\":\"%s\",\"via\":\"http\",\"retry_num\":1,\"wait\":true}",

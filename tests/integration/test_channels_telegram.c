@@ -62,13 +62,6 @@ s_start (const char *extra, const char *more)
                   "telegram never connected");
 }
 
-//  The JSON of a string value, for building bodies.
-static const char *
-s_str (const cJSON *obj, const char *name)
-{
-    return cJSON_GetStringValue (cJSON_GetObjectItem (obj, name));
-}
-
 //  Asserts that, over QUIET_MS, nothing more is sent to chat (NULL: any).
 static void
 s_assert_quiet (const char *chat, int have)
@@ -91,26 +84,6 @@ s_expect_echo (const char *chat, long message_id, const char *text)
 
 //  ---- Pairing ---------------------------------------------------------------------
 
-//  The pairing code in a notice, into code (9 bytes).  False if none.
-static bool
-s_code_in (const char *text, char *code)
-{
-    const char *p = text ? strstr (text, "Pairing code: ") : NULL;
-    if (!p)
-        return false;
-    p += strlen ("Pairing code: ");
-    for (int i = 0; i < 8; i++) {
-        char c = p[i];
-        bool ok =
-            (c >= 'A' && c <= 'Z' && c != 'I' && c != 'O') || (c >= '2' && c <= '9');
-        if (!ok)
-            return false;
-        code[i] = c;
-    }
-    code[8] = 0;
-    return !isalnum ((unsigned char) p[8]);
-}
-
 Test (channels_telegram, pairing_code_approve_then_answered)
 {
     s_start ("\"dmPolicy\":\"pairing\"", NULL);
@@ -120,9 +93,9 @@ Test (channels_telegram, pairing_code_approve_then_answered)
     cJSON *sent = tg_sent (&s_tg, "501");
     cJSON *notice = cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0);
     char code[9];
-    cr_assert (s_code_in (s_str (notice, "text"), code), "no valid code in '%s'",
-               s_str (notice, "text"));
-    cr_assert (!strstr (s_str (notice, "text"), "hello there"), "the message was run");
+    cr_assert (ch_code_in (ch_str (notice, "text"), code), "no valid code in '%s'",
+               ch_str (notice, "text"));
+    cr_assert (!strstr (ch_str (notice, "text"), "hello there"), "the message was run");
     cJSON_Delete (sent);
 
     //  The same sender again: no second code, no run.
@@ -139,9 +112,9 @@ Test (channels_telegram, pairing_code_approve_then_answered)
     cr_assert_eq (cJSON_GetArraySize (reqs), 1, "requests: %d",
                   cJSON_GetArraySize (reqs));
     cJSON *req = cJSON_GetArrayItem (reqs, 0);
-    cr_assert_str_eq (s_str (req, "code"), code);
-    cr_assert_str_eq (s_str (req, "senderId"), "501");
-    cr_assert_str_eq (s_str (req, "senderName"), "Tester");
+    cr_assert_str_eq (ch_str (req, "code"), code);
+    cr_assert_str_eq (ch_str (req, "senderId"), "501");
+    cr_assert_str_eq (ch_str (req, "senderName"), "Tester");
     cr_assert (cJSON_GetObjectItem (req, "createdAt"));
     cr_assert (cJSON_GetObjectItem (req, "expiresAt"));
     cJSON_Delete (list);
@@ -161,7 +134,7 @@ Test (channels_telegram, pairing_code_approve_then_answered)
     cJSON *ok = NULL;
     cr_assert_eq (ch_http (&s_gw, "POST", path, NULL, true, NULL, &ok), 200);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (ok, "approved")));
-    cr_assert_str_eq (s_str (ok, "senderId"), "501");
+    cr_assert_str_eq (ch_str (ok, "senderId"), "501");
     cJSON_Delete (ok);
     //  Used up.
     cr_assert_eq (ch_http (&s_gw, "POST", path, NULL, true, NULL, NULL), 404);
@@ -211,8 +184,8 @@ Test (channels_telegram, pairing_cli_list_and_approve)
     cr_assert_eq (tg_wait_sent (&s_tg, "502", 1, WAIT_MS), 0, "no pairing notice");
     cJSON *sent = tg_sent (&s_tg, "502");
     char code[9];
-    cr_assert (s_code_in (
-        s_str (cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0), "text"),
+    cr_assert (ch_code_in (
+        ch_str (cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0), "text"),
         code));
     cJSON_Delete (sent);
 
@@ -330,7 +303,7 @@ Test (channels_telegram, long_reply_split_in_order)
     double last_seq = -1;
     for (int i = 0; i < parts; i++) {
         cJSON *p = cJSON_GetArrayItem (msgs, i);
-        const char *t = s_str (p, "text");
+        const char *t = ch_str (p, "text");
         cr_assert (strlen (t) <= 4096, "part %d has %zu chars", i, strlen (t));
         double seq = cJSON_GetNumberValue (cJSON_GetObjectItem (p, "seq"));
         cr_assert_gt (seq, last_seq);
@@ -379,7 +352,7 @@ Test (channels_telegram, conflict_409_survived)
     long m = ch_tg_dm (&s_tg, 606, "after the conflict");
     s_expect_echo ("606", m, "after the conflict");
     cJSON *st = ch_status (&s_gw, "telegram");
-    const char *status = s_str (st, "status");
+    const char *status = ch_str (st, "status");
     cr_assert (status && strcmp (status, "error") != 0, "status: %s", status);
     long after = (long) cJSON_GetNumberValue (cJSON_GetObjectItem (st, "reconnects"));
     cr_assert_lt (after - before, 5, "reconnects went from %ld to %ld", before, after);
@@ -448,7 +421,7 @@ Test (channels_telegram, standin_killed_and_back)
     cr_assert_eq (ch_wait_status (&s_gw, "telegram", "disconnected", WAIT_MS), 0,
                   "status never went disconnected");
     cJSON *st = ch_status (&s_gw, "telegram");
-    cr_assert (s_str (st, "lastError"), "no lastError while down");
+    cr_assert (ch_str (st, "lastError"), "no lastError while down");
     cJSON_Delete (st);
 
     cr_assert_eq (tg_restart (&s_tg), 0);
@@ -492,8 +465,9 @@ Test (channels_telegram, hung_poll_cut_and_resumed)
     long m = ch_tg_dm (&s_tg, 612, "still there?");
     s_expect_echo ("612", m, "still there?");
     cJSON *st = ch_status (&s_gw, "telegram");
-    cr_assert (s_str (st, "lastError") && strstr (s_str (st, "lastError"), "getUpdates"),
-               "lastError: %s", s_str (st, "lastError") ? s_str (st, "lastError") : "-");
+    cr_assert (
+        ch_str (st, "lastError") && strstr (ch_str (st, "lastError"), "getUpdates"),
+        "lastError: %s", ch_str (st, "lastError") ? ch_str (st, "lastError") : "-");
     cJSON_Delete (st);
 }
 
@@ -604,14 +578,14 @@ Test (channels_telegram, channel_api_http_and_ws)
         cJSON *c;
         cJSON_ArrayForEach (c, chans)
         {
-            cr_assert (s_str (c, "id") && s_str (c, "name") && s_str (c, "status"));
+            cr_assert (ch_str (c, "id") && ch_str (c, "name") && ch_str (c, "status"));
             cr_assert (cJSON_IsBool (cJSON_GetObjectItem (c, "enabled")));
-            if (strcmp (s_str (c, "id"), ids[i]) == 0) {
+            if (strcmp (ch_str (c, "id"), ids[i]) == 0) {
                 found = true;
                 if (i == 1)
-                    cr_assert_str_eq (s_str (c, "status"), "connected");
+                    cr_assert_str_eq (ch_str (c, "status"), "connected");
                 if (i == 2)
-                    cr_assert_str_eq (s_str (c, "status"), "not_configured");
+                    cr_assert_str_eq (ch_str (c, "status"), "not_configured");
             }
         }
         cr_assert (found, "channel %s not listed", ids[i]);
@@ -627,7 +601,7 @@ Test (channels_telegram, channel_api_http_and_ws)
     cJSON *tg =
         cJSON_GetObjectItem (cJSON_GetObjectItem (status, "channels"), "telegram");
     cr_assert_not_null (tg, "/status has no channels.telegram");
-    const char *st = cJSON_IsString (tg) ? tg->valuestring : s_str (tg, "status");
+    const char *st = cJSON_IsString (tg) ? tg->valuestring : ch_str (tg, "status");
     cr_assert (st && !strcmp (st, "connected"), "/status telegram: %s", st);
     cJSON_Delete (status);
 
@@ -643,7 +617,7 @@ Test (channels_telegram, channel_api_http_and_ws)
     cr_assert_not_null (ws, "no channel.status reply");
     res = cJSON_GetObjectItem (ws, "result");
     text = cJSON_PrintUnformatted (ws);
-    cr_assert_str_eq (s_str (res, "status") ? s_str (res, "status") : "", "connected",
+    cr_assert_str_eq (ch_str (res, "status") ? ch_str (res, "status") : "", "connected",
                       "%s", text);
     free (text);
     cJSON_Delete (ws);

@@ -85,18 +85,6 @@ s_start (const char *extra)
     s_set_hook ();
 }
 
-static const char *
-s_str (const cJSON *obj, const char *name)
-{
-    return cJSON_GetStringValue (cJSON_GetObjectItem (obj, name));
-}
-
-static double
-s_num (const cJSON *obj, const char *name)
-{
-    return cJSON_GetNumberValue (cJSON_GetObjectItem (obj, name));
-}
-
 //  A signed text from `from`, delivered; its wamid into wamid (96 bytes).
 static void
 s_text (const char *from, const char *text, char *wamid)
@@ -129,7 +117,7 @@ static void
 s_inbound_expect (const char *json, long want)
 {
     cJSON *answer = s_inbound (json);
-    long status = (long) s_num (answer, "status");
+    long status = (long) ch_num (answer, "status");
     cJSON_Delete (answer);
     cr_assert_eq (status, want, "%s: the gateway answered %ld, not %ld", json, status,
                   want);
@@ -146,7 +134,7 @@ s_count (const char *wa_id, const char *wamid)
     cJSON *m;
     cJSON_ArrayForEach (m, cJSON_GetObjectItem (sent, "messages"))
     {
-        const char *context = s_str (m, "context");
+        const char *context = ch_str (m, "context");
         if (!wamid || (context ? strcmp (context, wamid) == 0 : *wamid == 0))
             n++;
     }
@@ -166,9 +154,9 @@ s_wait_reply (const char *wa_id, const char *wamid, int timeout_ms)
         cJSON *m;
         cJSON_ArrayForEach (m, cJSON_GetObjectItem (sent, "messages"))
         {
-            const char *context = s_str (m, "context");
+            const char *context = ch_str (m, "context");
             if (!body && context && strcmp (context, wamid) == 0)
-                body = strdup (s_str (m, "body") ? s_str (m, "body") : "");
+                body = strdup (ch_str (m, "body") ? ch_str (m, "body") : "");
         }
         cJSON_Delete (sent);
         if (body || harness_now_ms () >= deadline)
@@ -202,7 +190,7 @@ static const char *
 s_last_error (char *buf, size_t cap)
 {
     cJSON *st = ch_status (&s_gw, "whatsapp");
-    const char *e = s_str (st, "lastError");
+    const char *e = ch_str (st, "lastError");
     snprintf (buf, cap, "%s", e ? e : "");
     cJSON_Delete (st);
     return buf;
@@ -237,9 +225,9 @@ Test (channels_whatsapp, verification_get)
               s_hook);
     cJSON *r = wa_control (&s_wa, "verify", json);
     cr_assert_not_null (r);
-    cr_assert_eq ((long) s_num (r, "status"), 403, "a wrong token got %ld",
-                  (long) s_num (r, "status"));
-    const char *body = s_str (r, "body");
+    cr_assert_eq ((long) ch_num (r, "status"), 403, "a wrong token got %ld",
+                  (long) ch_num (r, "status"));
+    const char *body = ch_str (r, "body");
     cr_assert (!body || !strstr (body, "c-4711-xyz"), "a wrong token got the challenge");
     cr_assert (!cJSON_IsTrue (cJSON_GetObjectItem (r, "echoed")));
     cJSON_Delete (r);
@@ -250,8 +238,8 @@ Test (channels_whatsapp, verification_get)
               s_hook);
     r = wa_control (&s_wa, "verify", json);
     cr_assert_not_null (r);
-    cr_assert_eq ((long) s_num (r, "status"), 403, "mode unsubscribe got %ld",
-                  (long) s_num (r, "status"));
+    cr_assert_eq ((long) ch_num (r, "status"), 403, "mode unsubscribe got %ld",
+                  (long) ch_num (r, "status"));
     cJSON_Delete (r);
     cr_assert_eq (wa_verify (&s_wa, s_hook, WA_VERIFY_TOKEN "x", &status), 0);
     cr_assert_eq (status, 403);
@@ -273,7 +261,7 @@ Test (channels_whatsapp, forged_and_unsigned_pushes_refused)
         cr_assert_eq ((long) st->valuedouble, 401, "a forged push got %ld",
                       (long) st->valuedouble);
     }
-    cr_assert_str_eq (s_str (answer, "state"), "failed");
+    cr_assert_str_eq (ch_str (answer, "state"), "failed");
     cJSON_Delete (answer);
     //  No signature at all.
     s_inbound_expect ("{\"from\":\"15550700001\",\"text\":\"unsigned\","
@@ -281,7 +269,7 @@ Test (channels_whatsapp, forged_and_unsigned_pushes_refused)
                       401);
     //  Nothing was read in.
     cJSON *status = ch_status (&s_gw, "whatsapp");
-    cr_assert_eq ((long) s_num (status, "inbound"), 0);
+    cr_assert_eq ((long) ch_num (status, "inbound"), 0);
     cr_assert_null (cJSON_GetObjectItem (status, "lastInboundAt"));
     cJSON_Delete (status);
 
@@ -307,8 +295,8 @@ Test (channels_whatsapp, text_answered_in_context_with_typing)
     free (got);
     cJSON *sent = wa_sent (&s_wa, "15550100001");
     cJSON *m = cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0);
-    cr_assert_str_eq (s_str (m, "type"), "text");
-    cr_assert_str_eq (s_str (m, "context"), wamid);
+    cr_assert_str_eq (ch_str (m, "type"), "text");
+    cr_assert_str_eq (ch_str (m, "context"), wamid);
     cr_assert (!cJSON_IsTrue (cJSON_GetObjectItem (m, "preview_url")));
     cJSON_Delete (sent);
 
@@ -319,7 +307,7 @@ Test (channels_whatsapp, text_answered_in_context_with_typing)
     cJSON *r;
     cJSON_ArrayForEach (r, cJSON_GetObjectItem (reads, "reads"))
     {
-        const char *id = s_str (r, "message_id");
+        const char *id = ch_str (r, "message_id");
         if (id && strcmp (id, wamid) == 0) {
             found = true;
             cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (r, "typing")),
@@ -339,7 +327,7 @@ Test (channels_whatsapp, text_answered_in_context_with_typing)
     cJSON *pushes = wa_pushes (&s_wa);
     cJSON *push = NULL, *p;
     cJSON_ArrayForEach (p, cJSON_GetObjectItem (pushes, "pushes")) push = p;
-    const char *wire = s_str (push, "body");
+    const char *wire = ch_str (push, "body");
     cr_assert (wire && strstr (wire, "\\u00e9") && strstr (wire, "\\ud83d")
                    && strstr (wire, "a\\/b"),
                "the push was not escaped as Meta does: %s", wire ? wire : "-");
@@ -347,10 +335,10 @@ Test (channels_whatsapp, text_answered_in_context_with_typing)
     s_expect_echo ("15550100001", wamid2, text);
 
     cJSON *st = ch_status (&s_gw, "whatsapp");
-    cr_assert_str_eq (s_str (st, "status"), "connected");
-    cr_assert_str_eq (s_str (st, "phoneNumberId"), WA_PHONE_NUMBER_ID);
-    cr_assert_eq ((long) s_num (st, "inbound"), 2);
-    cr_assert (s_str (st, "lastInboundAt"), "no lastInboundAt");
+    cr_assert_str_eq (ch_str (st, "status"), "connected");
+    cr_assert_str_eq (ch_str (st, "phoneNumberId"), WA_PHONE_NUMBER_ID);
+    cr_assert_eq ((long) ch_num (st, "inbound"), 2);
+    cr_assert (ch_str (st, "lastInboundAt"), "no lastInboundAt");
     cJSON_Delete (st);
     cr_assert_eq (s_wait_num ("outbound", 2), 2);
     s_assert_quiet ("15550100001", 2);
@@ -371,9 +359,9 @@ Test (channels_whatsapp, duplicates_answered_once)
     //  Meta's retry of the very same post (same bytes, same signature).
     cJSON *pushes = wa_pushes (&s_wa);
     cJSON *first = cJSON_GetArrayItem (cJSON_GetObjectItem (pushes, "pushes"), 0);
-    cr_assert_not_null (s_str (first, "body"));
+    cr_assert_not_null (ch_str (first, "body"));
     cJSON *raw = cJSON_CreateObject ();
-    cJSON_AddStringToObject (raw, "raw", s_str (first, "body"));
+    cJSON_AddStringToObject (raw, "raw", ch_str (first, "body"));
     char *raw_json = cJSON_PrintUnformatted (raw);
     cJSON_Delete (raw);
     cJSON_Delete (pushes);
@@ -405,7 +393,7 @@ Test (channels_whatsapp, batch_across_entries_and_senders)
                                "{\"from\":\"15550800002\",\"text\":\"b2\",\"entry\":1},"
                                "{\"from\":\"15550800001\",\"text\":\"a3\",\"entry\":1,"
                                "\"change\":1}]}");
-    cr_assert_eq ((long) s_num (answer, "status"), 200);
+    cr_assert_eq ((long) ch_num (answer, "status"), 200);
     cJSON *ids = cJSON_GetObjectItem (answer, "ids");
     cr_assert_eq (cJSON_GetArraySize (ids), 5);
     const char *want_a[] = {"a1", "a2", "a3"}, *want_b[] = {"b1", "b2"};
@@ -429,11 +417,11 @@ Test (channels_whatsapp, batch_across_entries_and_senders)
         double last_seq = -1;
         for (int i = 0; i < cJSON_GetArraySize (msgs); i++) {
             cJSON *m = cJSON_GetArrayItem (msgs, i);
-            cr_assert_gt (s_num (m, "seq"), last_seq);
-            last_seq = s_num (m, "seq");
-            cr_assert_str_eq (s_str (m, "body"), want[i], "reply %d to %s: %s", i, to,
-                              s_str (m, "body"));
-            cr_assert_str_eq (s_str (m, "context") ? s_str (m, "context") : "-", id[i]);
+            cr_assert_gt (ch_num (m, "seq"), last_seq);
+            last_seq = ch_num (m, "seq");
+            cr_assert_str_eq (ch_str (m, "body"), want[i], "reply %d to %s: %s", i, to,
+                              ch_str (m, "body"));
+            cr_assert_str_eq (ch_str (m, "context") ? ch_str (m, "context") : "-", id[i]);
         }
         cJSON_Delete (sent);
     }
@@ -470,9 +458,9 @@ Test (channels_whatsapp, statuses_and_images_store_nothing)
                       200);
     cr_assert_eq (ch_status_num (&s_gw, "whatsapp", "failed"), 0);
     cJSON *st = ch_status (&s_gw, "whatsapp");
-    cr_assert_str_eq (s_str (st, "status"), "connected");
-    cr_assert_eq ((long) s_num (st, "inbound"), 0);
-    cr_assert_eq ((long) s_num (st, "pending"), 0);
+    cr_assert_str_eq (ch_str (st, "status"), "connected");
+    cr_assert_eq ((long) ch_num (st, "inbound"), 0);
+    cr_assert_eq ((long) ch_num (st, "pending"), 0);
     cJSON_Delete (st);
     usleep (QUIET_MS * 1000);
     cr_assert_eq (wa_calls (&s_wa, "messages"), 0, "the gateway called the Graph API");
@@ -544,16 +532,16 @@ Test (channels_whatsapp, long_reply_split_in_code_points)
     double last_seq = -1;
     for (int i = 0; i < 3; i++) {
         cJSON *p = cJSON_GetArrayItem (msgs, i);
-        const char *t = s_str (p, "body");
+        const char *t = ch_str (p, "body");
         cr_assert (t && s_code_points (t) <= 4096, "part %d has %zu code points", i,
                    s_code_points (t));
-        cr_assert_gt (s_num (p, "seq"), last_seq);
-        last_seq = s_num (p, "seq");
+        cr_assert_gt (ch_num (p, "seq"), last_seq);
+        last_seq = ch_num (p, "seq");
         if (i == 0)
-            cr_assert_str_eq (s_str (p, "context") ? s_str (p, "context") : "-", wamid,
+            cr_assert_str_eq (ch_str (p, "context") ? ch_str (p, "context") : "-", wamid,
                               "the first part is not in reply to the message");
         else
-            cr_assert_null (s_str (p, "context"), "part %d is in reply too", i);
+            cr_assert_null (ch_str (p, "context"), "part %d is in reply too", i);
         for (const char *c = t; *c; c++)
             if (!isspace ((unsigned char) *c))
                 joined[jl++] = *c;
@@ -578,8 +566,8 @@ Test (channels_whatsapp, long_reply_split_in_code_points)
     sent = wa_sent (&s_wa, "15551000002");
     msgs = cJSON_GetObjectItem (sent, "messages");
     cr_assert_eq (cJSON_GetArraySize (msgs), 2, "parts: %d", cJSON_GetArraySize (msgs));
-    const char *p0 = s_str (cJSON_GetArrayItem (msgs, 0), "body");
-    const char *p1 = s_str (cJSON_GetArrayItem (msgs, 1), "body");
+    const char *p0 = ch_str (cJSON_GetArrayItem (msgs, 0), "body");
+    const char *p1 = ch_str (cJSON_GetArrayItem (msgs, 1), "body");
     cr_assert (p0 && p1);
     cr_assert_eq (s_code_points (p0), 4096, "first part: %zu code points",
                   s_code_points (p0));
@@ -612,8 +600,8 @@ Test (channels_whatsapp, send_errors_retried_or_given_up)
     cr_assert_eq (s_wait_num ("failed", 1), 1, "the 131047 reply was not given up");
     char err[512];
     cJSON *st = ch_status (&s_gw, "whatsapp");
-    cr_assert_eq ((long) s_num (st, "failed"), 1);
-    cr_assert_str_eq (s_str (st, "status"), "connected");
+    cr_assert_eq ((long) ch_num (st, "failed"), 1);
+    cr_assert_str_eq (ch_str (st, "status"), "connected");
     cr_assert (strstr (s_last_error (err, sizeof (err)), "131047"), "lastError: %s", err);
     cJSON_Delete (st);
 
@@ -685,24 +673,6 @@ Test (channels_whatsapp, send_errors_retried_or_given_up)
 
 //  ---- Access ------------------------------------------------------------------------
 
-//  The pairing code in a notice, into code (9 bytes).  False if none.
-static bool
-s_code_in (const char *text, char *code)
-{
-    const char *p = text ? strstr (text, "Pairing code: ") : NULL;
-    if (!p)
-        return false;
-    p += strlen ("Pairing code: ");
-    for (int i = 0; i < 8; i++) {
-        char c = p[i];
-        if (!((c >= 'A' && c <= 'Z' && c != 'I' && c != 'O') || (c >= '2' && c <= '9')))
-            return false;
-        code[i] = c;
-    }
-    code[8] = 0;
-    return !isalnum ((unsigned char) p[8]);
-}
-
 Test (channels_whatsapp, pairing_code_approve_then_answered)
 {
     s_start (NULL);  //  dmPolicy defaults to pairing
@@ -712,9 +682,9 @@ Test (channels_whatsapp, pairing_code_approve_then_answered)
                   "no pairing notice");
     cJSON *sent = wa_sent (&s_wa, "15550400001");
     const char *notice =
-        s_str (cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0), "body");
+        ch_str (cJSON_GetArrayItem (cJSON_GetObjectItem (sent, "messages"), 0), "body");
     char code[9];
-    cr_assert (s_code_in (notice, code), "no valid code in '%s'", notice ? notice : "-");
+    cr_assert (ch_code_in (notice, code), "no valid code in '%s'", notice ? notice : "-");
     cr_assert (strstr (notice, "15550400001"), "the notice does not name the sender");
     cr_assert (!strstr (notice, "hello there"), "the message was run");
     cJSON_Delete (sent);
@@ -729,9 +699,9 @@ Test (channels_whatsapp, pairing_code_approve_then_answered)
     cr_assert_eq (cJSON_GetArraySize (reqs), 1, "requests: %d",
                   cJSON_GetArraySize (reqs));
     cJSON *req = cJSON_GetArrayItem (reqs, 0);
-    cr_assert_str_eq (s_str (req, "code"), code);
-    cr_assert_str_eq (s_str (req, "senderId"), "15550400001");
-    cr_assert_str_eq (s_str (req, "senderName") ? s_str (req, "senderName") : "-",
+    cr_assert_str_eq (ch_str (req, "code"), code);
+    cr_assert_str_eq (ch_str (req, "senderId"), "15550400001");
+    cr_assert_str_eq (ch_str (req, "senderName") ? ch_str (req, "senderName") : "-",
                       "Test User");
     cJSON_Delete (list);
 
@@ -741,7 +711,7 @@ Test (channels_whatsapp, pairing_code_approve_then_answered)
     cJSON *ok = NULL;
     cr_assert_eq (ch_http (&s_gw, "POST", path, NULL, true, NULL, &ok), 200);
     cr_assert (cJSON_IsTrue (cJSON_GetObjectItem (ok, "approved")));
-    cr_assert_str_eq (s_str (ok, "senderId"), "15550400001");
+    cr_assert_str_eq (ch_str (ok, "senderId"), "15550400001");
     cJSON_Delete (ok);
 
     s_text ("15550400001", "now you know me", m3);
@@ -754,7 +724,7 @@ Test (channels_whatsapp, pairing_code_approve_then_answered)
     cJSON *m;
     cJSON_ArrayForEach (m, cJSON_GetObjectItem (all, "messages"))
     {
-        const char *body = s_str (m, "body");
+        const char *body = ch_str (m, "body");
         cr_assert (body && strcmp (body, "hello there") && strcmp (body, "again"),
                    "a message sent before the approval was run: %s", body);
     }
@@ -816,7 +786,7 @@ Test (channels_whatsapp, push_retried_across_gateway_restart)
             cJSON *ids = cJSON_GetObjectItem (p, "ids");
             const char *id = cJSON_GetStringValue (cJSON_GetArrayItem (ids, 0));
             if (id && strcmp (id, w2) == 0)
-                attempts = (int) s_num (p, "attempts");
+                attempts = (int) ch_num (p, "attempts");
         }
         cJSON_Delete (pushes);
     }
@@ -834,7 +804,7 @@ Test (channels_whatsapp, push_retried_across_gateway_restart)
         const char *id =
             cJSON_GetStringValue (cJSON_GetArrayItem (cJSON_GetObjectItem (p, "ids"), 0));
         if (id && strcmp (id, w2) == 0)
-            cr_assert_str_eq (s_str (p, "state"), "delivered");
+            cr_assert_str_eq (ch_str (p, "state"), "delivered");
     }
     cJSON_Delete (pushes);
 }

@@ -5,6 +5,7 @@
 #include "channels.h"
 
 #include <civetweb.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -337,4 +338,37 @@ ch_ws_call (ch_gw_t *g, const char *method, const char *params, int timeout_ms)
     pthread_mutex_destroy (&c.lock);
     mg_exit_library ();
     return reply;
+}
+
+//  ---- Small helpers ------------------------------------------------------
+
+const char *
+ch_str (const cJSON *obj, const char *name)
+{
+    return cJSON_GetStringValue (cJSON_GetObjectItem (obj, name));
+}
+
+double
+ch_num (const cJSON *obj, const char *name)
+{
+    return cJSON_GetNumberValue (cJSON_GetObjectItem (obj, name));
+}
+
+bool
+ch_code_in (const char *text, char *code)
+{
+    const char *p = text ? strstr (text, "Pairing code: ") : NULL;
+    if (!p)
+        return false;
+    p += strlen ("Pairing code: ");
+    for (int i = 0; i < 8; i++) {
+        char c = p[i];
+        bool ok =
+            (c >= 'A' && c <= 'Z' && c != 'I' && c != 'O') || (c >= '2' && c <= '9');
+        if (!ok)
+            return false;
+        code[i] = c;
+    }
+    code[8] = 0;
+    return !isalnum ((unsigned char) p[8]);
 }

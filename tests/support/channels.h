@@ -107,4 +107,19 @@ ch_tg_wait_calls (tg_standin_t *t, const char *method, long n, int timeout_ms);
 cJSON *
 ch_ws_call (ch_gw_t *g, const char *method, const char *params, int timeout_ms);
 
+//  ---- Small helpers ------------------------------------------------------
+
+//  A string member of obj, or NULL.
+const char *
+ch_str (const cJSON *obj, const char *name);
+
+//  A number member of obj, or NAN.
+double
+ch_num (const cJSON *obj, const char *name);
+
+//  The pairing code in a notice ("Pairing code: XXXXXXXX", 8 characters
+//  of A-Z without I and O, and 2-9) into code (9 bytes).  False if none.
+bool
+ch_code_in (const char *text, char *code);
+
 #endif
