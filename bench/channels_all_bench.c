@@ -65,6 +65,8 @@
     =========================================================================
 */
 #include <arpa/inet.h>
+#include "bench_common.h"
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <dirent.h>
@@ -112,134 +114,12 @@ static int s_seconds = 30;
 static int s_settle = 10;
 static int s_timeout = 60;
 
-//  ---- Clocks, /proc -------------------------------------------------------------
-
-static double
-s_wall_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
-static int64_t
-s_mono_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void
-s_sleep_until (int64_t mono_ns)
-{
-    struct timespec ts = {(time_t) (mono_ns / 1000000000LL),
-                          (long) (mono_ns % 1000000000LL)};
-    while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
-//  VmRSS and VmHWM of pid, MiB.
-static void
-s_mem (int pid, double *rss, double *hwm)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof (path), "/proc/%d/status", pid);
-    FILE *f = fopen (path, "r");
-    *rss = *hwm = 0;
-    if (!f)
-        return;
-    while (fgets (line, sizeof (line), f)) {
-        if (!strncmp (line, "VmRSS:", 6))
-            *rss = atof (line + 6) / 1024.0;
-        else if (!strncmp (line, "VmHWM:", 6))
-            *hwm = atof (line + 6) / 1024.0;
-    }
-    fclose (f);
-}
-
-//  utime + stime in seconds from the text of a /proc stat file.
-static double
-s_stat_cpu (const char *buf)
-{
-    //  After the ")" of comm: state is field 3, utime 14, stime 15.
-    const char *p = strrchr (buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (p
-        && sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st)
-               == 2)
-        return (double) (ut + st) / (double) sysconf (_SC_CLK_TCK);
-    return 0;
-}
-
-//  Reads a small file into buf (NUL ended).  Returns 0 or -1.
-static int
-s_slurp (const char *path, char *buf, size_t cap)
-{
-    FILE *f = fopen (path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread (buf, 1, cap - 1, f);
-    fclose (f);
-    buf[n] = 0;
-    return 0;
-}
-
-//  CPU seconds (utime + stime) of pid; 0 if it is gone.
-static double
-s_cpu_pid (int pid)
-{
-    char path[64], buf[2048];
-    snprintf (path, sizeof (path), "/proc/%d/stat", pid);
-    return s_slurp (path, buf, sizeof (buf)) ? 0 : s_stat_cpu (buf);
-}
-
-//  CPU seconds of pid's threads, summed by thread name.
-#define MAX_NAMES 32
-typedef struct {
-    int n;
-    char name[MAX_NAMES][20];
-    double cpu[MAX_NAMES];
-} by_name_t;
-
-static void
-s_cpu_threads (int pid, by_name_t *t)
-{
-    memset (t, 0, sizeof (*t));
-    char path[64];
-    snprintf (path, sizeof (path), "/proc/%d/task", pid);
-    DIR *dir = opendir (path);
-    if (!dir)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir (dir)) != NULL) {
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
-            continue;
-        char file[320], buf[1024];
-        snprintf (file, sizeof (file), "/proc/%d/task/%s/stat", pid, entry->d_name);
-        if (s_slurp (file, buf, sizeof (buf)))
-            continue;
-        char *open = strchr (buf, '('), *close = strrchr (buf, ')');
-        if (!open || !close || close < open)
-            continue;
-        char name[20];
-        snprintf (name, sizeof (name), "%.*s", (int) (close - open - 1), open + 1);
-        int i = 0;
-        while (i < t->n && strcmp (t->name[i], name))
-            i++;
-        if (i == t->n) {
-            if (t->n == MAX_NAMES)
-                continue;
-            snprintf (t->name[t->n++], sizeof (t->name[0]), "%s", name);
-        }
-        t->cpu[i] += s_stat_cpu (buf);
-    }
-    closedir (dir);
-}
+//  ---- CPU, memory ---------------------------------------------------------------
 
 //  CPU seconds of the threads called name between before and after.
 static double
-s_thread_delta (const by_name_t *before, const by_name_t *after, const char *name)
+s_thread_delta (const bench_threads_t *before, const bench_threads_t *after,
+                const char *name)
 {
     double a = 0, b = 0;
     for (int i = 0; i < after->n; i++)
@@ -251,112 +131,7 @@ s_thread_delta (const by_name_t *before, const by_name_t *after, const char *nam
     return a - b;
 }
 
-//  ---- RSS sampler ----------------------------------------------------------------
-
-static atomic_bool s_sampling;
-static double s_peak_rss;  //  Largest VmRSS seen while sampling (MiB)
-
-static void *
-s_sampler (void *arg)
-{
-    (void) arg;
-    while (atomic_load (&s_sampling)) {
-        double rss, hwm;
-        s_mem (s_gw_pid, &rss, &hwm);
-        if (rss > s_peak_rss)
-            s_peak_rss = rss;
-        usleep (100000);
-    }
-    return NULL;
-}
-
-//  ---- HTTP (libcurl, kept-alive) ------------------------------------------------
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} buf_t;
-
-static size_t
-s_write_cb (char *ptr, size_t size, size_t nmemb, void *user)
-{
-    buf_t *b = (buf_t *) user;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = (char *) realloc (b->data, cap);
-        if (!grown)
-            return 0;
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy (b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-typedef struct {
-    CURL *easy;
-    struct curl_slist *headers;  //  Content-Type, and auth if given
-    buf_t body;
-    long status;  //  The last call's HTTP status
-} client_t;
-
-//  auth: one more header line ("Authorization: ..."), or NULL.
-static void
-s_client_init (client_t *c, const char *auth)
-{
-    memset (c, 0, sizeof (*c));
-    c->easy = curl_easy_init ();
-    c->headers = curl_slist_append (NULL, "Content-Type: application/json");
-    if (auth)
-        c->headers = curl_slist_append (c->headers, auth);
-    curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, s_write_cb);
-    curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, &c->body);
-    curl_easy_setopt (c->easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt (c->easy, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt (c->easy, CURLOPT_NOSIGNAL, 1L);
-}
-
-static void
-s_client_fini (client_t *c)
-{
-    curl_easy_cleanup (c->easy);
-    curl_slist_free_all (c->headers);
-    free (c->body.data);
-}
-
-//  GET (body NULL) or POST a JSON body to http://127.0.0.1:port/path.
-//  Returns the answer parsed as JSON when it is a 200, else NULL (logged).
-//  *rtt_us, if given, is the call's round trip.  Caller owns return value.
-static cJSON *
-s_call (client_t *c, int port, const char *path, const char *body, double *rtt_us)
-{
-    char url[256];
-    snprintf (url, sizeof (url), "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt (c->easy, CURLOPT_URL, url);
-    curl_easy_setopt (c->easy, CURLOPT_HTTPHEADER, c->headers);
-    if (body)
-        curl_easy_setopt (c->easy, CURLOPT_POSTFIELDS, body);
-    else
-        curl_easy_setopt (c->easy, CURLOPT_HTTPGET, 1L);
-    c->body.len = 0;
-    int64_t t0 = s_mono_ns ();
-    CURLcode rc = curl_easy_perform (c->easy);
-    if (rtt_us)
-        *rtt_us = (double) (s_mono_ns () - t0) / 1e3;
-    c->status = 0;
-    curl_easy_getinfo (c->easy, CURLINFO_RESPONSE_CODE, &c->status);
-    if (rc != CURLE_OK || c->status != 200) {
-        fprintf (stderr, "channels_all_bench: :%d%s: %s, HTTP %ld\n", port, path,
-                 curl_easy_strerror (rc), c->status);
-        return NULL;
-    }
-    return cJSON_ParseWithLength (c->body.data ? c->body.data : "", c->body.len);
-}
+static bench_sampler_t s_rss;  //  The gateway's, while sampling
 
 //  ---- A bare HTTP sink (WhatsApp's injection floor) -----------------------------
 
@@ -397,7 +172,7 @@ s_sink (void *arg)
             if ((long) have >= want)
                 break;
         }
-        atomic_store (&s_sink_at, s_wall_ms ());
+        atomic_store (&s_sink_at, bench_wall_ms ());
         atomic_fetch_add (&s_sink_hits, 1);
         const char *answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
                              "Connection: close\r\n\r\n";
@@ -459,7 +234,7 @@ s_chat_id (plat_t p, int chat, char *buf, size_t cap)
 //  the webhook; target: WhatsApp's push URL).  Stamps inj_ms, post_us and
 //  ref.  Returns 0, or -1 when the call failed.
 static int
-s_inject (client_t *c, int port, msg_t *m, const char *target, int run)
+s_inject (bench_client_t *c, int port, msg_t *m, const char *target, int run)
 {
     char body[512], chat[32];
     s_chat_id (m->p, m->chat, chat, sizeof (chat));
@@ -497,8 +272,8 @@ s_inject (client_t *c, int port, msg_t *m, const char *target, int run)
         break;
     }
     }
-    m->inj_ms = s_wall_ms ();
-    cJSON *root = s_call (c, port, path, body, &m->post_us);
+    m->inj_ms = bench_wall_ms ();
+    cJSON *root = bench_call (c, "channels_all_bench", port, path, body, &m->post_us);
     if (!root) {
         m->failed = true;
         return -1;
@@ -533,9 +308,10 @@ s_inject (client_t *c, int port, msg_t *m, const char *target, int run)
 
 //  The stand-in's count of reply sends, -1 on failure.
 static long
-s_sends (client_t *c, plat_t p)
+s_sends (bench_client_t *c, plat_t p)
 {
-    cJSON *root = s_call (c, s_port[p], "/control/calls", NULL, NULL);
+    cJSON *root =
+        bench_call (c, "channels_all_bench", s_port[p], "/control/calls", NULL, NULL);
     cJSON *item = NULL;
     switch (p) {
     case P_TG: item = cJSON_GetObjectItem (root, "sendMessage"); break;
@@ -555,11 +331,11 @@ s_sends (client_t *c, plat_t p)
 //  Waits until the stand-in of p counts want sends, or the timeout.
 //  Returns the count seen last.
 static long
-s_wait_sends (client_t *c, plat_t p, long want)
+s_wait_sends (bench_client_t *c, plat_t p, long want)
 {
-    int64_t deadline = s_mono_ns () + (int64_t) s_timeout * 1000000000LL;
+    int64_t deadline = bench_mono_ns () + (int64_t) s_timeout * 1000000000LL;
     long have = 0;
-    while (s_mono_ns () < deadline) {
+    while (bench_mono_ns () < deadline) {
         have = s_sends (c, p);
         if (have >= want)
             break;
@@ -571,9 +347,10 @@ s_wait_sends (client_t *c, plat_t p, long want)
 //  Matches the sent log of p against msgs (whose texts are "cgb <tag> i",
 //  i their index).  Returns the stray replies (to no message of ours).
 static long
-s_match (client_t *c, plat_t p, msg_t *msgs, size_t n)
+s_match (bench_client_t *c, plat_t p, msg_t *msgs, size_t n)
 {
-    cJSON *sent = s_call (c, s_port[p], "/control/sent", NULL, NULL);
+    cJSON *sent =
+        bench_call (c, "channels_all_bench", s_port[p], "/control/sent", NULL, NULL);
     if (!sent) {
         fprintf (stderr, "channels_all_bench: no sent log from %s\n", s_name[p]);
         return -1;
@@ -619,37 +396,10 @@ s_match (client_t *c, plat_t p, msg_t *msgs, size_t n)
 
 //  ---- Statistics -----------------------------------------------------------------
 
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-typedef struct {
-    size_t n;
-    double p50, p90, p99, max;
-} stats_t;
-
-//  Nearest rank; sorts v in place.
-static stats_t
-s_stats (double *v, size_t n)
-{
-    stats_t s = {n, 0, 0, 0, 0};
-    if (!n)
-        return s;
-    qsort (v, n, sizeof (double), s_cmp_double);
-    s.p50 = v[(size_t) (0.50 * (double) (n - 1) + 0.5)];
-    s.p90 = v[(size_t) (0.90 * (double) (n - 1) + 0.5)];
-    s.p99 = v[(size_t) (0.99 * (double) (n - 1) + 0.5)];
-    s.max = v[n - 1];
-    return s;
-}
-
 typedef struct {
     size_t lost, duplicated, wrong, failed, repeated;
-    stats_t delay;  //  reply at_ms - inj_ms, ms
-    stats_t post;   //  The injection's round trip, µs
+    bench_stats_t delay;  //  reply at_ms - inj_ms, ms
+    bench_stats_t post;   //  The injection's round trip, µs
 } outcome_t;
 
 static outcome_t
@@ -677,15 +427,15 @@ s_outcome (const msg_t *msgs, size_t n)
         o.wrong += m->wrong;
         delay[nd++] = m->reply_at - m->inj_ms;
     }
-    o.delay = s_stats (delay, nd);
-    o.post = s_stats (post, np);
+    o.delay = bench_stats (delay, nd);
+    o.post = bench_stats (post, np);
     free (delay);
     free (post);
     return o;
 }
 
 static void
-s_cells (stats_t s, double scale)
+s_cells (bench_stats_t s, double scale)
 {
     printf (" %.2f | %.2f | %.2f | %.2f |", s.p50 * scale, s.p90 * scale, s.p99 * scale,
             s.max * scale);
@@ -694,8 +444,8 @@ s_cells (stats_t s, double scale)
 //  ---- Floor ----------------------------------------------------------------------
 
 typedef struct {
-    stats_t inject;  //  The injection call (WhatsApp: until the push arrives), µs
-    stats_t send;    //  The gateway's send call, µs
+    bench_stats_t inject;  //  The injection call (WhatsApp: until the push arrives), µs
+    bench_stats_t send;    //  The gateway's send call, µs
     bool done;
 } floor_t;
 
@@ -712,20 +462,20 @@ s_floor_run (plat_t p, int64_t gap_ns)
     static const char *const auth[] = {NULL, "Authorization: Bot " DC_TOKEN,
                                        "Authorization: Bearer " SL_TOKEN,
                                        "Authorization: Bearer " WA_TOKEN};
-    client_t inj, snd;
-    s_client_init (&inj, NULL);
-    s_client_init (&snd, auth[p]);
+    bench_client_t inj, snd;
+    bench_client_init (&inj, NULL, 60L);
+    bench_client_init (&snd, auth[p], 60L);
     double in_us[FLOOR_CALLS], out_us[FLOOR_CALLS];
     msg_t *msgs = (msg_t *) calloc (FLOOR_CALLS, sizeof (msg_t));
     char target[96];
     snprintf (target, sizeof (target), "http://127.0.0.1:%d/hook", s_sink_port);
-    int64_t t0 = s_mono_ns ();
+    int64_t t0 = bench_mono_ns ();
     for (int i = 0; i < FLOOR_CALLS; i++) {
         msg_t *m = &msgs[i];
         m->p = p;
         m->chat = i % s_chats;
         snprintf (m->text, sizeof (m->text), "cgb %s %d", s_tag[p], i);
-        s_sleep_until (t0 + (int64_t) i * gap_ns);
+        bench_sleep_until (t0 + (int64_t) i * gap_ns);
         long hits = atomic_load (&s_sink_hits);
         if (s_inject (&inj, port, m, p == P_WA ? target : NULL, 0)) {
             fprintf (stderr, "channels_all_bench: the %s floor stand-in failed\n",
@@ -735,13 +485,13 @@ s_floor_run (plat_t p, int64_t gap_ns)
         in_us[i] = m->post_us;
         if (p == P_WA) {
             //  Until the push reaches the sink, as the gateway's webhook.
-            int64_t deadline = s_mono_ns () + 2000000000LL;
-            while (atomic_load (&s_sink_hits) == hits && s_mono_ns () < deadline)
+            int64_t deadline = bench_mono_ns () + 2000000000LL;
+            while (atomic_load (&s_sink_hits) == hits && bench_mono_ns () < deadline)
                 usleep (50);
             in_us[i] = (atomic_load (&s_sink_at) - m->inj_ms) * 1e3;
         }
     }
-    t0 = s_mono_ns ();
+    t0 = bench_mono_ns ();
     for (int i = 0; i < FLOOR_CALLS; i++) {
         msg_t *m = &msgs[i];
         char body[512], path[128], chat[32];
@@ -777,8 +527,9 @@ s_floor_run (plat_t p, int64_t gap_ns)
                       chat, m->text, m->ref);
             break;
         }
-        s_sleep_until (t0 + (int64_t) i * gap_ns);
-        cJSON *root = s_call (&snd, port, path, body, &out_us[i]);
+        bench_sleep_until (t0 + (int64_t) i * gap_ns);
+        cJSON *root =
+            bench_call (&snd, "channels_all_bench", port, path, body, &out_us[i]);
         if (!root || (p == P_SL && !cJSON_IsTrue (cJSON_GetObjectItem (root, "ok")))) {
             fprintf (stderr, "channels_all_bench: the %s floor stand-in's send failed\n",
                      s_name[p]);
@@ -786,12 +537,12 @@ s_floor_run (plat_t p, int64_t gap_ns)
         }
         cJSON_Delete (root);
     }
-    f.inject = s_stats (in_us, FLOOR_CALLS);
-    f.send = s_stats (out_us, FLOOR_CALLS);
+    f.inject = bench_stats (in_us, FLOOR_CALLS);
+    f.send = bench_stats (out_us, FLOOR_CALLS);
     f.done = true;
     free (msgs);
-    s_client_fini (&inj);
-    s_client_fini (&snd);
+    bench_client_fini (&inj);
+    bench_client_fini (&snd);
     return f;
 }
 
@@ -814,27 +565,27 @@ static void *
 s_injector (void *arg)
 {
     injector_t *j = (injector_t *) arg;
-    client_t c;
+    bench_client_t c;
     char auth[160], target[128];
     snprintf (auth, sizeof (auth), "Authorization: Bearer %s",
               s_hook_token ? s_hook_token : "");
     snprintf (target, sizeof (target), "http://127.0.0.1:%d/v1/channels/whatsapp/webhook",
               s_gw_port);
-    s_client_init (&c, j->p == P_HOOK ? auth : NULL);
+    bench_client_init (&c, j->p == P_HOOK ? auth : NULL, 60L);
     int port = j->p == P_HOOK ? s_gw_port : s_port[j->p];
     for (size_t i = j->first; i < j->n; i += j->step) {
         //  Dithered by 0-1 ms: at_ms is whole ms, and on a strict schedule
         //  every injection would fall on the same fraction of a ms.
         int64_t due =
             j->t0 + (int64_t) i * j->gap_ns + (int64_t) (i * 7919 % 1000) * 1000;
-        s_sleep_until (due);
-        int64_t late = s_mono_ns () - due;
+        bench_sleep_until (due);
+        int64_t late = bench_mono_ns () - due;
         if (late > j->worst)
             j->worst = late;
         if (s_inject (&c, port, &j->msgs[i], target, j->run))
             j->failures++;
     }
-    s_client_fini (&c);
+    bench_client_fini (&c);
     return NULL;
 }
 
@@ -851,7 +602,7 @@ s_msgs_new (plat_t p, size_t n)
 }
 
 static void
-s_thread_rows (const by_name_t *t0, const by_name_t *t1, double per)
+s_thread_rows (const bench_threads_t *t0, const bench_threads_t *t1, double per)
 {
     printf ("\n| gateway thread | CPU per message |\n|---|--:|\n");
     for (int i = 0; i < t1->n; i++) {
@@ -880,9 +631,9 @@ s_phase_single (void)
     outcome_t out[P_CHAT];
     long stray[P_CHAT];
     double cpu[P_CHAT], chan_cpu[P_CHAT], secs[P_CHAT], worst[P_CHAT];
-    by_name_t th0[P_CHAT], th1[P_CHAT];
-    client_t c;
-    s_client_init (&c, NULL);
+    bench_threads_t th0[P_CHAT], th1[P_CHAT];
+    bench_client_t c;
+    bench_client_init (&c, NULL, 60L);
     for (int p = 0; p < P_CHAT; p++) {
         msg_t *msgs = s_msgs_new ((plat_t) p, (size_t) s_n);
         long base = s_sends (&c, (plat_t) p);
@@ -891,15 +642,15 @@ s_phase_single (void)
                      s_name[p]);
             exit (1);
         }
-        s_cpu_threads (s_gw_pid, &th0[p]);
-        double cpu0 = s_cpu_pid (s_gw_pid);
-        int64_t t0 = s_mono_ns () + 20000000;
+        bench_cpu_threads (s_gw_pid, &th0[p]);
+        double cpu0 = bench_cpu_pid (s_gw_pid);
+        int64_t t0 = bench_mono_ns () + 20000000;
         injector_t j = {(plat_t) p, msgs, (size_t) s_n, 0, 1, t0, gap_ns, 0, 0, 0};
         s_injector (&j);
         long have = s_wait_sends (&c, (plat_t) p, base + s_n);
-        secs[p] = (double) (s_mono_ns () - t0) / 1e9;
-        cpu[p] = s_cpu_pid (s_gw_pid) - cpu0;
-        s_cpu_threads (s_gw_pid, &th1[p]);
+        secs[p] = (double) (bench_mono_ns () - t0) / 1e9;
+        cpu[p] = bench_cpu_pid (s_gw_pid) - cpu0;
+        bench_cpu_threads (s_gw_pid, &th1[p]);
         chan_cpu[p] = s_thread_delta (&th0[p], &th1[p], "cg-channel");
         worst[p] = (double) j.worst / 1e6;
         fprintf (stderr,
@@ -912,7 +663,7 @@ s_phase_single (void)
         out[p] = s_outcome (msgs, (size_t) s_n);
         free (msgs);
     }
-    s_client_fini (&c);
+    bench_client_fini (&c);
 
     printf ("\n### One platform at a time: %d messages at %d/s over %d chats each\n", s_n,
             rate, s_chats);
@@ -974,11 +725,11 @@ s_phase_all (void)
     //  Fresh.
     sleep (2);
     double fresh_rss, fresh_hwm;
-    s_mem (s_gw_pid, &fresh_rss, &fresh_hwm);
+    bench_mem (s_gw_pid, &fresh_rss, &fresh_hwm);
     fprintf (stderr, "channels_all_bench: fresh RSS %.1f MiB\n", fresh_rss);
 
-    client_t c;
-    s_client_init (&c, NULL);
+    bench_client_t c;
+    bench_client_init (&c, NULL, 60L);
     msg_t *msgs[P_COUNT];
     long base[P_COUNT];
     for (int p = 0; p < platforms; p++) {
@@ -989,13 +740,14 @@ s_phase_all (void)
             exit (1);
         }
     }
-    atomic_store (&s_sampling, true);
+    s_rss.pid = s_gw_pid;
+    atomic_store (&s_rss.sampling, true);
     pthread_t sampler;
-    pthread_create (&sampler, NULL, s_sampler, NULL);
-    by_name_t th0, th1;
-    s_cpu_threads (s_gw_pid, &th0);
-    double cpu0 = s_cpu_pid (s_gw_pid);
-    int64_t t0 = s_mono_ns () + 50000000;
+    pthread_create (&sampler, NULL, bench_sampler, &s_rss);
+    bench_threads_t th0, th1;
+    bench_cpu_threads (s_gw_pid, &th0);
+    double cpu0 = bench_cpu_pid (s_gw_pid);
+    int64_t t0 = bench_mono_ns () + 50000000;
     int nj = P_CHAT + (s_hook ? HOOK_THREADS : 0);
     injector_t jobs[P_CHAT + HOOK_THREADS];
     pthread_t threads[P_CHAT + HOOK_THREADS];
@@ -1023,30 +775,30 @@ s_phase_all (void)
             worst[jobs[k].p] = jobs[k].worst;
         failures[jobs[k].p] += jobs[k].failures;
     }
-    double inject_s = (double) (s_mono_ns () - t0) / 1e9;
+    double inject_s = (double) (bench_mono_ns () - t0) / 1e9;
     fprintf (stderr, "channels_all_bench: injected in %.1f s\n", inject_s);
     long have[P_CHAT];
     for (int p = 0; p < P_CHAT; p++)
         have[p] = s_wait_sends (&c, (plat_t) p, base[p] + (long) n) - base[p];
-    double run_s = (double) (s_mono_ns () - t0) / 1e9;
-    double cpu = s_cpu_pid (s_gw_pid) - cpu0;
-    s_cpu_threads (s_gw_pid, &th1);
-    atomic_store (&s_sampling, false);
+    double run_s = (double) (bench_mono_ns () - t0) / 1e9;
+    double cpu = bench_cpu_pid (s_gw_pid) - cpu0;
+    bench_cpu_threads (s_gw_pid, &th1);
+    atomic_store (&s_rss.sampling, false);
     pthread_join (sampler, NULL);
     double run_rss, run_hwm;
-    s_mem (s_gw_pid, &run_rss, &run_hwm);
-    if (run_rss > s_peak_rss)
-        s_peak_rss = run_rss;
+    bench_mem (s_gw_pid, &run_rss, &run_hwm);
+    if (run_rss > s_rss.peak_rss)
+        s_rss.peak_rss = run_rss;
     for (int p = 0; p < P_CHAT; p++)
         fprintf (stderr, "channels_all_bench: %s: %ld of %zu replies counted\n",
                  s_name[p], have[p], n);
 
     //  After.
-    double idle0 = s_cpu_pid (s_gw_pid);
+    double idle0 = bench_cpu_pid (s_gw_pid);
     sleep ((unsigned) s_settle);
-    double idle = s_cpu_pid (s_gw_pid) - idle0;
+    double idle = bench_cpu_pid (s_gw_pid) - idle0;
     double after_rss, after_hwm;
-    s_mem (s_gw_pid, &after_rss, &after_hwm);
+    bench_mem (s_gw_pid, &after_rss, &after_hwm);
 
     outcome_t out[P_COUNT];
     long stray[P_COUNT] = {0};
@@ -1057,7 +809,7 @@ s_phase_all (void)
         out[p] = s_outcome (msgs[p], n);
         total += n;
     }
-    s_client_fini (&c);
+    bench_client_fini (&c);
 
     printf ("\n### All at once: %d messages/s on each of %d channels (%d/s) for %d s\n",
             rate, platforms, rate * platforms, s_seconds);
@@ -1092,7 +844,7 @@ s_phase_all (void)
     printf ("| fresh (idle 2 s) | %.1f MiB | %.1f MiB |\n", fresh_rss, fresh_hwm);
     printf ("| during the run (peak VmRSS sampled every 100 ms; VmHWM at the end) | "
             "%.1f MiB | %.1f MiB |\n",
-            s_peak_rss, run_hwm);
+            s_rss.peak_rss, run_hwm);
     printf ("| %d s after the last reply | %.1f MiB | %.1f MiB |\n", s_settle, after_rss,
             after_hwm);
     s_thread_rows (&th0, &th1, (double) total);
@@ -1101,7 +853,7 @@ s_phase_all (void)
         printf (" %s p50=%.1f p99=%.1f lost=%zu dup=%zu;", s_tag[p], out[p].delay.p50,
                 out[p].delay.p99, out[p].lost, out[p].duplicated);
     printf (" rss fresh/peak/after=%.1f/%.1f/%.1f MiB cpu_per_msg=%.0f us\n", fresh_rss,
-            s_peak_rss, after_rss, cpu / (double) total * 1e6);
+            s_rss.peak_rss, after_rss, cpu / (double) total * 1e6);
     for (int p = 0; p < platforms; p++)
         free (msgs[p]);
 }
@@ -1178,7 +930,7 @@ main (int argc, char **argv)
         return 1;
     }
     char load[64] = "";
-    s_slurp ("/proc/loadavg", load, sizeof (load));
+    bench_slurp ("/proc/loadavg", load, sizeof (load));
     fprintf (stderr, "channels_all_bench: phase %s, load average %.14s\n", s_phase, load);
     if (!strcmp (s_phase, "single"))
         s_phase_single ();
@@ -1186,7 +938,7 @@ main (int argc, char **argv)
         s_phase_all ();
     else
         s_usage ();
-    s_slurp ("/proc/loadavg", load, sizeof (load));
+    bench_slurp ("/proc/loadavg", load, sizeof (load));
     printf ("\nload average after the phase: %.14s\n", load);
     curl_global_cleanup ();
     return 0;

@@ -41,6 +41,8 @@
     replies are reported, not failed.
     =========================================================================
 */
+#include "bench_common.h"
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <dirent.h>
@@ -72,126 +74,7 @@ static int s_burst = 1000;
 static int s_settle = 10;
 static int s_timeout = 120;
 
-//  ---- Clocks, /proc -------------------------------------------------------------
-
-static double
-s_wall_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
-}
-
-static int64_t
-s_mono_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void
-s_sleep_until (int64_t mono_ns)
-{
-    struct timespec ts = {(time_t) (mono_ns / 1000000000LL),
-                          (long) (mono_ns % 1000000000LL)};
-    while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
-//  VmRSS and VmHWM of pid, MiB.
-static void
-s_mem (int pid, double *rss, double *hwm)
-{
-    char path[64], line[256];
-    snprintf (path, sizeof (path), "/proc/%d/status", pid);
-    FILE *f = fopen (path, "r");
-    *rss = *hwm = 0;
-    if (!f)
-        return;
-    while (fgets (line, sizeof (line), f)) {
-        if (!strncmp (line, "VmRSS:", 6))
-            *rss = atof (line + 6) / 1024.0;
-        else if (!strncmp (line, "VmHWM:", 6))
-            *hwm = atof (line + 6) / 1024.0;
-    }
-    fclose (f);
-}
-
-//  CPU seconds (utime + stime) of pid; 0 if pid is 0 or gone.
-static double
-s_cpu_pid (int pid)
-{
-    char path[64], buf[2048];
-    if (pid <= 0)
-        return 0;
-    snprintf (path, sizeof (path), "/proc/%d/stat", pid);
-    FILE *f = fopen (path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread (buf, 1, sizeof (buf) - 1, f);
-    fclose (f);
-    buf[n] = 0;
-    //  After the ")" of comm: state is field 3, utime 14, stime 15.
-    char *p = strrchr (buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (p
-        && sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st)
-               == 2)
-        return (double) (ut + st) / (double) sysconf (_SC_CLK_TCK);
-    return 0;
-}
-
-//  CPU seconds of pid's threads, summed by thread name.
-#define MAX_NAMES 32
-typedef struct {
-    int n;
-    char name[MAX_NAMES][20];
-    double cpu[MAX_NAMES];
-} by_name_t;
-
-static void
-s_cpu_threads (int pid, by_name_t *t)
-{
-    memset (t, 0, sizeof (*t));
-    char path[64];
-    snprintf (path, sizeof (path), "/proc/%d/task", pid);
-    DIR *dir = opendir (path);
-    if (!dir)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir (dir)) != NULL) {
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
-            continue;
-        char file[320], buf[1024];
-        snprintf (file, sizeof (file), "/proc/%d/task/%s/stat", pid, entry->d_name);
-        FILE *f = fopen (file, "r");
-        if (!f)
-            continue;
-        size_t len = fread (buf, 1, sizeof (buf) - 1, f);
-        fclose (f);
-        buf[len] = 0;
-        char *open = strchr (buf, '('), *close = strrchr (buf, ')');
-        unsigned long ut = 0, st = 0;
-        if (!open || !close || close < open
-            || sscanf (close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                       &ut, &st)
-                   != 2)
-            continue;
-        char name[20];
-        snprintf (name, sizeof (name), "%.*s", (int) (close - open - 1), open + 1);
-        int i = 0;
-        while (i < t->n && strcmp (t->name[i], name))
-            i++;
-        if (i == t->n) {
-            if (t->n == MAX_NAMES)
-                continue;
-            snprintf (t->name[t->n++], sizeof (t->name[0]), "%s", name);
-        }
-        t->cpu[i] += (double) (ut + st) / (double) sysconf (_SC_CLK_TCK);
-    }
-    closedir (dir);
-}
+//  ---- CPU, memory ---------------------------------------------------------------
 
 static double
 s_cpu_self (void)
@@ -202,116 +85,16 @@ s_cpu_self (void)
            + (double) ru.ru_stime.tv_sec + (double) ru.ru_stime.tv_usec / 1e6;
 }
 
-//  ---- RSS sampler ----------------------------------------------------------------
+static bench_sampler_t s_rss;  //  The gateway's, while sampling
 
-static atomic_bool s_sampling;
-static double s_peak_rss;  //  Largest VmRSS seen while sampling (MiB)
-
-static void *
-s_sampler (void *arg)
-{
-    while (atomic_load (&s_sampling)) {
-        double rss, hwm;
-        s_mem (s_gw_pid, &rss, &hwm);
-        if (rss > s_peak_rss)
-            s_peak_rss = rss;
-        usleep (100000);
-    }
-    return NULL;
-}
-
-//  ---- HTTP (libcurl, kept-alive) ------------------------------------------------
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} buf_t;
-
-static size_t
-s_write_cb (char *ptr, size_t size, size_t nmemb, void *user)
-{
-    buf_t *b = (buf_t *) user;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = (char *) realloc (b->data, cap);
-        if (!grown)
-            return 0;
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy (b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = 0;
-    return n;
-}
-
-typedef struct {
-    CURL *easy;
-    struct curl_slist *headers;
-    buf_t body;
-} client_t;
-
-static void
-s_client_init (client_t *c)
-{
-    memset (c, 0, sizeof (*c));
-    c->easy = curl_easy_init ();
-    c->headers = curl_slist_append (NULL, "Content-Type: application/json");
-    curl_easy_setopt (c->easy, CURLOPT_WRITEFUNCTION, s_write_cb);
-    curl_easy_setopt (c->easy, CURLOPT_WRITEDATA, &c->body);
-    curl_easy_setopt (c->easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt (c->easy, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt (c->easy, CURLOPT_NOSIGNAL, 1L);
-}
-
-static void
-s_client_fini (client_t *c)
-{
-    curl_easy_cleanup (c->easy);
-    curl_slist_free_all (c->headers);
-    free (c->body.data);
-}
-
-//  GET (body NULL) or POST a JSON body to http://127.0.0.1:port/path.
-//  Returns the answer parsed as JSON, or NULL (a failure, logged).
-//  *rtt_us, if given, is the call's round trip.  Caller owns return value.
-static cJSON *
-s_call (client_t *c, int port, const char *path, const char *body, double *rtt_us)
-{
-    char url[256];
-    snprintf (url, sizeof (url), "http://127.0.0.1:%d%s", port, path);
-    curl_easy_setopt (c->easy, CURLOPT_URL, url);
-    if (body) {
-        curl_easy_setopt (c->easy, CURLOPT_HTTPHEADER, c->headers);
-        curl_easy_setopt (c->easy, CURLOPT_POSTFIELDS, body);
-    }
-    else {
-        curl_easy_setopt (c->easy, CURLOPT_HTTPHEADER, NULL);
-        curl_easy_setopt (c->easy, CURLOPT_HTTPGET, 1L);
-    }
-    c->body.len = 0;
-    int64_t t0 = s_mono_ns ();
-    CURLcode rc = curl_easy_perform (c->easy);
-    if (rtt_us)
-        *rtt_us = (double) (s_mono_ns () - t0) / 1e3;
-    long status = 0;
-    curl_easy_getinfo (c->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK || status != 200) {
-        fprintf (stderr, "channels_bench: %s: %s, HTTP %ld\n", path,
-                 curl_easy_strerror (rc), status);
-        return NULL;
-    }
-    return cJSON_ParseWithLength (c->body.data ? c->body.data : "", c->body.len);
-}
+//  ---- The stand-in ---------------------------------------------------------------
 
 //  The stand-in's count of method calls, -1 on failure.
 static long
-s_calls (client_t *c, const char *method)
+s_calls (bench_client_t *c, const char *method)
 {
-    cJSON *root = s_call (c, s_tg_port, "/control/calls", NULL, NULL);
+    cJSON *root =
+        bench_call (c, "channels_bench", s_tg_port, "/control/calls", NULL, NULL);
     cJSON *item = cJSON_GetObjectItem (root, method);
     long n = cJSON_IsNumber (item) ? (long) item->valuedouble : -1;
     cJSON_Delete (root);
@@ -333,15 +116,16 @@ typedef struct {
 
 //  Posts message n of a set to chat; fills m.  Returns 0 or -1.
 static int
-s_inject (client_t *c, msg_t *m, long long chat, int n, const char *tag)
+s_inject (bench_client_t *c, msg_t *m, long long chat, int n, const char *tag)
 {
     char body[256];
     m->chat = chat;
     snprintf (m->text, sizeof (m->text), "%s %d to %lld", tag, n, chat);
     snprintf (body, sizeof (body), "{\"chat_id\":%lld,\"from_id\":%lld,\"text\":\"%s\"}",
               chat, chat, m->text);
-    m->inj_ms = s_wall_ms ();
-    cJSON *root = s_call (c, s_tg_port, "/control/message", body, &m->post_us);
+    m->inj_ms = bench_wall_ms ();
+    cJSON *root = bench_call (c, "channels_bench", s_tg_port, "/control/message", body,
+                              &m->post_us);
     cJSON *id = cJSON_GetObjectItem (root, "message_id");
     m->message_id = cJSON_IsNumber (id) ? (long long) id->valuedouble : -1;
     cJSON_Delete (root);
@@ -351,11 +135,11 @@ s_inject (client_t *c, msg_t *m, long long chat, int n, const char *tag)
 //  Waits until the stand-in has counted want sendMessage calls, or the
 //  timeout.  Returns the count seen last.
 static long
-s_wait_replies (client_t *c, long want)
+s_wait_replies (bench_client_t *c, long want)
 {
-    int64_t deadline = s_mono_ns () + (int64_t) s_timeout * 1000000000LL;
+    int64_t deadline = bench_mono_ns () + (int64_t) s_timeout * 1000000000LL;
     long have = 0;
-    while (s_mono_ns () < deadline) {
+    while (bench_mono_ns () < deadline) {
         have = s_calls (c, "sendMessage");
         if (have >= want)
             break;
@@ -366,45 +150,8 @@ s_wait_replies (client_t *c, long want)
 
 //  ---- Statistics -----------------------------------------------------------------
 
-static int
-s_cmp_double (const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return x < y ? -1 : x > y;
-}
-
-//  Nearest rank on a sorted array.
-static double
-s_pct (const double *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t) (p * (double) (n - 1) + 0.5);
-    return v[i];
-}
-
-typedef struct {
-    size_t n;
-    double p50, p90, p99, max;
-} stats_t;
-
-//  Sorts v in place.
-static stats_t
-s_stats (double *v, size_t n)
-{
-    stats_t s = {n, 0, 0, 0, 0};
-    if (!n)
-        return s;
-    qsort (v, n, sizeof (double), s_cmp_double);
-    s.p50 = s_pct (v, n, 0.50);
-    s.p90 = s_pct (v, n, 0.90);
-    s.p99 = s_pct (v, n, 0.99);
-    s.max = v[n - 1];
-    return s;
-}
-
 static void
-s_row (const char *what, stats_t s, double scale, const char *unit)
+s_row (const char *what, bench_stats_t s, double scale, const char *unit)
 {
     printf ("| %s | %zu | %.2f %s | %.2f %s | %.2f %s | %.2f %s |\n", what, s.n,
             s.p50 * scale, unit, s.p90 * scale, unit, s.p99 * scale, unit, s.max * scale,
@@ -455,8 +202,8 @@ s_match (cJSON *sent, msg_t *msgs, size_t n)
 typedef struct {
     size_t lost, duplicated, wrong_text;
     double last_reply_at;  //  Largest first-reply at_ms
-    stats_t delay;         //  at_ms - inj_ms, ms
-    stats_t post;          //  POST /control/message, µs
+    bench_stats_t delay;   //  at_ms - inj_ms, ms
+    bench_stats_t post;    //  POST /control/message, µs
 } outcome_t;
 
 static outcome_t
@@ -480,8 +227,8 @@ s_outcome (msg_t *msgs, size_t n)
         if (m->reply_at > o.last_reply_at)
             o.last_reply_at = m->reply_at;
     }
-    o.delay = s_stats (delay, nd);
-    o.post = s_stats (post, n);
+    o.delay = bench_stats (delay, nd);
+    o.post = bench_stats (post, n);
     free (delay);
     free (post);
     return o;
@@ -543,52 +290,53 @@ main (int argc, char **argv)
         || s_burst < 0 || s_settle < 0)
         s_usage ();
     curl_global_init (CURL_GLOBAL_DEFAULT);
-    client_t c, floor_c;
-    s_client_init (&c);
-    s_client_init (&floor_c);
+    bench_client_t c, floor_c;
+    bench_client_init (&c, NULL, 30L);
+    bench_client_init (&floor_c, NULL, 30L);
     int64_t gap_ns = 1000000000LL / s_rate;
 
     //  1. Fresh.
     sleep (2);
     double fresh_rss, fresh_hwm;
-    s_mem (s_gw_pid, &fresh_rss, &fresh_hwm);
+    bench_mem (s_gw_pid, &fresh_rss, &fresh_hwm);
     fprintf (stderr, "channels_bench: fresh RSS %.1f MiB\n", fresh_rss);
 
     //  2. Floor: the stand-in alone, paced like the steady phase.
     double floor_post[FLOOR_CALLS], floor_send[FLOOR_CALLS];
-    stats_t fp = {0, 0, 0, 0, 0}, fs = {0, 0, 0, 0, 0};
+    bench_stats_t fp = {0, 0, 0, 0, 0}, fs = {0, 0, 0, 0, 0};
     if (s_floor_port > 0) {
-        int64_t t0 = s_mono_ns ();
+        int64_t t0 = bench_mono_ns ();
         for (int i = 0; i < FLOOR_CALLS; i++) {
             char body[256];
             long long chat = FIRST_CHAT + i % s_chats;
-            s_sleep_until (t0 + (int64_t) i * gap_ns);
+            bench_sleep_until (t0 + (int64_t) i * gap_ns);
             snprintf (body, sizeof (body),
                       "{\"chat_id\":%lld,\"from_id\":%lld,\"text\":\"floor %d to %lld\"}",
                       chat, chat, i, chat);
-            cJSON *root =
-                s_call (&floor_c, s_floor_port, "/control/message", body, &floor_post[i]);
+            cJSON *root = bench_call (&floor_c, "channels_bench", s_floor_port,
+                                      "/control/message", body, &floor_post[i]);
             if (!root)
                 s_die ("the floor stand-in failed");
             cJSON_Delete (root);
         }
-        t0 = s_mono_ns ();
+        t0 = bench_mono_ns ();
         for (int i = 0; i < FLOOR_CALLS; i++) {
             char body[256];
             long long chat = FIRST_CHAT + i % s_chats;
-            s_sleep_until (t0 + (int64_t) i * gap_ns);
+            bench_sleep_until (t0 + (int64_t) i * gap_ns);
             snprintf (body, sizeof (body),
                       "{\"chat_id\":\"%lld\",\"text\":\"floor %d to %lld\","
                       "\"reply_parameters\":{\"message_id\":%d}}",
                       chat, i, chat, i + 1);
-            cJSON *root = s_call (&floor_c, s_floor_port, "/bot123456:TEST/sendMessage",
-                                  body, &floor_send[i]);
+            cJSON *root =
+                bench_call (&floor_c, "channels_bench", s_floor_port,
+                            "/bot123456:TEST/sendMessage", body, &floor_send[i]);
             if (!cJSON_IsTrue (cJSON_GetObjectItem (root, "ok")))
                 s_die ("the floor stand-in's sendMessage failed");
             cJSON_Delete (root);
         }
-        fp = s_stats (floor_post, FLOOR_CALLS);
-        fs = s_stats (floor_send, FLOOR_CALLS);
+        fp = bench_stats (floor_post, FLOOR_CALLS);
+        fs = bench_stats (floor_send, FLOOR_CALLS);
         fprintf (stderr,
                  "channels_bench: floor POST p50 %.0f µs, sendMessage p50 %.0f µs\n",
                  fp.p50, fs.p50);
@@ -602,19 +350,20 @@ main (int argc, char **argv)
     long base_typing = s_calls (&c, "sendChatAction");
     if (base_sends < 0)
         s_die ("GET /control/calls failed");
-    atomic_store (&s_sampling, true);
+    s_rss.pid = s_gw_pid;
+    atomic_store (&s_rss.sampling, true);
     pthread_t sampler;
-    pthread_create (&sampler, NULL, s_sampler, NULL);
-    by_name_t threads0, threads1;
-    s_cpu_threads (s_gw_pid, &threads0);
-    double gw_cpu0 = s_cpu_pid (s_gw_pid), si_cpu0 = s_cpu_pid (s_si_pid);
+    pthread_create (&sampler, NULL, bench_sampler, &s_rss);
+    bench_threads_t threads0, threads1;
+    bench_cpu_threads (s_gw_pid, &threads0);
+    double gw_cpu0 = bench_cpu_pid (s_gw_pid), si_cpu0 = bench_cpu_pid (s_si_pid);
     double self_cpu0 = s_cpu_self ();
-    int64_t t0 = s_mono_ns ();
+    int64_t t0 = bench_mono_ns ();
     int64_t worst_late = 0;  //  Largest lag behind the schedule
     for (size_t i = 0; i < steady; i++) {
         int64_t due = t0 + (int64_t) i * gap_ns;
-        s_sleep_until (due);
-        int64_t late = s_mono_ns () - due;
+        bench_sleep_until (due);
+        int64_t late = bench_mono_ns () - due;
         if (late > worst_late)
             worst_late = late;
         if (s_inject (&c, &msgs[i], FIRST_CHAT + (long long) (i % (size_t) s_chats),
@@ -622,57 +371,58 @@ main (int argc, char **argv)
             != 0)
             s_die ("POST /control/message failed");
     }
-    double inject_s = (double) (s_mono_ns () - t0) / 1e9;
+    double inject_s = (double) (bench_mono_ns () - t0) / 1e9;
     fprintf (stderr, "channels_bench: %zu injected in %.1f s (worst lag %.1f ms)\n",
              steady, inject_s, (double) worst_late / 1e6);
     long have = s_wait_replies (&c, base_sends + (long) steady);
-    double steady_s = (double) (s_mono_ns () - t0) / 1e9;
-    double gw_cpu = s_cpu_pid (s_gw_pid) - gw_cpu0;
-    s_cpu_threads (s_gw_pid, &threads1);
-    double si_cpu = s_cpu_pid (s_si_pid) - si_cpu0;
+    double steady_s = (double) (bench_mono_ns () - t0) / 1e9;
+    double gw_cpu = bench_cpu_pid (s_gw_pid) - gw_cpu0;
+    bench_cpu_threads (s_gw_pid, &threads1);
+    double si_cpu = bench_cpu_pid (s_si_pid) - si_cpu0;
     double self_cpu = s_cpu_self () - self_cpu0;
     long typing = s_calls (&c, "sendChatAction") - base_typing;
-    atomic_store (&s_sampling, false);
+    atomic_store (&s_rss.sampling, false);
     pthread_join (sampler, NULL);
     double run_rss, run_hwm;
-    s_mem (s_gw_pid, &run_rss, &run_hwm);
-    if (run_rss > s_peak_rss)
-        s_peak_rss = run_rss;
+    bench_mem (s_gw_pid, &run_rss, &run_hwm);
+    if (run_rss > s_rss.peak_rss)
+        s_rss.peak_rss = run_rss;
     fprintf (stderr, "channels_bench: %ld of %zu replies counted after %.1f s\n",
              have - base_sends, steady, steady_s);
 
     //  4. After.
-    double idle_cpu0 = s_cpu_pid (s_gw_pid);
+    double idle_cpu0 = bench_cpu_pid (s_gw_pid);
     sleep ((unsigned) s_settle);
-    double idle_cpu = s_cpu_pid (s_gw_pid) - idle_cpu0;
+    double idle_cpu = bench_cpu_pid (s_gw_pid) - idle_cpu0;
     double after_rss, after_hwm;
-    s_mem (s_gw_pid, &after_rss, &after_hwm);
+    bench_mem (s_gw_pid, &after_rss, &after_hwm);
 
     //  5. Burst.
     double burst_inject_ms = 0, burst_t0_wall = 0, burst_rss = 0, burst_hwm = 0;
     double burst_gw_cpu = 0;
     if (s_burst) {
         long before = s_calls (&c, "sendMessage");
-        double cpu0 = s_cpu_pid (s_gw_pid);
-        int64_t b0 = s_mono_ns ();
-        burst_t0_wall = s_wall_ms ();
+        double cpu0 = bench_cpu_pid (s_gw_pid);
+        int64_t b0 = bench_mono_ns ();
+        burst_t0_wall = bench_wall_ms ();
         for (size_t i = 0; i < (size_t) s_burst; i++)
             if (s_inject (&c, &msgs[steady + i],
                           FIRST_CHAT + (long long) (i % (size_t) s_chats), (int) i,
                           "burst")
                 != 0)
                 s_die ("POST /control/message failed");
-        burst_inject_ms = (double) (s_mono_ns () - b0) / 1e6;
+        burst_inject_ms = (double) (bench_mono_ns () - b0) / 1e6;
         long got = s_wait_replies (&c, before + s_burst);
-        burst_gw_cpu = s_cpu_pid (s_gw_pid) - cpu0;
+        burst_gw_cpu = bench_cpu_pid (s_gw_pid) - cpu0;
         fprintf (stderr, "channels_bench: burst: %ld of %d replies counted\n",
                  got - before, s_burst);
         sleep (2);
-        s_mem (s_gw_pid, &burst_rss, &burst_hwm);
+        bench_mem (s_gw_pid, &burst_rss, &burst_hwm);
     }
 
     //  6. Match.
-    cJSON *sent = s_call (&c, s_tg_port, "/control/sent", NULL, NULL);
+    cJSON *sent =
+        bench_call (&c, "channels_bench", s_tg_port, "/control/sent", NULL, NULL);
     if (!sent)
         s_die ("GET /control/sent failed");
     long stray = s_match (sent, msgs, total);
@@ -737,7 +487,7 @@ main (int argc, char **argv)
     printf (
         "| %d active chats (peak VmRSS sampled every 100 ms; VmHWM at the last reply) | "
         "%.1f MiB | %.1f MiB |\n",
-        s_chats, s_peak_rss, run_hwm);
+        s_chats, s_rss.peak_rss, run_hwm);
     printf ("| after load (%d s idle after the last reply) | %.1f MiB | %.1f MiB |\n",
             s_settle, after_rss, after_hwm);
     if (s_burst)
@@ -747,10 +497,10 @@ main (int argc, char **argv)
         "\nchannels_bench: steady lost=%zu dup=%zu p50=%.1f p90=%.1f p99=%.1f max=%.1f ms"
         " peak_rss=%.1f MiB cpu_per_msg=%.0f us\n",
         so.lost, so.duplicated, so.delay.p50, so.delay.p90, so.delay.p99, so.delay.max,
-        s_peak_rss, gw_cpu / (double) steady * 1e6);
+        s_rss.peak_rss, gw_cpu / (double) steady * 1e6);
     free (msgs);
-    s_client_fini (&c);
-    s_client_fini (&floor_c);
+    bench_client_fini (&c);
+    bench_client_fini (&floor_c);
     curl_global_cleanup ();
     return 0;
 }
