@@ -89,6 +89,18 @@ chan_backoff_ms (const chan_t *ch, int attempt)
     return (int) (d - (int64_t) (randof ((int) (d / 5) + 1)));
 }
 
+int
+chan_base_url (const chan_t *ch, const char **base)
+{
+    const char *b =
+        ch->cfg && ch->cfg->base_url ? ch->cfg->base_url : ch->platform->default_base_url;
+    size_t len = b ? strlen (b) : 0;
+    while (len > 0 && b[len - 1] == '/')
+        len--;
+    *base = b ? b : "";
+    return (int) len;
+}
+
 static int
 s_on_later (zloop_t *loop, int timer_id, void *arg)
 {

@@ -236,6 +236,11 @@ chan_curl (self_t *self);
 int
 chan_backoff_ms (const chan_t *ch, int attempt);
 
+//  The channel's API root (baseUrl, else the platform's default) without
+//  its trailing '/': its length, and the text in *base (lent).
+int
+chan_base_url (const chan_t *ch, const char **base);
+
 //  Runs next (ch) on the loop after delay_ms (at most one step waits per
 //  channel: a new one replaces it), unless the channel stops first.
 void

@@ -536,11 +536,9 @@ s_start (chan_t *ch)
     dc->beat = -1;
     dc->stopped = false;
     dc->failures = 0;
-    const char *base = ch->cfg->base_url ? ch->cfg->base_url : DC_DEFAULT_BASE;
-    size_t blen = strlen (base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    snprintf (dc->api, sizeof (dc->api), "%.*s", (int) blen, base);
+    const char *base;
+    int blen = chan_base_url (ch, &base);
+    snprintf (dc->api, sizeof (dc->api), "%.*s", blen, base);
     snprintf (dc->auth, sizeof (dc->auth), "Authorization: Bot %s",
               ch->cfg->bot_token ? ch->cfg->bot_token : "");
     //  A session the last run left (a restart resumes it), and its sequence.

@@ -430,11 +430,9 @@ s_start (chan_t *ch)
         ch->transport = sl;
         sl->ch = ch;
     }
-    const char *base = ch->cfg->base_url ? ch->cfg->base_url : SL_DEFAULT_BASE;
-    size_t blen = strlen (base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    snprintf (sl->api, sizeof (sl->api), "%.*s", (int) blen, base);
+    const char *base;
+    int blen = chan_base_url (ch, &base);
+    snprintf (sl->api, sizeof (sl->api), "%.*s", blen, base);
     snprintf (sl->bot_auth, sizeof (sl->bot_auth), "Authorization: Bearer %s",
               ch->cfg->bot_token ? ch->cfg->bot_token : "");
     snprintf (sl->app_auth, sizeof (sl->app_auth), "Authorization: Bearer %s",

@@ -417,11 +417,9 @@ s_start (chan_t *ch)
         ch->transport = tg;
         tg->ch = ch;
     }
-    const char *base = ch->cfg->base_url ? ch->cfg->base_url : TG_DEFAULT_BASE;
-    size_t blen = strlen (base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    snprintf (tg->base, sizeof (tg->base), "%.*s/bot%s/", (int) blen, base,
+    const char *base;
+    int blen = chan_base_url (ch, &base);
+    snprintf (tg->base, sizeof (tg->base), "%.*s/bot%s/", blen, base,
               ch->cfg->bot_token ? ch->cfg->bot_token : "");
     int64_t offset;
     if (chanstore_cursor (ch->self->store, ch->platform->id, &offset) == 1)

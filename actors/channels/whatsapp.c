@@ -69,11 +69,9 @@ s_start (chan_t *ch)
         zhashx_set_destructor (wa->last, (zhashx_destructor_fn *) zstr_free);
         ch->transport = wa;
     }
-    const char *base = ch->cfg->base_url ? ch->cfg->base_url : WA_DEFAULT_BASE;
-    size_t blen = strlen (base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    snprintf (wa->url, sizeof (wa->url), "%.*s/%s/messages", (int) blen, base,
+    const char *base;
+    int blen = chan_base_url (ch, &base);
+    snprintf (wa->url, sizeof (wa->url), "%.*s/%s/messages", blen, base,
               ch->cfg->phone_number_id ? ch->cfg->phone_number_id : "");
     snprintf (wa->auth, sizeof (wa->auth), "Authorization: Bearer %s",
               ch->cfg->access_token ? ch->cfg->access_token : "");
