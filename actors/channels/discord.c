@@ -6,7 +6,9 @@
     interval: the first beat goes after a random part of it, then one per
     interval carrying the last sequence number; a beat whose ACK has not
     come by the next one means a dead ("zombie") connection, dropped
-    without a close frame so that its session can be resumed.  Identify
+    without a close frame so that its session can be resumed; so is a
+    connection with no Hello, or no READY/RESUMED, within pollTimeoutS.
+    Identify
     asks for guild messages, direct messages and message content
     (intents 37377); READY gives the session id and resume_gateway_url.
 
@@ -280,6 +282,7 @@ s_dispatch (chan_t *ch, const char *t, const cJSON *d, int64_t seq)
     else if (streq (t, "MESSAGE_CREATE"))
         s_message (ch, d, seq);
     if (streq (t, "READY") || streq (t, "RESUMED")) {
+        chan_later_end (ch);
         dc->resuming = false;
         dc->resume_fails = 0;
         dc->failures = 0;
@@ -300,6 +303,12 @@ s_invalid_session (chan_t *ch)
     dc->hello = false;
     dc->resuming = false;
     chan_later (ch, wait_ms, s_connect);
+}
+
+static void
+s_no_ready (chan_t *ch)
+{
+    s_reconnect (ch, "Discord sent no READY", -1);
 }
 
 static void
@@ -337,6 +346,9 @@ s_frame (chan_t *ch, const char *data, size_t len)
             s_resume (ch);
         else
             s_identify (ch);
+        //  Hello, but no READY (or RESUMED) in time: heartbeats alone say
+        //  nothing of a session, so the connection is of no use.
+        chan_later (ch, ch->cfg->poll_timeout_s * 1000, s_no_ready);
         break;
     }
     case 11:  //  Heartbeat ACK
@@ -420,6 +432,7 @@ s_ws_event (wsc_t *ws, wsc_event_t event, const char *data, size_t len, int code
               : data ? data
                      : "");
     if (fatal) {
+        chan_later_end (ch);
         s_beat_end (ch);
         wsc_destroy (&dc->ws);
         dc->stopped = true;

@@ -723,6 +723,26 @@ Test (channels_discord, zombie_connection_dropped_and_resumed)
     s_assert_quiet (DM1, 2);
 }
 
+Test (channels_discord, no_ready_connection_replaced)
+{
+    //  Identify taken, READY never sent (heartbeats still ACKed): after
+    //  pollTimeoutS (2 s) the connection is given up and a new one made.
+    s_standin (NULL, NULL);
+    s_fault ("{\"kind\":\"no_ready\",\"count\":1}");
+    long long t0 = harness_now_ms ();
+    s_start ("\"dmPolicy\":\"open\"");
+    long long took = harness_now_ms () - t0;
+    cr_assert_geq (took, 1500, "connected after %lld ms: READY was not waited for", took);
+    cr_assert_eq (s_calls ("identify"), 2);
+    cr_assert_geq (s_calls ("connections_total"), 2);
+    char err[512];
+    cr_assert (strstr (s_last_error (err, sizeof (err)), "no READY"), "lastError: %s",
+               err);
+    char m1[32];
+    s_dm (DM1, "after no READY", m1);
+    s_expect_echo (DM1, m1, "after no READY");
+}
+
 Test (channels_discord, close_codes_resume_or_identify)
 {
     s_standin (NULL, NULL);

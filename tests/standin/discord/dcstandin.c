@@ -42,7 +42,9 @@
                                 Gateway, for what comes: {kind:"zombie",
                                 count?} (heartbeats left unACKed; no count:
                                 all), "zombie_off", {kind:"hello_delay",
-                                ms, count?}, {kind:"invalid_intents",
+                                ms, count?}, {kind:"no_ready", count?}
+                                (Identify taken, READY never sent),
+                                {kind:"invalid_intents",
                                 count?} (Identify -> 4013),
                                 "expire_session" (Resume -> op 9 false)
                                 Gateway, now (on the live connection, else
@@ -390,6 +392,7 @@ s_control_reset (dc_req_t *req)
     self->zombie = 0;
     self->hello_delays = 0;
     self->invalid_intents = 0;
+    self->no_ready = 0;
     cJSON_Delete (self->sent);
     self->sent = cJSON_CreateArray ();
     cJSON_Delete (self->received);

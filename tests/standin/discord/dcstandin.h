@@ -123,6 +123,7 @@ typedef struct {
     int hello_delay_ms;   //  Hold Hello this long on new connections
     int hello_delays;     //  How many connections more; -1 = all
     int invalid_intents;  //  Identifies left to close with 4013
+    int no_ready;         //  Identifies left to answer with nothing at all
     dc_fault_t faults[DC_MAX_FAULTS];
     int fault_count;
 } dc_t;

@@ -229,6 +229,12 @@ s_identify (dc_t *self, dc_conn_t *c, cJSON *d)
         s_close (c, 4014, "Disallowed intent(s).", false);
         return 0;
     }
+    if (self->no_ready != 0) {
+        //  Taken and never answered: heartbeats still get their ACKs.
+        if (self->no_ready > 0)
+            self->no_ready--;
+        return 1;
+    }
 
     //  A new session replaces the old one, whose connections stop
     //  getting its events.
@@ -546,6 +552,10 @@ gateway_fault (dc_t *self, cJSON *body)
         self->hello_delay_ms =
             (int) cJSON_GetNumberValue (cJSON_GetObjectItem (body, "ms"));
         self->hello_delays = count;
+        return 0;
+    }
+    if (strcmp (kind, "no_ready") == 0) {
+        self->no_ready = count < 0 ? 1 : count;
         return 0;
     }
     if (strcmp (kind, "invalid_intents") == 0) {
