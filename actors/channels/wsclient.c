@@ -24,6 +24,11 @@
 
     A DNS request that cannot be cancelled when the client is destroyed
     is kept on a list until glibc's thread is done with it.
+
+    Files: this one holds the connection's life (DNS, connect, TLS, the
+    upgrade, timers, the API); wsframes.c the open connection's bytes
+    (write queue, reads, frames); wsproto.c the pure wire parsers;
+    wsclient_internal.h what the first two share.
     =========================================================================
 */
 #include "wsclient.h"
@@ -45,89 +50,7 @@
 
 #include "log.h"
 #include "ssl_lazy.h"
-
-#define S_LOG "ws"
-#define S_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define S_DEFAULT_MAX (1u << 20)
-#define S_DEFAULT_CONNECT_MS 10000
-#define S_CLOSE_WAIT_MS 1000  //  For the server's close, or our last frame to go
-#define S_READ_CHUNK 16384
-#define S_READ_BUDGET (1u << 20)  //  Bytes read per wake-up, then the others' turn
-
-typedef enum {
-    S_RESOLVE,
-    S_CONNECT,
-    S_TLS,
-    S_UPGRADE,
-    S_OPEN,
-    S_CLOSING,
-    S_DRAIN,
-    S_DONE
-} s_state_t;
-
-//  One getaddrinfo_a request, with everything glibc's thread reads.
-typedef struct s_dns_t {
-    struct gaicb cb;        //  The request; cb.ar_result the answer
-    struct gaicb *list[1];  //  getaddrinfo_a takes a list
-    struct addrinfo hints;  //  TCP, any family
-    char service[8];        //  The port, in digits
-    struct s_dns_t *next;   //  On the list of abandoned requests
-    char name[];            //  The host looked up
-} s_dns_t;
-
-struct wsc_t {
-    zloop_t *loop;    //  The owner's loop (not ours)
-    wsc_fn *fn;       //  The owner's callback
-    void *arg;        //  Its argument
-    uintptr_t id;     //  Our handlers' argument (see top)
-    wsc_t *next;      //  In the registry of live clients
-    s_state_t state;  //  See top
-    bool *gone;       //  While a callback runs: set if it destroyed us
-    //  What we connect to
-    bool tls;           //  wss://
-    char *host;         //  Name or address (no brackets)
-    char *host_header;  //  Host: value (port when not the default)
-    char *target;       //  Path and query
-    char *where;        //  host:port/path, for logs (no query)
-    int port;           //  TCP port
-    //  Settings
-    size_t max_message;  //  Largest message taken
-    int connect_ms;      //  Deadline to be open
-    int ping_ms;         //  Ping interval, 0 never
-    int idle_ms;         //  Idle timeout, 0 never
-    char *user_agent;    //  Or NULL
-    //  Connection
-    s_dns_t *dns;                //  Resolving, or NULL
-    struct addrinfo *addrs;      //  Addresses to try (freeaddrinfo)
-    struct addrinfo *next_addr;  //  The next one to try
-    bool addrs_dns;              //  addrs came from getaddrinfo_a (else getaddrinfo)
-    int fd;                      //  Socket, or -1
-    int events;                  //  What the poller waits for (0: no poller)
-    ssl_conn_t *ssl;             //  TLS, or NULL
-    char key[25];                //  Our Sec-WebSocket-Key
-    char accept[29];             //  The Sec-WebSocket-Accept it must bring
-    //  Timers
-    int tick_id;        //  Repeating, -1 when none
-    int tick_ms;        //  Its period
-    int kick_id;        //  Zero-delay one-shot, -1 when none
-    int64_t started;    //  When wsc_connect ran (monotonic ms)
-    int64_t last_rx;    //  When bytes last came in
-    int64_t last_ping;  //  When we last pinged
-    int64_t deadline;   //  CLOSING/DRAIN: when we give up
-    //  Buffers
-    unsigned char *in;  //  Bytes read, not yet parsed
-    size_t in_len, in_cap;
-    unsigned char *out;  //  Bytes to write, from out_off
-    size_t out_len, out_off, out_cap;
-    char *msg;  //  Text message being reassembled (+ NUL)
-    size_t msg_len, msg_cap;
-    int msg_opcode;  //  1 text, 2 binary, 0 none in progress
-    //  The end, once decided
-    int end_code;          //  Reported code
-    char end_reason[160];  //  Reported reason
-    bool end_pending;      //  The kick must report the end
-    bool close_requested;  //  wsc_close was called
-};
+#include "wsclient_internal.h"
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static wsc_t *s_live;  //  Live clients, by id
@@ -146,8 +69,8 @@ s_advance (wsc_t *self);
 //  --------------------------------------------------------------------------
 //  Small helpers
 
-static int64_t
-s_now (void)
+int64_t
+wsc_now (void)
 {
     return zclock_mono ();
 }
@@ -192,194 +115,6 @@ s_seconds (char *buf, size_t cap, int ms)
         snprintf (buf, cap, "%d s", ms / 1000);
     else
         snprintf (buf, cap, "%.1f s", ms / 1000.0);
-}
-
-static const char s_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-//  Base64 of src[len] into dst (4 * ceil (len / 3) + 1 bytes).
-static void
-s_base64 (const unsigned char *src, size_t len, char *dst)
-{
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        unsigned v = (unsigned) src[i] << 16 | (unsigned) src[i + 1] << 8 | src[i + 2];
-        *dst++ = s_b64[v >> 18 & 63];
-        *dst++ = s_b64[v >> 12 & 63];
-        *dst++ = s_b64[v >> 6 & 63];
-        *dst++ = s_b64[v & 63];
-    }
-    if (i < len) {
-        unsigned v = (unsigned) src[i] << 16;
-        if (i + 1 < len)
-            v |= (unsigned) src[i + 1] << 8;
-        *dst++ = s_b64[v >> 18 & 63];
-        *dst++ = s_b64[v >> 12 & 63];
-        *dst++ = i + 1 < len ? s_b64[v >> 6 & 63] : '=';
-        *dst++ = '=';
-    }
-    *dst = 0;
-}
-
-//  --------------------------------------------------------------------------
-//  Writes into accept the Sec-WebSocket-Accept for key.
-
-int
-wsc_accept_for (const char *key, char accept[29])
-{
-    char joined[128];
-    int n = snprintf (joined, sizeof (joined), "%s%s", key, S_GUID);
-    if (n < 0 || (size_t) n >= sizeof (joined))
-        return -1;
-    unsigned char digest[20];
-    if (ssl_sha1 (joined, (size_t) n, digest))
-        return -1;
-    s_base64 (digest, sizeof (digest), accept);
-    return 0;
-}
-
-//  --------------------------------------------------------------------------
-//  Reads the server frame at buf[len].
-
-int
-wsc_parse_frame (const unsigned char *buf, size_t len, size_t max, wsc_frame_t *out)
-{
-    if (max > WSC_MAX_MESSAGE_LIMIT)
-        max = WSC_MAX_MESSAGE_LIMIT;
-    if (len < 2)
-        return 0;
-    memset (out, 0, sizeof (*out));
-    out->fin = (buf[0] & 0x80) != 0;
-    out->opcode = buf[0] & 0x0F;
-    bool masked = (buf[1] & 0x80) != 0;
-    uint64_t length = buf[1] & 0x7F;
-    size_t header = 2;
-    if (length == 126) {
-        if (len < 4)
-            return 0;
-        length = (uint64_t) buf[2] << 8 | buf[3];
-        header = 4;
-    }
-    else if (length == 127) {
-        if (len < 10)
-            return 0;
-        length = 0;
-        for (int i = 0; i < 8; i++)
-            length = length << 8 | buf[2 + i];
-        header = 10;
-    }
-    out->length = length;
-    out->header = header;
-    bool control = out->opcode >= 8;
-    if ((buf[0] & 0x70) != 0  //  Reserved bits: no extension was agreed
-        || (out->opcode > 2 && out->opcode < 8) || out->opcode > 10
-        || masked  //  A server never masks (RFC 6455 5.1)
-        || (control && (!out->fin || length > 125)) || (length >> 63) != 0)
-        return -1;
-    if (length > max)
-        return -2;
-    if (len - header < length)
-        return 0;
-    return (int) (header + length);
-}
-
-//  True if the header value (len bytes) holds token, case aside, in its
-//  comma-separated list.
-static bool
-s_has_token (const char *value, size_t len, const char *token)
-{
-    size_t tlen = strlen (token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && value[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
-            end--;
-        if (end - start == tlen && strncasecmp (value + start, token, tlen) == 0)
-            return true;
-    }
-    return false;
-}
-
-//  --------------------------------------------------------------------------
-//  Reads the server's answer to the upgrade.
-
-int
-wsc_parse_upgrade (const char *buf, size_t len, const char *accept, char *err,
-                   size_t errlen)
-{
-    size_t scan = len < WSC_MAX_HEAD ? len : WSC_MAX_HEAD;
-    const char *end = (const char *) memmem (buf, scan, "\r\n\r\n", 4);
-    if (!end) {
-        if (len >= WSC_MAX_HEAD) {
-            snprintf (err, errlen, "upgrade response over %d bytes", WSC_MAX_HEAD);
-            return -1;
-        }
-        return 0;
-    }
-    size_t head = (size_t) (end - buf) + 4;
-    //  Status line: HTTP/1.x NNN reason
-    const char *line = buf;
-    const char *eol = (const char *) memmem (line, head, "\r\n", 2);
-    size_t line_len = (size_t) (eol - line);
-    if (line_len < 12 || memcmp (line, "HTTP/1.", 7) != 0 || line[8] != ' '
-        || line[9] < '0' || line[9] > '9' || line[10] < '0' || line[10] > '9'
-        || line[11] < '0' || line[11] > '9' || (line_len > 12 && line[12] != ' ')) {
-        snprintf (err, errlen, "upgrade answered with no HTTP status line");
-        return -1;
-    }
-    int status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-    if (status != 101) {
-        snprintf (err, errlen, "upgrade answered HTTP %d", status);
-        return -1;
-    }
-    bool upgrade = false, connection = false, accepted = false;
-    const char *at = eol + 2;
-    const char *stop = buf + head - 2;  //  The blank line's CRLF
-    while (at < stop) {
-        eol = (const char *) memmem (at, (size_t) (stop + 2 - at), "\r\n", 2);
-        const char *colon = (const char *) memchr (at, ':', (size_t) (eol - at));
-        if (!colon || colon == at) {
-            snprintf (err, errlen, "upgrade answered a malformed header line");
-            return -1;
-        }
-        size_t name_len = (size_t) (colon - at);
-        const char *value = colon + 1;
-        while (value < eol && (*value == ' ' || *value == '\t'))
-            value++;
-        size_t value_len = (size_t) (eol - value);
-        while (value_len > 0
-               && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
-            value_len--;
-#define S_IS(name) (name_len == strlen (name) && strncasecmp (at, name, name_len) == 0)
-        if (S_IS ("Upgrade"))
-            upgrade = s_has_token (value, value_len, "websocket");
-        else if (S_IS ("Connection"))
-            connection = s_has_token (value, value_len, "upgrade");
-        else if (S_IS ("Sec-WebSocket-Accept"))
-            accepted =
-                value_len == strlen (accept) && memcmp (value, accept, value_len) == 0;
-        else if (S_IS ("Sec-WebSocket-Extensions") || S_IS ("Sec-WebSocket-Protocol")) {
-            snprintf (err, errlen, "upgrade answered %.*s we did not offer",
-                      (int) name_len, at);
-            return -1;
-        }
-#undef S_IS
-        at = eol + 2;
-    }
-    if (!upgrade || !connection) {
-        snprintf (err, errlen, "upgrade answered without Upgrade: websocket");
-        return -1;
-    }
-    if (!accepted) {
-        snprintf (err, errlen, "upgrade answered a wrong Sec-WebSocket-Accept");
-        return -1;
-    }
-    return (int) head;
 }
 
 //  Splits url into self's host, port, target and names.  0 or -1.
@@ -457,8 +192,8 @@ s_parse_url (wsc_t *self, const char *url)
 //  Timers and poller
 
 //  Runs the tick every ms (0: none).
-static void
-s_tick_set (wsc_t *self, int ms)
+void
+wsc_tick_set (wsc_t *self, int ms)
 {
     if (ms == self->tick_ms && (ms == 0 || self->tick_id != -1))
         return;
@@ -495,8 +230,8 @@ s_kick (wsc_t *self)
 }
 
 //  Polls the socket for events (0: no poller).
-static void
-s_want (wsc_t *self, int events)
+void
+wsc_want (wsc_t *self, int events)
 {
     if (events == self->events)
         return;
@@ -517,7 +252,7 @@ s_want (wsc_t *self, int events)
 static void
 s_drop_socket (wsc_t *self)
 {
-    s_want (self, 0);
+    wsc_want (self, 0);
     ssl_conn_destroy (&self->ssl);
     if (self->fd >= 0)
         close (self->fd);
@@ -546,8 +281,8 @@ s_drop_dns (wsc_t *self)
 }
 
 //  Calls the owner.  -1 if it destroyed us meanwhile.
-static int
-s_emit (wsc_t *self, wsc_event_t event, const char *data, size_t len, int code)
+int
+wsc_emit (wsc_t *self, wsc_event_t event, const char *data, size_t len, int code)
 {
     bool gone = false;
     self->gone = &gone;
@@ -560,14 +295,14 @@ s_emit (wsc_t *self, wsc_event_t event, const char *data, size_t len, int code)
 
 //  Ends the connection now: everything stops, then WSC_CLOSED.  Always -1
 //  (the caller stops too).
-static int
-s_finish (wsc_t *self, int code, const char *reason)
+int
+wsc_finish (wsc_t *self, int code, const char *reason)
 {
     if (self->state == S_DONE)
         return -1;
     s_drop_dns (self);
     s_drop_socket (self);
-    s_tick_set (self, 0);
+    wsc_tick_set (self, 0);
     if (self->kick_id != -1)
         zloop_timer_end (self->loop, self->kick_id);
     self->kick_id = -1;
@@ -579,7 +314,7 @@ s_finish (wsc_t *self, int code, const char *reason)
         log_info (S_LOG, "%s: closed %d %s", self->where, code, self->end_reason);
     else
         log_warn (S_LOG, "%s: closed %d %s", self->where, code, self->end_reason);
-    s_emit (self, WSC_CLOSED, self->end_reason, strlen (self->end_reason), code);
+    wsc_emit (self, WSC_CLOSED, self->end_reason, strlen (self->end_reason), code);
     return -1;
 }
 
@@ -598,298 +333,6 @@ s_finish_later (wsc_t *self, int code, const char *reason)
 //  --------------------------------------------------------------------------
 //  Writing
 
-//  Room for n more bytes in the write queue.  0 or -1.
-static int
-s_out_reserve (wsc_t *self, size_t n)
-{
-    if (self->out_off > 0 && self->out_off == self->out_len)
-        self->out_off = self->out_len = 0;
-    if (self->out_cap - self->out_len >= n)
-        return 0;
-    if (self->out_off > 0) {
-        memmove (self->out, self->out + self->out_off, self->out_len - self->out_off);
-        self->out_len -= self->out_off;
-        self->out_off = 0;
-        if (self->out_cap - self->out_len >= n)
-            return 0;
-    }
-    size_t cap = self->out_cap ? self->out_cap : 4096;
-    while (cap - self->out_len < n)
-        cap *= 2;
-    unsigned char *out = (unsigned char *) realloc (self->out, cap);
-    if (!out)
-        return -1;
-    self->out = out;
-    self->out_cap = cap;
-    return 0;
-}
-
-//  Queues one masked frame.  0 or -1.
-static int
-s_queue_frame (wsc_t *self, int opcode, const void *data, size_t len)
-{
-    if (s_out_reserve (self, len + 14))
-        return -1;
-    unsigned char *p = self->out + self->out_len;
-    *p++ = (unsigned char) (0x80 | opcode);
-    if (len < 126)
-        *p++ = (unsigned char) (0x80 | len);
-    else if (len <= 0xFFFF) {
-        *p++ = 0x80 | 126;
-        *p++ = (unsigned char) (len >> 8);
-        *p++ = (unsigned char) len;
-    }
-    else {
-        *p++ = 0x80 | 127;
-        for (int i = 7; i >= 0; i--)
-            *p++ = (unsigned char) ((uint64_t) len >> (8 * i));
-    }
-    unsigned char mask[4];
-    if (ssl_random (mask, sizeof (mask)))
-        return -1;
-    memcpy (p, mask, 4);
-    p += 4;
-    const unsigned char *src = (const unsigned char *) data;
-    for (size_t i = 0; i < len; i++)
-        p[i] = src[i] ^ mask[i & 3];
-    self->out_len = (size_t) (p + len - self->out);
-    return 0;
-}
-
-//  Queues a close frame with code (none if 0).
-static int
-s_queue_close (wsc_t *self, int code)
-{
-    unsigned char payload[2] = {(unsigned char) (code >> 8), (unsigned char) code};
-    return s_queue_frame (self, 8, payload, code ? 2 : 0);
-}
-
-//  Writes what the socket takes.  0, or -1 with a reason in err.
-static int
-s_flush (wsc_t *self, char *err, size_t errlen)
-{
-    while (self->out_off < self->out_len) {
-        const unsigned char *at = self->out + self->out_off;
-        size_t n = self->out_len - self->out_off;
-        ssize_t rc;
-        if (self->ssl) {
-            rc = ssl_conn_write (self->ssl, at, n, err, errlen);
-            if (rc == SSL_CONN_WANT_READ || rc == SSL_CONN_WANT_WRITE)
-                return 0;
-        }
-        else {
-            rc = send (self->fd, at, n, MSG_NOSIGNAL);
-            if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-                return 0;
-            if (rc < 0)
-                snprintf (err, errlen, "write: %s", strerror (errno));
-        }
-        if (rc <= 0)
-            return -1;
-        self->out_off += (size_t) rc;
-    }
-    self->out_off = self->out_len = 0;
-    return 0;
-}
-
-//  Polls for what the state needs now.
-static void
-s_rearm (wsc_t *self)
-{
-    bool pending = self->out_off < self->out_len;
-    if (self->state == S_DRAIN)
-        s_want (self, ZMQ_POLLOUT);
-    else if (self->state == S_UPGRADE || self->state == S_OPEN
-             || self->state == S_CLOSING)
-        s_want (self, ZMQ_POLLIN | (pending ? ZMQ_POLLOUT : 0));
-}
-
-//  Fails the connection (1002, 1009, ...): our close frame goes out, then
-//  WSC_CLOSED with code.  -1 (stop reading).
-static int
-s_fail (wsc_t *self, int code, const char *reason)
-{
-    self->end_code = code;
-    snprintf (self->end_reason, sizeof (self->end_reason), "%s", reason);
-    if (s_queue_close (self, code))
-        return s_finish (self, code, self->end_reason);
-    self->state = S_DRAIN;
-    self->deadline = s_now () + S_CLOSE_WAIT_MS;
-    self->in_len = 0;
-    s_tick_set (self, 50);
-    s_rearm (self);
-    return -1;
-}
-
-//  --------------------------------------------------------------------------
-//  Reading frames
-
-//  Handles a close frame's payload.  -1 (the connection ends).
-static int
-s_on_close_frame (wsc_t *self, const unsigned char *p, size_t len)
-{
-    int code = 1005;
-    if (len == 1)
-        return s_fail (self, 1002, "close frame of one byte");
-    if (len >= 2) {
-        code = p[0] << 8 | p[1];
-        if (code < 1000 || (code >= 1004 && code <= 1006) || (code >= 1015 && code < 3000)
-            || code > 4999)
-            return s_fail (self, 1002, "close frame with an invalid code");
-    }
-    char reason[124];
-    size_t rlen = len > 2 ? len - 2 : 0;
-    memcpy (reason, p + 2 * (len >= 2), rlen);
-    reason[rlen] = 0;
-    for (size_t i = 0; i < rlen; i++)
-        if ((unsigned char) reason[i] < 0x20)
-            reason[i] = ' ';
-    if (self->state == S_CLOSING)  //  The answer to ours
-        return s_finish (self, code, rlen ? reason : "closed");
-    //  The server's: answer it, then report once it is written.
-    self->end_code = code;
-    snprintf (self->end_reason, sizeof (self->end_reason), "%s",
-              rlen ? reason : "closed by the server");
-    if (s_queue_close (self, len >= 2 ? code : 0))
-        return s_finish (self, code, self->end_reason);
-    self->state = S_DRAIN;
-    self->deadline = s_now () + S_CLOSE_WAIT_MS;
-    self->in_len = 0;
-    s_tick_set (self, 50);
-    s_rearm (self);
-    return -1;
-}
-
-//  Handles one whole frame.  0, or -1 to stop (ended or destroyed).
-static int
-s_on_frame (wsc_t *self, const wsc_frame_t *f, const unsigned char *p)
-{
-    size_t len = (size_t) f->length;
-    if (f->opcode == 8)
-        return s_on_close_frame (self, p, len);
-    if (f->opcode == 9) {
-        if (s_queue_frame (self, 10, p, len))
-            return s_finish (self, 1006, "out of memory");
-        return 0;
-    }
-    if (f->opcode == 10)
-        return 0;
-    if (f->opcode == 0 && self->msg_opcode == 0)
-        return s_fail (self, 1002, "continuation frame with no message");
-    if (f->opcode != 0 && self->msg_opcode != 0)
-        return s_fail (self, 1002, "new message inside a fragmented one");
-    if (f->opcode != 0) {
-        self->msg_opcode = f->opcode;
-        self->msg_len = 0;
-    }
-    if (self->msg_opcode == 1) {
-        if (len > self->max_message - self->msg_len) {
-            char reason[80];
-            snprintf (reason, sizeof (reason), "message over %zu bytes",
-                      self->max_message);
-            return s_fail (self, 1009, reason);
-        }
-        if (self->msg_len + len + 1 > self->msg_cap) {
-            size_t cap = self->msg_cap ? self->msg_cap : 4096;
-            while (cap < self->msg_len + len + 1)
-                cap *= 2;
-            char *msg = (char *) realloc (self->msg, cap);
-            if (!msg)
-                return s_fail (self, 1009, "out of memory");
-            self->msg = msg;
-            self->msg_cap = cap;
-        }
-        if (len)
-            memcpy (self->msg + self->msg_len, p, len);
-        self->msg_len += len;
-    }
-    if (!f->fin)
-        return 0;
-    int opcode = self->msg_opcode;
-    self->msg_opcode = 0;
-    if (opcode != 1 || self->state != S_OPEN)
-        return 0;  //  Binary messages, and messages after wsc_close, are dropped
-    self->msg[self->msg_len] = 0;
-    return s_emit (self, WSC_TEXT, self->msg, self->msg_len, 0);
-}
-
-//  Parses the frames in the read buffer.  0, or -1 to stop.
-static int
-s_parse_frames (wsc_t *self)
-{
-    size_t at = 0;
-    int rc = 0;
-    while (rc == 0 && (self->state == S_OPEN || self->state == S_CLOSING)) {
-        wsc_frame_t f;
-        int n = wsc_parse_frame (self->in + at, self->in_len - at, self->max_message, &f);
-        if (n == 0)
-            break;
-        if (n == -1)
-            return s_fail (self, 1002, "protocol error");
-        if (n == -2) {
-            char reason[80];
-            snprintf (reason, sizeof (reason), "message over %zu bytes",
-                      self->max_message);
-            return s_fail (self, 1009, reason);
-        }
-        rc = s_on_frame (self, &f, self->in + at + f.header);
-        if (rc == 0)
-            at += (size_t) n;
-    }
-    if (rc == 0 && at > 0) {
-        memmove (self->in, self->in + at, self->in_len - at);
-        self->in_len -= at;
-    }
-    return rc;
-}
-
-//  Reads what the socket holds into the read buffer.  1 if bytes came,
-//  0 if none, -1 when the connection ended (reported).
-static int
-s_read (wsc_t *self, size_t *budget)
-{
-    if (self->in_cap - self->in_len < S_READ_CHUNK / 4) {
-        size_t cap = self->in_cap ? self->in_cap * 2 : S_READ_CHUNK;
-        while (cap - self->in_len < S_READ_CHUNK / 4)
-            cap *= 2;
-        unsigned char *in = (unsigned char *) realloc (self->in, cap);
-        if (!in)
-            return s_finish (self, 1006, "out of memory");
-        self->in = in;
-        self->in_cap = cap;
-    }
-    size_t room = self->in_cap - self->in_len;
-    if (room > *budget)
-        room = *budget > 0 ? *budget : 1;
-    char err[160] = "";
-    ssize_t rc;
-    if (self->ssl) {
-        rc = ssl_conn_read (self->ssl, self->in + self->in_len, room, err, sizeof (err));
-        if (rc == SSL_CONN_WANT_READ || rc == SSL_CONN_WANT_WRITE)
-            return 0;
-    }
-    else {
-        rc = recv (self->fd, self->in + self->in_len, room, 0);
-        if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return 0;
-        if (rc < 0)
-            snprintf (err, sizeof (err), "read: %s", strerror (errno));
-    }
-    if (rc == 0)
-        return s_finish (self, 1006,
-                         self->state == S_UPGRADE ? "connection closed during the upgrade"
-                                                  : "connection dropped by the server");
-    if (rc < 0)
-        return s_finish (self, 1006, err);
-    self->in_len += (size_t) rc;
-    *budget -= *budget > (size_t) rc ? (size_t) rc : *budget;
-    self->last_rx = s_now ();
-    return 1;
-}
-
-//  --------------------------------------------------------------------------
-//  Connecting
-
 //  Queues the upgrade request.  0 or -1.
 static int
 s_queue_upgrade (wsc_t *self)
@@ -897,7 +340,7 @@ s_queue_upgrade (wsc_t *self)
     unsigned char nonce[16];
     if (ssl_random (nonce, sizeof (nonce)))
         return -1;
-    s_base64 (nonce, sizeof (nonce), self->key);
+    wsc_base64 (nonce, sizeof (nonce), self->key);
     if (wsc_accept_for (self->key, self->accept))
         return -1;
     char *req = zsys_sprintf ("GET %s HTTP/1.1\r\n"
@@ -915,7 +358,7 @@ s_queue_upgrade (wsc_t *self)
     if (!req)
         return -1;
     size_t len = strlen (req);
-    int rc = s_out_reserve (self, len);
+    int rc = wsc_out_reserve (self, len);
     if (rc == 0) {
         memcpy (self->out + self->out_len, req, len);
         self->out_len += len;
@@ -934,12 +377,12 @@ s_connected (wsc_t *self)
         char err[160];
         self->ssl = ssl_conn_new (self->fd, self->host, err, sizeof (err));
         if (!self->ssl)
-            return s_finish (self, 1006, err);
+            return wsc_finish (self, 1006, err);
         self->state = S_TLS;
     }
     else {
         if (s_queue_upgrade (self))
-            return s_finish (self, 1006, "cannot build the upgrade request");
+            return wsc_finish (self, 1006, "cannot build the upgrade request");
         self->state = S_UPGRADE;
     }
     return s_advance (self);
@@ -965,7 +408,7 @@ s_connect_next (wsc_t *self)
             return s_connected (self);
         if (errno == EINPROGRESS) {
             self->state = S_CONNECT;
-            s_want (self, ZMQ_POLLOUT);
+            wsc_want (self, ZMQ_POLLOUT);
             return 0;
         }
         last = errno;
@@ -975,7 +418,7 @@ s_connect_next (wsc_t *self)
     char reason[120];
     snprintf (reason, sizeof (reason), "%s", strerror (last));
     reason[0] = (char) tolower ((unsigned char) reason[0]);
-    return s_finish (self, 1006, reason);
+    return wsc_finish (self, 1006, reason);
 }
 
 //  Does what the state allows now.  -1 if ended.
@@ -997,37 +440,37 @@ s_advance (wsc_t *self)
                 return s_connect_next (self);
             snprintf (err, sizeof (err), "%s", strerror (so_error));
             err[0] = (char) tolower ((unsigned char) err[0]);
-            return s_finish (self, 1006, err);
+            return wsc_finish (self, 1006, err);
         }
         return s_connected (self);
     }
     if (self->state == S_TLS) {
         int rc = ssl_conn_handshake (self->ssl, err, sizeof (err));
         if (rc == SSL_CONN_WANT_READ)
-            s_want (self, ZMQ_POLLIN);
+            wsc_want (self, ZMQ_POLLIN);
         else if (rc == SSL_CONN_WANT_WRITE)
-            s_want (self, ZMQ_POLLOUT);
+            wsc_want (self, ZMQ_POLLOUT);
         else if (rc < 0)
-            return s_finish (self, 1006, err);
+            return wsc_finish (self, 1006, err);
         else {
             if (s_queue_upgrade (self))
-                return s_finish (self, 1006, "cannot build the upgrade request");
+                return wsc_finish (self, 1006, "cannot build the upgrade request");
             self->state = S_UPGRADE;
         }
         if (self->state == S_TLS)
             return 0;
     }
     //  UPGRADE, OPEN, CLOSING, DRAIN: write, then read.
-    if (s_flush (self, err, sizeof (err)))
-        return s_finish (self, self->state == S_DRAIN ? self->end_code : 1006, err);
+    if (wsc_flush (self, err, sizeof (err)))
+        return wsc_finish (self, self->state == S_DRAIN ? self->end_code : 1006, err);
     if (self->state == S_DRAIN) {
         if (self->out_off == self->out_len)
-            return s_finish (self, self->end_code, self->end_reason);
+            return wsc_finish (self, self->end_code, self->end_reason);
         return 0;
     }
     size_t budget = S_READ_BUDGET;
     while (budget > 0) {
-        int rc = s_read (self, &budget);
+        int rc = wsc_read (self, &budget);
         if (rc < 0)
             return -1;
         if (rc == 0)
@@ -1036,32 +479,32 @@ s_advance (wsc_t *self)
             int head = wsc_parse_upgrade ((const char *) self->in, self->in_len,
                                           self->accept, err, sizeof (err));
             if (head < 0)
-                return s_finish (self, 1006, err);
+                return wsc_finish (self, 1006, err);
             if (head == 0)
                 continue;
             memmove (self->in, self->in + head, self->in_len - (size_t) head);
             self->in_len -= (size_t) head;
             self->state = S_OPEN;
-            self->last_ping = self->last_rx = s_now ();
-            s_tick_set (self, s_open_tick (self));
+            self->last_ping = self->last_rx = wsc_now ();
+            wsc_tick_set (self, s_open_tick (self));
             log_info (S_LOG, "%s: open", self->where);
-            if (s_emit (self, WSC_OPEN, "", 0, 0))
+            if (wsc_emit (self, WSC_OPEN, "", 0, 0))
                 return -1;
             if (self->state != S_OPEN && self->state != S_CLOSING)
                 return 0;
         }
-        if (s_parse_frames (self))
+        if (wsc_parse_frames (self))
             return -1;
     }
     //  Bytes OpenSSL holds do not make the socket readable: come back.
     if (budget == 0 || (self->ssl && ssl_conn_pending (self->ssl) > 0))
         s_kick (self);
     //  Pongs and closes queued while reading.
-    if (s_flush (self, err, sizeof (err)))
-        return s_finish (self, 1006, err);
+    if (wsc_flush (self, err, sizeof (err)))
+        return wsc_finish (self, 1006, err);
     if (self->state == S_DRAIN && self->out_off == self->out_len)
-        return s_finish (self, self->end_code, self->end_reason);
-    s_rearm (self);
+        return wsc_finish (self, self->end_code, self->end_reason);
+    wsc_rearm (self);
     return 0;
 }
 
@@ -1085,7 +528,7 @@ s_on_kick (zloop_t *loop, int timer_id, void *arg)
         return 0;
     self->kick_id = -1;  //  A one-shot: zloop frees it
     if (self->end_pending)
-        s_finish (self, self->end_code, self->end_reason);
+        wsc_finish (self, self->end_code, self->end_reason);
     else if (self->state == S_RESOLVE && !self->dns)
         s_connect_next (self);  //  An IP literal: no DNS
     else if (self->state != S_RESOLVE && self->state != S_DONE && self->fd >= 0)
@@ -1099,14 +542,14 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     wsc_t *self = s_lookup (arg);
     if (!self || self->tick_id != timer_id || self->state == S_DONE)
         return 0;
-    int64_t now = s_now ();
+    int64_t now = wsc_now ();
     char reason[80], span[24];
     if (self->state == S_CLOSING || self->state == S_DRAIN) {
         if (now >= self->deadline) {
             if (self->state == S_DRAIN)
-                s_finish (self, self->end_code, self->end_reason);
+                wsc_finish (self, self->end_code, self->end_reason);
             else
-                s_finish (self, 1006, "no close answer from the server in 1 s");
+                wsc_finish (self, 1006, "no close answer from the server in 1 s");
         }
         return 0;
     }
@@ -1114,7 +557,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         if (now - self->started >= self->connect_ms) {
             s_seconds (span, sizeof (span), self->connect_ms);
             snprintf (reason, sizeof (reason), "connect timed out after %s", span);
-            s_finish (self, 1006, reason);
+            wsc_finish (self, 1006, reason);
             return 0;
         }
         if (self->state == S_RESOLVE && self->dns) {
@@ -1123,7 +566,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
                 return 0;
             if (rc != 0) {
                 snprintf (reason, sizeof (reason), "DNS: %s", gai_strerror (rc));
-                s_finish (self, 1006, reason);
+                wsc_finish (self, 1006, reason);
                 return 0;
             }
             self->addrs = self->dns->cb.ar_result;
@@ -1132,7 +575,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             free (self->dns);
             self->dns = NULL;
             self->next_addr = self->addrs;
-            s_tick_set (self, self->connect_ms / 20 < 10 ? 10 : self->connect_ms / 20);
+            wsc_tick_set (self, self->connect_ms / 20 < 10 ? 10 : self->connect_ms / 20);
             s_connect_next (self);
         }
         return 0;
@@ -1140,12 +583,12 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (self->idle_ms > 0 && now - self->last_rx >= self->idle_ms) {
         s_seconds (span, sizeof (span), self->idle_ms);
         snprintf (reason, sizeof (reason), "no data for %s", span);
-        s_finish (self, 1006, reason);
+        wsc_finish (self, 1006, reason);
         return 0;
     }
     if (self->ping_ms > 0 && now - self->last_ping >= self->ping_ms) {
         self->last_ping = now;
-        if (s_queue_frame (self, 9, "", 0) == 0)
+        if (wsc_queue_frame (self, 9, "", 0) == 0)
             s_advance (self);
     }
     return 0;
@@ -1172,7 +615,7 @@ wsc_connect (zloop_t *loop, const char *url, const wsc_opts_t *opts, wsc_fn *fn,
     self->fd = -1;
     self->tick_id = self->kick_id = -1;
     self->state = S_RESOLVE;
-    self->started = s_now ();
+    self->started = wsc_now ();
     wsc_opts_t o = {0, 0, 0, 0, NULL};
     if (opts)
         o = *opts;
@@ -1211,7 +654,7 @@ wsc_connect (zloop_t *loop, const char *url, const wsc_opts_t *opts, wsc_fn *fn,
     if (getaddrinfo (self->host, service, &hints, &self->addrs) == 0) {
         //  An IP literal: connect from the loop, at once.
         self->next_addr = self->addrs;
-        s_tick_set (self, self->connect_ms / 20 < 10 ? 10 : self->connect_ms / 20);
+        wsc_tick_set (self, self->connect_ms / 20 < 10 ? 10 : self->connect_ms / 20);
         s_kick (self);
         return self;
     }
@@ -1235,7 +678,7 @@ wsc_connect (zloop_t *loop, const char *url, const wsc_opts_t *opts, wsc_fn *fn,
         else
             free (dns);
     }
-    s_tick_set (self, 10);  //  Polls the resolver
+    wsc_tick_set (self, 10);  //  Polls the resolver
     if (!self->dns)
         s_finish_later (self, 1006, "DNS: cannot start the lookup");
     return self;
@@ -1249,13 +692,13 @@ wsc_send_text (wsc_t *ws, const char *data, size_t len)
 {
     if (!ws || ws->state != S_OPEN || ws->end_pending)
         return -1;
-    if (s_queue_frame (ws, 1, data, len))
+    if (wsc_queue_frame (ws, 1, data, len))
         return -1;
     char err[160];
-    if (s_flush (ws, err, sizeof (err)))
+    if (wsc_flush (ws, err, sizeof (err)))
         s_finish_later (ws, 1006, err);
     else
-        s_rearm (ws);
+        wsc_rearm (ws);
     return 0;
 }
 
@@ -1273,18 +716,18 @@ wsc_close (wsc_t *ws, int code)
             s_finish_later (ws, 1006, "closed before the connection was open");
         return;
     }
-    if (s_queue_close (ws, code)) {
+    if (wsc_queue_close (ws, code)) {
         s_finish_later (ws, 1006, "out of memory");
         return;
     }
     ws->state = S_CLOSING;
-    ws->deadline = s_now () + S_CLOSE_WAIT_MS;
-    s_tick_set (ws, 50);
+    ws->deadline = wsc_now () + S_CLOSE_WAIT_MS;
+    wsc_tick_set (ws, 50);
     char err[160];
-    if (s_flush (ws, err, sizeof (err)))
+    if (wsc_flush (ws, err, sizeof (err)))
         s_finish_later (ws, 1006, err);
     else
-        s_rearm (ws);
+        wsc_rearm (ws);
 }
 
 //  --------------------------------------------------------------------------
@@ -1307,7 +750,7 @@ wsc_destroy (wsc_t **ws_p)
         *self->gone = true;
     s_drop_dns (self);
     s_drop_socket (self);
-    s_tick_set (self, 0);
+    wsc_tick_set (self, 0);
     if (self->kick_id != -1)
         zloop_timer_end (self->loop, self->kick_id);
     if (self->addrs)

@@ -133,6 +133,10 @@ int
 wsc_parse_upgrade (const char *buf, size_t len, const char *accept, char *err,
                    size_t errlen);
 
+//  Base64 of src[len] into dst (4 * ceil (len / 3) + 1 bytes, NUL-terminated).
+void
+wsc_base64 (const unsigned char *src, size_t len, char *dst);
+
 //  Writes into accept the Sec-WebSocket-Accept for key (base64 of the
 //  SHA-1 of key and the RFC's GUID), NUL-terminated.  0, or -1 if
 //  libcrypto cannot be loaded.
