@@ -56,6 +56,7 @@ chan_now (void)
 void
 chan_set_status (chan_t *ch, const char *status, const char *error)
 {
+    ch->refused_from = NULL;
     if (error) {
         snprintf (ch->last_error, sizeof (ch->last_error), "%s", error);
         ch->last_error_at = chan_now ();

@@ -92,6 +92,9 @@ typedef enum {
     SEND_OK,         //  Delivered
     SEND_RETRY,      //  Try again (429, 5xx, network): after retry_ms
     SEND_PERMANENT,  //  Never (403 blocked, 400): give up, record why
+    SEND_REFUSED,    //  Our credentials refused (401, a revoked token): as
+                     //  permanent, and the channel is in error until a
+                     //  send goes through again
     SEND_MIGRATE,    //  The chat moved: new_chat, send again at once
 } send_result_t;
 
@@ -140,6 +143,8 @@ struct chan_t {
     bool enabled;              //  Configured, and not disabled
     bool running;              //  Transport started
     const char *status;        //  connected|disconnected|error (when running)
+    const char *refused_from;  //  The status a refused send turned to error,
+                               //  or NULL (any other status change clears it)
     char last_error[256];
     int64_t last_error_at, last_inbound_at, last_outbound_at, last_connected_at;
     int64_t reconnects, inbound, outbound, failed;
@@ -205,6 +210,8 @@ struct self_t {
     curl_loop_t *curl;             //  Platform calls (made on first use)
     zlistx_t *calls;               //  chan_http_t going (owned)
     const chan_http_t *answering;  //  The call whose callback runs, or NULL
+    const char *ca_file, *ca_dir;  //  SSL_CERT_FILE, SSL_CERT_DIR (lent by the
+                                   //  environment), or NULL
     CURL *spare[CHAN_SPARE_EASY];  //  Reset easy handles kept for reuse
     int n_spare;
     chan_t *chans;  //  One per channel_ids entry

@@ -660,12 +660,8 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
     else
         snprintf (why, sizeof (why), "messages: HTTP %ld, code %d: %s", status,
                   cJSON_IsNumber (code) ? code->valueint : 0, message ? message : "");
-    if (status == 200) {
-        //  The token works again: back from an error a 401 caused.
-        if (ch->status && streq (ch->status, "error") && dc->hello && !dc->stopped)
-            chan_set_status (ch, "connected", NULL);
+    if (status == 200)
         chan_sent (ch, job, SEND_OK, 0, NULL);
-    }
     else if (status == 429) {
         const cJSON *ra = cJSON_GetObjectItemCaseSensitive (root, "retry_after");
         double s = cJSON_IsNumber (ra) && ra->valuedouble > 0 && ra->valuedouble < 3600
@@ -680,11 +676,8 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
     }
     else if (status == 0 || status >= 500)
         chan_sent (ch, job, SEND_RETRY, 0, why);
-    else {
-        if (status == 401)
-            chan_set_status (ch, "error", why);
-        chan_sent (ch, job, SEND_PERMANENT, 0, why);
-    }
+    else
+        chan_sent (ch, job, status == 401 ? SEND_REFUSED : SEND_PERMANENT, 0, why);
     cJSON_Delete (root);
 }
 

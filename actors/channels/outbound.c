@@ -164,6 +164,11 @@ s_curl (self_t *self)
 {
     if (!self->curl) {
         self->curl = curl_loop_new (self->loop, s_http_done, self);
+        //  Read once: the environment does not change under a gateway.
+        const char *file = getenv ("SSL_CERT_FILE");
+        const char *dir = getenv ("SSL_CERT_DIR");
+        self->ca_file = file && *file ? file : NULL;
+        self->ca_dir = dir && *dir ? dir : NULL;
         if (!self->curl)
             log_error ("channel", "libcurl could not be loaded: platforms unreachable");
         if (!self->calls)
@@ -225,12 +230,10 @@ chan_http_call (self_t *self, const char *url, const char *body,
     curl_easy_setopt (e, CURLOPT_PROTOCOLS_STR, "http,https");
     //  The CA store OpenSSL's own variables name, as for the WebSocket
     //  client (wsclient.c), so one setting serves every platform call.
-    const char *ca_file = getenv ("SSL_CERT_FILE");
-    const char *ca_dir = getenv ("SSL_CERT_DIR");
-    if (ca_file && *ca_file)
-        curl_easy_setopt (e, CURLOPT_CAINFO, ca_file);
-    if (ca_dir && *ca_dir)
-        curl_easy_setopt (e, CURLOPT_CAPATH, ca_dir);
+    if (self->ca_file)
+        curl_easy_setopt (e, CURLOPT_CAINFO, self->ca_file);
+    if (self->ca_dir)
+        curl_easy_setopt (e, CURLOPT_CAPATH, self->ca_dir);
     if (curl_loop_add (loop, e)) {
         s_call_free (c);
         return NULL;
@@ -456,8 +459,19 @@ chan_sent (chan_t *ch, job_t *job, send_result_t result, int retry_ms, const cha
     s_slots_free (ch);
     int64_t now = zclock_mono ();
     int attempts = ch->cfg ? ch->cfg->send_attempts : 10;
+    if (result == SEND_REFUSED) {
+        //  Given up like any permanent refusal, and the channel is in error
+        //  until a send goes through again.
+        const char *was = ch->status && !streq (ch->status, "error") ? ch->status : NULL;
+        chan_set_status (ch, "error", error);
+        ch->refused_from = was;
+        result = SEND_PERMANENT;
+    }
     switch (result) {
     case SEND_OK:
+        //  Sending works again: an error a refused send caused is over.
+        if (ch->refused_from && ch->status && streq (ch->status, "error"))
+            chan_set_status (ch, ch->refused_from, NULL);
         job->parts_sent++;
         job->attempts = 0;
         ch->outbound++;
@@ -500,6 +514,7 @@ chan_sent (chan_t *ch, job_t *job, send_result_t result, int retry_ms, const cha
             s_due_in (ch, retry_ms);
         return;  //  Else the tick sends it when due
     case SEND_PERMANENT:
+    case SEND_REFUSED:  //  Made SEND_PERMANENT above
         s_finish (ch, job, error ? error : "the platform refused it");
         return;
     }

@@ -541,21 +541,13 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
     bool again = status == 0 || status >= 500 || status == 429;
     for (const char *const *t = transient; *t && !again; t++)
         again = streq (a.error, *t);
-    if (status == 200 && a.ok) {
-        //  The token works again: back from an error it caused.
-        sl_t *sl = s_sl (ch);
-        if (ch->status && streq (ch->status, "error")
-            && (!s_socket_mode (ch) || sl->ws_hello))
-            chan_set_status (ch, "connected", NULL);
+    if (status == 200 && a.ok)
         chan_sent (ch, job, SEND_OK, 0, NULL);
-    }
     else if (again)
         chan_sent (ch, job, SEND_RETRY, chan_retry_after_ms (retry_after, 0), a.why);
-    else {
-        if (s_auth_error (a.error))
-            chan_set_status (ch, "error", a.why);
-        chan_sent (ch, job, SEND_PERMANENT, 0, a.why);
-    }
+    else
+        chan_sent (ch, job, s_auth_error (a.error) ? SEND_REFUSED : SEND_PERMANENT, 0,
+                   a.why);
 }
 
 static int

@@ -252,9 +252,6 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
             zhashx_insert (wa->sent, id, (void *) 1);
         }
         cJSON_Delete (root);
-        //  Sending works: a token refused before is good again.
-        if (ch->status && streq (ch->status, "error"))
-            chan_set_status (ch, "connected", NULL);
         chan_sent (ch, job, SEND_OK, 0, NULL);
         return;
     }
@@ -270,11 +267,9 @@ s_on_sent (void *arg, long status, const char *body, size_t len, const char *err
                    why);
     else if (status == 0 || status >= 500)
         chan_sent (ch, job, SEND_RETRY, 0, why);
-    else {
-        if (code == 190 || status == 401)
-            chan_set_status (ch, "error", why);
-        chan_sent (ch, job, SEND_PERMANENT, 0, why);
-    }
+    else
+        chan_sent (ch, job, code == 190 || status == 401 ? SEND_REFUSED : SEND_PERMANENT,
+                   0, why);
 }
 
 static int
